@@ -1,0 +1,249 @@
+//! The local AWS emulator: moto in server mode, installed into a virtualenv under the
+//! cargo target directory and run on 127.0.0.1.
+//!
+//! Used by `cargo xtask emulator`, by `--emulator`, and by the integration tests, which
+//! start it themselves when it is not running. Its pid and port are recorded in
+//! `target/emulator/state.json`, so every process finds the same server.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// The pinned moto version, installed from this file.
+pub const REQUIREMENTS: &str = include_str!("../requirements.txt");
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot {action}: {source}\n  fix: {fix}")]
+    Io {
+        action: String,
+        fix: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what} failed ({status}); its output is in {}\n  fix: {fix}", log.display())]
+    Failed { what: String, status: String, log: PathBuf, fix: &'static str },
+    #[error("the emulator did not answer within {}s; its log is {}:\n{tail}", after.as_secs(), log.display())]
+    NotReady { after: Duration, log: PathBuf, tail: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A running emulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Running {
+    pub pid: u32,
+    pub port: u16,
+}
+
+impl Running {
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Wipes every resource in the emulator (all regions and services).
+    pub fn reset(&self) -> Result<()> {
+        http(self.port, "POST", "/moto-api/reset").map(|_| ())
+    }
+}
+
+/// The emulator's files: its virtualenv, state and log, under `<target>/emulator`.
+#[derive(Debug, Clone)]
+pub struct Emulator {
+    dir: PathBuf,
+}
+
+impl Default for Emulator {
+    fn default() -> Self {
+        Emulator::new(&target_dir())
+    }
+}
+
+impl Emulator {
+    pub fn new(target_dir: &Path) -> Emulator {
+        Emulator { dir: target_dir.join("emulator") }
+    }
+
+    fn venv(&self) -> PathBuf {
+        self.dir.join("venv")
+    }
+
+    fn state_file(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("moto.log")
+    }
+
+    /// The running emulator, if the recorded one still answers.
+    pub fn status(&self) -> Option<Running> {
+        let text = fs::read_to_string(self.state_file()).ok()?;
+        let running: Running = serde_json::from_str(&text).ok()?;
+        let alive = Path::new(&format!("/proc/{}", running.pid)).exists();
+        (alive && http(running.port, "GET", "/moto-api/").is_ok()).then_some(running)
+    }
+
+    /// The running emulator, installed and started first when needed. Safe to call from
+    /// several processes at once: they take turns on a lock file and share one server.
+    pub fn ensure_running(&self) -> Result<Running> {
+        fs::create_dir_all(&self.dir).map_err(io("create the emulator directory", FIX_DISK))?;
+        let lock = File::create(self.dir.join("lock")).map_err(io("create the emulator lock", FIX_DISK))?;
+        lock.lock().map_err(io("lock the emulator directory", FIX_DISK))?;
+        let result = match self.status() {
+            Some(running) => Ok(running),
+            None => self.install().and_then(|()| self.start()),
+        };
+        drop(lock);
+        result
+    }
+
+    /// Creates the virtualenv and installs the pinned moto, unless already done for this
+    /// requirements file.
+    pub fn install(&self) -> Result<()> {
+        let stamp = self.dir.join("installed-requirements.txt");
+        if fs::read_to_string(&stamp).is_ok_and(|installed| installed == REQUIREMENTS) {
+            return Ok(());
+        }
+        fs::create_dir_all(&self.dir).map_err(io("create the emulator directory", FIX_DISK))?;
+        let log = self.dir.join("install.log");
+        let venv = self.venv();
+        if !venv.join("bin/pip").exists() {
+            run_logged(
+                Command::new("python3").arg("-m").arg("venv").arg(&venv),
+                "python3 -m venv",
+                &log,
+                "install Python 3 with its venv module (Debian: apt-get install python3-venv)",
+            )?;
+        }
+        let requirements = self.dir.join("requirements.txt");
+        fs::write(&requirements, REQUIREMENTS).map_err(io("write the requirements file", FIX_DISK))?;
+        run_logged(
+            Command::new(venv.join("bin/pip"))
+                .args(["install", "--disable-pip-version-check", "--quiet", "-r"])
+                .arg(&requirements),
+            "pip install moto",
+            &log,
+            "check that PyPI is reachable (pip's proxy settings), then run the command again",
+        )?;
+        fs::write(&stamp, REQUIREMENTS).map_err(io("record the installed version", FIX_DISK))?;
+        Ok(())
+    }
+
+    /// Starts a new server on a free port and waits until it answers.
+    pub fn start(&self) -> Result<Running> {
+        let port = free_port()?;
+        let log_path = self.log_file();
+        let log = File::create(&log_path).map_err(io("create the emulator log", FIX_DISK))?;
+        let child = Command::new(self.venv().join("bin/moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            // AttachRolePolicy of an AWS managed policy (AmazonSSMManagedInstanceCore)
+            // fails with NoSuchEntity unless moto loads them.
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(io("open the emulator log", FIX_DISK))?)
+            .stderr(log)
+            // Its own process group: a Ctrl-C meant for a command that started it does not
+            // stop a server other commands share.
+            .process_group(0)
+            .spawn()
+            .map_err(io("start moto_server", "run `cargo xtask emulator start` to reinstall it"))?;
+        let running = Running { pid: child.id(), port };
+        let started = Instant::now();
+        let limit = Duration::from_secs(60);
+        while http(port, "GET", "/moto-api/").is_err() {
+            if started.elapsed() > limit || !Path::new(&format!("/proc/{}", running.pid)).exists() {
+                let tail = fs::read_to_string(&log_path).unwrap_or_default();
+                let tail = tail.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>();
+                return Err(Error::NotReady { after: limit, log: log_path, tail: tail.join("\n") });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let state = serde_json::to_string(&running).expect("plain struct");
+        fs::write(self.state_file(), state).map_err(io("record the emulator's pid and port", FIX_DISK))?;
+        Ok(running)
+    }
+
+    /// Stops the recorded server; returns whether one was running.
+    pub fn stop(&self) -> Result<bool> {
+        let Some(running) = self.status() else {
+            let _ = fs::remove_file(self.state_file());
+            return Ok(false);
+        };
+        let proc_dir = format!("/proc/{}", running.pid);
+        for signal in ["-TERM", "-KILL"] {
+            let _ = Command::new("kill").args([signal, &running.pid.to_string()]).status();
+            // moto takes 2-10 s to stop on SIGTERM.
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Path::new(&proc_dir).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            if !Path::new(&proc_dir).exists() {
+                break;
+            }
+        }
+        let _ = fs::remove_file(self.state_file());
+        Ok(true)
+    }
+}
+
+const FIX_DISK: &str = "check that the cargo target directory is writable and the disk has room";
+
+/// The cargo target directory: `CARGO_TARGET_DIR`, or `target/` in the workspace.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
+fn io(action: &str, fix: &'static str) -> impl FnOnce(std::io::Error) -> Error + use<> {
+    let action = action.to_owned();
+    move |source| Error::Io { action, fix, source }
+}
+
+fn run_logged(command: &mut Command, what: &str, log: &Path, fix: &'static str) -> Result<()> {
+    let mut file = OpenOptions::new().create(true).append(true).open(log).map_err(io("open the install log", FIX_DISK))?;
+    let _ = writeln!(file, "$ {what}");
+    let status = command
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().map_err(io("open the install log", FIX_DISK))?)
+        .stderr(file)
+        .status()
+        .map_err(io(what, fix))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::Failed { what: what.to_owned(), status: status.to_string(), log: log.to_owned(), fix })
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io("find a free port", "free a local port"))?;
+    Ok(listener.local_addr().map_err(io("find a free port", "free a local port"))?.port())
+}
+
+/// A minimal HTTP/1.0 request to the emulator's control API; returns the status line.
+fn http(port: u16, method: &str, path: &str) -> Result<String> {
+    let fail = io(&format!("{method} {path}"), "start the emulator: `cargo xtask emulator start`");
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let attempt = || -> std::io::Result<String> {
+        let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(stream, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let status = response.lines().next().unwrap_or_default().to_owned();
+        if status.split_whitespace().nth(1).is_some_and(|code| code.starts_with('2')) {
+            Ok(status)
+        } else {
+            Err(std::io::Error::other(format!("answered {status:?}")))
+        }
+    };
+    attempt().map_err(fail)
+}

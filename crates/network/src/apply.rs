@@ -1,0 +1,345 @@
+//! Runs a network plan against AWS, one step after another.
+
+use aws_sdk_ec2::client::Waiters;
+use aws_sdk_ec2::types::{AttributeBooleanValue, DomainType, ResourceType, Tag, TagSpecification};
+use three_tier_core::naming::Tags;
+use three_tier_core::wait::retry_while;
+use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Plan, Result, Step};
+
+use crate::plan::{NetworkStep, RouteTarget, VpcAttribute};
+
+/// Applies the steps in order. Deletes treat "already gone" as done, so a teardown that
+/// was interrupted can simply run again.
+pub async fn apply(ctx: &AwsContext, plan: &Plan<NetworkStep>) -> Result<()> {
+    plan.check_conflicts()?;
+    let mut created = Created::default();
+    for step in &plan.steps {
+        if step.change() != three_tier_core::Change::Wait {
+            ctx.progress.line(format!("  {} {}", sign(step), step.describe()));
+        }
+        run(ctx, step, &mut created).await?;
+    }
+    Ok(())
+}
+
+fn sign(step: &NetworkStep) -> &'static str {
+    match step.change() {
+        three_tier_core::Change::Create => "+",
+        three_tier_core::Change::Update => "~",
+        three_tier_core::Change::Delete => "-",
+        three_tier_core::Change::Wait => "…",
+    }
+}
+
+async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Result<()> {
+    let ec2 = &ctx.ec2;
+    match step {
+        NetworkStep::CreateVpc { key, cidr, tags, .. } => {
+            let answer = ec2
+                .create_vpc()
+                .cidr_block(cidr.to_string())
+                .tag_specifications(tag_spec(ResourceType::Vpc, tags))
+                .send()
+                .await
+                .aws("CreateVpc")?;
+            created.insert(key, answer.vpc().and_then(|v| v.vpc_id()).unwrap_or_default());
+        }
+        NetworkStep::EnableVpcAttribute { vpc, attribute } => {
+            let on = AttributeBooleanValue::builder().value(true).build();
+            let request = ec2.modify_vpc_attribute().vpc_id(created.resolve(vpc)?);
+            let request = match attribute {
+                VpcAttribute::EnableDnsSupport => request.enable_dns_support(on),
+                VpcAttribute::EnableDnsHostnames => request.enable_dns_hostnames(on),
+            };
+            request.send().await.aws("ModifyVpcAttribute")?;
+        }
+        NetworkStep::CreateInternetGateway { key, tags, .. } => {
+            let answer = ec2
+                .create_internet_gateway()
+                .tag_specifications(tag_spec(ResourceType::InternetGateway, tags))
+                .send()
+                .await
+                .aws("CreateInternetGateway")?;
+            created.insert(key, answer.internet_gateway().and_then(|g| g.internet_gateway_id()).unwrap_or_default());
+        }
+        NetworkStep::AttachInternetGateway { internet_gateway, vpc } => {
+            ec2.attach_internet_gateway()
+                .internet_gateway_id(created.resolve(internet_gateway)?)
+                .vpc_id(created.resolve(vpc)?)
+                .send()
+                .await
+                .aws("AttachInternetGateway")?;
+        }
+        NetworkStep::CreateSubnet { key, cidr, availability_zone, vpc, tags, .. } => {
+            let answer = ec2
+                .create_subnet()
+                .vpc_id(created.resolve(vpc)?)
+                .cidr_block(cidr.to_string())
+                .availability_zone(availability_zone)
+                .tag_specifications(tag_spec(ResourceType::Subnet, tags))
+                .send()
+                .await
+                .aws("CreateSubnet")?;
+            created.insert(key, answer.subnet().and_then(|s| s.subnet_id()).unwrap_or_default());
+        }
+        NetworkStep::AllocateAddress { key, tags, .. } => {
+            let answer = ec2
+                .allocate_address()
+                .domain(DomainType::Vpc)
+                .tag_specifications(tag_spec(ResourceType::ElasticIp, tags))
+                .send()
+                .await
+                .aws("AllocateAddress")?;
+            created.insert(key, answer.allocation_id().unwrap_or_default());
+        }
+        NetworkStep::CreateNatGateway { key, subnet, allocation, tags, .. } => {
+            let answer = ec2
+                .create_nat_gateway()
+                .subnet_id(created.resolve(subnet)?)
+                .allocation_id(created.resolve(allocation)?)
+                .tag_specifications(tag_spec(ResourceType::Natgateway, tags))
+                .send()
+                .await
+                .aws("CreateNatGateway")?;
+            created.insert(key, answer.nat_gateway().and_then(|n| n.nat_gateway_id()).unwrap_or_default());
+        }
+        NetworkStep::WaitNatGatewayAvailable { name, nat_gateway } => {
+            let id = created.resolve(nat_gateway)?;
+            let limit = ctx.waits.nat_gateway;
+            let waiting = ctx.progress.waiting(format!("NAT gateway {name} ({id}) becoming available"), limit);
+            ec2.wait_until_nat_gateway_available()
+                .nat_gateway_ids(&id)
+                .wait(limit)
+                .await
+                .map_err(|err| nat_wait_error(err, &id, limit, "available"))?;
+            waiting.done("available");
+        }
+        NetworkStep::WaitNatGatewayDeleted { name, id } => {
+            let limit = ctx.waits.nat_gateway;
+            let waiting = ctx.progress.waiting(format!("NAT gateway {name} ({id}) being deleted"), limit);
+            ec2.wait_until_nat_gateway_deleted()
+                .nat_gateway_ids(id)
+                .wait(limit)
+                .await
+                .map_err(|err| nat_wait_error(err, id, limit, "deleted"))?;
+            waiting.done("deleted");
+        }
+        NetworkStep::CreateSecurityGroup { key, name, description, vpc, tags } => {
+            let answer = ec2
+                .create_security_group()
+                .group_name(name)
+                .description(description)
+                .vpc_id(created.resolve(vpc)?)
+                .tag_specifications(tag_spec(ResourceType::SecurityGroup, tags))
+                .send()
+                .await
+                .aws("CreateSecurityGroup")?;
+            created.insert(key, answer.group_id().unwrap_or_default());
+        }
+        NetworkStep::AuthorizeIngress { security_group, rule, description, .. } => {
+            ec2.authorize_security_group_ingress()
+                .group_id(created.resolve(security_group)?)
+                .ip_permissions(rule.to_permission(created, Some(description))?)
+                .send()
+                .await
+                .aws("AuthorizeSecurityGroupIngress")?;
+        }
+        NetworkStep::RevokeIngress { security_group, rule, .. } => {
+            let result = ec2
+                .revoke_security_group_ingress()
+                .group_id(security_group)
+                .ip_permissions(rule.to_permission(created, None)?)
+                .send()
+                .await
+                .aws("RevokeSecurityGroupIngress");
+            gone_is_done(result)?;
+        }
+        NetworkStep::CreateRouteTable { key, vpc, tags, .. } => {
+            let answer = ec2
+                .create_route_table()
+                .vpc_id(created.resolve(vpc)?)
+                .tag_specifications(tag_spec(ResourceType::RouteTable, tags))
+                .send()
+                .await
+                .aws("CreateRouteTable")?;
+            created.insert(key, answer.route_table().and_then(|t| t.route_table_id()).unwrap_or_default());
+        }
+        NetworkStep::CreateRoute { route_table, destination, target, .. } => {
+            let request = ec2.create_route().route_table_id(created.resolve(route_table)?).destination_cidr_block(destination);
+            let request = match target {
+                RouteTarget::InternetGateway(id) => request.gateway_id(created.resolve(id)?),
+                RouteTarget::NatGateway(id) => request.nat_gateway_id(created.resolve(id)?),
+            };
+            request.send().await.aws("CreateRoute")?;
+        }
+        NetworkStep::ReplaceRoute { route_table, destination, target, .. } => {
+            let request = ec2.replace_route().route_table_id(created.resolve(route_table)?).destination_cidr_block(destination);
+            let request = match target {
+                RouteTarget::InternetGateway(id) => request.gateway_id(created.resolve(id)?),
+                RouteTarget::NatGateway(id) => request.nat_gateway_id(created.resolve(id)?),
+            };
+            request.send().await.aws("ReplaceRoute")?;
+        }
+        NetworkStep::DeleteRoute { route_table, destination, .. } => {
+            let result = ec2
+                .delete_route()
+                .route_table_id(route_table)
+                .destination_cidr_block(destination)
+                .send()
+                .await
+                .aws("DeleteRoute");
+            gone_is_done(result)?;
+        }
+        NetworkStep::AssociateRouteTable { route_table, subnet, .. } => {
+            ec2.associate_route_table()
+                .route_table_id(created.resolve(route_table)?)
+                .subnet_id(created.resolve(subnet)?)
+                .send()
+                .await
+                .aws("AssociateRouteTable")?;
+        }
+        NetworkStep::ReplaceRouteTableAssociation { association_id, route_table, .. } => {
+            ec2.replace_route_table_association()
+                .association_id(association_id)
+                .route_table_id(created.resolve(route_table)?)
+                .send()
+                .await
+                .aws("ReplaceRouteTableAssociation")?;
+        }
+        NetworkStep::DisassociateRouteTable { association_id, .. } => {
+            let result =
+                ec2.disassociate_route_table().association_id(association_id).send().await.aws("DisassociateRouteTable");
+            gone_is_done(result)?;
+        }
+        NetworkStep::TagResource { resource_id, tags, .. } => {
+            let tags = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+            ec2.create_tags().resources(resource_id).set_tags(Some(tags)).send().await.aws("CreateTags")?;
+        }
+        NetworkStep::DeleteNatGateway { id, .. } => {
+            let result = ec2.delete_nat_gateway().nat_gateway_id(id).send().await.aws("DeleteNatGateway");
+            gone_is_done(result)?;
+        }
+        NetworkStep::ReleaseAddress { allocation_id, .. } => {
+            let result = ec2.release_address().allocation_id(allocation_id).send().await.aws("ReleaseAddress");
+            gone_is_done(result)?;
+        }
+        NetworkStep::DeleteSecurityGroup { name, id } => {
+            let fix = format!(
+                "something outside the network tier still uses {name}: an instance, a load balancer or \
+                 database, or another group's rule (an ALB deleted minutes ago keeps its interfaces for a \
+                 while). Find them with `aws ec2 describe-network-interfaces --filters Name=group-id,Values={id}`, \
+                 remove them (or tear down the tiers that use it first), and run teardown again"
+            );
+            retry_in_use(ctx, &format!("security group {name} ({id}) to be free"), &fix, || async {
+                gone_is_done(ec2.delete_security_group().group_id(id).send().await.aws("DeleteSecurityGroup"))
+            })
+            .await?;
+        }
+        NetworkStep::DeleteRouteTable { id, .. } => {
+            let result = ec2.delete_route_table().route_table_id(id).send().await.aws("DeleteRouteTable");
+            gone_is_done(result)?;
+        }
+        NetworkStep::DeleteSubnet { name, id } => {
+            let fix = format!(
+                "a network interface is still in subnet {name}: an instance, NAT gateway, load balancer or \
+                 database (an ALB deleted minutes ago keeps its interfaces for a while). Find it with \
+                 `aws ec2 describe-network-interfaces --filters Name=subnet-id,Values={id}`, remove it (or \
+                 tear down the tiers that use the subnet first), and run teardown again"
+            );
+            retry_in_use(ctx, &format!("subnet {name} ({id}) to be free"), &fix, || async {
+                gone_is_done(ec2.delete_subnet().subnet_id(id).send().await.aws("DeleteSubnet"))
+            })
+            .await?;
+        }
+        NetworkStep::DetachInternetGateway { name, id, vpc_id } => {
+            let fix = format!(
+                "a public address is still mapped in {vpc_id} (an Elastic IP, or a public IP of an \
+                 instance or load balancer): release or remove it and run teardown again"
+            );
+            retry_in_use(ctx, &format!("internet gateway {name} ({id}) to be detachable"), &fix, || async {
+                let result = ec2
+                    .detach_internet_gateway()
+                    .internet_gateway_id(id)
+                    .vpc_id(vpc_id)
+                    .send()
+                    .await
+                    .aws("DetachInternetGateway");
+                match result {
+                    Err(err) if err.code() == Some("Gateway.NotAttached") => Ok(()),
+                    other => gone_is_done(other),
+                }
+            })
+            .await?;
+        }
+        NetworkStep::DeleteInternetGateway { id, .. } => {
+            let result = ec2.delete_internet_gateway().internet_gateway_id(id).send().await.aws("DeleteInternetGateway");
+            gone_is_done(result)?;
+        }
+        NetworkStep::DeleteVpc { name, id } => {
+            let fix = format!(
+                "VPC {name} still holds something this stack did not create (a subnet, security group, \
+                 endpoint or gateway): find it in the VPC console for {id}, remove it, and run teardown again"
+            );
+            retry_in_use(ctx, &format!("VPC {name} ({id}) to be empty"), &fix, || async {
+                gone_is_done(ec2.delete_vpc().vpc_id(id).send().await.aws("DeleteVpc"))
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+fn tag_spec(resource_type: ResourceType, tags: &Tags) -> TagSpecification {
+    let tags = tags.pairs.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+    TagSpecification::builder().resource_type(resource_type).set_tags(Some(tags)).build()
+}
+
+/// A delete of something already gone has reached its goal.
+fn gone_is_done<T>(result: Result<T>) -> Result<()> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) if err.is_not_found() => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// Retries a delete that AWS refuses while something still uses the resource; on AWS
+/// such refusals clear once delayed clean-ups finish (an ALB's interfaces take minutes).
+async fn retry_in_use<Fut>(ctx: &AwsContext, what: &str, fix: &str, attempt: impl FnMut() -> Fut) -> Result<()>
+where
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    retry_while(
+        &ctx.progress,
+        &format!("waiting for {what}"),
+        ctx.waits.dependency_violation,
+        ctx.waits.poll_interval,
+        fix,
+        Error::is_dependency_violation,
+        attempt,
+    )
+    .await
+}
+
+fn nat_wait_error<E>(err: E, id: &str, limit: std::time::Duration, state: &str) -> Error
+where
+    E: std::error::Error + aws_sdk_ec2::error::ProvideErrorMetadata + Send + Sync + 'static,
+{
+    let exceeded = err.to_string().starts_with("exceeded max wait");
+    if exceeded {
+        Error::Timeout {
+            what: format!("NAT gateway {id} to be {state}"),
+            after: limit,
+            fix: "AWS is slower than usual; run the same command again later: it continues where it stopped".into(),
+        }
+    } else {
+        Error::Aws {
+            operation: "DescribeNatGateways",
+            code: err.code().unwrap_or("WaiterFailed").to_owned(),
+            message: format!(
+                "NAT gateway {id} did not become {state} ({err}); `aws ec2 describe-nat-gateways --nat-gateway-ids {id}` shows why (FailureMessage)"
+            ),
+            source: Box::new(err),
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! What the network tier should look like, computed from the config alone.
+
+use std::collections::BTreeMap;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+use three_tier_core::naming::Tags;
+use three_tier_core::{Config, RouteTableRole, SecurityGroupRole, SubnetRole, Tier};
+
+/// The whole network tier as SPEC.md's network table describes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Desired {
+    pub vpc: VpcSpec,
+    pub internet_gateway: Named,
+    pub subnets: BTreeMap<SubnetRole, SubnetSpec>,
+    pub nat_address: Named,
+    pub nat_gateway: NatGatewaySpec,
+    pub security_groups: BTreeMap<SecurityGroupRole, SecurityGroupSpec>,
+    pub route_tables: BTreeMap<RouteTableRole, RouteTableSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Named {
+    pub name: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VpcSpec {
+    pub name: String,
+    pub cidr: Ipv4Net,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SubnetSpec {
+    pub name: String,
+    pub cidr: Ipv4Net,
+    pub availability_zone: String,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NatGatewaySpec {
+    pub name: String,
+    /// A public subnet: the NAT gateway reaches the internet through the internet gateway.
+    pub subnet: SubnetRole,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecurityGroupSpec {
+    pub name: String,
+    pub description: String,
+    pub ingress: IngressSpec,
+    pub tags: Tags,
+}
+
+/// The one inbound rule of each group: TCP on one port, from an address block or from
+/// another of the stack's groups (a group reference, not an address).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IngressSpec {
+    pub port: u16,
+    pub from: IngressFrom,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngressFrom {
+    Cidr(Ipv4Net),
+    Group(SecurityGroupRole),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouteTableSpec {
+    pub name: String,
+    pub subnets: Vec<SubnetRole>,
+    /// Where 0.0.0.0/0 goes; `None` keeps the table's traffic inside the VPC.
+    pub default_route: Option<DefaultRoute>,
+    pub tags: Tags,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DefaultRoute {
+    InternetGateway,
+    NatGateway,
+}
+
+pub const ANYWHERE: &str = "0.0.0.0/0";
+
+pub fn desired(config: &Config) -> Desired {
+    let names = config.names();
+    let stack = names.stack();
+    let tags = |role: &str, name: &str| Tags::new(stack, Tier::Network, role, name, &config.stack.tags);
+    let named = |role: &str, name: String| Named { tags: tags(role, &name), name };
+    let network = &config.network;
+
+    let vpc_name = names.unnamed("vpc");
+    let subnets = SubnetRole::ALL
+        .iter()
+        .map(|&role| {
+            let subnet = network.subnets.get(role);
+            let spec = SubnetSpec {
+                name: subnet.name.clone(),
+                cidr: subnet.cidr,
+                availability_zone: subnet.availability_zone.clone(),
+                tags: tags(&format!("subnet/{role}"), &subnet.name),
+            };
+            (role, spec)
+        })
+        .collect();
+
+    let groups = &network.security_groups;
+    let ports = &config.ports;
+    let group = |role: SecurityGroupRole, name: &str, description: &str, ingress: IngressSpec| {
+        let spec = SecurityGroupSpec {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            ingress,
+            tags: tags(&format!("security-group/{role}"), name),
+        };
+        (role, spec)
+    };
+    let security_groups = BTreeMap::from([
+        group(
+            SecurityGroupRole::Alb,
+            &groups.alb,
+            "three-tier ALB: HTTP from the internet",
+            IngressSpec {
+                port: ports.http.get(),
+                from: IngressFrom::Cidr(ANYWHERE.parse().expect("literal CIDR")),
+                description: "HTTP from the internet".into(),
+            },
+        ),
+        group(
+            SecurityGroupRole::App,
+            &groups.app,
+            "three-tier app instance: nginx from the ALB",
+            IngressSpec {
+                port: ports.app.get(),
+                from: IngressFrom::Group(SecurityGroupRole::Alb),
+                description: "nginx from the ALB".into(),
+            },
+        ),
+        group(
+            SecurityGroupRole::Db,
+            &groups.db,
+            "three-tier database: MySQL from the app instance",
+            IngressSpec {
+                port: ports.database.get(),
+                from: IngressFrom::Group(SecurityGroupRole::App),
+                description: "MySQL from the app instance".into(),
+            },
+        ),
+    ]);
+
+    let route_tables = RouteTableRole::ALL
+        .iter()
+        .map(|&role| {
+            let name = names.unnamed(&format!("{role}-rt"));
+            let default_route = match role {
+                RouteTableRole::Public => Some(DefaultRoute::InternetGateway),
+                RouteTableRole::App => Some(DefaultRoute::NatGateway),
+                RouteTableRole::Db => None,
+            };
+            let spec = RouteTableSpec {
+                tags: tags(&format!("route-table/{role}"), &name),
+                name,
+                subnets: role.subnets().to_vec(),
+                default_route,
+            };
+            (role, spec)
+        })
+        .collect();
+
+    Desired {
+        vpc: VpcSpec { tags: tags("vpc", &vpc_name), name: vpc_name, cidr: network.vpc_cidr },
+        internet_gateway: named("internet-gateway", names.unnamed("igw")),
+        subnets,
+        nat_address: named("nat-address", names.unnamed("nat-eip")),
+        nat_gateway: NatGatewaySpec {
+            name: network.nat_gateway_name.clone(),
+            subnet: SubnetRole::AlbA,
+            tags: tags("nat-gateway", &network.nat_gateway_name),
+        },
+        security_groups,
+        route_tables,
+    }
+}

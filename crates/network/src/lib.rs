@@ -1,0 +1,56 @@
+//! The network tier: the VPC and everything in it that the other tiers stand on (SPEC.md,
+//! "Network tier"): internet gateway, five subnets, three route tables, the NAT gateway
+//! with its Elastic IP, and the three chained security groups.
+//!
+//! `desired` and `plan` are pure; `observe` and `apply` talk to AWS.
+
+mod apply;
+mod desired;
+mod observe;
+mod plan;
+mod rules;
+
+use std::collections::BTreeMap;
+
+pub use apply::apply;
+pub use desired::{Desired, desired};
+pub use observe::{Observed, observe};
+pub use plan::{NetworkStep, RouteTarget, VpcAttribute, plan, teardown_plan};
+pub use rules::{IngressRule, Source};
+
+use three_tier_core::outputs::NetworkOutputs;
+use three_tier_core::{AwsContext, Config, Plan, Result, RouteTableRole, SecurityGroupRole, SubnetRole};
+
+/// Observes and plans a deploy of the network tier.
+pub async fn plan_deploy(ctx: &AwsContext, config: &Config) -> Result<(Observed, Plan<NetworkStep>)> {
+    let observed = observe(ctx, &config.stack.name).await?;
+    let plan = plan(&desired(config), &observed);
+    Ok((observed, plan))
+}
+
+/// Observes and plans a teardown of the network tier.
+pub async fn plan_teardown(ctx: &AwsContext, config: &Config) -> Result<Plan<NetworkStep>> {
+    Ok(teardown_plan(&observe(ctx, &config.stack.name).await?))
+}
+
+/// The tier's outputs, when every resource of it exists.
+pub fn outputs(observed: &Observed) -> Option<NetworkOutputs> {
+    let subnet_ids: BTreeMap<_, _> =
+        SubnetRole::ALL.iter().map(|&r| Some((r, observed.subnet(r)?.id.clone()))).collect::<Option<_>>()?;
+    let route_table_ids: BTreeMap<_, _> =
+        RouteTableRole::ALL.iter().map(|&r| Some((r, observed.route_table(r)?.id.clone()))).collect::<Option<_>>()?;
+    let security_group_ids: BTreeMap<_, _> = SecurityGroupRole::ALL
+        .iter()
+        .map(|&r| Some((r, observed.security_group(r)?.id.clone())))
+        .collect::<Option<_>>()?;
+    let nat = observed.nat_gateway().filter(|n| n.state == "available")?;
+    Some(NetworkOutputs {
+        vpc_id: observed.vpc()?.id.clone(),
+        internet_gateway_id: observed.internet_gateway()?.id.clone(),
+        subnet_ids,
+        route_table_ids,
+        nat_gateway_id: nat.id.clone(),
+        eip_allocation_id: observed.nat_address()?.allocation_id.clone(),
+        security_group_ids,
+    })
+}

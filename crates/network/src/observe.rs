@@ -1,0 +1,374 @@
+//! What of the network tier exists in AWS, found by the stack's tags.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{Filter, IpPermission, Tag, VpcAttributeName};
+use three_tier_core::naming::{ROLE_TAG, STACK_TAG, TIER_TAG};
+use three_tier_core::{AwsContext, AwsResultExt, Result, RouteTableRole, SecurityGroupRole, SubnetRole, Tier};
+
+use crate::rules::{IngressRule, Source};
+
+/// The network tier's resources in AWS. Each list holds every resource tagged with the
+/// stack and tier, sorted by id: more than one for a role is a conflict for deploy, and
+/// all of them are deleted by teardown.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    pub vpcs: Vec<ObservedVpc>,
+    pub internet_gateways: Vec<ObservedInternetGateway>,
+    pub subnets: Vec<Tagged<SubnetRole, ObservedSubnet>>,
+    pub nat_addresses: Vec<ObservedAddress>,
+    pub nat_gateways: Vec<ObservedNatGateway>,
+    pub security_groups: Vec<Tagged<SecurityGroupRole, ObservedSecurityGroup>>,
+    /// Every route table of the stack's VPCs, the main one and foreign ones included:
+    /// a subnet can be associated with only one table, whoever owns it.
+    pub route_tables: Vec<ObservedRouteTable>,
+}
+
+/// A resource and the role its `three-tier:role` tag gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tagged<R, T> {
+    pub role: R,
+    pub resource: T,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedVpc {
+    pub id: String,
+    pub cidr: String,
+    pub dns_support: bool,
+    pub dns_hostnames: bool,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedInternetGateway {
+    pub id: String,
+    pub attached_vpcs: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedSubnet {
+    pub id: String,
+    pub cidr: String,
+    pub availability_zone: String,
+    pub vpc_id: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedAddress {
+    pub allocation_id: String,
+    pub association_id: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedNatGateway {
+    pub id: String,
+    /// `pending`, `available` or `deleting`; `failed` and `deleted` ones are left out.
+    pub state: String,
+    pub subnet_id: String,
+    pub allocation_ids: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedSecurityGroup {
+    pub id: String,
+    pub name: String,
+    pub vpc_id: String,
+    pub ingress: Vec<IngressRule>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedRouteTable {
+    pub id: String,
+    /// `None` for tables that are not this stack's (the VPC's main table, foreign ones).
+    pub role: Option<RouteTableRole>,
+    pub routes: Vec<ObservedRoute>,
+    pub associations: Vec<ObservedAssociation>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedRoute {
+    pub destination: String,
+    pub gateway_id: Option<String>,
+    pub nat_gateway_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedAssociation {
+    pub id: String,
+    /// `None` for the main table's implicit association with the VPC.
+    pub subnet_id: Option<String>,
+}
+
+impl Observed {
+    pub fn vpc(&self) -> Option<&ObservedVpc> {
+        self.vpcs.first()
+    }
+
+    pub fn internet_gateway(&self) -> Option<&ObservedInternetGateway> {
+        self.internet_gateways.first()
+    }
+
+    pub fn subnet(&self, role: SubnetRole) -> Option<&ObservedSubnet> {
+        self.subnets.iter().find(|s| s.role == role).map(|s| &s.resource)
+    }
+
+    pub fn security_group(&self, role: SecurityGroupRole) -> Option<&ObservedSecurityGroup> {
+        self.security_groups.iter().find(|g| g.role == role).map(|g| &g.resource)
+    }
+
+    pub fn route_table(&self, role: RouteTableRole) -> Option<&ObservedRouteTable> {
+        self.route_tables.iter().find(|t| t.role == Some(role))
+    }
+
+    pub fn nat_address(&self) -> Option<&ObservedAddress> {
+        self.nat_addresses.first()
+    }
+
+    /// The NAT gateway that is or will be usable; one being deleted does not count.
+    pub fn nat_gateway(&self) -> Option<&ObservedNatGateway> {
+        self.nat_gateways.iter().find(|n| n.state != "deleting")
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vpcs.is_empty()
+            && self.internet_gateways.is_empty()
+            && self.subnets.is_empty()
+            && self.nat_addresses.is_empty()
+            && self.nat_gateways.is_empty()
+            && self.security_groups.is_empty()
+            && self.route_tables.iter().all(|t| t.role.is_none())
+    }
+}
+
+/// Finds the stack's network resources. About ten read calls, made one after another so
+/// that their order, and so the recorded requests, are the same on every run.
+pub async fn observe(ctx: &AwsContext, stack: &str) -> Result<Observed> {
+    let ec2 = &ctx.ec2;
+    let tagged = || [tag_filter(STACK_TAG, stack), tag_filter(TIER_TAG, Tier::Network.as_str())];
+
+    let mut vpcs = Vec::new();
+    let answer = ec2.describe_vpcs().set_filters(Some(tagged().to_vec())).send().await.aws("DescribeVpcs")?;
+    for vpc in answer.vpcs() {
+        let id = vpc.vpc_id().unwrap_or_default().to_owned();
+        let dns_support = ec2
+            .describe_vpc_attribute()
+            .vpc_id(&id)
+            .attribute(VpcAttributeName::EnableDnsSupport)
+            .send()
+            .await
+            .aws("DescribeVpcAttribute")?
+            .enable_dns_support()
+            .and_then(|a| a.value())
+            .unwrap_or(false);
+        let dns_hostnames = ec2
+            .describe_vpc_attribute()
+            .vpc_id(&id)
+            .attribute(VpcAttributeName::EnableDnsHostnames)
+            .send()
+            .await
+            .aws("DescribeVpcAttribute")?
+            .enable_dns_hostnames()
+            .and_then(|a| a.value())
+            .unwrap_or(false);
+        vpcs.push(ObservedVpc {
+            id,
+            cidr: vpc.cidr_block().unwrap_or_default().to_owned(),
+            dns_support,
+            dns_hostnames,
+            tags: tag_map(vpc.tags()),
+        });
+    }
+    vpcs.sort_by(|a, b| a.id.cmp(&b.id));
+    let vpc_ids: Vec<String> = vpcs.iter().map(|v| v.id.clone()).collect();
+
+    let answer = ec2
+        .describe_internet_gateways()
+        .set_filters(Some(tagged().to_vec()))
+        .send()
+        .await
+        .aws("DescribeInternetGateways")?;
+    let mut internet_gateways: Vec<_> = answer
+        .internet_gateways()
+        .iter()
+        .map(|igw| ObservedInternetGateway {
+            id: igw.internet_gateway_id().unwrap_or_default().to_owned(),
+            attached_vpcs: igw.attachments().iter().filter_map(|a| a.vpc_id().map(str::to_owned)).collect(),
+            tags: tag_map(igw.tags()),
+        })
+        .collect();
+    internet_gateways.sort_by(|a, b| a.id.cmp(&b.id));
+
+    let answer = ec2.describe_subnets().set_filters(Some(tagged().to_vec())).send().await.aws("DescribeSubnets")?;
+    let mut subnets: Vec<_> = answer
+        .subnets()
+        .iter()
+        .filter_map(|subnet| {
+            let tags = tag_map(subnet.tags());
+            let role = role_of(&tags, "subnet/").and_then(SubnetRole::from_tag)?;
+            let resource = ObservedSubnet {
+                id: subnet.subnet_id().unwrap_or_default().to_owned(),
+                cidr: subnet.cidr_block().unwrap_or_default().to_owned(),
+                availability_zone: subnet.availability_zone().unwrap_or_default().to_owned(),
+                vpc_id: subnet.vpc_id().unwrap_or_default().to_owned(),
+                tags,
+            };
+            Some(Tagged { role, resource })
+        })
+        .collect();
+    subnets.sort_by(|a, b| (a.role, &a.resource.id).cmp(&(b.role, &b.resource.id)));
+
+    let answer =
+        ec2.describe_addresses().set_filters(Some(tagged().to_vec())).send().await.aws("DescribeAddresses")?;
+    let mut nat_addresses: Vec<_> = answer
+        .addresses()
+        .iter()
+        .map(|address| ObservedAddress {
+            allocation_id: address.allocation_id().unwrap_or_default().to_owned(),
+            association_id: address.association_id().map(str::to_owned),
+            tags: tag_map(address.tags()),
+        })
+        .collect();
+    nat_addresses.sort_by(|a, b| a.allocation_id.cmp(&b.allocation_id));
+
+    let mut nat_gateways = Vec::new();
+    let mut security_groups = Vec::new();
+    let mut route_tables = Vec::new();
+    if !vpc_ids.is_empty() {
+        // DescribeNatGateways is filtered by VPC, and the tags are checked here: the
+        // emulator (moto 5.2) ignores tag filters on this call.
+        let answer = ec2
+            .describe_nat_gateways()
+            .filter(Filter::builder().name("vpc-id").set_values(Some(vpc_ids.clone())).build())
+            .send()
+            .await
+            .aws("DescribeNatGateways")?;
+        for nat in answer.nat_gateways() {
+            let tags = tag_map(nat.tags());
+            let state = nat.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
+            let ours = tags.get(STACK_TAG).map(String::as_str) == Some(stack)
+                && tags.get(TIER_TAG).map(String::as_str) == Some(Tier::Network.as_str());
+            if !ours || !["pending", "available", "deleting"].contains(&state.as_str()) {
+                continue;
+            }
+            nat_gateways.push(ObservedNatGateway {
+                id: nat.nat_gateway_id().unwrap_or_default().to_owned(),
+                state,
+                subnet_id: nat.subnet_id().unwrap_or_default().to_owned(),
+                allocation_ids: nat
+                    .nat_gateway_addresses()
+                    .iter()
+                    .filter_map(|a| a.allocation_id().map(str::to_owned))
+                    .collect(),
+                tags,
+            });
+        }
+        nat_gateways.sort_by(|a, b| a.id.cmp(&b.id));
+
+        let answer = ec2
+            .describe_route_tables()
+            .filters(Filter::builder().name("vpc-id").set_values(Some(vpc_ids.clone())).build())
+            .send()
+            .await
+            .aws("DescribeRouteTables")?;
+        for table in answer.route_tables() {
+            let tags = tag_map(table.tags());
+            let ours = tags.get(STACK_TAG).map(String::as_str) == Some(stack);
+            route_tables.push(ObservedRouteTable {
+                id: table.route_table_id().unwrap_or_default().to_owned(),
+                role: role_of(&tags, "route-table/").filter(|_| ours).and_then(RouteTableRole::from_tag),
+                routes: table
+                    .routes()
+                    .iter()
+                    .filter_map(|route| {
+                        Some(ObservedRoute {
+                            destination: route.destination_cidr_block()?.to_owned(),
+                            gateway_id: route.gateway_id().map(str::to_owned),
+                            nat_gateway_id: route.nat_gateway_id().map(str::to_owned),
+                        })
+                    })
+                    .collect(),
+                associations: table
+                    .associations()
+                    .iter()
+                    .map(|a| ObservedAssociation {
+                        id: a.route_table_association_id().unwrap_or_default().to_owned(),
+                        subnet_id: a.subnet_id().map(str::to_owned),
+                    })
+                    .collect(),
+                tags,
+            });
+        }
+        route_tables.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+
+    let answer = ec2
+        .describe_security_groups()
+        .set_filters(Some(tagged().to_vec()))
+        .send()
+        .await
+        .aws("DescribeSecurityGroups")?;
+    for group in answer.security_groups() {
+        let tags = tag_map(group.tags());
+        let Some(role) = role_of(&tags, "security-group/").and_then(SecurityGroupRole::from_tag) else {
+            continue;
+        };
+        security_groups.push(Tagged {
+            role,
+            resource: ObservedSecurityGroup {
+                id: group.group_id().unwrap_or_default().to_owned(),
+                name: group.group_name().unwrap_or_default().to_owned(),
+                vpc_id: group.vpc_id().unwrap_or_default().to_owned(),
+                ingress: group.ip_permissions().iter().flat_map(ingress_rules).collect(),
+                tags,
+            },
+        });
+    }
+    security_groups.sort_by(|a, b| (a.role, &a.resource.id).cmp(&(b.role, &b.resource.id)));
+
+    Ok(Observed { vpcs, internet_gateways, subnets, nat_addresses, nat_gateways, security_groups, route_tables })
+}
+
+pub(crate) fn tag_filter(key: &str, value: &str) -> Filter {
+    Filter::builder().name(format!("tag:{key}")).values(value).build()
+}
+
+pub(crate) fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter_map(|tag| Some((tag.key()?.to_owned(), tag.value().unwrap_or_default().to_owned())))
+        .collect()
+}
+
+fn role_of<'t>(tags: &'t BTreeMap<String, String>, prefix: &str) -> Option<&'t str> {
+    tags.get(ROLE_TAG)?.strip_prefix(prefix)
+}
+
+/// One rule per source: AWS groups the sources of one protocol and port range together.
+fn ingress_rules(permission: &IpPermission) -> Vec<IngressRule> {
+    let rule = |source| IngressRule {
+        protocol: permission.ip_protocol().unwrap_or("-1").to_owned(),
+        from_port: permission.from_port().unwrap_or(-1),
+        to_port: permission.to_port().unwrap_or(-1),
+        source,
+    };
+    let cidrs = permission.ip_ranges().iter().filter_map(|r| r.cidr_ip()).map(|c| rule(Source::Cidr(c.to_owned())));
+    let cidrs_v6 =
+        permission.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6()).map(|c| rule(Source::Ipv6Cidr(c.to_owned())));
+    let groups = permission
+        .user_id_group_pairs()
+        .iter()
+        .filter_map(|pair| pair.group_id())
+        .map(|g| rule(Source::Group(three_tier_core::Ref::existing(g))));
+    let prefix_lists = permission
+        .prefix_list_ids()
+        .iter()
+        .filter_map(|p| p.prefix_list_id())
+        .map(|p| rule(Source::PrefixList(p.to_owned())));
+    cidrs.chain(cidrs_v6).chain(groups).chain(prefix_lists).collect()
+}

@@ -1,0 +1,632 @@
+//! The network tier's plans: from (desired, observed) to deploy steps, and from observed
+//! to teardown steps. Pure functions: no I/O, the same answer for the same input.
+
+use std::collections::BTreeMap;
+
+use ipnet::Ipv4Net;
+use serde::Serialize;
+use three_tier_core::naming::{NAME_TAG, Tags};
+use three_tier_core::{Change, Conflict, Plan, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetRole, Tier};
+
+use crate::desired::{ANYWHERE, DefaultRoute, Desired, IngressFrom};
+use crate::observe::{Observed, ObservedRouteTable};
+use crate::rules::{IngressRule, Source};
+
+/// One step of a network plan. `key`s name what a create step makes, so later steps can
+/// refer to it (see [`Ref::Planned`]); they equal the resources' role tags.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum NetworkStep {
+    CreateVpc { key: String, name: String, cidr: Ipv4Net, tags: Tags },
+    EnableVpcAttribute { vpc: Ref, attribute: VpcAttribute },
+    CreateInternetGateway { key: String, name: String, tags: Tags },
+    AttachInternetGateway { internet_gateway: Ref, vpc: Ref },
+    CreateSubnet { key: String, name: String, cidr: Ipv4Net, availability_zone: String, vpc: Ref, tags: Tags },
+    AllocateAddress { key: String, name: String, tags: Tags },
+    CreateNatGateway { key: String, name: String, subnet: Ref, allocation: Ref, tags: Tags },
+    WaitNatGatewayAvailable { name: String, nat_gateway: Ref },
+    CreateSecurityGroup { key: String, name: String, description: String, vpc: Ref, tags: Tags },
+    AuthorizeIngress { security_group: Ref, group_name: String, rule: IngressRule, description: String },
+    RevokeIngress { security_group: String, group_name: String, rule: IngressRule },
+    CreateRouteTable { key: String, name: String, vpc: Ref, tags: Tags },
+    CreateRoute { route_table: Ref, table_name: String, destination: String, target: RouteTarget },
+    ReplaceRoute { route_table: Ref, table_name: String, destination: String, target: RouteTarget },
+    DeleteRoute { route_table: String, table_name: String, destination: String },
+    AssociateRouteTable { route_table: Ref, table_name: String, subnet: Ref, subnet_name: String },
+    /// Moves a subnet's association from another table (often the VPC's main one) to ours.
+    ReplaceRouteTableAssociation { association_id: String, route_table: Ref, table_name: String, subnet_name: String },
+    DisassociateRouteTable { association_id: String, table_name: String },
+    TagResource { resource_id: String, name: String, tags: BTreeMap<String, String> },
+    DeleteNatGateway { name: String, id: String },
+    WaitNatGatewayDeleted { name: String, id: String },
+    ReleaseAddress { name: String, allocation_id: String },
+    DeleteSecurityGroup { name: String, id: String },
+    DeleteRouteTable { name: String, id: String },
+    DeleteSubnet { name: String, id: String },
+    DetachInternetGateway { name: String, id: String, vpc_id: String },
+    DeleteInternetGateway { name: String, id: String },
+    DeleteVpc { name: String, id: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VpcAttribute {
+    EnableDnsSupport,
+    EnableDnsHostnames,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteTarget {
+    InternetGateway(Ref),
+    NatGateway(Ref),
+}
+
+impl Step for NetworkStep {
+    fn change(&self) -> Change {
+        use NetworkStep::*;
+        match self {
+            CreateVpc { .. }
+            | CreateInternetGateway { .. }
+            | CreateSubnet { .. }
+            | AllocateAddress { .. }
+            | CreateNatGateway { .. }
+            | CreateSecurityGroup { .. }
+            | CreateRouteTable { .. } => Change::Create,
+            WaitNatGatewayAvailable { .. } | WaitNatGatewayDeleted { .. } => Change::Wait,
+            DeleteNatGateway { .. }
+            | ReleaseAddress { .. }
+            | DeleteSecurityGroup { .. }
+            | DeleteRouteTable { .. }
+            | DeleteSubnet { .. }
+            | DeleteInternetGateway { .. }
+            | DeleteVpc { .. } => Change::Delete,
+            EnableVpcAttribute { .. }
+            | AttachInternetGateway { .. }
+            | AuthorizeIngress { .. }
+            | RevokeIngress { .. }
+            | CreateRoute { .. }
+            | ReplaceRoute { .. }
+            | DeleteRoute { .. }
+            | AssociateRouteTable { .. }
+            | ReplaceRouteTableAssociation { .. }
+            | DisassociateRouteTable { .. }
+            | TagResource { .. }
+            | DetachInternetGateway { .. } => Change::Update,
+        }
+    }
+
+    fn describe(&self) -> String {
+        use NetworkStep::*;
+        match self {
+            CreateVpc { name, cidr, .. } => format!("VPC {name} ({cidr})"),
+            EnableVpcAttribute { vpc, attribute } => {
+                let what = match attribute {
+                    VpcAttribute::EnableDnsSupport => "DNS support",
+                    VpcAttribute::EnableDnsHostnames => "DNS hostnames",
+                };
+                format!("turn on {what} of VPC {vpc}")
+            }
+            CreateInternetGateway { name, .. } => format!("internet gateway {name}"),
+            AttachInternetGateway { internet_gateway, vpc } => {
+                format!("attach internet gateway {internet_gateway} to VPC {vpc}")
+            }
+            CreateSubnet { name, cidr, availability_zone, .. } => {
+                format!("subnet {name} ({cidr}, {availability_zone})")
+            }
+            AllocateAddress { name, .. } => format!("Elastic IP {name}"),
+            CreateNatGateway { name, subnet, .. } => format!("NAT gateway {name} in subnet {subnet}"),
+            WaitNatGatewayAvailable { name, .. } => format!("wait for NAT gateway {name} to be available"),
+            CreateSecurityGroup { name, .. } => format!("security group {name}"),
+            AuthorizeIngress { group_name, rule, .. } => format!("allow {rule} into {group_name}"),
+            RevokeIngress { group_name, rule, .. } => format!("remove rule {rule} from {group_name}"),
+            CreateRouteTable { name, .. } => format!("route table {name}"),
+            CreateRoute { table_name, destination, target, .. } => {
+                format!("route {destination} → {} in {table_name}", target.describe())
+            }
+            ReplaceRoute { table_name, destination, target, .. } => {
+                format!("point route {destination} in {table_name} at {}", target.describe())
+            }
+            DeleteRoute { table_name, destination, .. } => format!("remove route {destination} from {table_name}"),
+            AssociateRouteTable { table_name, subnet_name, .. } => {
+                format!("associate {table_name} with subnet {subnet_name}")
+            }
+            ReplaceRouteTableAssociation { table_name, subnet_name, .. } => {
+                format!("move subnet {subnet_name} to route table {table_name}")
+            }
+            DisassociateRouteTable { table_name, association_id } => {
+                format!("remove association {association_id} from {table_name}")
+            }
+            TagResource { name, tags, .. } => {
+                let keys: Vec<_> = tags.keys().map(String::as_str).collect();
+                format!("tag {name}: {}", keys.join(", "))
+            }
+            DeleteNatGateway { name, id } => format!("NAT gateway {name} ({id})"),
+            WaitNatGatewayDeleted { name, .. } => format!("wait for NAT gateway {name} to be deleted"),
+            ReleaseAddress { name, allocation_id } => format!("Elastic IP {name} ({allocation_id})"),
+            DeleteSecurityGroup { name, id } => format!("security group {name} ({id})"),
+            DeleteRouteTable { name, id } => format!("route table {name} ({id})"),
+            DeleteSubnet { name, id } => format!("subnet {name} ({id})"),
+            DetachInternetGateway { name, vpc_id, .. } => format!("detach internet gateway {name} from {vpc_id}"),
+            DeleteInternetGateway { name, id } => format!("internet gateway {name} ({id})"),
+            DeleteVpc { name, id } => format!("VPC {name} ({id})"),
+        }
+    }
+}
+
+impl RouteTarget {
+    fn describe(&self) -> String {
+        match self {
+            RouteTarget::InternetGateway(id) => format!("internet gateway {id}"),
+            RouteTarget::NatGateway(id) => format!("NAT gateway {id}"),
+        }
+    }
+
+    fn matches(&self, gateway_id: Option<&str>, nat_gateway_id: Option<&str>) -> bool {
+        match self {
+            RouteTarget::InternetGateway(Ref::Existing(id)) => gateway_id == Some(id),
+            RouteTarget::NatGateway(Ref::Existing(id)) => nat_gateway_id == Some(id),
+            _ => false,
+        }
+    }
+}
+
+/// The steps that bring what exists to what is desired, in an order AWS accepts.
+///
+/// The NAT gateway is created early and waited for late, so its minutes in `pending` pass
+/// while the rest is built; only the app subnet's default route needs it available.
+pub fn plan(desired: &Desired, observed: &Observed) -> Plan<NetworkStep> {
+    let mut planner = Planner { plan: Plan::new(Tier::Network), observed };
+    planner.flag_duplicates();
+    let vpc = planner.vpc(desired);
+    let internet_gateway = planner.internet_gateway(desired, &vpc);
+    let subnets: BTreeMap<SubnetRole, Ref> =
+        SubnetRole::ALL.iter().map(|&role| (role, planner.subnet(desired, role, &vpc))).collect();
+    let nat_gateway = planner.nat_gateway(desired, &subnets);
+    let groups: BTreeMap<SecurityGroupRole, Ref> =
+        SecurityGroupRole::ALL.iter().map(|&role| (role, planner.security_group(desired, role, &vpc))).collect();
+    for &role in SecurityGroupRole::ALL {
+        planner.ingress(desired, role, &groups);
+    }
+    let mut after_nat = Vec::new();
+    for &role in RouteTableRole::ALL {
+        let table = planner.route_table(desired, role, &vpc, &subnets);
+        let target = match desired.route_tables[&role].default_route {
+            Some(DefaultRoute::InternetGateway) => Some(RouteTarget::InternetGateway(internet_gateway.clone())),
+            Some(DefaultRoute::NatGateway) => Some(RouteTarget::NatGateway(nat_gateway.reference.clone())),
+            None => None,
+        };
+        let route_steps = planner.default_route(desired, role, &table, target);
+        if desired.route_tables[&role].default_route == Some(DefaultRoute::NatGateway) {
+            after_nat.extend(route_steps);
+        } else {
+            planner.plan.steps.extend(route_steps);
+        }
+    }
+    if nat_gateway.needs_wait {
+        planner.plan.steps.push(NetworkStep::WaitNatGatewayAvailable {
+            name: desired.nat_gateway.name.clone(),
+            nat_gateway: nat_gateway.reference,
+        });
+    }
+    planner.plan.steps.extend(after_nat);
+    planner.plan
+}
+
+/// Everything the stack's tags find, deleted in an order AWS accepts: the NAT gateway
+/// before its address (released only once the gateway is `deleted`), group references
+/// before the groups, tables and subnets before the VPC, and the internet gateway
+/// detached only when no public address is left in the VPC.
+pub fn teardown_plan(observed: &Observed) -> Plan<NetworkStep> {
+    let mut plan = Plan::new(Tier::Network);
+    let steps = &mut plan.steps;
+    for nat in &observed.nat_gateways {
+        if nat.state != "deleting" {
+            steps.push(NetworkStep::DeleteNatGateway { name: name_of(&nat.tags, &nat.id), id: nat.id.clone() });
+        }
+    }
+    for nat in &observed.nat_gateways {
+        steps.push(NetworkStep::WaitNatGatewayDeleted { name: name_of(&nat.tags, &nat.id), id: nat.id.clone() });
+    }
+    for address in &observed.nat_addresses {
+        steps.push(NetworkStep::ReleaseAddress {
+            name: name_of(&address.tags, &address.allocation_id),
+            allocation_id: address.allocation_id.clone(),
+        });
+    }
+    for group in &observed.security_groups {
+        let group = &group.resource;
+        for rule in group.ingress.iter().filter(|rule| matches!(rule.source, Source::Group(_))) {
+            steps.push(NetworkStep::RevokeIngress {
+                security_group: group.id.clone(),
+                group_name: group.name.clone(),
+                rule: rule.clone(),
+            });
+        }
+    }
+    for group in &observed.security_groups {
+        steps.push(NetworkStep::DeleteSecurityGroup { name: group.resource.name.clone(), id: group.resource.id.clone() });
+    }
+    for table in observed.route_tables.iter().filter(|t| t.role.is_some()) {
+        let table_name = name_of(&table.tags, &table.id);
+        for association in table.associations.iter().filter(|a| a.subnet_id.is_some()) {
+            steps.push(NetworkStep::DisassociateRouteTable {
+                association_id: association.id.clone(),
+                table_name: table_name.clone(),
+            });
+        }
+        steps.push(NetworkStep::DeleteRouteTable { name: table_name, id: table.id.clone() });
+    }
+    for subnet in &observed.subnets {
+        let subnet = &subnet.resource;
+        steps.push(NetworkStep::DeleteSubnet { name: name_of(&subnet.tags, &subnet.id), id: subnet.id.clone() });
+    }
+    for gateway in &observed.internet_gateways {
+        let name = name_of(&gateway.tags, &gateway.id);
+        for vpc_id in &gateway.attached_vpcs {
+            steps.push(NetworkStep::DetachInternetGateway {
+                name: name.clone(),
+                id: gateway.id.clone(),
+                vpc_id: vpc_id.clone(),
+            });
+        }
+        steps.push(NetworkStep::DeleteInternetGateway { name, id: gateway.id.clone() });
+    }
+    for vpc in &observed.vpcs {
+        steps.push(NetworkStep::DeleteVpc { name: name_of(&vpc.tags, &vpc.id), id: vpc.id.clone() });
+    }
+    plan
+}
+
+fn name_of(tags: &BTreeMap<String, String>, id: &str) -> String {
+    tags.get(NAME_TAG).cloned().unwrap_or_else(|| id.to_owned())
+}
+
+struct Planner<'a> {
+    plan: Plan<NetworkStep>,
+    observed: &'a Observed,
+}
+
+struct NatGatewayRef {
+    reference: Ref,
+    needs_wait: bool,
+}
+
+impl<'a> Planner<'a> {
+    fn conflict(&mut self, resource: String, problem: String, fix: String) {
+        self.plan.conflicts.push(Conflict { resource, problem, fix });
+    }
+
+    fn push(&mut self, step: NetworkStep) {
+        self.plan.steps.push(step);
+    }
+
+    /// Tags are how the stack finds its resources: restore any that drifted.
+    fn retag(&mut self, id: &str, wanted: &Tags, present: &BTreeMap<String, String>) {
+        let missing: BTreeMap<String, String> =
+            wanted.missing_from(present).map(|(k, v)| (k.clone(), v.clone())).collect();
+        if !missing.is_empty() {
+            let name = wanted.pairs.get(NAME_TAG).cloned().unwrap_or_else(|| id.to_owned());
+            self.push(NetworkStep::TagResource { resource_id: id.to_owned(), name, tags: missing });
+        }
+    }
+
+    fn flag_duplicates(&mut self) {
+        let observed = self.observed;
+        let mut counts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut count = |what: String, id: &str| counts.entry(what).or_default().push(id.to_owned());
+        observed.vpcs.iter().for_each(|v| count("VPC".into(), &v.id));
+        observed.internet_gateways.iter().for_each(|g| count("internet gateway".into(), &g.id));
+        observed.subnets.iter().for_each(|s| count(format!("subnet {}", s.role), &s.resource.id));
+        observed.security_groups.iter().for_each(|g| count(format!("security group {}", g.role), &g.resource.id));
+        observed.nat_addresses.iter().for_each(|a| count("NAT Elastic IP".into(), &a.allocation_id));
+        observed.nat_gateways.iter().filter(|n| n.state != "deleting").for_each(|n| count("NAT gateway".into(), &n.id));
+        for table in &observed.route_tables {
+            if let Some(role) = table.role {
+                count(format!("route table {role}"), &table.id);
+            }
+        }
+        for (what, ids) in counts.into_iter().filter(|(_, ids)| ids.len() > 1) {
+            self.conflict(
+                what,
+                format!("exists {} times ({}), tagged for the same role", ids.len(), ids.join(", ")),
+                "a second run or a copy made them; delete all but one by hand, or tear the network tier down and deploy it again".into(),
+            );
+        }
+    }
+
+    fn vpc(&mut self, desired: &Desired) -> Ref {
+        let spec = &desired.vpc;
+        let Some(vpc) = self.observed.vpc() else {
+            self.push(NetworkStep::CreateVpc {
+                key: "vpc".into(),
+                name: spec.name.clone(),
+                cidr: spec.cidr,
+                tags: spec.tags.clone(),
+            });
+            let vpc = Ref::planned("vpc");
+            // A new VPC has DNS support but not DNS hostnames; both are set, assuming nothing.
+            for attribute in [VpcAttribute::EnableDnsSupport, VpcAttribute::EnableDnsHostnames] {
+                self.push(NetworkStep::EnableVpcAttribute { vpc: vpc.clone(), attribute });
+            }
+            return vpc;
+        };
+        if vpc.cidr != spec.cidr.to_string() {
+            self.conflict(
+                format!("VPC {} ({})", spec.name, vpc.id),
+                format!("has CIDR {}, but network.vpc_cidr is {}; a VPC's CIDR cannot change", vpc.cidr, spec.cidr),
+                format!("set network.vpc_cidr back to {}, or run `cargo xtask teardown network` and deploy again", vpc.cidr),
+            );
+        }
+        let vpc_ref = Ref::existing(&vpc.id);
+        for (on, attribute) in
+            [(vpc.dns_support, VpcAttribute::EnableDnsSupport), (vpc.dns_hostnames, VpcAttribute::EnableDnsHostnames)]
+        {
+            if !on {
+                self.push(NetworkStep::EnableVpcAttribute { vpc: vpc_ref.clone(), attribute });
+            }
+        }
+        self.retag(&vpc.id, &spec.tags, &vpc.tags);
+        vpc_ref
+    }
+
+    fn internet_gateway(&mut self, desired: &Desired, vpc: &Ref) -> Ref {
+        let spec = &desired.internet_gateway;
+        let Some(gateway) = self.observed.internet_gateway() else {
+            self.push(NetworkStep::CreateInternetGateway {
+                key: "internet-gateway".into(),
+                name: spec.name.clone(),
+                tags: spec.tags.clone(),
+            });
+            let gateway = Ref::planned("internet-gateway");
+            self.push(NetworkStep::AttachInternetGateway { internet_gateway: gateway.clone(), vpc: vpc.clone() });
+            return gateway;
+        };
+        let gateway_ref = Ref::existing(&gateway.id);
+        self.retag(&gateway.id, &spec.tags, &gateway.tags);
+        let attached_here = matches!(vpc, Ref::Existing(id) if gateway.attached_vpcs.contains(id));
+        if !attached_here {
+            if gateway.attached_vpcs.is_empty() {
+                self.push(NetworkStep::AttachInternetGateway { internet_gateway: gateway_ref.clone(), vpc: vpc.clone() });
+            } else {
+                self.conflict(
+                    format!("internet gateway {} ({})", spec.name, gateway.id),
+                    format!("is attached to {}, not to the stack's VPC", gateway.attached_vpcs.join(", ")),
+                    "detach it from that VPC, or run `cargo xtask teardown network` and deploy again".into(),
+                );
+            }
+        }
+        gateway_ref
+    }
+
+    fn subnet(&mut self, desired: &Desired, role: SubnetRole, vpc: &Ref) -> Ref {
+        let spec = &desired.subnets[&role];
+        let Some(subnet) = self.observed.subnet(role) else {
+            self.push(NetworkStep::CreateSubnet {
+                key: format!("subnet/{role}"),
+                name: spec.name.clone(),
+                cidr: spec.cidr,
+                availability_zone: spec.availability_zone.clone(),
+                vpc: vpc.clone(),
+                tags: spec.tags.clone(),
+            });
+            return Ref::planned(format!("subnet/{role}"));
+        };
+        let mismatch = if subnet.cidr != spec.cidr.to_string() {
+            Some(format!("has CIDR {}, but config says {}", subnet.cidr, spec.cidr))
+        } else if subnet.availability_zone != spec.availability_zone {
+            Some(format!("is in {}, but config says {}", subnet.availability_zone, spec.availability_zone))
+        } else if !matches!(vpc, Ref::Existing(id) if *id == subnet.vpc_id) {
+            Some(format!("is in VPC {}, not the stack's VPC", subnet.vpc_id))
+        } else {
+            None
+        };
+        if let Some(problem) = mismatch {
+            self.conflict(
+                format!("subnet {} ({})", spec.name, subnet.id),
+                format!("{problem}; a subnet's CIDR, zone and VPC cannot change"),
+                format!("restore network.subnets.{role} in the config, or run `cargo xtask teardown network` and deploy again"),
+            );
+        }
+        self.retag(&subnet.id, &spec.tags, &subnet.tags);
+        Ref::existing(&subnet.id)
+    }
+
+    fn nat_gateway(&mut self, desired: &Desired, subnets: &BTreeMap<SubnetRole, Ref>) -> NatGatewayRef {
+        let address = match self.observed.nat_address() {
+            Some(address) => {
+                self.retag(&address.allocation_id, &desired.nat_address.tags, &address.tags);
+                Ref::existing(&address.allocation_id)
+            }
+            None => {
+                self.push(NetworkStep::AllocateAddress {
+                    key: "nat-address".into(),
+                    name: desired.nat_address.name.clone(),
+                    tags: desired.nat_address.tags.clone(),
+                });
+                Ref::planned("nat-address")
+            }
+        };
+        let spec = &desired.nat_gateway;
+        let subnet = &subnets[&spec.subnet];
+        if let Some(nat) = self.observed.nat_gateway() {
+            if !matches!(subnet, Ref::Existing(id) if *id == nat.subnet_id) {
+                self.conflict(
+                    format!("NAT gateway {} ({})", spec.name, nat.id),
+                    format!("is in subnet {}, not in {}", nat.subnet_id, desired.subnets[&spec.subnet].name),
+                    "run `cargo xtask teardown network` and deploy again".into(),
+                );
+            }
+            self.retag(&nat.id, &spec.tags, &nat.tags);
+            return NatGatewayRef { reference: Ref::existing(&nat.id), needs_wait: nat.state == "pending" };
+        }
+        // A gateway still being deleted holds its address until it is gone.
+        let holder = self.observed.nat_gateways.iter().find(|n| {
+            n.state == "deleting" && matches!(&address, Ref::Existing(id) if n.allocation_ids.contains(id))
+        });
+        if let Some(holder) = holder {
+            self.push(NetworkStep::WaitNatGatewayDeleted { name: spec.name.clone(), id: holder.id.clone() });
+        }
+        self.push(NetworkStep::CreateNatGateway {
+            key: "nat-gateway".into(),
+            name: spec.name.clone(),
+            subnet: subnet.clone(),
+            allocation: address,
+            tags: spec.tags.clone(),
+        });
+        NatGatewayRef { reference: Ref::planned("nat-gateway"), needs_wait: true }
+    }
+
+    fn security_group(&mut self, desired: &Desired, role: SecurityGroupRole, vpc: &Ref) -> Ref {
+        let spec = &desired.security_groups[&role];
+        let Some(group) = self.observed.security_group(role) else {
+            self.push(NetworkStep::CreateSecurityGroup {
+                key: format!("security-group/{role}"),
+                name: spec.name.clone(),
+                description: spec.description.clone(),
+                vpc: vpc.clone(),
+                tags: spec.tags.clone(),
+            });
+            return Ref::planned(format!("security-group/{role}"));
+        };
+        if group.name != spec.name || !matches!(vpc, Ref::Existing(id) if *id == group.vpc_id) {
+            self.conflict(
+                format!("security group {} ({})", group.name, group.id),
+                format!("should be named {} in the stack's VPC; a group's name and VPC cannot change", spec.name),
+                format!("restore network.security_groups.{role}, or run `cargo xtask teardown network` and deploy again"),
+            );
+        }
+        self.retag(&group.id, &spec.tags, &group.tags);
+        Ref::existing(&group.id)
+    }
+
+    /// Each group holds exactly its one rule: a missing rule is added, any other removed.
+    fn ingress(&mut self, desired: &Desired, role: SecurityGroupRole, groups: &BTreeMap<SecurityGroupRole, Ref>) {
+        let spec = &desired.security_groups[&role];
+        let source = match &spec.ingress.from {
+            IngressFrom::Cidr(cidr) => Source::Cidr(cidr.to_string()),
+            IngressFrom::Group(from) => Source::Group(groups[from].clone()),
+        };
+        let wanted = IngressRule::tcp(spec.ingress.port, source);
+        let observed = self.observed.security_group(role).filter(|_| matches!(groups[&role], Ref::Existing(_)));
+        let present = observed.map(|g| g.ingress.as_slice()).unwrap_or_default();
+        if !present.contains(&wanted) {
+            self.push(NetworkStep::AuthorizeIngress {
+                security_group: groups[&role].clone(),
+                group_name: spec.name.clone(),
+                rule: wanted.clone(),
+                description: spec.ingress.description.clone(),
+            });
+        }
+        if let Some(group) = observed {
+            for rule in group.ingress.iter().filter(|rule| **rule != wanted) {
+                self.push(NetworkStep::RevokeIngress {
+                    security_group: group.id.clone(),
+                    group_name: group.name.clone(),
+                    rule: rule.clone(),
+                });
+            }
+        }
+    }
+
+    fn route_table(
+        &mut self,
+        desired: &Desired,
+        role: RouteTableRole,
+        vpc: &Ref,
+        subnets: &BTreeMap<SubnetRole, Ref>,
+    ) -> Option<&'a ObservedRouteTable> {
+        let spec = &desired.route_tables[&role];
+        let observed = self.observed.route_table(role);
+        let table = match observed {
+            Some(table) => {
+                self.retag(&table.id, &spec.tags, &table.tags);
+                Ref::existing(&table.id)
+            }
+            None => {
+                self.push(NetworkStep::CreateRouteTable {
+                    key: format!("route-table/{role}"),
+                    name: spec.name.clone(),
+                    vpc: vpc.clone(),
+                    tags: spec.tags.clone(),
+                });
+                Ref::planned(format!("route-table/{role}"))
+            }
+        };
+        let mut wanted_subnet_ids = Vec::new();
+        for subnet_role in &spec.subnets {
+            let subnet = &subnets[subnet_role];
+            let subnet_name = desired.subnets[subnet_role].name.clone();
+            let current = match subnet {
+                Ref::Existing(subnet_id) => {
+                    wanted_subnet_ids.push(subnet_id.clone());
+                    self.observed.route_tables.iter().find_map(|t| {
+                        let association = t.associations.iter().find(|a| a.subnet_id.as_ref() == Some(subnet_id))?;
+                        Some((t.id.clone(), association.id.clone()))
+                    })
+                }
+                Ref::Planned(_) => None,
+            };
+            match current {
+                Some((table_id, _)) if matches!(&table, Ref::Existing(id) if *id == table_id) => {}
+                Some((_, association_id)) => self.push(NetworkStep::ReplaceRouteTableAssociation {
+                    association_id,
+                    route_table: table.clone(),
+                    table_name: spec.name.clone(),
+                    subnet_name,
+                }),
+                None => self.push(NetworkStep::AssociateRouteTable {
+                    route_table: table.clone(),
+                    table_name: spec.name.clone(),
+                    subnet: subnet.clone(),
+                    subnet_name,
+                }),
+            }
+        }
+        if let Some(observed) = observed {
+            for association in &observed.associations {
+                let stray = association.subnet_id.as_ref().is_some_and(|id| !wanted_subnet_ids.contains(id));
+                if stray {
+                    self.push(NetworkStep::DisassociateRouteTable {
+                        association_id: association.id.clone(),
+                        table_name: spec.name.clone(),
+                    });
+                }
+            }
+        }
+        observed
+    }
+
+    fn default_route(
+        &self,
+        desired: &Desired,
+        role: RouteTableRole,
+        observed: &Option<&ObservedRouteTable>,
+        target: Option<RouteTarget>,
+    ) -> Vec<NetworkStep> {
+        let spec = &desired.route_tables[&role];
+        let table_name = spec.name.clone();
+        let table = match observed {
+            Some(table) => Ref::existing(&table.id),
+            None => Ref::planned(format!("route-table/{role}")),
+        };
+        let present = observed.and_then(|t| t.routes.iter().find(|r| r.destination == ANYWHERE));
+        let destination = ANYWHERE.to_owned();
+        match (present, target) {
+            (None, None) => vec![],
+            (None, Some(target)) => vec![NetworkStep::CreateRoute { route_table: table, table_name, destination, target }],
+            (Some(route), Some(target)) => {
+                if target.matches(route.gateway_id.as_deref(), route.nat_gateway_id.as_deref()) {
+                    vec![]
+                } else {
+                    vec![NetworkStep::ReplaceRoute { route_table: table, table_name, destination, target }]
+                }
+            }
+            (Some(_), None) => vec![NetworkStep::DeleteRoute {
+                route_table: observed.map(|t| t.id.clone()).unwrap_or_default(),
+                table_name,
+                destination,
+            }],
+        }
+    }
+}

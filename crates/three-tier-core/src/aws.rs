@@ -1,0 +1,75 @@
+//! The AWS context: one set of SDK clients, built from aws-config's default chain, that
+//! every tier uses.
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_sdk_ec2::config::{Credentials, Region};
+
+use crate::calls::CallLog;
+use crate::progress::Progress;
+use crate::wait::WaitSettings;
+
+/// Where the SDK sends its requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Real AWS, through the default chain: profiles, SSO, environment variables,
+    /// `AWS_ENDPOINT_URL`.
+    Aws,
+    /// The local emulator at this URL, with dummy credentials.
+    Emulator { endpoint: String },
+}
+
+/// Everything a tier needs to talk to AWS and to the person watching.
+#[derive(Debug, Clone)]
+pub struct AwsContext {
+    pub region: String,
+    pub ec2: aws_sdk_ec2::Client,
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    pub rds: aws_sdk_rds::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    /// Every call made through the clients above.
+    pub calls: CallLog,
+    pub waits: WaitSettings,
+    pub progress: Progress,
+}
+
+impl AwsContext {
+    pub async fn connect(target: &Target, region: &str, waits: WaitSettings, progress: Progress) -> AwsContext {
+        // Throttling and 5xx answers are retried by the SDK; a few more attempts than its
+        // default three ride out a burst of them during a deploy of some 200 calls.
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .retry_config(RetryConfig::standard().with_max_attempts(5));
+        if let Target::Emulator { endpoint } = target {
+            loader = loader
+                .endpoint_url(endpoint)
+                .credentials_provider(Credentials::new("testing", "testing", None, None, "emulator"));
+        }
+        let sdk_config = loader.load().await;
+        let calls = CallLog::default();
+        AwsContext {
+            region: region.to_owned(),
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(&sdk_config).interceptor(calls.clone()).build(),
+            ),
+            elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(
+                aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk_config)
+                    .interceptor(calls.clone())
+                    .build(),
+            ),
+            rds: aws_sdk_rds::Client::from_conf(
+                aws_sdk_rds::config::Builder::from(&sdk_config).interceptor(calls.clone()).build(),
+            ),
+            iam: aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(&sdk_config).interceptor(calls.clone()).build(),
+            ),
+            ssm: aws_sdk_ssm::Client::from_conf(
+                aws_sdk_ssm::config::Builder::from(&sdk_config).interceptor(calls.clone()).build(),
+            ),
+            calls,
+            waits,
+            progress,
+        }
+    }
+}

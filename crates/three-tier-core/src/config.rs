@@ -1,0 +1,629 @@
+//! The stack's configuration: `config/default.toml` and any file given with `--config`.
+//!
+//! Everything is checked before the first AWS call: a bad value stops the tool with one
+//! message naming the key, the problem and the fix (see [`ConfigError`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::naming::{Names, RESERVED_TAG_PREFIX};
+use crate::roles::SubnetRole;
+
+/// The whole configuration of one stack.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub stack: StackConfig,
+    pub ports: Ports,
+    pub network: NetworkConfig,
+    pub alb: AlbConfig,
+    pub compute: ComputeConfig,
+    pub database: DatabaseConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackConfig {
+    pub name: String,
+    pub region: String,
+    pub availability_zones: Vec<String>,
+    /// The user's own tags, added to every resource.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ports {
+    pub http: Port,
+    pub app: Port,
+    pub database: Port,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    #[serde(deserialize_with = "cidr")]
+    pub vpc_cidr: Ipv4Net,
+    pub nat_gateway_name: String,
+    pub subnets: Subnets,
+    pub security_groups: SecurityGroupNames,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Subnets {
+    pub alb_a: SubnetConfig,
+    pub alb_b: SubnetConfig,
+    pub app: SubnetConfig,
+    pub db_a: SubnetConfig,
+    pub db_b: SubnetConfig,
+}
+
+impl Subnets {
+    pub fn get(&self, role: SubnetRole) -> &SubnetConfig {
+        match role {
+            SubnetRole::AlbA => &self.alb_a,
+            SubnetRole::AlbB => &self.alb_b,
+            SubnetRole::App => &self.app,
+            SubnetRole::DbA => &self.db_a,
+            SubnetRole::DbB => &self.db_b,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetConfig {
+    pub name: String,
+    #[serde(deserialize_with = "cidr")]
+    pub cidr: Ipv4Net,
+    pub availability_zone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityGroupNames {
+    pub alb: String,
+    pub app: String,
+    pub db: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlbConfig {
+    /// The seed's name; prefixed with the stack name for any stack but the default.
+    pub name: String,
+    pub target_group_name: String,
+    pub health_check_path: String,
+    pub health_check_matcher: String,
+    #[serde(default)]
+    pub rules: Vec<ListenerRuleConfig>,
+}
+
+/// A listener rule that forwards a path pattern to a target group of its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerRuleConfig {
+    pub priority: u32,
+    pub path_pattern: String,
+    pub target_group_name: String,
+    pub port: Port,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComputeConfig {
+    pub instance_type: String,
+    pub ami_parameter: String,
+    #[serde(default)]
+    pub ami_id: Option<String>,
+    pub root_volume_gib: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub subnet_group_name: String,
+    pub engine: String,
+    pub engine_version: String,
+    pub instance_class: String,
+    pub storage_type: String,
+    pub allocated_storage_gib: u32,
+    pub database_name: String,
+    pub master_username: String,
+    pub deletion_protection: bool,
+    pub final_snapshot: bool,
+}
+
+/// A TCP port, 1-65535.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Port(u16);
+
+impl Port {
+    pub fn new(port: u16) -> Option<Port> {
+        (port != 0).then_some(Port(port))
+    }
+
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = i64::deserialize(deserializer)?;
+        u16::try_from(value)
+            .ok()
+            .and_then(Port::new)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{value} is not a TCP port; use a number from 1 to 65535"
+                ))
+            })
+    }
+}
+
+fn cidr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Ipv4Net, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "\"{text}\" is not an IPv4 CIDR block; write ADDRESS/PREFIX, e.g. \"10.0.0.0/16\""
+        ))
+    })
+}
+
+/// A configuration the tool refuses, with where, what and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid config {}: `{key}` {problem}\n  fix: {fix}", file.display())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// The dotted path of the offending key, e.g. `network.subnets.app.cidr`.
+    pub key: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl Config {
+    /// The configuration in `config/default.toml`, built into the tool so a newcomer
+    /// needs no file at all.
+    pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+    pub const DEFAULT_PATH: &str = "config/default.toml";
+
+    /// Reads and parses a config file; call [`Config::validate`] once overrides are applied.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+            file: path.to_owned(),
+            key: "(file)".into(),
+            problem: format!("cannot be read: {err}"),
+            fix: format!(
+                "check the path given to --config, or copy {} to start one",
+                Config::DEFAULT_PATH
+            ),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    pub fn default_config() -> Config {
+        Config::parse(Path::new(Config::DEFAULT_PATH), Config::DEFAULT_TOML)
+            .expect("config/default.toml is valid (tested)")
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let deserializer = toml::Deserializer::parse(text).map_err(|err| ConfigError {
+            file: path.to_owned(),
+            key: "(syntax)".into(),
+            problem: format!("is not valid TOML: {}", err.message()),
+            fix: format!("correct the TOML syntax near byte {:?}", err.span().unwrap_or_default()),
+        })?;
+        serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let key = err.path().to_string();
+            let message = err.inner().message().to_owned();
+            let fix = if message.starts_with("unknown field") {
+                "remove or rename the key; config/default.toml lists every key".to_owned()
+            } else if message.starts_with("missing field") {
+                "add the key; config/default.toml has its default value".to_owned()
+            } else {
+                "set a value of the form config/default.toml shows".to_owned()
+            };
+            ConfigError { file: path.to_owned(), key, problem: message, fix }
+        })
+    }
+
+    /// Names derived from the stack name and the seed's names.
+    pub fn names(&self) -> Names<'_> {
+        Names::new(&self.stack.name)
+    }
+
+    /// Every rule that AWS or the architecture imposes and a TOML type cannot express.
+    pub fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        let fail = |key: &str, problem: String, fix: String| ConfigError {
+            file: file.to_owned(),
+            key: key.to_owned(),
+            problem,
+            fix,
+        };
+        self.validate_stack().map_err(|(key, problem, fix)| fail(&key, problem, fix))?;
+        self.validate_network().map_err(|(key, problem, fix)| fail(&key, problem, fix))?;
+        self.validate_names().map_err(|(key, problem, fix)| fail(&key, problem, fix))?;
+        self.validate_alb().map_err(|(key, problem, fix)| fail(&key, problem, fix))?;
+        self.validate_compute_and_database()
+            .map_err(|(key, problem, fix)| fail(&key, problem, fix))?;
+        Ok(())
+    }
+
+    fn validate_stack(&self) -> Check {
+        let stack = &self.stack;
+        if !is_dns_label(&stack.name) || stack.name.len() > 24 {
+            return Err(invalid(
+                "stack.name",
+                format!("\"{}\" is not a usable stack name", stack.name),
+                "use 1-24 lowercase letters, digits and single hyphens, starting with a letter \
+                 and not ending with a hyphen (it prefixes AWS names of 32 characters at most)",
+            ));
+        }
+        if !is_region(&stack.region) {
+            return Err(invalid(
+                "stack.region",
+                format!("\"{}\" is not an AWS region name", stack.region),
+                "use a region code such as \"ap-northeast-1\"",
+            ));
+        }
+        for (index, zone) in stack.availability_zones.iter().enumerate() {
+            check_zone(&format!("stack.availability_zones[{index}]"), zone, &stack.region)?;
+        }
+        let zones: BTreeSet<_> = stack.availability_zones.iter().collect();
+        if zones.len() < 2 {
+            return Err(invalid(
+                "stack.availability_zones",
+                "names fewer than two distinct availability zones".into(),
+                "list two zones of the region, e.g. [\"ap-northeast-1a\", \"ap-northeast-1c\"]: \
+                 an ALB and a DB subnet group each need two",
+            ));
+        }
+        for (key, value) in &stack.tags {
+            if key == "Name" || key.starts_with(RESERVED_TAG_PREFIX) || key.starts_with("aws:") {
+                return Err(invalid(
+                    &format!("stack.tags.{key}"),
+                    "is a tag key the tool sets itself or AWS reserves".into(),
+                    "choose another key: `Name`, `three-tier:*` and `aws:*` are reserved",
+                ));
+            }
+            if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
+                return Err(invalid(
+                    &format!("stack.tags.{key}"),
+                    "is outside AWS's tag limits".into(),
+                    "use a key of 1-128 and a value of at most 256 characters",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_network(&self) -> Check {
+        let network = &self.network;
+        let region = &self.stack.region;
+        check_cidr("network.vpc_cidr", network.vpc_cidr, 16)?;
+        let mut seen: Vec<(String, Ipv4Net)> = Vec::new();
+        for &role in SubnetRole::ALL {
+            let subnet = network.subnets.get(role);
+            let base = format!("network.subnets.{role}");
+            check_cidr(&format!("{base}.cidr"), subnet.cidr, 16)?;
+            if !network.vpc_cidr.contains(&subnet.cidr) {
+                return Err(invalid(
+                    &format!("{base}.cidr"),
+                    format!("{} lies outside the VPC's {}", subnet.cidr, network.vpc_cidr),
+                    "choose a block inside network.vpc_cidr",
+                ));
+            }
+            if let Some((other, _)) =
+                seen.iter().find(|(_, cidr)| cidr.contains(&subnet.cidr) || subnet.cidr.contains(cidr))
+            {
+                return Err(invalid(
+                    &format!("{base}.cidr"),
+                    format!("{} overlaps {other}", subnet.cidr),
+                    "give every subnet its own, non-overlapping block",
+                ));
+            }
+            seen.push((format!("network.subnets.{role}.cidr"), subnet.cidr));
+            check_zone(&format!("{base}.availability_zone"), &subnet.availability_zone, region)?;
+            check_tag_value(&format!("{base}.name"), &subnet.name)?;
+        }
+        for (pair, what) in [
+            ([SubnetRole::AlbA, SubnetRole::AlbB], "an internet-facing ALB"),
+            ([SubnetRole::DbA, SubnetRole::DbB], "a DB subnet group"),
+        ] {
+            let [first, second] = pair.map(|role| &network.subnets.get(role).availability_zone);
+            if first == second {
+                return Err(invalid(
+                    &format!("network.subnets.{}.availability_zone", pair[1]),
+                    format!("is {second}, the same zone as {}", pair[0]),
+                    &format!("put the two subnets in different zones: {what} needs two"),
+                ));
+            }
+        }
+        check_tag_value("network.nat_gateway_name", &network.nat_gateway_name)?;
+        let groups = &network.security_groups;
+        let mut names = BTreeSet::new();
+        for (key, name) in [("alb", &groups.alb), ("app", &groups.app), ("db", &groups.db)] {
+            let key = format!("network.security_groups.{key}");
+            if name.is_empty() || name.len() > 255 || name.starts_with("sg-") || !name.is_ascii() {
+                return Err(invalid(
+                    &key,
+                    format!("\"{name}\" is not a valid security group name"),
+                    "use 1-255 ASCII characters, not starting with \"sg-\"",
+                ));
+            }
+            if !names.insert(name) {
+                return Err(invalid(
+                    &key,
+                    format!("\"{name}\" is used for two security groups"),
+                    "give each security group its own name",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_names(&self) -> Check {
+        let names = self.names();
+        let alb = &self.alb;
+        check_elb_name("alb.name", &names.account_unique(&alb.name))?;
+        if names.account_unique(&alb.name).starts_with("internal-") {
+            return Err(invalid(
+                "alb.name",
+                "starts with \"internal-\", which AWS reserves".into(),
+                "choose another name",
+            ));
+        }
+        check_elb_name("alb.target_group_name", &names.account_unique(&alb.target_group_name))?;
+        let db_subnet_group = &self.database.subnet_group_name;
+        if db_subnet_group.is_empty()
+            || db_subnet_group.len() > 255
+            || db_subnet_group.eq_ignore_ascii_case("default")
+            || !db_subnet_group.chars().all(|c| c.is_ascii_alphanumeric() || " ._-".contains(c))
+        {
+            return Err(invalid(
+                "database.subnet_group_name",
+                format!("\"{db_subnet_group}\" is not a valid DB subnet group name"),
+                "use 1-255 letters, digits, spaces, periods, underscores and hyphens (not \"default\")",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_alb(&self) -> Check {
+        let alb = &self.alb;
+        if !alb.health_check_path.starts_with('/') || alb.health_check_path.len() > 1024 {
+            return Err(invalid(
+                "alb.health_check_path",
+                format!("\"{}\" is not an absolute path", alb.health_check_path),
+                "use a path starting with \"/\", e.g. \"/\"",
+            ));
+        }
+        if !is_http_matcher(&alb.health_check_matcher) {
+            return Err(invalid(
+                "alb.health_check_matcher",
+                format!("\"{}\" is not an HTTP code matcher", alb.health_check_matcher),
+                "use codes from 200 to 499, as \"200\", \"200,202\" or \"200-299\"",
+            ));
+        }
+        let mut priorities = BTreeSet::new();
+        let mut groups = BTreeSet::from([alb.target_group_name.as_str()]);
+        for (index, rule) in alb.rules.iter().enumerate() {
+            let base = format!("alb.rules[{index}]");
+            if !(1..=50_000).contains(&rule.priority) || !priorities.insert(rule.priority) {
+                return Err(invalid(
+                    &format!("{base}.priority"),
+                    format!("{} is out of range or used twice", rule.priority),
+                    "give each rule its own priority from 1 to 50000",
+                ));
+            }
+            if rule.path_pattern.is_empty() || rule.path_pattern.len() > 128 {
+                return Err(invalid(
+                    &format!("{base}.path_pattern"),
+                    format!("\"{}\" is not a path pattern", rule.path_pattern),
+                    "use 1-128 characters, e.g. \"/api/*\"",
+                ));
+            }
+            let key = format!("{base}.target_group_name");
+            check_elb_name(&key, &self.names().account_unique(&rule.target_group_name))?;
+            if !groups.insert(rule.target_group_name.as_str()) {
+                return Err(invalid(
+                    &key,
+                    format!("\"{}\" names a target group twice", rule.target_group_name),
+                    "give each rule's target group its own name",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_compute_and_database(&self) -> Check {
+        let compute = &self.compute;
+        if !compute.instance_type.contains('.') {
+            return Err(invalid(
+                "compute.instance_type",
+                format!("\"{}\" is not an EC2 instance type", compute.instance_type),
+                "use a type such as \"t3.micro\"",
+            ));
+        }
+        if let Some(ami) = &compute.ami_id
+            && !(ami.starts_with("ami-") && ami[4..].chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(invalid(
+                "compute.ami_id",
+                format!("\"{ami}\" is not an AMI id"),
+                "use an id like \"ami-0123456789abcdef0\", or remove the key to use the latest Amazon Linux 2023",
+            ));
+        }
+        if !compute.ami_parameter.starts_with('/') {
+            return Err(invalid(
+                "compute.ami_parameter",
+                format!("\"{}\" is not an SSM parameter path", compute.ami_parameter),
+                "use the public parameter of SPEC.md",
+            ));
+        }
+        if !(8..=16_384).contains(&compute.root_volume_gib) {
+            return Err(invalid(
+                "compute.root_volume_gib",
+                format!("{} GiB cannot hold Amazon Linux 2023", compute.root_volume_gib),
+                "use 8 to 16384 GiB",
+            ));
+        }
+        let database = &self.database;
+        if database.engine != "mysql" {
+            return Err(invalid(
+                "database.engine",
+                format!("\"{}\" is not supported", database.engine),
+                "use \"mysql\": the stack and its checks are built for MySQL",
+            ));
+        }
+        if !database.instance_class.starts_with("db.") {
+            return Err(invalid(
+                "database.instance_class",
+                format!("\"{}\" is not a DB instance class", database.instance_class),
+                "use a class such as \"db.t3.micro\"",
+            ));
+        }
+        if !(20..=65_536).contains(&database.allocated_storage_gib) {
+            return Err(invalid(
+                "database.allocated_storage_gib",
+                format!("{} GiB is outside what RDS MySQL accepts", database.allocated_storage_gib),
+                "use 20 to 65536 GiB",
+            ));
+        }
+        if !["gp2", "gp3", "io1", "io2", "standard"].contains(&database.storage_type.as_str()) {
+            return Err(invalid(
+                "database.storage_type",
+                format!("\"{}\" is not an RDS storage type", database.storage_type),
+                "use \"gp2\" (the seed's) or \"gp3\"",
+            ));
+        }
+        for (key, value, max) in [
+            ("database.database_name", &database.database_name, 64),
+            ("database.master_username", &database.master_username, 16),
+        ] {
+            let mut chars = value.chars();
+            let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && value.len() <= max;
+            if !valid {
+                return Err(invalid(
+                    key,
+                    format!("\"{value}\" is not a valid MySQL name for RDS"),
+                    &format!("use 1-{max} letters, digits and underscores, starting with a letter"),
+                ));
+            }
+        }
+        let engine_version = &database.engine_version;
+        if engine_version.is_empty()
+            || !engine_version.chars().all(|c| c.is_ascii_digit() || c == '.')
+        {
+            return Err(invalid(
+                "database.engine_version",
+                format!("\"{engine_version}\" is not a MySQL version"),
+                "use a version such as \"8.4\"",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A failed check: key, problem, fix.
+type Check = Result<(), (String, String, String)>;
+
+fn invalid(key: &str, problem: String, fix: &str) -> (String, String, String) {
+    (key.to_owned(), problem, fix.to_owned())
+}
+
+/// AWS accepts VPCs and subnets from /16 to /28, with no host bits set.
+fn check_cidr(key: &str, cidr: Ipv4Net, largest_prefix: u8) -> Check {
+    if cidr.trunc() != cidr {
+        return Err(invalid(
+            key,
+            format!("{cidr} has host bits set"),
+            &format!("use the network address, {}", cidr.trunc()),
+        ));
+    }
+    if !(largest_prefix..=28).contains(&cidr.prefix_len()) {
+        return Err(invalid(
+            key,
+            format!("{cidr} is a /{} block", cidr.prefix_len()),
+            "AWS accepts /16 to /28 blocks; use a prefix in that range",
+        ));
+    }
+    Ok(())
+}
+
+fn check_zone(key: &str, zone: &str, region: &str) -> Check {
+    let suffix = zone.strip_prefix(region);
+    let valid = suffix.is_some_and(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase()));
+    if !valid {
+        return Err(invalid(
+            key,
+            format!("\"{zone}\" is not an availability zone of {region}"),
+            &format!("use a zone of the region, e.g. \"{region}a\""),
+        ));
+    }
+    Ok(())
+}
+
+fn check_tag_value(key: &str, value: &str) -> Check {
+    if value.is_empty() || value.chars().count() > 256 {
+        return Err(invalid(key, "is empty or over 256 characters".into(), "use a name of 1-256 characters"));
+    }
+    Ok(())
+}
+
+/// Load balancer and target group names: at most 32 letters, digits and hyphens, not
+/// starting or ending with a hyphen.
+fn check_elb_name(key: &str, name: &str) -> Check {
+    let valid = !name.is_empty()
+        && name.len() <= 32
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if !valid {
+        return Err(invalid(
+            key,
+            format!("gives the AWS name \"{name}\", which is not a valid load balancer or target group name"),
+            "use at most 32 letters, digits and hyphens in all (other stacks than \"three-tier\" \
+             add \"<stack>-\" in front), not starting or ending with a hyphen",
+        ));
+    }
+    Ok(())
+}
+
+fn is_dns_label(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && !name.contains("--")
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+fn is_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
+fn is_http_matcher(matcher: &str) -> bool {
+    let code = |s: &str| s.parse::<u16>().is_ok_and(|c| (200..=499).contains(&c));
+    matcher.split(',').all(|part| match part.split_once('-') {
+        Some((low, high)) => code(low) && code(high) && low <= high,
+        None => code(part),
+    })
+}

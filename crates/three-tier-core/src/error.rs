@@ -1,0 +1,144 @@
+//! The errors every tier shares, and the one place where AWS error codes are interpreted.
+
+use std::time::Duration;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::waiters::error::WaiterError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::config::ConfigError;
+use crate::roles::Tier;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    /// AWS answered with an error.
+    #[error("{operation} failed: {code}: {message}{}", hint(code, operation).map(|h| format!("\n  fix: {h}")).unwrap_or_default())]
+    Aws {
+        operation: &'static str,
+        code: String,
+        message: String,
+        #[source]
+        source: BoxError,
+    },
+
+    /// The request never got an answer from AWS: no credentials, no network, no endpoint.
+    #[error("{operation} could not reach AWS: {detail}\n  fix: {}", unreachable_fix(detail))]
+    Unreachable { operation: &'static str, detail: String },
+
+    #[error("gave up after {}s waiting for {what}\n  fix: {fix}", after.as_secs())]
+    Timeout { what: String, after: Duration, fix: String },
+
+    /// A resource this tier owns is in AWS in a form that deploy cannot change in place.
+    #[error("{resource} {problem}\n  fix: {fix}")]
+    Conflict { resource: String, problem: String, fix: String },
+
+    /// A tier was asked for before the tiers it builds on.
+    #[error("the {tier} tier needs the {needs} tier, which is not deployed in stack {stack}\n  fix: run `cargo xtask deploy {needs}` first (or `cargo xtask deploy` for the whole stack)")]
+    MissingDependency { tier: Tier, needs: Tier, stack: String },
+}
+
+impl Error {
+    /// The AWS error code, when AWS answered.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Aws { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// AWS refuses to delete or detach something that is still in use; on AWS this clears
+    /// by itself once delayed clean-ups (ALB network interfaces, NAT addresses) finish.
+    pub fn is_dependency_violation(&self) -> bool {
+        self.code() == Some("DependencyViolation")
+    }
+
+    /// The resource is already gone: the goal of a delete is reached.
+    pub fn is_not_found(&self) -> bool {
+        self.code().is_some_and(|code| {
+            code.ends_with(".NotFound")
+                || code.ends_with("NotFound")
+                || code.ends_with("NotFoundFault")
+                || code == "NoSuchEntity"
+        })
+    }
+}
+
+/// Converts SDK results into [`Error`], naming the operation.
+pub trait AwsResultExt<T> {
+    fn aws(self, operation: &'static str) -> Result<T>;
+}
+
+impl<T, E, R> AwsResultExt<T> for std::result::Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    fn aws(self, operation: &'static str) -> Result<T> {
+        self.map_err(|err| match &err {
+            SdkError::ServiceError(_) => Error::Aws {
+                operation,
+                code: err.code().unwrap_or("Unknown").to_owned(),
+                message: err.message().unwrap_or_default().to_owned(),
+                source: Box::new(err),
+            },
+            _ => Error::Unreachable { operation, detail: DisplayErrorContext(&err).to_string() },
+        })
+    }
+}
+
+impl<T, O, E> AwsResultExt<T> for std::result::Result<T, WaiterError<O, E>>
+where
+    O: std::fmt::Debug + Send + Sync + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    fn aws(self, operation: &'static str) -> Result<T> {
+        self.map_err(|err| Error::Aws {
+            operation,
+            code: err.code().unwrap_or("WaiterFailed").to_owned(),
+            message: err.message().map(str::to_owned).unwrap_or_else(|| err.to_string()),
+            source: Box::new(err),
+        })
+    }
+}
+
+/// What to do about an AWS error code, where there is something to say.
+fn hint(code: &str, operation: &str) -> Option<String> {
+    let hint = match code {
+        "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" => format!(
+            "your AWS identity may not call {operation}: use a profile or role that may (AWS_PROFILE=...), \
+             or ask your administrator to grant it"
+        ),
+        "AuthFailure" | "RequestExpired" | "ExpiredToken" | "ExpiredTokenException"
+        | "InvalidClientTokenId" | "UnrecognizedClientException" | "SignatureDoesNotMatch" => {
+            "your AWS credentials are invalid or expired: renew them (`aws sso login`, or new keys)".into()
+        }
+        "OptInRequired" => "the region is not enabled for this account: enable it, or set another stack.region".into(),
+        "VpcLimitExceeded" | "AddressLimitExceeded" | "NatGatewayLimitExceeded"
+        | "InternetGatewayLimitExceeded" | "RulesPerSecurityGroupLimitExceeded"
+        | "SecurityGroupLimitExceeded" | "TooManyLoadBalancers" | "InstanceLimitExceeded"
+        | "InstanceQuotaExceeded" | "DBInstanceQuotaExceeded" => {
+            "an account quota is reached: delete unused resources of that kind, or request a higher quota in Service Quotas".into()
+        }
+        "DependencyViolation" => "something outside this step still uses the resource: the message names it; remove it and run the command again".into(),
+        _ => return None,
+    };
+    Some(hint)
+}
+
+fn unreachable_fix(detail: &str) -> &'static str {
+    let lower = detail.to_ascii_lowercase();
+    if lower.contains("credential") {
+        "no AWS credentials were found: run `aws configure` or `aws sso login` (or set AWS_PROFILE), \
+         or add --emulator to use the local emulator"
+    } else {
+        "check the network and the endpoint (AWS_ENDPOINT_URL); with --emulator, check \
+         `cargo xtask emulator status`"
+    }
+}

@@ -1,0 +1,21 @@
+//! What the tiers of a three-tier stack share: the config, names and tags, typed outputs,
+//! the AWS context, plans, errors, and the waits.
+//!
+//! Nothing here is specific to one tier; each tier crate owns its own resources.
+
+pub mod aws;
+pub mod calls;
+pub mod config;
+pub mod error;
+pub mod naming;
+pub mod outputs;
+pub mod plan;
+pub mod progress;
+pub mod roles;
+pub mod wait;
+
+pub use aws::{AwsContext, Target};
+pub use config::{Config, ConfigError};
+pub use error::{AwsResultExt, Error, Result};
+pub use plan::{Change, Conflict, Created, Plan, Ref, Step};
+pub use roles::{RouteTableRole, SecurityGroupRole, SubnetRole, Tier};

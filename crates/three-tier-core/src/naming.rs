@@ -1,0 +1,79 @@
+//! Names and tags: how a stack's resources are called and found again.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::roles::Tier;
+
+/// The stack whose resources carry the seed's names verbatim.
+pub const DEFAULT_STACK: &str = "three-tier";
+/// Tag keys with this prefix are the tool's own; the user may not set them.
+pub const RESERVED_TAG_PREFIX: &str = "three-tier:";
+pub const STACK_TAG: &str = "three-tier:stack";
+pub const TIER_TAG: &str = "three-tier:tier";
+pub const ROLE_TAG: &str = "three-tier:role";
+pub const NAME_TAG: &str = "Name";
+
+/// Names of one stack's resources.
+#[derive(Debug, Clone, Copy)]
+pub struct Names<'a> {
+    stack: &'a str,
+}
+
+impl<'a> Names<'a> {
+    pub fn new(stack: &'a str) -> Self {
+        Names { stack }
+    }
+
+    pub fn stack(&self) -> &'a str {
+        self.stack
+    }
+
+    /// A name AWS requires unique per account and region: the seed's name for the default
+    /// stack, `<stack>-<name>` for any other, so two stacks can share an account.
+    pub fn account_unique(&self, seed_name: &str) -> String {
+        if self.stack == DEFAULT_STACK {
+            seed_name.to_owned()
+        } else {
+            format!("{}-{seed_name}", self.stack)
+        }
+    }
+
+    /// The name of a resource the seed leaves unnamed: `<stack>-<role>`.
+    pub fn unnamed(&self, role: &str) -> String {
+        format!("{}-{role}", self.stack)
+    }
+}
+
+/// The tags that make a resource part of a stack, plus the user's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Tags {
+    pub pairs: BTreeMap<String, String>,
+}
+
+impl Tags {
+    pub fn new(
+        stack: &str,
+        tier: Tier,
+        role: &str,
+        name: &str,
+        user_tags: &BTreeMap<String, String>,
+    ) -> Tags {
+        let mut pairs = user_tags.clone();
+        pairs.insert(NAME_TAG.into(), name.into());
+        pairs.insert(STACK_TAG.into(), stack.into());
+        pairs.insert(TIER_TAG.into(), tier.as_str().into());
+        pairs.insert(ROLE_TAG.into(), role.into());
+        Tags { pairs }
+    }
+
+    /// The tags of `wanted` that `present` lacks or holds with another value.
+    pub fn missing_from<'t>(
+        &'t self,
+        present: &'t BTreeMap<String, String>,
+    ) -> impl Iterator<Item = (&'t String, &'t String)> {
+        self.pairs.iter().filter(move |(key, value)| present.get(*key) != Some(*value))
+    }
+}

@@ -1,0 +1,161 @@
+//! Plans: the data a tier's pure `plan` function returns and its `apply` executes.
+//!
+//! A plan holds every decision, so apply makes none; it serialises to YAML for snapshots
+//! and prints as a list of changes, as `terraform plan` does.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::roles::Tier;
+
+/// An id in a plan: of a resource that exists, or of one an earlier step of the same plan
+/// creates, named by a key such as `subnet/app`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ref {
+    Existing(String),
+    Planned(String),
+}
+
+impl Ref {
+    pub fn existing(id: impl Into<String>) -> Ref {
+        Ref::Existing(id.into())
+    }
+
+    pub fn planned(key: impl Into<String>) -> Ref {
+        Ref::Planned(key.into())
+    }
+}
+
+impl std::fmt::Display for Ref {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ref::Existing(id) => f.write_str(id),
+            Ref::Planned(key) => write!(f, "(new {key})"),
+        }
+    }
+}
+
+/// The ids of resources created while a plan runs, for the steps after them.
+#[derive(Debug, Default)]
+pub struct Created {
+    ids: HashMap<String, String>,
+}
+
+impl Created {
+    pub fn insert(&mut self, key: impl Into<String>, id: impl Into<String>) {
+        self.ids.insert(key.into(), id.into());
+    }
+
+    pub fn resolve(&self, reference: &Ref) -> Result<String> {
+        match reference {
+            Ref::Existing(id) => Ok(id.clone()),
+            Ref::Planned(key) => self.ids.get(key).cloned().ok_or_else(|| Error::Conflict {
+                resource: key.clone(),
+                problem: "was to be created by an earlier step of the plan, which did not run".into(),
+                fix: "this is a bug in the plan's order; please report it with the plan output".into(),
+            }),
+        }
+    }
+}
+
+/// What a step does to AWS, for the plan's summary line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    Create,
+    Update,
+    Delete,
+    /// Waits for AWS, changing nothing.
+    Wait,
+}
+
+impl Change {
+    fn sign(self) -> &'static str {
+        match self {
+            Change::Create => "+",
+            Change::Update => "~",
+            Change::Delete => "-",
+            Change::Wait => "…",
+        }
+    }
+}
+
+/// One step of a tier's plan.
+pub trait Step: Serialize {
+    fn change(&self) -> Change;
+    /// One line for a person: what, which, and the settings that matter.
+    fn describe(&self) -> String;
+}
+
+/// Something deploy cannot change in place: it refuses the whole plan and says why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    pub resource: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl From<Conflict> for Error {
+    fn from(conflict: Conflict) -> Error {
+        Error::Conflict { resource: conflict.resource, problem: conflict.problem, fix: conflict.fix }
+    }
+}
+
+/// A tier's plan: its steps in the order apply runs them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan<S> {
+    pub tier: Tier,
+    pub steps: Vec<S>,
+    pub conflicts: Vec<Conflict>,
+}
+
+impl<S: Step> Plan<S> {
+    pub fn new(tier: Tier) -> Self {
+        Plan { tier, steps: Vec::new(), conflicts: Vec::new() }
+    }
+
+    /// True when applying would change nothing in AWS (waits aside).
+    pub fn changes_nothing(&self) -> bool {
+        self.steps.iter().all(|step| step.change() == Change::Wait)
+    }
+
+    pub fn count(&self, change: Change) -> usize {
+        self.steps.iter().filter(|step| step.change() == change).count()
+    }
+
+    /// The plan as a person reads it.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if self.changes_nothing() && self.conflicts.is_empty() {
+            let _ = writeln!(out, "{}: up to date, no changes", self.tier);
+        } else {
+            let _ = writeln!(
+                out,
+                "{}: {} to create, {} to change, {} to delete",
+                self.tier,
+                self.count(Change::Create),
+                self.count(Change::Update),
+                self.count(Change::Delete)
+            );
+        }
+        for step in &self.steps {
+            let _ = writeln!(out, "  {} {}", step.change().sign(), step.describe());
+        }
+        for conflict in &self.conflicts {
+            let _ = writeln!(out, "  ! {} {}\n    fix: {}", conflict.resource, conflict.problem, conflict.fix);
+        }
+        out
+    }
+
+    /// Deploy refuses a plan with conflicts before making any change.
+    pub fn check_conflicts(&self) -> Result<()> {
+        match self.conflicts.first() {
+            Some(conflict) => Err(conflict.clone().into()),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Waiting for AWS: the bounds of every wait, and the retry loop for what AWS refuses now
+//! but will accept later (delayed clean-ups, eventual consistency), which the SDK's own
+//! retries do not cover.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::progress::Progress;
+
+/// How long to wait for things AWS finishes in its own time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitSettings {
+    /// The pause between two tries of the tool's own loops.
+    pub poll_interval: Duration,
+    /// A NAT gateway becoming available (1.5-2 min on AWS) or deleted (about 1 min).
+    pub nat_gateway: Duration,
+    /// A delete refused with DependencyViolation while AWS cleans up after something
+    /// else: an ALB's network interfaces linger for minutes after it is deleted.
+    pub dependency_violation: Duration,
+}
+
+impl Default for WaitSettings {
+    fn default() -> Self {
+        WaitSettings {
+            poll_interval: Duration::from_secs(5),
+            nat_gateway: Duration::from_secs(10 * 60),
+            dependency_violation: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl WaitSettings {
+    /// The same bounds, polled often: for an endpoint that answers in milliseconds.
+    pub fn fast_poll() -> Self {
+        WaitSettings { poll_interval: Duration::from_millis(100), ..WaitSettings::default() }
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails with an error `retry_if` does not accept, or
+/// `limit` passes; then fails with a timeout that says `fix`.
+pub async fn retry_while<T, Fut>(
+    progress: &Progress,
+    what: &str,
+    limit: Duration,
+    poll_interval: Duration,
+    fix: &str,
+    retry_if: impl Fn(&Error) -> bool,
+    mut attempt: impl FnMut() -> Fut,
+) -> Result<T>
+where
+    Fut: Future<Output = Result<T>>,
+{
+    let started = Instant::now();
+    let mut waiting = None;
+    loop {
+        match attempt().await {
+            Ok(value) => {
+                if let Some(waiting) = waiting.take() {
+                    crate::progress::Waiting::done(waiting, "done");
+                }
+                return Ok(value);
+            }
+            Err(err) if retry_if(&err) => {
+                if started.elapsed() >= limit {
+                    return Err(Error::Timeout {
+                        what: format!("{what} (last answer: {err})"),
+                        after: limit,
+                        fix: fix.to_owned(),
+                    });
+                }
+                waiting.get_or_insert_with(|| progress.waiting(what, limit));
+                tokio::time::sleep(poll_interval).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn violation() -> Error {
+        Error::Aws {
+            operation: "DeleteSubnet",
+            code: "DependencyViolation".into(),
+            message: "in use".into(),
+            source: "in use".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_until_the_refusal_clears() {
+        let tries = AtomicU32::new(0);
+        let result = retry_while(&Progress::silent(), "subnet", Duration::from_secs(5), Duration::from_millis(1), "", Error::is_dependency_violation, || async {
+            if tries.fetch_add(1, Ordering::SeqCst) < 3 { Err(violation()) } else { Ok(7) }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 7);
+        assert_eq!(tries.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_the_limit_with_the_fix() {
+        let result: Result<()> = retry_while(&Progress::silent(), "subnet alb-subnet", Duration::from_millis(20), Duration::from_millis(5), "delete the ALB", Error::is_dependency_violation, || async { Err(violation()) }).await;
+        let message = result.unwrap_err().to_string();
+        assert!(message.contains("subnet alb-subnet"), "{message}");
+        assert!(message.contains("fix: delete the ALB"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn other_errors_are_not_retried() {
+        let tries = AtomicU32::new(0);
+        let result: Result<()> = retry_while(&Progress::silent(), "x", Duration::from_secs(5), Duration::from_millis(1), "", Error::is_dependency_violation, || async {
+            tries.fetch_add(1, Ordering::SeqCst);
+            Err(Error::Conflict { resource: "r".into(), problem: "p".into(), fix: "f".into() })
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(tries.load(Ordering::SeqCst), 1);
+    }
+}

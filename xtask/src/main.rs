@@ -1,0 +1,125 @@
+//! `cargo xtask`: deploy, plan and tear down the three-tier stack, run the emulator and
+//! the tests. A thin dispatcher: the tiers' own crates do the work.
+
+mod ci;
+mod deploy;
+mod emulator;
+mod session;
+mod teardown;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use three_tier_core::{ConfigError, Tier};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "Build, inspect and remove the three-tier AWS stack")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create what is missing, fix what drifted, leave the rest alone.
+    Deploy(StackArgs),
+    /// Show what deploy would change, without changing anything.
+    Plan(PlanArgs),
+    /// Delete everything the stack's tags find, in an order AWS accepts.
+    Teardown(TeardownArgs),
+    /// Run the local AWS emulator (moto).
+    Emulator {
+        #[command(subcommand)]
+        action: EmulatorAction,
+    },
+    /// Run every test, starting the emulator when needed (the README's test command).
+    Ci,
+}
+
+#[derive(Debug, Args)]
+struct StackArgs {
+    /// Tiers to act on; all of them when none is named.
+    #[arg(value_parser = parse_tier)]
+    tiers: Vec<Tier>,
+    /// Config file.
+    #[arg(long, default_value = three_tier_core::Config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// Stack name, overriding the config's `stack.name`.
+    #[arg(long)]
+    stack: Option<String>,
+    /// Use the local emulator instead of AWS (started when not running).
+    #[arg(long)]
+    emulator: bool,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Plan a teardown instead of a deploy.
+    #[arg(long)]
+    teardown: bool,
+}
+
+#[derive(Debug, Args)]
+struct TeardownArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    yes: bool,
+}
+
+#[derive(Debug, Clone, Copy, Subcommand)]
+enum EmulatorAction {
+    /// Install (first time) and start the emulator.
+    Start,
+    /// Stop the emulator.
+    Stop,
+    /// Say whether the emulator runs, and where.
+    Status,
+}
+
+/// The tiers built so far; the others come with their own crates.
+const AVAILABLE_TIERS: &[Tier] = &[Tier::Network];
+
+fn parse_tier(text: &str) -> Result<Tier, String> {
+    let names: Vec<&str> = AVAILABLE_TIERS.iter().map(|t| t.as_str()).collect();
+    Tier::from_tag(text)
+        .filter(|tier| AVAILABLE_TIERS.contains(tier))
+        .ok_or_else(|| format!("unknown tier \"{text}\"; the tiers are: {}", names.join(", ")))
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            // A config error is a usage error: nothing was done, exit 2 as for bad flags.
+            let usage = err.chain().any(|cause| cause.downcast_ref::<ConfigError>().is_some())
+                || err.chain().any(|cause| {
+                    matches!(cause.downcast_ref::<three_tier_core::Error>(), Some(three_tier_core::Error::Config(_)))
+                });
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let sh = xshell::Shell::new()?;
+    match cli.command {
+        Command::Deploy(args) => deploy::deploy(&session::Session::open(&args)?),
+        Command::Plan(args) => deploy::plan(&session::Session::open(&args.stack)?, args.teardown),
+        Command::Teardown(args) => teardown::teardown(&session::Session::open(&args.stack)?, args.yes),
+        Command::Emulator { action } => emulator::run(action),
+        Command::Ci => ci::run(&sh),
+    }
+}

@@ -1,0 +1,74 @@
+//! What every stack command starts from: the validated config, and where to send requests.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use three_tier_core::progress::Progress;
+use three_tier_core::wait::WaitSettings;
+use three_tier_core::{AwsContext, Config, ConfigError, Target, Tier};
+
+use crate::{AVAILABLE_TIERS, StackArgs};
+
+pub struct Session {
+    pub config: Config,
+    pub tiers: Vec<Tier>,
+    pub target: Target,
+    pub runtime: tokio::runtime::Runtime,
+    pub started: Instant,
+}
+
+impl Session {
+    /// Loads and validates the config before anything talks to AWS.
+    pub fn open(args: &StackArgs) -> anyhow::Result<Session> {
+        let config = load_config(&args.config, args.stack.as_deref(), std::env::var("AWS_REGION").ok())?;
+        let tiers = if args.tiers.is_empty() { AVAILABLE_TIERS.to_vec() } else { args.tiers.clone() };
+        let target = if args.emulator {
+            let running = emulator::Emulator::default().ensure_running().context("starting the emulator")?;
+            Target::Emulator { endpoint: running.endpoint() }
+        } else {
+            Target::Aws
+        };
+        let runtime = tokio::runtime::Runtime::new()?;
+        Ok(Session { config, tiers, target, runtime, started: Instant::now() })
+    }
+
+    pub fn connect(&self) -> AwsContext {
+        let waits = match self.target {
+            // The emulator answers in milliseconds: poll it often.
+            Target::Emulator { .. } => WaitSettings::fast_poll(),
+            Target::Aws => WaitSettings::default(),
+        };
+        let target = self.target.clone();
+        let region = self.config.stack.region.clone();
+        self.runtime.block_on(AwsContext::connect(&target, &region, waits, Progress::stderr()))
+    }
+
+    pub fn describe_target(&self) -> String {
+        let stack = &self.config.stack;
+        match &self.target {
+            Target::Aws => format!("stack {} in {} (AWS)", stack.name, stack.region),
+            Target::Emulator { endpoint } => {
+                format!("stack {} in {} (local emulator at {endpoint})", stack.name, stack.region)
+            }
+        }
+    }
+}
+
+/// The config file, or the built-in default when the default path is absent (running
+/// outside the repository), with `--stack` and `AWS_REGION` applied, then validated.
+pub fn load_config(path: &Path, stack: Option<&str>, region: Option<String>) -> Result<Config, ConfigError> {
+    let mut config = if path == Path::new(Config::DEFAULT_PATH) && !path.exists() {
+        Config::default_config()
+    } else {
+        Config::load(path)?
+    };
+    if let Some(stack) = stack {
+        config.stack.name = stack.to_owned();
+    }
+    if let Some(region) = region.filter(|r| !r.is_empty()) {
+        config.stack.region = region;
+    }
+    config.validate(path)?;
+    Ok(config)
+}

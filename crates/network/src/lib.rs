@@ -54,3 +54,6 @@ pub fn outputs(observed: &Observed) -> Option<NetworkOutputs> {
         security_group_ids,
     })
 }
+
+#[cfg(test)]
+mod tests;

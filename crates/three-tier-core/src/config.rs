@@ -169,17 +169,20 @@ impl<'de> Deserialize<'de> for Port {
             .and_then(Port::new)
             .ok_or_else(|| {
                 serde::de::Error::custom(format!(
-                    "{value} is not a TCP port; use a number from 1 to 65535"
+                    "{value} is not a TCP port{FIX_SEPARATOR}use a number from 1 to 65535"
                 ))
             })
     }
 }
 
+/// Splits the problem from the fix in the messages of this module's deserializers.
+const FIX_SEPARATOR: &str = "; fix: ";
+
 fn cidr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Ipv4Net, D::Error> {
     let text = String::deserialize(deserializer)?;
     text.parse().map_err(|_| {
         serde::de::Error::custom(format!(
-            "\"{text}\" is not an IPv4 CIDR block; write ADDRESS/PREFIX, e.g. \"10.0.0.0/16\""
+            "\"{text}\" is not an IPv4 CIDR block{FIX_SEPARATOR}write ADDRESS/PREFIX, e.g. \"10.0.0.0/16\""
         ))
     })
 }
@@ -230,14 +233,16 @@ impl Config {
         serde_path_to_error::deserialize(deserializer).map_err(|err| {
             let key = err.path().to_string();
             let message = err.inner().message().to_owned();
-            let fix = if message.starts_with("unknown field") {
-                "remove or rename the key; config/default.toml lists every key".to_owned()
+            let (problem, fix) = if message.starts_with("unknown field") {
+                (message, "remove or rename the key; config/default.toml lists every key".to_owned())
             } else if message.starts_with("missing field") {
-                "add the key; config/default.toml has its default value".to_owned()
+                (message, "add the key; config/default.toml has its default value".to_owned())
+            } else if let Some((problem, fix)) = message.split_once(FIX_SEPARATOR) {
+                (problem.to_owned(), fix.to_owned())
             } else {
-                "set a value of the form config/default.toml shows".to_owned()
+                (message, "set a value of the form config/default.toml shows".to_owned())
             };
-            ConfigError { file: path.to_owned(), key, problem: message, fix }
+            ConfigError { file: path.to_owned(), key, problem, fix }
         })
     }
 
@@ -626,4 +631,64 @@ fn is_http_matcher(matcher: &str) -> bool {
         Some((low, high)) => code(low) && code(high) && low <= high,
         None => code(part),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_config_is_valid_and_holds_the_seed_values() {
+        let config = Config::default_config();
+        config.validate(Path::new(Config::DEFAULT_PATH)).unwrap();
+        assert_eq!(config.stack.name, "three-tier");
+        assert_eq!(config.stack.region, "ap-northeast-1");
+        assert_eq!(config.network.vpc_cidr.to_string(), "10.0.0.0/16");
+        let subnet = |role| {
+            let s = config.network.subnets.get(role);
+            (s.name.as_str(), s.cidr.to_string(), s.availability_zone.as_str())
+        };
+        assert_eq!(subnet(SubnetRole::AlbA), ("alb-subnet", "10.0.0.64/26".into(), "ap-northeast-1a"));
+        assert_eq!(subnet(SubnetRole::AlbB), ("alb-subnet2", "10.0.1.0/26".into(), "ap-northeast-1c"));
+        assert_eq!(subnet(SubnetRole::App), ("app-subnet", "10.0.0.0/26".into(), "ap-northeast-1a"));
+        assert_eq!(subnet(SubnetRole::DbA), ("db-subnet", "10.0.0.128/26".into(), "ap-northeast-1a"));
+        assert_eq!(subnet(SubnetRole::DbB), ("db-subnet2", "10.0.0.192/26".into(), "ap-northeast-1c"));
+        assert_eq!([config.ports.http.get(), config.ports.app.get(), config.ports.database.get()], [80, 3030, 3306]);
+        assert_eq!(config.alb.name, "sample-alb");
+        assert_eq!(config.alb.target_group_name, "app-target-group");
+        assert_eq!(config.compute.instance_type, "t3.micro");
+        assert_eq!(config.database.engine_version, "8.4");
+        assert_eq!(config.database.instance_class, "db.t3.micro");
+        assert_eq!(config.database.allocated_storage_gib, 20);
+        assert_eq!(config.database.database_name, "sample");
+        assert_eq!(config.database.master_username, "admin");
+        assert!(!config.database.deletion_protection && !config.database.final_snapshot);
+    }
+
+    #[test]
+    fn the_built_in_default_is_the_file_in_config() {
+        let on_disk = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/default.toml"));
+        assert_eq!(on_disk.unwrap(), Config::DEFAULT_TOML);
+    }
+
+    #[test]
+    fn other_stacks_prefix_account_unique_names() {
+        let mut config = Config::default_config();
+        assert_eq!(config.names().account_unique("sample-alb"), "sample-alb");
+        config.stack.name = "staging".into();
+        assert_eq!(config.names().account_unique("sample-alb"), "staging-sample-alb");
+        assert_eq!(config.names().unnamed("vpc"), "staging-vpc");
+    }
+
+    #[test]
+    fn a_listener_rule_for_api_paths_is_accepted() {
+        let text = Config::DEFAULT_TOML.replace(
+            "# [[alb.rules]]\n# priority = 10\n# path_pattern = \"/api/*\"\n# target_group_name = \"api-target-group\"\n# port = 8080",
+            "[[alb.rules]]\npriority = 10\npath_pattern = \"/api/*\"\ntarget_group_name = \"api-target-group\"\nport = 8080",
+        );
+        let config = Config::parse(Path::new("x.toml"), &text).unwrap();
+        config.validate(Path::new("x.toml")).unwrap();
+        assert_eq!(config.alb.rules.len(), 1);
+        assert_eq!(config.alb.rules[0].port.get(), 8080);
+    }
 }

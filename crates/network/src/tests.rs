@@ -1,0 +1,253 @@
+//! The pure half of the tier: plans from hand-built observed states.
+
+use three_tier_core::{Change, Config, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetRole};
+
+use crate::desired::{DefaultRoute, Desired, IngressFrom, desired};
+use crate::observe::*;
+use crate::plan::{NetworkStep, RouteTarget, plan, teardown_plan};
+use crate::rules::{IngressRule, Source};
+
+fn default_desired() -> Desired {
+    desired(&Config::default_config())
+}
+
+/// The observed state of a complete, correct deploy of `desired`, with readable ids.
+fn deployed(desired: &Desired) -> Observed {
+    let tags = |t: &three_tier_core::naming::Tags| t.pairs.clone();
+    let subnet_id = |role: SubnetRole| format!("subnet-{role}");
+    let group_id = |role: SecurityGroupRole| format!("sg-{role}");
+    let mut route_tables = vec![ObservedRouteTable {
+        id: "rtb-main".into(),
+        role: None,
+        routes: vec![local_route()],
+        associations: vec![ObservedAssociation { id: "rtbassoc-main".into(), subnet_id: None }],
+        tags: Default::default(),
+    }];
+    for (&role, spec) in &desired.route_tables {
+        let mut routes = vec![local_route()];
+        match spec.default_route {
+            Some(DefaultRoute::InternetGateway) => routes.push(default_route(Some("igw-1"), None)),
+            Some(DefaultRoute::NatGateway) => routes.push(default_route(None, Some("nat-1"))),
+            None => {}
+        }
+        route_tables.push(ObservedRouteTable {
+            id: format!("rtb-{role}"),
+            role: Some(role),
+            routes,
+            associations: spec
+                .subnets
+                .iter()
+                .map(|&s| ObservedAssociation { id: format!("rtbassoc-{s}"), subnet_id: Some(subnet_id(s)) })
+                .collect(),
+            tags: tags(&spec.tags),
+        });
+    }
+    Observed {
+        vpcs: vec![ObservedVpc {
+            id: "vpc-1".into(),
+            cidr: desired.vpc.cidr.to_string(),
+            dns_support: true,
+            dns_hostnames: true,
+            tags: tags(&desired.vpc.tags),
+        }],
+        internet_gateways: vec![ObservedInternetGateway {
+            id: "igw-1".into(),
+            attached_vpcs: vec!["vpc-1".into()],
+            tags: tags(&desired.internet_gateway.tags),
+        }],
+        subnets: desired
+            .subnets
+            .iter()
+            .map(|(&role, spec)| Tagged {
+                role,
+                resource: ObservedSubnet {
+                    id: subnet_id(role),
+                    cidr: spec.cidr.to_string(),
+                    availability_zone: spec.availability_zone.clone(),
+                    vpc_id: "vpc-1".into(),
+                    tags: tags(&spec.tags),
+                },
+            })
+            .collect(),
+        nat_addresses: vec![ObservedAddress {
+            allocation_id: "eipalloc-1".into(),
+            association_id: Some("eipassoc-1".into()),
+            tags: tags(&desired.nat_address.tags),
+        }],
+        nat_gateways: vec![ObservedNatGateway {
+            id: "nat-1".into(),
+            state: "available".into(),
+            subnet_id: subnet_id(SubnetRole::AlbA),
+            allocation_ids: vec!["eipalloc-1".into()],
+            tags: tags(&desired.nat_gateway.tags),
+        }],
+        security_groups: desired
+            .security_groups
+            .iter()
+            .map(|(&role, spec)| {
+                let source = match &spec.ingress.from {
+                    IngressFrom::Cidr(cidr) => Source::Cidr(cidr.to_string()),
+                    IngressFrom::Group(from) => Source::Group(Ref::existing(group_id(*from))),
+                };
+                Tagged {
+                    role,
+                    resource: ObservedSecurityGroup {
+                        id: group_id(role),
+                        name: spec.name.clone(),
+                        vpc_id: "vpc-1".into(),
+                        ingress: vec![IngressRule::tcp(spec.ingress.port, source)],
+                        tags: tags(&spec.tags),
+                    },
+                }
+            })
+            .collect(),
+        route_tables,
+    }
+}
+
+fn local_route() -> ObservedRoute {
+    ObservedRoute { destination: "10.0.0.0/16".into(), gateway_id: Some("local".into()), nat_gateway_id: None }
+}
+
+fn default_route(gateway: Option<&str>, nat: Option<&str>) -> ObservedRoute {
+    ObservedRoute {
+        destination: "0.0.0.0/0".into(),
+        gateway_id: gateway.map(Into::into),
+        nat_gateway_id: nat.map(Into::into),
+    }
+}
+
+fn position(plan: &three_tier_core::Plan<NetworkStep>, matches: impl Fn(&NetworkStep) -> bool) -> usize {
+    plan.steps.iter().position(matches).expect("step in plan")
+}
+
+#[test]
+fn fresh_plan_builds_the_whole_spec() {
+    let plan = plan(&default_desired(), &Observed::default());
+    assert!(plan.conflicts.is_empty());
+    insta::assert_yaml_snapshot!("network_fresh_plan", plan);
+    insta::assert_snapshot!("network_fresh_plan_text", plan.render());
+}
+
+#[test]
+fn fresh_plan_creates_the_nat_gateway_early_and_routes_through_it_only_once_available() {
+    let plan = plan(&default_desired(), &Observed::default());
+    let create_nat = position(&plan, |s| matches!(s, NetworkStep::CreateNatGateway { .. }));
+    let first_group = position(&plan, |s| matches!(s, NetworkStep::CreateSecurityGroup { .. }));
+    let wait = position(&plan, |s| matches!(s, NetworkStep::WaitNatGatewayAvailable { .. }));
+    let nat_route = position(&plan, |s| {
+        matches!(s, NetworkStep::CreateRoute { target: RouteTarget::NatGateway(_), .. })
+    });
+    assert!(create_nat < first_group, "the NAT gateway's minutes start before the rest is built");
+    assert_eq!(wait, plan.steps.len() - 2);
+    assert_eq!(nat_route, plan.steps.len() - 1);
+}
+
+#[test]
+fn a_complete_deploy_plans_nothing() {
+    let desired = default_desired();
+    let plan = plan(&desired, &deployed(&desired));
+    assert_eq!(plan.steps, vec![]);
+    assert!(plan.conflicts.is_empty());
+    assert!(plan.render().contains("up to date"));
+}
+
+#[test]
+fn a_pending_nat_gateway_is_waited_for_not_recreated() {
+    let desired = default_desired();
+    let mut observed = deployed(&desired);
+    observed.nat_gateways[0].state = "pending".into();
+    let plan = plan(&desired, &observed);
+    assert_eq!(
+        plan.steps,
+        vec![NetworkStep::WaitNatGatewayAvailable { name: "nat-gateway".into(), nat_gateway: Ref::existing("nat-1") }]
+    );
+}
+
+#[test]
+fn an_interrupted_deploy_creates_only_what_is_missing() {
+    let desired = default_desired();
+    let full = deployed(&desired);
+    let observed = Observed {
+        vpcs: full.vpcs.clone(),
+        subnets: full.subnets[..2].to_vec(),
+        route_tables: full.route_tables[..1].to_vec(),
+        ..Observed::default()
+    };
+    let plan = plan(&desired, &observed);
+    let creates: Vec<String> = plan.steps.iter().filter(|s| s.change() == Change::Create).map(Step::describe).collect();
+    assert!(!creates.iter().any(|c| c.starts_with("VPC")), "{creates:?}");
+    assert!(!creates.iter().any(|c| c.contains("alb-subnet ")), "{creates:?}");
+    assert_eq!(creates.iter().filter(|c| c.starts_with("subnet")).count(), 3, "{creates:?}");
+    assert!(plan.steps.iter().any(|s| matches!(s,
+        NetworkStep::CreateSubnet { vpc: Ref::Existing(id), .. } if id == "vpc-1")));
+}
+
+#[test]
+fn drift_is_repaired_in_place() {
+    let desired = default_desired();
+    let mut observed = deployed(&desired);
+    observed.vpcs[0].dns_hostnames = false;
+    let app_group = &mut observed.security_groups.iter_mut().find(|g| g.role == SecurityGroupRole::App).unwrap().resource;
+    app_group.ingress = vec![IngressRule::tcp(22, Source::Cidr("0.0.0.0/0".into()))];
+    let app_table = observed.route_tables.iter_mut().find(|t| t.role == Some(RouteTableRole::App)).unwrap();
+    app_table.routes[1] = default_route(Some("igw-1"), None);
+    let db_table = observed.route_tables.iter_mut().find(|t| t.role == Some(RouteTableRole::Db)).unwrap();
+    db_table.routes.push(default_route(Some("igw-1"), None));
+    // alb-subnet2 fell back to the main table.
+    let public = observed.route_tables.iter_mut().find(|t| t.role == Some(RouteTableRole::Public)).unwrap();
+    public.associations.retain(|a| a.subnet_id.as_deref() != Some("subnet-alb-b"));
+    observed.route_tables[0].associations.push(ObservedAssociation {
+        id: "rtbassoc-fallback".into(),
+        subnet_id: Some("subnet-alb-b".into()),
+    });
+    observed.subnets[0].resource.tags.remove("three-tier:tier");
+
+    let plan = plan(&desired, &observed);
+    assert!(plan.conflicts.is_empty(), "{:?}", plan.conflicts);
+    insta::assert_snapshot!("network_drift_plan_text", plan.render());
+    assert!(plan.steps.iter().all(|s| s.change() == Change::Update), "drift needs no create or delete");
+}
+
+#[test]
+fn changes_aws_cannot_make_in_place_are_refused_with_a_fix() {
+    let mut config = Config::default_config();
+    config.network.subnets.app.cidr = "10.0.2.0/26".parse().unwrap();
+    let desired = desired(&config);
+    let mut observed = deployed(&default_desired());
+    observed.vpcs.push(ObservedVpc { id: "vpc-2".into(), ..observed.vpcs[0].clone() });
+    let plan = plan(&desired, &observed);
+    let problems: Vec<String> = plan.conflicts.iter().map(|c| format!("{} {}", c.resource, c.problem)).collect();
+    assert!(problems.iter().any(|p| p.contains("app-subnet") && p.contains("10.0.2.0/26")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.starts_with("VPC exists 2 times")), "{problems:?}");
+    assert!(plan.conflicts.iter().all(|c| c.fix.contains("teardown") || c.fix.contains("delete")));
+    assert!(plan.check_conflicts().is_err());
+}
+
+#[test]
+fn teardown_deletes_in_an_order_aws_accepts() {
+    let observed = deployed(&default_desired());
+    let plan = teardown_plan(&observed);
+    insta::assert_yaml_snapshot!("network_teardown_plan", plan);
+    let at = |f: fn(&NetworkStep) -> bool| position(&plan, f);
+    let delete_nat = at(|s| matches!(s, NetworkStep::DeleteNatGateway { .. }));
+    let nat_gone = at(|s| matches!(s, NetworkStep::WaitNatGatewayDeleted { .. }));
+    let release = at(|s| matches!(s, NetworkStep::ReleaseAddress { .. }));
+    let revoke = at(|s| matches!(s, NetworkStep::RevokeIngress { .. }));
+    let delete_group = at(|s| matches!(s, NetworkStep::DeleteSecurityGroup { .. }));
+    let delete_subnet = at(|s| matches!(s, NetworkStep::DeleteSubnet { .. }));
+    let detach = at(|s| matches!(s, NetworkStep::DetachInternetGateway { .. }));
+    let delete_vpc = at(|s| matches!(s, NetworkStep::DeleteVpc { .. }));
+    assert!(delete_nat < nat_gone && nat_gone < release, "the address is released once the NAT is deleted");
+    assert!(release < detach, "the gateway is detached once no public address is mapped");
+    assert!(revoke < delete_group, "group references go before the groups");
+    assert!(delete_subnet < delete_vpc && detach < delete_vpc);
+    assert_eq!(delete_vpc, plan.steps.len() - 1);
+    assert!(!plan.steps.iter().any(|s| matches!(s, NetworkStep::DeleteRouteTable { id, .. } if id == "rtb-main")),
+        "the VPC's main table goes with the VPC");
+}
+
+#[test]
+fn teardown_of_nothing_is_empty() {
+    assert!(teardown_plan(&Observed::default()).steps.is_empty());
+}

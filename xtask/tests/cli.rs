@@ -1,0 +1,109 @@
+//! The command line's answer to bad input: one message naming the key, the problem and
+//! the fix; exit code 2; and not a single request to AWS.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const DEFAULT: &str = include_str!("../../config/default.toml");
+
+/// (what is wrong, text replaced in the default config, its replacement, the key named).
+const BAD_CONFIGS: &[(&str, &str, &str, &str)] = &[
+    ("CIDR that does not parse", "vpc_cidr = \"10.0.0.0/16\"", "vpc_cidr = \"10.0.0/16\"", "network.vpc_cidr"),
+    ("CIDR with host bits", "cidr = \"10.0.0.0/26\"", "cidr = \"10.0.0.1/26\"", "network.subnets.app.cidr"),
+    ("subnet outside the VPC", "cidr = \"10.0.0.0/26\"", "cidr = \"10.1.0.0/26\"", "network.subnets.app.cidr"),
+    ("overlapping subnets", "cidr = \"10.0.0.192/26\"", "cidr = \"10.0.0.128/25\"", "network.subnets.db-b.cidr"),
+    (
+        "ALB subnets in one AZ",
+        "cidr = \"10.0.1.0/26\"\navailability_zone = \"ap-northeast-1c\"",
+        "cidr = \"10.0.1.0/26\"\navailability_zone = \"ap-northeast-1a\"",
+        "network.subnets.alb-b.availability_zone",
+    ),
+    (
+        "DB subnets in one AZ",
+        "cidr = \"10.0.0.192/26\"\navailability_zone = \"ap-northeast-1c\"",
+        "cidr = \"10.0.0.192/26\"\navailability_zone = \"ap-northeast-1a\"",
+        "network.subnets.db-b.availability_zone",
+    ),
+    ("AZ of another region", "availability_zone = \"ap-northeast-1c\"", "availability_zone = \"us-east-1c\"", "network.subnets.alb-b.availability_zone"),
+    ("port 0", "app = 3030", "app = 0", "ports.app"),
+    ("port above 65535", "database = 3306", "database = 70000", "ports.database"),
+    ("ALB name over 32 characters", "name = \"sample-alb\"", "name = \"a-load-balancer-name-of-33-chars-\"", "alb.name"),
+    ("target group name with a bad character", "target_group_name = \"app-target-group\"", "target_group_name = \"app_target_group\"", "alb.target_group_name"),
+    ("stack name with capitals", "name = \"three-tier\"", "name = \"Three-Tier\"", "stack.name"),
+    ("misspelt key", "nat_gateway_name", "nat_gateway_nmae", "network"),
+    ("storage under RDS's minimum", "allocated_storage_gib = 20", "allocated_storage_gib = 5", "database.allocated_storage_gib"),
+];
+
+#[test]
+fn every_bad_config_exits_2_naming_key_and_fix_without_calling_aws() {
+    let workdir = tempdir("bad-configs");
+    for (what, from, to, key) in BAD_CONFIGS {
+        assert!(DEFAULT.contains(from), "{what}: the default config no longer contains {from:?}");
+        let file = workdir.join(format!("{}.toml", what.replace(' ', "-")));
+        std::fs::write(&file, DEFAULT.replacen(from, to, 1)).unwrap();
+        let outcome = run_xtask(&["deploy", "--config", file.to_str().unwrap()]);
+        assert_eq!(outcome.code, Some(2), "{what}: exit code\n{}", outcome.stderr);
+        assert!(outcome.stderr.contains(&format!("`{key}")), "{what}: names {key}\n{}", outcome.stderr);
+        assert!(outcome.stderr.contains("fix: "), "{what}: says the fix\n{}", outcome.stderr);
+        assert_eq!(outcome.aws_connections, 0, "{what}: no AWS call");
+    }
+}
+
+#[test]
+fn a_stack_name_that_makes_the_alb_name_too_long_is_refused() {
+    // 22 characters are a fine stack name, but "<stack>-sample-alb" has 33.
+    let outcome = run_xtask(&["deploy", "--stack", "a-long-stack-name-abcd", "--config", "../config/default.toml"]);
+    assert_eq!(outcome.code, Some(2), "{}", outcome.stderr);
+    assert!(outcome.stderr.contains("`alb.name`"), "{}", outcome.stderr);
+    assert!(outcome.stderr.contains("a-long-stack-name-abcd-sample-alb"), "{}", outcome.stderr);
+    assert_eq!(outcome.aws_connections, 0);
+}
+
+#[test]
+fn a_missing_config_file_is_a_config_error() {
+    let outcome = run_xtask(&["plan", "--config", "/nonexistent/three-tier.toml"]);
+    assert_eq!(outcome.code, Some(2), "{}", outcome.stderr);
+    assert!(outcome.stderr.contains("cannot be read"), "{}", outcome.stderr);
+    assert_eq!(outcome.aws_connections, 0);
+}
+
+#[test]
+fn an_unknown_tier_is_refused() {
+    let outcome = run_xtask(&["deploy", "storage"]);
+    assert_eq!(outcome.code, Some(2), "{}", outcome.stderr);
+    assert!(outcome.stderr.contains("unknown tier \"storage\""), "{}", outcome.stderr);
+    assert_eq!(outcome.aws_connections, 0);
+}
+
+struct Outcome {
+    code: Option<i32>,
+    stderr: String,
+    aws_connections: usize,
+}
+
+/// Runs the xtask binary with AWS pointed at a local listener that counts connections.
+fn run_xtask(args: &[&str]) -> Outcome {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_REGION")
+        .output()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let aws_connections = std::iter::from_fn(|| listener.accept().ok()).count();
+    Outcome { code: output.status.code(), stderr: String::from_utf8_lossy(&output.stderr).into_owned(), aws_connections }
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("three-tier-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -1,1 +1,6 @@
-mod placeholder {}
+//! Every tier against the local emulator, which the harness starts when it is not
+//! running. Each test works in a stack of its own, so tests run concurrently on one
+//! emulator, and teardown is shown to touch only its own stack.
+
+mod network;
+mod support;

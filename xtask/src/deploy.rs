@@ -12,14 +12,7 @@ pub fn deploy(session: &Session) -> anyhow::Result<()> {
         for tier in &session.tiers {
             match tier {
                 Tier::Network => {
-                    let (mut observed, plan) = network::plan_deploy(&ctx, config).await?;
-                    show(&ctx, &plan);
-                    if !plan.steps.is_empty() {
-                        network::apply(&ctx, &plan).await?;
-                        observed = network::observe(&ctx, &config.stack.name).await?;
-                    }
-                    let outputs = network::outputs(&observed)
-                        .ok_or_else(|| anyhow::anyhow!("the network tier is incomplete after deploy; run deploy again"))?;
+                    let outputs = network::deploy(&ctx, config).await?;
                     ctx.progress.line(format!("network: VPC {}, NAT gateway {}", outputs.vpc_id, outputs.nat_gateway_id));
                 }
                 other => anyhow::bail!("the {other} tier is not built yet"),

@@ -19,7 +19,24 @@ pub use plan::{NetworkStep, RouteTarget, VpcAttribute, plan, teardown_plan};
 pub use rules::{IngressRule, Source};
 
 use three_tier_core::outputs::NetworkOutputs;
-use three_tier_core::{AwsContext, Config, Plan, Result, RouteTableRole, SecurityGroupRole, SubnetRole};
+use three_tier_core::{AwsContext, Config, Error, Plan, Result, RouteTableRole, SecurityGroupRole, SubnetRole};
+
+/// Deploys the network tier: observe, plan, show the plan, apply it, and return the
+/// outputs. On a deployed stack it makes read calls only.
+pub async fn deploy(ctx: &AwsContext, config: &Config) -> Result<NetworkOutputs> {
+    let (mut observed, plan) = plan_deploy(ctx, config).await?;
+    ctx.progress.line(plan.render().trim_end());
+    plan.check_conflicts()?;
+    if !plan.steps.is_empty() {
+        apply(ctx, &plan).await?;
+        observed = observe(ctx, &config.stack.name).await?;
+    }
+    outputs(&observed).ok_or_else(|| Error::Conflict {
+        resource: format!("the network tier of stack {}", config.stack.name),
+        problem: "is incomplete after its deploy finished".into(),
+        fix: "run `cargo xtask deploy network` again; if it persists, `cargo xtask plan network` shows what is missing".into(),
+    })
+}
 
 /// Observes and plans a deploy of the network tier.
 pub async fn plan_deploy(ctx: &AwsContext, config: &Config) -> Result<(Observed, Plan<NetworkStep>)> {

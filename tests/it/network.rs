@@ -1,0 +1,288 @@
+//! The network tier on the emulator, checked line by line against SPEC.md.
+
+use aws_sdk_ec2::types::{Filter, VpcAttributeName};
+use three_tier_core::naming::{STACK_TAG, TIER_TAG};
+use three_tier_core::{Change, Step};
+
+use crate::support::{fresh_stack, redact};
+
+fn stack_filter(stack: &str) -> Filter {
+    Filter::builder().name(format!("tag:{STACK_TAG}")).values(stack).build()
+}
+
+fn tag<'a>(tags: &'a [aws_sdk_ec2::types::Tag], key: &str) -> Option<&'a str> {
+    tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value())
+}
+
+/// Every resource the stack's tags find, as (kind, Name) pairs; NAT gateways that AWS
+/// still lists as `deleted` are gone.
+async fn tagged_resources(ec2: &aws_sdk_ec2::Client, stack: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let name = |tags: &[aws_sdk_ec2::types::Tag]| tag(tags, "Name").unwrap_or("?").to_owned();
+    let vpcs = ec2.describe_vpcs().filters(stack_filter(stack)).send().await.unwrap();
+    found.extend(vpcs.vpcs().iter().map(|v| ("vpc".to_owned(), name(v.tags()))));
+    let subnets = ec2.describe_subnets().filters(stack_filter(stack)).send().await.unwrap();
+    found.extend(subnets.subnets().iter().map(|s| ("subnet".to_owned(), name(s.tags()))));
+    let gateways = ec2.describe_internet_gateways().filters(stack_filter(stack)).send().await.unwrap();
+    found.extend(gateways.internet_gateways().iter().map(|g| ("igw".to_owned(), name(g.tags()))));
+    let tables = ec2.describe_route_tables().filters(stack_filter(stack)).send().await.unwrap();
+    found.extend(tables.route_tables().iter().map(|t| ("route-table".to_owned(), name(t.tags()))));
+    let groups = ec2.describe_security_groups().filters(stack_filter(stack)).send().await.unwrap();
+    found.extend(groups.security_groups().iter().map(|g| ("security-group".to_owned(), name(g.tags()))));
+    let addresses = ec2.describe_addresses().filters(stack_filter(stack)).send().await.unwrap();
+    found.extend(addresses.addresses().iter().map(|a| ("eip".to_owned(), name(a.tags()))));
+    // The emulator ignores tag filters on this call: the tags are checked here.
+    let nats = ec2.describe_nat_gateways().send().await.unwrap();
+    found.extend(
+        nats.nat_gateways()
+            .iter()
+            .filter(|n| tag(n.tags(), STACK_TAG) == Some(stack))
+            .filter(|n| n.state().is_some_and(|s| s.as_str() != "deleted"))
+            .map(|n| ("nat-gateway".to_owned(), name(n.tags()))),
+    );
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn deploy_builds_the_spec_reruns_without_change_and_teardown_leaves_only_others() {
+    let stack = "it-net-spec";
+    let (config, ctx) = fresh_stack(stack).await;
+    let ec2 = &ctx.ec2;
+    // A VPC that is not the stack's: teardown must leave it alone.
+    let bystander = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap();
+    let bystander_id = bystander.vpc().and_then(|v| v.vpc_id()).unwrap().to_owned();
+
+    let outputs = network::deploy(&ctx, &config).await.unwrap();
+
+    // VPC: 10.0.0.0/16 with DNS support and DNS hostnames.
+    let vpcs = ec2.describe_vpcs().vpc_ids(&outputs.vpc_id).send().await.unwrap();
+    let vpc = &vpcs.vpcs()[0];
+    assert_eq!(vpc.cidr_block(), Some("10.0.0.0/16"));
+    assert_eq!(tag(vpc.tags(), "Name"), Some("it-net-spec-vpc"));
+    for attribute in [VpcAttributeName::EnableDnsSupport, VpcAttributeName::EnableDnsHostnames] {
+        let answer = ec2.describe_vpc_attribute().vpc_id(&outputs.vpc_id).attribute(attribute.clone()).send().await.unwrap();
+        let on = answer.enable_dns_support().or(answer.enable_dns_hostnames()).and_then(|a| a.value());
+        assert_eq!(on, Some(true), "{attribute:?}");
+    }
+
+    // Internet gateway attached to the VPC.
+    let gateways = ec2.describe_internet_gateways().internet_gateway_ids(&outputs.internet_gateway_id).send().await.unwrap();
+    let attachments = gateways.internet_gateways()[0].attachments();
+    assert_eq!(attachments.len(), 1);
+    assert_eq!(attachments[0].vpc_id(), Some(outputs.vpc_id.as_str()));
+
+    // Five subnets: name, zone, CIDR, no public IPs on launch.
+    let subnets = ec2.describe_subnets().filters(stack_filter(stack)).send().await.unwrap();
+    let mut seen: Vec<(String, String, String, bool)> = subnets
+        .subnets()
+        .iter()
+        .map(|s| {
+            assert_eq!(s.vpc_id(), Some(outputs.vpc_id.as_str()));
+            (
+                tag(s.tags(), "Name").unwrap().to_owned(),
+                s.availability_zone().unwrap().to_owned(),
+                s.cidr_block().unwrap().to_owned(),
+                s.map_public_ip_on_launch().unwrap_or(false),
+            )
+        })
+        .collect();
+    seen.sort();
+    let expected = [
+        ("alb-subnet", "ap-northeast-1a", "10.0.0.64/26"),
+        ("alb-subnet2", "ap-northeast-1c", "10.0.1.0/26"),
+        ("app-subnet", "ap-northeast-1a", "10.0.0.0/26"),
+        ("db-subnet", "ap-northeast-1a", "10.0.0.128/26"),
+        ("db-subnet2", "ap-northeast-1c", "10.0.0.192/26"),
+    ];
+    let expected: Vec<_> = expected.iter().map(|(n, z, c)| (n.to_string(), z.to_string(), c.to_string(), false)).collect();
+    assert_eq!(seen, expected);
+    let subnet_id = |name: &str| {
+        subnets.subnets().iter().find(|s| tag(s.tags(), "Name") == Some(name)).unwrap().subnet_id().unwrap().to_owned()
+    };
+
+    // NAT gateway in alb-subnet with the stack's Elastic IP.
+    let nats = ec2.describe_nat_gateways().nat_gateway_ids(&outputs.nat_gateway_id).send().await.unwrap();
+    let nat = &nats.nat_gateways()[0];
+    assert_eq!(nat.state().map(|s| s.as_str()), Some("available"));
+    assert_eq!(nat.subnet_id(), Some(subnet_id("alb-subnet").as_str()));
+    assert_eq!(nat.nat_gateway_addresses()[0].allocation_id(), Some(outputs.eip_allocation_id.as_str()));
+    assert_eq!(tag(nat.tags(), "Name"), Some("nat-gateway"));
+
+    // Route tables: public → IGW for BOTH ALB subnets, app → NAT, db → nowhere.
+    let tables = ec2.describe_route_tables().filters(stack_filter(stack)).send().await.unwrap();
+    let table = |name: &str| {
+        let table = tables.route_tables().iter().find(|t| tag(t.tags(), "Name") == Some(name)).unwrap();
+        let mut associated: Vec<String> =
+            table.associations().iter().filter_map(|a| a.subnet_id().map(str::to_owned)).collect();
+        associated.sort();
+        let default_route = table.routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"));
+        let target = default_route.map(|r| r.gateway_id().or(r.nat_gateway_id()).unwrap_or("?").to_owned());
+        (associated, target)
+    };
+    let sorted = |mut ids: Vec<String>| {
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        table("it-net-spec-public-rt"),
+        (sorted(vec![subnet_id("alb-subnet"), subnet_id("alb-subnet2")]), Some(outputs.internet_gateway_id.clone()))
+    );
+    assert_eq!(table("it-net-spec-app-rt"), (vec![subnet_id("app-subnet")], Some(outputs.nat_gateway_id.clone())));
+    assert_eq!(table("it-net-spec-db-rt"), (sorted(vec![subnet_id("db-subnet"), subnet_id("db-subnet2")]), None));
+
+    // Security groups chained by group reference: internet → alb-sg001 → sg001 → db-sg001.
+    let groups = ec2.describe_security_groups().filters(stack_filter(stack)).send().await.unwrap();
+    let group = |name: &str| groups.security_groups().iter().find(|g| g.group_name() == Some(name)).unwrap();
+    let ingress = |name: &str| {
+        let permissions = group(name).ip_permissions();
+        assert_eq!(permissions.len(), 1, "{name} has one rule");
+        let p = &permissions[0];
+        let cidrs: Vec<_> = p.ip_ranges().iter().filter_map(|r| r.cidr_ip()).collect();
+        let groups: Vec<_> = p.user_id_group_pairs().iter().filter_map(|g| g.group_id()).collect();
+        (p.ip_protocol().unwrap().to_owned(), p.from_port().unwrap(), p.to_port().unwrap(), cidrs.join(","), groups.join(","))
+    };
+    let id = |name: &str| group(name).group_id().unwrap().to_owned();
+    assert_eq!(ingress("alb-sg001"), ("tcp".into(), 80, 80, "0.0.0.0/0".into(), String::new()));
+    assert_eq!(ingress("sg001"), ("tcp".into(), 3030, 3030, String::new(), id("alb-sg001")));
+    assert_eq!(ingress("db-sg001"), ("tcp".into(), 3306, 3306, String::new(), id("sg001")));
+    for name in ["alb-sg001", "sg001", "db-sg001"] {
+        assert_eq!(group(name).vpc_id(), Some(outputs.vpc_id.as_str()));
+        let egress = group(name).ip_permissions_egress();
+        assert!(egress.iter().any(|p| p.ip_protocol() == Some("-1")), "{name} keeps the default egress");
+        assert!(!group(name).ip_permissions().iter().any(|p| p.from_port() == Some(22)), "no SSH anywhere");
+    }
+
+    // Every resource carries the stack and tier tags, and its name.
+    let all = tagged_resources(ec2, stack).await;
+    let kinds: Vec<&str> = all.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["eip", "igw", "nat-gateway", "route-table", "route-table", "route-table", "security-group", "security-group",
+         "security-group", "subnet", "subnet", "subnet", "subnet", "subnet", "vpc"]
+    );
+    let tier_tagged = ec2
+        .describe_subnets()
+        .filters(stack_filter(stack))
+        .filters(Filter::builder().name(format!("tag:{TIER_TAG}")).values("network").build())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tier_tagged.subnets().len(), 5);
+
+    // Deploy again: the same outputs, and not one mutating call.
+    let mark = ctx.calls.mark();
+    let again = network::deploy(&ctx, &config).await.unwrap();
+    assert_eq!(again, outputs);
+    let calls = ctx.calls.since(mark);
+    let mutating: Vec<_> = calls.iter().filter(|c| c.is_mutating()).map(|c| c.operation.clone()).collect();
+    assert_eq!(mutating, Vec::<String>::new());
+    assert!(calls.len() <= 10, "a no-op deploy is about ten reads, made {}", calls.len());
+
+    // Teardown: nothing tagged remains, the bystander VPC does.
+    let plan = network::plan_teardown(&ctx, &config).await.unwrap();
+    network::apply(&ctx, &plan).await.unwrap();
+    assert_eq!(tagged_resources(ec2, stack).await, vec![]);
+    let survivors = ec2.describe_vpcs().vpc_ids(&bystander_id).send().await.unwrap();
+    assert_eq!(survivors.vpcs().len(), 1, "teardown left the untagged VPC alone");
+    ec2.delete_vpc().vpc_id(&bystander_id).send().await.unwrap();
+
+    // A second teardown finds nothing to do.
+    assert!(network::plan_teardown(&ctx, &config).await.unwrap().steps.is_empty());
+}
+
+#[tokio::test]
+async fn the_wire_requests_of_a_fresh_deploy() {
+    let (config, ctx) = fresh_stack("it-net-wire").await;
+    let mark = ctx.calls.mark();
+    network::deploy(&ctx, &config).await.unwrap();
+    let calls = redact(&ctx.calls.since(mark));
+    insta::assert_yaml_snapshot!("network_deploy_requests", calls);
+    let plan = network::plan_teardown(&ctx, &config).await.unwrap();
+    network::apply(&ctx, &plan).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_interrupted_deploy_completes_without_duplicates() {
+    let stack = "it-net-resume";
+    let (config, ctx) = fresh_stack(stack).await;
+    let (_, full) = network::plan_deploy(&ctx, &config).await.unwrap();
+    // The run dies after the NAT gateway is requested, before the security groups.
+    let cut = full.steps.iter().position(|s| matches!(s, network::NetworkStep::CreateSecurityGroup { .. })).unwrap();
+    let partial = three_tier_core::Plan { steps: full.steps[..cut].to_vec(), ..full.clone() };
+    network::apply(&ctx, &partial).await.unwrap();
+
+    let (_, rest) = network::plan_deploy(&ctx, &config).await.unwrap();
+    let creates: Vec<String> = rest.steps.iter().filter(|s| s.change() == Change::Create).map(|s| s.describe()).collect();
+    assert!(creates.iter().all(|c| !c.starts_with("VPC") && !c.starts_with("subnet") && !c.starts_with("NAT")), "{creates:?}");
+    network::deploy(&ctx, &config).await.unwrap();
+
+    let kinds: Vec<String> = crate::network::tagged_resources(&ctx.ec2, stack).await.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "vpc").count(), 1);
+    assert_eq!(kinds.iter().filter(|k| *k == "subnet").count(), 5);
+    assert_eq!(kinds.iter().filter(|k| *k == "nat-gateway").count(), 1);
+    assert_eq!(kinds.iter().filter(|k| *k == "eip").count(), 1);
+    assert_eq!(kinds.iter().filter(|k| *k == "security-group").count(), 3);
+    assert_eq!(kinds.iter().filter(|k| *k == "route-table").count(), 3);
+
+    // An interrupted teardown finishes on the next run, too.
+    let teardown = network::plan_teardown(&ctx, &config).await.unwrap();
+    let cut = teardown.steps.iter().position(|s| matches!(s, network::NetworkStep::DeleteSubnet { .. })).unwrap();
+    network::apply(&ctx, &three_tier_core::Plan { steps: teardown.steps[..cut].to_vec(), ..teardown.clone() })
+        .await
+        .unwrap();
+    assert!(!tagged_resources(&ctx.ec2, stack).await.is_empty());
+    let rest = network::plan_teardown(&ctx, &config).await.unwrap();
+    network::apply(&ctx, &rest).await.unwrap();
+    assert_eq!(tagged_resources(&ctx.ec2, stack).await, vec![]);
+}
+
+#[tokio::test]
+async fn drift_is_repaired_and_the_repair_is_stable() {
+    let stack = "it-net-drift";
+    let (config, ctx) = fresh_stack(stack).await;
+    let outputs = network::deploy(&ctx, &config).await.unwrap();
+    let ec2 = &ctx.ec2;
+    let app_group = outputs.security_group(three_tier_core::SecurityGroupRole::App).to_owned();
+    // Someone opens SSH on the app group and turns DNS hostnames off.
+    ec2.authorize_security_group_ingress()
+        .group_id(&app_group)
+        .ip_permissions(
+            aws_sdk_ec2::types::IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(22)
+                .to_port(22)
+                .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    ec2.modify_vpc_attribute()
+        .vpc_id(&outputs.vpc_id)
+        .enable_dns_hostnames(aws_sdk_ec2::types::AttributeBooleanValue::builder().value(false).build())
+        .send()
+        .await
+        .unwrap();
+
+    let (_, plan) = network::plan_deploy(&ctx, &config).await.unwrap();
+    let steps: Vec<String> = plan.steps.iter().map(|s| s.describe()).collect();
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    network::deploy(&ctx, &config).await.unwrap();
+
+    let groups = ec2.describe_security_groups().group_ids(&app_group).send().await.unwrap();
+    assert!(!groups.security_groups()[0].ip_permissions().iter().any(|p| p.from_port() == Some(22)));
+    let hostnames = ec2
+        .describe_vpc_attribute()
+        .vpc_id(&outputs.vpc_id)
+        .attribute(VpcAttributeName::EnableDnsHostnames)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hostnames.enable_dns_hostnames().and_then(|a| a.value()), Some(true));
+    let (_, after) = network::plan_deploy(&ctx, &config).await.unwrap();
+    assert!(after.steps.is_empty(), "{}", after.render());
+
+    let plan = network::plan_teardown(&ctx, &config).await.unwrap();
+    network::apply(&ctx, &plan).await.unwrap();
+}

@@ -1,25 +1,20 @@
 //! `cargo xtask deploy` and `cargo xtask plan`.
 
-use three_tier_core::{Plan, Step, Tier};
-
 use crate::session::Session;
 
 pub fn deploy(session: &Session) -> anyhow::Result<()> {
     let ctx = session.connect();
-    let config = &session.config;
     ctx.progress.line(format!("deploying {}", session.describe_target()));
-    session.runtime.block_on(async {
-        for tier in &session.tiers {
-            match tier {
-                Tier::Network => {
-                    let outputs = network::deploy(&ctx, config).await?;
-                    ctx.progress.line(format!("network: VPC {}, NAT gateway {}", outputs.vpc_id, outputs.nat_gateway_id));
-                }
-                other => anyhow::bail!("the {other} tier is not built yet"),
-            }
-        }
-        anyhow::Ok(())
-    })?;
+    let outputs = session.runtime.block_on(stack::deploy(&ctx, &session.config, &session.tiers))?;
+    if let Some(network) = &outputs.network {
+        ctx.progress.line(format!("network: VPC {}, NAT gateway {}", network.vpc_id, network.nat_gateway_id));
+    }
+    if let Some(alb) = &outputs.alb {
+        ctx.progress.line(format!("alb: http://{}/", alb.dns_name));
+    }
+    if let Some(compute) = &outputs.compute {
+        ctx.progress.line(format!("compute: instance {} ({})", compute.instance_id, compute.private_ip));
+    }
     summarize(session, &ctx);
     Ok(())
 }
@@ -27,20 +22,16 @@ pub fn deploy(session: &Session) -> anyhow::Result<()> {
 pub fn plan(session: &Session, teardown: bool) -> anyhow::Result<()> {
     let ctx = session.connect();
     let config = &session.config;
-    session.runtime.block_on(async {
-        for tier in &session.tiers {
-            match tier {
-                Tier::Network if teardown => show(&ctx, &network::plan_teardown(&ctx, config).await?),
-                Tier::Network => show(&ctx, &network::plan_deploy(&ctx, config).await?.1),
-                other => anyhow::bail!("the {other} tier is not built yet"),
-            }
+    let rendered: String = session.runtime.block_on(async {
+        if teardown {
+            anyhow::Ok(stack::plan_teardown(&ctx, config, &session.tiers).await?.render())
+        } else {
+            let plans = stack::plan_deploy(&ctx, config, &session.tiers).await?;
+            anyhow::Ok(plans.iter().map(stack::TierPlan::render).collect())
         }
-        anyhow::Ok(())
-    })
-}
-
-pub fn show<S: Step>(ctx: &three_tier_core::AwsContext, plan: &Plan<S>) {
-    ctx.progress.line(plan.render().trim_end());
+    })?;
+    ctx.progress.line(rendered.trim_end());
+    Ok(())
 }
 
 pub fn summarize(session: &Session, ctx: &three_tier_core::AwsContext) {

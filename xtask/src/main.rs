@@ -81,13 +81,10 @@ enum EmulatorAction {
     Status,
 }
 
-/// The tiers built so far; the others come with their own crates.
-const AVAILABLE_TIERS: &[Tier] = &[Tier::Network];
-
 fn parse_tier(text: &str) -> Result<Tier, String> {
-    let names: Vec<&str> = AVAILABLE_TIERS.iter().map(|t| t.as_str()).collect();
+    let names: Vec<&str> = stack::TIERS.iter().map(|t| t.as_str()).collect();
     Tier::from_tag(text)
-        .filter(|tier| AVAILABLE_TIERS.contains(tier))
+        .filter(|tier| stack::TIERS.contains(tier))
         .ok_or_else(|| format!("unknown tier \"{text}\"; the tiers are: {}", names.join(", ")))
 }
 

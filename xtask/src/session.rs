@@ -8,7 +8,7 @@ use three_tier_core::progress::Progress;
 use three_tier_core::wait::WaitSettings;
 use three_tier_core::{AwsContext, Config, ConfigError, Target, Tier};
 
-use crate::{AVAILABLE_TIERS, StackArgs};
+use crate::StackArgs;
 
 pub struct Session {
     pub config: Config,
@@ -22,7 +22,12 @@ impl Session {
     /// Loads and validates the config before anything talks to AWS.
     pub fn open(args: &StackArgs) -> anyhow::Result<Session> {
         let config = load_config(&args.config, args.stack.as_deref(), std::env::var("AWS_REGION").ok())?;
-        let tiers = if args.tiers.is_empty() { AVAILABLE_TIERS.to_vec() } else { args.tiers.clone() };
+        // Named tiers are handled in dependency order, whatever order they were named in.
+        let tiers: Vec<Tier> = stack::TIERS
+            .iter()
+            .copied()
+            .filter(|tier| args.tiers.is_empty() || args.tiers.contains(tier))
+            .collect();
         let target = if args.emulator {
             let running = emulator::Emulator::default().ensure_running().context("starting the emulator")?;
             Target::Emulator { endpoint: running.endpoint() }

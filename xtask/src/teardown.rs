@@ -1,35 +1,22 @@
-//! `cargo xtask teardown`: shows what will be deleted, asks, deletes.
+//! `cargo xtask teardown`: shows what will be deleted, asks once, deletes.
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use three_tier_core::Tier;
-
-use crate::deploy::{show, summarize};
+use crate::deploy::summarize;
 use crate::session::Session;
 
 pub fn teardown(session: &Session, yes: bool) -> anyhow::Result<()> {
     let ctx = session.connect();
-    let config = &session.config;
-    session.runtime.block_on(async {
-        // Later tiers stand on earlier ones: tear down in reverse order.
-        for tier in session.tiers.iter().rev() {
-            match tier {
-                Tier::Network => {
-                    let plan = network::plan_teardown(&ctx, config).await?;
-                    show(&ctx, &plan);
-                    if plan.steps.is_empty() {
-                        continue;
-                    }
-                    if !yes && !confirm(session)? {
-                        anyhow::bail!("teardown cancelled; nothing was deleted");
-                    }
-                    network::apply(&ctx, &plan).await?;
-                }
-                other => anyhow::bail!("the {other} tier is not built yet"),
-            }
-        }
-        anyhow::Ok(())
-    })?;
+    let plan = session.runtime.block_on(stack::plan_teardown(&ctx, &session.config, &session.tiers))?;
+    ctx.progress.line(plan.render().trim_end());
+    if plan.deletes_nothing() {
+        ctx.progress.line(format!("nothing to delete in {}", session.describe_target()));
+        return Ok(());
+    }
+    if !yes && !confirm(session)? {
+        anyhow::bail!("teardown cancelled; nothing was deleted");
+    }
+    session.runtime.block_on(stack::teardown(&ctx, &plan))?;
     summarize(session, &ctx);
     Ok(())
 }

@@ -3,7 +3,8 @@
 use aws_sdk_ec2::client::Waiters;
 use aws_sdk_ec2::types::{AttributeBooleanValue, DomainType, ResourceType, Tag, TagSpecification};
 use three_tier_core::naming::Tags;
-use three_tier_core::wait::retry_while;
+use three_tier_core::error::gone_is_done;
+use three_tier_core::wait::retry_in_use;
 use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Plan, Result, Step};
 
 use crate::plan::{NetworkStep, RouteTarget, VpcAttribute};
@@ -15,20 +16,11 @@ pub async fn apply(ctx: &AwsContext, plan: &Plan<NetworkStep>) -> Result<()> {
     let mut created = Created::default();
     for step in &plan.steps {
         if step.change() != three_tier_core::Change::Wait {
-            ctx.progress.line(format!("  {} {}", sign(step), step.describe()));
+            ctx.progress.line(format!("  {} {}", step.change().sign(), step.describe()));
         }
         run(ctx, step, &mut created).await?;
     }
     Ok(())
-}
-
-fn sign(step: &NetworkStep) -> &'static str {
-    match step.change() {
-        three_tier_core::Change::Create => "+",
-        three_tier_core::Change::Update => "~",
-        three_tier_core::Change::Delete => "-",
-        three_tier_core::Change::Wait => "…",
-    }
 }
 
 async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Result<()> {
@@ -292,33 +284,6 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
 fn tag_spec(resource_type: ResourceType, tags: &Tags) -> TagSpecification {
     let tags = tags.pairs.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
     TagSpecification::builder().resource_type(resource_type).set_tags(Some(tags)).build()
-}
-
-/// A delete of something already gone has reached its goal.
-fn gone_is_done<T>(result: Result<T>) -> Result<()> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(err) if err.is_not_found() => Ok(()),
-        Err(err) => Err(err),
-    }
-}
-
-/// Retries a delete that AWS refuses while something still uses the resource; on AWS
-/// such refusals clear once delayed clean-ups finish (an ALB's interfaces take minutes).
-async fn retry_in_use<Fut>(ctx: &AwsContext, what: &str, fix: &str, attempt: impl FnMut() -> Fut) -> Result<()>
-where
-    Fut: std::future::Future<Output = Result<()>>,
-{
-    retry_while(
-        &ctx.progress,
-        &format!("waiting for {what}"),
-        ctx.waits.dependency_violation,
-        ctx.waits.poll_interval,
-        fix,
-        Error::is_dependency_violation,
-        attempt,
-    )
-    .await
 }
 
 fn nat_wait_error<E>(err: E, id: &str, limit: std::time::Duration, state: &str) -> Error

@@ -135,16 +135,6 @@ impl Observed {
     pub fn nat_gateway(&self) -> Option<&ObservedNatGateway> {
         self.nat_gateways.iter().find(|n| n.state != "deleting")
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.vpcs.is_empty()
-            && self.internet_gateways.is_empty()
-            && self.subnets.is_empty()
-            && self.nat_addresses.is_empty()
-            && self.nat_gateways.is_empty()
-            && self.security_groups.is_empty()
-            && self.route_tables.iter().all(|t| t.role.is_none())
-    }
 }
 
 /// Finds the stack's network resources. About ten read calls, made one after another so

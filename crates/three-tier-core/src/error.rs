@@ -59,6 +59,23 @@ impl Error {
         self.code() == Some("DependencyViolation")
     }
 
+    /// AWS still sees the resource in use by something being deleted (a target group
+    /// just after its listener); clears within seconds to minutes.
+    pub fn is_in_use(&self) -> bool {
+        self.is_dependency_violation() || self.code() == Some("ResourceInUse")
+    }
+
+    /// RunInstances does not know an instance profile created seconds ago: IAM is
+    /// eventually consistent, and AWS answers "Invalid IAM Instance Profile name".
+    pub fn is_instance_profile_propagating(&self) -> bool {
+        match self {
+            Error::Aws { code, message, .. } => {
+                code == "InvalidParameterValue" && message.to_ascii_lowercase().contains("iam instance profile")
+            }
+            _ => false,
+        }
+    }
+
     /// The resource is already gone: the goal of a delete is reached.
     pub fn is_not_found(&self) -> bool {
         self.code().is_some_and(|code| {
@@ -67,6 +84,15 @@ impl Error {
                 || code.ends_with("NotFoundFault")
                 || code == "NoSuchEntity"
         })
+    }
+}
+
+/// A delete of something already gone has reached its goal.
+pub fn gone_is_done<T>(result: Result<T>) -> Result<()> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(err) if err.is_not_found() => Ok(()),
+        Err(err) => Err(err),
     }
 }
 

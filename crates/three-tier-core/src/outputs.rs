@@ -27,3 +27,56 @@ impl NetworkOutputs {
         &self.security_group_ids[&role]
     }
 }
+
+/// What the ALB tier has built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlbOutputs {
+    pub load_balancer_arn: String,
+    /// The address the stack answers on: `http://<dns_name>/`.
+    pub dns_name: String,
+    pub listener_arn: String,
+    /// The target group the instance registers in (app-target-group).
+    pub app_target_group_arn: String,
+    /// Every target group of the tier, by its AWS name.
+    pub target_group_arns: BTreeMap<String, String>,
+}
+
+/// What the compute tier has built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComputeOutputs {
+    pub instance_id: String,
+    pub private_ip: String,
+    pub role_arn: String,
+    pub instance_profile_arn: String,
+}
+
+impl NetworkOutputs {
+    /// Stand-ins for a network tier that a plan would create: lets `plan` show what the
+    /// later tiers would build on an empty account.
+    pub fn placeholder() -> NetworkOutputs {
+        let new = |what: &str| format!("(new {what})");
+        NetworkOutputs {
+            vpc_id: new("vpc"),
+            internet_gateway_id: new("internet-gateway"),
+            subnet_ids: SubnetRole::ALL.iter().map(|&r| (r, new(&format!("subnet/{r}")))).collect(),
+            route_table_ids: RouteTableRole::ALL.iter().map(|&r| (r, new(&format!("route-table/{r}")))).collect(),
+            nat_gateway_id: new("nat-gateway"),
+            eip_allocation_id: new("nat-address"),
+            security_group_ids: SecurityGroupRole::ALL.iter().map(|&r| (r, new(&format!("security-group/{r}")))).collect(),
+        }
+    }
+}
+
+impl AlbOutputs {
+    /// Stand-ins for an ALB tier that a plan would create.
+    pub fn placeholder() -> AlbOutputs {
+        let new = |what: &str| format!("(new {what})");
+        AlbOutputs {
+            load_balancer_arn: new("load-balancer"),
+            dns_name: new("load-balancer dns name"),
+            listener_arn: new("listener"),
+            app_target_group_arn: new("app target group"),
+            target_group_arns: BTreeMap::new(),
+        }
+    }
+}

@@ -74,7 +74,8 @@ pub enum Change {
 }
 
 impl Change {
-    fn sign(self) -> &'static str {
+    /// The mark a plan line starts with, as in `terraform plan`.
+    pub fn sign(self) -> &'static str {
         match self {
             Change::Create => "+",
             Change::Update => "~",

@@ -15,6 +15,13 @@ pub struct WaitSettings {
     pub poll_interval: Duration,
     /// A NAT gateway becoming available (1.5-2 min on AWS) or deleted (about 1 min).
     pub nat_gateway: Duration,
+    /// A load balancer becoming active (2.5-3 min on AWS) or deleted.
+    pub load_balancer: Duration,
+    /// An instance running (30-50 s on AWS) or terminated.
+    pub instance: Duration,
+    /// AWS's eventual consistency: a new instance profile that RunInstances does not
+    /// know yet, a new instance that other calls do not find yet. Seconds, rarely more.
+    pub propagation: Duration,
     /// A delete refused with DependencyViolation while AWS cleans up after something
     /// else: an ALB's network interfaces linger for minutes after it is deleted.
     pub dependency_violation: Duration,
@@ -25,6 +32,9 @@ impl Default for WaitSettings {
         WaitSettings {
             poll_interval: Duration::from_secs(5),
             nat_gateway: Duration::from_secs(10 * 60),
+            load_balancer: Duration::from_secs(10 * 60),
+            instance: Duration::from_secs(10 * 60),
+            propagation: Duration::from_secs(2 * 60),
             dependency_violation: Duration::from_secs(15 * 60),
         }
     }
@@ -75,6 +85,29 @@ where
             Err(err) => return Err(err),
         }
     }
+}
+
+/// Retries a delete or detach that AWS refuses while something still uses the resource
+/// (see [`Error::is_in_use`]), for as long as the context's settings allow.
+pub async fn retry_in_use<Fut>(
+    ctx: &crate::AwsContext,
+    what: &str,
+    fix: &str,
+    attempt: impl FnMut() -> Fut,
+) -> Result<()>
+where
+    Fut: Future<Output = Result<()>>,
+{
+    retry_while(
+        &ctx.progress,
+        &format!("waiting for {what}"),
+        ctx.waits.dependency_violation,
+        ctx.waits.poll_interval,
+        fix,
+        Error::is_in_use,
+        attempt,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -1,0 +1,216 @@
+//! Runs an ALB plan against AWS.
+
+use aws_sdk_elasticloadbalancingv2::client::Waiters;
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, IpAddressType, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, Matcher,
+    PathPatternConditionConfig, ProtocolEnum, RuleCondition, Tag, TargetTypeEnum,
+};
+use three_tier_core::error::gone_is_done;
+use three_tier_core::naming::Tags;
+use three_tier_core::wait::retry_in_use;
+use three_tier_core::{AwsContext, AwsResultExt, Change, Created, Error, Plan, Result, Step};
+
+use crate::plan::AlbStep;
+
+pub async fn apply(ctx: &AwsContext, plan: &Plan<AlbStep>) -> Result<()> {
+    plan.check_conflicts()?;
+    let mut created = Created::default();
+    for step in &plan.steps {
+        if step.change() != Change::Wait {
+            ctx.progress.line(format!("  {} {}", step.change().sign(), step.describe()));
+        }
+        run(ctx, step, &mut created).await?;
+    }
+    Ok(())
+}
+
+async fn run(ctx: &AwsContext, step: &AlbStep, created: &mut Created) -> Result<()> {
+    let elb = &ctx.elbv2;
+    match step {
+        AlbStep::CreateTargetGroup { key, name, port, vpc_id, health_check_path, matcher, tags } => {
+            let answer = elb
+                .create_target_group()
+                .name(name)
+                .protocol(ProtocolEnum::Http)
+                .port(i32::from(*port))
+                .vpc_id(vpc_id)
+                .target_type(TargetTypeEnum::Instance)
+                .health_check_protocol(ProtocolEnum::Http)
+                .health_check_port("traffic-port")
+                .health_check_path(health_check_path)
+                .matcher(Matcher::builder().http_code(matcher).build())
+                .set_tags(Some(elb_tags(tags)))
+                .send()
+                .await
+                .aws("CreateTargetGroup")?;
+            let arn = answer.target_groups().first().and_then(|g| g.target_group_arn()).unwrap_or_default();
+            created.insert(key, arn);
+        }
+        AlbStep::ModifyTargetGroupHealthCheck { arn, health_check_path, matcher, .. } => {
+            elb.modify_target_group()
+                .target_group_arn(arn)
+                .health_check_protocol(ProtocolEnum::Http)
+                .health_check_port("traffic-port")
+                .health_check_path(health_check_path)
+                .matcher(Matcher::builder().http_code(matcher).build())
+                .send()
+                .await
+                .aws("ModifyTargetGroup")?;
+        }
+        AlbStep::CreateLoadBalancer { key, name, subnets, security_groups, tags } => {
+            let answer = elb
+                .create_load_balancer()
+                .name(name)
+                .r#type(LoadBalancerTypeEnum::Application)
+                .scheme(LoadBalancerSchemeEnum::InternetFacing)
+                .ip_address_type(IpAddressType::Ipv4)
+                .set_subnets(Some(subnets.clone()))
+                .set_security_groups(Some(security_groups.clone()))
+                .set_tags(Some(elb_tags(tags)))
+                .send()
+                .await
+                .aws("CreateLoadBalancer")?;
+            let arn = answer.load_balancers().first().and_then(|lb| lb.load_balancer_arn()).unwrap_or_default();
+            created.insert(key, arn);
+        }
+        AlbStep::SetSubnets { load_balancer, subnets, .. } => {
+            elb.set_subnets()
+                .load_balancer_arn(load_balancer)
+                .set_subnets(Some(subnets.clone()))
+                .send()
+                .await
+                .aws("SetSubnets")?;
+        }
+        AlbStep::SetSecurityGroups { load_balancer, security_groups, .. } => {
+            elb.set_security_groups()
+                .load_balancer_arn(load_balancer)
+                .set_security_groups(Some(security_groups.clone()))
+                .send()
+                .await
+                .aws("SetSecurityGroups")?;
+        }
+        AlbStep::CreateListener { key, load_balancer, port, target_group, tags, .. } => {
+            let answer = elb
+                .create_listener()
+                .load_balancer_arn(created.resolve(load_balancer)?)
+                .protocol(ProtocolEnum::Http)
+                .port(i32::from(*port))
+                .default_actions(forward(created.resolve(target_group)?))
+                .set_tags(Some(elb_tags(tags)))
+                .send()
+                .await
+                .aws("CreateListener")?;
+            let arn = answer.listeners().first().and_then(|l| l.listener_arn()).unwrap_or_default();
+            created.insert(key, arn);
+        }
+        AlbStep::ModifyListenerDefault { listener, target_group, .. } => {
+            elb.modify_listener()
+                .listener_arn(listener)
+                .default_actions(forward(created.resolve(target_group)?))
+                .send()
+                .await
+                .aws("ModifyListener")?;
+        }
+        AlbStep::CreateRule { listener, priority, path_pattern, target_group, tags, .. } => {
+            elb.create_rule()
+                .listener_arn(created.resolve(listener)?)
+                .priority(i32::try_from(*priority).unwrap_or(i32::MAX))
+                .conditions(path_condition(path_pattern))
+                .actions(forward(created.resolve(target_group)?))
+                .set_tags(Some(elb_tags(tags)))
+                .send()
+                .await
+                .aws("CreateRule")?;
+        }
+        AlbStep::ModifyRule { arn, path_pattern, target_group, .. } => {
+            elb.modify_rule()
+                .rule_arn(arn)
+                .conditions(path_condition(path_pattern))
+                .actions(forward(created.resolve(target_group)?))
+                .send()
+                .await
+                .aws("ModifyRule")?;
+        }
+        AlbStep::WaitLoadBalancerActive { name, load_balancer } => {
+            let arn = created.resolve(load_balancer)?;
+            let limit = ctx.waits.load_balancer;
+            let waiting = ctx.progress.waiting(format!("load balancer {name} becoming active"), limit);
+            elb.wait_until_load_balancer_available()
+                .load_balancer_arns(&arn)
+                .wait(limit)
+                .await
+                .map_err(|err| wait_error(err, name, limit, "active"))?;
+            waiting.done("active");
+        }
+        AlbStep::AddTags { arn, tags, .. } => {
+            let tags = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
+            elb.add_tags().resource_arns(arn).set_tags(Some(tags)).send().await.aws("AddTags")?;
+        }
+        AlbStep::DeleteRule { arn, .. } => {
+            gone_is_done(elb.delete_rule().rule_arn(arn).send().await.aws("DeleteRule"))?;
+        }
+        AlbStep::DeleteListener { arn, .. } => {
+            gone_is_done(elb.delete_listener().listener_arn(arn).send().await.aws("DeleteListener"))?;
+        }
+        AlbStep::DeleteLoadBalancer { arn, .. } => {
+            gone_is_done(elb.delete_load_balancer().load_balancer_arn(arn).send().await.aws("DeleteLoadBalancer"))?;
+        }
+        AlbStep::WaitLoadBalancerDeleted { arn, name } => {
+            let limit = ctx.waits.load_balancer;
+            let waiting = ctx.progress.waiting(format!("load balancer {name} being deleted"), limit);
+            elb.wait_until_load_balancers_deleted()
+                .load_balancer_arns(arn)
+                .wait(limit)
+                .await
+                .map_err(|err| wait_error(err, name, limit, "deleted"))?;
+            waiting.done("deleted");
+        }
+        AlbStep::DeleteTargetGroup { arn, name } => {
+            // Just after its listener or rule is deleted, AWS may still call the group in use.
+            let fix = format!(
+                "target group {name} is still used by a listener or rule outside this stack: \
+                 find it with `aws elbv2 describe-target-groups --names {name}`, remove that use, and run teardown again"
+            );
+            retry_in_use(ctx, &format!("target group {name} to be unused"), &fix, || async {
+                gone_is_done(elb.delete_target_group().target_group_arn(arn).send().await.aws("DeleteTargetGroup"))
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+fn forward(target_group_arn: String) -> Action {
+    Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(target_group_arn).build()
+}
+
+fn path_condition(pattern: &str) -> RuleCondition {
+    RuleCondition::builder()
+        .field("path-pattern")
+        .path_pattern_config(PathPatternConditionConfig::builder().values(pattern).build())
+        .build()
+}
+
+fn elb_tags(tags: &Tags) -> Vec<Tag> {
+    tags.pairs.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
+fn wait_error<E>(err: E, name: &str, limit: std::time::Duration, state: &str) -> Error
+where
+    E: std::error::Error + aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata + Send + Sync + 'static,
+{
+    if err.to_string().starts_with("exceeded max wait") {
+        Error::Timeout {
+            what: format!("load balancer {name} to be {state}"),
+            after: limit,
+            fix: "AWS is slower than usual; run the same command again later: it continues where it stopped".into(),
+        }
+    } else {
+        Error::Aws {
+            operation: "DescribeLoadBalancers",
+            code: err.code().unwrap_or("WaiterFailed").to_owned(),
+            message: format!("load balancer {name} did not become {state} ({err}); its state reason in the console says why"),
+            source: Box::new(err),
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! What of the ALB tier exists, found by the stack's tags. ELBv2 cannot filter by tag:
+//! the tier lists the account's load balancers and target groups and reads their tags,
+//! twenty at a time.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_elasticloadbalancingv2::types::{Action, Rule};
+use three_tier_core::naming::{STACK_TAG, TIER_TAG};
+use three_tier_core::{AwsContext, AwsResultExt, Result, Tier};
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    pub load_balancers: Vec<ObservedLoadBalancer>,
+    pub target_groups: Vec<ObservedTargetGroup>,
+    /// Listeners of the stack's load balancers, each with its rules.
+    pub listeners: Vec<ObservedListener>,
+    /// Names of load balancers and target groups in the account that are not this
+    /// stack's: a name this tier wants and another holds is a conflict.
+    pub foreign_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedLoadBalancer {
+    pub arn: String,
+    pub name: String,
+    pub dns_name: String,
+    /// `provisioning`, `active`, `active_impaired` or `failed`.
+    pub state: String,
+    pub scheme: String,
+    pub kind: String,
+    pub ip_address_type: String,
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedTargetGroup {
+    pub arn: String,
+    pub name: String,
+    pub protocol: String,
+    pub port: i32,
+    pub vpc_id: String,
+    pub target_type: String,
+    pub health_check_protocol: String,
+    pub health_check_port: String,
+    pub health_check_path: String,
+    pub matcher: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedListener {
+    pub arn: String,
+    pub load_balancer_arn: String,
+    pub port: i32,
+    pub protocol: String,
+    /// The target group of a plain forward default action.
+    pub default_target_group: Option<String>,
+    pub rules: Vec<ObservedRule>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedRule {
+    pub arn: String,
+    pub priority: u32,
+    pub path_patterns: Vec<String>,
+    pub target_group: Option<String>,
+}
+
+impl Observed {
+    pub fn load_balancer(&self) -> Option<&ObservedLoadBalancer> {
+        self.load_balancers.first()
+    }
+
+    pub fn target_group(&self, name: &str) -> Option<&ObservedTargetGroup> {
+        self.target_groups.iter().find(|g| g.name == name)
+    }
+
+    pub fn listener(&self, port: u16) -> Option<&ObservedListener> {
+        self.listeners.iter().find(|l| l.port == i32::from(port))
+    }
+}
+
+pub async fn observe(ctx: &AwsContext, stack: &str) -> Result<Observed> {
+    let elb = &ctx.elbv2;
+    let mut observed = Observed::default();
+
+    let mut all_balancers = Vec::new();
+    let mut marker = None;
+    loop {
+        let answer =
+            elb.describe_load_balancers().set_marker(marker).send().await.aws("DescribeLoadBalancers")?;
+        all_balancers.extend(answer.load_balancers().iter().cloned());
+        marker = answer.next_marker().map(str::to_owned);
+        if marker.is_none() {
+            break;
+        }
+    }
+    let arns: Vec<String> = all_balancers.iter().filter_map(|lb| lb.load_balancer_arn().map(str::to_owned)).collect();
+    let tags = tags_of(ctx, &arns).await?;
+    for lb in &all_balancers {
+        let arn = lb.load_balancer_arn().unwrap_or_default().to_owned();
+        let name = lb.load_balancer_name().unwrap_or_default().to_owned();
+        let tags = tags.get(&arn).cloned().unwrap_or_default();
+        if !is_ours(&tags, stack) {
+            observed.foreign_names.push(name);
+            continue;
+        }
+        observed.load_balancers.push(ObservedLoadBalancer {
+            dns_name: lb.dns_name().unwrap_or_default().to_owned(),
+            state: lb.state().and_then(|s| s.code()).map(|c| c.as_str().to_owned()).unwrap_or_default(),
+            scheme: lb.scheme().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            kind: lb.r#type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
+            ip_address_type: lb.ip_address_type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
+            subnets: sorted(lb.availability_zones().iter().filter_map(|z| z.subnet_id().map(str::to_owned))),
+            security_groups: sorted(lb.security_groups().iter().cloned()),
+            arn,
+            name,
+            tags,
+        });
+    }
+    observed.load_balancers.sort_by(|a, b| a.arn.cmp(&b.arn));
+
+    let mut all_groups = Vec::new();
+    let mut marker = None;
+    loop {
+        let answer = elb.describe_target_groups().set_marker(marker).send().await.aws("DescribeTargetGroups")?;
+        all_groups.extend(answer.target_groups().iter().cloned());
+        marker = answer.next_marker().map(str::to_owned);
+        if marker.is_none() {
+            break;
+        }
+    }
+    let arns: Vec<String> = all_groups.iter().filter_map(|g| g.target_group_arn().map(str::to_owned)).collect();
+    let tags = tags_of(ctx, &arns).await?;
+    for group in &all_groups {
+        let arn = group.target_group_arn().unwrap_or_default().to_owned();
+        let name = group.target_group_name().unwrap_or_default().to_owned();
+        let tags = tags.get(&arn).cloned().unwrap_or_default();
+        if !is_ours(&tags, stack) {
+            observed.foreign_names.push(name);
+            continue;
+        }
+        observed.target_groups.push(ObservedTargetGroup {
+            protocol: group.protocol().map(|p| p.as_str().to_owned()).unwrap_or_default(),
+            port: group.port().unwrap_or_default(),
+            vpc_id: group.vpc_id().unwrap_or_default().to_owned(),
+            target_type: group.target_type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
+            health_check_protocol: group.health_check_protocol().map(|p| p.as_str().to_owned()).unwrap_or_default(),
+            health_check_port: group.health_check_port().unwrap_or_default().to_owned(),
+            health_check_path: group.health_check_path().unwrap_or_default().to_owned(),
+            matcher: group.matcher().and_then(|m| m.http_code()).unwrap_or_default().to_owned(),
+            arn,
+            name,
+            tags,
+        });
+    }
+    observed.target_groups.sort_by(|a, b| a.name.cmp(&b.name));
+
+    for lb in &observed.load_balancers {
+        let answer =
+            elb.describe_listeners().load_balancer_arn(&lb.arn).send().await.aws("DescribeListeners")?;
+        for listener in answer.listeners() {
+            let arn = listener.listener_arn().unwrap_or_default().to_owned();
+            let rules = elb.describe_rules().listener_arn(&arn).send().await.aws("DescribeRules")?;
+            observed.listeners.push(ObservedListener {
+                load_balancer_arn: lb.arn.clone(),
+                port: listener.port().unwrap_or_default(),
+                protocol: listener.protocol().map(|p| p.as_str().to_owned()).unwrap_or_default(),
+                default_target_group: forward_target(listener.default_actions()),
+                rules: rules.rules().iter().filter(|r| r.is_default() != Some(true)).filter_map(observed_rule).collect(),
+                arn,
+            });
+        }
+    }
+    observed.listeners.sort_by(|a, b| (a.port, &a.arn).cmp(&(b.port, &b.arn)));
+    Ok(observed)
+}
+
+fn observed_rule(rule: &Rule) -> Option<ObservedRule> {
+    let path_patterns = rule
+        .conditions()
+        .iter()
+        .filter(|c| c.field() == Some("path-pattern"))
+        .flat_map(|c| {
+            let configured = c.path_pattern_config().map(|p| p.values().to_vec()).unwrap_or_default();
+            if configured.is_empty() { c.values().to_vec() } else { configured }
+        })
+        .collect();
+    Some(ObservedRule {
+        arn: rule.rule_arn()?.to_owned(),
+        priority: rule.priority()?.parse().ok()?,
+        path_patterns,
+        target_group: forward_target(rule.actions()),
+    })
+}
+
+/// The target group of a single forward action, as the tier writes them.
+fn forward_target(actions: &[Action]) -> Option<String> {
+    match actions {
+        [action] if action.r#type().map(|t| t.as_str()) == Some("forward") => {
+            action.target_group_arn().map(str::to_owned).or_else(|| {
+                let groups = action.forward_config()?.target_groups();
+                match groups {
+                    [only] => only.target_group_arn().map(str::to_owned),
+                    _ => None,
+                }
+            })
+        }
+        _ => None,
+    }
+}
+
+fn is_ours(tags: &BTreeMap<String, String>, stack: &str) -> bool {
+    tags.get(STACK_TAG).map(String::as_str) == Some(stack)
+        && tags.get(TIER_TAG).map(String::as_str) == Some(Tier::Alb.as_str())
+}
+
+fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
+    let mut items: Vec<String> = items.collect();
+    items.sort();
+    items
+}
+
+/// The tags of these resources, by ARN; DescribeTags takes twenty ARNs a call.
+async fn tags_of(ctx: &AwsContext, arns: &[String]) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+    let mut tags = BTreeMap::new();
+    for chunk in arns.chunks(20) {
+        let answer = ctx
+            .elbv2
+            .describe_tags()
+            .set_resource_arns(Some(chunk.to_vec()))
+            .send()
+            .await
+            .aws("DescribeTags")?;
+        for description in answer.tag_descriptions() {
+            let pairs = description
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+                .collect();
+            tags.insert(description.resource_arn().unwrap_or_default().to_owned(), pairs);
+        }
+    }
+    Ok(tags)
+}

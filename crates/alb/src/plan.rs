@@ -1,0 +1,339 @@
+//! The ALB tier's plans. Pure functions: no I/O.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use three_tier_core::naming::{NAME_TAG, Tags};
+use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
+
+use crate::desired::Desired;
+use crate::observe::Observed;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum AlbStep {
+    CreateTargetGroup { key: String, name: String, port: u16, vpc_id: String, health_check_path: String, matcher: String, tags: Tags },
+    ModifyTargetGroupHealthCheck { arn: String, name: String, health_check_path: String, matcher: String },
+    CreateLoadBalancer { key: String, name: String, subnets: Vec<String>, security_groups: Vec<String>, tags: Tags },
+    SetSubnets { load_balancer: String, name: String, subnets: Vec<String> },
+    SetSecurityGroups { load_balancer: String, name: String, security_groups: Vec<String> },
+    CreateListener { key: String, name: String, load_balancer: Ref, port: u16, target_group: Ref, tags: Tags },
+    ModifyListenerDefault { listener: String, port: u16, target_group: Ref, target_group_name: String },
+    CreateRule { listener: Ref, priority: u32, path_pattern: String, target_group: Ref, target_group_name: String, tags: Tags },
+    ModifyRule { arn: String, priority: u32, path_pattern: String, target_group: Ref, target_group_name: String },
+    WaitLoadBalancerActive { name: String, load_balancer: Ref },
+    AddTags { arn: String, name: String, tags: BTreeMap<String, String> },
+    DeleteRule { arn: String, priority: u32 },
+    DeleteListener { arn: String, port: i32 },
+    DeleteLoadBalancer { arn: String, name: String },
+    WaitLoadBalancerDeleted { arn: String, name: String },
+    DeleteTargetGroup { arn: String, name: String },
+}
+
+impl Step for AlbStep {
+    fn change(&self) -> Change {
+        use AlbStep::*;
+        match self {
+            CreateTargetGroup { .. } | CreateLoadBalancer { .. } | CreateListener { .. } | CreateRule { .. } => {
+                Change::Create
+            }
+            ModifyTargetGroupHealthCheck { .. }
+            | SetSubnets { .. }
+            | SetSecurityGroups { .. }
+            | ModifyListenerDefault { .. }
+            | ModifyRule { .. }
+            | AddTags { .. } => Change::Update,
+            WaitLoadBalancerActive { .. } | WaitLoadBalancerDeleted { .. } => Change::Wait,
+            DeleteRule { .. } | DeleteListener { .. } | DeleteLoadBalancer { .. } | DeleteTargetGroup { .. } => {
+                Change::Delete
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        use AlbStep::*;
+        match self {
+            CreateTargetGroup { name, port, health_check_path, matcher, .. } => {
+                format!("target group {name} (HTTP {port}, instances, health check {health_check_path} → {matcher})")
+            }
+            ModifyTargetGroupHealthCheck { name, health_check_path, matcher, .. } => {
+                format!("health check of {name}: HTTP {health_check_path} on the traffic port → {matcher}")
+            }
+            CreateLoadBalancer { name, subnets, .. } => {
+                format!("load balancer {name} (application, internet-facing, IPv4, {} subnets)", subnets.len())
+            }
+            SetSubnets { name, subnets, .. } => format!("subnets of {name}: {}", subnets.join(", ")),
+            SetSecurityGroups { name, security_groups, .. } => {
+                format!("security groups of {name}: {}", security_groups.join(", "))
+            }
+            CreateListener { name, port, .. } => format!("listener {name} (HTTP {port})"),
+            ModifyListenerDefault { port, target_group_name, .. } => {
+                format!("listener HTTP {port} forwards to {target_group_name}")
+            }
+            CreateRule { priority, path_pattern, target_group_name, .. } => {
+                format!("rule {priority}: {path_pattern} → {target_group_name}")
+            }
+            ModifyRule { priority, path_pattern, target_group_name, .. } => {
+                format!("rule {priority}: {path_pattern} → {target_group_name}")
+            }
+            WaitLoadBalancerActive { name, .. } => format!("wait for load balancer {name} to be active"),
+            AddTags { name, tags, .. } => {
+                let keys: Vec<&str> = tags.keys().map(String::as_str).collect();
+                format!("tag {name}: {}", keys.join(", "))
+            }
+            DeleteRule { priority, .. } => format!("listener rule {priority}"),
+            DeleteListener { port, .. } => format!("listener HTTP {port}"),
+            DeleteLoadBalancer { name, .. } => format!("load balancer {name}"),
+            WaitLoadBalancerDeleted { name, .. } => format!("wait for load balancer {name} to be deleted"),
+            DeleteTargetGroup { name, .. } => format!("target group {name}"),
+        }
+    }
+}
+
+/// The steps from what exists to what is desired. Removals come first (rules, then
+/// listeners, then target groups no longer wanted), creations after, and the wait for
+/// the load balancer to be active last.
+pub fn plan(desired: &Desired, observed: &Observed) -> Plan<AlbStep> {
+    let mut plan = Plan::new(Tier::Alb);
+    let steps = &mut plan.steps;
+    let conflicts = &mut plan.conflicts;
+    let conflict = |resource: String, problem: String, fix: &str| Conflict { resource, problem, fix: fix.to_owned() };
+    let recreate = "run `cargo xtask teardown alb` and deploy it again";
+
+    // Names are unique per account and region: another stack's (or anyone's) resource
+    // with a name this tier wants blocks it.
+    let wanted_names = std::iter::once(&desired.load_balancer.name).chain(desired.target_groups.iter().map(|g| &g.name));
+    for name in wanted_names {
+        if observed.foreign_names.contains(name) {
+            conflicts.push(conflict(
+                format!("name {name}"),
+                "is taken in this account and region by a resource that is not this stack's".into(),
+                "choose another name in the config, or another --stack (its names are prefixed)",
+            ));
+        }
+    }
+    if observed.load_balancers.len() > 1 {
+        conflicts.push(conflict(
+            "load balancer".into(),
+            format!("exists {} times, tagged for the same stack", observed.load_balancers.len()),
+            "delete all but one by hand, or tear the alb tier down and deploy it again",
+        ));
+    }
+
+    let lb = observed.load_balancer();
+    let listener = lb.and_then(|_| observed.listener(desired.listener.port));
+
+    // Removals of what this tier owns but no longer wants.
+    for observed_listener in &observed.listeners {
+        if Some(observed_listener) != listener {
+            steps.push(AlbStep::DeleteListener { arn: observed_listener.arn.clone(), port: observed_listener.port });
+            continue;
+        }
+        for rule in &observed_listener.rules {
+            // A kept rule whose target group goes is rewritten below, before the group is deleted.
+            if !desired.rules.iter().any(|r| r.priority == rule.priority) {
+                steps.push(AlbStep::DeleteRule { arn: rule.arn.clone(), priority: rule.priority });
+            }
+        }
+    }
+
+    // Target groups.
+    let mut group_refs: BTreeMap<String, Ref> = BTreeMap::new();
+    for spec in &desired.target_groups {
+        let reference = match observed.target_group(&spec.name) {
+            Some(group) => {
+                let immutable = [
+                    (group.protocol != "HTTP", format!("protocol {}", group.protocol)),
+                    (group.port != i32::from(spec.port), format!("port {}", group.port)),
+                    (group.vpc_id != spec.vpc_id, format!("VPC {}", group.vpc_id)),
+                    (group.target_type != "instance", format!("target type {}", group.target_type)),
+                ];
+                for (differs, what) in immutable {
+                    if differs {
+                        conflicts.push(conflict(
+                            format!("target group {}", spec.name),
+                            format!("has {what}, which cannot change (want HTTP {}, instances, VPC {})", spec.port, spec.vpc_id),
+                            recreate,
+                        ));
+                    }
+                }
+                let health_check_drifted = group.health_check_protocol != "HTTP"
+                    || group.health_check_port != "traffic-port"
+                    || group.health_check_path != spec.health_check_path
+                    || group.matcher != spec.matcher;
+                if health_check_drifted {
+                    steps.push(AlbStep::ModifyTargetGroupHealthCheck {
+                        arn: group.arn.clone(),
+                        name: spec.name.clone(),
+                        health_check_path: spec.health_check_path.clone(),
+                        matcher: spec.matcher.clone(),
+                    });
+                }
+                retag(steps, &group.arn, &spec.tags, &group.tags);
+                Ref::existing(&group.arn)
+            }
+            None => {
+                let key = format!("target-group/{}", spec.name);
+                steps.push(AlbStep::CreateTargetGroup {
+                    key: key.clone(),
+                    name: spec.name.clone(),
+                    port: spec.port,
+                    vpc_id: spec.vpc_id.clone(),
+                    health_check_path: spec.health_check_path.clone(),
+                    matcher: spec.matcher.clone(),
+                    tags: spec.tags.clone(),
+                });
+                Ref::planned(key)
+            }
+        };
+        group_refs.insert(spec.name.clone(), reference);
+    }
+
+    // The load balancer.
+    let spec = &desired.load_balancer;
+    let (lb_ref, needs_wait) = match lb {
+        Some(lb) => {
+            let fixed = [
+                (lb.name != spec.name, format!("is named {}, not {}", lb.name, spec.name)),
+                (lb.scheme != "internet-facing", format!("is {}, not internet-facing", lb.scheme)),
+                (lb.kind != "application", format!("is a {} load balancer, not application", lb.kind)),
+            ];
+            for (differs, problem) in fixed {
+                if differs {
+                    conflicts.push(conflict(format!("load balancer {}", lb.name), problem, recreate));
+                }
+            }
+            let mut subnets = spec.subnets.clone();
+            subnets.sort();
+            if lb.subnets != subnets {
+                steps.push(AlbStep::SetSubnets { load_balancer: lb.arn.clone(), name: spec.name.clone(), subnets });
+            }
+            let mut groups = spec.security_groups.clone();
+            groups.sort();
+            if lb.security_groups != groups {
+                steps.push(AlbStep::SetSecurityGroups {
+                    load_balancer: lb.arn.clone(),
+                    name: spec.name.clone(),
+                    security_groups: groups,
+                });
+            }
+            retag(steps, &lb.arn, &spec.tags, &lb.tags);
+            (Ref::existing(&lb.arn), lb.state == "provisioning")
+        }
+        None => {
+            steps.push(AlbStep::CreateLoadBalancer {
+                key: "load-balancer".into(),
+                name: spec.name.clone(),
+                subnets: spec.subnets.clone(),
+                security_groups: spec.security_groups.clone(),
+                tags: spec.tags.clone(),
+            });
+            (Ref::planned("load-balancer"), true)
+        }
+    };
+
+    // The listener and its rules.
+    let listener_spec = &desired.listener;
+    let default_group = group_refs[&listener_spec.default_target_group].clone();
+    let listener_ref = match listener {
+        Some(listener) => {
+            if listener.default_target_group.as_ref() != existing_id(&default_group) {
+                steps.push(AlbStep::ModifyListenerDefault {
+                    listener: listener.arn.clone(),
+                    port: listener_spec.port,
+                    target_group: default_group,
+                    target_group_name: listener_spec.default_target_group.clone(),
+                });
+            }
+            Ref::existing(&listener.arn)
+        }
+        None => {
+            steps.push(AlbStep::CreateListener {
+                key: "listener".into(),
+                name: listener_spec.name.clone(),
+                load_balancer: lb_ref.clone(),
+                port: listener_spec.port,
+                target_group: default_group,
+                tags: listener_spec.tags.clone(),
+            });
+            Ref::planned("listener")
+        }
+    };
+    for rule in &desired.rules {
+        let target_group = group_refs[&rule.target_group].clone();
+        let existing = listener.and_then(|l| l.rules.iter().find(|r| r.priority == rule.priority));
+        match existing {
+            Some(existing) => {
+                let same = existing.path_patterns == [rule.path_pattern.clone()]
+                    && existing.target_group.as_ref() == existing_id(&target_group);
+                if !same {
+                    steps.push(AlbStep::ModifyRule {
+                        arn: existing.arn.clone(),
+                        priority: rule.priority,
+                        path_pattern: rule.path_pattern.clone(),
+                        target_group,
+                        target_group_name: rule.target_group.clone(),
+                    });
+                }
+            }
+            None => steps.push(AlbStep::CreateRule {
+                listener: listener_ref.clone(),
+                priority: rule.priority,
+                path_pattern: rule.path_pattern.clone(),
+                target_group,
+                target_group_name: rule.target_group.clone(),
+                tags: rule.tags.clone(),
+            }),
+        }
+    }
+
+    // Target groups no longer wanted, once nothing forwards to them.
+    for group in &observed.target_groups {
+        if !desired.target_groups.iter().any(|d| d.name == group.name) {
+            steps.push(AlbStep::DeleteTargetGroup { arn: group.arn.clone(), name: group.name.clone() });
+        }
+    }
+
+    if needs_wait {
+        steps.push(AlbStep::WaitLoadBalancerActive { name: spec.name.clone(), load_balancer: lb_ref });
+    }
+    plan
+}
+
+/// Everything of the tier, deleted in an order AWS accepts: rules, listeners, the load
+/// balancer (waiting until it is gone), then the target groups it no longer uses.
+pub fn teardown_plan(observed: &Observed) -> Plan<AlbStep> {
+    let mut plan = Plan::new(Tier::Alb);
+    let steps = &mut plan.steps;
+    for listener in &observed.listeners {
+        for rule in &listener.rules {
+            steps.push(AlbStep::DeleteRule { arn: rule.arn.clone(), priority: rule.priority });
+        }
+        steps.push(AlbStep::DeleteListener { arn: listener.arn.clone(), port: listener.port });
+    }
+    for lb in &observed.load_balancers {
+        steps.push(AlbStep::DeleteLoadBalancer { arn: lb.arn.clone(), name: lb.name.clone() });
+    }
+    for lb in &observed.load_balancers {
+        steps.push(AlbStep::WaitLoadBalancerDeleted { arn: lb.arn.clone(), name: lb.name.clone() });
+    }
+    for group in &observed.target_groups {
+        steps.push(AlbStep::DeleteTargetGroup { arn: group.arn.clone(), name: group.name.clone() });
+    }
+    plan
+}
+
+fn existing_id(reference: &Ref) -> Option<&String> {
+    match reference {
+        Ref::Existing(id) => Some(id),
+        Ref::Planned(_) => None,
+    }
+}
+
+fn retag(steps: &mut Vec<AlbStep>, arn: &str, wanted: &Tags, present: &BTreeMap<String, String>) {
+    let missing: BTreeMap<String, String> = wanted.missing_from(present).map(|(k, v)| (k.clone(), v.clone())).collect();
+    if !missing.is_empty() {
+        let name = wanted.pairs.get(NAME_TAG).cloned().unwrap_or_else(|| arn.to_owned());
+        steps.push(AlbStep::AddTags { arn: arn.to_owned(), name, tags: missing });
+    }
+}

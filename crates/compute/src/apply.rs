@@ -1,0 +1,295 @@
+//! Runs a compute plan against AWS, riding out IAM's and EC2's eventual consistency.
+
+use aws_sdk_ec2::client::Waiters;
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types::{
+    BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
+    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceNetworkInterfaceSpecification,
+    InstanceType, ResourceType, TagSpecification, VolumeType,
+};
+use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
+use three_tier_core::error::gone_is_done;
+use three_tier_core::naming::Tags;
+use three_tier_core::wait::retry_while;
+use three_tier_core::{AwsContext, AwsResultExt, Change, Created, Error, Plan, Result, Step};
+
+use crate::desired::ImageSource;
+use crate::plan::ComputeStep;
+
+pub async fn apply(ctx: &AwsContext, plan: &Plan<ComputeStep>) -> Result<()> {
+    plan.check_conflicts()?;
+    let mut created = Created::default();
+    for step in &plan.steps {
+        if step.change() != Change::Wait {
+            ctx.progress.line(format!("  {} {}", step.change().sign(), step.describe()));
+        }
+        run(ctx, step, &mut created).await?;
+    }
+    Ok(())
+}
+
+async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Result<()> {
+    let iam = &ctx.iam;
+    let ec2 = &ctx.ec2;
+    match step {
+        ComputeStep::CreateRole { name, trust_policy, tags } => {
+            iam.create_role()
+                .role_name(name)
+                .assume_role_policy_document(trust_policy)
+                .description("three-tier app instance: Session Manager instead of SSH")
+                .set_tags(Some(iam_tags(tags.pairs.iter())))
+                .send()
+                .await
+                .aws("CreateRole")?;
+        }
+        ComputeStep::TagRole { name, tags } => {
+            iam.tag_role().role_name(name).set_tags(Some(iam_tags(tags.iter()))).send().await.aws("TagRole")?;
+        }
+        ComputeStep::AttachRolePolicy { role, policy_arn } => {
+            iam.attach_role_policy().role_name(role).policy_arn(policy_arn).send().await.aws("AttachRolePolicy")?;
+        }
+        ComputeStep::DetachRolePolicy { role, policy_arn } => {
+            let result = iam.detach_role_policy().role_name(role).policy_arn(policy_arn).send().await;
+            gone_is_done(result.aws("DetachRolePolicy"))?;
+        }
+        ComputeStep::CreateInstanceProfile { name, tags } => {
+            iam.create_instance_profile()
+                .instance_profile_name(name)
+                .set_tags(Some(iam_tags(tags.pairs.iter())))
+                .send()
+                .await
+                .aws("CreateInstanceProfile")?;
+        }
+        ComputeStep::TagInstanceProfile { name, tags } => {
+            iam.tag_instance_profile()
+                .instance_profile_name(name)
+                .set_tags(Some(iam_tags(tags.iter())))
+                .send()
+                .await
+                .aws("TagInstanceProfile")?;
+        }
+        ComputeStep::AddRoleToInstanceProfile { profile, role } => {
+            iam.add_role_to_instance_profile()
+                .instance_profile_name(profile)
+                .role_name(role)
+                .send()
+                .await
+                .aws("AddRoleToInstanceProfile")?;
+        }
+        ComputeStep::RemoveRoleFromInstanceProfile { profile, role } => {
+            let result = iam.remove_role_from_instance_profile().instance_profile_name(profile).role_name(role).send().await;
+            gone_is_done(result.aws("RemoveRoleFromInstanceProfile"))?;
+        }
+        ComputeStep::RunInstance {
+            key,
+            name,
+            image,
+            instance_type,
+            subnet_id,
+            security_group_id,
+            root_volume_gib,
+            instance_profile,
+            user_data,
+            tags,
+        } => {
+            let image_id = match image {
+                ImageSource::Id(id) => id.clone(),
+                ImageSource::SsmParameter(path) => {
+                    let answer = ctx.ssm.get_parameter().name(path).send().await.aws("GetParameter")?;
+                    answer.parameter().and_then(|p| p.value()).unwrap_or_default().to_owned()
+                }
+            };
+            let images = ec2.describe_images().image_ids(&image_id).send().await.aws("DescribeImages")?;
+            let Some(root_device) = images.images().first().and_then(|i| i.root_device_name()).map(str::to_owned) else {
+                return Err(Error::Conflict {
+                    resource: format!("AMI {image_id}"),
+                    problem: format!("is not available in {}", ctx.region),
+                    fix: "name an AMI of this region in compute.ami_id, or remove the key to use the latest Amazon Linux 2023".into(),
+                });
+            };
+            let fix = format!(
+                "IAM has not made instance profile {instance_profile} visible to EC2 yet; run deploy again in a minute"
+            );
+            // IAM is eventually consistent: a new instance profile can be unknown to EC2
+            // for seconds, and RunInstances then fails with "Invalid IAM Instance Profile".
+            let answer = retry_while(
+                &ctx.progress,
+                &format!("waiting for instance profile {instance_profile} to reach EC2"),
+                ctx.waits.propagation,
+                ctx.waits.poll_interval,
+                &fix,
+                Error::is_instance_profile_propagating,
+                || async {
+                    ec2.run_instances()
+                        .image_id(&image_id)
+                        .instance_type(InstanceType::from(instance_type.as_str()))
+                        .min_count(1)
+                        .max_count(1)
+                        .network_interfaces(
+                            InstanceNetworkInterfaceSpecification::builder()
+                                .device_index(0)
+                                .subnet_id(subnet_id)
+                                .groups(security_group_id)
+                                .associate_public_ip_address(false)
+                                .delete_on_termination(true)
+                                .build(),
+                        )
+                        .iam_instance_profile(IamInstanceProfileSpecification::builder().name(instance_profile).build())
+                        .metadata_options(
+                            InstanceMetadataOptionsRequest::builder()
+                                .http_endpoint(InstanceMetadataEndpointState::Enabled)
+                                .http_tokens(HttpTokensState::Required)
+                                // Two hops: containers on the instance reach the metadata service too.
+                                .http_put_response_hop_limit(2)
+                                .build(),
+                        )
+                        .block_device_mappings(
+                            BlockDeviceMapping::builder()
+                                .device_name(&root_device)
+                                .ebs(
+                                    EbsBlockDevice::builder()
+                                        .encrypted(true)
+                                        .volume_type(VolumeType::Gp3)
+                                        .volume_size(i32::try_from(*root_volume_gib).unwrap_or(i32::MAX))
+                                        .delete_on_termination(true)
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                        .user_data(aws_smithy_types::base64::encode(user_data))
+                        .tag_specifications(tag_spec(ResourceType::Instance, tags))
+                        .tag_specifications(tag_spec(ResourceType::Volume, tags))
+                        .send()
+                        .await
+                        .aws("RunInstances")
+                },
+            )
+            .await?;
+            let id = answer.instances().first().and_then(|i| i.instance_id()).unwrap_or_default().to_owned();
+            ctx.progress.line(format!("    instance {name} is {id}"));
+            created.insert(key, id);
+        }
+        ComputeStep::StartInstance { id, .. } => {
+            ec2.start_instances().instance_ids(id).send().await.aws("StartInstances")?;
+        }
+        ComputeStep::SetInstanceSecurityGroups { id, security_groups, .. } => {
+            ec2.modify_instance_attribute()
+                .instance_id(id)
+                .set_groups(Some(security_groups.clone()))
+                .send()
+                .await
+                .aws("ModifyInstanceAttribute")?;
+        }
+        ComputeStep::RequireImdsV2 { id, .. } => {
+            ec2.modify_instance_metadata_options()
+                .instance_id(id)
+                .http_tokens(HttpTokensState::Required)
+                .http_endpoint(InstanceMetadataEndpointState::Enabled)
+                .send()
+                .await
+                .aws("ModifyInstanceMetadataOptions")?;
+        }
+        ComputeStep::TagInstance { id, tags, .. } => {
+            let tags = tags.iter().map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build()).collect();
+            ec2.create_tags().resources(id).set_tags(Some(tags)).send().await.aws("CreateTags")?;
+        }
+        ComputeStep::WaitInstanceRunning { name, instance } => {
+            let id = created.resolve(instance)?;
+            let limit = ctx.waits.instance;
+            let waiting = ctx.progress.waiting(format!("instance {name} ({id}) starting"), limit);
+            // The waiter treats "not found yet" (a new instance) as a reason to poll again.
+            ec2.wait_until_instance_running()
+                .instance_ids(&id)
+                .wait(limit)
+                .await
+                .map_err(|err| wait_error(err, &id, limit, "running"))?;
+            waiting.done("running");
+        }
+        ComputeStep::RegisterTarget { target_group_arn, instance, port } => {
+            let id = created.resolve(instance)?;
+            let target = TargetDescription::builder().id(&id).port(i32::from(*port)).build();
+            // A new instance can be unknown to ELB for a few seconds (InvalidTarget).
+            retry_while(
+                &ctx.progress,
+                &format!("waiting for instance {id} to be known to the load balancer"),
+                ctx.waits.propagation,
+                ctx.waits.poll_interval,
+                "run deploy again in a minute",
+                |err| err.code() == Some("InvalidTarget"),
+                || async {
+                    ctx.elbv2
+                        .register_targets()
+                        .target_group_arn(target_group_arn)
+                        .targets(target.clone())
+                        .send()
+                        .await
+                        .aws("RegisterTargets")
+                },
+            )
+            .await?;
+        }
+        ComputeStep::DeregisterTarget { target_group_arn, instance_id, port } => {
+            let target = TargetDescription::builder().id(instance_id).port(*port).build();
+            let result =
+                ctx.elbv2.deregister_targets().target_group_arn(target_group_arn).targets(target).send().await;
+            match result.aws("DeregisterTargets") {
+                Err(err) if err.code() == Some("InvalidTarget") => {}
+                other => gone_is_done(other)?,
+            }
+        }
+        ComputeStep::TerminateInstance { id, .. } => {
+            gone_is_done(ec2.terminate_instances().instance_ids(id).send().await.aws("TerminateInstances"))?;
+        }
+        ComputeStep::WaitInstanceTerminated { id, name } => {
+            let limit = ctx.waits.instance;
+            let waiting = ctx.progress.waiting(format!("instance {name} ({id}) terminating"), limit);
+            let result = ec2.wait_until_instance_terminated().instance_ids(id).wait(limit).await;
+            match result {
+                Ok(_) => {}
+                Err(err) if err.code() == Some("InvalidInstanceID.NotFound") => {}
+                Err(err) => return Err(wait_error(err, id, limit, "terminated")),
+            }
+            waiting.done("terminated");
+        }
+        ComputeStep::DeleteInstanceProfile { name } => {
+            let result = iam.delete_instance_profile().instance_profile_name(name).send().await;
+            gone_is_done(result.aws("DeleteInstanceProfile"))?;
+        }
+        ComputeStep::DeleteRole { name } => {
+            gone_is_done(iam.delete_role().role_name(name).send().await.aws("DeleteRole"))?;
+        }
+    }
+    Ok(())
+}
+
+fn tag_spec(resource_type: ResourceType, tags: &Tags) -> TagSpecification {
+    let tags = tags.pairs.iter().map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build()).collect();
+    TagSpecification::builder().resource_type(resource_type).set_tags(Some(tags)).build()
+}
+
+fn iam_tags<'t>(tags: impl Iterator<Item = (&'t String, &'t String)>) -> Vec<aws_sdk_iam::types::Tag> {
+    tags.map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().expect("key and value are set"))
+        .collect()
+}
+
+fn wait_error<E>(err: E, id: &str, limit: std::time::Duration, state: &str) -> Error
+where
+    E: std::error::Error + aws_sdk_ec2::error::ProvideErrorMetadata + Send + Sync + 'static,
+{
+    if err.to_string().starts_with("exceeded max wait") {
+        Error::Timeout {
+            what: format!("instance {id} to be {state}"),
+            after: limit,
+            fix: "AWS is slower than usual; run the same command again later: it continues where it stopped".into(),
+        }
+    } else {
+        Error::Aws {
+            operation: "DescribeInstances",
+            code: err.code().unwrap_or("WaiterFailed").to_owned(),
+            message: format!(
+                "instance {id} did not become {state} ({err}); `aws ec2 describe-instances --instance-ids {id}` shows its state reason"
+            ),
+            source: Box::new(err),
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! What of the compute tier exists: the IAM role and instance profile by name (IAM names
+//! are unique per account) with their tags checked, the instance by the stack's tags, and
+//! the targets of the app target group.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::Filter;
+use three_tier_core::naming::{STACK_TAG, TIER_TAG};
+use three_tier_core::{AwsContext, AwsResultExt, Result, Tier};
+
+use crate::desired::Desired;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    pub role: Option<ObservedRole>,
+    pub instance_profile: Option<ObservedInstanceProfile>,
+    /// The stack's instances that are not terminated or being terminated.
+    pub instances: Vec<ObservedInstance>,
+    /// The targets registered in the app target group, when it is known.
+    pub targets: Vec<ObservedTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedRole {
+    pub arn: String,
+    pub attached_policies: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedInstanceProfile {
+    pub arn: String,
+    pub roles: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedInstance {
+    pub id: String,
+    /// `pending`, `running`, `stopping` or `stopped`.
+    pub state: String,
+    pub subnet_id: String,
+    pub security_groups: Vec<String>,
+    pub instance_type: String,
+    pub private_ip: String,
+    pub public_ip: Option<String>,
+    pub instance_profile_arn: Option<String>,
+    pub http_tokens: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedTarget {
+    pub id: String,
+    pub port: i32,
+    pub health: String,
+}
+
+impl Observed {
+    pub fn instance(&self) -> Option<&ObservedInstance> {
+        self.instances.first()
+    }
+}
+
+/// Reads the tier's state. The role and profile names come from `desired`; the target
+/// group, when given, is read for registrations.
+pub async fn observe(ctx: &AwsContext, stack: &str, role_name: &str, profile_name: &str, target_group_arn: Option<&str>) -> Result<Observed> {
+    let iam = &ctx.iam;
+    let role = match iam.get_role().role_name(role_name).send().await.aws("GetRole") {
+        Ok(answer) => {
+            let role = answer.role();
+            let attached = iam
+                .list_attached_role_policies()
+                .role_name(role_name)
+                .send()
+                .await
+                .aws("ListAttachedRolePolicies")?;
+            Some(ObservedRole {
+                arn: role.map(|r| r.arn().to_owned()).unwrap_or_default(),
+                attached_policies: attached.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_owned)).collect(),
+                tags: role
+                    .map(|r| r.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect())
+                    .unwrap_or_default(),
+            })
+        }
+        Err(err) if err.is_not_found() => None,
+        Err(err) => return Err(err),
+    };
+    let instance_profile = match iam.get_instance_profile().instance_profile_name(profile_name).send().await.aws("GetInstanceProfile") {
+        Ok(answer) => answer.instance_profile().map(|profile| ObservedInstanceProfile {
+            arn: profile.arn().to_owned(),
+            roles: profile.roles().iter().map(|r| r.role_name().to_owned()).collect(),
+            tags: profile.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect(),
+        }),
+        Err(err) if err.is_not_found() => None,
+        Err(err) => return Err(err),
+    };
+
+    let answer = ctx
+        .ec2
+        .describe_instances()
+        .filters(Filter::builder().name(format!("tag:{STACK_TAG}")).values(stack).build())
+        .filters(Filter::builder().name(format!("tag:{TIER_TAG}")).values(Tier::Compute.as_str()).build())
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .values("stopping")
+                .values("stopped")
+                .build(),
+        )
+        .send()
+        .await
+        .aws("DescribeInstances")?;
+    let mut instances: Vec<ObservedInstance> = answer
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .map(|instance| ObservedInstance {
+            id: instance.instance_id().unwrap_or_default().to_owned(),
+            state: instance.state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap_or_default(),
+            subnet_id: instance.subnet_id().unwrap_or_default().to_owned(),
+            // The primary interface's groups are the instance's groups. (moto 5.2 leaves the
+            // instance-level list empty for instances launched with an interface spec.)
+            security_groups: instance
+                .network_interfaces()
+                .iter()
+                .find(|ni| ni.attachment().and_then(|a| a.device_index()) == Some(0))
+                .map(|ni| ni.groups().iter().filter_map(|g| g.group_id().map(str::to_owned)).collect())
+                .unwrap_or_else(|| {
+                    instance.security_groups().iter().filter_map(|g| g.group_id().map(str::to_owned)).collect()
+                }),
+            instance_type: instance.instance_type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
+            private_ip: instance.private_ip_address().unwrap_or_default().to_owned(),
+            public_ip: instance.public_ip_address().map(str::to_owned),
+            instance_profile_arn: instance.iam_instance_profile().and_then(|p| p.arn()).map(str::to_owned),
+            http_tokens: instance
+                .metadata_options()
+                .and_then(|m| m.http_tokens())
+                .map(|t| t.as_str().to_owned())
+                .unwrap_or_default(),
+            tags: instance
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+                .collect(),
+        })
+        .collect();
+    instances.sort_by(|a, b| a.id.cmp(&b.id));
+
+    let mut targets = Vec::new();
+    if let Some(arn) = target_group_arn {
+        let answer = ctx.elbv2.describe_target_health().target_group_arn(arn).send().await.aws("DescribeTargetHealth")?;
+        for description in answer.target_health_descriptions() {
+            let Some(target) = description.target() else { continue };
+            targets.push(ObservedTarget {
+                id: target.id().unwrap_or_default().to_owned(),
+                port: target.port().unwrap_or_default(),
+                health: description
+                    .target_health()
+                    .and_then(|h| h.state())
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+            });
+        }
+        targets.sort_by(|a, b| (&a.id, a.port).cmp(&(&b.id, b.port)));
+    }
+    Ok(Observed { role, instance_profile, instances, targets })
+}
+
+/// Reads the state for `desired`.
+pub async fn observe_desired(ctx: &AwsContext, stack: &str, desired: &Desired) -> Result<Observed> {
+    observe(ctx, stack, &desired.role.name, &desired.instance_profile.name, Some(&desired.registration.target_group_arn)).await
+}

@@ -1,0 +1,305 @@
+//! The compute tier's plans. Pure functions: no I/O.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use three_tier_core::naming::{STACK_TAG, Tags};
+use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
+
+use crate::desired::{Desired, ImageSource};
+use crate::observe::Observed;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum ComputeStep {
+    CreateRole { name: String, trust_policy: String, tags: Tags },
+    TagRole { name: String, tags: BTreeMap<String, String> },
+    AttachRolePolicy { role: String, policy_arn: String },
+    DetachRolePolicy { role: String, policy_arn: String },
+    CreateInstanceProfile { name: String, tags: Tags },
+    TagInstanceProfile { name: String, tags: BTreeMap<String, String> },
+    AddRoleToInstanceProfile { profile: String, role: String },
+    RemoveRoleFromInstanceProfile { profile: String, role: String },
+    RunInstance {
+        key: String,
+        name: String,
+        image: ImageSource,
+        instance_type: String,
+        subnet_id: String,
+        security_group_id: String,
+        root_volume_gib: u32,
+        instance_profile: String,
+        user_data: String,
+        tags: Tags,
+    },
+    StartInstance { id: String, name: String },
+    SetInstanceSecurityGroups { id: String, name: String, security_groups: Vec<String> },
+    RequireImdsV2 { id: String, name: String },
+    TagInstance { id: String, name: String, tags: BTreeMap<String, String> },
+    WaitInstanceRunning { name: String, instance: Ref },
+    RegisterTarget { target_group_arn: String, instance: Ref, port: u16 },
+    DeregisterTarget { target_group_arn: String, instance_id: String, port: i32 },
+    TerminateInstance { id: String, name: String },
+    WaitInstanceTerminated { id: String, name: String },
+    DeleteInstanceProfile { name: String },
+    DeleteRole { name: String },
+}
+
+impl Step for ComputeStep {
+    fn change(&self) -> Change {
+        use ComputeStep::*;
+        match self {
+            CreateRole { .. } | CreateInstanceProfile { .. } | RunInstance { .. } => Change::Create,
+            WaitInstanceRunning { .. } | WaitInstanceTerminated { .. } => Change::Wait,
+            TerminateInstance { .. } | DeleteInstanceProfile { .. } | DeleteRole { .. } => Change::Delete,
+            TagRole { .. }
+            | AttachRolePolicy { .. }
+            | DetachRolePolicy { .. }
+            | TagInstanceProfile { .. }
+            | AddRoleToInstanceProfile { .. }
+            | RemoveRoleFromInstanceProfile { .. }
+            | StartInstance { .. }
+            | SetInstanceSecurityGroups { .. }
+            | RequireImdsV2 { .. }
+            | TagInstance { .. }
+            | RegisterTarget { .. }
+            | DeregisterTarget { .. } => Change::Update,
+        }
+    }
+
+    fn describe(&self) -> String {
+        use ComputeStep::*;
+        let keys = |tags: &BTreeMap<String, String>| tags.keys().cloned().collect::<Vec<_>>().join(", ");
+        match self {
+            CreateRole { name, .. } => format!("IAM role {name} (trusts ec2.amazonaws.com)"),
+            TagRole { name, tags } => format!("tag IAM role {name}: {}", keys(tags)),
+            AttachRolePolicy { role, policy_arn } => {
+                format!("attach {} to {role}", policy_arn.rsplit('/').next().unwrap_or(policy_arn))
+            }
+            DetachRolePolicy { role, policy_arn } => format!("detach {policy_arn} from {role}"),
+            CreateInstanceProfile { name, .. } => format!("instance profile {name}"),
+            TagInstanceProfile { name, tags } => format!("tag instance profile {name}: {}", keys(tags)),
+            AddRoleToInstanceProfile { profile, role } => format!("put role {role} in {profile}"),
+            RemoveRoleFromInstanceProfile { profile, role } => format!("take role {role} out of {profile}"),
+            RunInstance { name, image, instance_type, .. } => {
+                let image = match image {
+                    ImageSource::SsmParameter(path) => format!("latest AMI of {path}"),
+                    ImageSource::Id(id) => id.clone(),
+                };
+                format!("instance {name} ({instance_type}, {image}, no public IP, IMDSv2, encrypted root volume)")
+            }
+            StartInstance { name, id } => format!("start stopped instance {name} ({id})"),
+            SetInstanceSecurityGroups { name, security_groups, .. } => {
+                format!("security groups of {name}: {}", security_groups.join(", "))
+            }
+            RequireImdsV2 { name, .. } => format!("require IMDSv2 on {name}"),
+            TagInstance { name, tags, .. } => format!("tag {name}: {}", keys(tags)),
+            WaitInstanceRunning { name, .. } => format!("wait for instance {name} to run"),
+            RegisterTarget { port, instance, .. } => format!("register instance {instance} in the app target group on port {port}"),
+            DeregisterTarget { instance_id, port, .. } => format!("deregister {instance_id}:{port} from the app target group"),
+            TerminateInstance { name, id } => format!("instance {name} ({id})"),
+            WaitInstanceTerminated { name, .. } => format!("wait for instance {name} to terminate"),
+            DeleteInstanceProfile { name } => format!("instance profile {name}"),
+            DeleteRole { name } => format!("IAM role {name}"),
+        }
+    }
+}
+
+fn is_ours(tags: &BTreeMap<String, String>, stack: &str) -> bool {
+    tags.get(STACK_TAG).map(String::as_str) == Some(stack)
+}
+
+fn missing(wanted: &Tags, present: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    wanted.missing_from(present).map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// The steps from what exists to what is desired: role, profile, instance, registration.
+pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<ComputeStep> {
+    let mut plan = Plan::new(Tier::Compute);
+    let steps = &mut plan.steps;
+    let conflicts = &mut plan.conflicts;
+    let recreate = "run `cargo xtask teardown compute` and deploy it again";
+
+    let role = &desired.role;
+    match &observed.role {
+        None => {
+            steps.push(ComputeStep::CreateRole {
+                name: role.name.clone(),
+                trust_policy: role.trust_policy.clone(),
+                tags: role.tags.clone(),
+            });
+            for policy in &role.managed_policies {
+                steps.push(ComputeStep::AttachRolePolicy { role: role.name.clone(), policy_arn: policy.clone() });
+            }
+        }
+        Some(existing) if !is_ours(&existing.tags, stack) => conflicts.push(Conflict {
+            resource: format!("IAM role {}", role.name),
+            problem: "exists and is not this stack's (IAM names are unique per account)".into(),
+            fix: "delete or rename that role, or use another --stack".into(),
+        }),
+        Some(existing) => {
+            let tags = missing(&role.tags, &existing.tags);
+            if !tags.is_empty() {
+                steps.push(ComputeStep::TagRole { name: role.name.clone(), tags });
+            }
+            for policy in role.managed_policies.iter().filter(|p| !existing.attached_policies.contains(p)) {
+                steps.push(ComputeStep::AttachRolePolicy { role: role.name.clone(), policy_arn: policy.clone() });
+            }
+            for policy in existing.attached_policies.iter().filter(|p| !role.managed_policies.contains(p)) {
+                steps.push(ComputeStep::DetachRolePolicy { role: role.name.clone(), policy_arn: policy.clone() });
+            }
+        }
+    }
+
+    let profile = &desired.instance_profile;
+    match &observed.instance_profile {
+        None => {
+            steps.push(ComputeStep::CreateInstanceProfile { name: profile.name.clone(), tags: profile.tags.clone() });
+            steps.push(ComputeStep::AddRoleToInstanceProfile { profile: profile.name.clone(), role: profile.role.clone() });
+        }
+        Some(existing) if !is_ours(&existing.tags, stack) => conflicts.push(Conflict {
+            resource: format!("instance profile {}", profile.name),
+            problem: "exists and is not this stack's (IAM names are unique per account)".into(),
+            fix: "delete or rename that instance profile, or use another --stack".into(),
+        }),
+        Some(existing) => {
+            let tags = missing(&profile.tags, &existing.tags);
+            if !tags.is_empty() {
+                steps.push(ComputeStep::TagInstanceProfile { name: profile.name.clone(), tags });
+            }
+            for other in existing.roles.iter().filter(|r| **r != profile.role) {
+                steps.push(ComputeStep::RemoveRoleFromInstanceProfile { profile: profile.name.clone(), role: other.clone() });
+            }
+            if !existing.roles.contains(&profile.role) {
+                steps.push(ComputeStep::AddRoleToInstanceProfile { profile: profile.name.clone(), role: profile.role.clone() });
+            }
+        }
+    }
+
+    if observed.instances.len() > 1 {
+        let ids: Vec<&str> = observed.instances.iter().map(|i| i.id.as_str()).collect();
+        conflicts.push(Conflict {
+            resource: "app instance".into(),
+            problem: format!("exists {} times ({}), tagged for the same stack", ids.len(), ids.join(", ")),
+            fix: "terminate all but one by hand, or tear the compute tier down and deploy it again".into(),
+        });
+    }
+    let spec = &desired.instance;
+    let (instance, needs_wait) = match observed.instance() {
+        None => {
+            steps.push(ComputeStep::RunInstance {
+                key: "instance".into(),
+                name: spec.name.clone(),
+                image: spec.image.clone(),
+                instance_type: spec.instance_type.clone(),
+                subnet_id: spec.subnet_id.clone(),
+                security_group_id: spec.security_group_id.clone(),
+                root_volume_gib: spec.root_volume_gib,
+                instance_profile: profile.name.clone(),
+                user_data: spec.user_data.clone(),
+                tags: spec.tags.clone(),
+            });
+            (Ref::planned("instance"), true)
+        }
+        Some(instance) => {
+            let fixed = [
+                (instance.subnet_id != spec.subnet_id, format!("is in subnet {}, not {}", instance.subnet_id, spec.subnet_id)),
+                (instance.instance_type != spec.instance_type, format!("is a {}, not a {}", instance.instance_type, spec.instance_type)),
+                (instance.public_ip.is_some(), "has a public IP address".to_owned()),
+                (
+                    observed.instance_profile.as_ref().is_some_and(|p| instance.instance_profile_arn.as_ref() != Some(&p.arn)),
+                    "does not use the stack's instance profile".to_owned(),
+                ),
+            ];
+            for (differs, problem) in fixed {
+                if differs {
+                    conflicts.push(Conflict {
+                        resource: format!("instance {} ({})", spec.name, instance.id),
+                        problem,
+                        fix: recreate.into(),
+                    });
+                }
+            }
+            if instance.security_groups != [spec.security_group_id.clone()] {
+                steps.push(ComputeStep::SetInstanceSecurityGroups {
+                    id: instance.id.clone(),
+                    name: spec.name.clone(),
+                    security_groups: vec![spec.security_group_id.clone()],
+                });
+            }
+            if instance.http_tokens != "required" {
+                steps.push(ComputeStep::RequireImdsV2 { id: instance.id.clone(), name: spec.name.clone() });
+            }
+            let tags = missing(&spec.tags, &instance.tags);
+            if !tags.is_empty() {
+                steps.push(ComputeStep::TagInstance { id: instance.id.clone(), name: spec.name.clone(), tags });
+            }
+            let stopped = matches!(instance.state.as_str(), "stopped" | "stopping");
+            if stopped {
+                steps.push(ComputeStep::StartInstance { id: instance.id.clone(), name: spec.name.clone() });
+            }
+            (Ref::existing(&instance.id), stopped || instance.state == "pending")
+        }
+    };
+    if needs_wait {
+        steps.push(ComputeStep::WaitInstanceRunning { name: spec.name.clone(), instance: instance.clone() });
+    }
+
+    // Exactly the stack's instance on the app port is registered; anything else is not.
+    let registration = &desired.registration;
+    let wanted = |id: &str, port: i32| matches!(&instance, Ref::Existing(own) if own == id) && port == i32::from(registration.port);
+    for target in observed.targets.iter().filter(|t| !wanted(&t.id, t.port)) {
+        steps.push(ComputeStep::DeregisterTarget {
+            target_group_arn: registration.target_group_arn.clone(),
+            instance_id: target.id.clone(),
+            port: target.port,
+        });
+    }
+    if !observed.targets.iter().any(|t| wanted(&t.id, t.port)) {
+        steps.push(ComputeStep::RegisterTarget {
+            target_group_arn: registration.target_group_arn.clone(),
+            instance,
+            port: registration.port,
+        });
+    }
+    plan
+}
+
+/// Everything of the tier the stack's tags find: the registration, the instance (waiting
+/// until it is terminated), then the profile and role it used. IAM resources that are not
+/// tagged for the stack are left alone.
+pub fn teardown_plan(observed: &Observed, stack: &str, target_group_arn: Option<&str>) -> Plan<ComputeStep> {
+    let mut plan = Plan::new(Tier::Compute);
+    let steps = &mut plan.steps;
+    let name_of = |tags: &BTreeMap<String, String>, id: &str| tags.get("Name").cloned().unwrap_or_else(|| id.to_owned());
+    if let Some(arn) = target_group_arn {
+        for target in observed.targets.iter().filter(|t| observed.instances.iter().any(|i| i.id == t.id)) {
+            steps.push(ComputeStep::DeregisterTarget {
+                target_group_arn: arn.to_owned(),
+                instance_id: target.id.clone(),
+                port: target.port,
+            });
+        }
+    }
+    for instance in &observed.instances {
+        steps.push(ComputeStep::TerminateInstance { id: instance.id.clone(), name: name_of(&instance.tags, &instance.id) });
+    }
+    for instance in &observed.instances {
+        steps.push(ComputeStep::WaitInstanceTerminated { id: instance.id.clone(), name: name_of(&instance.tags, &instance.id) });
+    }
+    if let Some(profile) = observed.instance_profile.as_ref().filter(|p| is_ours(&p.tags, stack)) {
+        let name = profile.arn.rsplit('/').next().unwrap_or(&profile.arn).to_owned();
+        for role in &profile.roles {
+            steps.push(ComputeStep::RemoveRoleFromInstanceProfile { profile: name.clone(), role: role.clone() });
+        }
+        steps.push(ComputeStep::DeleteInstanceProfile { name });
+    }
+    if let Some(role) = observed.role.as_ref().filter(|r| is_ours(&r.tags, stack)) {
+        let name = role.arn.rsplit('/').next().unwrap_or(&role.arn).to_owned();
+        for policy in &role.attached_policies {
+            steps.push(ComputeStep::DetachRolePolicy { role: name.clone(), policy_arn: policy.clone() });
+        }
+        steps.push(ComputeStep::DeleteRole { name });
+    }
+    plan
+}

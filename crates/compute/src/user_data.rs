@@ -1,0 +1,31 @@
+//! The instance's user data, rendered from `user-data.sh` with the seed's compose file.
+
+/// The seed's `docker-compose.yml`, verbatim: service nginx, image `nginx:latest`, ports
+/// `"3030:80"`.
+pub const COMPOSE_FILE: &str = include_str!("docker-compose.yml");
+
+/// The Docker compose plugin release the instance installs, and the SHA-256 of its
+/// `docker-compose-linux-x86_64` asset, which the script verifies before installing.
+pub const COMPOSE_VERSION: &str = "v2.40.3";
+pub const COMPOSE_SHA256: &str = "dba9d98e1ba5bfe11d88c99b9bd32fc4a0624a30fafe68eea34d61a3e42fd372";
+
+/// Where the compose project lives on the instance.
+pub const APP_DIR: &str = "/opt/three-tier/nginx";
+
+const TEMPLATE: &str = include_str!("user-data.sh");
+
+/// The script, ready for RunInstances (before base64 encoding). It holds no secret.
+pub fn render() -> String {
+    TEMPLATE
+        .replace("{{COMPOSE_VERSION}}", COMPOSE_VERSION)
+        .replace("{{COMPOSE_SHA256}}", COMPOSE_SHA256)
+        .replace("{{APP_DIR}}", APP_DIR)
+        .replace("{{COMPOSE_FILE}}", COMPOSE_FILE)
+}
+
+/// The compose file a rendered script writes: the lines of its here-document.
+pub fn compose_file_in(script: &str) -> Option<String> {
+    let start = script.find("<<'COMPOSE'\n")? + "<<'COMPOSE'\n".len();
+    let end = start + script[start..].find("\nCOMPOSE\n")? + 1;
+    Some(script[start..end].to_owned())
+}

@@ -5,6 +5,7 @@ use emulator::Emulator;
 use xshell::{Shell, cmd};
 
 pub fn run(sh: &Shell) -> anyhow::Result<()> {
+    ensure_shellcheck(sh)?;
     let emulator = Emulator::default();
     let already_running = emulator.status().is_some();
     emulator.ensure_running().context("starting the emulator")?;
@@ -14,4 +15,17 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
         emulator.stop()?;
     }
     result.context("tests failed")
+}
+
+/// The user-data test checks the rendered script with shellcheck (a Debian package).
+fn ensure_shellcheck(sh: &Shell) -> anyhow::Result<()> {
+    if cmd!(sh, "shellcheck --version").quiet().ignore_stdout().run().is_ok() {
+        return Ok(());
+    }
+    let install = || -> anyhow::Result<()> {
+        cmd!(sh, "apt-get update -qq").run()?;
+        cmd!(sh, "apt-get install -y -qq shellcheck").env("DEBIAN_FRONTEND", "noninteractive").run()?;
+        Ok(())
+    };
+    install().context("installing shellcheck failed: install it yourself (Debian: `apt-get install shellcheck`)")
 }

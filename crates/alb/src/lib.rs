@@ -56,3 +56,6 @@ pub fn outputs(config: &Config, observed: &Observed) -> Option<AlbOutputs> {
         target_group_arns: observed.target_groups.iter().map(|g| (g.name.clone(), g.arn.clone())).collect(),
     })
 }
+
+#[cfg(test)]
+mod tests;

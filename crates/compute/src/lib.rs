@@ -69,3 +69,6 @@ pub fn outputs(observed: &Observed) -> Option<ComputeOutputs> {
         instance_profile_arn: observed.instance_profile.as_ref()?.arn.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,191 @@
+//! The pure half of the tier, and the user data it renders.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use three_tier_core::outputs::{AlbOutputs, NetworkOutputs};
+use three_tier_core::{Config, Ref, Step};
+
+use crate::desired::{Desired, desired};
+use crate::observe::{Observed, ObservedInstance, ObservedInstanceProfile, ObservedRole, ObservedTarget};
+use crate::plan::{ComputeStep, plan, teardown_plan};
+use crate::user_data;
+
+const STACK: &str = "three-tier";
+
+fn inputs() -> (NetworkOutputs, AlbOutputs) {
+    let mut network = NetworkOutputs::placeholder();
+    for (role, id) in network.subnet_ids.iter_mut() {
+        *id = format!("subnet-{role}");
+    }
+    for (role, id) in network.security_group_ids.iter_mut() {
+        *id = format!("sg-{role}");
+    }
+    let mut alb = AlbOutputs::placeholder();
+    alb.app_target_group_arn = "arn:aws:elasticloadbalancing:ap-northeast-1:1:targetgroup/app-target-group/1".into();
+    (network, alb)
+}
+
+fn default_desired() -> Desired {
+    let (network, alb) = inputs();
+    desired(&Config::default_config(), &network, &alb)
+}
+
+fn deployed(desired: &Desired) -> Observed {
+    Observed {
+        role: Some(ObservedRole {
+            arn: format!("arn:aws:iam::1:role/{}", desired.role.name),
+            attached_policies: desired.role.managed_policies.clone(),
+            tags: desired.role.tags.pairs.clone(),
+        }),
+        instance_profile: Some(ObservedInstanceProfile {
+            arn: format!("arn:aws:iam::1:instance-profile/{}", desired.instance_profile.name),
+            roles: vec![desired.role.name.clone()],
+            tags: desired.instance_profile.tags.pairs.clone(),
+        }),
+        instances: vec![ObservedInstance {
+            id: "i-1".into(),
+            state: "running".into(),
+            subnet_id: desired.instance.subnet_id.clone(),
+            security_groups: vec![desired.instance.security_group_id.clone()],
+            instance_type: desired.instance.instance_type.clone(),
+            private_ip: "10.0.0.4".into(),
+            public_ip: None,
+            instance_profile_arn: Some(format!("arn:aws:iam::1:instance-profile/{}", desired.instance_profile.name)),
+            http_tokens: "required".into(),
+            tags: desired.instance.tags.pairs.clone(),
+        }],
+        targets: vec![ObservedTarget { id: "i-1".into(), port: 3030, health: "healthy".into() }],
+    }
+}
+
+#[test]
+fn fresh_plan_builds_the_spec() {
+    let plan = plan(&default_desired(), &Observed::default(), STACK);
+    assert!(plan.conflicts.is_empty());
+    insta::assert_snapshot!("compute_fresh_plan_text", plan.render());
+    // The script is snapshot-tested on its own; here it would only repeat it.
+    let mut without_script = plan.clone();
+    for step in &mut without_script.steps {
+        if let ComputeStep::RunInstance { user_data, .. } = step {
+            *user_data = format!("[{} bytes: see the user_data snapshot]", user_data.len());
+        }
+    }
+    insta::assert_yaml_snapshot!("compute_fresh_plan", without_script);
+}
+
+#[test]
+fn the_instance_is_registered_once_it_runs() {
+    let plan = plan(&default_desired(), &Observed::default(), STACK);
+    let kinds: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            ComputeStep::RunInstance { .. } => Some("run"),
+            ComputeStep::WaitInstanceRunning { .. } => Some("wait"),
+            ComputeStep::RegisterTarget { instance: Ref::Planned(_), port: 3030, .. } => Some("register on 3030"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, ["run", "wait", "register on 3030"]);
+}
+
+#[test]
+fn a_complete_deploy_plans_nothing() {
+    let desired = default_desired();
+    let plan = plan(&desired, &deployed(&desired), STACK);
+    assert_eq!(plan.steps, vec![], "{}", plan.render());
+    assert!(plan.conflicts.is_empty());
+}
+
+#[test]
+fn drift_is_repaired_in_place() {
+    let desired = default_desired();
+    let mut observed = deployed(&desired);
+    let instance = &mut observed.instances[0];
+    instance.state = "stopped".into();
+    instance.http_tokens = "optional".into();
+    instance.security_groups = vec!["sg-default".into()];
+    observed.role.as_mut().unwrap().attached_policies.push("arn:aws:iam::aws:policy/AdministratorAccess".into());
+    observed.targets = vec![ObservedTarget { id: "i-old".into(), port: 3030, health: "unused".into() }];
+    let plan = plan(&desired, &observed, STACK);
+    assert!(plan.conflicts.is_empty(), "{:?}", plan.conflicts);
+    insta::assert_snapshot!("compute_drift_plan_text", plan.render());
+}
+
+#[test]
+fn iam_names_held_by_others_and_public_instances_are_conflicts() {
+    let desired = default_desired();
+    let mut observed = deployed(&desired);
+    observed.role.as_mut().unwrap().tags = BTreeMap::new();
+    observed.instances[0].public_ip = Some("203.0.113.7".into());
+    let plan = plan(&desired, &observed, STACK);
+    let problems: Vec<String> = plan.conflicts.iter().map(|c| format!("{} {}", c.resource, c.problem)).collect();
+    assert!(problems.iter().any(|p| p.starts_with("IAM role three-tier-app-role exists and is not this stack's")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("public IP")), "{problems:?}");
+}
+
+#[test]
+fn teardown_deregisters_terminates_then_removes_iam() {
+    let desired = default_desired();
+    let observed = deployed(&desired);
+    let plan = teardown_plan(&observed, STACK, Some(&desired.registration.target_group_arn));
+    insta::assert_snapshot!("compute_teardown_plan_text", plan.render());
+    let names: Vec<String> = plan.steps.iter().map(|s| s.describe()).collect();
+    let at = |prefix: &str| names.iter().position(|n| n.starts_with(prefix)).unwrap();
+    assert!(at("deregister") < at("instance three-tier-app"));
+    assert!(at("wait for instance") < at("take role"));
+    assert!(at("take role") < at("instance profile"));
+    assert!(at("detach") < at("IAM role"));
+
+    // IAM resources another stack owns are left alone.
+    let mut foreign = observed.clone();
+    foreign.role.as_mut().unwrap().tags = BTreeMap::new();
+    foreign.instance_profile.as_mut().unwrap().tags = BTreeMap::new();
+    let plan = teardown_plan(&foreign, STACK, None);
+    assert!(!plan.steps.iter().any(|s| matches!(s, ComputeStep::DeleteRole { .. } | ComputeStep::DeleteInstanceProfile { .. })));
+}
+
+#[test]
+fn user_data_is_the_rendered_template() {
+    insta::assert_snapshot!("user_data", user_data::render());
+}
+
+#[test]
+fn user_data_writes_the_seeds_compose_file() {
+    let script = user_data::render();
+    let compose = user_data::compose_file_in(&script).expect("the script writes a compose file");
+    let written: serde_yaml_ng::Value = serde_yaml_ng::from_str(&compose).unwrap();
+    // The seed's file, as its blog post shows it.
+    let seed: serde_yaml_ng::Value = serde_yaml_ng::from_str(
+        "version: '3'\nservices:\n  nginx:\n    image: nginx:latest\n    ports:\n      - \"3030:80\"\n",
+    )
+    .unwrap();
+    assert_eq!(written, seed);
+    assert!(script.contains("docker compose up -d"), "started with `docker compose up -d`");
+    assert!(script.contains("systemctl enable --now three-tier-app.service"), "kept up across reboots");
+    assert!(script.contains("systemctl enable --now docker.service"));
+    assert!(script.contains("dnf install -y docker"), "Docker from the AL2023 repositories");
+    assert!(script.contains(&format!("{}  $plugins/docker-compose.download\" | sha256sum --check", user_data::COMPOSE_SHA256)));
+    assert!(!script.contains("{{"), "every placeholder is filled");
+}
+
+#[test]
+fn user_data_passes_shellcheck() {
+    let dir = std::env::temp_dir().join(format!("three-tier-user-data-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("user-data.sh");
+    std::fs::write(&path, user_data::render()).unwrap();
+    let output = Command::new("shellcheck").arg("--severity=style").arg(&path).output().unwrap_or_else(|err| {
+        panic!("shellcheck is needed ({err}): `cargo xtask ci` installs it, or `apt-get install shellcheck`")
+    });
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+}
+
+#[test]
+fn user_data_holds_no_secret() {
+    let script = user_data::render().to_lowercase();
+    for word in ["password", "secret", "aws_secret_access_key"] {
+        assert!(!script.contains(word), "{word}");
+    }
+}

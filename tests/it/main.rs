@@ -2,5 +2,6 @@
 //! running. Each test works in a stack of its own, so tests run concurrently on one
 //! emulator, and teardown is shown to touch only its own stack.
 
+mod app;
 mod network;
 mod support;

@@ -10,6 +10,9 @@ use three_tier_core::progress::Progress;
 use three_tier_core::wait::WaitSettings;
 use three_tier_core::{AwsContext, Config, Target};
 
+pub use faults::FailFirst;
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+
 /// The emulator, started once per test process (and shared with other processes).
 pub fn emulator() -> emulator::Running {
     static RUNNING: OnceLock<emulator::Running> = OnceLock::new();
@@ -18,24 +21,42 @@ pub fn emulator() -> emulator::Running {
 
 /// The default config, for a stack of the test's own.
 pub fn config(stack: &str) -> Config {
-    let mut config = Config::default_config();
+    config_in(stack, "ap-northeast-1")
+}
+
+/// The default config for a stack of the test's own in a region of its own: load
+/// balancers can only be listed per region, so tests that record or count those calls
+/// keep out of each other's way.
+pub fn config_in(stack: &str, region: &str) -> Config {
+    let text = Config::DEFAULT_TOML.replace("ap-northeast-1", region);
+    let mut config = Config::parse(Path::new("test"), &text).expect("test config parses");
     config.stack.name = stack.to_owned();
     config.validate(Path::new("test")).expect("test config is valid");
     config
 }
 
 pub async fn context(config: &Config) -> AwsContext {
+    context_with(config, Vec::new()).await
+}
+
+pub async fn context_with(config: &Config, interceptors: Vec<SharedInterceptor>) -> AwsContext {
     let target = Target::Emulator { endpoint: emulator().endpoint() };
-    AwsContext::connect(&target, &config.stack.region, WaitSettings::fast_poll(), Progress::silent()).await
+    AwsContext::connect_with(&target, &config.stack.region, WaitSettings::fast_poll(), Progress::silent(), interceptors)
+        .await
 }
 
 /// A context for a stack with nothing left from an earlier run of the same test.
 pub async fn fresh_stack(stack: &str) -> (Config, AwsContext) {
     let config = config(stack);
     let ctx = context(&config).await;
-    let leftovers = network::plan_teardown(&ctx, &config).await.unwrap();
-    network::apply(&ctx, &leftovers).await.unwrap();
+    clean(&ctx, &config).await;
     (config, ctx)
+}
+
+/// Tears down every tier of the config's stack.
+pub async fn clean(ctx: &AwsContext, config: &Config) {
+    let leftovers = stack::plan_teardown(ctx, config, stack::TIERS).await.unwrap();
+    stack::teardown(ctx, &leftovers).await.unwrap();
 }
 
 /// Recorded calls with volatile values replaced: every AWS id by its prefix and the
@@ -45,6 +66,21 @@ pub fn redact(calls: &[Call]) -> Vec<Call> {
     let mut numbering: BTreeMap<String, String> = BTreeMap::new();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut redact_value = |value: &str| -> String {
+        // ARNs end in a generated id: arn:...:targetgroup/app-target-group/50dc6c495c0c9188.
+        if let Some((path, last)) = value.rsplit_once('/')
+            && value.starts_with("arn:")
+            && last.len() >= 8
+            && last.chars().all(|c| c.is_ascii_hexdigit())
+        {
+            let count = counts.entry("arn".into()).or_default();
+            return numbering
+                .entry(value.to_owned())
+                .or_insert_with(|| {
+                    *count += 1;
+                    format!("{path}/[{count}]")
+                })
+                .clone();
+        }
         let Some((prefix, rest)) = value.split_once('-') else { return value.to_owned() };
         let is_id = prefix.chars().all(|c| c.is_ascii_lowercase())
             && rest.len() >= 8
@@ -76,4 +112,111 @@ pub fn redact(calls: &[Call]) -> Vec<Call> {
                 .collect(),
         })
         .collect()
+}
+
+mod faults {
+    //! Makes AWS answer as it does on a bad day: the first calls of an operation fail with
+    //! a given error, as eventual consistency makes them fail on AWS.
+
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use aws_smithy_runtime_api::box_error::BoxError;
+    use aws_smithy_runtime_api::client::interceptors::Intercept;
+    use aws_smithy_runtime_api::client::interceptors::context::{
+        BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::Metadata;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+
+    /// Fails the first `times` calls of `operation` with HTTP 400 and `error_body`.
+    #[derive(Debug)]
+    pub struct FailFirst {
+        operation: &'static str,
+        remaining: AtomicU32,
+        error_body: String,
+    }
+
+    /// Marks a call as failed by the interceptor of this operation (every client carries
+    /// every interceptor).
+    #[derive(Debug, Clone)]
+    struct Injected(&'static str);
+
+    impl Storable for Injected {
+        type Storer = StoreReplace<Self>;
+    }
+
+    /// A read the emulator answers harmlessly, sent in place of a call that is to fail,
+    /// so the emulator does not act on it.
+    const HARMLESS: &str = "Action=DescribeRegions&Version=2016-11-15";
+
+    impl FailFirst {
+        pub fn new(operation: &'static str, times: u32, error_body: String) -> FailFirst {
+            FailFirst { operation, remaining: AtomicU32::new(times), error_body }
+        }
+
+        /// EC2's answer to RunInstances with an instance profile IAM has not propagated.
+        pub fn instance_profile_not_yet_visible(times: u32) -> FailFirst {
+            FailFirst::new(
+                "RunInstances",
+                times,
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>InvalidParameterValue</Code>\
+                 <Message>Value (three-tier-app-profile) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name</Message>\
+                 </Error></Errors><RequestID>injected</RequestID></Response>"
+                    .into(),
+            )
+        }
+
+        /// ELB's answer to RegisterTargets for an instance it does not know yet.
+        pub fn target_not_yet_known(times: u32) -> FailFirst {
+            FailFirst::new(
+                "RegisterTargets",
+                times,
+                "<ErrorResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\"><Error><Type>Sender</Type>\
+                 <Code>InvalidTarget</Code><Message>The following targets are not in a running state and cannot be registered</Message>\
+                 </Error><RequestId>injected</RequestId></ErrorResponse>"
+                    .into(),
+            )
+        }
+    }
+
+    impl Intercept for FailFirst {
+        fn name(&self) -> &'static str {
+            "fail first"
+        }
+
+        fn modify_before_transmit(
+            &self,
+            context: &mut BeforeTransmitInterceptorContextMut<'_>,
+            _runtime_components: &RuntimeComponents,
+            cfg: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            let ours = cfg.load::<Metadata>().is_some_and(|m| m.name() == self.operation);
+            let fail = ours && self.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+            if fail {
+                let request = context.request_mut();
+                *request.body_mut() = SdkBody::from(HARMLESS);
+                request.headers_mut().insert("content-length", HARMLESS.len().to_string());
+                cfg.interceptor_state().store_put(Injected(self.operation));
+            }
+            Ok(())
+        }
+
+        fn modify_before_deserialization(
+            &self,
+            context: &mut BeforeDeserializationInterceptorContextMut<'_>,
+            _runtime_components: &RuntimeComponents,
+            cfg: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            if cfg.load::<Injected>().is_some_and(|injected| injected.0 == self.operation) {
+                let mut response = Response::new(StatusCode::try_from(400)?, SdkBody::from(self.error_body.clone()));
+                response.headers_mut().insert("content-type", "text/xml");
+                *context.response_mut() = response;
+                cfg.interceptor_state().unset::<Injected>();
+            }
+            Ok(())
+        }
+    }
 }

@@ -4,6 +4,7 @@
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_sdk_ec2::config::{Credentials, Region};
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 
 use crate::calls::CallLog;
 use crate::progress::Progress;
@@ -36,6 +37,18 @@ pub struct AwsContext {
 
 impl AwsContext {
     pub async fn connect(target: &Target, region: &str, waits: WaitSettings, progress: Progress) -> AwsContext {
+        AwsContext::connect_with(target, region, waits, progress, Vec::new()).await
+    }
+
+    /// As [`AwsContext::connect`], with more interceptors on every client: tests use them
+    /// to make AWS answer as it does on a bad day.
+    pub async fn connect_with(
+        target: &Target,
+        region: &str,
+        waits: WaitSettings,
+        progress: Progress,
+        interceptors: Vec<SharedInterceptor>,
+    ) -> AwsContext {
         // Throttling and 5xx answers are retried by the SDK; a few more attempts than its
         // default three ride out a burst of them during a deploy of some 200 calls.
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
@@ -48,28 +61,27 @@ impl AwsContext {
         }
         let sdk_config = loader.load().await;
         let calls = CallLog::default();
+        // Every client records its calls, then runs the extra interceptors.
+        macro_rules! client {
+            ($sdk:ident) => {{
+                let mut builder = $sdk::config::Builder::from(&sdk_config).interceptor(calls.clone());
+                for interceptor in &interceptors {
+                    builder.push_interceptor(interceptor.clone());
+                }
+                $sdk::Client::from_conf(builder.build())
+            }};
+        }
         AwsContext {
             region: region.to_owned(),
-            ec2: aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::config::Builder::from(&sdk_config).interceptor(calls.clone()).build(),
-            ),
-            elbv2: aws_sdk_elasticloadbalancingv2::Client::from_conf(
-                aws_sdk_elasticloadbalancingv2::config::Builder::from(&sdk_config)
-                    .interceptor(calls.clone())
-                    .build(),
-            ),
-            rds: aws_sdk_rds::Client::from_conf(
-                aws_sdk_rds::config::Builder::from(&sdk_config).interceptor(calls.clone()).build(),
-            ),
-            iam: aws_sdk_iam::Client::from_conf(
-                aws_sdk_iam::config::Builder::from(&sdk_config).interceptor(calls.clone()).build(),
-            ),
-            ssm: aws_sdk_ssm::Client::from_conf(
-                aws_sdk_ssm::config::Builder::from(&sdk_config).interceptor(calls.clone()).build(),
-            ),
+            ec2: client!(aws_sdk_ec2),
+            elbv2: client!(aws_sdk_elasticloadbalancingv2),
+            rds: client!(aws_sdk_rds),
+            iam: client!(aws_sdk_iam),
+            ssm: client!(aws_sdk_ssm),
             calls,
             waits,
             progress,
         }
     }
 }
+

@@ -1,0 +1,299 @@
+//! The ALB and compute tiers on the emulator: the seed's goal-1 path, ALB → EC2 → nginx,
+//! checked line by line against SPEC.md.
+
+use aws_sdk_ec2::types::{Filter, InstanceAttributeName};
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+use three_tier_core::naming::STACK_TAG;
+use three_tier_core::{Error, Tier};
+
+use crate::support::{FailFirst, clean, config_in, context, context_with, redact};
+
+fn stack_filter(stack: &str) -> Filter {
+    Filter::builder().name(format!("tag:{STACK_TAG}")).values(stack).build()
+}
+
+/// The stack's load balancers and target groups (by name), live instances (by id) and
+/// IAM role and instance profile: what teardown must leave at nothing.
+async fn leftovers(ctx: &three_tier_core::AwsContext, config: &three_tier_core::Config) -> Vec<String> {
+    let stack = &config.stack.name;
+    let mut found = Vec::new();
+    let alb = alb::observe(ctx, stack).await.unwrap();
+    found.extend(alb.load_balancers.iter().map(|lb| format!("load balancer {}", lb.name)));
+    found.extend(alb.target_groups.iter().map(|g| format!("target group {}", g.name)));
+    let instances = ctx
+        .ec2
+        .describe_instances()
+        .filters(stack_filter(stack))
+        .filters(Filter::builder().name("instance-state-name").values("pending").values("running").values("stopped").build())
+        .send()
+        .await
+        .unwrap();
+    found.extend(instances.reservations().iter().flat_map(|r| r.instances()).map(|i| format!("instance {}", i.instance_id().unwrap())));
+    let role = format!("{stack}-app-role");
+    if ctx.iam.get_role().role_name(&role).send().await.is_ok() {
+        found.push(format!("role {role}"));
+    }
+    let profile = format!("{stack}-app-profile");
+    if ctx.iam.get_instance_profile().instance_profile_name(&profile).send().await.is_ok() {
+        found.push(format!("instance profile {profile}"));
+    }
+    found
+}
+
+#[tokio::test]
+async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_nothing() {
+    let config = config_in("it-app-spec", "us-east-2");
+    let ctx = context(&config).await;
+    clean(&ctx, &config).await;
+
+    let outputs = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    let network = outputs.network.clone().unwrap();
+    let alb_out = outputs.alb.clone().unwrap();
+    let compute_out = outputs.compute.clone().unwrap();
+    let elb = &ctx.elbv2;
+
+    // Target group app-target-group: HTTP 3030, instances, the stack's VPC, health check
+    // HTTP / on the traffic port, matcher 200.
+    let groups = elb.describe_target_groups().names("it-app-spec-app-target-group").send().await.unwrap();
+    let group = &groups.target_groups()[0];
+    assert_eq!(group.target_group_arn(), Some(alb_out.app_target_group_arn.as_str()));
+    assert_eq!(group.protocol().map(|p| p.as_str()), Some("HTTP"));
+    assert_eq!(group.port(), Some(3030));
+    assert_eq!(group.target_type().map(|t| t.as_str()), Some("instance"));
+    assert_eq!(group.vpc_id(), Some(network.vpc_id.as_str()));
+    assert_eq!(group.health_check_protocol().map(|p| p.as_str()), Some("HTTP"));
+    assert_eq!(group.health_check_path(), Some("/"));
+    assert_eq!(group.health_check_port(), Some("traffic-port"));
+    assert_eq!(group.matcher().and_then(|m| m.http_code()), Some("200"));
+
+    // Load balancer sample-alb (prefixed for this stack): application, internet-facing,
+    // IPv4, both ALB subnets, alb-sg001.
+    let balancers = elb.describe_load_balancers().names("it-app-spec-sample-alb").send().await.unwrap();
+    let lb = &balancers.load_balancers()[0];
+    assert_eq!(lb.load_balancer_arn(), Some(alb_out.load_balancer_arn.as_str()));
+    assert_eq!(lb.r#type().map(|t| t.as_str()), Some("application"));
+    assert_eq!(lb.scheme().map(|s| s.as_str()), Some("internet-facing"));
+    assert_eq!(lb.ip_address_type().map(|t| t.as_str()), Some("ipv4"));
+    let mut subnets: Vec<&str> = lb.availability_zones().iter().filter_map(|z| z.subnet_id()).collect();
+    subnets.sort();
+    let mut alb_subnets = vec![network.subnet(three_tier_core::SubnetRole::AlbA), network.subnet(three_tier_core::SubnetRole::AlbB)];
+    alb_subnets.sort();
+    assert_eq!(subnets, alb_subnets);
+    assert_eq!(lb.security_groups(), [network.security_group(three_tier_core::SecurityGroupRole::Alb)]);
+
+    // Listener HTTP 80 forwarding to app-target-group; no rules by default.
+    let listeners = elb.describe_listeners().load_balancer_arn(&alb_out.load_balancer_arn).send().await.unwrap();
+    assert_eq!(listeners.listeners().len(), 1);
+    let listener = &listeners.listeners()[0];
+    assert_eq!((listener.protocol().map(|p| p.as_str()), listener.port()), (Some("HTTP"), Some(80)));
+    let action = &listener.default_actions()[0];
+    assert_eq!(action.r#type().map(|t| t.as_str()), Some("forward"));
+    assert_eq!(action.target_group_arn(), Some(alb_out.app_target_group_arn.as_str()));
+    let rules = elb.describe_rules().listener_arn(listener.listener_arn().unwrap()).send().await.unwrap();
+    assert!(rules.rules().iter().all(|r| r.is_default() == Some(true)));
+
+    // The instance: t3.micro in app-subnet with sg001, no public IP, IMDSv2 required,
+    // the stack's instance profile, an encrypted root volume carrying the tags.
+    let instances = ctx.ec2.describe_instances().instance_ids(&compute_out.instance_id).send().await.unwrap();
+    let instance = &instances.reservations()[0].instances()[0];
+    assert_eq!(instance.instance_type().map(|t| t.as_str()), Some("t3.micro"));
+    assert_eq!(instance.subnet_id(), Some(network.subnet(three_tier_core::SubnetRole::App)));
+    let groups: Vec<&str> = instance.network_interfaces()[0].groups().iter().filter_map(|g| g.group_id()).collect();
+    assert_eq!(groups, [network.security_group(three_tier_core::SecurityGroupRole::App)]);
+    assert_eq!(instance.public_ip_address(), None);
+    assert_eq!(instance.metadata_options().and_then(|m| m.http_tokens()).map(|t| t.as_str()), Some("required"));
+    assert_eq!(instance.iam_instance_profile().and_then(|p| p.arn()), Some(compute_out.instance_profile_arn.as_str()));
+    let root = instance.root_device_name().unwrap();
+    let volume_id = instance
+        .block_device_mappings()
+        .iter()
+        .find(|m| m.device_name() == Some(root))
+        .and_then(|m| m.ebs())
+        .and_then(|e| e.volume_id())
+        .unwrap();
+    let volumes = ctx.ec2.describe_volumes().volume_ids(volume_id).send().await.unwrap();
+    let volume = &volumes.volumes()[0];
+    assert_eq!(volume.encrypted(), Some(true));
+    assert!(volume.tags().iter().any(|t| t.key() == Some(STACK_TAG) && t.value() == Some("it-app-spec")));
+
+    // Its user data, decoded, is the rendered script.
+    let attribute = ctx
+        .ec2
+        .describe_instance_attribute()
+        .instance_id(&compute_out.instance_id)
+        .attribute(InstanceAttributeName::UserData)
+        .send()
+        .await
+        .unwrap();
+    let encoded = attribute.user_data().and_then(|u| u.value()).unwrap();
+    let decoded = String::from_utf8(aws_smithy_types::base64::decode(encoded).unwrap()).unwrap();
+    assert_eq!(decoded, compute::user_data::render());
+
+    // The IAM role trusts EC2 and has Session Manager's policy; the profile holds it.
+    let role = ctx.iam.get_role().role_name("it-app-spec-app-role").send().await.unwrap();
+    let trust = role.role().unwrap().assume_role_policy_document().unwrap();
+    let trust = trust.replace("%22", "\"").replace("%3A", ":").replace("%2C", ",").replace("%7B", "{").replace("%7D", "}");
+    assert!(trust.contains("ec2.amazonaws.com") && trust.contains("sts:AssumeRole"), "{trust}");
+    let attached = ctx.iam.list_attached_role_policies().role_name("it-app-spec-app-role").send().await.unwrap();
+    let attached: Vec<&str> = attached.attached_policies().iter().filter_map(|p| p.policy_arn()).collect();
+    assert_eq!(attached, ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]);
+    let profile = ctx.iam.get_instance_profile().instance_profile_name("it-app-spec-app-profile").send().await.unwrap();
+    let roles: Vec<&str> = profile.instance_profile().unwrap().roles().iter().map(|r| r.role_name()).collect();
+    assert_eq!(roles, ["it-app-spec-app-role"]);
+
+    // Registered in app-target-group on port 3030, and only it.
+    let health = elb.describe_target_health().target_group_arn(&alb_out.app_target_group_arn).send().await.unwrap();
+    let targets: Vec<(String, i32)> = health
+        .target_health_descriptions()
+        .iter()
+        .filter_map(|d| d.target())
+        .map(|t| (t.id().unwrap().to_owned(), t.port().unwrap()))
+        .collect();
+    assert_eq!(targets, [(compute_out.instance_id.clone(), 3030)]);
+
+    // Deploy again: the same outputs, not one mutating call.
+    let mark = ctx.calls.mark();
+    let again = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    assert_eq!(again, outputs);
+    let calls = ctx.calls.since(mark);
+    let mutating: Vec<String> = calls.iter().filter(|c| c.is_mutating()).map(|c| c.operation.clone()).collect();
+    assert_eq!(mutating, Vec::<String>::new());
+
+    // Teardown of the whole stack leaves nothing.
+    let plan = stack::plan_teardown(&ctx, &config, stack::TIERS).await.unwrap();
+    stack::teardown(&ctx, &plan).await.unwrap();
+    assert_eq!(leftovers(&ctx, &config).await, Vec::<String>::new());
+    let vpcs = ctx.ec2.describe_vpcs().filters(stack_filter("it-app-spec")).send().await.unwrap();
+    assert!(vpcs.vpcs().is_empty());
+}
+
+#[tokio::test]
+async fn each_tier_deploys_and_tears_down_on_its_own() {
+    let config = config_in("it-app-alone", "us-west-2");
+    let ctx = context(&config).await;
+    clean(&ctx, &config).await;
+
+    // Compute before the tiers it stands on: a clear refusal, and no change to AWS.
+    let mark = ctx.calls.mark();
+    let err = stack::deploy(&ctx, &config, &[Tier::Compute]).await.unwrap_err();
+    assert!(matches!(err, Error::MissingDependency { tier: Tier::Compute, needs: Tier::Network, .. }), "{err}");
+    assert!(err.to_string().contains("cargo xtask deploy network"), "{err}");
+    assert!(ctx.calls.since(mark).iter().all(|c| !c.is_mutating()));
+
+    stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap();
+    let err = stack::deploy(&ctx, &config, &[Tier::Compute]).await.unwrap_err();
+    assert!(err.to_string().contains("cargo xtask deploy alb"), "{err}");
+    stack::deploy(&ctx, &config, &[Tier::Alb]).await.unwrap();
+    let outputs = stack::deploy(&ctx, &config, &[Tier::Compute]).await.unwrap();
+    assert!(outputs.compute.is_some());
+
+    // Compute alone comes down; the ALB and network stay.
+    let plan = stack::plan_teardown(&ctx, &config, &[Tier::Compute]).await.unwrap();
+    stack::teardown(&ctx, &plan).await.unwrap();
+    let alb_left = alb::observe(&ctx, &config.stack.name).await.unwrap();
+    assert!(alb::outputs(&config, &alb_left).is_some(), "the ALB survives a compute teardown");
+    let left = leftovers(&ctx, &config).await;
+    assert!(!left.iter().any(|l| l.starts_with("instance") || l.starts_with("role")), "{left:?}");
+    let health = ctx
+        .elbv2
+        .describe_target_health()
+        .target_group_arn(alb::outputs(&config, &alb_left).unwrap().app_target_group_arn)
+        .send()
+        .await
+        .unwrap();
+    assert!(health.target_health_descriptions().is_empty(), "the instance was deregistered");
+
+    // Then the ALB alone; the network stays.
+    let plan = stack::plan_teardown(&ctx, &config, &[Tier::Alb]).await.unwrap();
+    stack::teardown(&ctx, &plan).await.unwrap();
+    assert_eq!(leftovers(&ctx, &config).await, Vec::<String>::new());
+    assert!(network::outputs(&network::observe(&ctx, &config.stack.name).await.unwrap()).is_some());
+
+    clean(&ctx, &config).await;
+}
+
+#[tokio::test]
+async fn the_seeds_api_rule_routes_to_a_target_group_of_its_own() {
+    let mut config = config_in("it-app-rule", "eu-central-1");
+    let text = three_tier_core::Config::DEFAULT_TOML.replace(
+        "# [[alb.rules]]\n# priority = 10\n# path_pattern = \"/api/*\"\n# target_group_name = \"api-target-group\"\n# port = 8080",
+        "[[alb.rules]]\npriority = 10\npath_pattern = \"/api/*\"\ntarget_group_name = \"api-target-group\"\nport = 8080",
+    );
+    config.alb = three_tier_core::Config::parse(std::path::Path::new("x"), &text).unwrap().alb;
+    let ctx = context(&config).await;
+    clean(&ctx, &config).await;
+
+    let outputs = stack::deploy(&ctx, &config, &[Tier::Network, Tier::Alb]).await.unwrap();
+    let alb_out = outputs.alb.unwrap();
+    let api_group = &alb_out.target_group_arns["it-app-rule-api-target-group"];
+    let groups = ctx.elbv2.describe_target_groups().target_group_arns(api_group).send().await.unwrap();
+    assert_eq!(groups.target_groups()[0].port(), Some(8080));
+    let rules = ctx.elbv2.describe_rules().listener_arn(&alb_out.listener_arn).send().await.unwrap();
+    let rule = rules.rules().iter().find(|r| r.is_default() != Some(true)).unwrap();
+    assert_eq!(rule.priority(), Some("10"));
+    let condition = &rule.conditions()[0];
+    assert_eq!(condition.field(), Some("path-pattern"));
+    let patterns = condition.path_pattern_config().map(|p| p.values().to_vec()).unwrap_or_else(|| condition.values().to_vec());
+    assert_eq!(patterns, ["/api/*"]);
+    assert_eq!(rule.actions()[0].target_group_arn(), Some(api_group.as_str()));
+
+    // Dropping the rule from the config removes it and its target group.
+    config.alb.rules.clear();
+    stack::deploy(&ctx, &config, &[Tier::Alb]).await.unwrap();
+    let rules = ctx.elbv2.describe_rules().listener_arn(&alb_out.listener_arn).send().await.unwrap();
+    assert!(rules.rules().iter().all(|r| r.is_default() == Some(true)));
+    let left = leftovers(&ctx, &config).await;
+    assert!(!left.iter().any(|l| l.contains("api-target-group")), "{left:?}");
+
+    clean(&ctx, &config).await;
+}
+
+#[tokio::test]
+async fn eventual_consistency_is_ridden_out() {
+    let config = config_in("it-app-late", "ap-southeast-1");
+    let ctx = context_with(
+        &config,
+        vec![
+            SharedInterceptor::new(FailFirst::instance_profile_not_yet_visible(2)),
+            SharedInterceptor::new(FailFirst::target_not_yet_known(1)),
+        ],
+    )
+    .await;
+    clean(&ctx, &config).await;
+
+    let outputs = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    let calls = ctx.calls.calls();
+    let count = |operation: &str| calls.iter().filter(|c| c.operation == operation).count();
+    assert_eq!(count("RunInstances"), 3, "two refusals, then the launch");
+    assert_eq!(count("RegisterTargets"), 2, "one refusal, then the registration");
+    let instances = ctx
+        .ec2
+        .describe_instances()
+        .filters(stack_filter("it-app-late"))
+        .filters(Filter::builder().name("instance-state-name").values("pending").values("running").build())
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = instances.reservations().iter().flat_map(|r| r.instances()).filter_map(|i| i.instance_id()).collect();
+    assert_eq!(ids, [outputs.compute.unwrap().instance_id.as_str()], "exactly one instance");
+
+    clean(&ctx, &config).await;
+}
+
+#[tokio::test]
+async fn the_wire_requests_of_alb_and_compute_deploys() {
+    let config = config_in("it-app-wire", "eu-west-1");
+    let ctx = context(&config).await;
+    clean(&ctx, &config).await;
+    let network = network::deploy(&ctx, &config).await.unwrap();
+
+    let mark = ctx.calls.mark();
+    let alb_out = alb::deploy(&ctx, &config, &network).await.unwrap();
+    insta::assert_yaml_snapshot!("alb_deploy_requests", redact(&ctx.calls.since(mark)));
+
+    let mark = ctx.calls.mark();
+    compute::deploy(&ctx, &config, &network, &alb_out).await.unwrap();
+    insta::assert_yaml_snapshot!("compute_deploy_requests", redact(&ctx.calls.since(mark)));
+
+    clean(&ctx, &config).await;
+}

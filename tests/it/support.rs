@@ -66,20 +66,27 @@ pub fn redact(calls: &[Call]) -> Vec<Call> {
     let mut numbering: BTreeMap<String, String> = BTreeMap::new();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut redact_value = |value: &str| -> String {
-        // ARNs end in a generated id: arn:...:targetgroup/app-target-group/50dc6c495c0c9188.
-        if let Some((path, last)) = value.rsplit_once('/')
-            && value.starts_with("arn:")
-            && last.len() >= 8
-            && last.chars().all(|c| c.is_ascii_hexdigit())
-        {
-            let count = counts.entry("arn".into()).or_default();
-            return numbering
-                .entry(value.to_owned())
-                .or_insert_with(|| {
-                    *count += 1;
-                    format!("{path}/[{count}]")
+        // ARNs carry generated ids as path segments:
+        // arn:...:listener/app/sample-alb/50dc6c495c0c9188/f2f7dc8efc522ab2.
+        if value.starts_with("arn:") {
+            let segments: Vec<String> = value
+                .split('/')
+                .map(|segment| {
+                    let generated = segment.len() >= 8 && segment.chars().all(|c| c.is_ascii_hexdigit());
+                    if !generated {
+                        return segment.to_owned();
+                    }
+                    numbering
+                        .entry(segment.to_owned())
+                        .or_insert_with(|| {
+                            let count = counts.entry("arn".into()).or_default();
+                            *count += 1;
+                            format!("[{count}]")
+                        })
+                        .clone()
                 })
-                .clone();
+                .collect();
+            return segments.join("/");
         }
         let Some((prefix, rest)) = value.split_once('-') else { return value.to_owned() };
         let is_id = prefix.chars().all(|c| c.is_ascii_lowercase())

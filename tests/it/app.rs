@@ -160,7 +160,7 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
     assert_eq!(mutating, Vec::<String>::new());
 
     // Teardown of the whole stack leaves nothing.
-    let plan = stack::plan_teardown(&ctx, &config, stack::TIERS).await.unwrap();
+    let plan = stack::plan_teardown(&ctx, &config, stack::TIERS, false).await.unwrap();
     stack::teardown(&ctx, &plan).await.unwrap();
     assert_eq!(leftovers(&ctx, &config).await, Vec::<String>::new());
     let vpcs = ctx.ec2.describe_vpcs().filters(stack_filter("it-app-spec")).send().await.unwrap();
@@ -188,7 +188,7 @@ async fn each_tier_deploys_and_tears_down_on_its_own() {
     assert!(outputs.compute.is_some());
 
     // Compute alone comes down; the ALB and network stay.
-    let plan = stack::plan_teardown(&ctx, &config, &[Tier::Compute]).await.unwrap();
+    let plan = stack::plan_teardown(&ctx, &config, &[Tier::Compute], false).await.unwrap();
     stack::teardown(&ctx, &plan).await.unwrap();
     let alb_left = alb::observe(&ctx, &config.stack.name).await.unwrap();
     assert!(alb::outputs(&config, &alb_left).is_some(), "the ALB survives a compute teardown");
@@ -204,7 +204,7 @@ async fn each_tier_deploys_and_tears_down_on_its_own() {
     assert!(health.target_health_descriptions().is_empty(), "the instance was deregistered");
 
     // Then the ALB alone; the network stays.
-    let plan = stack::plan_teardown(&ctx, &config, &[Tier::Alb]).await.unwrap();
+    let plan = stack::plan_teardown(&ctx, &config, &[Tier::Alb], false).await.unwrap();
     stack::teardown(&ctx, &plan).await.unwrap();
     assert_eq!(leftovers(&ctx, &config).await, Vec::<String>::new());
     assert!(network::outputs(&network::observe(&ctx, &config.stack.name).await.unwrap()).is_some());

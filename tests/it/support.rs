@@ -55,7 +55,7 @@ pub async fn fresh_stack(stack: &str) -> (Config, AwsContext) {
 
 /// Tears down every tier of the config's stack.
 pub async fn clean(ctx: &AwsContext, config: &Config) {
-    let leftovers = stack::plan_teardown(ctx, config, stack::TIERS).await.unwrap();
+    let leftovers = stack::plan_teardown(ctx, config, stack::TIERS, false).await.unwrap();
     stack::teardown(ctx, &leftovers).await.unwrap();
 }
 

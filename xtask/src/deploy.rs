@@ -15,6 +15,9 @@ pub fn deploy(session: &Session) -> anyhow::Result<()> {
     if let Some(compute) = &outputs.compute {
         ctx.progress.line(format!("compute: instance {} ({})", compute.instance_id, compute.private_ip));
     }
+    if let Some(database) = &outputs.database {
+        ctx.progress.line(format!("database: {}:{}", database.endpoint_address, database.port));
+    }
     summarize(session, &ctx);
     Ok(())
 }
@@ -24,7 +27,7 @@ pub fn plan(session: &Session, teardown: bool) -> anyhow::Result<()> {
     let config = &session.config;
     let rendered: String = session.runtime.block_on(async {
         if teardown {
-            anyhow::Ok(stack::plan_teardown(&ctx, config, &session.tiers).await?.render())
+            anyhow::Ok(stack::plan_teardown(&ctx, config, &session.tiers, false).await?.render())
         } else {
             let plans = stack::plan_deploy(&ctx, config, &session.tiers).await?;
             anyhow::Ok(plans.iter().map(stack::TierPlan::render).collect())

@@ -5,6 +5,7 @@ mod ci;
 mod deploy;
 mod emulator;
 mod session;
+mod status;
 mod teardown;
 
 use std::path::PathBuf;
@@ -28,6 +29,10 @@ enum Command {
     Plan(PlanArgs),
     /// Delete everything the stack's tags find, in an order AWS accepts.
     Teardown(TeardownArgs),
+    /// Print every tier's outputs: the ALB's URL, the instance, the RDS endpoint, ...
+    Outputs(OutputsArgs),
+    /// Show, per tier, whether it exists and whether it matches the config.
+    Status(StackArgs),
     /// Run the local AWS emulator (moto).
     Emulator {
         #[command(subcommand)]
@@ -69,6 +74,18 @@ struct TeardownArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     yes: bool,
+    /// Also tear down the tiers built on the named ones.
+    #[arg(long)]
+    cascade: bool,
+}
+
+#[derive(Debug, Args)]
+struct OutputsArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Clone, Copy, Subcommand)]
@@ -115,7 +132,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Deploy(args) => deploy::deploy(&session::Session::open(&args)?),
         Command::Plan(args) => deploy::plan(&session::Session::open(&args.stack)?, args.teardown),
-        Command::Teardown(args) => teardown::teardown(&session::Session::open(&args.stack)?, args.yes),
+        Command::Teardown(args) => teardown::teardown(&session::Session::open(&args.stack)?, args.yes, args.cascade),
+        Command::Outputs(args) => status::outputs(&session::Session::open(&args.stack)?, args.json),
+        Command::Status(args) => status::status(&session::Session::open(&args)?),
         Command::Emulator { action } => emulator::run(action),
         Command::Ci => ci::run(&sh),
     }

@@ -5,9 +5,10 @@ use std::io::{BufRead, IsTerminal, Write};
 use crate::deploy::summarize;
 use crate::session::Session;
 
-pub fn teardown(session: &Session, yes: bool) -> anyhow::Result<()> {
+pub fn teardown(session: &Session, yes: bool, cascade: bool) -> anyhow::Result<()> {
     let ctx = session.connect();
-    let plan = session.runtime.block_on(stack::plan_teardown(&ctx, &session.config, &session.tiers))?;
+    let plan = session.runtime.block_on(stack::plan_teardown(&ctx, &session.config, &session.tiers, cascade))?;
+    plan.check_conflicts()?;
     ctx.progress.line(plan.render().trim_end());
     if plan.deletes_nothing() {
         ctx.progress.line(format!("nothing to delete in {}", session.describe_target()));

@@ -11,7 +11,7 @@ mod plan;
 pub mod user_data;
 
 pub use apply::apply;
-pub use desired::{Desired, ImageSource, TRUST_POLICY, desired};
+pub use desired::{Desired, ImageSource, TRUST_POLICY, desired, iam_names};
 pub use observe::{Observed, observe, observe_desired};
 pub use plan::{ComputeStep, plan, teardown_plan};
 

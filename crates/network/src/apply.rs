@@ -13,12 +13,17 @@ use crate::plan::{NetworkStep, RouteTarget, VpcAttribute};
 /// was interrupted can simply run again.
 pub async fn apply(ctx: &AwsContext, plan: &Plan<NetworkStep>) -> Result<()> {
     plan.check_conflicts()?;
-    let mut created = Created::default();
-    for step in &plan.steps {
+    apply_steps(ctx, &plan.steps, &mut Created::default()).await
+}
+
+/// Applies some of a plan's steps; `created` carries the ids of what earlier steps of the
+/// same plan made, so a plan can be applied in parts (see [`crate::NetworkStep::is_nat_wait`]).
+pub async fn apply_steps(ctx: &AwsContext, steps: &[NetworkStep], created: &mut Created) -> Result<()> {
+    for step in steps {
         if step.change() != three_tier_core::Change::Wait {
             ctx.progress.line(format!("  {} {}", step.change().sign(), step.describe()));
         }
-        run(ctx, step, &mut created).await?;
+        run(ctx, step, created).await?;
     }
     Ok(())
 }

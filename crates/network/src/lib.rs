@@ -12,7 +12,7 @@ mod rules;
 
 use std::collections::BTreeMap;
 
-pub use apply::apply;
+pub use apply::{apply, apply_steps};
 pub use desired::{Desired, desired};
 pub use observe::{Observed, observe};
 pub use plan::{NetworkStep, RouteTarget, VpcAttribute, plan, teardown_plan};
@@ -50,8 +50,18 @@ pub async fn plan_teardown(ctx: &AwsContext, config: &Config) -> Result<Plan<Net
     Ok(teardown_plan(&observe(ctx, &config.stack.name).await?))
 }
 
-/// The tier's outputs, when every resource of it exists.
+/// The tier's outputs, when every resource of it exists and the NAT gateway is available.
 pub fn outputs(observed: &Observed) -> Option<NetworkOutputs> {
+    outputs_when(observed, &["available"])
+}
+
+/// The tier's outputs once everything but the NAT gateway's wait is done: what the ALB
+/// and database tiers need exists, and they need not wait for the NAT gateway.
+pub fn outputs_before_nat(observed: &Observed) -> Option<NetworkOutputs> {
+    outputs_when(observed, &["pending", "available"])
+}
+
+fn outputs_when(observed: &Observed, nat_states: &[&str]) -> Option<NetworkOutputs> {
     let subnet_ids: BTreeMap<_, _> =
         SubnetRole::ALL.iter().map(|&r| Some((r, observed.subnet(r)?.id.clone()))).collect::<Option<_>>()?;
     let route_table_ids: BTreeMap<_, _> =
@@ -60,7 +70,7 @@ pub fn outputs(observed: &Observed) -> Option<NetworkOutputs> {
         .iter()
         .map(|&r| Some((r, observed.security_group(r)?.id.clone())))
         .collect::<Option<_>>()?;
-    let nat = observed.nat_gateway().filter(|n| n.state == "available")?;
+    let nat = observed.nat_gateway().filter(|n| nat_states.contains(&n.state.as_str()))?;
     Some(NetworkOutputs {
         vpc_id: observed.vpc()?.id.clone(),
         internet_gateway_id: observed.internet_gateway()?.id.clone(),

@@ -154,6 +154,14 @@ impl Step for NetworkStep {
     }
 }
 
+impl NetworkStep {
+    /// The wait for the NAT gateway: everything before it in a deploy plan builds what the
+    /// other tiers stand on, so they can start while the NAT gateway becomes available.
+    pub fn is_nat_wait(&self) -> bool {
+        matches!(self, NetworkStep::WaitNatGatewayAvailable { .. })
+    }
+}
+
 impl RouteTarget {
     fn describe(&self) -> String {
         match self {

@@ -1,21 +1,29 @@
-//! The whole stack: each tier crate owns its resources; this crate only sequences them by
+//! The whole stack. Each tier crate owns its resources; this crate only sequences them by
 //! the dependency graph of SPEC.md ("Order"):
 //!
 //! ```text
-//! network ──► alb ──► compute
-//!    └─────────────────┘
+//! network ─┬─► alb ─────────┐
+//!          ├─► (NAT ready) ─┴─► compute
+//!          └─► database
 //! ```
 //!
-//! Deploy runs the graph forwards, teardown backwards. A tier deployed alone finds the
-//! outputs of the tiers it builds on by their tags, and stops with the command that
-//! deploys them when they are missing.
+//! Deploy runs the graph forwards with independent work concurrent: once the network's
+//! subnets and security groups exist, the database (minutes on AWS) and the ALB start
+//! while the NAT gateway becomes available; compute starts when the ALB exists and the NAT
+//! gateway is available (its user data downloads through it). Teardown runs the graph
+//! backwards. A tier deployed alone finds the outputs of the tiers it builds on by their
+//! tags, and stops with the command that deploys them when they are missing.
+
+mod status;
 
 use serde::Serialize;
-use three_tier_core::outputs::{AlbOutputs, ComputeOutputs, NetworkOutputs};
-use three_tier_core::{AwsContext, Config, Error, Plan, Result, Step, Tier};
+use three_tier_core::outputs::{AlbOutputs, ComputeOutputs, DatabaseOutputs, NetworkOutputs};
+use three_tier_core::{AwsContext, Config, Created, Error, Plan, Result, Step, Tier};
 
-/// The tiers this build knows, in deploy order.
-pub const TIERS: &[Tier] = &[Tier::Network, Tier::Alb, Tier::Compute];
+pub use status::{TierStatus, status};
+
+/// Every tier, in deploy order.
+pub const TIERS: &[Tier] = &[Tier::Network, Tier::Alb, Tier::Compute, Tier::Database];
 
 /// The outputs of the tiers a command touched or read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -23,6 +31,7 @@ pub struct StackOutputs {
     pub network: Option<NetworkOutputs>,
     pub alb: Option<AlbOutputs>,
     pub compute: Option<ComputeOutputs>,
+    pub database: Option<DatabaseOutputs>,
 }
 
 /// The tiers a tier builds on.
@@ -34,26 +43,72 @@ pub fn dependencies(tier: Tier) -> &'static [Tier] {
     }
 }
 
-/// Deploys `tiers` in dependency order, each on the outputs of the ones before it.
+/// The tiers built on a tier.
+pub fn dependents(tier: Tier) -> Vec<Tier> {
+    TIERS.iter().copied().filter(|t| dependencies(*t).contains(&tier)).collect()
+}
+
+/// Deploys `tiers`, each on the outputs of the ones it builds on, independent work
+/// concurrently (see the crate's documentation).
 pub async fn deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<StackOutputs> {
-    let mut outputs = StackOutputs::default();
     let wants = |tier| tiers.contains(&tier);
-    if wants(Tier::Network) {
-        outputs.network = Some(network::deploy(ctx, config).await?);
+    // Tiers not being deployed must already stand: checked before any change.
+    for &tier in tiers {
+        for &needs in dependencies(tier).iter().filter(|needs| !wants(**needs)) {
+            require(ctx, config, tier, needs).await?;
+        }
     }
-    if wants(Tier::Alb) {
-        let network = network_outputs(ctx, config, &outputs, Tier::Alb).await?;
-        outputs.alb = Some(alb::deploy(ctx, config, &network).await?);
-        outputs.network = Some(network);
-    }
-    if wants(Tier::Compute) {
-        let network = network_outputs(ctx, config, &outputs, Tier::Compute).await?;
-        let alb = alb_outputs(ctx, config, &outputs, Tier::Compute).await?;
-        outputs.compute = Some(compute::deploy(ctx, config, &network, &alb).await?);
-        outputs.network = Some(network);
-        outputs.alb = Some(alb);
-    }
-    Ok(outputs)
+
+    // The network up to the wait for its NAT gateway.
+    let mut network_rest = None;
+    let early_network = if wants(Tier::Network) {
+        let (_, plan) = network::plan_deploy(ctx, config).await?;
+        ctx.progress.line(plan.render().trim_end());
+        plan.check_conflicts()?;
+        let split = plan.steps.iter().position(network::NetworkStep::is_nat_wait).unwrap_or(plan.steps.len());
+        let (first, rest) = plan.steps.split_at(split);
+        let mut created = Created::default();
+        network::apply_steps(ctx, first, &mut created).await?;
+        network_rest = Some((rest.to_vec(), created));
+        let observed = network::observe(ctx, &config.stack.name).await?;
+        Some(network::outputs_before_nat(&observed).ok_or_else(|| incomplete(config, Tier::Network))?)
+    } else if tiers.iter().any(|t| dependencies(*t).contains(&Tier::Network)) {
+        Some(network_outputs(ctx, config).await?.ok_or_else(|| missing(config, Tier::Alb, Tier::Network))?)
+    } else {
+        None
+    };
+
+    let finish_network = async {
+        let Some((rest, mut created)) = network_rest else { return Ok::<_, Error>(early_network.clone()) };
+        if !rest.is_empty() {
+            network::apply_steps(ctx, &rest, &mut created).await?;
+        }
+        let observed = network::observe(ctx, &config.stack.name).await?;
+        Ok(Some(network::outputs(&observed).ok_or_else(|| incomplete(config, Tier::Network))?))
+    };
+    let database = async {
+        match &early_network {
+            Some(network) if wants(Tier::Database) => Ok::<_, Error>(Some(database::deploy(ctx, config, network).await?)),
+            _ => Ok(None),
+        }
+    };
+    let alb = async {
+        match &early_network {
+            Some(network) if wants(Tier::Alb) => Ok::<_, Error>(Some(alb::deploy(ctx, config, network).await?)),
+            _ if wants(Tier::Compute) => Ok(alb_outputs(ctx, config).await?),
+            _ => Ok(None),
+        }
+    };
+    let front = async {
+        let (network, alb) = tokio::try_join!(finish_network, alb)?;
+        let compute = match (&network, &alb) {
+            (Some(network), Some(alb)) if wants(Tier::Compute) => Some(compute::deploy(ctx, config, network, alb).await?),
+            _ => None,
+        };
+        Ok::<_, Error>((network, alb, compute))
+    };
+    let (database, (network, alb, compute)) = tokio::try_join!(database, front)?;
+    Ok(StackOutputs { network, alb, compute, database })
 }
 
 /// One tier's plan, whatever the tier.
@@ -63,34 +118,43 @@ pub enum TierPlan {
     Network(Plan<network::NetworkStep>),
     Alb(Plan<alb::AlbStep>),
     Compute(Plan<compute::ComputeStep>),
+    Database(Plan<database::DatabaseStep>),
+}
+
+macro_rules! each_plan {
+    ($self:expr, $plan:ident => $body:expr) => {
+        match $self {
+            TierPlan::Network($plan) => $body,
+            TierPlan::Alb($plan) => $body,
+            TierPlan::Compute($plan) => $body,
+            TierPlan::Database($plan) => $body,
+        }
+    };
 }
 
 impl TierPlan {
     pub fn render(&self) -> String {
-        match self {
-            TierPlan::Network(plan) => plan.render(),
-            TierPlan::Alb(plan) => plan.render(),
-            TierPlan::Compute(plan) => plan.render(),
-        }
+        each_plan!(self, plan => plan.render())
     }
 
     pub fn is_empty(&self) -> bool {
-        match self {
-            TierPlan::Network(plan) => plan.steps.is_empty(),
-            TierPlan::Alb(plan) => plan.steps.is_empty(),
-            TierPlan::Compute(plan) => plan.steps.is_empty(),
-        }
+        each_plan!(self, plan => plan.steps.is_empty())
     }
 
-    fn changes(&self) -> usize {
+    pub fn conflicts(&self) -> &[three_tier_core::Conflict] {
+        each_plan!(self, plan => &plan.conflicts)
+    }
+
+    /// Steps that change AWS (waits aside).
+    pub fn changes(&self) -> usize {
         fn count<S: Step>(plan: &Plan<S>) -> usize {
             plan.steps.iter().filter(|s| s.change() != three_tier_core::Change::Wait).count()
         }
-        match self {
-            TierPlan::Network(plan) => count(plan),
-            TierPlan::Alb(plan) => count(plan),
-            TierPlan::Compute(plan) => count(plan),
-        }
+        each_plan!(self, plan => count(plan))
+    }
+
+    pub fn tier(&self) -> Tier {
+        each_plan!(self, plan => plan.tier)
     }
 }
 
@@ -98,35 +162,39 @@ impl TierPlan {
 /// planned on stand-ins for their outputs, shown as `(new ...)`.
 pub async fn plan_deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<Vec<TierPlan>> {
     let mut plans = Vec::new();
-    let stack = &config.stack.name;
-    let network = network::outputs(&network::observe(ctx, stack).await?);
+    let network = network_outputs(ctx, config).await?;
     if tiers.contains(&Tier::Network) {
         plans.push(TierPlan::Network(network::plan_deploy(ctx, config).await?.1));
     }
     let network = network.unwrap_or_else(NetworkOutputs::placeholder);
-    let needs_alb = tiers.contains(&Tier::Alb) || tiers.contains(&Tier::Compute);
-    let alb = if needs_alb { alb::outputs(config, &alb::observe(ctx, stack).await?) } else { None };
     if tiers.contains(&Tier::Alb) {
         plans.push(TierPlan::Alb(alb::plan_deploy(ctx, config, &network).await?.1));
     }
     if tiers.contains(&Tier::Compute) {
+        let alb = alb_outputs(ctx, config).await?;
         plans.push(TierPlan::Compute(compute::plan_deploy(ctx, config, &network, alb.as_ref()).await?.1));
+    }
+    if tiers.contains(&Tier::Database) {
+        plans.push(TierPlan::Database(database::plan_deploy(ctx, config, &network).await?.1));
     }
     Ok(plans)
 }
 
-/// What teardown of `tiers` would delete, in the order it deletes: the graph backwards.
+/// What teardown of some tiers would delete, tier by tier.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TeardownPlan {
     pub compute: Option<Plan<compute::ComputeStep>>,
+    pub database: Option<Plan<database::DatabaseStep>>,
     pub alb: Option<Plan<alb::AlbStep>>,
     pub network: Option<Plan<network::NetworkStep>>,
 }
 
 impl TeardownPlan {
+    /// The plans in the order their tiers go.
     pub fn tiers(&self) -> Vec<TierPlan> {
         let mut plans = Vec::new();
         plans.extend(self.compute.clone().map(TierPlan::Compute));
+        plans.extend(self.database.clone().map(TierPlan::Database));
         plans.extend(self.alb.clone().map(TierPlan::Alb));
         plans.extend(self.network.clone().map(TierPlan::Network));
         plans
@@ -140,57 +208,126 @@ impl TeardownPlan {
     pub fn deletes_nothing(&self) -> bool {
         self.tiers().iter().all(|plan| plan.changes() == 0)
     }
+
+    /// A teardown refused for a tier (deletion protection, say) refuses the whole run.
+    pub fn check_conflicts(&self) -> Result<()> {
+        match self.tiers().iter().flat_map(|plan| plan.conflicts().to_vec()).next() {
+            Some(conflict) => Err(conflict.into()),
+            None => Ok(()),
+        }
+    }
 }
 
-pub async fn plan_teardown(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<TeardownPlan> {
-    let stack = &config.stack.name;
+/// Plans the teardown of `tiers`. A tier that others still stand on is refused unless
+/// they are named too, or `cascade` adds them.
+pub async fn plan_teardown(ctx: &AwsContext, config: &Config, tiers: &[Tier], cascade: bool) -> Result<TeardownPlan> {
+    let mut chosen: Vec<Tier> = tiers.to_vec();
+    let standing = status::standing(ctx, config).await?;
+    for &tier in tiers {
+        let blocking: Vec<Tier> =
+            dependents(tier).into_iter().filter(|d| !chosen.contains(d) && standing.contains(d)).collect();
+        if blocking.is_empty() {
+            continue;
+        }
+        if cascade {
+            chosen.extend(blocking.iter().flat_map(|d| std::iter::once(*d).chain(dependents(*d))));
+        } else {
+            return Err(Error::Dependents { tier, dependents: blocking, stack: config.stack.name.clone() });
+        }
+    }
     let mut plan = TeardownPlan::default();
-    if tiers.contains(&Tier::Compute) {
-        // The instance is deregistered from the app target group while the group exists.
-        let app_group = config.names().account_unique(&config.alb.target_group_name);
-        let alb = alb::observe(ctx, stack).await?;
-        let target_group = alb.target_group(&app_group).map(|g| g.arn.clone());
-        plan.compute = Some(compute::plan_teardown(ctx, config, target_group.as_deref()).await?);
-    }
-    if tiers.contains(&Tier::Alb) {
-        plan.alb = Some(alb::plan_teardown(ctx, config).await?);
-    }
-    if tiers.contains(&Tier::Network) {
-        plan.network = Some(network::plan_teardown(ctx, config).await?);
+    for tier in chosen {
+        match tier_teardown(ctx, config, tier).await? {
+            TierPlan::Compute(p) => plan.compute = Some(p),
+            TierPlan::Database(p) => plan.database = Some(p),
+            TierPlan::Alb(p) => plan.alb = Some(p),
+            TierPlan::Network(p) => plan.network = Some(p),
+        }
     }
     Ok(plan)
 }
 
-/// Applies a teardown plan: compute, then ALB, then network.
+/// One tier's teardown plan.
+async fn tier_teardown(ctx: &AwsContext, config: &Config, tier: Tier) -> Result<TierPlan> {
+    Ok(match tier {
+        Tier::Compute => {
+            // The instance is deregistered from the app target group while the group exists.
+            let app_group = config.names().account_unique(&config.alb.target_group_name);
+            let alb = alb::observe(ctx, &config.stack.name).await?;
+            let target_group = alb.target_group(&app_group).map(|g| g.arn.clone());
+            TierPlan::Compute(compute::plan_teardown(ctx, config, target_group.as_deref()).await?)
+        }
+        Tier::Database => TierPlan::Database(database::plan_teardown(ctx, config).await?),
+        Tier::Alb => TierPlan::Alb(alb::plan_teardown(ctx, config).await?),
+        Tier::Network => TierPlan::Network(network::plan_teardown(ctx, config).await?),
+    })
+}
+
+/// Applies a teardown plan by the graph backwards: compute then the ALB, alongside the
+/// database (minutes on AWS); the network when all three are gone.
 pub async fn teardown(ctx: &AwsContext, plan: &TeardownPlan) -> Result<()> {
-    if let Some(compute) = &plan.compute {
-        compute::apply(ctx, compute).await?;
-    }
-    if let Some(alb) = &plan.alb {
-        alb::apply(ctx, alb).await?;
-    }
+    plan.check_conflicts()?;
+    let front = async {
+        if let Some(compute) = &plan.compute {
+            compute::apply(ctx, compute).await?;
+        }
+        if let Some(alb) = &plan.alb {
+            alb::apply(ctx, alb).await?;
+        }
+        Ok::<_, Error>(())
+    };
+    let back = async {
+        if let Some(database) = &plan.database {
+            database::apply(ctx, database).await?;
+        }
+        Ok(())
+    };
+    tokio::try_join!(front, back)?;
     if let Some(network) = &plan.network {
         network::apply(ctx, network).await?;
     }
     Ok(())
 }
 
-async fn network_outputs(ctx: &AwsContext, config: &Config, known: &StackOutputs, tier: Tier) -> Result<NetworkOutputs> {
-    if let Some(network) = &known.network {
-        return Ok(network.clone());
-    }
-    let observed = network::observe(ctx, &config.stack.name).await?;
-    network::outputs(&observed).ok_or_else(|| missing(config, tier, Tier::Network))
+/// Every tier's outputs, where the tier stands complete.
+pub async fn outputs(ctx: &AwsContext, config: &Config) -> Result<StackOutputs> {
+    Ok(StackOutputs {
+        network: network_outputs(ctx, config).await?,
+        alb: alb_outputs(ctx, config).await?,
+        compute: {
+            let (role, profile) = compute::iam_names(config);
+            compute::outputs(&compute::observe(ctx, &config.stack.name, &role, &profile, None).await?)
+        },
+        database: database::outputs(&database::observe_config(ctx, config).await?),
+    })
 }
 
-async fn alb_outputs(ctx: &AwsContext, config: &Config, known: &StackOutputs, tier: Tier) -> Result<AlbOutputs> {
-    if let Some(alb) = &known.alb {
-        return Ok(alb.clone());
-    }
-    let observed = alb::observe(ctx, &config.stack.name).await?;
-    alb::outputs(config, &observed).ok_or_else(|| missing(config, tier, Tier::Alb))
+async fn network_outputs(ctx: &AwsContext, config: &Config) -> Result<Option<NetworkOutputs>> {
+    Ok(network::outputs(&network::observe(ctx, &config.stack.name).await?))
+}
+
+async fn alb_outputs(ctx: &AwsContext, config: &Config) -> Result<Option<AlbOutputs>> {
+    Ok(alb::outputs(config, &alb::observe(ctx, &config.stack.name).await?))
+}
+
+/// Fails when the tier `needs` does not stand complete.
+async fn require(ctx: &AwsContext, config: &Config, tier: Tier, needs: Tier) -> Result<()> {
+    let present = match needs {
+        Tier::Network => network_outputs(ctx, config).await?.is_some(),
+        Tier::Alb => alb_outputs(ctx, config).await?.is_some(),
+        Tier::Compute | Tier::Database => true,
+    };
+    if present { Ok(()) } else { Err(missing(config, tier, needs)) }
 }
 
 fn missing(config: &Config, tier: Tier, needs: Tier) -> Error {
     Error::MissingDependency { tier, needs, stack: config.stack.name.clone() }
+}
+
+fn incomplete(config: &Config, tier: Tier) -> Error {
+    Error::Conflict {
+        resource: format!("the {tier} tier of stack {}", config.stack.name),
+        problem: "is incomplete after its deploy finished".into(),
+        fix: format!("run `cargo xtask deploy {tier}` again; `cargo xtask plan {tier}` shows what is missing"),
+    }
 }

@@ -39,6 +39,10 @@ pub enum Error {
     #[error("{resource} {problem}\n  fix: {fix}")]
     Conflict { resource: String, problem: String, fix: String },
 
+    /// A tier was to be torn down while tiers built on it still stand.
+    #[error("the {tier} tier of stack {stack} still carries the {} tier(s)\n  fix: tear them down with it (`cargo xtask teardown {tier} {}`), or add --cascade", join(dependents), join(dependents))]
+    Dependents { tier: Tier, dependents: Vec<Tier>, stack: String },
+
     /// A tier was asked for before the tiers it builds on.
     #[error("the {tier} tier needs the {needs} tier, which is not deployed in stack {stack}\n  fix: run `cargo xtask deploy {needs}` first (or `cargo xtask deploy` for the whole stack)")]
     MissingDependency { tier: Tier, needs: Tier, stack: String },
@@ -156,6 +160,10 @@ fn hint(code: &str, operation: &str) -> Option<String> {
         _ => return None,
     };
     Some(hint)
+}
+
+fn join(tiers: &[Tier]) -> String {
+    tiers.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" ")
 }
 
 fn unreachable_fix(detail: &str) -> &'static str {

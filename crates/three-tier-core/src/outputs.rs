@@ -80,3 +80,13 @@ impl AlbOutputs {
         }
     }
 }
+
+/// What the database tier has built. The master password is not here: RDS keeps it in
+/// the Secrets Manager secret named by `master_secret_arn`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseOutputs {
+    pub endpoint_address: String,
+    pub port: u16,
+    pub instance_arn: String,
+    pub master_secret_arn: String,
+}

@@ -19,6 +19,8 @@ pub struct WaitSettings {
     pub load_balancer: Duration,
     /// An instance running (30-50 s on AWS) or terminated.
     pub instance: Duration,
+    /// An RDS instance available (about 6 min for db.t3.micro) or deleted (4-6 min).
+    pub database: Duration,
     /// AWS's eventual consistency: a new instance profile that RunInstances does not
     /// know yet, a new instance that other calls do not find yet. Seconds, rarely more.
     pub propagation: Duration,
@@ -35,6 +37,7 @@ impl Default for WaitSettings {
             load_balancer: Duration::from_secs(10 * 60),
             instance: Duration::from_secs(10 * 60),
             propagation: Duration::from_secs(2 * 60),
+            database: Duration::from_secs(30 * 60),
             dependency_violation: Duration::from_secs(15 * 60),
         }
     }

@@ -1,0 +1,184 @@
+//! Runs a database plan against RDS.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_rds::client::Waiters;
+use aws_sdk_rds::error::ProvideErrorMetadata;
+use aws_sdk_rds::types::Tag;
+use three_tier_core::error::gone_is_done;
+use three_tier_core::wait::retry_while;
+use three_tier_core::{AwsContext, AwsResultExt, Change, Error, Plan, Result, Step};
+
+use crate::plan::DatabaseStep;
+
+pub async fn apply(ctx: &AwsContext, plan: &Plan<DatabaseStep>) -> Result<()> {
+    plan.check_conflicts()?;
+    for step in &plan.steps {
+        if step.change() != Change::Wait {
+            ctx.progress.line(format!("  {} {}", step.change().sign(), step.describe()));
+        }
+        run(ctx, step).await?;
+    }
+    Ok(())
+}
+
+async fn run(ctx: &AwsContext, step: &DatabaseStep) -> Result<()> {
+    let rds = &ctx.rds;
+    match step {
+        DatabaseStep::CreateDbSubnetGroup { name, description, subnet_ids, tags } => {
+            rds.create_db_subnet_group()
+                .db_subnet_group_name(name)
+                .db_subnet_group_description(description)
+                .set_subnet_ids(Some(subnet_ids.clone()))
+                .set_tags(Some(rds_tags(tags.pairs.iter())))
+                .send()
+                .await
+                .aws("CreateDBSubnetGroup")?;
+        }
+        DatabaseStep::ModifyDbSubnetGroup { name, description, subnet_ids } => {
+            rds.modify_db_subnet_group()
+                .db_subnet_group_name(name)
+                .db_subnet_group_description(description)
+                .set_subnet_ids(Some(subnet_ids.clone()))
+                .send()
+                .await
+                .aws("ModifyDBSubnetGroup")?;
+        }
+        DatabaseStep::CreateDbInstance {
+            identifier,
+            engine,
+            engine_version,
+            instance_class,
+            storage_type,
+            allocated_storage_gib,
+            database_name,
+            master_username,
+            port,
+            subnet_group,
+            security_group_id,
+            deletion_protection,
+            tags,
+        } => {
+            rds.create_db_instance()
+                .db_instance_identifier(identifier)
+                .engine(engine)
+                .engine_version(engine_version)
+                .db_instance_class(instance_class)
+                .storage_type(storage_type)
+                .allocated_storage(i32::try_from(*allocated_storage_gib).unwrap_or(i32::MAX))
+                .db_name(database_name)
+                .master_username(master_username)
+                // RDS makes the password and keeps it in Secrets Manager: it never passes
+                // through this tool.
+                .manage_master_user_password(true)
+                .port(i32::from(*port))
+                .db_subnet_group_name(subnet_group)
+                .vpc_security_group_ids(security_group_id)
+                .multi_az(false)
+                .publicly_accessible(false)
+                .storage_encrypted(true)
+                .deletion_protection(*deletion_protection)
+                .copy_tags_to_snapshot(true)
+                .set_tags(Some(rds_tags(tags.pairs.iter())))
+                .send()
+                .await
+                .aws("CreateDBInstance")?;
+        }
+        DatabaseStep::ModifyDbInstance { identifier, deletion_protection, security_group_ids } => {
+            rds.modify_db_instance()
+                .db_instance_identifier(identifier)
+                .set_deletion_protection(*deletion_protection)
+                .set_vpc_security_group_ids(security_group_ids.clone())
+                .apply_immediately(true)
+                .send()
+                .await
+                .aws("ModifyDBInstance")?;
+        }
+        DatabaseStep::AddTags { arn, tags, .. } => {
+            rds.add_tags_to_resource()
+                .resource_name(arn)
+                .set_tags(Some(rds_tags(tags.iter())))
+                .send()
+                .await
+                .aws("AddTagsToResource")?;
+        }
+        DatabaseStep::WaitDbInstanceAvailable { identifier } => {
+            let limit = ctx.waits.database;
+            let waiting = ctx.progress.waiting(format!("RDS instance {identifier} becoming available"), limit);
+            rds.wait_until_db_instance_available()
+                .db_instance_identifier(identifier)
+                .wait(limit)
+                .await
+                .map_err(|err| wait_error(err, identifier, limit, "available"))?;
+            waiting.done("available");
+        }
+        DatabaseStep::DeleteDbInstance { identifier, final_snapshot } => {
+            let request = rds.delete_db_instance().db_instance_identifier(identifier).delete_automated_backups(true);
+            let request = if *final_snapshot {
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+                let snapshot = format!("{identifier}-final-{now}");
+                ctx.progress.line(format!("    final snapshot {snapshot}"));
+                request.skip_final_snapshot(false).final_db_snapshot_identifier(snapshot)
+            } else {
+                request.skip_final_snapshot(true)
+            };
+            match request.send().await.aws("DeleteDBInstance") {
+                // Already being deleted: the wait that follows sees it through.
+                Err(err) if err.code() == Some("InvalidDBInstanceState") => {}
+                other => gone_is_done(other)?,
+            }
+        }
+        DatabaseStep::WaitDbInstanceDeleted { identifier } => {
+            let limit = ctx.waits.database;
+            let waiting = ctx.progress.waiting(format!("RDS instance {identifier} being deleted"), limit);
+            rds.wait_until_db_instance_deleted()
+                .db_instance_identifier(identifier)
+                .wait(limit)
+                .await
+                .map_err(|err| wait_error(err, identifier, limit, "deleted"))?;
+            waiting.done("deleted");
+        }
+        DatabaseStep::DeleteDbSubnetGroup { name } => {
+            let fix = format!(
+                "DB subnet group {name} is still used by an RDS instance outside this stack: delete it and run teardown again"
+            );
+            retry_while(
+                &ctx.progress,
+                &format!("waiting for DB subnet group {name} to be unused"),
+                ctx.waits.dependency_violation,
+                ctx.waits.poll_interval,
+                &fix,
+                |err| err.code() == Some("InvalidDBSubnetGroupStateFault"),
+                || async {
+                    gone_is_done(rds.delete_db_subnet_group().db_subnet_group_name(name).send().await.aws("DeleteDBSubnetGroup"))
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+fn rds_tags<'t>(tags: impl Iterator<Item = (&'t String, &'t String)>) -> Vec<Tag> {
+    tags.map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
+fn wait_error<E>(err: E, identifier: &str, limit: std::time::Duration, state: &str) -> Error
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+{
+    if err.to_string().starts_with("exceeded max wait") {
+        Error::Timeout {
+            what: format!("RDS instance {identifier} to be {state}"),
+            after: limit,
+            fix: "RDS is slower than usual; run the same command again later: it continues where it stopped".into(),
+        }
+    } else {
+        Error::Aws {
+            operation: "DescribeDBInstances",
+            code: err.code().unwrap_or("WaiterFailed").to_owned(),
+            message: format!("RDS instance {identifier} did not become {state} ({err}); its events in the RDS console say why"),
+            source: Box::new(err),
+        }
+    }
+}

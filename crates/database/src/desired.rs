@@ -1,0 +1,77 @@
+//! What the database tier should look like, from the config and the network's outputs.
+
+use serde::Serialize;
+use three_tier_core::naming::Tags;
+use three_tier_core::outputs::NetworkOutputs;
+use three_tier_core::{Config, SecurityGroupRole, SubnetRole, Tier};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Desired {
+    pub subnet_group: SubnetGroupSpec,
+    pub instance: InstanceSpec,
+}
+
+/// Both DB subnets: a DB subnet group needs two availability zones.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SubnetGroupSpec {
+    pub name: String,
+    pub description: String,
+    pub subnet_ids: Vec<String>,
+    pub tags: Tags,
+}
+
+/// RDS MySQL as SPEC.md sets it. Single AZ, not publicly accessible, storage encrypted and
+/// autoscaling off are not choices: they are always so. The password is RDS's business
+/// (ManageMasterUserPassword): the tool never sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceSpec {
+    pub identifier: String,
+    pub engine: String,
+    pub engine_version: String,
+    pub instance_class: String,
+    pub storage_type: String,
+    pub allocated_storage_gib: u32,
+    pub database_name: String,
+    pub master_username: String,
+    pub port: u16,
+    pub security_group_id: String,
+    pub deletion_protection: bool,
+    pub final_snapshot: bool,
+    pub tags: Tags,
+}
+
+/// The DB instance identifier; known before the instance exists, as is its ARN.
+pub fn instance_identifier(config: &Config) -> String {
+    config.names().unnamed("db")
+}
+
+pub fn desired(config: &Config, network: &NetworkOutputs) -> Desired {
+    let names = config.names();
+    let tags = |role: &str, name: &str| Tags::new(names.stack(), Tier::Database, role, name, &config.stack.tags);
+    let database = &config.database;
+    let subnet_group = names.account_unique(&database.subnet_group_name);
+    let identifier = instance_identifier(config);
+    Desired {
+        subnet_group: SubnetGroupSpec {
+            tags: tags("db-subnet-group", &subnet_group),
+            name: subnet_group,
+            description: format!("three-tier stack {}: the two DB subnets", names.stack()),
+            subnet_ids: SubnetRole::DB.iter().map(|&role| network.subnet(role).to_owned()).collect(),
+        },
+        instance: InstanceSpec {
+            tags: tags("db-instance", &identifier),
+            identifier,
+            engine: database.engine.clone(),
+            engine_version: database.engine_version.clone(),
+            instance_class: database.instance_class.clone(),
+            storage_type: database.storage_type.clone(),
+            allocated_storage_gib: database.allocated_storage_gib,
+            database_name: database.database_name.clone(),
+            master_username: database.master_username.clone(),
+            port: config.ports.database.get(),
+            security_group_id: network.security_group(SecurityGroupRole::Db).to_owned(),
+            deletion_protection: database.deletion_protection,
+            final_snapshot: database.final_snapshot,
+        },
+    }
+}

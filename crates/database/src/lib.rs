@@ -1,0 +1,66 @@
+//! The database tier (SPEC.md, "Database tier"): the DB subnet group over both DB subnets
+//! and the RDS MySQL instance, whose master password RDS manages in Secrets Manager.
+//!
+//! `desired` and `plan` are pure; `observe` and `apply` talk to AWS.
+
+mod apply;
+mod desired;
+mod observe;
+mod plan;
+
+pub use apply::apply;
+pub use desired::{Desired, desired, instance_identifier};
+pub use observe::{Observed, observe};
+pub use plan::{DatabaseStep, plan, teardown_plan};
+
+use three_tier_core::outputs::{DatabaseOutputs, NetworkOutputs};
+use three_tier_core::{AwsContext, Config, Error, Plan, Result};
+
+/// Deploys the tier on the network tier's outputs and returns its own.
+pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs) -> Result<DatabaseOutputs> {
+    let (mut observed, plan) = plan_deploy(ctx, config, network).await?;
+    ctx.progress.line(plan.render().trim_end());
+    plan.check_conflicts()?;
+    if !plan.steps.is_empty() {
+        apply(ctx, &plan).await?;
+        observed = observe_config(ctx, config).await?;
+    }
+    outputs(&observed).ok_or_else(|| Error::Conflict {
+        resource: format!("the database tier of stack {}", config.stack.name),
+        problem: "is incomplete after its deploy finished".into(),
+        fix: "run `cargo xtask deploy database` again; `cargo xtask plan database` shows what is missing".into(),
+    })
+}
+
+pub async fn plan_deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs) -> Result<(Observed, Plan<DatabaseStep>)> {
+    let observed = observe_config(ctx, config).await?;
+    let plan = plan(&desired(config, network), &observed, &config.stack.name);
+    Ok((observed, plan))
+}
+
+pub async fn plan_teardown(ctx: &AwsContext, config: &Config) -> Result<Plan<DatabaseStep>> {
+    let observed = observe_config(ctx, config).await?;
+    let (subnet_group, identifier) = names(config);
+    Ok(teardown_plan(&observed, &config.stack.name, &identifier, &subnet_group, config.database.final_snapshot))
+}
+
+pub async fn observe_config(ctx: &AwsContext, config: &Config) -> Result<Observed> {
+    let (subnet_group, identifier) = names(config);
+    observe(ctx, &subnet_group, &identifier).await
+}
+
+fn names(config: &Config) -> (String, String) {
+    (config.names().account_unique(&config.database.subnet_group_name), instance_identifier(config))
+}
+
+/// The tier's outputs, when the instance is available.
+pub fn outputs(observed: &Observed) -> Option<DatabaseOutputs> {
+    let instance = observed.instance.as_ref().filter(|i| i.status == "available")?;
+    let (address, port) = instance.endpoint.clone()?;
+    Some(DatabaseOutputs {
+        endpoint_address: address,
+        port: u16::try_from(port).ok()?,
+        instance_arn: instance.arn.clone(),
+        master_secret_arn: instance.master_secret_arn.clone()?,
+    })
+}

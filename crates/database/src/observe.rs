@@ -1,0 +1,92 @@
+//! What of the database tier exists. RDS names are unique per account and region: the
+//! tier reads its subnet group and instance by name and checks their stack tag.
+
+use std::collections::BTreeMap;
+
+use three_tier_core::{AwsContext, AwsResultExt, Result};
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    pub subnet_group: Option<ObservedSubnetGroup>,
+    pub instance: Option<ObservedInstance>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedSubnetGroup {
+    pub arn: String,
+    pub subnet_ids: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservedInstance {
+    pub arn: String,
+    /// `creating`, `available`, `modifying`, `backing-up`, `deleting`, ...
+    pub status: String,
+    pub engine: String,
+    pub engine_version: String,
+    pub instance_class: String,
+    pub storage_type: String,
+    pub allocated_storage_gib: i32,
+    pub max_allocated_storage_gib: Option<i32>,
+    pub multi_az: bool,
+    pub publicly_accessible: bool,
+    pub storage_encrypted: bool,
+    pub deletion_protection: bool,
+    pub subnet_group: String,
+    pub security_groups: Vec<String>,
+    pub database_name: String,
+    pub master_username: String,
+    pub endpoint: Option<(String, i32)>,
+    pub master_secret_arn: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+pub async fn observe(ctx: &AwsContext, subnet_group: &str, identifier: &str) -> Result<Observed> {
+    let rds = &ctx.rds;
+    let subnet_group = match rds.describe_db_subnet_groups().db_subnet_group_name(subnet_group).send().await.aws("DescribeDBSubnetGroups") {
+        Ok(answer) => match answer.db_subnet_groups().first() {
+            Some(group) => {
+                let arn = group.db_subnet_group_arn().unwrap_or_default().to_owned();
+                let tags = rds.list_tags_for_resource().resource_name(&arn).send().await.aws("ListTagsForResource")?;
+                let mut subnet_ids: Vec<String> =
+                    group.subnets().iter().filter_map(|s| s.subnet_identifier().map(str::to_owned)).collect();
+                subnet_ids.sort();
+                Some(ObservedSubnetGroup { arn, subnet_ids, tags: tag_map(tags.tag_list()) })
+            }
+            None => None,
+        },
+        Err(err) if err.is_not_found() => None,
+        Err(err) => return Err(err),
+    };
+    let instance = match rds.describe_db_instances().db_instance_identifier(identifier).send().await.aws("DescribeDBInstances") {
+        Ok(answer) => answer.db_instances().first().map(|db| ObservedInstance {
+            arn: db.db_instance_arn().unwrap_or_default().to_owned(),
+            status: db.db_instance_status().unwrap_or_default().to_owned(),
+            engine: db.engine().unwrap_or_default().to_owned(),
+            engine_version: db.engine_version().unwrap_or_default().to_owned(),
+            instance_class: db.db_instance_class().unwrap_or_default().to_owned(),
+            storage_type: db.storage_type().unwrap_or_default().to_owned(),
+            allocated_storage_gib: db.allocated_storage().unwrap_or_default(),
+            max_allocated_storage_gib: db.max_allocated_storage(),
+            multi_az: db.multi_az().unwrap_or(false),
+            publicly_accessible: db.publicly_accessible().unwrap_or(false),
+            storage_encrypted: db.storage_encrypted().unwrap_or(false),
+            deletion_protection: db.deletion_protection().unwrap_or(false),
+            subnet_group: db.db_subnet_group().and_then(|g| g.db_subnet_group_name()).unwrap_or_default().to_owned(),
+            security_groups: db.vpc_security_groups().iter().filter_map(|g| g.vpc_security_group_id().map(str::to_owned)).collect(),
+            database_name: db.db_name().unwrap_or_default().to_owned(),
+            master_username: db.master_username().unwrap_or_default().to_owned(),
+            endpoint: db.endpoint().and_then(|e| Some((e.address()?.to_owned(), e.port()?))),
+            master_secret_arn: db.master_user_secret().and_then(|s| s.secret_arn()).map(str::to_owned),
+            tags: tag_map(db.tag_list()),
+        }),
+        Err(err) if err.is_not_found() => None,
+        Err(err) => return Err(err),
+    };
+    Ok(Observed { subnet_group, instance })
+}
+
+fn tag_map(tags: &[aws_sdk_rds::types::Tag]) -> BTreeMap<String, String> {
+    tags.iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned()))).collect()
+}

@@ -1,0 +1,223 @@
+//! The database tier's plans. Pure functions: no I/O.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use three_tier_core::naming::{NAME_TAG, STACK_TAG, Tags};
+use three_tier_core::{Change, Conflict, Plan, Step, Tier};
+
+use crate::desired::Desired;
+use crate::observe::Observed;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum DatabaseStep {
+    CreateDbSubnetGroup { name: String, description: String, subnet_ids: Vec<String>, tags: Tags },
+    ModifyDbSubnetGroup { name: String, description: String, subnet_ids: Vec<String> },
+    CreateDbInstance {
+        identifier: String,
+        engine: String,
+        engine_version: String,
+        instance_class: String,
+        storage_type: String,
+        allocated_storage_gib: u32,
+        database_name: String,
+        master_username: String,
+        port: u16,
+        subnet_group: String,
+        security_group_id: String,
+        deletion_protection: bool,
+        tags: Tags,
+    },
+    ModifyDbInstance { identifier: String, deletion_protection: Option<bool>, security_group_ids: Option<Vec<String>> },
+    AddTags { arn: String, name: String, tags: BTreeMap<String, String> },
+    WaitDbInstanceAvailable { identifier: String },
+    DeleteDbInstance { identifier: String, final_snapshot: bool },
+    WaitDbInstanceDeleted { identifier: String },
+    DeleteDbSubnetGroup { name: String },
+}
+
+impl Step for DatabaseStep {
+    fn change(&self) -> Change {
+        use DatabaseStep::*;
+        match self {
+            CreateDbSubnetGroup { .. } | CreateDbInstance { .. } => Change::Create,
+            ModifyDbSubnetGroup { .. } | ModifyDbInstance { .. } | AddTags { .. } => Change::Update,
+            WaitDbInstanceAvailable { .. } | WaitDbInstanceDeleted { .. } => Change::Wait,
+            DeleteDbInstance { .. } | DeleteDbSubnetGroup { .. } => Change::Delete,
+        }
+    }
+
+    fn describe(&self) -> String {
+        use DatabaseStep::*;
+        match self {
+            CreateDbSubnetGroup { name, subnet_ids, .. } => format!("DB subnet group {name} ({} subnets)", subnet_ids.len()),
+            ModifyDbSubnetGroup { name, subnet_ids, .. } => format!("subnets of {name}: {}", subnet_ids.join(", ")),
+            CreateDbInstance { identifier, engine, engine_version, instance_class, storage_type, allocated_storage_gib, database_name, .. } => format!(
+                "RDS instance {identifier} ({engine} {engine_version}, {instance_class}, {storage_type} {allocated_storage_gib} GiB, \
+                 single AZ, private, encrypted, database {database_name}, password managed by RDS)"
+            ),
+            ModifyDbInstance { identifier, deletion_protection, security_group_ids } => {
+                let mut changes = Vec::new();
+                if let Some(on) = deletion_protection {
+                    changes.push(format!("deletion protection {}", if *on { "on" } else { "off" }));
+                }
+                if let Some(groups) = security_group_ids {
+                    changes.push(format!("security groups {}", groups.join(", ")));
+                }
+                format!("{identifier}: {}", changes.join(", "))
+            }
+            AddTags { name, tags, .. } => format!("tag {name}: {}", tags.keys().cloned().collect::<Vec<_>>().join(", ")),
+            WaitDbInstanceAvailable { identifier } => format!("wait for {identifier} to be available"),
+            DeleteDbInstance { identifier, final_snapshot } => {
+                let snapshot = if *final_snapshot { "after a final snapshot" } else { "without a final snapshot, with its automated backups" };
+                format!("RDS instance {identifier} ({snapshot})")
+            }
+            WaitDbInstanceDeleted { identifier } => format!("wait for {identifier} to be deleted"),
+            DeleteDbSubnetGroup { name } => format!("DB subnet group {name}"),
+        }
+    }
+}
+
+fn is_ours(tags: &BTreeMap<String, String>, stack: &str) -> bool {
+    tags.get(STACK_TAG).map(String::as_str) == Some(stack)
+}
+
+fn retag(steps: &mut Vec<DatabaseStep>, arn: &str, wanted: &Tags, present: &BTreeMap<String, String>) {
+    let tags: BTreeMap<String, String> = wanted.missing_from(present).map(|(k, v)| (k.clone(), v.clone())).collect();
+    if !tags.is_empty() {
+        let name = wanted.pairs.get(NAME_TAG).cloned().unwrap_or_else(|| arn.to_owned());
+        steps.push(DatabaseStep::AddTags { arn: arn.to_owned(), name, tags });
+    }
+}
+
+pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<DatabaseStep> {
+    let mut plan = Plan::new(Tier::Database);
+    let steps = &mut plan.steps;
+    let conflicts = &mut plan.conflicts;
+    let recreate = "restore the config value, or run `cargo xtask teardown database` and deploy it again (the data is lost unless database.final_snapshot is on)";
+
+    let group = &desired.subnet_group;
+    match &observed.subnet_group {
+        None => steps.push(DatabaseStep::CreateDbSubnetGroup {
+            name: group.name.clone(),
+            description: group.description.clone(),
+            subnet_ids: group.subnet_ids.clone(),
+            tags: group.tags.clone(),
+        }),
+        Some(existing) if !is_ours(&existing.tags, stack) => conflicts.push(Conflict {
+            resource: format!("DB subnet group {}", group.name),
+            problem: "exists and is not this stack's (the name is unique per account and region)".into(),
+            fix: "set another database.subnet_group_name, or use another --stack".into(),
+        }),
+        Some(existing) => {
+            let mut wanted = group.subnet_ids.clone();
+            wanted.sort();
+            if existing.subnet_ids != wanted {
+                steps.push(DatabaseStep::ModifyDbSubnetGroup {
+                    name: group.name.clone(),
+                    description: group.description.clone(),
+                    subnet_ids: wanted,
+                });
+            }
+            retag(steps, &existing.arn, &group.tags, &existing.tags);
+        }
+    }
+
+    let spec = &desired.instance;
+    match &observed.instance {
+        None => {
+            steps.push(DatabaseStep::CreateDbInstance {
+                identifier: spec.identifier.clone(),
+                engine: spec.engine.clone(),
+                engine_version: spec.engine_version.clone(),
+                instance_class: spec.instance_class.clone(),
+                storage_type: spec.storage_type.clone(),
+                allocated_storage_gib: spec.allocated_storage_gib,
+                database_name: spec.database_name.clone(),
+                master_username: spec.master_username.clone(),
+                port: spec.port,
+                subnet_group: group.name.clone(),
+                security_group_id: spec.security_group_id.clone(),
+                deletion_protection: spec.deletion_protection,
+                tags: spec.tags.clone(),
+            });
+            steps.push(DatabaseStep::WaitDbInstanceAvailable { identifier: spec.identifier.clone() });
+        }
+        Some(existing) if !is_ours(&existing.tags, stack) => conflicts.push(Conflict {
+            resource: format!("RDS instance {}", spec.identifier),
+            problem: "exists and is not this stack's (the identifier is unique per account and region)".into(),
+            fix: "use another --stack".into(),
+        }),
+        Some(existing) if existing.status == "deleting" => conflicts.push(Conflict {
+            resource: format!("RDS instance {}", spec.identifier),
+            problem: "is being deleted".into(),
+            fix: "wait a few minutes for the deletion to finish (`cargo xtask status` shows it), then deploy again".into(),
+        }),
+        Some(existing) => {
+            let version_matches = existing.engine_version == spec.engine_version
+                || existing.engine_version.starts_with(&format!("{}.", spec.engine_version));
+            let fixed = [
+                (existing.engine != spec.engine, format!("runs {}, not {}", existing.engine, spec.engine)),
+                (!version_matches, format!("runs version {}, not {}", existing.engine_version, spec.engine_version)),
+                (existing.instance_class != spec.instance_class, format!("is a {}, not a {}", existing.instance_class, spec.instance_class)),
+                (existing.storage_type != spec.storage_type, format!("has {} storage, not {}", existing.storage_type, spec.storage_type)),
+                (
+                    existing.allocated_storage_gib != i32::try_from(spec.allocated_storage_gib).unwrap_or(i32::MAX),
+                    format!("has {} GiB, not {}", existing.allocated_storage_gib, spec.allocated_storage_gib),
+                ),
+                (existing.max_allocated_storage_gib.is_some(), "has storage autoscaling on".to_owned()),
+                (existing.multi_az, "is multi-AZ".to_owned()),
+                (existing.publicly_accessible, "is publicly accessible".to_owned()),
+                (!existing.storage_encrypted, "has unencrypted storage".to_owned()),
+                (existing.subnet_group != group.name, format!("is in subnet group {}", existing.subnet_group)),
+                (existing.database_name != spec.database_name, format!("holds database {}, not {}", existing.database_name, spec.database_name)),
+                (existing.master_username != spec.master_username, format!("has master user {}", existing.master_username)),
+                (existing.master_secret_arn.is_none(), "does not have its password managed by RDS".to_owned()),
+            ];
+            for (differs, problem) in fixed {
+                if differs {
+                    conflicts.push(Conflict { resource: format!("RDS instance {}", spec.identifier), problem, fix: recreate.into() });
+                }
+            }
+            let groups_differ = existing.security_groups != [spec.security_group_id.clone()];
+            let protection_differs = existing.deletion_protection != spec.deletion_protection;
+            if groups_differ || protection_differs {
+                steps.push(DatabaseStep::ModifyDbInstance {
+                    identifier: spec.identifier.clone(),
+                    deletion_protection: protection_differs.then_some(spec.deletion_protection),
+                    security_group_ids: groups_differ.then(|| vec![spec.security_group_id.clone()]),
+                });
+            }
+            retag(steps, &existing.arn, &spec.tags, &existing.tags);
+            if existing.status != "available" || groups_differ || protection_differs {
+                steps.push(DatabaseStep::WaitDbInstanceAvailable { identifier: spec.identifier.clone() });
+            }
+        }
+    }
+    plan
+}
+
+/// The instance (with or without a final snapshot, as configured; with its automated
+/// backups), waited for until gone, then its subnet group. What is not the stack's is left
+/// alone; deletion protection is never turned off behind the user's back.
+pub fn teardown_plan(observed: &Observed, stack: &str, identifier: &str, subnet_group: &str, final_snapshot: bool) -> Plan<DatabaseStep> {
+    let mut plan = Plan::new(Tier::Database);
+    if let Some(instance) = observed.instance.as_ref().filter(|i| is_ours(&i.tags, stack)) {
+        if instance.deletion_protection {
+            plan.conflicts.push(Conflict {
+                resource: format!("RDS instance {identifier}"),
+                problem: "has deletion protection on".into(),
+                fix: "set database.deletion_protection = false, run `cargo xtask deploy database`, then tear down".into(),
+            });
+        }
+        if instance.status != "deleting" {
+            plan.steps.push(DatabaseStep::DeleteDbInstance { identifier: identifier.to_owned(), final_snapshot });
+        }
+        plan.steps.push(DatabaseStep::WaitDbInstanceDeleted { identifier: identifier.to_owned() });
+    }
+    if observed.subnet_group.as_ref().is_some_and(|g| is_ours(&g.tags, stack)) {
+        plan.steps.push(DatabaseStep::DeleteDbSubnetGroup { name: subnet_group.to_owned() });
+    }
+    plan
+}

@@ -1,0 +1,57 @@
+//! `cargo xtask outputs` and `cargo xtask status`.
+
+use stack::TierStatus;
+
+use crate::session::Session;
+
+pub fn outputs(session: &Session, json: bool) -> anyhow::Result<()> {
+    let ctx = session.connect();
+    let outputs = session.runtime.block_on(stack::outputs(&ctx, &session.config))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outputs)?);
+        return Ok(());
+    }
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    if let Some(network) = &outputs.network {
+        rows.push(("vpc", network.vpc_id.clone()));
+        rows.push(("nat gateway", network.nat_gateway_id.clone()));
+    }
+    if let Some(alb) = &outputs.alb {
+        rows.push(("url", format!("http://{}/", alb.dns_name)));
+        rows.push(("load balancer", alb.load_balancer_arn.clone()));
+        rows.push(("target group", alb.app_target_group_arn.clone()));
+    }
+    if let Some(compute) = &outputs.compute {
+        rows.push(("instance", format!("{} ({})", compute.instance_id, compute.private_ip)));
+        rows.push(("shell", format!("aws ssm start-session --target {}", compute.instance_id)));
+    }
+    if let Some(database) = &outputs.database {
+        rows.push(("database", format!("{}:{}", database.endpoint_address, database.port)));
+        rows.push(("database secret", database.master_secret_arn.clone()));
+    }
+    if rows.is_empty() {
+        println!("nothing is deployed in {}", session.describe_target());
+    }
+    for (key, value) in rows {
+        println!("{key:<16} {value}");
+    }
+    Ok(())
+}
+
+pub fn status(session: &Session) -> anyhow::Result<()> {
+    let ctx = session.connect();
+    let states = session.runtime.block_on(stack::status(&ctx, &session.config))?;
+    println!("{}", session.describe_target());
+    for (tier, state) in states.iter().filter(|(tier, _)| session.tiers.contains(tier)) {
+        let text = match state {
+            TierStatus::Absent => "not deployed".to_owned(),
+            TierStatus::UpToDate => "deployed, matches the config".to_owned(),
+            TierStatus::Drifted { changes } => {
+                format!("deployed, {changes} change(s) pending: `cargo xtask plan {tier}` shows them, `cargo xtask deploy {tier}` makes them")
+            }
+            TierStatus::Conflicting { conflicts } => format!("deployed, conflicts with the config: {}", conflicts.join("; ")),
+        };
+        println!("  {:<9} {text}", tier.as_str());
+    }
+    Ok(())
+}

@@ -7,6 +7,7 @@ mod emulator;
 mod session;
 mod status;
 mod teardown;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,9 @@ enum Command {
     Outputs(OutputsArgs),
     /// Show, per tier, whether it exists and whether it matches the config.
     Status(StackArgs),
+    /// Check the seed's two goals on the deployed stack: the ALB serves nginx, and the
+    /// nginx container reaches MySQL.
+    Verify(StackArgs),
     /// Run the local AWS emulator (moto).
     Emulator {
         #[command(subcommand)]
@@ -135,6 +139,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Teardown(args) => teardown::teardown(&session::Session::open(&args.stack)?, args.yes, args.cascade),
         Command::Outputs(args) => status::outputs(&session::Session::open(&args.stack)?, args.json),
         Command::Status(args) => status::status(&session::Session::open(&args)?),
+        Command::Verify(args) => verify::verify(&session::Session::open(&args)?),
         Command::Emulator { action } => emulator::run(action),
         Command::Ci => ci::run(&sh),
     }

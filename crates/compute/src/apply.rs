@@ -52,6 +52,22 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
             let result = iam.detach_role_policy().role_name(role).policy_arn(policy_arn).send().await;
             gone_is_done(result.aws("DetachRolePolicy"))?;
         }
+        ComputeStep::PutSecretReadPolicy { role, policy } => {
+            // The DB instance's ARN names the account, which the role's own ARN tells.
+            let answer = iam.get_role().role_name(role).send().await.aws("GetRole")?;
+            let account = answer.role().and_then(|r| r.arn().split(':').nth(4)).unwrap_or_default().to_owned();
+            iam.put_role_policy()
+                .role_name(role)
+                .policy_name(&policy.name)
+                .policy_document(policy.document(&account))
+                .send()
+                .await
+                .aws("PutRolePolicy")?;
+        }
+        ComputeStep::DeleteRolePolicy { role, policy_name } => {
+            let result = iam.delete_role_policy().role_name(role).policy_name(policy_name).send().await;
+            gone_is_done(result.aws("DeleteRolePolicy"))?;
+        }
         ComputeStep::CreateInstanceProfile { name, tags } => {
             iam.create_instance_profile()
                 .instance_profile_name(name)

@@ -9,6 +9,8 @@ use three_tier_core::{Config, SecurityGroupRole, SubnetRole, Tier};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Desired {
     pub role: RoleSpec,
+    /// Lets the instance read the database's master secret, and no other.
+    pub secret_policy: SecretPolicySpec,
     pub instance_profile: InstanceProfileSpec,
     pub instance: InstanceSpec,
     pub registration: RegistrationSpec,
@@ -21,6 +23,44 @@ pub struct RoleSpec {
     pub trust_policy: String,
     pub managed_policies: Vec<String>,
     pub tags: Tags,
+}
+
+/// An inline policy of the role: `secretsmanager:GetSecretValue` on the one secret RDS
+/// made for the stack's DB instance, told by the tag RDS puts on it. The instance's ARN is
+/// known before the database exists, so compute need not wait for the database tier.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecretPolicySpec {
+    pub name: String,
+    pub partition: String,
+    pub region: String,
+    pub db_instance_identifier: String,
+}
+
+impl SecretPolicySpec {
+    /// The policy document, for the account the role lives in.
+    pub fn document(&self, account: &str) -> String {
+        let SecretPolicySpec { partition, region, db_instance_identifier, .. } = self;
+        let db_arn = format!("arn:{partition}:rds:{region}:{account}:db:{db_instance_identifier}");
+        let secrets = format!("arn:{partition}:secretsmanager:{region}:{account}:secret:rds!db-*");
+        serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "ReadTheStacksDatabaseMasterSecret",
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": secrets,
+                "Condition": {"StringEquals": {"secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn": db_arn}}
+            }]
+        })
+        .to_string()
+    }
+
+    /// Whether a policy document (as IAM returns it, URL-encoded) grants this database.
+    pub fn matches(&self, document: &str) -> bool {
+        let decoded = percent_encoding::percent_decode_str(document).decode_utf8_lossy();
+        let wanted = format!(":rds:{}:", self.region);
+        decoded.contains(&wanted) && decoded.contains(&format!(":db:{}\"", self.db_instance_identifier))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -73,6 +113,12 @@ pub fn desired(config: &Config, network: &NetworkOutputs, alb: &AlbOutputs) -> D
             name: role_name.clone(),
             trust_policy: TRUST_POLICY.into(),
             managed_policies: vec![format!("arn:{partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")],
+        },
+        secret_policy: SecretPolicySpec {
+            name: "read-database-secret".into(),
+            partition: partition.into(),
+            region: config.stack.region.clone(),
+            db_instance_identifier: names.unnamed("db"),
         },
         instance_profile: InstanceProfileSpec {
             tags: tags("instance-profile", &profile_name),

@@ -24,6 +24,8 @@ pub struct Observed {
 pub struct ObservedRole {
     pub arn: String,
     pub attached_policies: Vec<String>,
+    /// Inline policies by name, with their (URL-encoded) documents.
+    pub inline_policies: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -75,8 +77,15 @@ pub async fn observe(ctx: &AwsContext, stack: &str, role_name: &str, profile_nam
                 .send()
                 .await
                 .aws("ListAttachedRolePolicies")?;
+            let mut inline_policies = BTreeMap::new();
+            let names = iam.list_role_policies().role_name(role_name).send().await.aws("ListRolePolicies")?;
+            for name in names.policy_names() {
+                let policy = iam.get_role_policy().role_name(role_name).policy_name(name).send().await.aws("GetRolePolicy")?;
+                inline_policies.insert(name.clone(), policy.policy_document().to_owned());
+            }
             Some(ObservedRole {
                 arn: role.map(|r| r.arn().to_owned()).unwrap_or_default(),
+                inline_policies,
                 attached_policies: attached.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_owned)).collect(),
                 tags: role
                     .map(|r| r.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect())

@@ -6,7 +6,7 @@ use serde::Serialize;
 use three_tier_core::naming::{STACK_TAG, Tags};
 use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
 
-use crate::desired::{Desired, ImageSource};
+use crate::desired::{Desired, ImageSource, SecretPolicySpec};
 use crate::observe::Observed;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -16,6 +16,8 @@ pub enum ComputeStep {
     TagRole { name: String, tags: BTreeMap<String, String> },
     AttachRolePolicy { role: String, policy_arn: String },
     DetachRolePolicy { role: String, policy_arn: String },
+    PutSecretReadPolicy { role: String, policy: SecretPolicySpec },
+    DeleteRolePolicy { role: String, policy_name: String },
     CreateInstanceProfile { name: String, tags: Tags },
     TagInstanceProfile { name: String, tags: BTreeMap<String, String> },
     AddRoleToInstanceProfile { profile: String, role: String },
@@ -55,6 +57,8 @@ impl Step for ComputeStep {
             TagRole { .. }
             | AttachRolePolicy { .. }
             | DetachRolePolicy { .. }
+            | PutSecretReadPolicy { .. }
+            | DeleteRolePolicy { .. }
             | TagInstanceProfile { .. }
             | AddRoleToInstanceProfile { .. }
             | RemoveRoleFromInstanceProfile { .. }
@@ -77,6 +81,10 @@ impl Step for ComputeStep {
                 format!("attach {} to {role}", policy_arn.rsplit('/').next().unwrap_or(policy_arn))
             }
             DetachRolePolicy { role, policy_arn } => format!("detach {policy_arn} from {role}"),
+            PutSecretReadPolicy { role, policy } => {
+                format!("let {role} read the master secret of {} ({})", policy.db_instance_identifier, policy.name)
+            }
+            DeleteRolePolicy { role, policy_name } => format!("remove inline policy {policy_name} from {role}"),
             CreateInstanceProfile { name, .. } => format!("instance profile {name}"),
             TagInstanceProfile { name, tags } => format!("tag instance profile {name}: {}", keys(tags)),
             AddRoleToInstanceProfile { profile, role } => format!("put role {role} in {profile}"),
@@ -131,6 +139,7 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
             for policy in &role.managed_policies {
                 steps.push(ComputeStep::AttachRolePolicy { role: role.name.clone(), policy_arn: policy.clone() });
             }
+            steps.push(ComputeStep::PutSecretReadPolicy { role: role.name.clone(), policy: desired.secret_policy.clone() });
         }
         Some(existing) if !is_ours(&existing.tags, stack) => conflicts.push(Conflict {
             resource: format!("IAM role {}", role.name),
@@ -147,6 +156,14 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
             }
             for policy in existing.attached_policies.iter().filter(|p| !role.managed_policies.contains(p)) {
                 steps.push(ComputeStep::DetachRolePolicy { role: role.name.clone(), policy_arn: policy.clone() });
+            }
+            let secret_policy = &desired.secret_policy;
+            let granted = existing.inline_policies.get(&secret_policy.name).is_some_and(|doc| secret_policy.matches(doc));
+            if !granted {
+                steps.push(ComputeStep::PutSecretReadPolicy { role: role.name.clone(), policy: secret_policy.clone() });
+            }
+            for name in existing.inline_policies.keys().filter(|name| **name != secret_policy.name) {
+                steps.push(ComputeStep::DeleteRolePolicy { role: role.name.clone(), policy_name: name.clone() });
             }
         }
     }
@@ -298,6 +315,9 @@ pub fn teardown_plan(observed: &Observed, stack: &str, target_group_arn: Option<
         let name = role.arn.rsplit('/').next().unwrap_or(&role.arn).to_owned();
         for policy in &role.attached_policies {
             steps.push(ComputeStep::DetachRolePolicy { role: name.clone(), policy_arn: policy.clone() });
+        }
+        for policy_name in role.inline_policies.keys() {
+            steps.push(ComputeStep::DeleteRolePolicy { role: name.clone(), policy_name: policy_name.clone() });
         }
         steps.push(ComputeStep::DeleteRole { name });
     }

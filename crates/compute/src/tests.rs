@@ -36,6 +36,10 @@ fn deployed(desired: &Desired) -> Observed {
         role: Some(ObservedRole {
             arn: format!("arn:aws:iam::1:role/{}", desired.role.name),
             attached_policies: desired.role.managed_policies.clone(),
+            inline_policies: BTreeMap::from([(
+                desired.secret_policy.name.clone(),
+                desired.secret_policy.document("123456789012").replace('"', "%22").replace(':', "%3A"),
+            )]),
             tags: desired.role.tags.pairs.clone(),
         }),
         instance_profile: Some(ObservedInstanceProfile {
@@ -188,4 +192,20 @@ fn user_data_holds_no_secret() {
     for word in ["password", "secret", "aws_secret_access_key"] {
         assert!(!script.contains(word), "{word}");
     }
+}
+
+#[test]
+fn the_secret_policy_grants_the_stacks_database_secret_only() {
+    let policy = default_desired().secret_policy;
+    let document: serde_json::Value = serde_json::from_str(&policy.document("123456789012")).unwrap();
+    let statement = &document["Statement"][0];
+    assert_eq!(statement["Action"], "secretsmanager:GetSecretValue");
+    assert_eq!(statement["Resource"], "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:rds!db-*");
+    assert_eq!(
+        statement["Condition"]["StringEquals"]["secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn"],
+        "arn:aws:rds:ap-northeast-1:123456789012:db:three-tier-db"
+    );
+    assert!(policy.matches(&policy.document("1")));
+    let other = crate::desired::SecretPolicySpec { db_instance_identifier: "other-db".into(), ..policy.clone() };
+    assert!(!other.matches(&policy.document("1")));
 }

@@ -15,12 +15,14 @@
 //! tags, and stops with the command that deploys them when they are missing.
 
 mod status;
+mod verify;
 
 use serde::Serialize;
 use three_tier_core::outputs::{AlbOutputs, ComputeOutputs, DatabaseOutputs, NetworkOutputs};
 use three_tier_core::{AwsContext, Config, Created, Error, Plan, Result, Step, Tier};
 
 pub use status::{TierStatus, status};
+pub use verify::{Check, NGINX_WELCOME, Outcome, VerifyLimits, database_check_script, verify};
 
 /// Every tier, in deploy order.
 pub const TIERS: &[Tier] = &[Tier::Network, Tier::Alb, Tier::Compute, Tier::Database];

@@ -43,6 +43,10 @@ pub enum Error {
     #[error("the {tier} tier of stack {stack} still carries the {} tier(s)\n  fix: tear them down with it (`cargo xtask teardown {tier} {}`), or add --cascade", join(dependents), join(dependents))]
     Dependents { tier: Tier, dependents: Vec<Tier>, stack: String },
 
+    /// A command needs a tier that is not deployed.
+    #[error("the {tier} tier is not deployed in stack {stack}\n  fix: run `cargo xtask deploy` first")]
+    NotDeployed { tier: Tier, stack: String },
+
     /// A tier was asked for before the tiers it builds on.
     #[error("the {tier} tier needs the {needs} tier, which is not deployed in stack {stack}\n  fix: run `cargo xtask deploy {needs}` first (or `cargo xtask deploy` for the whole stack)")]
     MissingDependency { tier: Tier, needs: Tier, stack: String },

@@ -1,0 +1,235 @@
+//! `cargo xtask verify`: the seed's two success criteria, checked on a deployed stack.
+//!
+//! 1. The ALB answers HTTP GET with the nginx default page.
+//! 2. From inside the nginx container, a MySQL client reaches RDS and `SHOW DATABASES`
+//!    lists the initial database; run through SSM Run Command, as the seed does by hand.
+//!
+//! On the emulator no traffic flows and no command runs: verify then checks what the
+//! control plane shows (target health, the command's status) and says which checks need
+//! real AWS.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use three_tier_core::outputs::{AlbOutputs, ComputeOutputs, DatabaseOutputs};
+use three_tier_core::{AwsContext, AwsResultExt, Config, Error, Result, Tier};
+
+use crate::StackOutputs;
+
+/// The page nginx serves by default.
+pub const NGINX_WELCOME: &str = "Welcome to nginx!";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub outcome: Outcome,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Passed,
+    Failed,
+    /// Only real AWS can show this.
+    NeedsRealAws,
+}
+
+/// How long verify keeps trying while targets become healthy and the container starts.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyLimits {
+    pub http: Duration,
+    pub command: Duration,
+}
+
+impl Default for VerifyLimits {
+    fn default() -> Self {
+        VerifyLimits { http: Duration::from_secs(10 * 60), command: Duration::from_secs(10 * 60) }
+    }
+}
+
+/// Runs both checks. `traffic_flows` is false on the emulator.
+pub async fn verify(ctx: &AwsContext, config: &Config, traffic_flows: bool, limits: VerifyLimits) -> Result<Vec<Check>> {
+    let outputs = crate::outputs(ctx, config).await?;
+    let StackOutputs { alb: Some(alb), compute: Some(compute), database: Some(database), .. } = &outputs else {
+        let tier = if outputs.alb.is_none() {
+            Tier::Alb
+        } else if outputs.compute.is_none() {
+            Tier::Compute
+        } else {
+            Tier::Database
+        };
+        return Err(Error::NotDeployed { tier, stack: config.stack.name.clone() });
+    };
+    let mut checks = vec![target_health(ctx, alb, compute).await?];
+    if traffic_flows {
+        checks.push(http_check(ctx, alb, limits.http).await);
+    } else {
+        checks.push(Check {
+            name: "the ALB serves the nginx page".into(),
+            outcome: Outcome::NeedsRealAws,
+            detail: format!("no traffic flows on the emulator: on AWS, GET http://{}/ must answer 200 with \"{NGINX_WELCOME}\"", alb.dns_name),
+        });
+    }
+    checks.push(database_check(ctx, config, compute, database, traffic_flows, limits.command).await?);
+    Ok(checks)
+}
+
+async fn target_health(ctx: &AwsContext, alb: &AlbOutputs, compute: &ComputeOutputs) -> Result<Check> {
+    let answer = ctx
+        .elbv2
+        .describe_target_health()
+        .target_group_arn(&alb.app_target_group_arn)
+        .send()
+        .await
+        .aws("DescribeTargetHealth")?;
+    let state = answer
+        .target_health_descriptions()
+        .iter()
+        .find(|d| d.target().and_then(|t| t.id()) == Some(compute.instance_id.as_str()))
+        .and_then(|d| d.target_health())
+        .and_then(|h| h.state())
+        .map(|s| s.as_str().to_owned());
+    let (outcome, detail) = match state.as_deref() {
+        Some("healthy") => (Outcome::Passed, format!("{} is healthy in the app target group", compute.instance_id)),
+        Some(other) => (Outcome::Failed, format!("{} is {other} in the app target group (healthy once nginx answers on the app port)", compute.instance_id)),
+        None => (Outcome::Failed, format!("{} is not registered in the app target group: run `cargo xtask deploy compute`", compute.instance_id)),
+    };
+    Ok(Check { name: "the instance is a healthy target".into(), outcome, detail })
+}
+
+async fn http_check(ctx: &AwsContext, alb: &AlbOutputs, limit: Duration) -> Check {
+    let name = "the ALB serves the nginx page".to_owned();
+    let host = alb.dns_name.clone();
+    let started = Instant::now();
+    let waiting = ctx.progress.waiting(format!("GET http://{host}/ answering with the nginx page"), limit);
+    let mut last = String::new();
+    while started.elapsed() < limit {
+        let host = host.clone();
+        let answer = tokio::task::spawn_blocking(move || http_get(&host)).await;
+        match answer {
+            Ok(Ok((200, body))) if body.contains(NGINX_WELCOME) => {
+                waiting.done("200, nginx page");
+                return Check { name, outcome: Outcome::Passed, detail: format!("GET http://{}/ → 200 \"{NGINX_WELCOME}\"", alb.dns_name) };
+            }
+            Ok(Ok((status, _))) => last = format!("answered {status}"),
+            Ok(Err(err)) => last = err.to_string(),
+            Err(err) => last = err.to_string(),
+        }
+        tokio::time::sleep(ctx.waits.poll_interval.max(Duration::from_secs(1))).await;
+    }
+    waiting.done("gave up");
+    Check {
+        name,
+        outcome: Outcome::Failed,
+        detail: format!(
+            "GET http://{}/ did not return the nginx page within {}s (last: {last}); the target's health and the instance's \
+             /var/log/cloud-init-output.log (through `aws ssm start-session`) say why",
+            alb.dns_name,
+            limit.as_secs()
+        ),
+    }
+}
+
+/// A plain HTTP/1.1 GET of `/`: the status code and the body.
+fn http_get(host: &str) -> std::io::Result<(u16, String)> {
+    let address = (host, 80).to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))?;
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(10))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: three-tier-verify\r\n\r\n")?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let response = String::from_utf8_lossy(&response);
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((status, response.into_owned()))
+}
+
+/// The script SSM runs on the instance. It holds no secret: the instance reads the
+/// password from the RDS-managed secret with its own role, and hands it to the client in
+/// the environment, never on a command line.
+pub fn database_check_script(config: &Config, database: &DatabaseOutputs) -> String {
+    let region = &config.stack.region;
+    let user = &config.database.master_username;
+    let DatabaseOutputs { endpoint_address, port, master_secret_arn, .. } = database;
+    let compose = format!("{}/docker-compose.yml", compute::user_data::APP_DIR);
+    format!(
+        r#"set -euo pipefail
+MYSQL_PWD="$(aws secretsmanager get-secret-value --region '{region}' --secret-id '{master_secret_arn}' --query SecretString --output text | python3 -c 'import json, sys; print(json.load(sys.stdin)["password"])')"
+export MYSQL_PWD
+curl --fail --silent --show-error --retry 5 --output /tmp/rds-global-bundle.pem https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
+container="$(docker compose -f '{compose}' ps -q nginx)"
+docker cp /tmp/rds-global-bundle.pem "$container:/tmp/rds-global-bundle.pem"
+docker exec "$container" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-mysql-client > /dev/null'
+docker exec -e MYSQL_PWD "$container" mysql --ssl-ca=/tmp/rds-global-bundle.pem --ssl-verify-server-cert -h '{endpoint_address}' -P {port} -u '{user}' -e 'SHOW DATABASES'
+"#
+    )
+}
+
+async fn database_check(
+    ctx: &AwsContext,
+    config: &Config,
+    compute: &ComputeOutputs,
+    database: &DatabaseOutputs,
+    traffic_flows: bool,
+    limit: Duration,
+) -> Result<Check> {
+    let name = format!("the nginx container lists the `{}` database", config.database.database_name);
+    let answer = ctx
+        .ssm
+        .send_command()
+        .document_name("AWS-RunShellScript")
+        .instance_ids(&compute.instance_id)
+        .comment("three-tier verify: SHOW DATABASES from the nginx container")
+        .parameters("commands", vec![database_check_script(config, database)])
+        .send()
+        .await
+        .aws("SendCommand")?;
+    let command_id = answer.command().and_then(|c| c.command_id()).unwrap_or_default().to_owned();
+    let started = Instant::now();
+    let waiting = ctx.progress.waiting(format!("SSM command {command_id} on {}", compute.instance_id), limit);
+    loop {
+        let invocation = ctx
+            .ssm
+            .get_command_invocation()
+            .command_id(&command_id)
+            .instance_id(&compute.instance_id)
+            .send()
+            .await
+            .aws("GetCommandInvocation");
+        let invocation = match invocation {
+            // Just after SendCommand the invocation may not exist yet.
+            Err(err) if err.code() == Some("InvocationDoesNotExist") => None,
+            other => Some(other?),
+        };
+        if let Some(invocation) = invocation {
+            let status = invocation.status().map(|s| s.as_str().to_owned()).unwrap_or_default();
+            let output = invocation.standard_output_content().unwrap_or_default();
+            let errors = invocation.standard_error_content().unwrap_or_default();
+            let finished = !matches!(status.as_str(), "Pending" | "InProgress" | "Delayed");
+            if finished {
+                waiting.done(&status);
+                let listed = output.lines().any(|line| line.trim() == config.database.database_name);
+                let (outcome, detail) = match (status.as_str(), listed, traffic_flows) {
+                    ("Success", true, _) => (Outcome::Passed, format!("SHOW DATABASES lists {}", config.database.database_name)),
+                    ("Success", false, false) => (
+                        Outcome::NeedsRealAws,
+                        format!("the emulator accepted command {command_id} ({status}) but runs nothing: the SHOW DATABASES output needs real AWS"),
+                    ),
+                    _ => (Outcome::Failed, format!("command {command_id} ended {status}; output: {output} {errors}")),
+                };
+                return Ok(Check { name, outcome, detail });
+            }
+        }
+        if started.elapsed() > limit {
+            waiting.done("gave up");
+            return Ok(Check {
+                name,
+                outcome: Outcome::Failed,
+                detail: format!("command {command_id} did not finish within {}s; is the SSM agent online? (`aws ssm describe-instance-information`)", limit.as_secs()),
+            });
+        }
+        tokio::time::sleep(ctx.waits.poll_interval.max(Duration::from_secs(1))).await;
+    }
+}

@@ -3,5 +3,7 @@
 //! emulator, and teardown is shown to touch only its own stack.
 
 mod app;
+mod aws_e2e;
 mod network;
+mod stack;
 mod support;

@@ -10,7 +10,7 @@ use three_tier_core::progress::Progress;
 use three_tier_core::wait::WaitSettings;
 use three_tier_core::{AwsContext, Config, Target};
 
-pub use faults::FailFirst;
+pub use faults::{FailFirst, HoldNatPending};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 
 /// The emulator, started once per test process (and shared with other processes).
@@ -129,8 +129,10 @@ mod faults {
 
     use aws_smithy_runtime_api::box_error::BoxError;
     use aws_smithy_runtime_api::client::interceptors::Intercept;
+    use aws_sdk_ec2::operation::describe_nat_gateways::DescribeNatGatewaysOutput;
+    use aws_sdk_ec2::types::{NatGateway, NatGatewayState};
     use aws_smithy_runtime_api::client::interceptors::context::{
-        BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut,
+        BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut, FinalizerInterceptorContextMut,
     };
     use aws_smithy_runtime_api::client::orchestrator::Metadata;
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -186,6 +188,49 @@ mod faults {
                  </Error><RequestId>injected</RequestId></ErrorResponse>"
                     .into(),
             )
+        }
+    }
+
+    /// Reports the NAT gateway as `pending` in the first `times` DescribeNatGateways
+    /// answers that show it `available`: AWS takes 1.5-2 minutes, the emulator no time.
+    #[derive(Debug)]
+    pub struct HoldNatPending {
+        remaining: AtomicU32,
+    }
+
+    impl HoldNatPending {
+        pub fn new(times: u32) -> HoldNatPending {
+            HoldNatPending { remaining: AtomicU32::new(times) }
+        }
+    }
+
+    impl Intercept for HoldNatPending {
+        fn name(&self) -> &'static str {
+            "hold NAT gateway pending"
+        }
+
+        fn modify_before_completion(
+            &self,
+            context: &mut FinalizerInterceptorContextMut<'_>,
+            _runtime_components: &RuntimeComponents,
+            cfg: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            if !cfg.load::<Metadata>().is_some_and(|m| m.name() == "DescribeNatGateways") {
+                return Ok(());
+            }
+            let Some(Ok(output)) = context.output_or_error_mut() else { return Ok(()) };
+            let Some(output) = output.downcast_mut::<DescribeNatGatewaysOutput>() else { return Ok(()) };
+            let gateways = output.nat_gateways.iter_mut().flatten();
+            let available: Vec<&mut NatGateway> =
+                gateways.filter(|n| n.state == Some(NatGatewayState::Available)).collect();
+            if !available.is_empty()
+                && self.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+            {
+                for gateway in available {
+                    gateway.state = Some(NatGatewayState::Pending);
+                }
+            }
+            Ok(())
         }
     }
 

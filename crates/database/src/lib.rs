@@ -64,3 +64,6 @@ pub fn outputs(observed: &Observed) -> Option<DatabaseOutputs> {
         master_secret_arn: instance.master_secret_arn.clone()?,
     })
 }
+
+#[cfg(test)]
+mod tests;

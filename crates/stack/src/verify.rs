@@ -233,3 +233,38 @@ async fn database_check(
         tokio::time::sleep(ctx.waits.poll_interval.max(Duration::from_secs(1))).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database() -> DatabaseOutputs {
+        DatabaseOutputs {
+            endpoint_address: "three-tier-db.abcdefghij.ap-northeast-1.rds.amazonaws.com".into(),
+            port: 3306,
+            instance_arn: "arn:aws:rds:ap-northeast-1:123456789012:db:three-tier-db".into(),
+            master_secret_arn: "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:rds!db-1234-AbCdEf".into(),
+        }
+    }
+
+    #[test]
+    fn the_database_check_mirrors_the_seed_without_a_secret_on_any_command_line() {
+        let script = database_check_script(&Config::default_config(), &database());
+        insta::assert_snapshot!("database_check_script", script);
+        assert!(script.contains("apt-get install -y -qq default-mysql-client"), "the seed's client, in the container");
+        assert!(script.contains("--ssl-ca=/tmp/rds-global-bundle.pem --ssl-verify-server-cert"), "TLS, verified");
+        assert!(script.contains("docker exec -e MYSQL_PWD \"$container\" mysql"), "the password in the environment");
+        assert!(!script.contains("-p'") && !script.contains("--password"), "no password on a command line");
+    }
+
+    #[test]
+    fn the_database_check_passes_shellcheck() {
+        let script = format!("#!/bin/bash\n{}", database_check_script(&Config::default_config(), &database()));
+        let path = std::env::temp_dir().join(format!("three-tier-verify-{}.sh", std::process::id()));
+        std::fs::write(&path, script).unwrap();
+        let output = std::process::Command::new("shellcheck").arg(&path).output().unwrap_or_else(|err| {
+            panic!("shellcheck is needed ({err}): `cargo xtask ci` installs it, or `apt-get install shellcheck`")
+        });
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    }
+}

@@ -1,0 +1,148 @@
+//! The pure half of the tier: plans from hand-built observed states.
+
+use three_tier_core::outputs::NetworkOutputs;
+use three_tier_core::{Config, Step};
+
+use crate::desired::{Desired, desired};
+use crate::observe::{Observed, ObservedInstance, ObservedSubnetGroup};
+use crate::plan::{DatabaseStep, plan, teardown_plan};
+
+const STACK: &str = "three-tier";
+
+fn network() -> NetworkOutputs {
+    let mut network = NetworkOutputs::placeholder();
+    for (role, id) in network.subnet_ids.iter_mut() {
+        *id = format!("subnet-{role}");
+    }
+    for (role, id) in network.security_group_ids.iter_mut() {
+        *id = format!("sg-{role}");
+    }
+    network
+}
+
+fn default_desired() -> Desired {
+    desired(&Config::default_config(), &network())
+}
+
+fn deployed(desired: &Desired) -> Observed {
+    let spec = &desired.instance;
+    let mut subnet_ids = desired.subnet_group.subnet_ids.clone();
+    subnet_ids.sort();
+    Observed {
+        subnet_group: Some(ObservedSubnetGroup {
+            arn: format!("arn:aws:rds:ap-northeast-1:1:subgrp:{}", desired.subnet_group.name),
+            subnet_ids,
+            tags: desired.subnet_group.tags.pairs.clone(),
+        }),
+        instance: Some(ObservedInstance {
+            arn: format!("arn:aws:rds:ap-northeast-1:1:db:{}", spec.identifier),
+            status: "available".into(),
+            engine: "mysql".into(),
+            engine_version: "8.4.7".into(),
+            instance_class: spec.instance_class.clone(),
+            storage_type: "gp2".into(),
+            allocated_storage_gib: 20,
+            max_allocated_storage_gib: None,
+            multi_az: false,
+            publicly_accessible: false,
+            storage_encrypted: true,
+            deletion_protection: false,
+            subnet_group: desired.subnet_group.name.clone(),
+            security_groups: vec![spec.security_group_id.clone()],
+            database_name: "sample".into(),
+            master_username: "admin".into(),
+            endpoint: Some(("three-tier-db.x.ap-northeast-1.rds.amazonaws.com".into(), 3306)),
+            master_secret_arn: Some("arn:aws:secretsmanager:ap-northeast-1:1:secret:rds!db-1".into()),
+            tags: spec.tags.pairs.clone(),
+        }),
+    }
+}
+
+#[test]
+fn fresh_plan_builds_the_spec() {
+    let plan = plan(&default_desired(), &Observed::default(), STACK);
+    assert!(plan.conflicts.is_empty());
+    insta::assert_yaml_snapshot!("database_fresh_plan", plan);
+    insta::assert_snapshot!("database_fresh_plan_text", plan.render());
+}
+
+#[test]
+fn the_plan_never_holds_a_password() {
+    let plan = plan(&default_desired(), &Observed::default(), STACK);
+    let yaml = format!("{plan:?}").to_lowercase();
+    assert!(!yaml.contains("password\":") && !yaml.contains("master_user_password"), "{yaml}");
+}
+
+#[test]
+fn a_complete_deploy_plans_nothing_and_a_minor_version_is_the_configured_major() {
+    let desired = default_desired();
+    let plan = plan(&desired, &deployed(&desired), STACK);
+    assert_eq!(plan.steps, vec![], "{}", plan.render());
+    assert!(plan.conflicts.is_empty());
+}
+
+#[test]
+fn a_creating_instance_is_waited_for() {
+    let desired = default_desired();
+    let mut observed = deployed(&desired);
+    observed.instance.as_mut().unwrap().status = "creating".into();
+    let plan = plan(&desired, &observed, STACK);
+    assert_eq!(plan.steps, vec![DatabaseStep::WaitDbInstanceAvailable { identifier: "three-tier-db".into() }]);
+}
+
+#[test]
+fn drift_and_conflicts() {
+    let desired = default_desired();
+    let mut observed = deployed(&desired);
+    let instance = observed.instance.as_mut().unwrap();
+    instance.deletion_protection = true;
+    instance.security_groups = vec!["sg-default".into()];
+    instance.publicly_accessible = true;
+    instance.engine_version = "8.0.39".into();
+    let plan = plan(&desired, &observed, STACK);
+    insta::assert_snapshot!("database_drift_plan_text", plan.render());
+    assert!(plan.conflicts.iter().any(|c| c.problem == "is publicly accessible"));
+    assert!(plan.conflicts.iter().any(|c| c.problem.contains("8.0.39")));
+    assert!(plan.steps.contains(&DatabaseStep::ModifyDbInstance {
+        identifier: "three-tier-db".into(),
+        deletion_protection: Some(false),
+        security_group_ids: Some(vec!["sg-db".into()]),
+    }));
+}
+
+#[test]
+fn another_stacks_instance_is_a_conflict_and_left_alone_by_teardown() {
+    let desired = default_desired();
+    let mut observed = deployed(&desired);
+    observed.instance.as_mut().unwrap().tags.clear();
+    let plan = plan(&desired, &observed, STACK);
+    assert!(plan.conflicts.iter().any(|c| c.problem.starts_with("exists and is not this stack's")));
+    let teardown = teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", false);
+    assert!(!teardown.steps.iter().any(|s| matches!(s, DatabaseStep::DeleteDbInstance { .. })));
+}
+
+#[test]
+fn teardown_deletes_the_instance_then_its_subnet_group() {
+    let observed = deployed(&default_desired());
+    let plan = teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", false);
+    insta::assert_snapshot!("database_teardown_plan_text", plan.render());
+    assert_eq!(
+        plan.steps,
+        vec![
+            DatabaseStep::DeleteDbInstance { identifier: "three-tier-db".into(), final_snapshot: false },
+            DatabaseStep::WaitDbInstanceDeleted { identifier: "three-tier-db".into() },
+            DatabaseStep::DeleteDbSubnetGroup { name: "db-subnet-group".into() },
+        ]
+    );
+    let with_snapshot = teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", true);
+    assert!(with_snapshot.steps[0].describe().contains("after a final snapshot"));
+}
+
+#[test]
+fn teardown_refuses_a_protected_instance() {
+    let mut observed = deployed(&default_desired());
+    observed.instance.as_mut().unwrap().deletion_protection = true;
+    let plan = teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", false);
+    let err = plan.check_conflicts().unwrap_err().to_string();
+    assert!(err.contains("deletion protection") && err.contains("database.deletion_protection = false"), "{err}");
+}

@@ -1,0 +1,174 @@
+//! The database tier and the whole stack on the emulator: SPEC.md's database lines, the
+//! orchestration's order, verify, and a teardown that leaves nothing.
+
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+use three_tier_core::{Error, Tier};
+
+use crate::support::{HoldNatPending, clean, config_in, context, context_with, redact};
+
+#[tokio::test]
+async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_to_nothing() {
+    let config = config_in("it-stack", "sa-east-1");
+    let ctx = context(&config).await;
+    clean(&ctx, &config).await;
+
+    let outputs = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    let network = outputs.network.clone().unwrap();
+    let database = outputs.database.clone().unwrap();
+    assert!(outputs.alb.is_some() && outputs.compute.is_some());
+
+    // The DB subnet group spans both DB subnets.
+    let groups = ctx.rds.describe_db_subnet_groups().db_subnet_group_name("it-stack-db-subnet-group").send().await.unwrap();
+    let mut subnets: Vec<&str> = groups.db_subnet_groups()[0].subnets().iter().filter_map(|s| s.subnet_identifier()).collect();
+    subnets.sort();
+    let mut db_subnets = vec![network.subnet(three_tier_core::SubnetRole::DbA), network.subnet(three_tier_core::SubnetRole::DbB)];
+    db_subnets.sort();
+    assert_eq!(subnets, db_subnets);
+
+    // The instance, line by line.
+    let instances = ctx.rds.describe_db_instances().db_instance_identifier("it-stack-db").send().await.unwrap();
+    let db = &instances.db_instances()[0];
+    assert_eq!(db.engine(), Some("mysql"));
+    assert!(db.engine_version().is_some_and(|v| v == "8.4" || v.starts_with("8.4.")), "{:?}", db.engine_version());
+    assert_eq!(db.db_instance_class(), Some("db.t3.micro"));
+    assert_eq!(db.storage_type(), Some("gp2"));
+    assert_eq!(db.allocated_storage(), Some(20));
+    assert_eq!(db.max_allocated_storage(), None, "storage autoscaling off");
+    assert_eq!(db.multi_az(), Some(false));
+    assert_eq!(db.publicly_accessible(), Some(false));
+    assert_eq!(db.storage_encrypted(), Some(true));
+    assert_eq!(db.deletion_protection(), Some(false));
+    let groups: Vec<&str> = db.vpc_security_groups().iter().filter_map(|g| g.vpc_security_group_id()).collect();
+    assert_eq!(groups, [network.security_group(three_tier_core::SecurityGroupRole::Db)]);
+    assert_eq!(db.db_subnet_group().and_then(|g| g.db_subnet_group_name()), Some("it-stack-db-subnet-group"));
+    assert_eq!(db.db_name(), Some("sample"));
+    assert_eq!(db.master_username(), Some("admin"));
+    assert_eq!(db.master_user_secret().and_then(|s| s.secret_arn()), Some(database.master_secret_arn.as_str()));
+    assert_eq!(db.endpoint().and_then(|e| e.address()), Some(database.endpoint_address.as_str()));
+    assert_eq!(database.port, 3306);
+
+    // RDS made the password: none was sent, and none is in any request the tool made.
+    let calls = ctx.calls.calls();
+    let create = calls.iter().find(|c| c.operation == "CreateDBInstance").unwrap();
+    assert_eq!(create.params.get("ManageMasterUserPassword").map(String::as_str), Some("true"));
+    assert!(!create.params.contains_key("MasterUserPassword"));
+    assert!(calls.iter().all(|c| !c.params.keys().any(|k| k.contains("Password") && k != "ManageMasterUserPassword")));
+
+    // The instance role may read that secret, told by the DB instance's ARN.
+    let policy = ctx.iam.get_role_policy().role_name("it-stack-app-role").policy_name("read-database-secret").send().await.unwrap();
+    let document = percent_decode(policy.policy_document());
+    assert!(document.contains(&format!("\"{}\"", database.instance_arn)), "{document}");
+
+    // Verify: what the control plane can show passes; the rest needs real AWS, and says so.
+    let checks = stack::verify(&ctx, &config, false, stack::VerifyLimits::default()).await.unwrap();
+    let outcomes: Vec<stack::Outcome> = checks.iter().map(|c| c.outcome).collect();
+    assert_eq!(outcomes, [stack::Outcome::Passed, stack::Outcome::NeedsRealAws, stack::Outcome::NeedsRealAws], "{checks:?}");
+    let sent = ctx.calls.calls().into_iter().find(|c| c.operation == "SendCommand").unwrap();
+    let script = sent.params.get("Parameters.commands.1").unwrap();
+    assert!(script.contains(&database.endpoint_address) && script.contains("SHOW DATABASES"), "{script}");
+    assert!(script.contains("docker exec -e MYSQL_PWD"), "the password travels in the environment");
+
+    // Every tier stands and matches the config; deploy again changes nothing.
+    let states = stack::status(&ctx, &config).await.unwrap();
+    assert!(states.iter().all(|(_, s)| *s == stack::TierStatus::UpToDate), "{states:?}");
+    let mark = ctx.calls.mark();
+    let again = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    assert_eq!(again, outputs);
+    let mutating: Vec<String> = ctx.calls.since(mark).iter().filter(|c| c.is_mutating()).map(|c| c.operation.clone()).collect();
+    assert_eq!(mutating, Vec::<String>::new());
+
+    // Teardown: RDS without a final snapshot and with its automated backups, and nothing left.
+    let plan = stack::plan_teardown(&ctx, &config, stack::TIERS, false).await.unwrap();
+    stack::teardown(&ctx, &plan).await.unwrap();
+    let calls = ctx.calls.calls();
+    let delete = calls.iter().find(|c| c.operation == "DeleteDBInstance").unwrap();
+    assert_eq!(delete.params.get("SkipFinalSnapshot").map(String::as_str), Some("true"));
+    assert_eq!(delete.params.get("DeleteAutomatedBackups").map(String::as_str), Some("true"));
+    let states = stack::status(&ctx, &config).await.unwrap();
+    assert!(states.iter().all(|(_, s)| *s == stack::TierStatus::Absent), "{states:?}");
+    assert!(ctx.rds.describe_db_instances().db_instance_identifier("it-stack-db").send().await.is_err());
+    assert!(ctx.rds.describe_db_subnet_groups().db_subnet_group_name("it-stack-db-subnet-group").send().await.is_err());
+    let vpcs = ctx
+        .ec2
+        .describe_vpcs()
+        .filters(aws_sdk_ec2::types::Filter::builder().name("tag:three-tier:stack").values("it-stack").build())
+        .send()
+        .await
+        .unwrap();
+    assert!(vpcs.vpcs().is_empty());
+}
+
+#[tokio::test]
+async fn the_database_starts_while_the_nat_gateway_is_still_pending() {
+    let config = config_in("it-order", "eu-west-2");
+    clean(&context(&config).await, &config).await;
+    // Twice `pending`: after the network's first part, and at the waiter's first poll.
+    let ctx = context_with(&config, vec![SharedInterceptor::new(HoldNatPending::new(2))]).await;
+
+    let mark = ctx.calls.mark();
+    stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    let calls = ctx.calls.since(mark);
+    let first = |what: &dyn Fn(&three_tier_core::calls::Call) -> bool| calls.iter().position(|c| what(c)).unwrap();
+    let create_database = first(&|c| c.operation == "CreateDBInstance");
+    let create_balancer = first(&|c| c.operation == "CreateLoadBalancer");
+    let nat_route = first(&|c| c.operation == "CreateRoute" && c.params.contains_key("NatGatewayId"));
+    let run_instance = first(&|c| c.operation == "RunInstances");
+    let order: Vec<&str> = calls.iter().map(|c| c.operation.as_str()).collect();
+    assert!(create_database < nat_route, "the database does not wait for the NAT gateway: {order:?}");
+    assert!(create_balancer < nat_route, "nor does the ALB");
+    assert!(nat_route < run_instance, "the instance needs the NAT gateway for its user data");
+
+    clean(&ctx, &config).await;
+}
+
+#[tokio::test]
+async fn teardown_refuses_to_strand_the_tiers_built_on_a_tier() {
+    let config = config_in("it-refuse", "eu-north-1");
+    let ctx = context(&config).await;
+    clean(&ctx, &config).await;
+    stack::deploy(&ctx, &config, &[Tier::Network, Tier::Database]).await.unwrap();
+
+    let mark = ctx.calls.mark();
+    let err = stack::plan_teardown(&ctx, &config, &[Tier::Network], false).await.unwrap_err();
+    assert!(matches!(&err, Error::Dependents { tier: Tier::Network, dependents, .. } if *dependents == [Tier::Database]), "{err}");
+    assert!(err.to_string().contains("--cascade"), "{err}");
+    assert!(ctx.calls.since(mark).iter().all(|c| !c.is_mutating()));
+
+    let plan = stack::plan_teardown(&ctx, &config, &[Tier::Network], true).await.unwrap();
+    assert!(plan.database.is_some(), "--cascade takes the database along");
+    stack::teardown(&ctx, &plan).await.unwrap();
+    let states = stack::status(&ctx, &config).await.unwrap();
+    assert!(states.iter().all(|(_, s)| *s == stack::TierStatus::Absent), "{states:?}");
+}
+
+#[tokio::test]
+async fn the_wire_requests_of_a_database_deploy() {
+    let config = config_in("it-db-wire", "ap-south-1");
+    let ctx = context(&config).await;
+    clean(&ctx, &config).await;
+    let network = network::deploy(&ctx, &config).await.unwrap();
+    let mark = ctx.calls.mark();
+    database::deploy(&ctx, &config, &network).await.unwrap();
+    insta::assert_yaml_snapshot!("database_deploy_requests", redact(&ctx.calls.since(mark)));
+    clean(&ctx, &config).await;
+}
+
+fn percent_decode(text: &str) -> String {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

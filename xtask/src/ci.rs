@@ -14,7 +14,7 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     if !already_running {
         emulator.stop()?;
     }
-    result.context("tests failed")
+    result.context("tests failed: the output above names them; after an intended snapshot change, run `cargo test` and `cargo insta review`")
 }
 
 /// The user-data test checks the rendered script with shellcheck (a Debian package).

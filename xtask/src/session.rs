@@ -71,9 +71,17 @@ pub fn load_config(path: &Path, stack: Option<&str>, region: Option<String>) -> 
     if let Some(stack) = stack {
         config.stack.name = stack.to_owned();
     }
-    if let Some(region) = region.filter(|r| !r.is_empty()) {
-        config.stack.region = region;
+    let overridden = region.filter(|r| !r.is_empty() && *r != config.stack.region);
+    if let Some(region) = &overridden {
+        config.stack.region = region.clone();
     }
-    config.validate(path)?;
+    config.validate(path).map_err(|mut err| {
+        if let Some(region) = &overridden {
+            err.fix.push_str(&format!(
+                " (the region is {region} because AWS_REGION is set; unset it to use stack.region)"
+            ));
+        }
+        err
+    })?;
     Ok(config)
 }

@@ -21,7 +21,9 @@ pub fn verify(session: &Session) -> anyhow::Result<()> {
     }
     let failed = checks.iter().filter(|c| c.outcome == Outcome::Failed).count();
     if failed > 0 {
-        anyhow::bail!("{failed} check(s) failed");
+        anyhow::bail!(
+            "{failed} check(s) failed: each line above says where to look; `cargo xtask status` shows whether the stack matches the config"
+        );
     }
     if on_emulator {
         println!("the emulator shows the control plane only: run `cargo xtask verify` against AWS for the full checks");

@@ -34,6 +34,13 @@ const BAD_CONFIGS: &[(&str, &str, &str, &str)] = &[
     ("stack name with capitals", "name = \"three-tier\"", "name = \"Three-Tier\"", "stack.name"),
     ("misspelt key", "nat_gateway_name", "nat_gateway_nmae", "network"),
     ("storage under RDS's minimum", "allocated_storage_gib = 20", "allocated_storage_gib = 5", "database.allocated_storage_gib"),
+    ("DB subnet group name with capitals", "subnet_group_name = \"db-subnet-group\"", "subnet_group_name = \"DB-Subnets\"", "database.subnet_group_name"),
+    (
+        "subnet outside the stack's zones",
+        "cidr = \"10.0.0.192/26\"\navailability_zone = \"ap-northeast-1c\"",
+        "cidr = \"10.0.0.192/26\"\navailability_zone = \"ap-northeast-1d\"",
+        "network.subnets.db-b.availability_zone",
+    ),
 ];
 
 #[test]

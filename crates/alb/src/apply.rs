@@ -7,8 +7,8 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 use three_tier_core::error::gone_is_done;
 use three_tier_core::naming::Tags;
-use three_tier_core::wait::retry_in_use;
-use three_tier_core::{AwsContext, AwsResultExt, Change, Created, Error, Plan, Result, Step};
+use three_tier_core::wait::{retry_in_use, waiter_error};
+use three_tier_core::{AwsContext, AwsResultExt, Created, Plan, Result};
 
 use crate::plan::AlbStep;
 
@@ -16,13 +16,13 @@ pub async fn apply(ctx: &AwsContext, plan: &Plan<AlbStep>) -> Result<()> {
     plan.check_conflicts()?;
     let mut created = Created::default();
     for step in &plan.steps {
-        if step.change() != Change::Wait {
-            ctx.progress.line(format!("  {} {}", step.change().sign(), step.describe()));
-        }
+        ctx.progress.announce(step);
         run(ctx, step, &mut created).await?;
     }
     Ok(())
 }
+
+const LB_FAILURE: &str = "the load balancer's state reason in the EC2 console says why";
 
 async fn run(ctx: &AwsContext, step: &AlbStep, created: &mut Created) -> Result<()> {
     let elb = &ctx.elbv2;
@@ -139,7 +139,7 @@ async fn run(ctx: &AwsContext, step: &AlbStep, created: &mut Created) -> Result<
                 .load_balancer_arns(&arn)
                 .wait(limit)
                 .await
-                .map_err(|err| wait_error(err, name, limit, "active"))?;
+                .map_err(|err| waiter_error(err, "DescribeLoadBalancers", &format!("load balancer {name} to be active"), limit, LB_FAILURE))?;
             waiting.done("active");
         }
         AlbStep::AddTags { arn, tags, .. } => {
@@ -162,7 +162,7 @@ async fn run(ctx: &AwsContext, step: &AlbStep, created: &mut Created) -> Result<
                 .load_balancer_arns(arn)
                 .wait(limit)
                 .await
-                .map_err(|err| wait_error(err, name, limit, "deleted"))?;
+                .map_err(|err| waiter_error(err, "DescribeLoadBalancers", &format!("load balancer {name} to be deleted"), limit, LB_FAILURE))?;
             waiting.done("deleted");
         }
         AlbStep::DeleteTargetGroup { arn, name } => {
@@ -193,24 +193,4 @@ fn path_condition(pattern: &str) -> RuleCondition {
 
 fn elb_tags(tags: &Tags) -> Vec<Tag> {
     tags.pairs.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
-}
-
-fn wait_error<E>(err: E, name: &str, limit: std::time::Duration, state: &str) -> Error
-where
-    E: std::error::Error + aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata + Send + Sync + 'static,
-{
-    if err.to_string().starts_with("exceeded max wait") {
-        Error::Timeout {
-            what: format!("load balancer {name} to be {state}"),
-            after: limit,
-            fix: "AWS is slower than usual; run the same command again later: it continues where it stopped".into(),
-        }
-    } else {
-        Error::Aws {
-            operation: "DescribeLoadBalancers",
-            code: err.code().unwrap_or("WaiterFailed").to_owned(),
-            message: format!("load balancer {name} did not become {state} ({err}); its state reason in the console says why"),
-            source: Box::new(err),
-        }
-    }
 }

@@ -15,7 +15,7 @@ pub use observe::{Observed, observe};
 pub use plan::{AlbStep, plan, teardown_plan};
 
 use three_tier_core::outputs::{AlbOutputs, NetworkOutputs};
-use three_tier_core::{AwsContext, Config, Error, Plan, Result};
+use three_tier_core::{AwsContext, Config, Error, Plan, Result, Tier};
 
 /// Deploys the tier on the network tier's outputs and returns its own.
 pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs) -> Result<AlbOutputs> {
@@ -26,11 +26,7 @@ pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs)
         apply(ctx, &plan).await?;
         observed = observe(ctx, &config.stack.name).await?;
     }
-    outputs(config, &observed).ok_or_else(|| Error::Conflict {
-        resource: format!("the alb tier of stack {}", config.stack.name),
-        problem: "is incomplete after its deploy finished".into(),
-        fix: "run `cargo xtask deploy alb` again; `cargo xtask plan alb` shows what is missing".into(),
-    })
+    outputs(config, &observed).ok_or_else(|| Error::incomplete(Tier::Alb, &config.stack.name))
 }
 
 pub async fn plan_deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs) -> Result<(Observed, Plan<AlbStep>)> {

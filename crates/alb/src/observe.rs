@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_elasticloadbalancingv2::types::{Action, Rule};
-use three_tier_core::naming::{STACK_TAG, TIER_TAG};
+use three_tier_core::naming::belongs_to;
 use three_tier_core::{AwsContext, AwsResultExt, Result, Tier};
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -83,6 +83,18 @@ impl Observed {
 }
 
 pub async fn observe(ctx: &AwsContext, stack: &str) -> Result<Observed> {
+    // Another load balancer or target group of the account can be deleted between the
+    // listing and the reading of its tags: list again.
+    let mut attempts = 0;
+    loop {
+        match observe_once(ctx, stack).await {
+            Err(err) if err.is_not_found() && attempts < 3 => attempts += 1,
+            other => return other,
+        }
+    }
+}
+
+async fn observe_once(ctx: &AwsContext, stack: &str) -> Result<Observed> {
     let elb = &ctx.elbv2;
     let mut observed = Observed::default();
 
@@ -103,7 +115,7 @@ pub async fn observe(ctx: &AwsContext, stack: &str) -> Result<Observed> {
         let arn = lb.load_balancer_arn().unwrap_or_default().to_owned();
         let name = lb.load_balancer_name().unwrap_or_default().to_owned();
         let tags = tags.get(&arn).cloned().unwrap_or_default();
-        if !is_ours(&tags, stack) {
+        if !belongs_to(&tags, stack, Some(Tier::Alb)) {
             observed.foreign_names.push(name);
             continue;
         }
@@ -138,7 +150,7 @@ pub async fn observe(ctx: &AwsContext, stack: &str) -> Result<Observed> {
         let arn = group.target_group_arn().unwrap_or_default().to_owned();
         let name = group.target_group_name().unwrap_or_default().to_owned();
         let tags = tags.get(&arn).cloned().unwrap_or_default();
-        if !is_ours(&tags, stack) {
+        if !belongs_to(&tags, stack, Some(Tier::Alb)) {
             observed.foreign_names.push(name);
             continue;
         }
@@ -210,11 +222,6 @@ fn forward_target(actions: &[Action]) -> Option<String> {
         }
         _ => None,
     }
-}
-
-fn is_ours(tags: &BTreeMap<String, String>, stack: &str) -> bool {
-    tags.get(STACK_TAG).map(String::as_str) == Some(stack)
-        && tags.get(TIER_TAG).map(String::as_str) == Some(Tier::Alb.as_str())
 }
 
 fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {

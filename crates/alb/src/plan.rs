@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use three_tier_core::naming::{NAME_TAG, Tags};
+use three_tier_core::naming::Tags;
 use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
 
 use crate::desired::Desired;
@@ -102,14 +102,15 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<AlbStep> {
 
     // Names are unique per account and region: another stack's (or anyone's) resource
     // with a name this tier wants blocks it.
-    let wanted_names = std::iter::once(&desired.load_balancer.name).chain(desired.target_groups.iter().map(|g| &g.name));
-    for name in wanted_names {
+    let wanted_names = std::iter::once((&desired.load_balancer.name, "alb.name"))
+        .chain(desired.target_groups.iter().map(|g| (&g.name, "alb.target_group_name (or the rule's target_group_name)")));
+    for (name, key) in wanted_names {
         if observed.foreign_names.contains(name) {
-            conflicts.push(conflict(
-                format!("name {name}"),
-                "is taken in this account and region by a resource that is not this stack's".into(),
-                "choose another name in the config, or another --stack (its names are prefixed)",
-            ));
+            conflicts.push(Conflict {
+                resource: format!("name {name}"),
+                problem: "is taken in this account and region by a resource that is not this stack's".into(),
+                fix: format!("set another {key} in the config, or deploy under another --stack (its names are prefixed)"),
+            });
         }
     }
     if observed.load_balancers.len() > 1 {
@@ -331,9 +332,8 @@ fn existing_id(reference: &Ref) -> Option<&String> {
 }
 
 fn retag(steps: &mut Vec<AlbStep>, arn: &str, wanted: &Tags, present: &BTreeMap<String, String>) {
-    let missing: BTreeMap<String, String> = wanted.missing_from(present).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let missing = wanted.missing_from(present);
     if !missing.is_empty() {
-        let name = wanted.pairs.get(NAME_TAG).cloned().unwrap_or_else(|| arn.to_owned());
-        steps.push(AlbStep::AddTags { arn: arn.to_owned(), name, tags: missing });
+        steps.push(AlbStep::AddTags { arn: arn.to_owned(), name: wanted.name().to_owned(), tags: missing });
     }
 }

@@ -5,13 +5,13 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
     InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceNetworkInterfaceSpecification,
-    InstanceType, ResourceType, TagSpecification, VolumeType,
+    InstanceType, ResourceType, VolumeType,
 };
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use three_tier_core::error::gone_is_done;
-use three_tier_core::naming::Tags;
-use three_tier_core::wait::retry_while;
-use three_tier_core::{AwsContext, AwsResultExt, Change, Created, Error, Plan, Result, Step};
+use three_tier_core::aws::ec2_tag_spec;
+use three_tier_core::wait::{retry_while, waiter_error};
+use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Plan, Result};
 
 use crate::desired::ImageSource;
 use crate::plan::ComputeStep;
@@ -20,13 +20,13 @@ pub async fn apply(ctx: &AwsContext, plan: &Plan<ComputeStep>) -> Result<()> {
     plan.check_conflicts()?;
     let mut created = Created::default();
     for step in &plan.steps {
-        if step.change() != Change::Wait {
-            ctx.progress.line(format!("  {} {}", step.change().sign(), step.describe()));
-        }
+        ctx.progress.announce(step);
         run(ctx, step, &mut created).await?;
     }
     Ok(())
 }
+
+const INSTANCE_FAILURE: &str = "`aws ec2 describe-instances` shows its state reason";
 
 async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Result<()> {
     let iam = &ctx.iam;
@@ -108,21 +108,39 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
             user_data,
             tags,
         } => {
+            let image_missing = |what: String| Error::Conflict {
+                resource: what,
+                problem: format!("does not name an AMI available in {}", ctx.region),
+                fix: "name an AMI of this region in compute.ami_id, or remove the key to use the latest Amazon Linux 2023 \
+                      (compute.ami_parameter)"
+                    .into(),
+            };
             let image_id = match image {
                 ImageSource::Id(id) => id.clone(),
-                ImageSource::SsmParameter(path) => {
-                    let answer = ctx.ssm.get_parameter().name(path).send().await.aws("GetParameter")?;
-                    answer.parameter().and_then(|p| p.value()).unwrap_or_default().to_owned()
+                ImageSource::SsmParameter(path) => match ctx.ssm.get_parameter().name(path).send().await.aws("GetParameter") {
+                    Ok(answer) => answer.parameter().and_then(|p| p.value()).unwrap_or_default().to_owned(),
+                    Err(err) if err.code() == Some("ParameterNotFound") => return Err(image_missing(format!("SSM parameter {path}"))),
+                    Err(err) => return Err(err),
+                },
+            };
+            let images = match ec2.describe_images().image_ids(&image_id).send().await.aws("DescribeImages") {
+                Ok(images) => images,
+                Err(err) if err.code().is_some_and(|c| c.starts_with("InvalidAMIID")) => {
+                    return Err(image_missing(format!("AMI {image_id}")));
                 }
+                Err(err) => return Err(err),
             };
-            let images = ec2.describe_images().image_ids(&image_id).send().await.aws("DescribeImages")?;
-            let Some(root_device) = images.images().first().and_then(|i| i.root_device_name()).map(str::to_owned) else {
-                return Err(Error::Conflict {
-                    resource: format!("AMI {image_id}"),
-                    problem: format!("is not available in {}", ctx.region),
-                    fix: "name an AMI of this region in compute.ami_id, or remove the key to use the latest Amazon Linux 2023".into(),
-                });
-            };
+            let image = images.images().first().ok_or_else(|| image_missing(format!("AMI {image_id}")))?;
+            let root_device = image.root_device_name().unwrap_or("/dev/xvda").to_owned();
+            // The root volume cannot be smaller than the AMI's snapshot.
+            let snapshot_gib = image
+                .block_device_mappings()
+                .iter()
+                .find(|m| m.device_name() == Some(root_device.as_str()))
+                .and_then(|m| m.ebs())
+                .and_then(|e| e.volume_size())
+                .unwrap_or(0);
+            let volume_gib = i32::try_from(*root_volume_gib).unwrap_or(i32::MAX).max(snapshot_gib);
             let fix = format!(
                 "IAM has not made instance profile {instance_profile} visible to EC2 yet; run deploy again in a minute"
             );
@@ -155,8 +173,9 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
                             InstanceMetadataOptionsRequest::builder()
                                 .http_endpoint(InstanceMetadataEndpointState::Enabled)
                                 .http_tokens(HttpTokensState::Required)
-                                // Two hops: containers on the instance reach the metadata service too.
-                                .http_put_response_hop_limit(2)
+                                // One hop: the instance's credentials (which may read the
+                                // database's secret) stay out of reach of its containers.
+                                .http_put_response_hop_limit(1)
                                 .build(),
                         )
                         .block_device_mappings(
@@ -166,15 +185,15 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
                                     EbsBlockDevice::builder()
                                         .encrypted(true)
                                         .volume_type(VolumeType::Gp3)
-                                        .volume_size(i32::try_from(*root_volume_gib).unwrap_or(i32::MAX))
+                                        .volume_size(volume_gib)
                                         .delete_on_termination(true)
                                         .build(),
                                 )
                                 .build(),
                         )
                         .user_data(aws_smithy_types::base64::encode(user_data))
-                        .tag_specifications(tag_spec(ResourceType::Instance, tags))
-                        .tag_specifications(tag_spec(ResourceType::Volume, tags))
+                        .tag_specifications(ec2_tag_spec(ResourceType::Instance, tags))
+                        .tag_specifications(ec2_tag_spec(ResourceType::Volume, tags))
                         .send()
                         .await
                         .aws("RunInstances")
@@ -184,6 +203,16 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
             let id = answer.instances().first().and_then(|i| i.instance_id()).unwrap_or_default().to_owned();
             ctx.progress.line(format!("    instance {name} is {id}"));
             created.insert(key, id);
+        }
+        ComputeStep::WaitInstanceStopped { id, name } => {
+            let limit = ctx.waits.instance;
+            let waiting = ctx.progress.waiting(format!("instance {name} ({id}) stopping"), limit);
+            ec2.wait_until_instance_stopped()
+                .instance_ids(id)
+                .wait(limit)
+                .await
+                .map_err(|err| waiter_error(err, "DescribeInstances", &format!("instance {id} to be stopped"), limit, INSTANCE_FAILURE))?;
+            waiting.done("stopped");
         }
         ComputeStep::StartInstance { id, .. } => {
             ec2.start_instances().instance_ids(id).send().await.aws("StartInstances")?;
@@ -218,7 +247,7 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
                 .instance_ids(&id)
                 .wait(limit)
                 .await
-                .map_err(|err| wait_error(err, &id, limit, "running"))?;
+                .map_err(|err| waiter_error(err, "DescribeInstances", &format!("instance {id} to be running"), limit, INSTANCE_FAILURE))?;
             waiting.done("running");
         }
         ComputeStep::RegisterTarget { target_group_arn, instance, port } => {
@@ -263,7 +292,9 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
             match result {
                 Ok(_) => {}
                 Err(err) if err.code() == Some("InvalidInstanceID.NotFound") => {}
-                Err(err) => return Err(wait_error(err, id, limit, "terminated")),
+                Err(err) => {
+                    return Err(waiter_error(err, "DescribeInstances", &format!("instance {id} to be terminated"), limit, INSTANCE_FAILURE));
+                }
             }
             waiting.done("terminated");
         }
@@ -278,34 +309,7 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
     Ok(())
 }
 
-fn tag_spec(resource_type: ResourceType, tags: &Tags) -> TagSpecification {
-    let tags = tags.pairs.iter().map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build()).collect();
-    TagSpecification::builder().resource_type(resource_type).set_tags(Some(tags)).build()
-}
-
 fn iam_tags<'t>(tags: impl Iterator<Item = (&'t String, &'t String)>) -> Vec<aws_sdk_iam::types::Tag> {
     tags.map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().expect("key and value are set"))
         .collect()
-}
-
-fn wait_error<E>(err: E, id: &str, limit: std::time::Duration, state: &str) -> Error
-where
-    E: std::error::Error + aws_sdk_ec2::error::ProvideErrorMetadata + Send + Sync + 'static,
-{
-    if err.to_string().starts_with("exceeded max wait") {
-        Error::Timeout {
-            what: format!("instance {id} to be {state}"),
-            after: limit,
-            fix: "AWS is slower than usual; run the same command again later: it continues where it stopped".into(),
-        }
-    } else {
-        Error::Aws {
-            operation: "DescribeInstances",
-            code: err.code().unwrap_or("WaiterFailed").to_owned(),
-            message: format!(
-                "instance {id} did not become {state} ({err}); `aws ec2 describe-instances --instance-ids {id}` shows its state reason"
-            ),
-            source: Box::new(err),
-        }
-    }
 }

@@ -118,7 +118,7 @@ pub fn desired(config: &Config, network: &NetworkOutputs, alb: &AlbOutputs) -> D
             name: "read-database-secret".into(),
             partition: partition.into(),
             region: config.stack.region.clone(),
-            db_instance_identifier: names.unnamed("db"),
+            db_instance_identifier: names.db_instance(),
         },
         instance_profile: InstanceProfileSpec {
             tags: tags("instance-profile", &profile_name),

@@ -16,7 +16,7 @@ pub use observe::{Observed, observe, observe_desired};
 pub use plan::{ComputeStep, plan, teardown_plan};
 
 use three_tier_core::outputs::{AlbOutputs, ComputeOutputs, NetworkOutputs};
-use three_tier_core::{AwsContext, Config, Error, Plan, Result};
+use three_tier_core::{AwsContext, Config, Error, Plan, Result, Tier};
 
 /// Deploys the tier on the outputs of the network and ALB tiers and returns its own.
 pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs, alb: &AlbOutputs) -> Result<ComputeOutputs> {
@@ -28,11 +28,7 @@ pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs,
         let desired = desired(config, network, alb);
         observed = observe_desired(ctx, &config.stack.name, &desired).await?;
     }
-    outputs(&observed).ok_or_else(|| Error::Conflict {
-        resource: format!("the compute tier of stack {}", config.stack.name),
-        problem: "is incomplete after its deploy finished".into(),
-        fix: "run `cargo xtask deploy compute` again; `cargo xtask plan compute` shows what is missing".into(),
-    })
+    outputs(&observed).ok_or_else(|| Error::incomplete(Tier::Compute, &config.stack.name))
 }
 
 /// Observes and plans the tier. Without the ALB tier's outputs (a plan for an empty

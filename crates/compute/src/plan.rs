@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use three_tier_core::naming::{STACK_TAG, Tags};
+use three_tier_core::naming::{Tags, belongs_to, name_or_id};
 use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
 
 use crate::desired::{Desired, ImageSource, SecretPolicySpec};
@@ -34,6 +34,7 @@ pub enum ComputeStep {
         user_data: String,
         tags: Tags,
     },
+    WaitInstanceStopped { id: String, name: String },
     StartInstance { id: String, name: String },
     SetInstanceSecurityGroups { id: String, name: String, security_groups: Vec<String> },
     RequireImdsV2 { id: String, name: String },
@@ -52,7 +53,7 @@ impl Step for ComputeStep {
         use ComputeStep::*;
         match self {
             CreateRole { .. } | CreateInstanceProfile { .. } | RunInstance { .. } => Change::Create,
-            WaitInstanceRunning { .. } | WaitInstanceTerminated { .. } => Change::Wait,
+            WaitInstanceRunning { .. } | WaitInstanceStopped { .. } | WaitInstanceTerminated { .. } => Change::Wait,
             TerminateInstance { .. } | DeleteInstanceProfile { .. } | DeleteRole { .. } => Change::Delete,
             TagRole { .. }
             | AttachRolePolicy { .. }
@@ -96,6 +97,7 @@ impl Step for ComputeStep {
                 };
                 format!("instance {name} ({instance_type}, {image}, no public IP, IMDSv2, encrypted root volume)")
             }
+            WaitInstanceStopped { name, .. } => format!("wait for instance {name} to stop"),
             StartInstance { name, id } => format!("start stopped instance {name} ({id})"),
             SetInstanceSecurityGroups { name, security_groups, .. } => {
                 format!("security groups of {name}: {}", security_groups.join(", "))
@@ -111,14 +113,6 @@ impl Step for ComputeStep {
             DeleteRole { name } => format!("IAM role {name}"),
         }
     }
-}
-
-fn is_ours(tags: &BTreeMap<String, String>, stack: &str) -> bool {
-    tags.get(STACK_TAG).map(String::as_str) == Some(stack)
-}
-
-fn missing(wanted: &Tags, present: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    wanted.missing_from(present).map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// The steps from what exists to what is desired: role, profile, instance, registration.
@@ -141,13 +135,13 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
             }
             steps.push(ComputeStep::PutSecretReadPolicy { role: role.name.clone(), policy: desired.secret_policy.clone() });
         }
-        Some(existing) if !is_ours(&existing.tags, stack) => conflicts.push(Conflict {
+        Some(existing) if !belongs_to(&existing.tags, stack, None) => conflicts.push(Conflict {
             resource: format!("IAM role {}", role.name),
             problem: "exists and is not this stack's (IAM names are unique per account)".into(),
-            fix: "delete or rename that role, or use another --stack".into(),
+            fix: "delete that role (IAM cannot rename one), or deploy under another --stack".into(),
         }),
         Some(existing) => {
-            let tags = missing(&role.tags, &existing.tags);
+            let tags = role.tags.missing_from(&existing.tags);
             if !tags.is_empty() {
                 steps.push(ComputeStep::TagRole { name: role.name.clone(), tags });
             }
@@ -174,13 +168,13 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
             steps.push(ComputeStep::CreateInstanceProfile { name: profile.name.clone(), tags: profile.tags.clone() });
             steps.push(ComputeStep::AddRoleToInstanceProfile { profile: profile.name.clone(), role: profile.role.clone() });
         }
-        Some(existing) if !is_ours(&existing.tags, stack) => conflicts.push(Conflict {
+        Some(existing) if !belongs_to(&existing.tags, stack, None) => conflicts.push(Conflict {
             resource: format!("instance profile {}", profile.name),
             problem: "exists and is not this stack's (IAM names are unique per account)".into(),
-            fix: "delete or rename that instance profile, or use another --stack".into(),
+            fix: "delete that instance profile (IAM cannot rename one), or deploy under another --stack".into(),
         }),
         Some(existing) => {
-            let tags = missing(&profile.tags, &existing.tags);
+            let tags = profile.tags.missing_from(&existing.tags);
             if !tags.is_empty() {
                 steps.push(ComputeStep::TagInstanceProfile { name: profile.name.clone(), tags });
             }
@@ -247,11 +241,15 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
             if instance.http_tokens != "required" {
                 steps.push(ComputeStep::RequireImdsV2 { id: instance.id.clone(), name: spec.name.clone() });
             }
-            let tags = missing(&spec.tags, &instance.tags);
+            let tags = spec.tags.missing_from(&instance.tags);
             if !tags.is_empty() {
                 steps.push(ComputeStep::TagInstance { id: instance.id.clone(), name: spec.name.clone(), tags });
             }
+            // AWS starts only a stopped instance: one still stopping is waited for first.
             let stopped = matches!(instance.state.as_str(), "stopped" | "stopping");
+            if instance.state == "stopping" {
+                steps.push(ComputeStep::WaitInstanceStopped { id: instance.id.clone(), name: spec.name.clone() });
+            }
             if stopped {
                 steps.push(ComputeStep::StartInstance { id: instance.id.clone(), name: spec.name.clone() });
             }
@@ -288,7 +286,6 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
 pub fn teardown_plan(observed: &Observed, stack: &str, target_group_arn: Option<&str>) -> Plan<ComputeStep> {
     let mut plan = Plan::new(Tier::Compute);
     let steps = &mut plan.steps;
-    let name_of = |tags: &BTreeMap<String, String>, id: &str| tags.get("Name").cloned().unwrap_or_else(|| id.to_owned());
     if let Some(arn) = target_group_arn {
         for target in observed.targets.iter().filter(|t| observed.instances.iter().any(|i| i.id == t.id)) {
             steps.push(ComputeStep::DeregisterTarget {
@@ -299,19 +296,19 @@ pub fn teardown_plan(observed: &Observed, stack: &str, target_group_arn: Option<
         }
     }
     for instance in &observed.instances {
-        steps.push(ComputeStep::TerminateInstance { id: instance.id.clone(), name: name_of(&instance.tags, &instance.id) });
+        steps.push(ComputeStep::TerminateInstance { id: instance.id.clone(), name: name_or_id(&instance.tags, &instance.id) });
     }
     for instance in &observed.instances {
-        steps.push(ComputeStep::WaitInstanceTerminated { id: instance.id.clone(), name: name_of(&instance.tags, &instance.id) });
+        steps.push(ComputeStep::WaitInstanceTerminated { id: instance.id.clone(), name: name_or_id(&instance.tags, &instance.id) });
     }
-    if let Some(profile) = observed.instance_profile.as_ref().filter(|p| is_ours(&p.tags, stack)) {
+    if let Some(profile) = observed.instance_profile.as_ref().filter(|p| belongs_to(&p.tags, stack, None)) {
         let name = profile.arn.rsplit('/').next().unwrap_or(&profile.arn).to_owned();
         for role in &profile.roles {
             steps.push(ComputeStep::RemoveRoleFromInstanceProfile { profile: name.clone(), role: role.clone() });
         }
         steps.push(ComputeStep::DeleteInstanceProfile { name });
     }
-    if let Some(role) = observed.role.as_ref().filter(|r| is_ours(&r.tags, stack)) {
+    if let Some(role) = observed.role.as_ref().filter(|r| belongs_to(&r.tags, stack, None)) {
         let name = role.arn.rsplit('/').next().unwrap_or(&role.arn).to_owned();
         for policy in &role.attached_policies {
             steps.push(ComputeStep::DetachRolePolicy { role: name.clone(), policy_arn: policy.clone() });

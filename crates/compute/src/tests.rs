@@ -209,3 +209,22 @@ fn the_secret_policy_grants_the_stacks_database_secret_only() {
     let other = crate::desired::SecretPolicySpec { db_instance_identifier: "other-db".into(), ..policy.clone() };
     assert!(!other.matches(&policy.document("1")));
 }
+
+#[test]
+fn an_instance_still_stopping_is_waited_for_before_it_is_started() {
+    let desired = default_desired();
+    let mut observed = deployed(&desired);
+    observed.instances[0].state = "stopping".into();
+    let plan = plan(&desired, &observed, STACK);
+    let kinds: Vec<&str> = plan
+        .steps
+        .iter()
+        .map(|s| match s {
+            ComputeStep::WaitInstanceStopped { .. } => "wait stopped",
+            ComputeStep::StartInstance { .. } => "start",
+            ComputeStep::WaitInstanceRunning { .. } => "wait running",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["wait stopped", "start", "wait running"]);
+}

@@ -3,24 +3,23 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_rds::client::Waiters;
-use aws_sdk_rds::error::ProvideErrorMetadata;
 use aws_sdk_rds::types::Tag;
 use three_tier_core::error::gone_is_done;
-use three_tier_core::wait::retry_while;
-use three_tier_core::{AwsContext, AwsResultExt, Change, Error, Plan, Result, Step};
+use three_tier_core::wait::{retry_while, waiter_error};
+use three_tier_core::{AwsContext, AwsResultExt, Plan, Result};
 
 use crate::plan::DatabaseStep;
 
 pub async fn apply(ctx: &AwsContext, plan: &Plan<DatabaseStep>) -> Result<()> {
     plan.check_conflicts()?;
     for step in &plan.steps {
-        if step.change() != Change::Wait {
-            ctx.progress.line(format!("  {} {}", step.change().sign(), step.describe()));
-        }
+        ctx.progress.announce(step);
         run(ctx, step).await?;
     }
     Ok(())
 }
+
+const DB_FAILURE: &str = "the instance's events in the RDS console say why";
 
 async fn run(ctx: &AwsContext, step: &DatabaseStep) -> Result<()> {
     let rds = &ctx.rds;
@@ -94,6 +93,9 @@ async fn run(ctx: &AwsContext, step: &DatabaseStep) -> Result<()> {
                 .await
                 .aws("ModifyDBInstance")?;
         }
+        DatabaseStep::StartDbInstance { identifier } => {
+            rds.start_db_instance().db_instance_identifier(identifier).send().await.aws("StartDBInstance")?;
+        }
         DatabaseStep::AddTags { arn, tags, .. } => {
             rds.add_tags_to_resource()
                 .resource_name(arn)
@@ -109,7 +111,7 @@ async fn run(ctx: &AwsContext, step: &DatabaseStep) -> Result<()> {
                 .db_instance_identifier(identifier)
                 .wait(limit)
                 .await
-                .map_err(|err| wait_error(err, identifier, limit, "available"))?;
+                .map_err(|err| waiter_error(err, "DescribeDBInstances", &format!("RDS instance {identifier} to be available"), limit, DB_FAILURE))?;
             waiting.done("available");
         }
         DatabaseStep::DeleteDbInstance { identifier, final_snapshot } => {
@@ -135,7 +137,7 @@ async fn run(ctx: &AwsContext, step: &DatabaseStep) -> Result<()> {
                 .db_instance_identifier(identifier)
                 .wait(limit)
                 .await
-                .map_err(|err| wait_error(err, identifier, limit, "deleted"))?;
+                .map_err(|err| waiter_error(err, "DescribeDBInstances", &format!("RDS instance {identifier} to be deleted"), limit, DB_FAILURE))?;
             waiting.done("deleted");
         }
         DatabaseStep::DeleteDbSubnetGroup { name } => {
@@ -161,24 +163,4 @@ async fn run(ctx: &AwsContext, step: &DatabaseStep) -> Result<()> {
 
 fn rds_tags<'t>(tags: impl Iterator<Item = (&'t String, &'t String)>) -> Vec<Tag> {
     tags.map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
-}
-
-fn wait_error<E>(err: E, identifier: &str, limit: std::time::Duration, state: &str) -> Error
-where
-    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-{
-    if err.to_string().starts_with("exceeded max wait") {
-        Error::Timeout {
-            what: format!("RDS instance {identifier} to be {state}"),
-            after: limit,
-            fix: "RDS is slower than usual; run the same command again later: it continues where it stopped".into(),
-        }
-    } else {
-        Error::Aws {
-            operation: "DescribeDBInstances",
-            code: err.code().unwrap_or("WaiterFailed").to_owned(),
-            message: format!("RDS instance {identifier} did not become {state} ({err}); its events in the RDS console say why"),
-            source: Box::new(err),
-        }
-    }
 }

@@ -42,7 +42,7 @@ pub struct InstanceSpec {
 
 /// The DB instance identifier; known before the instance exists, as is its ARN.
 pub fn instance_identifier(config: &Config) -> String {
-    config.names().unnamed("db")
+    config.names().db_instance()
 }
 
 pub fn desired(config: &Config, network: &NetworkOutputs) -> Desired {

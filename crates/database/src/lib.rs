@@ -14,7 +14,7 @@ pub use observe::{Observed, observe};
 pub use plan::{DatabaseStep, plan, teardown_plan};
 
 use three_tier_core::outputs::{DatabaseOutputs, NetworkOutputs};
-use three_tier_core::{AwsContext, Config, Error, Plan, Result};
+use three_tier_core::{AwsContext, Config, Error, Plan, Result, Tier};
 
 /// Deploys the tier on the network tier's outputs and returns its own.
 pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs) -> Result<DatabaseOutputs> {
@@ -25,11 +25,7 @@ pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs)
         apply(ctx, &plan).await?;
         observed = observe_config(ctx, config).await?;
     }
-    outputs(&observed).ok_or_else(|| Error::Conflict {
-        resource: format!("the database tier of stack {}", config.stack.name),
-        problem: "is incomplete after its deploy finished".into(),
-        fix: "run `cargo xtask deploy database` again; `cargo xtask plan database` shows what is missing".into(),
-    })
+    outputs(&observed).ok_or_else(|| Error::incomplete(Tier::Database, &config.stack.name))
 }
 
 pub async fn plan_deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs) -> Result<(Observed, Plan<DatabaseStep>)> {

@@ -74,7 +74,13 @@ pub async fn observe(ctx: &AwsContext, subnet_group: &str, identifier: &str) -> 
             storage_encrypted: db.storage_encrypted().unwrap_or(false),
             deletion_protection: db.deletion_protection().unwrap_or(false),
             subnet_group: db.db_subnet_group().and_then(|g| g.db_subnet_group_name()).unwrap_or_default().to_owned(),
-            security_groups: db.vpc_security_groups().iter().filter_map(|g| g.vpc_security_group_id().map(str::to_owned)).collect(),
+            // Groups on their way out (`removing`) no longer count.
+            security_groups: db
+                .vpc_security_groups()
+                .iter()
+                .filter(|g| g.status().is_none_or(|s| s == "active" || s == "adding"))
+                .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
+                .collect(),
             database_name: db.db_name().unwrap_or_default().to_owned(),
             master_username: db.master_username().unwrap_or_default().to_owned(),
             endpoint: db.endpoint().and_then(|e| Some((e.address()?.to_owned(), e.port()?))),

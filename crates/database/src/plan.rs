@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use three_tier_core::naming::{NAME_TAG, STACK_TAG, Tags};
+use three_tier_core::naming::{Tags, belongs_to};
 use three_tier_core::{Change, Conflict, Plan, Step, Tier};
 
 use crate::desired::Desired;
@@ -30,6 +30,7 @@ pub enum DatabaseStep {
         tags: Tags,
     },
     ModifyDbInstance { identifier: String, deletion_protection: Option<bool>, security_group_ids: Option<Vec<String>> },
+    StartDbInstance { identifier: String },
     AddTags { arn: String, name: String, tags: BTreeMap<String, String> },
     WaitDbInstanceAvailable { identifier: String },
     DeleteDbInstance { identifier: String, final_snapshot: bool },
@@ -42,7 +43,7 @@ impl Step for DatabaseStep {
         use DatabaseStep::*;
         match self {
             CreateDbSubnetGroup { .. } | CreateDbInstance { .. } => Change::Create,
-            ModifyDbSubnetGroup { .. } | ModifyDbInstance { .. } | AddTags { .. } => Change::Update,
+            ModifyDbSubnetGroup { .. } | ModifyDbInstance { .. } | StartDbInstance { .. } | AddTags { .. } => Change::Update,
             WaitDbInstanceAvailable { .. } | WaitDbInstanceDeleted { .. } => Change::Wait,
             DeleteDbInstance { .. } | DeleteDbSubnetGroup { .. } => Change::Delete,
         }
@@ -67,6 +68,7 @@ impl Step for DatabaseStep {
                 }
                 format!("{identifier}: {}", changes.join(", "))
             }
+            StartDbInstance { identifier } => format!("start stopped RDS instance {identifier}"),
             AddTags { name, tags, .. } => format!("tag {name}: {}", tags.keys().cloned().collect::<Vec<_>>().join(", ")),
             WaitDbInstanceAvailable { identifier } => format!("wait for {identifier} to be available"),
             DeleteDbInstance { identifier, final_snapshot } => {
@@ -79,16 +81,20 @@ impl Step for DatabaseStep {
     }
 }
 
-fn is_ours(tags: &BTreeMap<String, String>, stack: &str) -> bool {
-    tags.get(STACK_TAG).map(String::as_str) == Some(stack)
+fn retag(steps: &mut Vec<DatabaseStep>, arn: &str, wanted: &Tags, present: &BTreeMap<String, String>) {
+    let tags = wanted.missing_from(present);
+    if !tags.is_empty() {
+        steps.push(DatabaseStep::AddTags { arn: arn.to_owned(), name: wanted.name().to_owned(), tags });
+    }
 }
 
-fn retag(steps: &mut Vec<DatabaseStep>, arn: &str, wanted: &Tags, present: &BTreeMap<String, String>) {
-    let tags: BTreeMap<String, String> = wanted.missing_from(present).map(|(k, v)| (k.clone(), v.clone())).collect();
-    if !tags.is_empty() {
-        let name = wanted.pairs.get(NAME_TAG).cloned().unwrap_or_else(|| arn.to_owned());
-        steps.push(DatabaseStep::AddTags { arn: arn.to_owned(), name, tags });
-    }
+/// Whether a running engine version fits the configured one. RDS applies minor upgrades
+/// by itself, so `8.4` accepts any 8.4.x and `8.4.3` accepts 8.4.3 or a later 8.4.x.
+fn version_satisfies(running: &str, configured: &str) -> bool {
+    let parts = |v: &str| v.split('.').map(|p| p.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>();
+    let (running, configured) = (parts(running), parts(configured));
+    let major = configured.len().min(2);
+    running.len() >= major && running[..major] == configured[..major] && running >= configured
 }
 
 pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<DatabaseStep> {
@@ -105,7 +111,7 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
             subnet_ids: group.subnet_ids.clone(),
             tags: group.tags.clone(),
         }),
-        Some(existing) if !is_ours(&existing.tags, stack) => conflicts.push(Conflict {
+        Some(existing) if !belongs_to(&existing.tags, stack, None) => conflicts.push(Conflict {
             resource: format!("DB subnet group {}", group.name),
             problem: "exists and is not this stack's (the name is unique per account and region)".into(),
             fix: "set another database.subnet_group_name, or use another --stack".into(),
@@ -144,10 +150,15 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
             });
             steps.push(DatabaseStep::WaitDbInstanceAvailable { identifier: spec.identifier.clone() });
         }
-        Some(existing) if !is_ours(&existing.tags, stack) => conflicts.push(Conflict {
+        Some(existing) if !belongs_to(&existing.tags, stack, None) => conflicts.push(Conflict {
             resource: format!("RDS instance {}", spec.identifier),
             problem: "exists and is not this stack's (the identifier is unique per account and region)".into(),
             fix: "use another --stack".into(),
+        }),
+        Some(existing) if existing.status == "stopping" => conflicts.push(Conflict {
+            resource: format!("RDS instance {}", spec.identifier),
+            problem: "is stopping".into(),
+            fix: "wait for it to be stopped (`cargo xtask status`), then deploy again: deploy starts it".into(),
         }),
         Some(existing) if existing.status == "deleting" => conflicts.push(Conflict {
             resource: format!("RDS instance {}", spec.identifier),
@@ -155,8 +166,7 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
             fix: "wait a few minutes for the deletion to finish (`cargo xtask status` shows it), then deploy again".into(),
         }),
         Some(existing) => {
-            let version_matches = existing.engine_version == spec.engine_version
-                || existing.engine_version.starts_with(&format!("{}.", spec.engine_version));
+            let version_matches = version_satisfies(&existing.engine_version, &spec.engine_version);
             let fixed = [
                 (existing.engine != spec.engine, format!("runs {}, not {}", existing.engine, spec.engine)),
                 (!version_matches, format!("runs version {}, not {}", existing.engine_version, spec.engine_version)),
@@ -180,6 +190,11 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
                     conflicts.push(Conflict { resource: format!("RDS instance {}", spec.identifier), problem, fix: recreate.into() });
                 }
             }
+            // A stopped instance takes no modification: it is started first.
+            if existing.status == "stopped" {
+                steps.push(DatabaseStep::StartDbInstance { identifier: spec.identifier.clone() });
+                steps.push(DatabaseStep::WaitDbInstanceAvailable { identifier: spec.identifier.clone() });
+            }
             let groups_differ = existing.security_groups != [spec.security_group_id.clone()];
             let protection_differs = existing.deletion_protection != spec.deletion_protection;
             if groups_differ || protection_differs {
@@ -190,7 +205,7 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
                 });
             }
             retag(steps, &existing.arn, &spec.tags, &existing.tags);
-            if existing.status != "available" || groups_differ || protection_differs {
+            if !matches!(existing.status.as_str(), "available" | "stopped") || groups_differ || protection_differs {
                 steps.push(DatabaseStep::WaitDbInstanceAvailable { identifier: spec.identifier.clone() });
             }
         }
@@ -203,7 +218,7 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
 /// alone; deletion protection is never turned off behind the user's back.
 pub fn teardown_plan(observed: &Observed, stack: &str, identifier: &str, subnet_group: &str, final_snapshot: bool) -> Plan<DatabaseStep> {
     let mut plan = Plan::new(Tier::Database);
-    if let Some(instance) = observed.instance.as_ref().filter(|i| is_ours(&i.tags, stack)) {
+    if let Some(instance) = observed.instance.as_ref().filter(|i| belongs_to(&i.tags, stack, None)) {
         if instance.deletion_protection {
             plan.conflicts.push(Conflict {
                 resource: format!("RDS instance {identifier}"),
@@ -216,7 +231,7 @@ pub fn teardown_plan(observed: &Observed, stack: &str, identifier: &str, subnet_
         }
         plan.steps.push(DatabaseStep::WaitDbInstanceDeleted { identifier: identifier.to_owned() });
     }
-    if observed.subnet_group.as_ref().is_some_and(|g| is_ours(&g.tags, stack)) {
+    if observed.subnet_group.as_ref().is_some_and(|g| belongs_to(&g.tags, stack, None)) {
         plan.steps.push(DatabaseStep::DeleteDbSubnetGroup { name: subnet_group.to_owned() });
     }
     plan

@@ -146,3 +146,37 @@ fn teardown_refuses_a_protected_instance() {
     let err = plan.check_conflicts().unwrap_err().to_string();
     assert!(err.contains("deletion protection") && err.contains("database.deletion_protection = false"), "{err}");
 }
+
+#[test]
+fn minor_upgrades_by_rds_are_not_drift() {
+    let desired = default_desired();
+    let mut observed = deployed(&desired);
+    for (running, configured, fits) in [
+        ("8.4.7", "8.4", true),
+        ("8.4.7", "8.4.3", true),
+        ("8.4.2", "8.4.3", false),
+        ("8.0.39", "8.4", false),
+        ("9.0.1", "8.4", false),
+    ] {
+        observed.instance.as_mut().unwrap().engine_version = running.into();
+        let mut desired = desired.clone();
+        desired.instance.engine_version = configured.into();
+        let plan = plan(&desired, &observed, STACK);
+        assert_eq!(plan.conflicts.is_empty(), fits, "{running} for {configured}: {:?}", plan.conflicts);
+    }
+}
+
+#[test]
+fn a_stopped_instance_is_started() {
+    let desired = default_desired();
+    let mut observed = deployed(&desired);
+    observed.instance.as_mut().unwrap().status = "stopped".into();
+    let plan = plan(&desired, &observed, STACK);
+    assert_eq!(
+        plan.steps,
+        vec![
+            DatabaseStep::StartDbInstance { identifier: "three-tier-db".into() },
+            DatabaseStep::WaitDbInstanceAvailable { identifier: "three-tier-db".into() },
+        ]
+    );
+}

@@ -29,7 +29,7 @@ pub enum Error {
     },
     #[error("{what} failed ({status}); its output is in {}\n  fix: {fix}", log.display())]
     Failed { what: String, status: String, log: PathBuf, fix: &'static str },
-    #[error("the emulator did not answer within {}s; its log is {}:\n{tail}", after.as_secs(), log.display())]
+    #[error("the emulator did not answer within {}s; its log is {}:\n{tail}\n  fix: check the log; `cargo xtask emulator start` tries again (delete {} to reinstall it)", after.as_secs(), log.display(), log.parent().map(|p| p.join("venv").display().to_string()).unwrap_or_default())]
     NotReady { after: Duration, log: PathBuf, tail: String },
 }
 
@@ -159,6 +159,7 @@ impl Emulator {
         let limit = Duration::from_secs(60);
         while http(port, "GET", "/moto-api/").is_err() {
             if started.elapsed() > limit || !Path::new(&format!("/proc/{}", running.pid)).exists() {
+                let _ = Command::new("kill").args(["-KILL", &running.pid.to_string()]).status();
                 let tail = fs::read_to_string(&log_path).unwrap_or_default();
                 let tail = tail.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>();
                 return Err(Error::NotReady { after: limit, log: log_path, tail: tail.join("\n") });

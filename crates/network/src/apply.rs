@@ -1,11 +1,11 @@
 //! Runs a network plan against AWS, one step after another.
 
 use aws_sdk_ec2::client::Waiters;
-use aws_sdk_ec2::types::{AttributeBooleanValue, DomainType, ResourceType, Tag, TagSpecification};
-use three_tier_core::naming::Tags;
+use aws_sdk_ec2::types::{AttributeBooleanValue, DomainType, ResourceType, Tag};
 use three_tier_core::error::gone_is_done;
-use three_tier_core::wait::retry_in_use;
-use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Plan, Result, Step};
+use three_tier_core::aws::ec2_tag_spec;
+use three_tier_core::wait::{retry_in_use, retry_while, waiter_error};
+use three_tier_core::{AwsContext, AwsResultExt, Created, Plan, Result};
 
 use crate::plan::{NetworkStep, RouteTarget, VpcAttribute};
 
@@ -20,13 +20,13 @@ pub async fn apply(ctx: &AwsContext, plan: &Plan<NetworkStep>) -> Result<()> {
 /// same plan made, so a plan can be applied in parts (see [`crate::NetworkStep::is_nat_wait`]).
 pub async fn apply_steps(ctx: &AwsContext, steps: &[NetworkStep], created: &mut Created) -> Result<()> {
     for step in steps {
-        if step.change() != three_tier_core::Change::Wait {
-            ctx.progress.line(format!("  {} {}", step.change().sign(), step.describe()));
-        }
+        ctx.progress.announce(step);
         run(ctx, step, created).await?;
     }
     Ok(())
 }
+
+const NAT_FAILURE: &str = "`aws ec2 describe-nat-gateways` shows its FailureMessage";
 
 async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Result<()> {
     let ec2 = &ctx.ec2;
@@ -35,7 +35,7 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
             let answer = ec2
                 .create_vpc()
                 .cidr_block(cidr.to_string())
-                .tag_specifications(tag_spec(ResourceType::Vpc, tags))
+                .tag_specifications(ec2_tag_spec(ResourceType::Vpc, tags))
                 .send()
                 .await
                 .aws("CreateVpc")?;
@@ -53,7 +53,7 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
         NetworkStep::CreateInternetGateway { key, tags, .. } => {
             let answer = ec2
                 .create_internet_gateway()
-                .tag_specifications(tag_spec(ResourceType::InternetGateway, tags))
+                .tag_specifications(ec2_tag_spec(ResourceType::InternetGateway, tags))
                 .send()
                 .await
                 .aws("CreateInternetGateway")?;
@@ -73,7 +73,7 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
                 .vpc_id(created.resolve(vpc)?)
                 .cidr_block(cidr.to_string())
                 .availability_zone(availability_zone)
-                .tag_specifications(tag_spec(ResourceType::Subnet, tags))
+                .tag_specifications(ec2_tag_spec(ResourceType::Subnet, tags))
                 .send()
                 .await
                 .aws("CreateSubnet")?;
@@ -83,7 +83,7 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
             let answer = ec2
                 .allocate_address()
                 .domain(DomainType::Vpc)
-                .tag_specifications(tag_spec(ResourceType::ElasticIp, tags))
+                .tag_specifications(ec2_tag_spec(ResourceType::ElasticIp, tags))
                 .send()
                 .await
                 .aws("AllocateAddress")?;
@@ -94,7 +94,7 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
                 .create_nat_gateway()
                 .subnet_id(created.resolve(subnet)?)
                 .allocation_id(created.resolve(allocation)?)
-                .tag_specifications(tag_spec(ResourceType::Natgateway, tags))
+                .tag_specifications(ec2_tag_spec(ResourceType::Natgateway, tags))
                 .send()
                 .await
                 .aws("CreateNatGateway")?;
@@ -108,7 +108,7 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
                 .nat_gateway_ids(&id)
                 .wait(limit)
                 .await
-                .map_err(|err| nat_wait_error(err, &id, limit, "available"))?;
+                .map_err(|err| waiter_error(err, "DescribeNatGateways", &format!("NAT gateway {id} to be available"), limit, NAT_FAILURE))?;
             waiting.done("available");
         }
         NetworkStep::WaitNatGatewayDeleted { name, id } => {
@@ -118,7 +118,7 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
                 .nat_gateway_ids(id)
                 .wait(limit)
                 .await
-                .map_err(|err| nat_wait_error(err, id, limit, "deleted"))?;
+                .map_err(|err| waiter_error(err, "DescribeNatGateways", &format!("NAT gateway {id} to be deleted"), limit, NAT_FAILURE))?;
             waiting.done("deleted");
         }
         NetworkStep::CreateSecurityGroup { key, name, description, vpc, tags } => {
@@ -127,7 +127,7 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
                 .group_name(name)
                 .description(description)
                 .vpc_id(created.resolve(vpc)?)
-                .tag_specifications(tag_spec(ResourceType::SecurityGroup, tags))
+                .tag_specifications(ec2_tag_spec(ResourceType::SecurityGroup, tags))
                 .send()
                 .await
                 .aws("CreateSecurityGroup")?;
@@ -155,7 +155,7 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
             let answer = ec2
                 .create_route_table()
                 .vpc_id(created.resolve(vpc)?)
-                .tag_specifications(tag_spec(ResourceType::RouteTable, tags))
+                .tag_specifications(ec2_tag_spec(ResourceType::RouteTable, tags))
                 .send()
                 .await
                 .aws("CreateRouteTable")?;
@@ -216,9 +216,22 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
             let result = ec2.delete_nat_gateway().nat_gateway_id(id).send().await.aws("DeleteNatGateway");
             gone_is_done(result)?;
         }
-        NetworkStep::ReleaseAddress { allocation_id, .. } => {
-            let result = ec2.release_address().allocation_id(allocation_id).send().await.aws("ReleaseAddress");
-            gone_is_done(result)?;
+        NetworkStep::ReleaseAddress { name, allocation_id } => {
+            // The address can stay associated for a moment after its NAT gateway is deleted.
+            let fix = format!(
+                "Elastic IP {name} ({allocation_id}) is still associated: `aws ec2 describe-addresses --allocation-ids {allocation_id}` \
+                 shows with what; disassociate it and run teardown again"
+            );
+            retry_while(
+                &ctx.progress,
+                &format!("waiting for Elastic IP {name} to be released"),
+                ctx.waits.dependency_violation,
+                ctx.waits.poll_interval,
+                &fix,
+                |err| err.code() == Some("InvalidIPAddress.InUse"),
+                || async { gone_is_done(ec2.release_address().allocation_id(allocation_id).send().await.aws("ReleaseAddress")) },
+            )
+            .await?;
         }
         NetworkStep::DeleteSecurityGroup { name, id } => {
             let fix = format!(
@@ -284,32 +297,4 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
         }
     }
     Ok(())
-}
-
-fn tag_spec(resource_type: ResourceType, tags: &Tags) -> TagSpecification {
-    let tags = tags.pairs.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
-    TagSpecification::builder().resource_type(resource_type).set_tags(Some(tags)).build()
-}
-
-fn nat_wait_error<E>(err: E, id: &str, limit: std::time::Duration, state: &str) -> Error
-where
-    E: std::error::Error + aws_sdk_ec2::error::ProvideErrorMetadata + Send + Sync + 'static,
-{
-    let exceeded = err.to_string().starts_with("exceeded max wait");
-    if exceeded {
-        Error::Timeout {
-            what: format!("NAT gateway {id} to be {state}"),
-            after: limit,
-            fix: "AWS is slower than usual; run the same command again later: it continues where it stopped".into(),
-        }
-    } else {
-        Error::Aws {
-            operation: "DescribeNatGateways",
-            code: err.code().unwrap_or("WaiterFailed").to_owned(),
-            message: format!(
-                "NAT gateway {id} did not become {state} ({err}); `aws ec2 describe-nat-gateways --nat-gateway-ids {id}` shows why (FailureMessage)"
-            ),
-            source: Box::new(err),
-        }
-    }
 }

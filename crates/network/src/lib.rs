@@ -19,23 +19,50 @@ pub use plan::{NetworkStep, RouteTarget, VpcAttribute, plan, teardown_plan};
 pub use rules::{IngressRule, Source};
 
 use three_tier_core::outputs::NetworkOutputs;
-use three_tier_core::{AwsContext, Config, Error, Plan, Result, RouteTableRole, SecurityGroupRole, SubnetRole};
+use three_tier_core::{AwsContext, Config, Created, Error, Plan, Result, RouteTableRole, SecurityGroupRole, SubnetRole, Tier};
 
 /// Deploys the network tier: observe, plan, show the plan, apply it, and return the
 /// outputs. On a deployed stack it makes read calls only.
 pub async fn deploy(ctx: &AwsContext, config: &Config) -> Result<NetworkOutputs> {
+    let (_, rest) = deploy_until_nat(ctx, config).await?;
+    finish_deploy(ctx, config, rest).await
+}
+
+/// The steps of a network deploy that wait for the NAT gateway, and what they build on.
+#[derive(Debug)]
+pub struct NatSteps {
+    steps: Vec<NetworkStep>,
+    created: Created,
+    /// The state the outputs come from when no step changes it.
+    observed: Observed,
+}
+
+/// Deploys the network tier up to the wait for its NAT gateway, and returns the outputs
+/// the ALB and database tiers need (the NAT gateway may still be pending) with the steps
+/// that remain; [`finish_deploy`] runs them.
+pub async fn deploy_until_nat(ctx: &AwsContext, config: &Config) -> Result<(NetworkOutputs, NatSteps)> {
     let (mut observed, plan) = plan_deploy(ctx, config).await?;
     ctx.progress.line(plan.render().trim_end());
     plan.check_conflicts()?;
-    if !plan.steps.is_empty() {
-        apply(ctx, &plan).await?;
+    let split = plan.steps.iter().position(NetworkStep::is_nat_wait).unwrap_or(plan.steps.len());
+    let (first, rest) = plan.steps.split_at(split);
+    let mut created = Created::default();
+    if !first.is_empty() {
+        apply_steps(ctx, first, &mut created).await?;
         observed = observe(ctx, &config.stack.name).await?;
     }
-    outputs(&observed).ok_or_else(|| Error::Conflict {
-        resource: format!("the network tier of stack {}", config.stack.name),
-        problem: "is incomplete after its deploy finished".into(),
-        fix: "run `cargo xtask deploy network` again; if it persists, `cargo xtask plan network` shows what is missing".into(),
-    })
+    let outputs = outputs_before_nat(&observed).ok_or_else(|| Error::incomplete(Tier::Network, &config.stack.name))?;
+    Ok((outputs, NatSteps { steps: rest.to_vec(), created, observed }))
+}
+
+/// Runs the steps [`deploy_until_nat`] left and returns the complete outputs.
+pub async fn finish_deploy(ctx: &AwsContext, config: &Config, rest: NatSteps) -> Result<NetworkOutputs> {
+    let NatSteps { steps, mut created, mut observed } = rest;
+    if !steps.is_empty() {
+        apply_steps(ctx, &steps, &mut created).await?;
+        observed = observe(ctx, &config.stack.name).await?;
+    }
+    outputs(&observed).ok_or_else(|| Error::incomplete(Tier::Network, &config.stack.name))
 }
 
 /// Observes and plans a deploy of the network tier.

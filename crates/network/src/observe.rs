@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{Filter, IpPermission, Tag, VpcAttributeName};
-use three_tier_core::naming::{ROLE_TAG, STACK_TAG, TIER_TAG};
+use three_tier_core::naming::{ROLE_TAG, STACK_TAG, TIER_TAG, belongs_to};
 use three_tier_core::{AwsContext, AwsResultExt, Result, RouteTableRole, SecurityGroupRole, SubnetRole, Tier};
 
 use crate::rules::{IngressRule, Source};
@@ -242,9 +242,7 @@ pub async fn observe(ctx: &AwsContext, stack: &str) -> Result<Observed> {
         for nat in answer.nat_gateways() {
             let tags = tag_map(nat.tags());
             let state = nat.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
-            let ours = tags.get(STACK_TAG).map(String::as_str) == Some(stack)
-                && tags.get(TIER_TAG).map(String::as_str) == Some(Tier::Network.as_str());
-            if !ours || !["pending", "available", "deleting"].contains(&state.as_str()) {
+            if !belongs_to(&tags, stack, Some(Tier::Network)) || !["pending", "available", "deleting"].contains(&state.as_str()) {
                 continue;
             }
             nat_gateways.push(ObservedNatGateway {
@@ -269,7 +267,7 @@ pub async fn observe(ctx: &AwsContext, stack: &str) -> Result<Observed> {
             .aws("DescribeRouteTables")?;
         for table in answer.route_tables() {
             let tags = tag_map(table.tags());
-            let ours = tags.get(STACK_TAG).map(String::as_str) == Some(stack);
+            let ours = belongs_to(&tags, stack, None);
             route_tables.push(ObservedRouteTable {
                 id: table.route_table_id().unwrap_or_default().to_owned(),
                 role: role_of(&tags, "route-table/").filter(|_| ours).and_then(RouteTableRole::from_tag),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use ipnet::Ipv4Net;
 use serde::Serialize;
-use three_tier_core::naming::{NAME_TAG, Tags};
+use three_tier_core::naming::{Tags, name_or_id};
 use three_tier_core::{Change, Conflict, Plan, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetRole, Tier};
 
 use crate::desired::{ANYWHERE, DefaultRoute, Desired, IngressFrom};
@@ -230,15 +230,15 @@ pub fn teardown_plan(observed: &Observed) -> Plan<NetworkStep> {
     let steps = &mut plan.steps;
     for nat in &observed.nat_gateways {
         if nat.state != "deleting" {
-            steps.push(NetworkStep::DeleteNatGateway { name: name_of(&nat.tags, &nat.id), id: nat.id.clone() });
+            steps.push(NetworkStep::DeleteNatGateway { name: name_or_id(&nat.tags, &nat.id), id: nat.id.clone() });
         }
     }
     for nat in &observed.nat_gateways {
-        steps.push(NetworkStep::WaitNatGatewayDeleted { name: name_of(&nat.tags, &nat.id), id: nat.id.clone() });
+        steps.push(NetworkStep::WaitNatGatewayDeleted { name: name_or_id(&nat.tags, &nat.id), id: nat.id.clone() });
     }
     for address in &observed.nat_addresses {
         steps.push(NetworkStep::ReleaseAddress {
-            name: name_of(&address.tags, &address.allocation_id),
+            name: name_or_id(&address.tags, &address.allocation_id),
             allocation_id: address.allocation_id.clone(),
         });
     }
@@ -256,7 +256,7 @@ pub fn teardown_plan(observed: &Observed) -> Plan<NetworkStep> {
         steps.push(NetworkStep::DeleteSecurityGroup { name: group.resource.name.clone(), id: group.resource.id.clone() });
     }
     for table in observed.route_tables.iter().filter(|t| t.role.is_some()) {
-        let table_name = name_of(&table.tags, &table.id);
+        let table_name = name_or_id(&table.tags, &table.id);
         for association in table.associations.iter().filter(|a| a.subnet_id.is_some()) {
             steps.push(NetworkStep::DisassociateRouteTable {
                 association_id: association.id.clone(),
@@ -267,10 +267,10 @@ pub fn teardown_plan(observed: &Observed) -> Plan<NetworkStep> {
     }
     for subnet in &observed.subnets {
         let subnet = &subnet.resource;
-        steps.push(NetworkStep::DeleteSubnet { name: name_of(&subnet.tags, &subnet.id), id: subnet.id.clone() });
+        steps.push(NetworkStep::DeleteSubnet { name: name_or_id(&subnet.tags, &subnet.id), id: subnet.id.clone() });
     }
     for gateway in &observed.internet_gateways {
-        let name = name_of(&gateway.tags, &gateway.id);
+        let name = name_or_id(&gateway.tags, &gateway.id);
         for vpc_id in &gateway.attached_vpcs {
             steps.push(NetworkStep::DetachInternetGateway {
                 name: name.clone(),
@@ -281,13 +281,9 @@ pub fn teardown_plan(observed: &Observed) -> Plan<NetworkStep> {
         steps.push(NetworkStep::DeleteInternetGateway { name, id: gateway.id.clone() });
     }
     for vpc in &observed.vpcs {
-        steps.push(NetworkStep::DeleteVpc { name: name_of(&vpc.tags, &vpc.id), id: vpc.id.clone() });
+        steps.push(NetworkStep::DeleteVpc { name: name_or_id(&vpc.tags, &vpc.id), id: vpc.id.clone() });
     }
     plan
-}
-
-fn name_of(tags: &BTreeMap<String, String>, id: &str) -> String {
-    tags.get(NAME_TAG).cloned().unwrap_or_else(|| id.to_owned())
 }
 
 struct Planner<'a> {
@@ -311,11 +307,9 @@ impl<'a> Planner<'a> {
 
     /// Tags are how the stack finds its resources: restore any that drifted.
     fn retag(&mut self, id: &str, wanted: &Tags, present: &BTreeMap<String, String>) {
-        let missing: BTreeMap<String, String> =
-            wanted.missing_from(present).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let missing = wanted.missing_from(present);
         if !missing.is_empty() {
-            let name = wanted.pairs.get(NAME_TAG).cloned().unwrap_or_else(|| id.to_owned());
-            self.push(NetworkStep::TagResource { resource_id: id.to_owned(), name, tags: missing });
+            self.push(NetworkStep::TagResource { resource_id: id.to_owned(), name: wanted.name().to_owned(), tags: missing });
         }
     }
 
@@ -441,12 +435,19 @@ impl<'a> Planner<'a> {
     }
 
     fn nat_gateway(&mut self, desired: &Desired, subnets: &BTreeMap<SubnetRole, Ref>) -> NatGatewayRef {
-        let address = match self.observed.nat_address() {
-            Some(address) => {
+        // The NAT gateway's own address, if its tags were lost, is re-tagged rather than a
+        // second, unused (and billed) one allocated.
+        let nat_held = self.observed.nat_gateway().and_then(|n| n.allocation_ids.first());
+        let address = match (self.observed.nat_address(), nat_held) {
+            (Some(address), _) => {
                 self.retag(&address.allocation_id, &desired.nat_address.tags, &address.tags);
                 Ref::existing(&address.allocation_id)
             }
-            None => {
+            (None, Some(allocation_id)) => {
+                self.retag(allocation_id, &desired.nat_address.tags, &BTreeMap::new());
+                Ref::existing(allocation_id)
+            }
+            (None, None) => {
                 self.push(NetworkStep::AllocateAddress {
                     key: "nat-address".into(),
                     name: desired.nat_address.name.clone(),
@@ -592,8 +593,19 @@ impl<'a> Planner<'a> {
             }
         }
         if let Some(observed) = observed {
+            // A subnet another of the stack's tables wants is moved there by that table's
+            // ReplaceRouteTableAssociation: disassociating it here would pull the
+            // association out from under that step.
+            let wanted_elsewhere = |subnet_id: &String| {
+                RouteTableRole::ALL.iter().flat_map(|r| r.subnets()).any(|s| {
+                    matches!(&subnets[s], Ref::Existing(id) if id == subnet_id)
+                })
+            };
             for association in &observed.associations {
-                let stray = association.subnet_id.as_ref().is_some_and(|id| !wanted_subnet_ids.contains(id));
+                let stray = association
+                    .subnet_id
+                    .as_ref()
+                    .is_some_and(|id| !wanted_subnet_ids.contains(id) && !wanted_elsewhere(id));
                 if stray {
                     self.push(NetworkStep::DisassociateRouteTable {
                         association_id: association.id.clone(),

@@ -251,3 +251,35 @@ fn teardown_deletes_in_an_order_aws_accepts() {
 fn teardown_of_nothing_is_empty() {
     assert!(teardown_plan(&Observed::default()).steps.is_empty());
 }
+
+#[test]
+fn a_subnet_on_another_of_the_stacks_tables_is_moved_in_one_step() {
+    let desired = default_desired();
+    let mut observed = deployed(&desired);
+    // app-subnet sits on the public table instead of the app table.
+    let app = observed.route_tables.iter_mut().find(|t| t.role == Some(RouteTableRole::App)).unwrap();
+    app.associations.clear();
+    let public = observed.route_tables.iter_mut().find(|t| t.role == Some(RouteTableRole::Public)).unwrap();
+    public.associations.push(ObservedAssociation { id: "rtbassoc-wrong".into(), subnet_id: Some("subnet-app".into()) });
+    let plan = plan(&desired, &observed);
+    let touching: Vec<&NetworkStep> = plan
+        .steps
+        .iter()
+        .filter(|s| {
+            matches!(s, NetworkStep::DisassociateRouteTable { association_id, .. }
+                | NetworkStep::ReplaceRouteTableAssociation { association_id, .. } if association_id == "rtbassoc-wrong")
+        })
+        .collect();
+    assert_eq!(touching.len(), 1, "{touching:?}");
+    assert!(matches!(touching[0], NetworkStep::ReplaceRouteTableAssociation { .. }));
+}
+
+#[test]
+fn a_nat_gateways_untagged_address_is_adopted_not_doubled() {
+    let desired = default_desired();
+    let mut observed = deployed(&desired);
+    observed.nat_addresses.clear();
+    let plan = plan(&desired, &observed);
+    assert!(!plan.steps.iter().any(|s| matches!(s, NetworkStep::AllocateAddress { .. })), "{}", plan.render());
+    assert!(plan.steps.iter().any(|s| matches!(s, NetworkStep::TagResource { resource_id, .. } if resource_id == "eipalloc-1")));
+}

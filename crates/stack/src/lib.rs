@@ -19,7 +19,7 @@ mod verify;
 
 use serde::Serialize;
 use three_tier_core::outputs::{AlbOutputs, ComputeOutputs, DatabaseOutputs, NetworkOutputs};
-use three_tier_core::{AwsContext, Config, Created, Error, Plan, Result, Step, Tier};
+use three_tier_core::{AwsContext, Config, Error, Plan, Result, Step, Tier};
 
 pub use status::{TierStatus, status};
 pub use verify::{Check, NGINX_WELCOME, Outcome, VerifyLimits, database_check_script, verify};
@@ -62,31 +62,23 @@ pub async fn deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result
     }
 
     // The network up to the wait for its NAT gateway.
-    let mut network_rest = None;
+    let mut nat_steps = None;
     let early_network = if wants(Tier::Network) {
-        let (_, plan) = network::plan_deploy(ctx, config).await?;
-        ctx.progress.line(plan.render().trim_end());
-        plan.check_conflicts()?;
-        let split = plan.steps.iter().position(network::NetworkStep::is_nat_wait).unwrap_or(plan.steps.len());
-        let (first, rest) = plan.steps.split_at(split);
-        let mut created = Created::default();
-        network::apply_steps(ctx, first, &mut created).await?;
-        network_rest = Some((rest.to_vec(), created));
-        let observed = network::observe(ctx, &config.stack.name).await?;
-        Some(network::outputs_before_nat(&observed).ok_or_else(|| incomplete(config, Tier::Network))?)
+        let (outputs, rest) = network::deploy_until_nat(ctx, config).await?;
+        nat_steps = Some(rest);
+        Some(outputs)
     } else if tiers.iter().any(|t| dependencies(*t).contains(&Tier::Network)) {
-        Some(network_outputs(ctx, config).await?.ok_or_else(|| missing(config, Tier::Alb, Tier::Network))?)
+        // Checked above: the network stands.
+        network_outputs(ctx, config).await?
     } else {
         None
     };
 
     let finish_network = async {
-        let Some((rest, mut created)) = network_rest else { return Ok::<_, Error>(early_network.clone()) };
-        if !rest.is_empty() {
-            network::apply_steps(ctx, &rest, &mut created).await?;
+        match nat_steps {
+            Some(rest) => Ok::<_, Error>(Some(network::finish_deploy(ctx, config, rest).await?)),
+            None => Ok(early_network.clone()),
         }
-        let observed = network::observe(ctx, &config.stack.name).await?;
-        Ok(Some(network::outputs(&observed).ok_or_else(|| incomplete(config, Tier::Network))?))
     };
     let database = async {
         match &early_network {
@@ -324,12 +316,4 @@ async fn require(ctx: &AwsContext, config: &Config, tier: Tier, needs: Tier) -> 
 
 fn missing(config: &Config, tier: Tier, needs: Tier) -> Error {
     Error::MissingDependency { tier, needs, stack: config.stack.name.clone() }
-}
-
-fn incomplete(config: &Config, tier: Tier) -> Error {
-    Error::Conflict {
-        resource: format!("the {tier} tier of stack {}", config.stack.name),
-        problem: "is incomplete after its deploy finished".into(),
-        fix: format!("run `cargo xtask deploy {tier}` again; `cargo xtask plan {tier}` shows what is missing"),
-    }
 }

@@ -343,6 +343,13 @@ impl Config {
             }
             seen.push((format!("network.subnets.{role}.cidr"), subnet.cidr));
             check_zone(&format!("{base}.availability_zone"), &subnet.availability_zone, region)?;
+            if !self.stack.availability_zones.contains(&subnet.availability_zone) {
+                return Err(invalid(
+                    &format!("{base}.availability_zone"),
+                    format!("is {}, which is not one of stack.availability_zones", subnet.availability_zone),
+                    "use one of stack.availability_zones, or add the zone to that list",
+                ));
+            }
             check_tag_value(&format!("{base}.name"), &subnet.name)?;
         }
         for (pair, what) in [
@@ -397,12 +404,12 @@ impl Config {
         if db_subnet_group.is_empty()
             || db_subnet_group.len() > 255
             || db_subnet_group.eq_ignore_ascii_case("default")
-            || !db_subnet_group.chars().all(|c| c.is_ascii_alphanumeric() || " ._-".contains(c))
+            || !db_subnet_group.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || " ._-".contains(c))
         {
             return Err(invalid(
                 "database.subnet_group_name",
                 format!("\"{db_subnet_group}\" is not a valid DB subnet group name"),
-                "use 1-255 letters, digits, spaces, periods, underscores and hyphens (not \"default\")",
+                "use 1-255 lowercase letters, digits, spaces, periods, underscores and hyphens (not \"default\"): RDS keeps the name in lowercase",
             ));
         }
         Ok(())

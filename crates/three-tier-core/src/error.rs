@@ -53,6 +53,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// A tier's deploy finished and its outputs are still incomplete.
+    pub fn incomplete(tier: Tier, stack: &str) -> Error {
+        Error::Conflict {
+            resource: format!("the {tier} tier of stack {stack}"),
+            problem: "is incomplete after its deploy finished".into(),
+            fix: format!("run `cargo xtask deploy {tier}` again; `cargo xtask plan {tier}` shows what is missing"),
+        }
+    }
+
     /// The AWS error code, when AWS answered.
     pub fn code(&self) -> Option<&str> {
         match self {

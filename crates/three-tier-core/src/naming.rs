@@ -44,6 +44,23 @@ impl<'a> Names<'a> {
     pub fn unnamed(&self, role: &str) -> String {
         format!("{}-{role}", self.stack)
     }
+
+    /// The RDS instance's identifier. The compute tier grants its role the instance's
+    /// secret by it before the database exists, so both tiers take it from here.
+    pub fn db_instance(&self) -> String {
+        self.unnamed("db")
+    }
+}
+
+/// Whether tags mark a resource as the stack's (and the tier's, when given).
+pub fn belongs_to(tags: &BTreeMap<String, String>, stack: &str, tier: Option<Tier>) -> bool {
+    tags.get(STACK_TAG).map(String::as_str) == Some(stack)
+        && tier.is_none_or(|tier| tags.get(TIER_TAG).map(String::as_str) == Some(tier.as_str()))
+}
+
+/// A resource's `Name` tag, or its id when it has none.
+pub fn name_or_id(tags: &BTreeMap<String, String>, id: &str) -> String {
+    tags.get(NAME_TAG).cloned().unwrap_or_else(|| id.to_owned())
 }
 
 /// The tags that make a resource part of a stack, plus the user's own.
@@ -69,11 +86,18 @@ impl Tags {
         Tags { pairs }
     }
 
-    /// The tags of `wanted` that `present` lacks or holds with another value.
-    pub fn missing_from<'t>(
-        &'t self,
-        present: &'t BTreeMap<String, String>,
-    ) -> impl Iterator<Item = (&'t String, &'t String)> {
-        self.pairs.iter().filter(move |(key, value)| present.get(*key) != Some(*value))
+    /// The tags of `self` that `present` lacks or holds with another value: what a
+    /// resource needs re-tagged with, so the stack finds it again.
+    pub fn missing_from(&self, present: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        self.pairs
+            .iter()
+            .filter(|(key, value)| present.get(*key) != Some(*value))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
+    }
+
+    /// The `Name` tag.
+    pub fn name(&self) -> &str {
+        self.pairs.get(NAME_TAG).map(String::as_str).unwrap_or_default()
     }
 }

@@ -23,6 +23,13 @@ impl Progress {
         Progress { bars: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()), silent: true }
     }
 
+    /// The line an apply prints for a step it is about to run; waits show their own.
+    pub fn announce<S: crate::Step>(&self, step: &S) {
+        if step.change() != crate::Change::Wait {
+            self.line(format!("  {} {}", step.change().sign(), step.describe()));
+        }
+    }
+
     pub fn line(&self, text: impl AsRef<str>) {
         if self.silent {
             return;

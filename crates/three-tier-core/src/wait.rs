@@ -90,6 +90,35 @@ where
     }
 }
 
+/// The error of an SDK waiter: a timeout that says the run can be resumed, or AWS's
+/// answer when the resource reached a failure state.
+pub fn waiter_error<O, E>(
+    err: aws_smithy_runtime_api::client::waiters::error::WaiterError<O, E>,
+    operation: &'static str,
+    what: &str,
+    limit: Duration,
+    failure_hint: &str,
+) -> Error
+where
+    O: std::fmt::Debug + Send + Sync + 'static,
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    use aws_smithy_types::error::metadata::ProvideErrorMetadata as _;
+    match err {
+        aws_smithy_runtime_api::client::waiters::error::WaiterError::ExceededMaxWait(_) => Error::Timeout {
+            what: what.to_owned(),
+            after: limit,
+            fix: "AWS is slower than usual; run the same command again later: it continues where it stopped".into(),
+        },
+        err => Error::Aws {
+            operation,
+            code: err.code().unwrap_or("WaiterFailed").to_owned(),
+            message: format!("{what} did not happen ({err}); {failure_hint}"),
+            source: Box::new(err),
+        },
+    }
+}
+
 /// Retries a delete or detach that AWS refuses while something still uses the resource
 /// (see [`Error::is_in_use`]), for as long as the context's settings allow.
 pub async fn retry_in_use<Fut>(

@@ -6,4 +6,5 @@ mod app;
 mod aws_e2e;
 mod network;
 mod stack;
+mod strict;
 mod support;

@@ -16,7 +16,7 @@ use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 /// The emulator, started once per test process (and shared with other processes).
 pub fn emulator() -> emulator::Running {
     static RUNNING: OnceLock<emulator::Running> = OnceLock::new();
-    *RUNNING.get_or_init(|| emulator::Emulator::default().ensure_running().expect("the emulator starts"))
+    RUNNING.get_or_init(|| emulator::Emulator::default().ensure_running().expect("the emulator starts")).clone()
 }
 
 /// The default config, for a stack of the test's own.
@@ -61,7 +61,8 @@ pub async fn clean(ctx: &AwsContext, config: &Config) {
 
 /// Recorded calls with volatile values replaced: every AWS id by its prefix and the
 /// order of its first appearance (`vpc-1`, `subnet-3`), so the snapshot still shows
-/// which resource each call refers to; idempotency tokens by a placeholder.
+/// which resource each call refers to; idempotency tokens by a placeholder. A run of
+/// identical calls (a waiter polling) counts once: how often it polls depends on time.
 pub fn redact(calls: &[Call]) -> Vec<Call> {
     let mut numbering: BTreeMap<String, String> = BTreeMap::new();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -118,7 +119,12 @@ pub fn redact(calls: &[Call]) -> Vec<Call> {
                 })
                 .collect(),
         })
-        .collect()
+        .fold(Vec::new(), |mut calls: Vec<Call>, call| {
+            if calls.last() != Some(&call) {
+                calls.push(call);
+            }
+            calls
+        })
 }
 
 mod faults {

@@ -18,6 +18,29 @@ use serde::{Deserialize, Serialize};
 /// The pinned moto version, installed from this file.
 pub const REQUIREMENTS: &str = include_str!("../requirements.txt");
 
+/// The strict launcher: moto with the AWS rules and time this stack meets (see the file).
+pub const STRICT_LAUNCHER: &str = include_str!("../strict_moto.py");
+
+/// How the emulator runs: strict (the default) or plain moto, for comparison
+/// (`THREE_TIER_EMULATOR=plain`); with strict, `THREE_TIER_TIME_SCALE` scales AWS's
+/// typical durations (default 0.01).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mode {
+    pub strict: bool,
+    pub time_scale: String,
+    /// A fingerprint of the launcher, so an edited launcher restarts the server.
+    pub launcher: u64,
+}
+
+impl Mode {
+    pub fn from_env() -> Mode {
+        let strict = std::env::var("THREE_TIER_EMULATOR").map_or(true, |v| v != "plain");
+        let time_scale = std::env::var("THREE_TIER_TIME_SCALE").unwrap_or_else(|_| "0.01".into());
+        let launcher = STRICT_LAUNCHER.bytes().fold(0xcbf29ce484222325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
+        Mode { strict, time_scale, launcher }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot {action}: {source}\n  fix: {fix}")]
@@ -36,10 +59,13 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A running emulator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Running {
     pub pid: u32,
     pub port: u16,
+    /// Absent in the state of an older version: such a server is replaced.
+    #[serde(default)]
+    pub mode: Mode,
 }
 
 impl Running {
@@ -50,6 +76,34 @@ impl Running {
     /// Wipes every resource in the emulator (all regions and services).
     pub fn reset(&self) -> Result<()> {
         http(self.port, "POST", "/moto-api/reset").map(|_| ())
+    }
+
+    /// Every request the strict emulator received, in order.
+    pub fn requests(&self) -> Result<Vec<LoggedRequest>> {
+        let body = http(self.port, "GET", "/three-tier/requests")?;
+        serde_json::from_str(&body).map_err(|err| Error::Io {
+            action: "read the emulator's request log".into(),
+            fix: "is the emulator strict? (unset THREE_TIER_EMULATOR)",
+            source: std::io::Error::other(err),
+        })
+    }
+
+    pub fn clear_requests(&self) -> Result<()> {
+        http(self.port, "POST", "/three-tier/requests/clear").map(|_| ())
+    }
+}
+
+/// One request as the strict emulator logged it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggedRequest {
+    pub service: String,
+    pub action: String,
+    pub status: u16,
+}
+
+impl Running {
+    fn alive(&self) -> bool {
+        Path::new(&format!("/proc/{}", self.pid)).exists() && http(self.port, "GET", "/moto-api/").is_ok()
     }
 }
 
@@ -86,8 +140,7 @@ impl Emulator {
     pub fn status(&self) -> Option<Running> {
         let text = fs::read_to_string(self.state_file()).ok()?;
         let running: Running = serde_json::from_str(&text).ok()?;
-        let alive = Path::new(&format!("/proc/{}", running.pid)).exists();
-        (alive && http(running.port, "GET", "/moto-api/").is_ok()).then_some(running)
+        running.alive().then_some(running)
     }
 
     /// The running emulator, installed and started first when needed. Safe to call from
@@ -96,8 +149,11 @@ impl Emulator {
         fs::create_dir_all(&self.dir).map_err(io("create the emulator directory", FIX_DISK))?;
         let lock = File::create(self.dir.join("lock")).map_err(io("create the emulator lock", FIX_DISK))?;
         lock.lock().map_err(io("lock the emulator directory", FIX_DISK))?;
+        let wanted = Mode::from_env();
         let result = match self.status() {
-            Some(running) => Ok(running),
+            Some(running) if running.mode == wanted => Ok(running),
+            // Another mode, or an older launcher: replace it.
+            Some(_) => self.stop().and_then(|_| self.install()).and_then(|()| self.start()),
             None => self.install().and_then(|()| self.start()),
         };
         drop(lock);
@@ -139,9 +195,19 @@ impl Emulator {
     /// Starts a new server on a free port and waits until it answers.
     pub fn start(&self) -> Result<Running> {
         let port = free_port()?;
+        let mode = Mode::from_env();
         let log_path = self.log_file();
         let log = File::create(&log_path).map_err(io("create the emulator log", FIX_DISK))?;
-        let child = Command::new(self.venv().join("bin/moto_server"))
+        let mut command = if mode.strict {
+            let launcher = self.dir.join("strict_moto.py");
+            fs::write(&launcher, STRICT_LAUNCHER).map_err(io("write the strict launcher", FIX_DISK))?;
+            let mut command = Command::new(self.venv().join("bin/python"));
+            command.arg(launcher).env("THREE_TIER_TIME_SCALE", &mode.time_scale);
+            command
+        } else {
+            Command::new(self.venv().join("bin/moto_server"))
+        };
+        let child = command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             // AttachRolePolicy of an AWS managed policy (AmazonSSMManagedInstanceCore)
             // fails with NoSuchEntity unless moto loads them.
@@ -154,7 +220,7 @@ impl Emulator {
             .process_group(0)
             .spawn()
             .map_err(io("start moto_server", "run `cargo xtask emulator start` to reinstall it"))?;
-        let running = Running { pid: child.id(), port };
+        let running = Running { pid: child.id(), port, mode };
         let started = Instant::now();
         let limit = Duration::from_secs(60);
         while http(port, "GET", "/moto-api/").is_err() {
@@ -229,7 +295,7 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr().map_err(io("find a free port", "free a local port"))?.port())
 }
 
-/// A minimal HTTP/1.0 request to the emulator's control API; returns the status line.
+/// A minimal HTTP/1.0 request to the emulator's control API; returns the body.
 fn http(port: u16, method: &str, path: &str) -> Result<String> {
     let fail = io(&format!("{method} {path}"), "start the emulator: `cargo xtask emulator start`");
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -241,7 +307,7 @@ fn http(port: u16, method: &str, path: &str) -> Result<String> {
         stream.read_to_string(&mut response)?;
         let status = response.lines().next().unwrap_or_default().to_owned();
         if status.split_whitespace().nth(1).is_some_and(|code| code.starts_with('2')) {
-            Ok(status)
+            Ok(response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default())
         } else {
             Err(std::io::Error::other(format!("answered {status:?}")))
         }

@@ -1,0 +1,370 @@
+"""three-tier's strict emulator: moto, with the AWS rules and the time this stack meets.
+
+moto answers like AWS but is lenient and instantaneous (the project's EMULATOR.md). This
+launcher wraps moto's backends, in this process, before it serves:
+
+- Rules that AWS enforces and moto does not, with AWS's error codes: deleting a subnet,
+  security group or VPC that is still in use; detaching an internet gateway while public
+  addresses are mapped; releasing an Elastic IP that a NAT gateway still holds; an ALB in
+  fewer than two zones; a DB subnet group in one zone; RDS password, storage and final
+  snapshot parameters.
+- Time: NAT gateways are `pending` and then `deleting` for a while, load balancers
+  `provisioning`, their network interfaces linger after deletion, RDS instances are
+  `creating`. Durations are SPEC.md's typical AWS times times THREE_TIER_TIME_SCALE
+  (default 0.01: a 6-minute RDS instance takes 3.6 seconds).
+- A log of every request (service, action, status), served at GET /three-tier/requests
+  and cleared by POST /three-tier/requests/clear.
+
+It is pinned to the moto version in requirements.txt: it reaches into moto's models.
+"""
+
+import io
+import json
+import os
+import sys
+import threading
+import time
+from urllib.parse import parse_qs
+
+SCALE = float(os.environ.get("THREE_TIER_TIME_SCALE", "0.01"))
+
+# Typical AWS durations in seconds (SPEC.md, "Typical times on AWS").
+DURATIONS = {
+    "nat_gateway_available": 105,
+    "nat_gateway_deleted": 60,
+    "load_balancer_active": 165,
+    # An ALB's network interfaces outlive it by minutes and keep blocking its subnets
+    # and security groups.
+    "load_balancer_interfaces_linger": 120,
+    "db_instance_available": 360,
+}
+
+
+def scaled(name):
+    return DURATIONS[name] * SCALE
+
+
+def timed_attribute(cls, attribute, young):
+    """Makes `cls.attribute` show an earlier value while the stored one is young.
+
+    `young` maps a stored value to (the value shown meanwhile, the duration's name): a NAT
+    gateway stored `available` shows `pending` for the first 105 seconds (scaled).
+    """
+    store = "_three_tier_" + attribute
+
+    def get(self):
+        value, since = getattr(self, store, (None, 0.0))
+        shown = young.get(value)
+        if shown and time.monotonic() - since < scaled(shown[1]):
+            return shown[0]
+        return value
+
+    def set(self, value):
+        setattr(self, store, (value, time.monotonic()))
+
+    setattr(cls, attribute, property(get, set))
+
+
+# Deleted load balancers whose interfaces still hold their subnets and groups:
+# (subnet ids, security group ids, deleted at).
+LINGERING = []
+LINGERING_LOCK = threading.Lock()
+
+
+def lingering_interfaces():
+    now = time.monotonic()
+    with LINGERING_LOCK:
+        LINGERING[:] = [entry for entry in LINGERING if now - entry[2] < scaled("load_balancer_interfaces_linger")]
+        return list(LINGERING)
+
+
+def install():
+    from moto.ec2.exceptions import DependencyViolationError, EC2ClientError
+    from moto.ec2.models import EC2Backend
+    from moto.ec2.models.nat_gateways import NatGateway
+    from moto.elbv2.exceptions import ELBClientError
+    from moto.elbv2.models import ELBv2Backend, FakeLoadBalancer, elbv2_backends
+    from moto.rds.exceptions import RDSClientError
+    from moto.rds.models import DBInstance, RDSBackend, rds_backends
+
+    # --- time ---
+    timed_attribute(NatGateway, "state", {"available": ("pending", "nat_gateway_available"), "deleted": ("deleting", "nat_gateway_deleted")})
+    timed_attribute(FakeLoadBalancer, "state", {"active": ("provisioning", "load_balancer_active")})
+    # moto activates a load balancer on its first describe: it is active from its creation
+    # on, shown `provisioning` while young.
+    original_lb_init = FakeLoadBalancer.__init__
+
+    def lb_init(self, *args, **kwargs):
+        original_lb_init(self, *args, **kwargs)
+        self.state = "active"
+
+    FakeLoadBalancer.__init__ = lb_init
+    timed_attribute(DBInstance, "status", {"available": ("creating", "db_instance_available")})
+
+    def gateways_in_use(ec2, subnet_id=None):
+        return [
+            nat
+            for nat in ec2.nat_gateways.values()
+            if nat.state != "deleted" and (subnet_id is None or nat.subnet_id == subnet_id)
+        ]
+
+    def live_instances(ec2):
+        return [i for i in ec2.all_instances() if i.state not in ("terminated",)]
+
+    def instance_groups(instance):
+        groups = set()
+        for group in getattr(instance, "security_groups", None) or []:
+            groups.add(getattr(group, "id", group))
+        for nic in (getattr(instance, "nics", None) or {}).values():
+            for group in getattr(nic, "group_set", None) or []:
+                groups.add(getattr(group, "id", group))
+        return groups
+
+    def load_balancers(ec2):
+        return list(elbv2_backends[ec2.account_id][ec2.region_name].load_balancers.values())
+
+    def databases(ec2):
+        return list(rds_backends[ec2.account_id][ec2.region_name].databases.values())
+
+    def database_subnets(db):
+        group = getattr(db, "db_subnet_group", None)
+        return {s.id for s in getattr(group, "_subnets", None) or []}
+
+    def database_groups(db):
+        return set(getattr(db, "vpc_security_group_ids", None) or [])
+
+    # moto 5.2 bug: a revoke matches a group-sourced rule only with the same description;
+    # AWS matches by protocol, ports and source alone, as it does for address ranges.
+    from moto.ec2.models.security_groups import SecurityGroupRule
+
+    def rule_eq(self, other):
+        def source(rule):
+            return {k: v for k, v in (rule.source_group or {}).items() if k in ("GroupId", "GroupName")}
+
+        if self.ip_protocol != other.ip_protocol or source(self) != source(other):
+            return False
+        for key in ("CidrIp", "CidrIpv6"):
+            if key in self.ip_range and self.ip_range.get(key) != other.ip_range.get(key):
+                return False
+        if self.prefix_list_id != other.prefix_list_id:
+            return False
+        return self.ip_protocol == "-1" or (self.from_port, self.to_port) == (other.from_port, other.to_port)
+
+    SecurityGroupRule.__eq__ = rule_eq
+
+    # --- EC2 rules ---
+    original_delete_subnet = EC2Backend.delete_subnet
+
+    def delete_subnet(self, subnet_id):
+        users = [f"NAT gateway {n.id}" for n in gateways_in_use(self, subnet_id)]
+        users += [f"instance {i.id}" for i in live_instances(self) if i.subnet_id == subnet_id]
+        users += [f"load balancer {lb.name}" for lb in load_balancers(self) if subnet_id in {s.id for s in lb.subnets}]
+        users += ["the interfaces of a deleted load balancer" for entry in lingering_interfaces() if subnet_id in entry[0]]
+        users += [f"RDS instance {db.db_instance_identifier}" for db in databases(self) if subnet_id in database_subnets(db)]
+        if users:
+            raise DependencyViolationError(f"The subnet '{subnet_id}' has dependencies and cannot be deleted ({', '.join(users)}).")
+        return original_delete_subnet(self, subnet_id)
+
+    EC2Backend.delete_subnet = delete_subnet
+
+    original_delete_group = EC2Backend.delete_security_group
+
+    def delete_security_group(self, name=None, group_id=None):
+        group = self.get_security_group_from_id(group_id) if group_id else self.get_security_group_by_name_or_id(name)
+        if group is not None:
+            users = []
+            for others in self.groups.values():
+                for other in others.values():
+                    if other.id == group.id:
+                        continue
+                    for rule in list(other.ingress_rules) + list(other.egress_rules):
+                        if (rule.source_group or {}).get("GroupId") == group.id:
+                            users.append(f"a rule of {other.id}")
+            users += [f"instance {i.id}" for i in live_instances(self) if group.id in instance_groups(i)]
+            users += [f"load balancer {lb.name}" for lb in load_balancers(self) if group.id in (lb.security_groups or [])]
+            users += ["the interfaces of a deleted load balancer" for entry in lingering_interfaces() if group.id in entry[1]]
+            users += [f"RDS instance {db.db_instance_identifier}" for db in databases(self) if group.id in database_groups(db)]
+            if users:
+                raise DependencyViolationError(
+                    f"resource {group.id} has a dependent object ({', '.join(sorted(set(users)))})"
+                )
+        return original_delete_group(self, name=name, group_id=group_id)
+
+    EC2Backend.delete_security_group = delete_security_group
+
+    original_delete_vpc = EC2Backend.delete_vpc
+
+    def delete_vpc(self, vpc_id):
+        attached = [g.id for g in self.internet_gateways.values() if g.vpc and g.vpc.id == vpc_id]
+        groups = [g.id for g in self.groups.get(vpc_id, {}).values() if g.name != "default"]
+        if attached or groups:
+            raise DependencyViolationError(
+                f"The vpc '{vpc_id}' has dependencies and cannot be deleted ({', '.join(attached + groups)})."
+            )
+        return original_delete_vpc(self, vpc_id)
+
+    EC2Backend.delete_vpc = delete_vpc
+
+    original_detach = EC2Backend.detach_internet_gateway
+
+    def detach_internet_gateway(self, internet_gateway_id, vpc_id):
+        mapped = [n.id for n in self.nat_gateways.values() if n.state != "deleted" and n.vpc_id == vpc_id and n.address_set]
+        if mapped:
+            raise DependencyViolationError(
+                f"Network {vpc_id} has some mapped public address(es). Please unmap those public address(es) before detaching the gateway."
+            )
+        return original_detach(self, internet_gateway_id, vpc_id)
+
+    EC2Backend.detach_internet_gateway = detach_internet_gateway
+
+    original_release = EC2Backend.release_address
+
+    def release_address(self, *args, **kwargs):
+        allocation_id = kwargs.get("allocation_id") or (args[1] if len(args) > 1 else None)
+        holders = [
+            n.id
+            for n in self.nat_gateways.values()
+            if n.state != "deleted" and any(a.get("allocationId") == allocation_id for a in n.address_set)
+        ]
+        if allocation_id and holders:
+            raise EC2ClientError("InvalidIPAddress.InUse", f"Address {allocation_id} is in use by {holders[0]}.")
+        return original_release(self, *args, **kwargs)
+
+    EC2Backend.release_address = release_address
+
+    # --- ELBv2 rules ---
+    original_create_lb = ELBv2Backend.create_load_balancer
+
+    def create_load_balancer(self, name, security_groups, subnet_ids, *args, **kwargs):
+        from moto.ec2.models import ec2_backends
+
+        ec2 = ec2_backends[self.account_id][self.region_name]
+        zones = {ec2.get_subnet(s).availability_zone for s in subnet_ids or []}
+        if len(zones) < 2:
+            raise ELBClientError(
+                "ValidationError",
+                "At least two subnets in two different Availability Zones must be specified",
+            )
+        return original_create_lb(self, name, security_groups, subnet_ids, *args, **kwargs)
+
+    ELBv2Backend.create_load_balancer = create_load_balancer
+
+    original_delete_lb = ELBv2Backend.delete_load_balancer
+
+    def delete_load_balancer(self, arn):
+        lb = self.load_balancers.get(arn)
+        if lb is not None:
+            with LINGERING_LOCK:
+                LINGERING.append(({s.id for s in lb.subnets}, set(lb.security_groups or []), time.monotonic()))
+        return original_delete_lb(self, arn)
+
+    ELBv2Backend.delete_load_balancer = delete_load_balancer
+
+    # --- RDS rules ---
+    original_create_subnet_group = RDSBackend.create_subnet_group
+
+    def create_subnet_group(self, subnet_name, description, subnets, tags):
+        if len({s.availability_zone for s in subnets}) < 2:
+            raise RDSClientError(
+                "DBSubnetGroupDoesNotCoverEnoughAZs",
+                "The DB subnet group doesn't meet Availability Zone (AZ) coverage requirement. Current AZ coverage: "
+                + ", ".join(sorted({s.availability_zone for s in subnets}))
+                + ". Add subnets to cover at least 2 AZs.",
+            )
+        return original_create_subnet_group(self, subnet_name, description, subnets, tags)
+
+    RDSBackend.create_subnet_group = create_subnet_group
+
+    original_create_db = RDSBackend.create_db_instance
+
+    def create_db_instance(self, db_kwargs):
+        managed = bool(db_kwargs.get("manage_master_user_password"))
+        password = db_kwargs.get("master_user_password")
+        if db_kwargs.get("db_cluster_identifier") is None:
+            if managed and password:
+                raise RDSClientError("InvalidParameterCombination", "Password can't be specified if ManageMasterUserPassword is turned on.")
+            if not managed and not password:
+                raise RDSClientError("InvalidParameterValue", "The parameter MasterUserPassword must be provided and must not be blank.")
+            storage = db_kwargs.get("allocated_storage")
+            if storage is not None and int(storage) < 20:
+                raise RDSClientError("InvalidParameterValue", "Invalid storage size for engine name mysql and storage type gp2: " + str(storage))
+        return original_create_db(self, db_kwargs)
+
+    RDSBackend.create_db_instance = create_db_instance
+
+    original_delete_db = RDSBackend.delete_db_instance
+
+    def delete_db_instance(self, db_instance_identifier, final_db_snapshot_identifier=None, skip_final_snapshot=False, delete_automated_backups=True):
+        if not skip_final_snapshot and not final_db_snapshot_identifier:
+            raise RDSClientError(
+                "InvalidParameterCombination",
+                "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.",
+            )
+        return original_delete_db(self, db_instance_identifier, final_db_snapshot_identifier, skip_final_snapshot, delete_automated_backups)
+
+    RDSBackend.delete_db_instance = delete_db_instance
+
+
+class RequestLog:
+    """WSGI middleware: records each request's service, action and status, in order."""
+
+    def __init__(self, app):
+        self.app = app
+        self.entries = []
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == "/three-tier/requests":
+            with self.lock:
+                body = json.dumps(self.entries).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        if path == "/three-tier/requests/clear":
+            with self.lock:
+                self.entries.clear()
+            start_response("200 OK", [("Content-Length", "0")])
+            return [b""]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        environ["wsgi.input"] = io.BytesIO(body)
+        service = ""
+        authorization = environ.get("HTTP_AUTHORIZATION", "")
+        if "Credential=" in authorization:
+            scope = authorization.split("Credential=", 1)[1].split(",", 1)[0].split("/")
+            service = scope[3] if len(scope) > 3 else ""
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        action = target.split(".")[-1] if target else (parse_qs(body.decode("utf-8", "replace")).get("Action") or [""])[0]
+        status = {}
+
+        def recording_start_response(status_line, headers, exc_info=None):
+            status["code"] = int(status_line.split()[0])
+            return start_response(status_line, headers, exc_info)
+
+        result = self.app(environ, recording_start_response)
+        if service and action:
+            with self.lock:
+                self.entries.append({"service": service, "action": action, "status": status.get("code", 0)})
+        return result
+
+
+def main():
+    install()
+    from werkzeug.serving import run_simple
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    host, port = "127.0.0.1", 5000
+    args = sys.argv[1:]
+    for flag, value in zip(args, args[1:]):
+        if flag == "-H":
+            host = value
+        if flag == "-p":
+            port = int(value)
+    os.environ.setdefault("MOTO_PORT", str(port))
+    app = DomainDispatcherApplication(create_backend_app)
+    run_simple(host, port, RequestLog(app), threaded=True, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+//! The strict emulator: each AWS rule it adds bites when the order is wrong, and time
+//! passes for what AWS takes minutes to do. (These tests need the strict emulator, the
+//! default; they are skipped with a note under `THREE_TIER_EMULATOR=plain`.)
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::NatGatewayState;
+use three_tier_core::{AwsContext, AwsResultExt, Config, Result, SecurityGroupRole, SubnetRole};
+
+use crate::support::{clean, config_in, context, emulator};
+
+fn strict() -> bool {
+    let strict = emulator().mode.strict;
+    if !strict {
+        eprintln!("skipped: the emulator is plain moto (THREE_TIER_EMULATOR=plain)");
+    }
+    strict
+}
+
+fn code<T: std::fmt::Debug>(result: Result<T>) -> String {
+    result.expect_err("AWS refuses this").code().unwrap_or("none").to_owned()
+}
+
+async fn nat_state(ctx: &AwsContext, id: &str) -> NatGatewayState {
+    let answer = ctx.ec2.describe_nat_gateways().nat_gateway_ids(id).send().await.unwrap();
+    answer.nat_gateways()[0].state().cloned().unwrap()
+}
+
+async fn eventually<F: std::future::Future<Output = bool>>(limit: Duration, mut check: impl FnMut() -> F) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_teardown_in_the_wrong_order_fails_on_the_rules_aws_enforces() {
+    if !strict() {
+        return;
+    }
+    let config = config_in("it-order2", "us-east-1");
+    let ctx = context(&config).await;
+    clean(&ctx, &config).await;
+    let network = network::deploy(&ctx, &config).await.unwrap();
+    let ec2 = &ctx.ec2;
+
+    // A subnet with a NAT gateway in it.
+    let alb_subnet = network.subnet(SubnetRole::AlbA);
+    assert_eq!(code(ec2.delete_subnet().subnet_id(alb_subnet).send().await.aws("DeleteSubnet")), "DependencyViolation");
+    // A security group another group's rule refers to.
+    let alb_group = network.security_group(SecurityGroupRole::Alb);
+    assert_eq!(
+        code(ec2.delete_security_group().group_id(alb_group).send().await.aws("DeleteSecurityGroup")),
+        "DependencyViolation"
+    );
+    // The NAT gateway's address, while the gateway stands.
+    assert_eq!(
+        code(ec2.release_address().allocation_id(&network.eip_allocation_id).send().await.aws("ReleaseAddress")),
+        "InvalidIPAddress.InUse"
+    );
+    // The internet gateway, while the NAT gateway's public address is mapped.
+    assert_eq!(
+        code(
+            ec2.detach_internet_gateway()
+                .internet_gateway_id(&network.internet_gateway_id)
+                .vpc_id(&network.vpc_id)
+                .send()
+                .await
+                .aws("DetachInternetGateway")
+        ),
+        "DependencyViolation"
+    );
+    // The VPC, with its groups and gateway still in it.
+    assert_eq!(code(ec2.delete_vpc().vpc_id(&network.vpc_id).send().await.aws("DeleteVpc")), "DependencyViolation");
+
+    // The NAT gateway is `deleting` for a while, and its address stays held until it is `deleted`.
+    ec2.delete_nat_gateway().nat_gateway_id(&network.nat_gateway_id).send().await.unwrap();
+    assert_eq!(nat_state(&ctx, &network.nat_gateway_id).await, NatGatewayState::Deleting);
+    assert_eq!(
+        code(ec2.release_address().allocation_id(&network.eip_allocation_id).send().await.aws("ReleaseAddress")),
+        "InvalidIPAddress.InUse"
+    );
+    let deleted = eventually(Duration::from_secs(10), || async {
+        nat_state(&ctx, &network.nat_gateway_id).await == NatGatewayState::Deleted
+    })
+    .await;
+    assert!(deleted, "the NAT gateway ends `deleted`");
+
+    // The right order still works.
+    let plan = network::plan_teardown(&ctx, &config).await.unwrap();
+    network::apply(&ctx, &plan).await.unwrap();
+    assert!(network::plan_teardown(&ctx, &config).await.unwrap().steps.is_empty());
+}
+
+#[tokio::test]
+async fn a_deleted_load_balancers_interfaces_hold_its_subnets_for_a_while() {
+    if !strict() {
+        return;
+    }
+    let config = config_in("it-linger", "us-east-1");
+    let ctx = context(&config).await;
+    clean(&ctx, &config).await;
+    let network = network::deploy(&ctx, &config).await.unwrap();
+    let alb_out = alb::deploy(&ctx, &config, &network).await.unwrap();
+
+    ctx.elbv2.delete_load_balancer().load_balancer_arn(&alb_out.load_balancer_arn).send().await.unwrap();
+    let subnet = network.subnet(SubnetRole::AlbB);
+    assert_eq!(code(ctx.ec2.delete_subnet().subnet_id(subnet).send().await.aws("DeleteSubnet")), "DependencyViolation");
+    // The network teardown that follows rides it out (DependencyViolation is retried).
+    let plan = stack::plan_teardown(&ctx, &config, stack::TIERS, false).await.unwrap();
+    stack::teardown(&ctx, &plan).await.unwrap();
+    assert!(network::plan_teardown(&ctx, &config).await.unwrap().steps.is_empty());
+}
+
+#[tokio::test]
+async fn invalid_alb_and_rds_requests_are_refused_with_aws_codes() {
+    if !strict() {
+        return;
+    }
+    let config: Config = config_in("it-params", "us-east-1");
+    let ctx = context(&config).await;
+    clean(&ctx, &config).await;
+    let network = network::deploy(&ctx, &config).await.unwrap();
+    let (a, b) = (network.subnet(SubnetRole::AlbA), network.subnet(SubnetRole::App));
+
+    // An ALB in one zone (alb-subnet and app-subnet are both in the first zone).
+    let one_zone = ctx
+        .elbv2
+        .create_load_balancer()
+        .name("it-strict-one-zone")
+        .subnets(a)
+        .subnets(b)
+        .send()
+        .await
+        .aws("CreateLoadBalancer");
+    assert_eq!(code(one_zone), "ValidationError");
+
+    // A DB subnet group in one zone.
+    let group = ctx
+        .rds
+        .create_db_subnet_group()
+        .db_subnet_group_name("it-strict-one-zone")
+        .db_subnet_group_description("one zone")
+        .subnet_ids(network.subnet(SubnetRole::DbA))
+        .subnet_ids(network.subnet(SubnetRole::App))
+        .send()
+        .await
+        .aws("CreateDBSubnetGroup");
+    assert_eq!(code(group), "DBSubnetGroupDoesNotCoverEnoughAZs");
+
+    let db = |id: &str| {
+        ctx.rds
+            .create_db_instance()
+            .db_instance_identifier(id)
+            .engine("mysql")
+            .db_instance_class("db.t3.micro")
+            .master_username("admin")
+            .allocated_storage(20)
+    };
+    assert_eq!(code(db("it-strict-no-password").send().await.aws("CreateDBInstance")), "InvalidParameterValue");
+    assert_eq!(
+        code(db("it-strict-both").manage_master_user_password(true).master_user_password("not-a-secret-1").send().await.aws("CreateDBInstance")),
+        "InvalidParameterCombination"
+    );
+    assert_eq!(
+        code(db("it-strict-small").manage_master_user_password(true).allocated_storage(5).send().await.aws("CreateDBInstance")),
+        "InvalidParameterValue"
+    );
+
+    // An RDS instance is `creating` for a while; deleting it needs SkipFinalSnapshot or a snapshot name.
+    db("it-strict-db").manage_master_user_password(true).send().await.unwrap();
+    let status = |ctx: &AwsContext| {
+        let rds = ctx.rds.clone();
+        async move {
+            let answer = rds.describe_db_instances().db_instance_identifier("it-strict-db").send().await.unwrap();
+            answer.db_instances()[0].db_instance_status().unwrap_or_default().to_owned()
+        }
+    };
+    assert_eq!(status(&ctx).await, "creating");
+    assert!(eventually(Duration::from_secs(15), || async { status(&ctx).await == "available" }).await);
+    assert_eq!(
+        code(ctx.rds.delete_db_instance().db_instance_identifier("it-strict-db").send().await.aws("DeleteDBInstance")),
+        "InvalidParameterCombination"
+    );
+    ctx.rds.delete_db_instance().db_instance_identifier("it-strict-db").skip_final_snapshot(true).send().await.unwrap();
+
+    clean(&ctx, &config).await;
+}
+
+#[tokio::test]
+async fn the_emulator_logs_every_request_with_its_status() {
+    if !strict() {
+        return;
+    }
+    let config = config_in("it-strict-log", "us-east-1");
+    let ctx = context(&config).await;
+    let marker = "it-strict-log-marker";
+    let _ = ctx.ec2.describe_vpcs().vpc_ids("vpc-00000000").send().await;
+    let _ = ctx.iam.get_role().role_name(marker).send().await;
+    let log = emulator().requests().unwrap();
+    let position = log.iter().rposition(|r| r.service == "iam" && r.action == "GetRole" && r.status == 404);
+    assert!(position.is_some(), "GetRole of a missing role is logged with 404");
+    assert!(log.iter().any(|r| r.service == "ec2" && r.action == "DescribeVpcs" && r.status >= 400));
+}

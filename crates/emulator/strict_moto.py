@@ -37,6 +37,12 @@ DURATIONS = {
     # and security groups.
     "load_balancer_interfaces_linger": 120,
     "db_instance_available": 360,
+    "db_instance_deleted": 300,
+    "instance_running": 40,
+    "instance_terminated": 40,
+    # Registered targets are `initial` until a health check passes (30 s interval, and
+    # nginx must be up).
+    "target_healthy": 60,
 }
 
 
@@ -87,6 +93,13 @@ def install():
     from moto.rds.exceptions import RDSClientError
     from moto.rds.models import DBInstance, RDSBackend, rds_backends
 
+    def purge_deleted(backend):
+        """Forgets RDS instances whose deletion has taken its time."""
+        for identifier, database in list(backend.databases.items()):
+            since = getattr(database, "_three_tier_deleting", None)
+            if since is not None and time.monotonic() - since >= scaled("db_instance_deleted"):
+                backend.databases.pop(identifier, None)
+
     # --- time ---
     timed_attribute(NatGateway, "state", {"available": ("pending", "nat_gateway_available"), "deleted": ("deleting", "nat_gateway_deleted")})
     timed_attribute(FakeLoadBalancer, "state", {"active": ("provisioning", "load_balancer_active")})
@@ -100,6 +113,40 @@ def install():
 
     FakeLoadBalancer.__init__ = lb_init
     timed_attribute(DBInstance, "status", {"available": ("creating", "db_instance_available")})
+
+    from moto.ec2.models.instances import InstanceState
+
+    timed_attribute(
+        InstanceState,
+        "name",
+        {"running": ("pending", "instance_running"), "terminated": ("shutting-down", "instance_terminated")},
+    )
+    codes = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
+    InstanceState.code = property(lambda self: codes.get(self.name, 0), lambda self, value: None)
+
+    from moto.elbv2.models import FakeTargetGroup
+
+    original_register = FakeTargetGroup.register
+
+    def register(self, targets):
+        registered = self.__dict__.setdefault("_three_tier_registered", {})
+        for target in targets:
+            registered[target["Id"]] = time.monotonic()
+        return original_register(self, targets)
+
+    FakeTargetGroup.register = register
+    original_health_for = FakeTargetGroup.health_for
+
+    def health_for(self, target, ec2_backend):
+        health = original_health_for(self, target, ec2_backend)
+        since = self.__dict__.get("_three_tier_registered", {}).get(target["Id"])
+        if health.status == "healthy" and since is not None and time.monotonic() - since < scaled("target_healthy"):
+            health.status = "initial"
+            health.reason = "Elb.InitialHealthChecking"
+            health.description = "Initial health checks in progress"
+        return health
+
+    FakeTargetGroup.health_for = health_for
 
     def gateways_in_use(ec2, subnet_id=None):
         return [
@@ -124,7 +171,9 @@ def install():
         return list(elbv2_backends[ec2.account_id][ec2.region_name].load_balancers.values())
 
     def databases(ec2):
-        return list(rds_backends[ec2.account_id][ec2.region_name].databases.values())
+        backend = rds_backends[ec2.account_id][ec2.region_name]
+        purge_deleted(backend)
+        return list(backend.databases.values())
 
     def database_subnets(db):
         group = getattr(db, "db_subnet_group", None)
@@ -295,23 +344,107 @@ def install():
     original_delete_db = RDSBackend.delete_db_instance
 
     def delete_db_instance(self, db_instance_identifier, final_db_snapshot_identifier=None, skip_final_snapshot=False, delete_automated_backups=True):
+        purge_deleted(self)
+        database = self.databases.get(db_instance_identifier)
+        if database is not None and getattr(database, "_three_tier_deleting", None):
+            raise RDSClientError("InvalidDBInstanceState", f"Instance {db_instance_identifier} is already being deleted.")
         if not skip_final_snapshot and not final_db_snapshot_identifier:
             raise RDSClientError(
                 "InvalidParameterCombination",
                 "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.",
             )
-        return original_delete_db(self, db_instance_identifier, final_db_snapshot_identifier, skip_final_snapshot, delete_automated_backups)
+        deleted = original_delete_db(self, db_instance_identifier, final_db_snapshot_identifier, skip_final_snapshot, delete_automated_backups)
+        # AWS takes minutes: the instance stays, `deleting`, until then.
+        deleted.status = "deleting"
+        deleted._three_tier_deleting = time.monotonic()
+        self.databases[db_instance_identifier] = deleted
+        return deleted
 
     RDSBackend.delete_db_instance = delete_db_instance
+    original_describe_dbs = RDSBackend.describe_db_instances
+
+    def describe_db_instances(self, *args, **kwargs):
+        purge_deleted(self)
+        return original_describe_dbs(self, *args, **kwargs)
+
+    RDSBackend.describe_db_instances = describe_db_instances
+
+    original_delete_subnet_group = RDSBackend.delete_subnet_group
+
+    def delete_subnet_group(self, subnet_name):
+        purge_deleted(self)
+        users = [
+            db.db_instance_identifier
+            for db in self.databases.values()
+            if getattr(getattr(db, "db_subnet_group", None), "name", None) == subnet_name.lower()
+        ]
+        if users:
+            raise RDSClientError("InvalidDBSubnetGroupStateFault", f"Cannot delete the subnet group '{subnet_name}' because at least one database instance: {users[0]} is still using it.")
+        return original_delete_subnet_group(self, subnet_name)
+
+    RDSBackend.delete_subnet_group = delete_subnet_group
+
+
+READS = ("Describe", "List", "Get")
+
+
+def error_response(start_response, service_kind, code, message, status="400 Bad Request"):
+    if service_kind == "json":
+        body = json.dumps({"__type": code, "message": message}).encode()
+        content_type = "application/x-amz-json-1.1"
+    elif service_kind == "ec2":
+        body = (
+            f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code>"
+            f"<Message>{message}</Message></Error></Errors><RequestID>three-tier-fault</RequestID></Response>"
+        ).encode()
+        content_type = "text/xml"
+    else:
+        body = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+            f"<RequestId>three-tier-fault</RequestId></ErrorResponse>"
+        ).encode()
+        content_type = "text/xml"
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 class RequestLog:
-    """WSGI middleware: records each request's service, action and status, in order."""
+    """WSGI middleware: records each request's service, action and status, in order, and
+    injects faults when asked (POST /three-tier/faults with a JSON object):
+
+    - "region": only requests to this region are touched (tests share one emulator);
+    - "throttle_every": N: every Nth request is throttled, as AWS does under load (the
+      SDK retries these);
+    - "fail_nth_mutating": N: the Nth call that changes something fails for good, as if
+      the run died there.
+    """
 
     def __init__(self, app):
         self.app = app
         self.entries = []
         self.lock = threading.Lock()
+        self.faults = {}
+        self.counts = {"requests": 0, "mutating": 0}
+
+    def inject(self, service, region, action, start_response):
+        faults = self.faults
+        if not faults or faults.get("region") != region:
+            return None
+        kind = "json" if service in ("ssm", "secretsmanager") else ("ec2" if service == "ec2" else "query")
+        with self.lock:
+            self.counts["requests"] += 1
+            requests = self.counts["requests"]
+            mutating = not action.startswith(READS)
+            if mutating:
+                self.counts["mutating"] += 1
+            nth_mutating = self.counts["mutating"] if mutating else None
+        every = faults.get("throttle_every")
+        if every and requests % every == 0:
+            code = {"json": "ThrottlingException", "ec2": "RequestLimitExceeded"}.get(kind, "Throttling")
+            return 429 if kind == "json" else 400, error_response(start_response, kind, code, "Rate exceeded")
+        if nth_mutating is not None and nth_mutating == faults.get("fail_nth_mutating"):
+            return 400, error_response(start_response, kind, "InjectedFailure", f"three-tier: {action} failed on purpose")
+        return None
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -328,13 +461,26 @@ class RequestLog:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
-        service = ""
+        if path == "/three-tier/faults":
+            with self.lock:
+                self.faults = json.loads(body or b"{}")
+                self.counts = {"requests": 0, "mutating": 0}
+            start_response("200 OK", [("Content-Length", "0")])
+            return [b""]
+        service = region = ""
         authorization = environ.get("HTTP_AUTHORIZATION", "")
         if "Credential=" in authorization:
             scope = authorization.split("Credential=", 1)[1].split(",", 1)[0].split("/")
+            region = scope[2] if len(scope) > 2 else ""
             service = scope[3] if len(scope) > 3 else ""
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         action = target.split(".")[-1] if target else (parse_qs(body.decode("utf-8", "replace")).get("Action") or [""])[0]
+        injected = self.inject(service, region, action, start_response) if service and action else None
+        if injected is not None:
+            code, response = injected
+            with self.lock:
+                self.entries.append({"service": service, "action": action, "status": code})
+            return response
         status = {}
 
         def recording_start_response(status_line, headers, exc_info=None):

@@ -187,6 +187,12 @@ async fn invalid_alb_and_rds_requests_are_refused_with_aws_codes() {
         "InvalidParameterCombination"
     );
     ctx.rds.delete_db_instance().db_instance_identifier("it-strict-db").skip_final_snapshot(true).send().await.unwrap();
+    assert_eq!(status(&ctx).await, "deleting");
+    let gone = eventually(Duration::from_secs(15), || async {
+        ctx.rds.describe_db_instances().db_instance_identifier("it-strict-db").send().await.is_err()
+    })
+    .await;
+    assert!(gone, "a deleted RDS instance is gone after a while");
 
     clean(&ctx, &config).await;
 }
@@ -205,4 +211,90 @@ async fn the_emulator_logs_every_request_with_its_status() {
     let position = log.iter().rposition(|r| r.service == "iam" && r.action == "GetRole" && r.status == 404);
     assert!(position.is_some(), "GetRole of a missing role is logged with 404");
     assert!(log.iter().any(|r| r.service == "ec2" && r.action == "DescribeVpcs" && r.status >= 400));
+}
+
+#[tokio::test]
+async fn instances_and_targets_take_their_time() {
+    if !strict() {
+        return;
+    }
+    let config = config_in("it-time", "us-east-1");
+    let ctx = context(&config).await;
+    clean(&ctx, &config).await;
+    let network = network::deploy(&ctx, &config).await.unwrap();
+    let alb_out = alb::deploy(&ctx, &config, &network).await.unwrap();
+    let image = ctx.ssm.get_parameter().name(&config.compute.ami_parameter).send().await.unwrap();
+    let image = image.parameter().and_then(|p| p.value()).unwrap().to_owned();
+    let launched = ctx
+        .ec2
+        .run_instances()
+        .image_id(image)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(network.subnet(SubnetRole::App))
+        .send()
+        .await
+        .unwrap();
+    let id = launched.instances()[0].instance_id().unwrap().to_owned();
+    let state = |ctx: &AwsContext, id: String| {
+        let ec2 = ctx.ec2.clone();
+        async move {
+            let answer = ec2.describe_instances().instance_ids(id).send().await.unwrap();
+            answer.reservations()[0].instances()[0].state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap()
+        }
+    };
+    assert_eq!(state(&ctx, id.clone()).await, "pending");
+    assert!(eventually(Duration::from_secs(10), || async { state(&ctx, id.clone()).await == "running" }).await);
+
+    // A registered target is `initial` until its health checks pass.
+    let target = aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder().id(&id).port(3030).build();
+    ctx.elbv2.register_targets().target_group_arn(&alb_out.app_target_group_arn).targets(target).send().await.unwrap();
+    let health = |ctx: &AwsContext| {
+        let elbv2 = ctx.elbv2.clone();
+        let group = alb_out.app_target_group_arn.clone();
+        async move {
+            let answer = elbv2.describe_target_health().target_group_arn(group).send().await.unwrap();
+            let state = answer.target_health_descriptions()[0].target_health().and_then(|h| h.state()).cloned();
+            state.map(|s| s.as_str().to_owned()).unwrap_or_default()
+        }
+    };
+    assert_eq!(health(&ctx).await, "initial");
+    assert!(eventually(Duration::from_secs(10), || async { health(&ctx).await == "healthy" }).await);
+
+    ctx.ec2.terminate_instances().instance_ids(&id).send().await.unwrap();
+    assert_eq!(state(&ctx, id.clone()).await, "shutting-down");
+    assert!(eventually(Duration::from_secs(10), || async { state(&ctx, id.clone()).await == "terminated" }).await);
+
+    clean(&ctx, &config).await;
+}
+
+#[tokio::test]
+async fn throttling_is_ridden_out_and_a_run_that_dies_half_way_completes_when_run_again() {
+    if !strict() {
+        return;
+    }
+    let config = config_in("it-faults", "ap-northeast-2");
+    let ctx = context(&config).await;
+    clean(&ctx, &config).await;
+    let emulator = emulator();
+
+    // Every third request throttled: the SDK's retries ride it out.
+    emulator.set_faults(&serde_json::json!({"region": "ap-northeast-2", "throttle_every": 3})).unwrap();
+    let deployed = network::deploy(&ctx, &config).await;
+    emulator.set_faults(&serde_json::json!({})).unwrap();
+    deployed.unwrap();
+    let throttled = emulator.requests().unwrap().iter().filter(|r| r.status == 400 && r.service == "ec2").count();
+    assert!(throttled > 5, "requests were throttled ({throttled})");
+    clean(&ctx, &config).await;
+
+    // The tenth change fails for good: the run stops there, and the next one completes.
+    emulator.set_faults(&serde_json::json!({"region": "ap-northeast-2", "fail_nth_mutating": 10})).unwrap();
+    let failed = network::deploy(&ctx, &config).await;
+    emulator.set_faults(&serde_json::json!({})).unwrap();
+    assert_eq!(failed.unwrap_err().code(), Some("InjectedFailure"));
+    network::deploy(&ctx, &config).await.unwrap();
+    let observed = network::observe(&ctx, &config.stack.name).await.unwrap();
+    assert_eq!((observed.vpcs.len(), observed.subnets.len(), observed.security_groups.len()), (1, 5, 3), "no duplicates");
+    clean(&ctx, &config).await;
 }

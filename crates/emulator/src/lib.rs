@@ -91,6 +91,12 @@ impl Running {
     pub fn clear_requests(&self) -> Result<()> {
         http(self.port, "POST", "/three-tier/requests/clear").map(|_| ())
     }
+
+    /// Sets the strict emulator's fault injection (see `strict_moto.py`): a JSON object
+    /// such as `{"region": "us-east-1", "throttle_every": 3}`; `{}` turns it off.
+    pub fn set_faults(&self, faults: &serde_json::Value) -> Result<()> {
+        http_with_body(self.port, "POST", "/three-tier/faults", &faults.to_string()).map(|_| ())
+    }
 }
 
 /// One request as the strict emulator logged it.
@@ -297,12 +303,16 @@ fn free_port() -> Result<u16> {
 
 /// A minimal HTTP/1.0 request to the emulator's control API; returns the body.
 fn http(port: u16, method: &str, path: &str) -> Result<String> {
+    http_with_body(port, method, path, "")
+}
+
+fn http_with_body(port: u16, method: &str, path: &str, body: &str) -> Result<String> {
     let fail = io(&format!("{method} {path}"), "start the emulator: `cargo xtask emulator start`");
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let attempt = || -> std::io::Result<String> {
         let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(stream, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")?;
+        write!(stream, "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}", body.len())?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
         let status = response.lines().next().unwrap_or_default().to_owned();

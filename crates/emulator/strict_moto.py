@@ -28,22 +28,10 @@ from urllib.parse import parse_qs
 
 SCALE = float(os.environ.get("THREE_TIER_TIME_SCALE", "0.01"))
 
-# Typical AWS durations in seconds (SPEC.md, "Typical times on AWS").
-DURATIONS = {
-    "nat_gateway_available": 105,
-    "nat_gateway_deleted": 60,
-    "load_balancer_active": 165,
-    # An ALB's network interfaces outlive it by minutes and keep blocking its subnets
-    # and security groups.
-    "load_balancer_interfaces_linger": 120,
-    "db_instance_available": 360,
-    "db_instance_deleted": 300,
-    "instance_running": 40,
-    "instance_terminated": 40,
-    # Registered targets are `initial` until a health check passes (30 s interval, and
-    # nginx must be up).
-    "target_healthy": 60,
-}
+# Typical AWS durations in seconds: durations.json beside this file, which the benchmark's
+# critical path reads too.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "durations.json")) as durations:
+    DURATIONS = {k: v for k, v in json.load(durations).items() if not k.startswith("_")}
 
 
 def scaled(name):

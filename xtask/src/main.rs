@@ -1,6 +1,7 @@
 //! `cargo xtask`: deploy, plan and tear down the three-tier stack, run the emulator and
 //! the tests. A thin dispatcher: the tiers' own crates do the work.
 
+mod bench;
 mod ci;
 mod deploy;
 mod emulator;
@@ -44,6 +45,8 @@ enum Command {
     },
     /// Run every test, starting the emulator when needed (the README's test command).
     Ci,
+    /// Measure deploy and teardown on the strict emulator against their critical paths.
+    Bench,
 }
 
 #[derive(Debug, Args)]
@@ -142,5 +145,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(args) => verify::verify(&session::Session::open(&args)?),
         Command::Emulator { action } => emulator::run(action),
         Command::Ci => ci::run(&sh),
+        Command::Bench => bench::run(),
     }
 }

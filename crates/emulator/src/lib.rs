@@ -21,6 +21,15 @@ pub const REQUIREMENTS: &str = include_str!("../requirements.txt");
 /// The strict launcher: moto with the AWS rules and time this stack meets (see the file).
 pub const STRICT_LAUNCHER: &str = include_str!("../strict_moto.py");
 
+/// AWS's typical durations (seconds) that the strict emulator's clock follows.
+pub const DURATIONS: &str = include_str!("../durations.json");
+
+/// The durations, by name.
+pub fn durations() -> std::collections::BTreeMap<String, f64> {
+    let all: std::collections::BTreeMap<String, serde_json::Value> = serde_json::from_str(DURATIONS).expect("durations.json is valid");
+    all.into_iter().filter_map(|(k, v)| Some((k, v.as_f64()?))).collect()
+}
+
 /// How the emulator runs: strict (the default) or plain moto, for comparison
 /// (`THREE_TIER_EMULATOR=plain`); with strict, `THREE_TIER_TIME_SCALE` scales AWS's
 /// typical durations (default 0.01).
@@ -36,7 +45,7 @@ impl Mode {
     pub fn from_env() -> Mode {
         let strict = std::env::var("THREE_TIER_EMULATOR").map_or(true, |v| v != "plain");
         let time_scale = std::env::var("THREE_TIER_TIME_SCALE").unwrap_or_else(|_| "0.01".into());
-        let launcher = STRICT_LAUNCHER.bytes().fold(0xcbf29ce484222325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
+        let launcher = STRICT_LAUNCHER.bytes().chain(DURATIONS.bytes()).fold(0xcbf29ce484222325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
         Mode { strict, time_scale, launcher }
     }
 }
@@ -207,6 +216,7 @@ impl Emulator {
         let mut command = if mode.strict {
             let launcher = self.dir.join("strict_moto.py");
             fs::write(&launcher, STRICT_LAUNCHER).map_err(io("write the strict launcher", FIX_DISK))?;
+            fs::write(self.dir.join("durations.json"), DURATIONS).map_err(io("write the durations", FIX_DISK))?;
             let mut command = Command::new(self.venv().join("bin/python"));
             command.arg(launcher).env("THREE_TIER_TIME_SCALE", &mode.time_scale);
             command

@@ -1,0 +1,152 @@
+//! `cargo xtask bench`: the whole stack on the strict emulator with scaled time, measured
+//! against the limit its dependency graph allows. Writes `target/bench/bench.md` and
+//! `bench.json`. Not a test: nothing here passes or fails on time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use emulator::Emulator;
+use serde_json::json;
+use three_tier_core::calls::Call;
+use three_tier_core::progress::Progress;
+use three_tier_core::wait::WaitSettings;
+use three_tier_core::{AwsContext, Config, Target, Tier};
+
+/// The benchmark's own region, away from the tests' stacks.
+const REGION: &str = "eu-west-3";
+
+pub fn run() -> anyhow::Result<()> {
+    let emulator = Emulator::default();
+    let running = emulator.ensure_running().context("starting the emulator")?;
+    anyhow::ensure!(running.mode.strict, "the benchmark needs the strict emulator: unset THREE_TIER_EMULATOR");
+    let scale: f64 = running.mode.time_scale.parse().context("THREE_TIER_TIME_SCALE is not a number")?;
+    let durations = emulator::durations();
+    let d = |name: &str| durations.get(name).copied().unwrap_or(0.0);
+    // The longest chains of waits the graph allows (SPEC.md, "Order"): the database
+    // beside the network's NAT gateway and the ALB, the instance after both; backwards,
+    // the database beside compute and the ALB's lingering interfaces, the NAT gateway last.
+    let deploy_critical = d("db_instance_available").max(d("nat_gateway_available").max(d("load_balancer_active")) + d("instance_running"));
+    let teardown_critical = d("db_instance_deleted").max(d("instance_terminated") + d("load_balancer_interfaces_linger")) + d("nat_gateway_deleted");
+    let seconds = |aws_seconds: f64| Duration::from_secs_f64(aws_seconds * scale);
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(async {
+        let target = Target::Emulator { endpoint: running.endpoint() };
+        let ours = config("bench")?;
+        let ctx = AwsContext::connect(&target, REGION, WaitSettings::fast_poll(), Progress::silent()).await;
+        teardown(&ctx, &ours).await?;
+
+        eprintln!("bench: whole-stack deploy");
+        let deploy = measure(&ctx, || stack::deploy(&ctx, &ours, stack::TIERS)).await?;
+        eprintln!("bench: no-op re-deploy");
+        let noop = measure(&ctx, || stack::deploy(&ctx, &ours, stack::TIERS)).await?;
+        eprintln!("bench: teardown");
+        let down = measure(&ctx, || teardown(&ctx, &ours)).await?;
+
+        eprintln!("bench: sequential baseline (the seed's order, each tier after the last)");
+        let seed_order = config("bench-seq")?;
+        teardown(&ctx, &seed_order).await?;
+        let sequential = measure(&ctx, || async {
+            for tier in [Tier::Network, Tier::Alb, Tier::Compute, Tier::Database] {
+                stack::deploy(&ctx, &seed_order, &[tier]).await?;
+            }
+            anyhow::Ok(())
+        })
+        .await?;
+        teardown(&ctx, &seed_order).await?;
+        anyhow::Ok((deploy, noop, down, sequential))
+    })?;
+    let (deploy, noop, down, sequential) = report;
+
+    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(f64::EPSILON);
+    let rows = [
+        ("deploy wall time", format!("{:.2}s", deploy.wall.as_secs_f64())),
+        ("deploy critical path", format!("{:.2}s ({deploy_critical:.0}s on AWS)", seconds(deploy_critical).as_secs_f64())),
+        ("deploy / critical path", format!("{:.2} (target ≤ 1.05)", ratio(deploy.wall, seconds(deploy_critical)))),
+        ("sequential baseline wall time", format!("{:.2}s", sequential.wall.as_secs_f64())),
+        ("deploy / sequential baseline", format!("{:.2}", ratio(deploy.wall, sequential.wall))),
+        ("teardown wall time", format!("{:.2}s", down.wall.as_secs_f64())),
+        ("teardown critical path", format!("{:.2}s ({teardown_critical:.0}s on AWS)", seconds(teardown_critical).as_secs_f64())),
+        ("teardown / critical path", format!("{:.2} (target ≤ 1.05)", ratio(down.wall, seconds(teardown_critical)))),
+        ("deploy API calls: total / mutating / read", deploy.counts()),
+        ("no-op re-deploy API calls: total / mutating / read", format!("{} (target 0 mutating, ≤ 30 reads)", noop.counts())),
+        ("no-op re-deploy wall time", format!("{:.2}s", noop.wall.as_secs_f64())),
+        ("teardown API calls: total / mutating / read", down.counts()),
+    ];
+    let mut markdown = format!("# three-tier benchmark\n\nStrict emulator, time scale {scale}.\n\n| measure | value |\n|---|---|\n");
+    for (name, value) in &rows {
+        let _ = writeln!(markdown, "| {name} | {value} |");
+    }
+    let json = json!({
+        "time_scale": scale,
+        "deploy": deploy.json(),
+        "deploy_critical_path_seconds": seconds(deploy_critical).as_secs_f64(),
+        "teardown": down.json(),
+        "teardown_critical_path_seconds": seconds(teardown_critical).as_secs_f64(),
+        "sequential_baseline": sequential.json(),
+        "noop_redeploy": noop.json(),
+    });
+    let dir = emulator::target_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("bench.md"), &markdown)?;
+    std::fs::write(dir.join("bench.json"), serde_json::to_string_pretty(&json)?)?;
+    println!("{markdown}");
+    println!("written to {}", Path::new(&dir).display());
+    Ok(())
+}
+
+struct Measured {
+    wall: Duration,
+    calls: Vec<Call>,
+}
+
+impl Measured {
+    fn mutating(&self) -> usize {
+        self.calls.iter().filter(|c| c.is_mutating()).count()
+    }
+
+    fn counts(&self) -> String {
+        format!("{} / {} / {}", self.calls.len(), self.mutating(), self.calls.len() - self.mutating())
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let mut by_operation: BTreeMap<&str, usize> = BTreeMap::new();
+        for call in &self.calls {
+            *by_operation.entry(&call.operation).or_default() += 1;
+        }
+        json!({
+            "wall_seconds": self.wall.as_secs_f64(),
+            "calls": self.calls.len(),
+            "mutating": self.mutating(),
+            "reads": self.calls.len() - self.mutating(),
+            "by_operation": by_operation,
+        })
+    }
+}
+
+async fn measure<T, E, Fut>(ctx: &AwsContext, run: impl FnOnce() -> Fut) -> anyhow::Result<Measured>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: Into<anyhow::Error>,
+{
+    let mark = ctx.calls.mark();
+    let started = Instant::now();
+    run().await.map_err(Into::into)?;
+    Ok(Measured { wall: started.elapsed(), calls: ctx.calls.since(mark) })
+}
+
+fn config(stack: &str) -> anyhow::Result<Config> {
+    let text = Config::DEFAULT_TOML.replace("ap-northeast-1", REGION);
+    let mut config = Config::parse(Path::new("bench"), &text)?;
+    config.stack.name = stack.to_owned();
+    config.validate(Path::new("bench"))?;
+    Ok(config)
+}
+
+async fn teardown(ctx: &AwsContext, config: &Config) -> three_tier_core::Result<()> {
+    let plan = stack::plan_teardown(ctx, config, stack::TIERS, false).await?;
+    stack::teardown(ctx, &plan).await
+}

@@ -54,7 +54,10 @@ def timed_attribute(cls, attribute, young):
         return value
 
     def set(self, value):
-        setattr(self, store, (value, time.monotonic()))
+        # Setting the value it already has (moto "activates" a load balancer on every
+        # describe) does not restart its clock.
+        if getattr(self, store, (None, 0.0))[0] != value:
+            setattr(self, store, (value, time.monotonic()))
 
     setattr(cls, attribute, property(get, set))
 

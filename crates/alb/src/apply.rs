@@ -1,13 +1,12 @@
 //! Runs an ALB plan against AWS.
 
-use aws_sdk_elasticloadbalancingv2::client::Waiters;
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, IpAddressType, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, Matcher,
     PathPatternConditionConfig, ProtocolEnum, RuleCondition, Tag, TargetTypeEnum,
 };
 use three_tier_core::error::gone_is_done;
 use three_tier_core::naming::Tags;
-use three_tier_core::wait::{retry_in_use, waiter_error};
+use three_tier_core::wait::{Poll, retry_in_use, wait_for};
 use three_tier_core::{AwsContext, AwsResultExt, Created, Plan, Result};
 
 use crate::plan::AlbStep;
@@ -133,14 +132,15 @@ async fn run(ctx: &AwsContext, step: &AlbStep, created: &mut Created) -> Result<
         }
         AlbStep::WaitLoadBalancerActive { name, load_balancer } => {
             let arn = created.resolve(load_balancer)?;
-            let limit = ctx.waits.load_balancer;
-            let waiting = ctx.progress.waiting(format!("load balancer {name} becoming active"), limit);
-            elb.wait_until_load_balancer_available()
-                .load_balancer_arns(&arn)
-                .wait(limit)
-                .await
-                .map_err(|err| waiter_error(err, "DescribeLoadBalancers", &format!("load balancer {name} to be active"), limit, LB_FAILURE))?;
-            waiting.done("active");
+            let what = format!("load balancer {name} becoming active");
+            wait_for(ctx, &what, ctx.waits.load_balancer, LB_FAILURE, || async {
+                Ok(match load_balancer_state(ctx, &arn).await?.as_deref() {
+                    Some("active" | "active_impaired") => Poll::Ready(()),
+                    Some("provisioning") | None => Poll::Pending("provisioning".into()),
+                    Some(other) => Poll::Failed(other.to_owned()),
+                })
+            })
+            .await?;
         }
         AlbStep::AddTags { arn, tags, .. } => {
             let tags = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
@@ -156,14 +156,14 @@ async fn run(ctx: &AwsContext, step: &AlbStep, created: &mut Created) -> Result<
             gone_is_done(elb.delete_load_balancer().load_balancer_arn(arn).send().await.aws("DeleteLoadBalancer"))?;
         }
         AlbStep::WaitLoadBalancerDeleted { arn, name } => {
-            let limit = ctx.waits.load_balancer;
-            let waiting = ctx.progress.waiting(format!("load balancer {name} being deleted"), limit);
-            elb.wait_until_load_balancers_deleted()
-                .load_balancer_arns(arn)
-                .wait(limit)
-                .await
-                .map_err(|err| waiter_error(err, "DescribeLoadBalancers", &format!("load balancer {name} to be deleted"), limit, LB_FAILURE))?;
-            waiting.done("deleted");
+            let what = format!("load balancer {name} being deleted");
+            wait_for(ctx, &what, ctx.waits.load_balancer, LB_FAILURE, || async {
+                Ok(match load_balancer_state(ctx, arn).await? {
+                    None => Poll::Ready(()),
+                    Some(state) => Poll::Pending(state),
+                })
+            })
+            .await?;
         }
         AlbStep::DeleteTargetGroup { arn, name } => {
             // Just after its listener or rule is deleted, AWS may still call the group in use.
@@ -193,4 +193,16 @@ fn path_condition(pattern: &str) -> RuleCondition {
 
 fn elb_tags(tags: &Tags) -> Vec<Tag> {
     tags.pairs.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
+/// A load balancer's state; `None` once it is gone.
+async fn load_balancer_state(ctx: &AwsContext, arn: &str) -> Result<Option<String>> {
+    match ctx.elbv2.describe_load_balancers().load_balancer_arns(arn).send().await.aws("DescribeLoadBalancers") {
+        Ok(answer) => Ok(answer
+            .load_balancers()
+            .first()
+            .map(|lb| lb.state().and_then(|s| s.code()).map(|c| c.as_str().to_owned()).unwrap_or_default())),
+        Err(err) if err.is_not_found() => Ok(None),
+        Err(err) => Err(err),
+    }
 }

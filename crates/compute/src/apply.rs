@@ -1,7 +1,5 @@
 //! Runs a compute plan against AWS, riding out IAM's and EC2's eventual consistency.
 
-use aws_sdk_ec2::client::Waiters;
-use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
     InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceNetworkInterfaceSpecification,
@@ -10,7 +8,7 @@ use aws_sdk_ec2::types::{
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use three_tier_core::error::gone_is_done;
 use three_tier_core::aws::ec2_tag_spec;
-use three_tier_core::wait::{retry_while, waiter_error};
+use three_tier_core::wait::{Poll, retry_while, wait_for};
 use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Plan, Result};
 
 use crate::desired::ImageSource;
@@ -205,14 +203,15 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
             created.insert(key, id);
         }
         ComputeStep::WaitInstanceStopped { id, name } => {
-            let limit = ctx.waits.instance;
-            let waiting = ctx.progress.waiting(format!("instance {name} ({id}) stopping"), limit);
-            ec2.wait_until_instance_stopped()
-                .instance_ids(id)
-                .wait(limit)
-                .await
-                .map_err(|err| waiter_error(err, "DescribeInstances", &format!("instance {id} to be stopped"), limit, INSTANCE_FAILURE))?;
-            waiting.done("stopped");
+            let what = format!("instance {name} ({id}) stopping");
+            wait_for(ctx, &what, ctx.waits.instance, INSTANCE_FAILURE, || async {
+                Ok(match instance_state(ctx, id).await?.as_deref() {
+                    Some("stopped") => Poll::Ready(()),
+                    Some("stopping") => Poll::Pending("stopping".into()),
+                    other => Poll::Failed(other.unwrap_or("gone").to_owned()),
+                })
+            })
+            .await?;
         }
         ComputeStep::StartInstance { id, .. } => {
             ec2.start_instances().instance_ids(id).send().await.aws("StartInstances")?;
@@ -240,15 +239,16 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
         }
         ComputeStep::WaitInstanceRunning { name, instance } => {
             let id = created.resolve(instance)?;
-            let limit = ctx.waits.instance;
-            let waiting = ctx.progress.waiting(format!("instance {name} ({id}) starting"), limit);
-            // The waiter treats "not found yet" (a new instance) as a reason to poll again.
-            ec2.wait_until_instance_running()
-                .instance_ids(&id)
-                .wait(limit)
-                .await
-                .map_err(|err| waiter_error(err, "DescribeInstances", &format!("instance {id} to be running"), limit, INSTANCE_FAILURE))?;
-            waiting.done("running");
+            let what = format!("instance {name} ({id}) starting");
+            wait_for(ctx, &what, ctx.waits.instance, INSTANCE_FAILURE, || async {
+                Ok(match instance_state(ctx, &id).await?.as_deref() {
+                    Some("running") => Poll::Ready(()),
+                    // A new instance can be unknown to EC2 for a few seconds.
+                    Some("pending") | None => Poll::Pending("pending".into()),
+                    Some(other) => Poll::Failed(other.to_owned()),
+                })
+            })
+            .await?;
         }
         ComputeStep::RegisterTarget { target_group_arn, instance, port } => {
             let id = created.resolve(instance)?;
@@ -286,17 +286,14 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
             gone_is_done(ec2.terminate_instances().instance_ids(id).send().await.aws("TerminateInstances"))?;
         }
         ComputeStep::WaitInstanceTerminated { id, name } => {
-            let limit = ctx.waits.instance;
-            let waiting = ctx.progress.waiting(format!("instance {name} ({id}) terminating"), limit);
-            let result = ec2.wait_until_instance_terminated().instance_ids(id).wait(limit).await;
-            match result {
-                Ok(_) => {}
-                Err(err) if err.code() == Some("InvalidInstanceID.NotFound") => {}
-                Err(err) => {
-                    return Err(waiter_error(err, "DescribeInstances", &format!("instance {id} to be terminated"), limit, INSTANCE_FAILURE));
-                }
-            }
-            waiting.done("terminated");
+            let what = format!("instance {name} ({id}) terminating");
+            wait_for(ctx, &what, ctx.waits.instance, INSTANCE_FAILURE, || async {
+                Ok(match instance_state(ctx, id).await?.as_deref() {
+                    Some("terminated") | None => Poll::Ready(()),
+                    Some(other) => Poll::Pending(other.to_owned()),
+                })
+            })
+            .await?;
         }
         ComputeStep::DeleteInstanceProfile { name } => {
             let result = iam.delete_instance_profile().instance_profile_name(name).send().await;
@@ -312,4 +309,20 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
 fn iam_tags<'t>(tags: impl Iterator<Item = (&'t String, &'t String)>) -> Vec<aws_sdk_iam::types::Tag> {
     tags.map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().expect("key and value are set"))
         .collect()
+}
+
+/// An instance's state; `None` when EC2 does not know it (yet, or any more).
+async fn instance_state(ctx: &AwsContext, id: &str) -> Result<Option<String>> {
+    match ctx.ec2.describe_instances().instance_ids(id).send().await.aws("DescribeInstances") {
+        Ok(answer) => Ok(answer
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .next()
+            .and_then(|i| i.state())
+            .and_then(|s| s.name())
+            .map(|n| n.as_str().to_owned())),
+        Err(err) if err.is_not_found() => Ok(None),
+        Err(err) => Err(err),
+    }
 }

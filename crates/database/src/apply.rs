@@ -2,10 +2,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_sdk_rds::client::Waiters;
 use aws_sdk_rds::types::Tag;
 use three_tier_core::error::gone_is_done;
-use three_tier_core::wait::{retry_while, waiter_error};
+use three_tier_core::wait::{Poll, retry_while, wait_for};
 use three_tier_core::{AwsContext, AwsResultExt, Plan, Result};
 
 use crate::plan::DatabaseStep;
@@ -105,14 +104,19 @@ async fn run(ctx: &AwsContext, step: &DatabaseStep) -> Result<()> {
                 .aws("AddTagsToResource")?;
         }
         DatabaseStep::WaitDbInstanceAvailable { identifier } => {
-            let limit = ctx.waits.database;
-            let waiting = ctx.progress.waiting(format!("RDS instance {identifier} becoming available"), limit);
-            rds.wait_until_db_instance_available()
-                .db_instance_identifier(identifier)
-                .wait(limit)
-                .await
-                .map_err(|err| waiter_error(err, "DescribeDBInstances", &format!("RDS instance {identifier} to be available"), limit, DB_FAILURE))?;
-            waiting.done("available");
+            let what = format!("RDS instance {identifier} becoming available");
+            wait_for(ctx, &what, ctx.waits.database, DB_FAILURE, || async {
+                Ok(match db_status(ctx, identifier).await?.as_deref() {
+                    Some("available") => Poll::Ready(()),
+                    Some(failed @ ("failed" | "stopped" | "storage-full" | "deleting" | "inaccessible-encryption-credentials"))
+                    | Some(failed @ ("incompatible-network" | "incompatible-parameters" | "incompatible-restore")) => {
+                        Poll::Failed(failed.to_owned())
+                    }
+                    Some(other) => Poll::Pending(other.to_owned()),
+                    None => Poll::Failed("gone".into()),
+                })
+            })
+            .await?;
         }
         DatabaseStep::DeleteDbInstance { identifier, final_snapshot } => {
             let request = rds.delete_db_instance().db_instance_identifier(identifier).delete_automated_backups(true);
@@ -131,14 +135,14 @@ async fn run(ctx: &AwsContext, step: &DatabaseStep) -> Result<()> {
             }
         }
         DatabaseStep::WaitDbInstanceDeleted { identifier } => {
-            let limit = ctx.waits.database;
-            let waiting = ctx.progress.waiting(format!("RDS instance {identifier} being deleted"), limit);
-            rds.wait_until_db_instance_deleted()
-                .db_instance_identifier(identifier)
-                .wait(limit)
-                .await
-                .map_err(|err| waiter_error(err, "DescribeDBInstances", &format!("RDS instance {identifier} to be deleted"), limit, DB_FAILURE))?;
-            waiting.done("deleted");
+            let what = format!("RDS instance {identifier} being deleted");
+            wait_for(ctx, &what, ctx.waits.database, DB_FAILURE, || async {
+                Ok(match db_status(ctx, identifier).await? {
+                    None => Poll::Ready(()),
+                    Some(status) => Poll::Pending(status),
+                })
+            })
+            .await?;
         }
         DatabaseStep::DeleteDbSubnetGroup { name } => {
             let fix = format!(
@@ -163,4 +167,13 @@ async fn run(ctx: &AwsContext, step: &DatabaseStep) -> Result<()> {
 
 fn rds_tags<'t>(tags: impl Iterator<Item = (&'t String, &'t String)>) -> Vec<Tag> {
     tags.map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+}
+
+/// An RDS instance's status; `None` once it is gone.
+async fn db_status(ctx: &AwsContext, identifier: &str) -> Result<Option<String>> {
+    match ctx.rds.describe_db_instances().db_instance_identifier(identifier).send().await.aws("DescribeDBInstances") {
+        Ok(answer) => Ok(answer.db_instances().first().and_then(|db| db.db_instance_status()).map(str::to_owned)),
+        Err(err) if err.is_not_found() => Ok(None),
+        Err(err) => Err(err),
+    }
 }

@@ -1,10 +1,9 @@
 //! Runs a network plan against AWS, one step after another.
 
-use aws_sdk_ec2::client::Waiters;
 use aws_sdk_ec2::types::{AttributeBooleanValue, DomainType, ResourceType, Tag};
 use three_tier_core::error::gone_is_done;
 use three_tier_core::aws::ec2_tag_spec;
-use three_tier_core::wait::{retry_in_use, retry_while, waiter_error};
+use three_tier_core::wait::{Poll, retry_in_use, retry_while, wait_for};
 use three_tier_core::{AwsContext, AwsResultExt, Created, Plan, Result};
 
 use crate::plan::{NetworkStep, RouteTarget, VpcAttribute};
@@ -102,24 +101,25 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
         }
         NetworkStep::WaitNatGatewayAvailable { name, nat_gateway } => {
             let id = created.resolve(nat_gateway)?;
-            let limit = ctx.waits.nat_gateway;
-            let waiting = ctx.progress.waiting(format!("NAT gateway {name} ({id}) becoming available"), limit);
-            ec2.wait_until_nat_gateway_available()
-                .nat_gateway_ids(&id)
-                .wait(limit)
-                .await
-                .map_err(|err| waiter_error(err, "DescribeNatGateways", &format!("NAT gateway {id} to be available"), limit, NAT_FAILURE))?;
-            waiting.done("available");
+            let what = format!("NAT gateway {name} ({id}) becoming available");
+            wait_for(ctx, &what, ctx.waits.nat_gateway, NAT_FAILURE, || async {
+                Ok(match nat_state(ctx, &id).await?.as_deref() {
+                    Some("available") => Poll::Ready(()),
+                    Some("pending") | None => Poll::Pending("pending".into()),
+                    Some(other) => Poll::Failed(other.to_owned()),
+                })
+            })
+            .await?;
         }
         NetworkStep::WaitNatGatewayDeleted { name, id } => {
-            let limit = ctx.waits.nat_gateway;
-            let waiting = ctx.progress.waiting(format!("NAT gateway {name} ({id}) being deleted"), limit);
-            ec2.wait_until_nat_gateway_deleted()
-                .nat_gateway_ids(id)
-                .wait(limit)
-                .await
-                .map_err(|err| waiter_error(err, "DescribeNatGateways", &format!("NAT gateway {id} to be deleted"), limit, NAT_FAILURE))?;
-            waiting.done("deleted");
+            let what = format!("NAT gateway {name} ({id}) being deleted");
+            wait_for(ctx, &what, ctx.waits.nat_gateway, NAT_FAILURE, || async {
+                Ok(match nat_state(ctx, id).await?.as_deref() {
+                    Some("deleted") | None => Poll::Ready(()),
+                    Some(other) => Poll::Pending(other.to_owned()),
+                })
+            })
+            .await?;
         }
         NetworkStep::CreateSecurityGroup { key, name, description, vpc, tags } => {
             let answer = ec2
@@ -297,4 +297,10 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
         }
     }
     Ok(())
+}
+
+/// A NAT gateway's state; `None` once AWS no longer lists it.
+async fn nat_state(ctx: &AwsContext, id: &str) -> Result<Option<String>> {
+    let answer = ctx.ec2.describe_nat_gateways().nat_gateway_ids(id).send().await.aws("DescribeNatGateways")?;
+    Ok(answer.nat_gateways().first().and_then(|n| n.state()).map(|s| s.as_str().to_owned()))
 }

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
@@ -132,21 +131,6 @@ where
                 source: Box::new(err),
             },
             _ => Error::Unreachable { operation, detail: DisplayErrorContext(&err).to_string() },
-        })
-    }
-}
-
-impl<T, O, E> AwsResultExt<T> for std::result::Result<T, WaiterError<O, E>>
-where
-    O: std::fmt::Debug + Send + Sync + 'static,
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
-    fn aws(self, operation: &'static str) -> Result<T> {
-        self.map_err(|err| Error::Aws {
-            operation,
-            code: err.code().unwrap_or("WaiterFailed").to_owned(),
-            message: err.message().map(str::to_owned).unwrap_or_else(|| err.to_string()),
-            source: Box::new(err),
         })
     }
 }

@@ -90,32 +90,55 @@ where
     }
 }
 
-/// The error of an SDK waiter: a timeout that says the run can be resumed, or AWS's
-/// answer when the resource reached a failure state.
-pub fn waiter_error<O, E>(
-    err: aws_smithy_runtime_api::client::waiters::error::WaiterError<O, E>,
-    operation: &'static str,
+/// One look at something AWS is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Poll<T> {
+    Ready(T),
+    /// Still on its way, in this state.
+    Pending(String),
+    /// It will not get there: the state, and what AWS said about it.
+    Failed(String),
+}
+
+/// Polls `check` every `poll_interval` until it is ready, failed, or `limit` passes. The
+/// tool polls with its own loop rather than the SDK's waiters: theirs wait at least 15-30
+/// seconds between polls, which delays every step after a wait by that much.
+pub async fn wait_for<T, Fut>(
+    ctx: &crate::AwsContext,
     what: &str,
     limit: Duration,
     failure_hint: &str,
-) -> Error
+    mut check: impl FnMut() -> Fut,
+) -> Result<T>
 where
-    O: std::fmt::Debug + Send + Sync + 'static,
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    Fut: Future<Output = Result<Poll<T>>>,
 {
-    use aws_smithy_types::error::metadata::ProvideErrorMetadata as _;
-    match err {
-        aws_smithy_runtime_api::client::waiters::error::WaiterError::ExceededMaxWait(_) => Error::Timeout {
-            what: what.to_owned(),
-            after: limit,
-            fix: "AWS is slower than usual; run the same command again later: it continues where it stopped".into(),
-        },
-        err => Error::Aws {
-            operation,
-            code: err.code().unwrap_or("WaiterFailed").to_owned(),
-            message: format!("{what} did not happen ({err}); {failure_hint}"),
-            source: Box::new(err),
-        },
+    let started = Instant::now();
+    let waiting = ctx.progress.waiting(what, limit);
+    loop {
+        match check().await? {
+            Poll::Ready(value) => {
+                waiting.done("done");
+                return Ok(value);
+            }
+            Poll::Failed(state) => {
+                waiting.done(&format!("failed: {state}"));
+                return Err(Error::Conflict {
+                    resource: what.to_owned(),
+                    problem: format!("stopped short: {state}"),
+                    fix: failure_hint.to_owned(),
+                });
+            }
+            Poll::Pending(state) if started.elapsed() >= limit => {
+                waiting.done("gave up");
+                return Err(Error::Timeout {
+                    what: format!("{what} (still {state})"),
+                    after: limit,
+                    fix: "AWS is slower than usual; run the same command again later: it continues where it stopped".into(),
+                });
+            }
+            Poll::Pending(_) => tokio::time::sleep(ctx.waits.poll_interval).await,
+        }
     }
 }
 

@@ -82,11 +82,6 @@ impl Running {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Wipes every resource in the emulator (all regions and services).
-    pub fn reset(&self) -> Result<()> {
-        http(self.port, "POST", "/moto-api/reset").map(|_| ())
-    }
-
     /// Every request the strict emulator received, in order.
     pub fn requests(&self) -> Result<Vec<LoggedRequest>> {
         let body = http(self.port, "GET", "/three-tier/requests")?;
@@ -95,10 +90,6 @@ impl Running {
             fix: "is the emulator strict? (unset THREE_TIER_EMULATOR)",
             source: std::io::Error::other(err),
         })
-    }
-
-    pub fn clear_requests(&self) -> Result<()> {
-        http(self.port, "POST", "/three-tier/requests/clear").map(|_| ())
     }
 
     /// Sets the strict emulator's fault injection (see `strict_moto.py`): a JSON object

@@ -216,7 +216,9 @@ impl TeardownPlan {
 /// they are named too, or `cascade` adds them.
 pub async fn plan_teardown(ctx: &AwsContext, config: &Config, tiers: &[Tier], cascade: bool) -> Result<TeardownPlan> {
     let mut chosen: Vec<Tier> = tiers.to_vec();
-    let standing = status::standing(ctx, config).await?;
+    // Which tiers stand matters only when a named tier has dependents that are not named.
+    let unnamed_dependents = tiers.iter().any(|&tier| dependents(tier).iter().any(|d| !tiers.contains(d)));
+    let standing = if unnamed_dependents { status::standing(ctx, config).await? } else { Vec::new() };
     for &tier in tiers {
         let blocking: Vec<Tier> =
             dependents(tier).into_iter().filter(|d| !chosen.contains(d) && standing.contains(d)).collect();

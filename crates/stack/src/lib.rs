@@ -155,17 +155,26 @@ impl TierPlan {
 /// What deploy would do to each of `tiers`. A tier whose dependencies do not exist yet is
 /// planned on stand-ins for their outputs, shown as `(new ...)`.
 pub async fn plan_deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<Vec<TierPlan>> {
+    // Each tier is observed once: a tier's plan comes with the state its outputs are read from.
     let mut plans = Vec::new();
-    let network = network_outputs(ctx, config).await?;
-    if tiers.contains(&Tier::Network) {
-        plans.push(TierPlan::Network(network::plan_deploy(ctx, config).await?.1));
-    }
+    let network = if tiers.contains(&Tier::Network) {
+        let (observed, plan) = network::plan_deploy(ctx, config).await?;
+        plans.push(TierPlan::Network(plan));
+        network::outputs(&observed)
+    } else {
+        network_outputs(ctx, config).await?
+    };
     let network = network.unwrap_or_else(NetworkOutputs::placeholder);
-    if tiers.contains(&Tier::Alb) {
-        plans.push(TierPlan::Alb(alb::plan_deploy(ctx, config, &network).await?.1));
-    }
+    let alb = if tiers.contains(&Tier::Alb) {
+        let (observed, plan) = alb::plan_deploy(ctx, config, &network).await?;
+        plans.push(TierPlan::Alb(plan));
+        alb::outputs(config, &observed)
+    } else if tiers.contains(&Tier::Compute) {
+        alb_outputs(ctx, config).await?
+    } else {
+        None
+    };
     if tiers.contains(&Tier::Compute) {
-        let alb = alb_outputs(ctx, config).await?;
         plans.push(TierPlan::Compute(compute::plan_deploy(ctx, config, &network, alb.as_ref()).await?.1));
     }
     if tiers.contains(&Tier::Database) {

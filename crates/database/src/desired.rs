@@ -40,17 +40,12 @@ pub struct InstanceSpec {
     pub tags: Tags,
 }
 
-/// The DB instance identifier; known before the instance exists, as is its ARN.
-pub fn instance_identifier(config: &Config) -> String {
-    config.names().db_instance()
-}
-
 pub fn desired(config: &Config, network: &NetworkOutputs) -> Desired {
     let names = config.names();
     let tags = |role: &str, name: &str| Tags::new(names.stack(), Tier::Database, role, name, &config.stack.tags);
     let database = &config.database;
     let subnet_group = names.account_unique(&database.subnet_group_name);
-    let identifier = instance_identifier(config);
+    let identifier = names.db_instance();
     Desired {
         subnet_group: SubnetGroupSpec {
             tags: tags("db-subnet-group", &subnet_group),

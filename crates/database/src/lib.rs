@@ -9,7 +9,7 @@ mod observe;
 mod plan;
 
 pub use apply::apply;
-pub use desired::{Desired, desired, instance_identifier};
+pub use desired::{Desired, desired};
 pub use observe::{Observed, observe};
 pub use plan::{DatabaseStep, plan, teardown_plan};
 
@@ -46,7 +46,7 @@ pub async fn observe_config(ctx: &AwsContext, config: &Config) -> Result<Observe
 }
 
 fn names(config: &Config) -> (String, String) {
-    (config.names().account_unique(&config.database.subnet_group_name), instance_identifier(config))
+    (config.names().account_unique(&config.database.subnet_group_name), config.names().db_instance())
 }
 
 /// The tier's outputs, when the instance is available.

@@ -12,8 +12,11 @@ launcher wraps moto's backends, in this process, before it serves:
   `provisioning`, their network interfaces linger after deletion, RDS instances are
   `creating`. Durations are SPEC.md's typical AWS times times THREE_TIER_TIME_SCALE
   (default 0.01: a 6-minute RDS instance takes 3.6 seconds).
-- A log of every request (service, action, status), served at GET /three-tier/requests
-  and cleared by POST /three-tier/requests/clear.
+- Eventual consistency: a new instance profile (or one just given its role) is refused by
+  RunInstances for a while, and a new instance is unknown by its id to DescribeInstances
+  and RegisterTargets for a moment.
+- A log of every request (service, action, status), served at GET /three-tier/requests,
+  and fault injection (see RequestLog).
 
 It is pinned to the moto version in requirements.txt: it reaches into moto's models.
 """
@@ -21,6 +24,7 @@ It is pinned to the moto version in requirements.txt: it reaches into moto's mod
 import io
 import json
 import os
+import random
 import sys
 import threading
 import time
@@ -375,6 +379,88 @@ def install():
 
     RDSBackend.delete_subnet_group = delete_subnet_group
 
+    # --- eventual consistency ---
+    from moto.ec2.exceptions import InvalidInstanceIdError
+    from moto.ec2.utils import filter_iam_instance_profiles
+    from moto.iam.models import IAMBackend
+
+    def touch_profile(profile):
+        profile._three_tier_changed = time.monotonic()
+        return profile
+
+    original_create_profile = IAMBackend.create_instance_profile
+
+    def create_instance_profile(self, *args, **kwargs):
+        return touch_profile(original_create_profile(self, *args, **kwargs))
+
+    IAMBackend.create_instance_profile = create_instance_profile
+    original_add_role = IAMBackend.add_role_to_instance_profile
+
+    def add_role_to_instance_profile(self, profile_name, role_name):
+        original_add_role(self, profile_name, role_name)
+        touch_profile(self.get_instance_profile(profile_name))
+
+    IAMBackend.add_role_to_instance_profile = add_role_to_instance_profile
+
+    def young(thing, stamp, duration):
+        since = getattr(thing, stamp, None)
+        return since is not None and time.monotonic() - since < scaled(duration)
+
+    original_run = EC2Backend.run_instances
+
+    def run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
+        name, arn = kwargs.get("iam_instance_profile_name"), kwargs.get("iam_instance_profile_arn")
+        if name or arn:
+            profile = filter_iam_instance_profiles(self.account_id, self.partition, arn, name)
+            if young(profile, "_three_tier_changed", "instance_profile_usable"):
+                raise EC2ClientError(
+                    "InvalidParameterValue",
+                    f"Value ({name or arn}) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name",
+                )
+        reservation = original_run(self, image_id, count, user_data, security_group_names, **kwargs)
+        for instance in reservation.instances:
+            instance._three_tier_launched = time.monotonic()
+        return reservation
+
+    EC2Backend.run_instances = run_instances
+
+    def refuse_young_instances(ec2, instance_ids):
+        wanted = set(instance_ids)
+        for reservation in ec2.reservations.values():
+            for instance in reservation.instances:
+                if instance.id in wanted and young(instance, "_three_tier_launched", "instance_visible"):
+                    raise InvalidInstanceIdError(instance.id)
+
+    original_reservations_by_ids = EC2Backend.get_reservations_by_instance_ids
+
+    def get_reservations_by_instance_ids(self, instance_ids, filters=None):
+        refuse_young_instances(self, instance_ids)
+        return original_reservations_by_ids(self, instance_ids, filters)
+
+    EC2Backend.get_reservations_by_instance_ids = get_reservations_by_instance_ids
+    original_instances_by_ids = EC2Backend.get_multi_instances_by_id
+
+    def get_multi_instances_by_id(self, instance_ids, filters=None):
+        refuse_young_instances(self, instance_ids)
+        return original_instances_by_ids(self, instance_ids, filters)
+
+    EC2Backend.get_multi_instances_by_id = get_multi_instances_by_id
+
+    # ELB knows an instance only once EC2 does (moto registers any id; it already refuses
+    # one that is not running).
+    original_register_targets = ELBv2Backend.register_targets
+
+    def register_targets(self, target_group_arn, instances):
+        group = self.target_groups.get(target_group_arn)
+        if group is not None and group.target_type == "instance":
+            for target in instances:
+                instance = self.ec2_backend.get_instance_by_id(target["Id"])
+                if instance is None or young(instance, "_three_tier_launched", "instance_visible"):
+                    raise ELBClientError("InvalidTarget", f"The following targets are not valid instances: '{target['Id']}'")
+        return original_register_targets(self, target_group_arn, instances)
+
+    ELBv2Backend.register_targets = register_targets
+
 
 READS = ("Describe", "List", "Get")
 
@@ -391,7 +477,7 @@ def error_response(start_response, service_kind, code, message, status="400 Bad 
         content_type = "text/xml"
     else:
         body = (
-            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+            f"<ErrorResponse><Error><Type>{'Receiver' if status.startswith('5') else 'Sender'}</Type><Code>{code}</Code><Message>{message}</Message></Error>"
             f"<RequestId>three-tier-fault</RequestId></ErrorResponse>"
         ).encode()
         content_type = "text/xml"
@@ -406,6 +492,10 @@ class RequestLog:
     - "region": only requests to this region are touched (tests share one emulator);
     - "throttle_every": N: every Nth request is throttled, as AWS does under load (the
       SDK retries these);
+    - "throttle_fraction" and "server_error_fraction": that share of requests, drawn from a
+      random sequence seeded by "seed" (default 0), is throttled or answered with a 500 or
+      503, as AWS does on a bad day. A fault is answered before the request reaches moto:
+      the call did nothing, as when AWS refuses it at the door;
     - "fail_nth_mutating": N: the Nth call that changes something fails for good, as if
       the run died there.
     """
@@ -414,8 +504,12 @@ class RequestLog:
         self.app = app
         self.entries = []
         self.lock = threading.Lock()
-        self.faults = {}
+        self.set_faults({})
+
+    def set_faults(self, faults):
+        self.faults = faults
         self.counts = {"requests": 0, "mutating": 0}
+        self.random = random.Random(faults.get("seed", 0))
 
     def inject(self, service, region, action, start_response):
         faults = self.faults
@@ -429,10 +523,20 @@ class RequestLog:
             if mutating:
                 self.counts["mutating"] += 1
             nth_mutating = self.counts["mutating"] if mutating else None
+            roll = self.random.random()
         every = faults.get("throttle_every")
-        if every and requests % every == 0:
+        throttle_fraction = faults.get("throttle_fraction", 0.0)
+        server_error_fraction = faults.get("server_error_fraction", 0.0)
+        if (every and requests % every == 0) or roll < throttle_fraction:
             code = {"json": "ThrottlingException", "ec2": "RequestLimitExceeded"}.get(kind, "Throttling")
             return 429 if kind == "json" else 400, error_response(start_response, kind, code, "Rate exceeded")
+        if roll < throttle_fraction + server_error_fraction:
+            # Half of them 500, half 503, with each service's own codes.
+            if roll < throttle_fraction + server_error_fraction / 2:
+                status, code = "500 Internal Server Error", ("InternalError" if kind == "ec2" else "InternalFailure")
+            else:
+                status, code = "503 Service Unavailable", ("Unavailable" if kind == "ec2" else "ServiceUnavailable")
+            return int(status.split()[0]), error_response(start_response, kind, code, "three-tier: injected server error", status)
         if nth_mutating is not None and nth_mutating == faults.get("fail_nth_mutating"):
             return 400, error_response(start_response, kind, "InjectedFailure", f"three-tier: {action} failed on purpose")
         return None
@@ -454,8 +558,7 @@ class RequestLog:
         environ["wsgi.input"] = io.BytesIO(body)
         if path == "/three-tier/faults":
             with self.lock:
-                self.faults = json.loads(body or b"{}")
-                self.counts = {"requests": 0, "mutating": 0}
+                self.set_faults(json.loads(body or b"{}"))
             start_response("200 OK", [("Content-Length", "0")])
             return [b""]
         service = region = ""

@@ -237,18 +237,26 @@ async fn instances_and_targets_take_their_time() {
         .await
         .unwrap();
     let id = launched.instances()[0].instance_id().unwrap().to_owned();
+    // A moment after launch EC2 and ELB do not know the instance by its id yet.
+    let target = aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder().id(&id).port(3030).build();
+    let unknown = ctx.ec2.describe_instances().instance_ids(&id).send().await.aws("DescribeInstances");
+    assert_eq!(code(unknown), "InvalidInstanceID.NotFound");
+    let register = ctx.elbv2.register_targets().target_group_arn(&alb_out.app_target_group_arn).targets(target.clone());
+    assert_eq!(code(register.send().await.aws("RegisterTargets")), "InvalidTarget");
     let state = |ctx: &AwsContext, id: String| {
         let ec2 = ctx.ec2.clone();
         async move {
-            let answer = ec2.describe_instances().instance_ids(id).send().await.unwrap();
-            answer.reservations()[0].instances()[0].state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap()
+            match ec2.describe_instances().instance_ids(id).send().await.aws("DescribeInstances") {
+                Ok(answer) => answer.reservations()[0].instances()[0].state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap(),
+                Err(err) if err.is_not_found() => "unknown".to_owned(),
+                Err(err) => panic!("{err}"),
+            }
         }
     };
-    assert_eq!(state(&ctx, id.clone()).await, "pending");
+    assert!(eventually(Duration::from_secs(10), || async { state(&ctx, id.clone()).await == "pending" }).await);
     assert!(eventually(Duration::from_secs(10), || async { state(&ctx, id.clone()).await == "running" }).await);
 
     // A registered target is `initial` until its health checks pass.
-    let target = aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder().id(&id).port(3030).build();
     ctx.elbv2.register_targets().target_group_arn(&alb_out.app_target_group_arn).targets(target).send().await.unwrap();
     let health = |ctx: &AwsContext| {
         let elbv2 = ctx.elbv2.clone();
@@ -270,6 +278,56 @@ async fn instances_and_targets_take_their_time() {
 }
 
 #[tokio::test]
+async fn a_new_instance_profile_is_refused_by_run_instances_for_a_while() {
+    if !strict() {
+        return;
+    }
+    let config = config_in("it-profile-lag", "us-east-1");
+    let ctx = context(&config).await;
+    let name = "it-profile-lag-profile";
+    let _ = ctx.iam.remove_role_from_instance_profile().instance_profile_name(name).role_name(name).send().await;
+    let _ = ctx.iam.delete_instance_profile().instance_profile_name(name).send().await;
+    let _ = ctx.iam.delete_role().role_name(name).send().await;
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    ctx.iam.create_role().role_name(name).assume_role_policy_document(trust).send().await.unwrap();
+    ctx.iam.create_instance_profile().instance_profile_name(name).send().await.unwrap();
+    ctx.iam.add_role_to_instance_profile().instance_profile_name(name).role_name(name).send().await.unwrap();
+    let image = ctx.ssm.get_parameter().name(&config.compute.ami_parameter).send().await.unwrap();
+    let image = image.parameter().and_then(|p| p.value()).unwrap().to_owned();
+    let launch = || {
+        ctx.ec2
+            .run_instances()
+            .image_id(&image)
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+            .min_count(1)
+            .max_count(1)
+            .iam_instance_profile(aws_sdk_ec2::types::IamInstanceProfileSpecification::builder().name(name).build())
+            .send()
+    };
+    let refused = launch().await.aws("RunInstances").expect_err("IAM has not reached EC2 yet");
+    assert!(refused.is_instance_profile_propagating(), "the compute tier retries this error: {refused}");
+    // ... and taken once it has.
+    let started = Instant::now();
+    let launched = loop {
+        match launch().await.aws("RunInstances") {
+            Ok(answer) => break answer,
+            Err(err) if err.is_instance_profile_propagating() && started.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(err) => panic!("{err}"),
+        }
+    };
+    let id = launched.instances()[0].instance_id().unwrap();
+    // EC2 takes a moment to know the new instance by its id, for termination too.
+    let terminate = || ctx.ec2.terminate_instances().instance_ids(id).send();
+    assert_eq!(code(terminate().await.aws("TerminateInstances")), "InvalidInstanceID.NotFound");
+    assert!(eventually(Duration::from_secs(10), || async { terminate().await.is_ok() }).await);
+    ctx.iam.remove_role_from_instance_profile().instance_profile_name(name).role_name(name).send().await.unwrap();
+    ctx.iam.delete_instance_profile().instance_profile_name(name).send().await.unwrap();
+    ctx.iam.delete_role().role_name(name).send().await.unwrap();
+}
+
+#[tokio::test]
 async fn throttling_is_ridden_out_and_a_run_that_dies_half_way_completes_when_run_again() {
     if !strict() {
         return;
@@ -286,6 +344,21 @@ async fn throttling_is_ridden_out_and_a_run_that_dies_half_way_completes_when_ru
     deployed.unwrap();
     let throttled = emulator.requests().unwrap().iter().filter(|r| r.status == 400 && r.service == "ec2").count();
     assert!(throttled > 5, "requests were throttled ({throttled})");
+    clean(&ctx, &config).await;
+
+    // A random tenth of the requests throttled and another tenth answered 500 or 503.
+    let before = emulator.requests().unwrap().len();
+    let bad_day = serde_json::json!({"region": "ap-northeast-2", "throttle_fraction": 0.1, "server_error_fraction": 0.1, "seed": 7});
+    emulator.set_faults(&bad_day).unwrap();
+    let deployed = network::deploy(&ctx, &config).await;
+    emulator.set_faults(&serde_json::json!({})).unwrap();
+    deployed.unwrap();
+    let statuses: Vec<u16> = emulator.requests().unwrap()[before..].iter().map(|r| r.status).collect();
+    for status in [400, 500, 503] {
+        assert!(statuses.contains(&status), "some requests were answered {status}: {statuses:?}");
+    }
+    let observed = network::observe(&ctx, &config.stack.name).await.unwrap();
+    assert_eq!((observed.vpcs.len(), observed.subnets.len(), observed.security_groups.len()), (1, 5, 3), "no duplicates");
     clean(&ctx, &config).await;
 
     // The tenth change fails for good: the run stops there, and the next one completes.

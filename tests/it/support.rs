@@ -184,6 +184,19 @@ mod faults {
             )
         }
 
+        /// EC2's answer to TerminateInstances for an instance too new to be known
+        /// everywhere in EC2.
+        pub fn instance_not_yet_known(times: u32) -> FailFirst {
+            FailFirst::new(
+                "TerminateInstances",
+                times,
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code>\
+                 <Message>The instance ID 'i-0123456789abcdef0' does not exist</Message>\
+                 </Error></Errors><RequestID>injected</RequestID></Response>"
+                    .into(),
+            )
+        }
+
         /// ELB's answer to RegisterTargets for an instance it does not know yet.
         pub fn target_not_yet_known(times: u32) -> FailFirst {
             FailFirst::new(

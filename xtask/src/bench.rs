@@ -101,6 +101,8 @@ pub fn run() -> anyhow::Result<()> {
 struct Measured {
     wall: Duration,
     calls: Vec<Call>,
+    /// When each call went out, in seconds from the start: where the time went.
+    timeline: Vec<(f64, String)>,
 }
 
 impl Measured {
@@ -123,6 +125,7 @@ impl Measured {
             "mutating": self.mutating(),
             "reads": self.calls.len() - self.mutating(),
             "by_operation": by_operation,
+            "timeline": self.timeline.iter().map(|(at, operation)| format!("{at:7.3}s {operation}")).collect::<Vec<_>>(),
         })
     }
 }
@@ -135,7 +138,10 @@ where
     let mark = ctx.calls.mark();
     let started = Instant::now();
     run().await.map_err(Into::into)?;
-    Ok(Measured { wall: started.elapsed(), calls: ctx.calls.since(mark) })
+    let wall = started.elapsed();
+    let timed = ctx.calls.timed_since(mark);
+    let timeline = timed.iter().map(|(at, call)| (at.duration_since(started).as_secs_f64(), call.operation.clone())).collect();
+    Ok(Measured { wall, calls: timed.into_iter().map(|(_, call)| call).collect(), timeline })
 }
 
 fn config(stack: &str) -> anyhow::Result<Config> {

@@ -283,7 +283,23 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
             }
         }
         ComputeStep::TerminateInstance { id, .. } => {
-            gone_is_done(ec2.terminate_instances().instance_ids(id).send().await.aws("TerminateInstances"))?;
+            // The id came from a describe, so "not found" means the instance is too new to
+            // be known everywhere in EC2 yet (a deploy stopped right after launching it):
+            // retried, lest it be left running. One still unknown after that is gone.
+            let terminated = retry_while(
+                &ctx.progress,
+                &format!("waiting for EC2 to know instance {id}"),
+                ctx.waits.propagation,
+                ctx.waits.poll_interval,
+                "run teardown again",
+                Error::is_not_found,
+                || async { ec2.terminate_instances().instance_ids(id).send().await.aws("TerminateInstances") },
+            )
+            .await;
+            match terminated {
+                Err(Error::Timeout { .. }) => {}
+                other => gone_is_done(other)?,
+            }
         }
         ComputeStep::WaitInstanceTerminated { id, name } => {
             let what = format!("instance {name} ({id}) terminating");

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -31,12 +32,13 @@ impl Call {
 /// The shared log every client of one [`crate::AwsContext`] writes to.
 #[derive(Debug, Clone, Default)]
 pub struct CallLog {
-    calls: Arc<Mutex<Vec<Call>>>,
+    /// Each call with the moment it went out, for the benchmark's timeline.
+    calls: Arc<Mutex<Vec<(Instant, Call)>>>,
 }
 
 impl CallLog {
     pub fn calls(&self) -> Vec<Call> {
-        self.calls.lock().expect("call log lock").clone()
+        self.since(0)
     }
 
     /// A position in the log, to take the calls made after it with [`CallLog::since`].
@@ -45,6 +47,11 @@ impl CallLog {
     }
 
     pub fn since(&self, mark: usize) -> Vec<Call> {
+        self.timed_since(mark).into_iter().map(|(_, call)| call).collect()
+    }
+
+    /// As [`CallLog::since`], with the moment each call was sent.
+    pub fn timed_since(&self, mark: usize) -> Vec<(Instant, Call)> {
         self.calls.lock().expect("call log lock")[mark..].to_vec()
     }
 }
@@ -67,7 +74,7 @@ impl Intercept for CallLog {
             .unwrap_or_default();
         let body = context.request().body().bytes().unwrap_or_default();
         let params = request_params(body);
-        self.calls.lock().expect("call log lock").push(Call { service, operation, params });
+        self.calls.lock().expect("call log lock").push((Instant::now(), Call { service, operation, params }));
         Ok(())
     }
 }

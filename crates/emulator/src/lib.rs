@@ -116,7 +116,10 @@ impl Running {
 /// The emulator's files: its virtualenv, state and log, under `<target>/emulator`.
 #[derive(Debug, Clone)]
 pub struct Emulator {
+    /// The server's state, log, lock and launcher.
     dir: PathBuf,
+    /// The virtualenv and what was installed into it, shared by [`Emulator::private`] servers.
+    home: PathBuf,
 }
 
 impl Default for Emulator {
@@ -127,11 +130,19 @@ impl Default for Emulator {
 
 impl Emulator {
     pub fn new(target_dir: &Path) -> Emulator {
-        Emulator { dir: target_dir.join("emulator") }
+        let dir = target_dir.join("emulator");
+        Emulator { home: dir.clone(), dir }
+    }
+
+    /// A server of its own, with its own state and port, on the same virtualenv: the
+    /// benchmark runs on one so that its time scale does not restart the shared server
+    /// (and lose what is deployed on it).
+    pub fn private(&self, name: &str) -> Emulator {
+        Emulator { dir: self.dir.join(name), home: self.home.clone() }
     }
 
     fn venv(&self) -> PathBuf {
-        self.dir.join("venv")
+        self.home.join("venv")
     }
 
     fn state_file(&self) -> PathBuf {
@@ -152,15 +163,19 @@ impl Emulator {
     /// The running emulator, installed and started first when needed. Safe to call from
     /// several processes at once: they take turns on a lock file and share one server.
     pub fn ensure_running(&self) -> Result<Running> {
+        self.ensure_running_as(&Mode::from_env())
+    }
+
+    /// As [`Emulator::ensure_running`], in the given mode rather than the environment's.
+    pub fn ensure_running_as(&self, wanted: &Mode) -> Result<Running> {
         fs::create_dir_all(&self.dir).map_err(io("create the emulator directory", FIX_DISK))?;
         let lock = File::create(self.dir.join("lock")).map_err(io("create the emulator lock", FIX_DISK))?;
         lock.lock().map_err(io("lock the emulator directory", FIX_DISK))?;
-        let wanted = Mode::from_env();
         let result = match self.status() {
-            Some(running) if running.mode == wanted => Ok(running),
+            Some(running) if running.mode == *wanted => Ok(running),
             // Another mode, or an older launcher: replace it.
-            Some(_) => self.stop().and_then(|_| self.install()).and_then(|()| self.start()),
-            None => self.install().and_then(|()| self.start()),
+            Some(_) => self.stop().and_then(|_| self.install()).and_then(|()| self.start(wanted)),
+            None => self.install().and_then(|()| self.start(wanted)),
         };
         drop(lock);
         result
@@ -169,12 +184,12 @@ impl Emulator {
     /// Creates the virtualenv and installs the pinned moto, unless already done for this
     /// requirements file.
     pub fn install(&self) -> Result<()> {
-        let stamp = self.dir.join("installed-requirements.txt");
+        let stamp = self.home.join("installed-requirements.txt");
         if fs::read_to_string(&stamp).is_ok_and(|installed| installed == REQUIREMENTS) {
             return Ok(());
         }
-        fs::create_dir_all(&self.dir).map_err(io("create the emulator directory", FIX_DISK))?;
-        let log = self.dir.join("install.log");
+        fs::create_dir_all(&self.home).map_err(io("create the emulator directory", FIX_DISK))?;
+        let log = self.home.join("install.log");
         let venv = self.venv();
         if !venv.join("bin/pip").exists() {
             run_logged(
@@ -184,7 +199,7 @@ impl Emulator {
                 "install Python 3 with its venv module (Debian: apt-get install python3-venv)",
             )?;
         }
-        let requirements = self.dir.join("requirements.txt");
+        let requirements = self.home.join("requirements.txt");
         fs::write(&requirements, REQUIREMENTS).map_err(io("write the requirements file", FIX_DISK))?;
         run_logged(
             Command::new(venv.join("bin/pip"))
@@ -199,9 +214,9 @@ impl Emulator {
     }
 
     /// Starts a new server on a free port and waits until it answers.
-    pub fn start(&self) -> Result<Running> {
+    pub fn start(&self, mode: &Mode) -> Result<Running> {
         let port = free_port()?;
-        let mode = Mode::from_env();
+        let mode = mode.clone();
         let log_path = self.log_file();
         let log = File::create(&log_path).map_err(io("create the emulator log", FIX_DISK))?;
         let mut command = if mode.strict {

@@ -160,6 +160,15 @@ impl NetworkStep {
     pub fn is_nat_wait(&self) -> bool {
         matches!(self, NetworkStep::WaitNatGatewayAvailable { .. })
     }
+
+    /// A step of removing the NAT gateway and its address, which a teardown plan does first:
+    /// none needs another tier gone, so they can run while the other tiers are torn down.
+    pub fn removes_nat(&self) -> bool {
+        matches!(
+            self,
+            NetworkStep::DeleteNatGateway { .. } | NetworkStep::WaitNatGatewayDeleted { .. } | NetworkStep::ReleaseAddress { .. }
+        )
+    }
 }
 
 impl RouteTarget {

@@ -11,15 +11,16 @@
 //! subnets and security groups exist, the database (minutes on AWS) and the ALB start
 //! while the NAT gateway becomes available; compute starts when the ALB exists and the NAT
 //! gateway is available (its user data downloads through it). Teardown runs the graph
-//! backwards. A tier deployed alone finds the outputs of the tiers it builds on by their
-//! tags, and stops with the command that deploys them when they are missing.
+//! backwards, but for the NAT gateway, whose deletion starts at once. A tier deployed
+//! alone finds the outputs of the tiers it builds on by their tags, and stops with the
+//! command that deploys them when they are missing.
 
 mod status;
 mod verify;
 
 use serde::Serialize;
 use three_tier_core::outputs::{AlbOutputs, ComputeOutputs, DatabaseOutputs, NetworkOutputs};
-use three_tier_core::{AwsContext, Config, Error, Plan, Result, Step, Tier};
+use three_tier_core::{AwsContext, Config, Created, Error, Plan, Result, Step, Tier};
 
 pub use status::{TierStatus, status};
 pub use verify::{Check, NGINX_WELCOME, Outcome, VerifyLimits, database_check_script, verify};
@@ -269,9 +270,14 @@ async fn tier_teardown(ctx: &AwsContext, config: &Config, tier: Tier) -> Result<
 }
 
 /// Applies a teardown plan by the graph backwards: compute then the ALB, alongside the
-/// database (minutes on AWS); the network when all three are gone.
+/// database (minutes on AWS); the network when all three are gone, except its NAT gateway,
+/// whose deletion (a minute on AWS) needs none of them gone and starts at once.
 pub async fn teardown(ctx: &AwsContext, plan: &TeardownPlan) -> Result<()> {
     plan.check_conflicts()?;
+    let network_steps = plan.network.as_ref().map_or(&[][..], |network| &network.steps[..]);
+    let (nat_steps, network_steps) =
+        network_steps.split_at(network_steps.iter().position(|step| !step.removes_nat()).unwrap_or(network_steps.len()));
+    let nat = async { network::apply_steps(ctx, nat_steps, &mut Created::default()).await };
     let front = async {
         if let Some(compute) = &plan.compute {
             compute::apply(ctx, compute).await?;
@@ -287,11 +293,8 @@ pub async fn teardown(ctx: &AwsContext, plan: &TeardownPlan) -> Result<()> {
         }
         Ok(())
     };
-    tokio::try_join!(front, back)?;
-    if let Some(network) = &plan.network {
-        network::apply(ctx, network).await?;
-    }
-    Ok(())
+    tokio::try_join!(front, back, nat)?;
+    network::apply_steps(ctx, network_steps, &mut Created::default()).await
 }
 
 /// Every tier's outputs, where the tier stands complete.

@@ -4,9 +4,13 @@ moto answers like AWS but is lenient and instantaneous (the project's EMULATOR.m
 launcher wraps moto's backends, in this process, before it serves:
 
 - Rules that AWS enforces and moto does not, with AWS's error codes: deleting a subnet,
-  security group or VPC that is still in use; detaching an internet gateway while public
-  addresses are mapped; releasing an Elastic IP that a NAT gateway still holds; an ALB in
-  fewer than two zones; a DB subnet group in one zone; RDS password, storage and final
+  security group or VPC that is still in use, or the VPC's default group; detaching an
+  internet gateway while public addresses are mapped, or attaching a second one;
+  associating a subnet that has a route table already; a route to a NAT gateway that does
+  not exist; releasing an Elastic IP that a NAT gateway still holds; an instance with an
+  unknown image or type or another VPC's security group; an ALB in fewer than two zones or
+  with another VPC's security group; a second listener on a port; registering an instance
+  EC2 does not know; a DB subnet group in one zone; RDS password, storage and final
   snapshot parameters.
 - Time: NAT gateways are `pending` and then `deleting` for a while, load balancers
   `provisioning`, their network interfaces linger after deletion, RDS instances are
@@ -70,6 +74,10 @@ def timed_attribute(cls, attribute, young):
 # (subnet ids, security group ids, deleted at).
 LINGERING = []
 LINGERING_LOCK = threading.Lock()
+
+
+# Set while moto deletes a VPC (and its default security group) on this thread.
+VPC_DELETION = threading.local()
 
 
 def lingering_interfaces():
@@ -245,9 +253,63 @@ def install():
             raise DependencyViolationError(
                 f"The vpc '{vpc_id}' has dependencies and cannot be deleted ({', '.join(attached + groups)})."
             )
-        return original_delete_vpc(self, vpc_id)
+        VPC_DELETION.active = True
+        try:
+            return original_delete_vpc(self, vpc_id)
+        finally:
+            VPC_DELETION.active = False
 
     EC2Backend.delete_vpc = delete_vpc
+
+    original_delete_group_inner = EC2Backend._delete_security_group
+
+    def _delete_security_group(self, vpc_id, group_id):
+        group = self.get_security_group_from_id(group_id)
+        # moto's DeleteVpc deletes the default group itself, as AWS does.
+        if group is not None and group.name == "default" and not getattr(VPC_DELETION, "active", False):
+            raise EC2ClientError("CannotDelete", f'the specified group: "{group_id}" name: "default" cannot be deleted by a user')
+        return original_delete_group_inner(self, vpc_id, group_id)
+
+    EC2Backend._delete_security_group = _delete_security_group
+
+    original_attach = EC2Backend.attach_internet_gateway
+
+    def attach_internet_gateway(self, internet_gateway_id, vpc_id):
+        for other in self.internet_gateways.values():
+            if other.id != internet_gateway_id and other.vpc is not None and other.vpc.id == vpc_id:
+                raise EC2ClientError(
+                    "Resource.AlreadyAssociated", f"resource {vpc_id} is already attached to network gateway {other.id}"
+                )
+        return original_attach(self, internet_gateway_id, vpc_id)
+
+    EC2Backend.attach_internet_gateway = attach_internet_gateway
+
+    # moto answers with the existing association, wherever it is.
+    original_associate = EC2Backend.associate_route_table
+
+    def associate_route_table(self, route_table_id, gateway_id=None, subnet_id=None):
+        if subnet_id is not None:
+            for table in self.route_tables.values():
+                if subnet_id in table._associations.values():
+                    raise EC2ClientError(
+                        "Resource.AlreadyAssociated",
+                        f"the specified association for route table {route_table_id} conflicts with an existing association",
+                    )
+        return original_associate(self, route_table_id, gateway_id=gateway_id, subnet_id=subnet_id)
+
+    EC2Backend.associate_route_table = associate_route_table
+
+    original_create_route = EC2Backend.create_route
+
+    def create_route(self, *args, **kwargs):
+        nat_id = kwargs.get("nat_gateway_id")
+        if nat_id is not None:
+            nat = self.nat_gateways.get(nat_id)
+            if nat is None or nat.state in ("deleting", "deleted"):
+                raise EC2ClientError("InvalidNatGatewayID.NotFound", f"The natGateway ID '{nat_id}' does not exist")
+        return original_create_route(self, *args, **kwargs)
+
+    EC2Backend.create_route = create_route
 
     original_detach = EC2Backend.detach_internet_gateway
 
@@ -289,9 +351,25 @@ def install():
                 "ValidationError",
                 "At least two subnets in two different Availability Zones must be specified",
             )
+        vpcs = {ec2.get_subnet(s).vpc_id for s in subnet_ids}
+        for group_id in security_groups or []:
+            group = ec2.get_security_group_from_id(group_id)
+            if group is None or group.vpc_id not in vpcs:
+                raise ELBClientError("InvalidSecurityGroup", f"Security group '{group_id}' does not exist in the load balancer's VPC")
         return original_create_lb(self, name, security_groups, subnet_ids, *args, **kwargs)
 
     ELBv2Backend.create_load_balancer = create_load_balancer
+
+    # moto looks the port up among listener ARNs, so never finds it.
+    original_create_listener = ELBv2Backend.create_listener
+
+    def create_listener(self, load_balancer_arn, protocol, port, *args, **kwargs):
+        balancer = self.load_balancers.get(load_balancer_arn)
+        if balancer is not None and any(str(listener.port) == str(port) for listener in balancer.listeners.values()):
+            raise ELBClientError("DuplicateListener", "A listener already exists on this port for this load balancer")
+        return original_create_listener(self, load_balancer_arn, protocol, port, *args, **kwargs)
+
+    ELBv2Backend.create_listener = create_listener
 
     original_delete_lb = ELBv2Backend.delete_load_balancer
 
@@ -409,6 +487,16 @@ def install():
     original_run = EC2Backend.run_instances
 
     def run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
+        subnet_id, group_ids = kwargs.get("subnet_id"), list(kwargs.get("security_group_ids") or [])
+        for nic in kwargs.get("nics") or []:
+            subnet_id = nic.get("SubnetId") or subnet_id
+            group_ids += nic.get("Groups") or []
+        if subnet_id:
+            vpc_id = self.get_subnet(subnet_id).vpc_id
+            for group_id in group_ids:
+                group = self.get_security_group_from_id(group_id)
+                if group is not None and group.vpc_id != vpc_id:
+                    raise EC2ClientError("InvalidParameter", f"Security group {group_id} and subnet {subnet_id} belong to different networks.")
         name, arn = kwargs.get("iam_instance_profile_name"), kwargs.get("iam_instance_profile_arn")
         if name or arn:
             profile = filter_iam_instance_profiles(self.account_id, self.partition, arn, name)
@@ -589,6 +677,9 @@ class RequestLog:
 
 
 def main():
+    # moto's own checks of RunInstances' image and instance type, off by default.
+    os.environ.setdefault("MOTO_ENABLE_AMI_VALIDATION", "true")
+    os.environ.setdefault("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
     install()
     from werkzeug.serving import run_simple
 

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::NatGatewayState;
-use three_tier_core::{AwsContext, AwsResultExt, Config, Result, SecurityGroupRole, SubnetRole};
+use three_tier_core::{AwsContext, AwsResultExt, Config, Result, RouteTableRole, SecurityGroupRole, SubnetRole};
 
 use crate::support::{clean, config_in, context, emulator};
 
@@ -194,6 +194,98 @@ async fn invalid_alb_and_rds_requests_are_refused_with_aws_codes() {
     .await;
     assert!(gone, "a deleted RDS instance is gone after a while");
 
+    clean(&ctx, &config).await;
+}
+
+#[tokio::test]
+async fn network_instance_and_listener_requests_aws_refuses_are_refused() {
+    if !strict() {
+        return;
+    }
+    let config = config_in("it-refusals", "ap-southeast-2");
+    let ctx = context(&config).await;
+    clean(&ctx, &config).await;
+    let network = network::deploy(&ctx, &config).await.unwrap();
+    let alb_out = alb::deploy(&ctx, &config, &network).await.unwrap();
+    let ec2 = &ctx.ec2;
+    let vpc_filter = |name: &str, value: &str| aws_sdk_ec2::types::Filter::builder().name(name).values(value).build();
+
+    // The VPC's default security group.
+    let default = ec2
+        .describe_security_groups()
+        .filters(vpc_filter("vpc-id", &network.vpc_id))
+        .filters(vpc_filter("group-name", "default"))
+        .send()
+        .await
+        .unwrap();
+    let default = default.security_groups()[0].group_id().unwrap();
+    assert_eq!(code(ec2.delete_security_group().group_id(default).send().await.aws("DeleteSecurityGroup")), "CannotDelete");
+
+    // A second internet gateway.
+    let second = ec2.create_internet_gateway().send().await.unwrap();
+    let second = second.internet_gateway().and_then(|g| g.internet_gateway_id()).unwrap();
+    let attach = ec2.attach_internet_gateway().internet_gateway_id(second).vpc_id(&network.vpc_id).send().await;
+    assert_eq!(code(attach.aws("AttachInternetGateway")), "Resource.AlreadyAssociated");
+    ec2.delete_internet_gateway().internet_gateway_id(second).send().await.unwrap();
+
+    // A subnet that has a route table already; a route to a NAT gateway that does not exist.
+    let db_table = &network.route_table_ids[&RouteTableRole::Db];
+    let associate = ec2.associate_route_table().route_table_id(db_table).subnet_id(network.subnet(SubnetRole::AlbA));
+    assert_eq!(code(associate.send().await.aws("AssociateRouteTable")), "Resource.AlreadyAssociated");
+    let route = ec2
+        .create_route()
+        .route_table_id(db_table)
+        .destination_cidr_block("192.0.2.0/24")
+        .nat_gateway_id("nat-0123456789abcdef0");
+    assert_eq!(code(route.send().await.aws("CreateRoute")), "InvalidNatGatewayID.NotFound");
+
+    // Instances with an unknown image, an unknown type, another VPC's security group.
+    let image = ctx.ssm.get_parameter().name(&config.compute.ami_parameter).send().await.unwrap();
+    let image = image.parameter().and_then(|p| p.value()).unwrap().to_owned();
+    let launch = |image: &str, instance_type: &str, group: &str| {
+        ctx.ec2
+            .run_instances()
+            .image_id(image)
+            .instance_type(aws_sdk_ec2::types::InstanceType::from(instance_type))
+            .min_count(1)
+            .max_count(1)
+            .subnet_id(network.subnet(SubnetRole::App))
+            .security_group_ids(group)
+            .send()
+    };
+    let web = network.security_group(SecurityGroupRole::App);
+    assert_eq!(code(launch("ami-0123456789abcdef0", "t3.micro", web).await.aws("RunInstances")), "InvalidAMIID.NotFound");
+    assert!(launch(&image, "t3.nonesuch", web).await.is_err(), "an unknown instance type is refused");
+    let other_vpc = ec2.create_vpc().cidr_block("10.9.0.0/16").send().await.unwrap();
+    let other_vpc = other_vpc.vpc().and_then(|v| v.vpc_id()).unwrap();
+    let other_group = ec2.create_security_group().group_name("it-refusals-other").description("other").vpc_id(other_vpc);
+    let other_group = other_group.send().await.unwrap().group_id().unwrap().to_owned();
+    assert_eq!(code(launch(&image, "t3.micro", &other_group).await.aws("RunInstances")), "InvalidParameter");
+
+    // An ALB with another VPC's security group; a second listener on port 80.
+    let load_balancer = ctx
+        .elbv2
+        .create_load_balancer()
+        .name("it-refusals-other-group")
+        .subnets(network.subnet(SubnetRole::AlbA))
+        .subnets(network.subnet(SubnetRole::AlbB))
+        .security_groups(&other_group);
+    assert_eq!(code(load_balancer.send().await.aws("CreateLoadBalancer")), "InvalidSecurityGroup");
+    let forward = aws_sdk_elasticloadbalancingv2::types::Action::builder()
+        .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+        .target_group_arn(&alb_out.app_target_group_arn)
+        .build();
+    let listener = ctx
+        .elbv2
+        .create_listener()
+        .load_balancer_arn(&alb_out.load_balancer_arn)
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .default_actions(forward);
+    assert_eq!(code(listener.send().await.aws("CreateListener")), "DuplicateListener");
+
+    ec2.delete_security_group().group_id(&other_group).send().await.unwrap();
+    ec2.delete_vpc().vpc_id(other_vpc).send().await.unwrap();
     clean(&ctx, &config).await;
 }
 

@@ -20,7 +20,9 @@ pub async fn apply(ctx: &AwsContext, plan: &Plan<NetworkStep>) -> Result<()> {
 pub async fn apply_steps(ctx: &AwsContext, steps: &[NetworkStep], created: &mut Created) -> Result<()> {
     for step in steps {
         ctx.progress.announce(step);
-        run(ctx, step, created).await?;
+        // Boxed: one step's future holds every SDK call's, too big to nest on a stack
+        // several times over (the stack's teardown runs this twice beside the other tiers).
+        Box::pin(run(ctx, step, created)).await?;
     }
     Ok(())
 }

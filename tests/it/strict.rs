@@ -306,14 +306,44 @@ async fn the_emulator_logs_every_request_with_its_status() {
 }
 
 #[tokio::test]
-async fn instances_and_targets_take_their_time() {
+async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
     if !strict() {
         return;
     }
     let config = config_in("it-time", "us-east-1");
     let ctx = context(&config).await;
     clean(&ctx, &config).await;
-    let network = network::deploy(&ctx, &config).await.unwrap();
+
+    // A new NAT gateway is `pending` for a while, then `available`.
+    let (early, rest) = network::deploy_until_nat(&ctx, &config).await.unwrap();
+    assert_eq!(nat_state(&ctx, &early.nat_gateway_id).await, NatGatewayState::Pending);
+    let network = network::finish_deploy(&ctx, &config, rest).await.unwrap();
+    assert_eq!(nat_state(&ctx, &network.nat_gateway_id).await, NatGatewayState::Available);
+
+    // A new load balancer is `provisioning` for a while, then `active`.
+    let created = ctx
+        .elbv2
+        .create_load_balancer()
+        .name("it-time-lb")
+        .subnets(network.subnet(SubnetRole::AlbA))
+        .subnets(network.subnet(SubnetRole::AlbB))
+        .security_groups(network.security_group(SecurityGroupRole::Alb))
+        .send()
+        .await
+        .unwrap();
+    let arn = created.load_balancers()[0].load_balancer_arn().unwrap().to_owned();
+    let lb_state = || {
+        let elbv2 = ctx.elbv2.clone();
+        let arn = arn.clone();
+        async move {
+            let answer = elbv2.describe_load_balancers().load_balancer_arns(arn).send().await.unwrap();
+            answer.load_balancers()[0].state().and_then(|s| s.code()).map(|c| c.as_str().to_owned()).unwrap()
+        }
+    };
+    assert_eq!(lb_state().await, "provisioning");
+    assert!(eventually(Duration::from_secs(10), || async { lb_state().await == "active" }).await);
+    ctx.elbv2.delete_load_balancer().load_balancer_arn(&arn).send().await.unwrap();
+
     let alb_out = alb::deploy(&ctx, &config, &network).await.unwrap();
     let image = ctx.ssm.get_parameter().name(&config.compute.ami_parameter).send().await.unwrap();
     let image = image.parameter().and_then(|p| p.value()).unwrap().to_owned();

@@ -120,6 +120,11 @@ async fn the_database_starts_while_the_nat_gateway_is_still_pending() {
     let nat_route = first(&|c| c.operation == "CreateRoute" && c.params.contains_key("NatGatewayId"));
     let run_instance = first(&|c| c.operation == "RunInstances");
     let order: Vec<&str> = calls.iter().map(|c| c.operation.as_str()).collect();
+    // The database starts once the subnets and security groups exist (SPEC.md, "Order"),
+    // while the rest of the network is built.
+    let last = |operation: &str| calls.iter().rposition(|c| c.operation == operation).unwrap();
+    assert!(last("CreateSubnet") < create_database && last("CreateSecurityGroup") < create_database, "{order:?}");
+    assert!(create_database < last("AssociateRouteTable"), "the database does not wait for the route tables: {order:?}");
     assert!(create_database < nat_route, "the database does not wait for the NAT gateway: {order:?}");
     assert!(create_balancer < nat_route, "nor does the ALB");
     assert!(nat_route < run_instance, "the instance needs the NAT gateway for its user data");
@@ -154,7 +159,7 @@ async fn the_wire_requests_of_a_database_deploy() {
     clean(&ctx, &config).await;
     let network = network::deploy(&ctx, &config).await.unwrap();
     let mark = ctx.calls.mark();
-    database::deploy(&ctx, &config, &network).await.unwrap();
+    database::deploy(&ctx, &config, &network.database_network()).await.unwrap();
     insta::assert_yaml_snapshot!("database_deploy_requests", redact(&ctx.calls.since(mark)));
     clean(&ctx, &config).await;
 }

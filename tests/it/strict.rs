@@ -315,7 +315,8 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
     clean(&ctx, &config).await;
 
     // A new NAT gateway is `pending` for a while, then `available`.
-    let (early, rest) = network::deploy_until_nat(&ctx, &config).await.unwrap();
+    let (_, rest) = network::deploy_until_database(&ctx, &config).await.unwrap();
+    let (early, rest) = network::deploy_until_nat(&ctx, &config, rest).await.unwrap();
     assert_eq!(nat_state(&ctx, &early.nat_gateway_id).await, NatGatewayState::Pending);
     let network = network::finish_deploy(&ctx, &config, rest).await.unwrap();
     assert_eq!(nat_state(&ctx, &network.nat_gateway_id).await, NatGatewayState::Available);

@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 use three_tier_core::naming::Tags;
-use three_tier_core::outputs::NetworkOutputs;
-use three_tier_core::{Config, SecurityGroupRole, SubnetRole, Tier};
+use three_tier_core::outputs::DatabaseNetwork;
+use three_tier_core::{Config, Tier};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Desired {
@@ -40,7 +40,7 @@ pub struct InstanceSpec {
     pub tags: Tags,
 }
 
-pub fn desired(config: &Config, network: &NetworkOutputs) -> Desired {
+pub fn desired(config: &Config, network: &DatabaseNetwork) -> Desired {
     let names = config.names();
     let tags = |role: &str, name: &str| Tags::new(names.stack(), Tier::Database, role, name, &config.stack.tags);
     let database = &config.database;
@@ -51,7 +51,7 @@ pub fn desired(config: &Config, network: &NetworkOutputs) -> Desired {
             tags: tags("db-subnet-group", &subnet_group),
             name: subnet_group,
             description: format!("three-tier stack {}: the two DB subnets", names.stack()),
-            subnet_ids: SubnetRole::DB.iter().map(|&role| network.subnet(role).to_owned()).collect(),
+            subnet_ids: network.subnet_ids.clone(),
         },
         instance: InstanceSpec {
             tags: tags("db-instance", &identifier),
@@ -64,7 +64,7 @@ pub fn desired(config: &Config, network: &NetworkOutputs) -> Desired {
             database_name: database.database_name.clone(),
             master_username: database.master_username.clone(),
             port: config.ports.database.get(),
-            security_group_id: network.security_group(SecurityGroupRole::Db).to_owned(),
+            security_group_id: network.security_group_id.clone(),
             deletion_protection: database.deletion_protection,
             final_snapshot: database.final_snapshot,
         },

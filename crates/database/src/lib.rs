@@ -13,11 +13,11 @@ pub use desired::{Desired, desired};
 pub use observe::{Observed, observe};
 pub use plan::{DatabaseStep, plan, teardown_plan};
 
-use three_tier_core::outputs::{DatabaseOutputs, NetworkOutputs};
+use three_tier_core::outputs::{DatabaseNetwork, DatabaseOutputs};
 use three_tier_core::{AwsContext, Config, Error, Plan, Result, Tier};
 
-/// Deploys the tier on the network tier's outputs and returns its own.
-pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs) -> Result<DatabaseOutputs> {
+/// Deploys the tier on the DB subnets and security group and returns its outputs.
+pub async fn deploy(ctx: &AwsContext, config: &Config, network: &DatabaseNetwork) -> Result<DatabaseOutputs> {
     let (mut observed, plan) = plan_deploy(ctx, config, network).await?;
     ctx.progress.line(plan.render().trim_end());
     plan.check_conflicts()?;
@@ -28,7 +28,7 @@ pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs)
     outputs(&observed).ok_or_else(|| Error::incomplete(Tier::Database, &config.stack.name))
 }
 
-pub async fn plan_deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs) -> Result<(Observed, Plan<DatabaseStep>)> {
+pub async fn plan_deploy(ctx: &AwsContext, config: &Config, network: &DatabaseNetwork) -> Result<(Observed, Plan<DatabaseStep>)> {
     let observed = observe_config(ctx, config).await?;
     let plan = plan(&desired(config, network), &observed, &config.stack.name);
     Ok((observed, plan))

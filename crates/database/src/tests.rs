@@ -1,6 +1,6 @@
 //! The pure half of the tier: plans from hand-built observed states.
 
-use three_tier_core::outputs::NetworkOutputs;
+use three_tier_core::outputs::{DatabaseNetwork, NetworkOutputs};
 use three_tier_core::{Config, Step};
 
 use crate::desired::{Desired, desired};
@@ -9,7 +9,7 @@ use crate::plan::{DatabaseStep, plan, teardown_plan};
 
 const STACK: &str = "three-tier";
 
-fn network() -> NetworkOutputs {
+fn network() -> DatabaseNetwork {
     let mut network = NetworkOutputs::placeholder();
     for (role, id) in network.subnet_ids.iter_mut() {
         *id = format!("subnet-{role}");
@@ -17,7 +17,7 @@ fn network() -> NetworkOutputs {
     for (role, id) in network.security_group_ids.iter_mut() {
         *id = format!("sg-{role}");
     }
-    network
+    network.database_network()
 }
 
 fn default_desired() -> Desired {

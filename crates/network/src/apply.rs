@@ -16,7 +16,7 @@ pub async fn apply(ctx: &AwsContext, plan: &Plan<NetworkStep>) -> Result<()> {
 }
 
 /// Applies some of a plan's steps; `created` carries the ids of what earlier steps of the
-/// same plan made, so a plan can be applied in parts (see [`crate::NetworkStep::is_nat_wait`]).
+/// same plan made, so a plan can be applied in parts (see [`crate::deploy_until_database`]).
 pub async fn apply_steps(ctx: &AwsContext, steps: &[NetworkStep], created: &mut Created) -> Result<()> {
     for step in steps {
         ctx.progress.announce(step);

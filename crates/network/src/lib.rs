@@ -18,51 +18,66 @@ pub use observe::{Observed, observe};
 pub use plan::{NetworkStep, RouteTarget, VpcAttribute, plan, teardown_plan};
 pub use rules::{IngressRule, Source};
 
-use three_tier_core::outputs::NetworkOutputs;
+use three_tier_core::outputs::{DatabaseNetwork, NetworkOutputs};
 use three_tier_core::{AwsContext, Config, Created, Error, Plan, Result, RouteTableRole, SecurityGroupRole, SubnetRole, Tier};
 
 /// Deploys the network tier: observe, plan, show the plan, apply it, and return the
 /// outputs. On a deployed stack it makes read calls only.
 pub async fn deploy(ctx: &AwsContext, config: &Config) -> Result<NetworkOutputs> {
-    let (_, rest) = deploy_until_nat(ctx, config).await?;
+    let (_, rest) = deploy_until_database(ctx, config).await?;
+    let (_, rest) = deploy_until_nat(ctx, config, rest).await?;
     finish_deploy(ctx, config, rest).await
 }
 
-/// The steps of a network deploy that wait for the NAT gateway, and what they build on.
+/// The steps of a network deploy not yet applied, and what they build on.
 #[derive(Debug)]
-pub struct NatSteps {
+pub struct RemainingSteps {
     steps: Vec<NetworkStep>,
     created: Created,
     /// The state the outputs come from when no step changes it.
     observed: Observed,
 }
 
-/// Deploys the network tier up to the wait for its NAT gateway, and returns the outputs
-/// the ALB and database tiers need (the NAT gateway may still be pending) with the steps
-/// that remain; [`finish_deploy`] runs them.
-pub async fn deploy_until_nat(ctx: &AwsContext, config: &Config) -> Result<(NetworkOutputs, NatSteps)> {
-    let (mut observed, plan) = plan_deploy(ctx, config).await?;
+impl RemainingSteps {
+    /// Applies the steps before the first that `stop_at` picks, and observes what they made.
+    async fn advance(mut self, ctx: &AwsContext, config: &Config, stop_at: impl Fn(&NetworkStep) -> bool) -> Result<Self> {
+        let split = self.steps.iter().position(stop_at).unwrap_or(self.steps.len());
+        let rest = self.steps.split_off(split);
+        if !self.steps.is_empty() {
+            apply_steps(ctx, &self.steps, &mut self.created).await?;
+            self.observed = observe(ctx, &config.stack.name).await?;
+        }
+        Ok(RemainingSteps { steps: rest, ..self })
+    }
+}
+
+/// Deploys the network tier up to what the database tier needs (the VPC, the subnets
+/// and the security groups, which a deploy plan builds first), so the database's minutes
+/// start before the rest of the network is built. Returns the database's inputs and the
+/// steps that remain for [`deploy_until_nat`].
+pub async fn deploy_until_database(ctx: &AwsContext, config: &Config) -> Result<(DatabaseNetwork, RemainingSteps)> {
+    let (observed, plan) = plan_deploy(ctx, config).await?;
     ctx.progress.line(plan.render().trim_end());
     plan.check_conflicts()?;
-    let split = plan.steps.iter().position(NetworkStep::is_nat_wait).unwrap_or(plan.steps.len());
-    let (first, rest) = plan.steps.split_at(split);
-    let mut created = Created::default();
-    if !first.is_empty() {
-        apply_steps(ctx, first, &mut created).await?;
-        observed = observe(ctx, &config.stack.name).await?;
-    }
-    let outputs = outputs_before_nat(&observed).ok_or_else(|| Error::incomplete(Tier::Network, &config.stack.name))?;
-    Ok((outputs, NatSteps { steps: rest.to_vec(), created, observed }))
+    let rest = RemainingSteps { steps: plan.steps, created: Created::default(), observed };
+    let rest = rest.advance(ctx, config, |step| !step.builds_for_database()).await?;
+    let database = database_network(&rest.observed).ok_or_else(|| Error::incomplete(Tier::Network, &config.stack.name))?;
+    Ok((database, rest))
+}
+
+/// Deploys the network tier on up to the wait for its NAT gateway, and returns the outputs
+/// the ALB tier needs (the NAT gateway may still be pending) with the steps that remain;
+/// [`finish_deploy`] runs them.
+pub async fn deploy_until_nat(ctx: &AwsContext, config: &Config, rest: RemainingSteps) -> Result<(NetworkOutputs, RemainingSteps)> {
+    let rest = rest.advance(ctx, config, NetworkStep::is_nat_wait).await?;
+    let outputs = outputs_before_nat(&rest.observed).ok_or_else(|| Error::incomplete(Tier::Network, &config.stack.name))?;
+    Ok((outputs, rest))
 }
 
 /// Runs the steps [`deploy_until_nat`] left and returns the complete outputs.
-pub async fn finish_deploy(ctx: &AwsContext, config: &Config, rest: NatSteps) -> Result<NetworkOutputs> {
-    let NatSteps { steps, mut created, mut observed } = rest;
-    if !steps.is_empty() {
-        apply_steps(ctx, &steps, &mut created).await?;
-        observed = observe(ctx, &config.stack.name).await?;
-    }
-    outputs(&observed).ok_or_else(|| Error::incomplete(Tier::Network, &config.stack.name))
+pub async fn finish_deploy(ctx: &AwsContext, config: &Config, rest: RemainingSteps) -> Result<NetworkOutputs> {
+    let rest = rest.advance(ctx, config, |_| false).await?;
+    outputs(&rest.observed).ok_or_else(|| Error::incomplete(Tier::Network, &config.stack.name))
 }
 
 /// Observes and plans a deploy of the network tier.
@@ -82,8 +97,17 @@ pub fn outputs(observed: &Observed) -> Option<NetworkOutputs> {
     outputs_when(observed, &["available"])
 }
 
+/// What the database tier needs of the network, once it exists: the DB subnets and the
+/// database's security group.
+pub fn database_network(observed: &Observed) -> Option<DatabaseNetwork> {
+    Some(DatabaseNetwork {
+        subnet_ids: SubnetRole::DB.iter().map(|&role| Some(observed.subnet(role)?.id.clone())).collect::<Option<_>>()?,
+        security_group_id: observed.security_group(SecurityGroupRole::Db)?.id.clone(),
+    })
+}
+
 /// The tier's outputs once everything but the NAT gateway's wait is done: what the ALB
-/// and database tiers need exists, and they need not wait for the NAT gateway.
+/// tier needs exists, and it need not wait for the NAT gateway.
 pub fn outputs_before_nat(observed: &Observed) -> Option<NetworkOutputs> {
     outputs_when(observed, &["pending", "available"])
 }

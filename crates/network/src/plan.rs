@@ -161,6 +161,19 @@ impl NetworkStep {
         matches!(self, NetworkStep::WaitNatGatewayAvailable { .. })
     }
 
+    /// A step of what a deploy plan builds first, the VPC, its subnets and security groups
+    /// (their tags too): all the database tier needs, so its minutes can start early.
+    pub fn builds_for_database(&self) -> bool {
+        matches!(
+            self,
+            NetworkStep::CreateVpc { .. }
+                | NetworkStep::EnableVpcAttribute { .. }
+                | NetworkStep::CreateSubnet { .. }
+                | NetworkStep::CreateSecurityGroup { .. }
+                | NetworkStep::TagResource { .. }
+        )
+    }
+
     /// A step of removing the NAT gateway and its address, which a teardown plan does first:
     /// none needs another tier gone, so they can run while the other tiers are torn down.
     pub fn removes_nat(&self) -> bool {
@@ -190,18 +203,20 @@ impl RouteTarget {
 
 /// The steps that bring what exists to what is desired, in an order AWS accepts.
 ///
-/// The NAT gateway is created early and waited for late, so its minutes in `pending` pass
-/// while the rest is built; only the app subnet's default route needs it available.
+/// The VPC, subnets and security groups come first: they are all the database needs, and
+/// its minutes start once they exist (see [`NetworkStep::builds_for_database`]). The NAT
+/// gateway is created next and waited for last, so its minutes in `pending` pass while the
+/// rest is built; only the app subnet's default route needs it available.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan<NetworkStep> {
     let mut planner = Planner { plan: Plan::new(Tier::Network), observed };
     planner.flag_duplicates();
     let vpc = planner.vpc(desired);
-    let internet_gateway = planner.internet_gateway(desired, &vpc);
     let subnets: BTreeMap<SubnetRole, Ref> =
         SubnetRole::ALL.iter().map(|&role| (role, planner.subnet(desired, role, &vpc))).collect();
-    let nat_gateway = planner.nat_gateway(desired, &subnets);
     let groups: BTreeMap<SecurityGroupRole, Ref> =
         SecurityGroupRole::ALL.iter().map(|&role| (role, planner.security_group(desired, role, &vpc))).collect();
+    let internet_gateway = planner.internet_gateway(desired, &vpc);
+    let nat_gateway = planner.nat_gateway(desired, &subnets);
     for &role in SecurityGroupRole::ALL {
         planner.ingress(desired, role, &groups);
     }

@@ -130,15 +130,22 @@ fn fresh_plan_builds_the_whole_spec() {
 }
 
 #[test]
-fn fresh_plan_creates_the_nat_gateway_early_and_routes_through_it_only_once_available() {
+fn fresh_plan_builds_what_the_database_needs_first_then_starts_the_nat_gateway() {
     let plan = plan(&default_desired(), &Observed::default());
+    // The VPC, subnets and groups open the plan: the database can start after them.
+    let database_part = plan.steps.iter().take_while(|s| s.builds_for_database()).count();
+    let last = |matches: fn(&NetworkStep) -> bool| plan.steps.iter().rposition(matches).expect("step in plan");
+    assert!(last(|s| matches!(s, NetworkStep::CreateSubnet { .. })) < database_part);
+    assert!(last(|s| matches!(s, NetworkStep::CreateSecurityGroup { .. })) < database_part);
+    // Then the NAT gateway's minutes start, before the rules and route tables are built.
     let create_nat = position(&plan, |s| matches!(s, NetworkStep::CreateNatGateway { .. }));
-    let first_group = position(&plan, |s| matches!(s, NetworkStep::CreateSecurityGroup { .. }));
+    let first_rule = position(&plan, |s| matches!(s, NetworkStep::AuthorizeIngress { .. }));
+    let first_table = position(&plan, |s| matches!(s, NetworkStep::CreateRouteTable { .. }));
+    assert!(create_nat < first_rule && create_nat < first_table);
     let wait = position(&plan, |s| matches!(s, NetworkStep::WaitNatGatewayAvailable { .. }));
     let nat_route = position(&plan, |s| {
         matches!(s, NetworkStep::CreateRoute { target: RouteTarget::NatGateway(_), .. })
     });
-    assert!(create_nat < first_group, "the NAT gateway's minutes start before the rest is built");
     assert_eq!(wait, plan.steps.len() - 2);
     assert_eq!(nat_route, plan.steps.len() - 1);
 }

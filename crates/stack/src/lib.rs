@@ -7,10 +7,11 @@
 //!          └─► database
 //! ```
 //!
-//! Deploy runs the graph forwards with independent work concurrent: once the network's
-//! subnets and security groups exist, the database (minutes on AWS) and the ALB start
-//! while the NAT gateway becomes available; compute starts when the ALB exists and the NAT
-//! gateway is available (its user data downloads through it). Teardown runs the graph
+//! Deploy runs the graph forwards with independent work concurrent: the database (minutes
+//! on AWS) starts once the network's subnets and security groups exist, the ALB once the
+//! internet gateway is attached too, both while the NAT gateway becomes available; compute
+//! starts when the ALB exists and the NAT gateway is available (its user data downloads
+//! through it). Teardown runs the graph
 //! backwards, but for the NAT gateway, whose deletion starts at once. A tier deployed
 //! alone finds the outputs of the tiers it builds on by their tags, and stops with the
 //! command that deploys them when they are missing.
@@ -62,39 +63,47 @@ pub async fn deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result
         }
     }
 
-    // The network up to the wait for its NAT gateway.
-    let mut nat_steps = None;
-    let early_network = if wants(Tier::Network) {
-        let (outputs, rest) = network::deploy_until_nat(ctx, config).await?;
-        nat_steps = Some(rest);
-        Some(outputs)
-    } else if tiers.iter().any(|t| dependencies(*t).contains(&Tier::Network)) {
-        // Checked above: the network stands.
+    // A network not deployed here stands (checked above): read once.
+    let standing_network = if !wants(Tier::Network) && tiers.iter().any(|t| dependencies(*t).contains(&Tier::Network)) {
         network_outputs(ctx, config).await?
     } else {
         None
     };
-
-    let finish_network = async {
-        match nat_steps {
-            Some(rest) => Ok::<_, Error>(Some(network::finish_deploy(ctx, config, rest).await?)),
-            None => Ok(early_network.clone()),
-        }
+    // The network up to what the database needs; the database starts on it.
+    let (database_network, network_rest) = if wants(Tier::Network) {
+        let (database_network, rest) = network::deploy_until_database(ctx, config).await?;
+        (Some(database_network), Some(rest))
+    } else {
+        (standing_network.as_ref().map(NetworkOutputs::database_network), None)
     };
     let database = async {
-        match &early_network {
+        match &database_network {
             Some(network) if wants(Tier::Database) => Ok::<_, Error>(Some(database::deploy(ctx, config, network).await?)),
             _ => Ok(None),
         }
     };
-    let alb = async {
-        match &early_network {
-            Some(network) if wants(Tier::Alb) => Ok::<_, Error>(Some(alb::deploy(ctx, config, network).await?)),
-            _ if wants(Tier::Compute) => Ok(alb_outputs(ctx, config).await?),
-            _ => Ok(None),
-        }
-    };
     let front = async {
+        // The network on up to the wait for its NAT gateway: what the ALB needs.
+        let (early_network, nat_steps) = match network_rest {
+            Some(rest) => {
+                let (outputs, rest) = network::deploy_until_nat(ctx, config, rest).await?;
+                (Some(outputs), Some(rest))
+            }
+            None => (standing_network.clone(), None),
+        };
+        let finish_network = async {
+            match nat_steps {
+                Some(rest) => Ok::<_, Error>(Some(network::finish_deploy(ctx, config, rest).await?)),
+                None => Ok(early_network.clone()),
+            }
+        };
+        let alb = async {
+            match &early_network {
+                Some(network) if wants(Tier::Alb) => Ok::<_, Error>(Some(alb::deploy(ctx, config, network).await?)),
+                _ if wants(Tier::Compute) => Ok(alb_outputs(ctx, config).await?),
+                _ => Ok(None),
+            }
+        };
         let (network, alb) = tokio::try_join!(finish_network, alb)?;
         let compute = match (&network, &alb) {
             (Some(network), Some(alb)) if wants(Tier::Compute) => Some(compute::deploy(ctx, config, network, alb).await?),
@@ -179,7 +188,7 @@ pub async fn plan_deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> R
         plans.push(TierPlan::Compute(compute::plan_deploy(ctx, config, &network, alb.as_ref()).await?.1));
     }
     if tiers.contains(&Tier::Database) {
-        plans.push(TierPlan::Database(database::plan_deploy(ctx, config, &network).await?.1));
+        plans.push(TierPlan::Database(database::plan_deploy(ctx, config, &network.database_network()).await?.1));
     }
     Ok(plans)
 }

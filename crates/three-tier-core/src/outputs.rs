@@ -28,6 +28,24 @@ impl NetworkOutputs {
     }
 }
 
+/// What the database tier needs of the network: the two DB subnets and the database's
+/// security group. They exist before the rest of the network, so the database's minutes
+/// start early.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseNetwork {
+    pub subnet_ids: Vec<String>,
+    pub security_group_id: String,
+}
+
+impl NetworkOutputs {
+    pub fn database_network(&self) -> DatabaseNetwork {
+        DatabaseNetwork {
+            subnet_ids: SubnetRole::DB.iter().map(|&role| self.subnet(role).to_owned()).collect(),
+            security_group_id: self.security_group(SecurityGroupRole::Db).to_owned(),
+        }
+    }
+}
+
 /// What the ALB tier has built.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlbOutputs {

@@ -11,10 +11,9 @@
 //! on AWS) starts once the network's subnets and security groups exist, the ALB once the
 //! internet gateway is attached too, both while the NAT gateway becomes available; compute
 //! starts when the ALB exists and the NAT gateway is available (its user data downloads
-//! through it). Teardown runs the graph
-//! backwards, but for the NAT gateway, whose deletion starts at once. A tier deployed
-//! alone finds the outputs of the tiers it builds on by their tags, and stops with the
-//! command that deploys them when they are missing.
+//! through it). Teardown runs the graph backwards, but for the NAT gateway, whose deletion
+//! starts at once. A tier deployed alone finds the outputs of the tiers it builds on by
+//! their tags, and stops with the command that deploys them when they are missing.
 
 mod status;
 mod verify;

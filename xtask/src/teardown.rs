@@ -9,11 +9,11 @@ pub fn teardown(session: &Session, yes: bool, cascade: bool) -> anyhow::Result<(
     let ctx = session.connect();
     let plan = session.runtime.block_on(stack::plan_teardown(&ctx, &session.config, &session.tiers, cascade))?;
     plan.check_conflicts()?;
-    ctx.progress.line(plan.render().trim_end());
     if plan.deletes_nothing() {
         ctx.progress.line(format!("nothing to delete in {}", session.describe_target()));
         return Ok(());
     }
+    ctx.progress.line(plan.render().trim_end());
     if !yes && !confirm(session)? {
         anyhow::bail!("teardown cancelled; nothing was deleted");
     }

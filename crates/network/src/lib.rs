@@ -24,9 +24,8 @@ use three_tier_core::{AwsContext, Config, Created, Error, Plan, Result, RouteTab
 /// Deploys the network tier: observe, plan, show the plan, apply it, and return the
 /// outputs. On a deployed stack it makes read calls only.
 pub async fn deploy(ctx: &AwsContext, config: &Config) -> Result<NetworkOutputs> {
-    let (_, rest) = deploy_until_database(ctx, config).await?;
-    let (_, rest) = deploy_until_nat(ctx, config, rest).await?;
-    finish_deploy(ctx, config, rest).await
+    // Alone, nothing waits on a part of it: one run of the whole plan.
+    finish_deploy(ctx, config, start_deploy(ctx, config).await?).await
 }
 
 /// The steps of a network deploy not yet applied, and what they build on.
@@ -56,13 +55,18 @@ impl RemainingSteps {
 /// start before the rest of the network is built. Returns the database's inputs and the
 /// steps that remain for [`deploy_until_nat`].
 pub async fn deploy_until_database(ctx: &AwsContext, config: &Config) -> Result<(DatabaseNetwork, RemainingSteps)> {
-    let (observed, plan) = plan_deploy(ctx, config).await?;
-    ctx.progress.line(plan.render().trim_end());
-    plan.check_conflicts()?;
-    let rest = RemainingSteps { steps: plan.steps, created: Created::default(), observed };
+    let rest = start_deploy(ctx, config).await?;
     let rest = rest.advance(ctx, config, |step| !step.builds_for_database()).await?;
     let database = database_network(&rest.observed).ok_or_else(|| Error::incomplete(Tier::Network, &config.stack.name))?;
     Ok((database, rest))
+}
+
+/// Observes, plans and shows a deploy, and stops on a conflict; nothing is applied yet.
+async fn start_deploy(ctx: &AwsContext, config: &Config) -> Result<RemainingSteps> {
+    let (observed, plan) = plan_deploy(ctx, config).await?;
+    ctx.progress.line(plan.render().trim_end());
+    plan.check_conflicts()?;
+    Ok(RemainingSteps { steps: plan.steps, created: Created::default(), observed })
 }
 
 /// Deploys the network tier on up to the wait for its NAT gateway, and returns the outputs

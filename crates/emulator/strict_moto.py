@@ -17,8 +17,8 @@ launcher wraps moto's backends, in this process, before it serves:
   `creating`. Durations are SPEC.md's typical AWS times times THREE_TIER_TIME_SCALE
   (default 0.01: a 6-minute RDS instance takes 3.6 seconds).
 - Eventual consistency: a new instance profile (or one just given its role) is refused by
-  RunInstances for a while, and a new instance is unknown by its id to DescribeInstances
-  and RegisterTargets for a moment.
+  RunInstances for a while, and a new instance is unknown by its id to DescribeInstances,
+  TerminateInstances and RegisterTargets for a moment.
 - A log of every request (service, action, status), served at GET /three-tier/requests,
   and fault injection (see RequestLog).
 

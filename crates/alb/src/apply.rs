@@ -12,13 +12,7 @@ use three_tier_core::{AwsContext, AwsResultExt, Created, Plan, Result};
 use crate::plan::AlbStep;
 
 pub async fn apply(ctx: &AwsContext, plan: &Plan<AlbStep>) -> Result<()> {
-    plan.check_conflicts()?;
-    let mut created = Created::default();
-    for step in &plan.steps {
-        ctx.progress.announce(step);
-        run(ctx, step, &mut created).await?;
-    }
-    Ok(())
+    plan.apply(ctx, run).await
 }
 
 const LB_FAILURE: &str = "the load balancer's state reason in the EC2 console says why";

@@ -15,13 +15,7 @@ use crate::desired::ImageSource;
 use crate::plan::ComputeStep;
 
 pub async fn apply(ctx: &AwsContext, plan: &Plan<ComputeStep>) -> Result<()> {
-    plan.check_conflicts()?;
-    let mut created = Created::default();
-    for step in &plan.steps {
-        ctx.progress.announce(step);
-        run(ctx, step, &mut created).await?;
-    }
-    Ok(())
+    plan.apply(ctx, run).await
 }
 
 const INSTANCE_FAILURE: &str = "`aws ec2 describe-instances` shows its state reason";

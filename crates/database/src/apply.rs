@@ -10,12 +10,8 @@ use three_tier_core::{AwsContext, AwsResultExt, Plan, Result};
 use crate::plan::DatabaseStep;
 
 pub async fn apply(ctx: &AwsContext, plan: &Plan<DatabaseStep>) -> Result<()> {
-    plan.check_conflicts()?;
-    for step in &plan.steps {
-        ctx.progress.announce(step);
-        run(ctx, step).await?;
-    }
-    Ok(())
+    // Its steps refer to nothing an earlier step creates.
+    plan.apply(ctx, async |ctx, step, _| run(ctx, step).await).await
 }
 
 const DB_FAILURE: &str = "the instance's events in the RDS console say why";

@@ -4,6 +4,7 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, DomainType, ResourceType, Tag};
 use three_tier_core::error::gone_is_done;
 use three_tier_core::aws::ec2_tag_spec;
 use three_tier_core::wait::{Poll, retry_in_use, retry_while, wait_for};
+use three_tier_core::plan::run_steps;
 use three_tier_core::{AwsContext, AwsResultExt, Created, Plan, Result};
 
 use crate::plan::{NetworkStep, RouteTarget, VpcAttribute};
@@ -11,20 +12,13 @@ use crate::plan::{NetworkStep, RouteTarget, VpcAttribute};
 /// Applies the steps in order. Deletes treat "already gone" as done, so a teardown that
 /// was interrupted can simply run again.
 pub async fn apply(ctx: &AwsContext, plan: &Plan<NetworkStep>) -> Result<()> {
-    plan.check_conflicts()?;
-    apply_steps(ctx, &plan.steps, &mut Created::default()).await
+    plan.apply(ctx, run).await
 }
 
 /// Applies some of a plan's steps; `created` carries the ids of what earlier steps of the
 /// same plan made, so a plan can be applied in parts (see [`crate::deploy_until_database`]).
 pub async fn apply_steps(ctx: &AwsContext, steps: &[NetworkStep], created: &mut Created) -> Result<()> {
-    for step in steps {
-        ctx.progress.announce(step);
-        // Boxed: one step's future holds every SDK call's, too big to nest on a stack
-        // several times over (the stack's teardown runs this twice beside the other tiers).
-        Box::pin(run(ctx, step, created)).await?;
-    }
-    Ok(())
+    run_steps(ctx, steps, created, run).await
 }
 
 const NAT_FAILURE: &str = "`aws ec2 describe-nat-gateways` shows its FailureMessage";

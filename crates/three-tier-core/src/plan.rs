@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::aws::AwsContext;
 use crate::error::{Error, Result};
 use crate::roles::Tier;
 
@@ -159,4 +160,28 @@ impl<S: Step> Plan<S> {
             None => Ok(()),
         }
     }
+
+    /// Applies the plan with its tier's `run`: refused whole on a conflict, else its steps
+    /// in order (see [`run_steps`]).
+    pub async fn apply(&self, ctx: &AwsContext, run: impl AsyncFn(&AwsContext, &S, &mut Created) -> Result<()>) -> Result<()> {
+        self.check_conflicts()?;
+        run_steps(ctx, &self.steps, &mut Created::default(), run).await
+    }
+}
+
+/// Runs steps in order with their tier's `run`, announcing each; `created` carries the ids
+/// of what earlier steps made, so a plan can also be run in parts. A step's future is
+/// boxed: it holds every SDK call's, too big to nest on a stack several times over (the
+/// stack runs tiers' steps beside each other).
+pub async fn run_steps<S: Step>(
+    ctx: &AwsContext,
+    steps: &[S],
+    created: &mut Created,
+    run: impl AsyncFn(&AwsContext, &S, &mut Created) -> Result<()>,
+) -> Result<()> {
+    for step in steps {
+        ctx.progress.announce(step);
+        Box::pin(run(ctx, step, created)).await?;
+    }
+    Ok(())
 }

@@ -35,10 +35,6 @@ pub async fn plan_deploy(ctx: &AwsContext, config: &Config, network: &NetworkOut
     Ok((observed, plan))
 }
 
-pub async fn plan_teardown(ctx: &AwsContext, config: &Config) -> Result<Plan<AlbStep>> {
-    Ok(teardown_plan(&observe(ctx, &config.stack.name).await?))
-}
-
 /// The tier's outputs, when its load balancer, listener and app target group exist.
 pub fn outputs(config: &Config, observed: &Observed) -> Option<AlbOutputs> {
     let lb = observed.load_balancer()?;

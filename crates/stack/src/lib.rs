@@ -250,8 +250,9 @@ pub async fn plan_teardown(ctx: &AwsContext, config: &Config, tiers: &[Tier], ca
         }
     }
     let mut plan = TeardownPlan::default();
+    let mut alb_state = None;
     for tier in chosen {
-        match tier_teardown(ctx, config, tier).await? {
+        match tier_teardown(ctx, config, tier, &mut alb_state).await? {
             TierPlan::Compute(p) => plan.compute = Some(p),
             TierPlan::Database(p) => plan.database = Some(p),
             TierPlan::Alb(p) => plan.alb = Some(p),
@@ -261,18 +262,25 @@ pub async fn plan_teardown(ctx: &AwsContext, config: &Config, tiers: &[Tier], ca
     Ok(plan)
 }
 
-/// One tier's teardown plan.
-async fn tier_teardown(ctx: &AwsContext, config: &Config, tier: Tier) -> Result<TierPlan> {
+/// One tier's teardown plan. Both compute and the ALB tier plan from the ALB's state:
+/// `alb_state` keeps it between the calls for several tiers, so it is observed once.
+async fn tier_teardown(ctx: &AwsContext, config: &Config, tier: Tier, alb_state: &mut Option<alb::Observed>) -> Result<TierPlan> {
     Ok(match tier {
-        Tier::Compute => {
-            // The instance is deregistered from the app target group while the group exists.
-            let app_group = config.names().account_unique(&config.alb.target_group_name);
-            let alb = alb::observe(ctx, &config.stack.name).await?;
-            let target_group = alb.target_group(&app_group).map(|g| g.arn.clone());
-            TierPlan::Compute(compute::plan_teardown(ctx, config, target_group.as_deref()).await?)
+        Tier::Compute | Tier::Alb => {
+            let state = match alb_state {
+                Some(state) => state,
+                None => alb_state.insert(alb::observe(ctx, &config.stack.name).await?),
+            };
+            if tier == Tier::Alb {
+                TierPlan::Alb(alb::teardown_plan(state))
+            } else {
+                // The instance is deregistered from the app target group while the group exists.
+                let app_group = config.names().account_unique(&config.alb.target_group_name);
+                let target_group = state.target_group(&app_group).map(|g| g.arn.clone());
+                TierPlan::Compute(compute::plan_teardown(ctx, config, target_group.as_deref()).await?)
+            }
         }
         Tier::Database => TierPlan::Database(database::plan_teardown(ctx, config).await?),
-        Tier::Alb => TierPlan::Alb(alb::plan_teardown(ctx, config).await?),
         Tier::Network => TierPlan::Network(network::plan_teardown(ctx, config).await?),
     })
 }

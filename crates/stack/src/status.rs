@@ -35,8 +35,9 @@ pub async fn status(ctx: &AwsContext, config: &Config) -> Result<Vec<(Tier, Tier
 /// The tiers of which something exists: those a teardown would delete something of.
 pub(crate) async fn standing(ctx: &AwsContext, config: &Config) -> Result<Vec<Tier>> {
     let mut standing = Vec::new();
+    let mut alb_state = None;
     for &tier in TIERS {
-        if tier_teardown(ctx, config, tier).await?.changes() > 0 {
+        if tier_teardown(ctx, config, tier, &mut alb_state).await?.changes() > 0 {
             standing.push(tier);
         }
     }

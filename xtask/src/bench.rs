@@ -15,7 +15,7 @@ use three_tier_core::progress::Progress;
 use three_tier_core::wait::WaitSettings;
 use three_tier_core::{AwsContext, Config, Target, Tier};
 
-/// The benchmark's own region, away from the tests' stacks.
+/// The region of the benchmark's stacks (on a server of its own: any region would do).
 const REGION: &str = "eu-west-3";
 
 /// The time scale unless `THREE_TIER_TIME_SCALE` says otherwise. The emulator answers a

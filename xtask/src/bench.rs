@@ -13,7 +13,7 @@ use serde_json::json;
 use three_tier_core::calls::Call;
 use three_tier_core::progress::Progress;
 use three_tier_core::wait::WaitSettings;
-use three_tier_core::{AwsContext, Config, Target, Tier};
+use three_tier_core::{AwsContext, Config, Durations, Target, Tier};
 
 /// The region of the benchmark's stacks (on a server of its own: any region would do).
 const REGION: &str = "eu-west-3";
@@ -37,19 +37,9 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 fn measure_all(running: &emulator::Running, scale: f64) -> anyhow::Result<()> {
-    let durations = emulator::durations();
-    let d = |name: &str| durations.get(name).copied().unwrap_or(0.0);
-    // The longest chains of waits the graph allows (SPEC.md, "Order"): the database
-    // beside the network's NAT gateway and the ALB, the instance after both (and after IAM
-    // lets it use its profile); backwards, the database beside the instance then the ALB's
-    // lingering interfaces, beside the NAT gateway, which needs none of them gone.
-    let deploy_critical = d("db_instance_available").max(
-        d("nat_gateway_available").max(d("load_balancer_active")) + d("instance_profile_usable") + d("instance_running"),
-    );
-    let teardown_critical = d("db_instance_deleted")
-        .max(d("instance_terminated") + d("load_balancer_interfaces_linger"))
-        .max(d("nat_gateway_deleted"));
-    let seconds = |aws_seconds: f64| Duration::from_secs_f64(aws_seconds * scale);
+    // The critical paths are the plans' own predictions: the longest chains of AWS's
+    // typical durations through each run's graph, on the emulator's scaled clock.
+    let durations = Durations::aws().scaled(scale);
 
     let runtime = tokio::runtime::Runtime::new()?;
     let report = runtime.block_on(async {
@@ -62,10 +52,12 @@ fn measure_all(running: &emulator::Running, scale: f64) -> anyhow::Result<()> {
         teardown(&ctx, &ours).await?;
 
         eprintln!("bench: whole-stack deploy");
+        let deploy_critical = stack::plan_deploy(&ctx, &ours, stack::TIERS).await?.predict(&durations).seconds;
         let deploy = measure(&ctx, || stack::deploy(&ctx, &ours, stack::TIERS)).await?;
         eprintln!("bench: no-op re-deploy");
         let noop = measure(&ctx, || stack::deploy(&ctx, &ours, stack::TIERS)).await?;
         eprintln!("bench: teardown");
+        let teardown_critical = stack::plan_teardown(&ctx, &ours, stack::TIERS, false).await?.predict(&durations).seconds;
         let down = measure(&ctx, || teardown(&ctx, &ours)).await?;
 
         eprintln!("bench: sequential baseline (the seed's order, each tier after the last)");
@@ -79,20 +71,23 @@ fn measure_all(running: &emulator::Running, scale: f64) -> anyhow::Result<()> {
         })
         .await?;
         teardown(&ctx, &seed_order).await?;
-        anyhow::Ok((deploy, noop, down, sequential))
+        anyhow::Ok((deploy, deploy_critical, noop, down, teardown_critical, sequential))
     })?;
-    let (deploy, noop, down, sequential) = report;
+    let (deploy, deploy_critical, noop, down, teardown_critical, sequential) = report;
+    // Predictions are on the emulator's clock; shown also as AWS's.
+    let on_aws = |scaled: f64| scaled / scale;
+    let seconds = |scaled: f64| Duration::from_secs_f64(scaled);
 
     let call_time = noop.wall / u32::try_from(noop.calls.len().max(1)).unwrap_or(u32::MAX);
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(f64::EPSILON);
     let rows = [
         ("deploy wall time", format!("{:.2}s", deploy.wall.as_secs_f64())),
-        ("deploy critical path", format!("{:.2}s ({deploy_critical:.0}s on AWS)", seconds(deploy_critical).as_secs_f64())),
+        ("deploy critical path (the plan's prediction)", format!("{:.2}s ({:.0}s on AWS)", deploy_critical, on_aws(deploy_critical))),
         ("deploy / critical path", format!("{:.2} (target ≤ 1.05)", ratio(deploy.wall, seconds(deploy_critical)))),
         ("sequential baseline wall time", format!("{:.2}s", sequential.wall.as_secs_f64())),
         ("deploy / sequential baseline", format!("{:.2}", ratio(deploy.wall, sequential.wall))),
         ("teardown wall time", format!("{:.2}s", down.wall.as_secs_f64())),
-        ("teardown critical path", format!("{:.2}s ({teardown_critical:.0}s on AWS)", seconds(teardown_critical).as_secs_f64())),
+        ("teardown critical path (the plan's prediction)", format!("{:.2}s ({:.0}s on AWS)", teardown_critical, on_aws(teardown_critical))),
         ("teardown / critical path", format!("{:.2} (target ≤ 1.05)", ratio(down.wall, seconds(teardown_critical)))),
         ("deploy API calls: total / mutating / read", deploy.counts()),
         ("no-op re-deploy API calls: total / mutating / read", format!("{} (target 0 mutating, ≤ 30 reads)", noop.counts())),
@@ -110,9 +105,9 @@ fn measure_all(running: &emulator::Running, scale: f64) -> anyhow::Result<()> {
     let json = json!({
         "time_scale": scale,
         "deploy": deploy.json(),
-        "deploy_critical_path_seconds": seconds(deploy_critical).as_secs_f64(),
+        "deploy_critical_path_seconds": deploy_critical,
         "teardown": down.json(),
-        "teardown_critical_path_seconds": seconds(teardown_critical).as_secs_f64(),
+        "teardown_critical_path_seconds": teardown_critical,
         "sequential_baseline": sequential.json(),
         "noop_redeploy": noop.json(),
     });

@@ -29,8 +29,7 @@ pub fn plan(session: &Session, teardown: bool) -> anyhow::Result<()> {
         if teardown {
             anyhow::Ok(stack::plan_teardown(&ctx, config, &session.tiers, false).await?.render())
         } else {
-            let plans = stack::plan_deploy(&ctx, config, &session.tiers).await?;
-            anyhow::Ok(plans.iter().map(stack::TierPlan::render).collect())
+            anyhow::Ok(stack::plan_deploy(&ctx, config, &session.tiers).await?.render())
         }
     })?;
     ctx.progress.line(rendered.trim_end());

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use three_tier_core::progress::Progress;
 use three_tier_core::wait::WaitSettings;
-use three_tier_core::{AwsContext, Config, ConfigError, Target, Tier};
+use three_tier_core::{AwsContext, Config, ConfigError, Durations, Target, Tier};
 
 use crate::StackArgs;
 
@@ -46,7 +46,13 @@ impl Session {
         };
         let target = self.target.clone();
         let region = self.config.stack.region.clone();
-        self.runtime.block_on(AwsContext::connect(&target, &region, waits, Progress::stderr()))
+        let mut ctx = self.runtime.block_on(AwsContext::connect(&target, &region, waits, Progress::stderr()));
+        if let Target::Emulator { .. } = self.target {
+            // The strict emulator's clock runs AWS's durations at its time scale.
+            let scale = emulator::Mode::from_env().time_scale.parse().unwrap_or(1.0);
+            ctx.durations = Durations::aws().scaled(scale);
+        }
+        ctx
     }
 
     pub fn describe_target(&self) -> String {

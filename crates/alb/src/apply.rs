@@ -4,29 +4,31 @@ use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, IpAddressType, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, Matcher,
     PathPatternConditionConfig, ProtocolEnum, RuleCondition, Tag, TargetTypeEnum,
 };
-use three_tier_core::error::gone_is_done;
+use three_tier_core::error::{gone_is_done, required};
 use three_tier_core::naming::Tags;
 use three_tier_core::wait::{Poll, retry_in_use, wait_for};
 use three_tier_core::{AwsContext, AwsResultExt, Created, Plan, Result};
 
 use crate::plan::AlbStep;
 
+/// Applies a plan of this tier alone.
 pub async fn apply(ctx: &AwsContext, plan: &Plan<AlbStep>) -> Result<()> {
     plan.apply(ctx, run).await
 }
 
 const LB_FAILURE: &str = "the load balancer's state reason in the EC2 console says why";
 
-async fn run(ctx: &AwsContext, step: &AlbStep, created: &mut Created) -> Result<()> {
+/// Runs one step; `created` holds the ids of what the steps before it made.
+pub async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<()> {
     let elb = &ctx.elbv2;
     match step {
-        AlbStep::CreateTargetGroup { key, name, port, vpc_id, health_check_path, matcher, tags } => {
+        AlbStep::CreateTargetGroup { key, name, port, vpc, health_check_path, matcher, tags } => {
             let answer = elb
                 .create_target_group()
                 .name(name)
                 .protocol(ProtocolEnum::Http)
                 .port(i32::from(*port))
-                .vpc_id(vpc_id)
+                .vpc_id(created.resolve(vpc)?)
                 .target_type(TargetTypeEnum::Instance)
                 .health_check_protocol(ProtocolEnum::Http)
                 .health_check_port("traffic-port")
@@ -36,7 +38,7 @@ async fn run(ctx: &AwsContext, step: &AlbStep, created: &mut Created) -> Result<
                 .send()
                 .await
                 .aws("CreateTargetGroup")?;
-            let arn = answer.target_groups().first().and_then(|g| g.target_group_arn()).unwrap_or_default();
+            let arn = required(answer.target_groups().first().and_then(|g| g.target_group_arn()), "CreateTargetGroup", "TargetGroupArn")?;
             created.insert(key, arn);
         }
         AlbStep::ModifyTargetGroupHealthCheck { arn, health_check_path, matcher, .. } => {
@@ -57,19 +59,19 @@ async fn run(ctx: &AwsContext, step: &AlbStep, created: &mut Created) -> Result<
                 .r#type(LoadBalancerTypeEnum::Application)
                 .scheme(LoadBalancerSchemeEnum::InternetFacing)
                 .ip_address_type(IpAddressType::Ipv4)
-                .set_subnets(Some(subnets.clone()))
-                .set_security_groups(Some(security_groups.clone()))
+                .set_subnets(Some(created.resolve_all(subnets)?))
+                .set_security_groups(Some(created.resolve_all(security_groups)?))
                 .set_tags(Some(elb_tags(tags)))
                 .send()
                 .await
                 .aws("CreateLoadBalancer")?;
-            let arn = answer.load_balancers().first().and_then(|lb| lb.load_balancer_arn()).unwrap_or_default();
+            let arn = required(answer.load_balancers().first().and_then(|lb| lb.load_balancer_arn()), "CreateLoadBalancer", "LoadBalancerArn")?;
             created.insert(key, arn);
         }
         AlbStep::SetSubnets { load_balancer, subnets, .. } => {
             elb.set_subnets()
                 .load_balancer_arn(load_balancer)
-                .set_subnets(Some(subnets.clone()))
+                .set_subnets(Some(created.resolve_all(subnets)?))
                 .send()
                 .await
                 .aws("SetSubnets")?;
@@ -77,7 +79,7 @@ async fn run(ctx: &AwsContext, step: &AlbStep, created: &mut Created) -> Result<
         AlbStep::SetSecurityGroups { load_balancer, security_groups, .. } => {
             elb.set_security_groups()
                 .load_balancer_arn(load_balancer)
-                .set_security_groups(Some(security_groups.clone()))
+                .set_security_groups(Some(created.resolve_all(security_groups)?))
                 .send()
                 .await
                 .aws("SetSecurityGroups")?;
@@ -93,7 +95,7 @@ async fn run(ctx: &AwsContext, step: &AlbStep, created: &mut Created) -> Result<
                 .send()
                 .await
                 .aws("CreateListener")?;
-            let arn = answer.listeners().first().and_then(|l| l.listener_arn()).unwrap_or_default();
+            let arn = required(answer.listeners().first().and_then(|l| l.listener_arn()), "CreateListener", "ListenerArn")?;
             created.insert(key, arn);
         }
         AlbStep::ModifyListenerDefault { listener, target_group, .. } => {

@@ -1,9 +1,10 @@
-//! What the ALB tier should look like, from the config and the network tier's outputs.
+//! What the ALB tier should look like, from the config and what it refers to of the
+//! network tier.
 
 use serde::Serialize;
 use three_tier_core::naming::Tags;
-use three_tier_core::outputs::NetworkOutputs;
-use three_tier_core::{Config, SecurityGroupRole, SubnetRole, Tier};
+use three_tier_core::outputs::NetworkRefs;
+use three_tier_core::{Config, Ref, SecurityGroupRole, SubnetRole, Tier};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Desired {
@@ -18,8 +19,8 @@ pub struct Desired {
 pub struct LoadBalancerSpec {
     pub name: String,
     /// Both ALB subnets: an internet-facing ALB needs two zones, and both are public.
-    pub subnets: Vec<String>,
-    pub security_groups: Vec<String>,
+    pub subnets: Vec<Ref>,
+    pub security_groups: Vec<Ref>,
     pub tags: Tags,
 }
 
@@ -29,7 +30,7 @@ pub struct TargetGroupSpec {
     /// The AWS name, unique in the account and region: also the group's key in plans.
     pub name: String,
     pub port: u16,
-    pub vpc_id: String,
+    pub vpc: Ref,
     pub health_check_path: String,
     pub matcher: String,
     pub tags: Tags,
@@ -52,7 +53,7 @@ pub struct RuleSpec {
     pub tags: Tags,
 }
 
-pub fn desired(config: &Config, network: &NetworkOutputs) -> Desired {
+pub fn desired(config: &Config, network: &NetworkRefs) -> Desired {
     let names = config.names();
     let stack = names.stack();
     let tags = |role: &str, name: &str| Tags::new(stack, Tier::Alb, role, name, &config.stack.tags);
@@ -63,7 +64,7 @@ pub fn desired(config: &Config, network: &NetworkOutputs) -> Desired {
             tags: tags(&format!("target-group/{name}"), &name),
             name,
             port,
-            vpc_id: network.vpc_id.clone(),
+            vpc: network.vpc.clone(),
             health_check_path: alb.health_check_path.clone(),
             matcher: alb.health_check_matcher.clone(),
         }
@@ -87,8 +88,8 @@ pub fn desired(config: &Config, network: &NetworkOutputs) -> Desired {
         load_balancer: LoadBalancerSpec {
             tags: tags("load-balancer", &load_balancer_name),
             name: load_balancer_name,
-            subnets: SubnetRole::ALB.iter().map(|&role| network.subnet(role).to_owned()).collect(),
-            security_groups: vec![network.security_group(SecurityGroupRole::Alb).to_owned()],
+            subnets: SubnetRole::ALB.iter().map(|&role| network.subnet(role).clone()).collect(),
+            security_groups: vec![network.security_group(SecurityGroupRole::Alb).clone()],
         },
         listener: ListenerSpec {
             tags: tags("listener", &listener_name),

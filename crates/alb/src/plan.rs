@@ -4,19 +4,26 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use three_tier_core::naming::Tags;
+use three_tier_core::graph::ready;
 use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
 
 use crate::desired::Desired;
 use crate::observe::Observed;
 
+// Readiness keys within the tier.
+const FORWARDING_MOVED: &str = "listener/forwarding-moved";
+const RULE_DELETED: &str = "listener-rule/deleted";
+const LISTENER_DELETED: &str = "listener/deleted";
+const LOAD_BALANCER_DELETING: &str = "load-balancer/deleting";
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum AlbStep {
-    CreateTargetGroup { key: String, name: String, port: u16, vpc_id: String, health_check_path: String, matcher: String, tags: Tags },
+    CreateTargetGroup { key: String, name: String, port: u16, vpc: Ref, health_check_path: String, matcher: String, tags: Tags },
     ModifyTargetGroupHealthCheck { arn: String, name: String, health_check_path: String, matcher: String },
-    CreateLoadBalancer { key: String, name: String, subnets: Vec<String>, security_groups: Vec<String>, tags: Tags },
-    SetSubnets { load_balancer: String, name: String, subnets: Vec<String> },
-    SetSecurityGroups { load_balancer: String, name: String, security_groups: Vec<String> },
+    CreateLoadBalancer { key: String, name: String, subnets: Vec<Ref>, security_groups: Vec<Ref>, tags: Tags },
+    SetSubnets { load_balancer: String, name: String, subnets: Vec<Ref> },
+    SetSecurityGroups { load_balancer: String, name: String, security_groups: Vec<Ref> },
     CreateListener { key: String, name: String, load_balancer: Ref, port: u16, target_group: Ref, tags: Tags },
     ModifyListenerDefault { listener: String, port: u16, target_group: Ref, target_group_name: String },
     CreateRule { listener: Ref, priority: u32, path_pattern: String, target_group: Ref, target_group_name: String, tags: Tags },
@@ -62,9 +69,9 @@ impl Step for AlbStep {
             CreateLoadBalancer { name, subnets, .. } => {
                 format!("load balancer {name} (application, internet-facing, IPv4, {} subnets)", subnets.len())
             }
-            SetSubnets { name, subnets, .. } => format!("subnets of {name}: {}", subnets.join(", ")),
+            SetSubnets { name, subnets, .. } => format!("subnets of {name}: {}", join(subnets)),
             SetSecurityGroups { name, security_groups, .. } => {
-                format!("security groups of {name}: {}", security_groups.join(", "))
+                format!("security groups of {name}: {}", join(security_groups))
             }
             CreateListener { name, port, .. } => format!("listener {name} (HTTP {port})"),
             ModifyListenerDefault { port, target_group_name, .. } => {
@@ -86,6 +93,49 @@ impl Step for AlbStep {
             DeleteLoadBalancer { name, .. } => format!("load balancer {name}"),
             WaitLoadBalancerDeleted { name, .. } => format!("wait for load balancer {name} to be deleted"),
             DeleteTargetGroup { name, .. } => format!("target group {name}"),
+        }
+    }
+
+    fn produces(&self) -> Vec<String> {
+        use AlbStep::*;
+        let produced: &[&str] = match self {
+            CreateTargetGroup { key, .. } | CreateLoadBalancer { key, .. } | CreateListener { key, .. } => {
+                return vec![key.clone()];
+            }
+            ModifyListenerDefault { .. } | ModifyRule { .. } => &[FORWARDING_MOVED],
+            DeleteRule { .. } => &[RULE_DELETED],
+            DeleteListener { .. } => &[LISTENER_DELETED],
+            DeleteLoadBalancer { .. } => &[LOAD_BALANCER_DELETING],
+            WaitLoadBalancerDeleted { .. } => &[ready::LOAD_BALANCER_RELEASED],
+            _ => &[],
+        };
+        produced.iter().map(|key| key.to_string()).collect()
+    }
+
+    /// An internet-facing load balancer needs the internet gateway attached; a target
+    /// group goes once nothing forwards to it and no target is left in it.
+    fn after(&self) -> Vec<String> {
+        use AlbStep::*;
+        let after: &[&str] = match self {
+            CreateLoadBalancer { .. } => &[ready::INTERNET_GATEWAY_ATTACHED],
+            CreateListener { .. } => &[LISTENER_DELETED],
+            CreateRule { .. } => &[RULE_DELETED],
+            DeleteListener { .. } => &[RULE_DELETED],
+            DeleteLoadBalancer { .. } => &[LISTENER_DELETED],
+            WaitLoadBalancerDeleted { .. } => &[LOAD_BALANCER_DELETING],
+            DeleteTargetGroup { .. } => &[RULE_DELETED, LISTENER_DELETED, FORWARDING_MOVED, ready::TARGETS_DEREGISTERED],
+            _ => &[],
+        };
+        after.iter().map(|key| key.to_string()).collect()
+    }
+
+    /// A deleted load balancer's network interfaces linger for minutes: its subnets and
+    /// security group are free only then.
+    fn typical(&self) -> Option<&'static str> {
+        match self {
+            AlbStep::WaitLoadBalancerActive { .. } => Some("load_balancer_active"),
+            AlbStep::WaitLoadBalancerDeleted { .. } => Some("load_balancer_interfaces_linger"),
+            _ => None,
         }
     }
 }
@@ -146,14 +196,14 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<AlbStep> {
                 let immutable = [
                     (group.protocol != "HTTP", format!("protocol {}", group.protocol)),
                     (group.port != i32::from(spec.port), format!("port {}", group.port)),
-                    (group.vpc_id != spec.vpc_id, format!("VPC {}", group.vpc_id)),
+                    (existing_id(&spec.vpc) != Some(&group.vpc_id), format!("VPC {}", group.vpc_id)),
                     (group.target_type != "instance", format!("target type {}", group.target_type)),
                 ];
                 for (differs, what) in immutable {
                     if differs {
                         conflicts.push(conflict(
                             format!("target group {}", spec.name),
-                            format!("has {what}, which cannot change (want HTTP {}, instances, VPC {})", spec.port, spec.vpc_id),
+                            format!("has {what}, which cannot change (want HTTP {}, instances, VPC {})", spec.port, spec.vpc),
                             recreate,
                         ));
                     }
@@ -179,7 +229,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<AlbStep> {
                     key: key.clone(),
                     name: spec.name.clone(),
                     port: spec.port,
-                    vpc_id: spec.vpc_id.clone(),
+                    vpc: spec.vpc.clone(),
                     health_check_path: spec.health_check_path.clone(),
                     matcher: spec.matcher.clone(),
                     tags: spec.tags.clone(),
@@ -204,18 +254,18 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<AlbStep> {
                     conflicts.push(conflict(format!("load balancer {}", lb.name), problem, recreate));
                 }
             }
-            let mut subnets = spec.subnets.clone();
-            subnets.sort();
-            if lb.subnets != subnets {
-                steps.push(AlbStep::SetSubnets { load_balancer: lb.arn.clone(), name: spec.name.clone(), subnets });
+            if !same_ids(&lb.subnets, &spec.subnets) {
+                steps.push(AlbStep::SetSubnets {
+                    load_balancer: lb.arn.clone(),
+                    name: spec.name.clone(),
+                    subnets: sorted(&spec.subnets),
+                });
             }
-            let mut groups = spec.security_groups.clone();
-            groups.sort();
-            if lb.security_groups != groups {
+            if !same_ids(&lb.security_groups, &spec.security_groups) {
                 steps.push(AlbStep::SetSecurityGroups {
                     load_balancer: lb.arn.clone(),
                     name: spec.name.clone(),
-                    security_groups: groups,
+                    security_groups: sorted(&spec.security_groups),
                 });
             }
             retag(steps, &lb.arn, &spec.tags, &lb.tags);
@@ -322,6 +372,25 @@ pub fn teardown_plan(observed: &Observed) -> Plan<AlbStep> {
         steps.push(AlbStep::DeleteTargetGroup { arn: group.arn.clone(), name: group.name.clone() });
     }
     plan
+}
+
+/// Whether AWS's ids (sorted) are exactly the wanted refs, all of which exist.
+fn same_ids(present: &[String], wanted: &[Ref]) -> bool {
+    let wanted: Option<Vec<&String>> = wanted.iter().map(existing_id).collect();
+    wanted.is_some_and(|mut wanted| {
+        wanted.sort();
+        wanted.len() == present.len() && wanted.iter().zip(present).all(|(w, p)| *w == p)
+    })
+}
+
+fn sorted(refs: &[Ref]) -> Vec<Ref> {
+    let mut refs = refs.to_vec();
+    refs.sort_by_key(Ref::to_string);
+    refs
+}
+
+fn join(refs: &[Ref]) -> String {
+    refs.iter().map(Ref::to_string).collect::<Vec<_>>().join(", ")
 }
 
 fn existing_id(reference: &Ref) -> Option<&String> {

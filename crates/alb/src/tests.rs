@@ -1,22 +1,18 @@
 //! The pure half of the tier: plans from hand-built observed states.
 
-use three_tier_core::outputs::NetworkOutputs;
-use three_tier_core::{Change, Config, Ref, Step};
+use three_tier_core::outputs::NetworkRefs;
+use three_tier_core::{Change, Config, Ref, SecurityGroupRole, Step, SubnetRole};
 
 use crate::desired::{Desired, desired};
 use crate::observe::{ObservedListener, ObservedLoadBalancer, ObservedRule, ObservedTargetGroup, Observed};
 use crate::plan::{AlbStep, plan, teardown_plan};
 
-fn network() -> NetworkOutputs {
-    let mut network = NetworkOutputs::placeholder();
-    network.vpc_id = "vpc-1".into();
-    for (role, id) in network.subnet_ids.iter_mut() {
-        *id = format!("subnet-{role}");
+fn network() -> NetworkRefs {
+    NetworkRefs {
+        vpc: Ref::existing("vpc-1"),
+        subnets: SubnetRole::ALL.iter().map(|&role| (role, Ref::existing(format!("subnet-{role}")))).collect(),
+        security_groups: SecurityGroupRole::ALL.iter().map(|&role| (role, Ref::existing(format!("sg-{role}")))).collect(),
     }
-    for (role, id) in network.security_group_ids.iter_mut() {
-        *id = format!("sg-{role}");
-    }
-    network
 }
 
 fn with_api_rule() -> Config {
@@ -34,7 +30,7 @@ fn deployed(desired: &Desired) -> Observed {
     let arn = |kind: &str, name: &str| format!("arn:aws:elasticloadbalancing:ap-northeast-1:1:{kind}/{name}");
     let group_arn = |name: &str| arn("targetgroup", name);
     let lb = &desired.load_balancer;
-    let mut subnets = lb.subnets.clone();
+    let mut subnets: Vec<String> = lb.subnets.iter().map(Ref::to_string).collect();
     subnets.sort();
     Observed {
         load_balancers: vec![ObservedLoadBalancer {
@@ -46,7 +42,7 @@ fn deployed(desired: &Desired) -> Observed {
             kind: "application".into(),
             ip_address_type: "ipv4".into(),
             subnets,
-            security_groups: lb.security_groups.clone(),
+            security_groups: lb.security_groups.iter().map(Ref::to_string).collect(),
             tags: lb.tags.pairs.clone(),
         }],
         target_groups: desired
@@ -57,7 +53,7 @@ fn deployed(desired: &Desired) -> Observed {
                 name: g.name.clone(),
                 protocol: "HTTP".into(),
                 port: g.port.into(),
-                vpc_id: g.vpc_id.clone(),
+                vpc_id: g.vpc.to_string(),
                 target_type: "instance".into(),
                 health_check_protocol: "HTTP".into(),
                 health_check_port: "traffic-port".into(),

@@ -6,21 +6,22 @@ use aws_sdk_ec2::types::{
     InstanceType, ResourceType, VolumeType,
 };
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
-use three_tier_core::error::gone_is_done;
+use three_tier_core::error::{gone_is_done, required};
 use three_tier_core::aws::ec2_tag_spec;
 use three_tier_core::wait::{Poll, retry_while, wait_for};
 use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Plan, Result};
 
-use crate::desired::ImageSource;
 use crate::plan::ComputeStep;
 
+/// Applies a plan of this tier alone.
 pub async fn apply(ctx: &AwsContext, plan: &Plan<ComputeStep>) -> Result<()> {
     plan.apply(ctx, run).await
 }
 
 const INSTANCE_FAILURE: &str = "`aws ec2 describe-instances` shows its state reason";
 
-async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Result<()> {
+/// Runs one step; `created` holds the ids of what the steps before it made.
+pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Result<()> {
     let iam = &ctx.iam;
     let ec2 = &ctx.ec2;
     match step {
@@ -93,46 +94,15 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
             name,
             image,
             instance_type,
-            subnet_id,
-            security_group_id,
+            subnet,
+            security_group,
             root_volume_gib,
             instance_profile,
             user_data,
             tags,
         } => {
-            let image_missing = |what: String| Error::Conflict {
-                resource: what,
-                problem: format!("does not name an AMI available in {}", ctx.region),
-                fix: "name an AMI of this region in compute.ami_id, or remove the key to use the latest Amazon Linux 2023 \
-                      (compute.ami_parameter)"
-                    .into(),
-            };
-            let image_id = match image {
-                ImageSource::Id(id) => id.clone(),
-                ImageSource::SsmParameter(path) => match ctx.ssm.get_parameter().name(path).send().await.aws("GetParameter") {
-                    Ok(answer) => answer.parameter().and_then(|p| p.value()).unwrap_or_default().to_owned(),
-                    Err(err) if err.code() == Some("ParameterNotFound") => return Err(image_missing(format!("SSM parameter {path}"))),
-                    Err(err) => return Err(err),
-                },
-            };
-            let images = match ec2.describe_images().image_ids(&image_id).send().await.aws("DescribeImages") {
-                Ok(images) => images,
-                Err(err) if err.code().is_some_and(|c| c.starts_with("InvalidAMIID")) => {
-                    return Err(image_missing(format!("AMI {image_id}")));
-                }
-                Err(err) => return Err(err),
-            };
-            let image = images.images().first().ok_or_else(|| image_missing(format!("AMI {image_id}")))?;
-            let root_device = image.root_device_name().unwrap_or("/dev/xvda").to_owned();
-            // The root volume cannot be smaller than the AMI's snapshot.
-            let snapshot_gib = image
-                .block_device_mappings()
-                .iter()
-                .find(|m| m.device_name() == Some(root_device.as_str()))
-                .and_then(|m| m.ebs())
-                .and_then(|e| e.volume_size())
-                .unwrap_or(0);
-            let volume_gib = i32::try_from(*root_volume_gib).unwrap_or(i32::MAX).max(snapshot_gib);
+            let (subnet_id, security_group_id) = (created.resolve(subnet)?, created.resolve(security_group)?);
+            let volume_gib = i32::try_from(*root_volume_gib).unwrap_or(i32::MAX);
             let fix = format!(
                 "IAM has not made instance profile {instance_profile} visible to EC2 yet; run deploy again in a minute"
             );
@@ -147,15 +117,15 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
                 Error::is_instance_profile_propagating,
                 || async {
                     ec2.run_instances()
-                        .image_id(&image_id)
+                        .image_id(&image.id)
                         .instance_type(InstanceType::from(instance_type.as_str()))
                         .min_count(1)
                         .max_count(1)
                         .network_interfaces(
                             InstanceNetworkInterfaceSpecification::builder()
                                 .device_index(0)
-                                .subnet_id(subnet_id)
-                                .groups(security_group_id)
+                                .subnet_id(&subnet_id)
+                                .groups(&security_group_id)
                                 .associate_public_ip_address(false)
                                 .delete_on_termination(true)
                                 .build(),
@@ -172,7 +142,7 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
                         )
                         .block_device_mappings(
                             BlockDeviceMapping::builder()
-                                .device_name(&root_device)
+                                .device_name(&image.root_device)
                                 .ebs(
                                     EbsBlockDevice::builder()
                                         .encrypted(true)
@@ -192,7 +162,7 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
                 },
             )
             .await?;
-            let id = answer.instances().first().and_then(|i| i.instance_id()).unwrap_or_default().to_owned();
+            let id = required(answer.instances().first().and_then(|i| i.instance_id()), "RunInstances", "InstanceId")?.to_owned();
             ctx.progress.line(format!("    instance {name} is {id}"));
             created.insert(key, id);
         }
@@ -213,7 +183,7 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
         ComputeStep::SetInstanceSecurityGroups { id, security_groups, .. } => {
             ec2.modify_instance_attribute()
                 .instance_id(id)
-                .set_groups(Some(security_groups.clone()))
+                .set_groups(Some(created.resolve_all(security_groups)?))
                 .send()
                 .await
                 .aws("ModifyInstanceAttribute")?;
@@ -244,8 +214,8 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
             })
             .await?;
         }
-        ComputeStep::RegisterTarget { target_group_arn, instance, port } => {
-            let id = created.resolve(instance)?;
+        ComputeStep::RegisterTarget { target_group, instance, port } => {
+            let (target_group_arn, id) = (created.resolve(target_group)?, created.resolve(instance)?);
             let target = TargetDescription::builder().id(&id).port(i32::from(*port)).build();
             // A new instance can be unknown to ELB for a few seconds (InvalidTarget).
             retry_while(
@@ -258,7 +228,7 @@ async fn run(ctx: &AwsContext, step: &ComputeStep, created: &mut Created) -> Res
                 || async {
                     ctx.elbv2
                         .register_targets()
-                        .target_group_arn(target_group_arn)
+                        .target_group_arn(&target_group_arn)
                         .targets(target.clone())
                         .send()
                         .await

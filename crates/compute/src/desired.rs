@@ -1,10 +1,10 @@
-//! What the compute tier should look like, from the config and the outputs of the
+//! What the compute tier should look like, from the config and what it refers to of the
 //! network and ALB tiers.
 
 use serde::Serialize;
 use three_tier_core::naming::Tags;
-use three_tier_core::outputs::{AlbOutputs, NetworkOutputs};
-use three_tier_core::{Config, SecurityGroupRole, SubnetRole, Tier};
+use three_tier_core::outputs::{AlbRefs, NetworkRefs};
+use three_tier_core::{Config, Ref, SecurityGroupRole, SubnetRole, Tier};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Desired {
@@ -75,14 +75,14 @@ pub struct InstanceSpec {
     pub name: String,
     pub image: ImageSource,
     pub instance_type: String,
-    pub subnet_id: String,
-    pub security_group_id: String,
+    pub subnet: Ref,
+    pub security_group: Ref,
     pub root_volume_gib: u32,
     pub user_data: String,
     pub tags: Tags,
 }
 
-/// Where the AMI comes from; a parameter is read when the instance is launched.
+/// Where the AMI comes from; a parameter is read when a plan launches an instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImageSource {
@@ -90,16 +90,26 @@ pub enum ImageSource {
     Id(String),
 }
 
+/// The AMI a launch uses, read before the plan is shown: its id, and what the root volume
+/// must be to hold its snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Image {
+    pub id: String,
+    pub source: ImageSource,
+    pub root_device: String,
+    pub snapshot_gib: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RegistrationSpec {
-    pub target_group_arn: String,
+    pub target_group: Ref,
     pub port: u16,
 }
 
 /// Lets EC2 assume the role.
 pub const TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
-pub fn desired(config: &Config, network: &NetworkOutputs, alb: &AlbOutputs) -> Desired {
+pub fn desired(config: &Config, network: &NetworkRefs, alb: &AlbRefs) -> Desired {
     let names = config.names();
     let stack = names.stack();
     let tags = |role: &str, name: &str| Tags::new(stack, Tier::Compute, role, name, &config.stack.tags);
@@ -128,17 +138,22 @@ pub fn desired(config: &Config, network: &NetworkOutputs, alb: &AlbOutputs) -> D
         instance: InstanceSpec {
             tags: tags("instance", &instance_name),
             name: instance_name,
-            image: match &compute.ami_id {
-                Some(id) => ImageSource::Id(id.clone()),
-                None => ImageSource::SsmParameter(compute.ami_parameter.clone()),
-            },
+            image: image_source(config),
             instance_type: compute.instance_type.clone(),
-            subnet_id: network.subnet(SubnetRole::App).to_owned(),
-            security_group_id: network.security_group(SecurityGroupRole::App).to_owned(),
+            subnet: network.subnet(SubnetRole::App).clone(),
+            security_group: network.security_group(SecurityGroupRole::App).clone(),
             root_volume_gib: compute.root_volume_gib,
             user_data: crate::user_data::render(),
         },
-        registration: RegistrationSpec { target_group_arn: alb.app_target_group_arn.clone(), port: config.ports.app.get() },
+        registration: RegistrationSpec { target_group: alb.app_target_group.clone(), port: config.ports.app.get() },
+    }
+}
+
+/// Where the instance's AMI comes from: an id in the config, else the public parameter.
+pub fn image_source(config: &Config) -> ImageSource {
+    match &config.compute.ami_id {
+        Some(id) => ImageSource::Id(id.clone()),
+        None => ImageSource::SsmParameter(config.compute.ami_parameter.clone()),
     }
 }
 

@@ -10,39 +10,33 @@ mod observe;
 mod plan;
 pub mod user_data;
 
-pub use apply::apply;
-pub use desired::{Desired, ImageSource, TRUST_POLICY, desired, iam_names};
-pub use observe::{Observed, observe, observe_desired};
+pub use apply::{apply, run};
+pub use desired::{Desired, Image, ImageSource, TRUST_POLICY, desired, iam_names, image_source};
+pub use observe::{Observed, observe, observe_desired, resolve_image};
 pub use plan::{ComputeStep, plan, teardown_plan};
 
-use three_tier_core::outputs::{AlbOutputs, ComputeOutputs, NetworkOutputs};
+use three_tier_core::outputs::{AlbOutputs, AlbRefs, ComputeOutputs, NetworkOutputs, NetworkRefs};
 use three_tier_core::{AwsContext, Config, Error, Plan, Result, Tier};
 
-/// Deploys the tier on the outputs of the network and ALB tiers and returns its own.
+/// Deploys the tier alone on the outputs of the network and ALB tiers and returns its own.
 pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs, alb: &AlbOutputs) -> Result<ComputeOutputs> {
-    let (mut observed, plan) = plan_deploy(ctx, config, network, Some(alb)).await?;
+    let desired = desired(config, &network.into(), &alb.into());
+    let mut observed = observe_desired(ctx, &config.stack.name, &desired).await?;
+    let plan = plan(&desired, &observed, &config.stack.name);
     ctx.progress.line(plan.render().trim_end());
     plan.check_conflicts()?;
     if !plan.steps.is_empty() {
         apply(ctx, &plan).await?;
-        let desired = desired(config, network, alb);
         observed = observe_desired(ctx, &config.stack.name, &desired).await?;
     }
     outputs(&observed).ok_or_else(|| Error::incomplete(Tier::Compute, &config.stack.name))
 }
 
-/// Observes and plans the tier. Without the ALB tier's outputs (a plan for an empty
-/// account), the plan registers in a target group still to be created.
-pub async fn plan_deploy(
-    ctx: &AwsContext,
-    config: &Config,
-    network: &NetworkOutputs,
-    alb: Option<&AlbOutputs>,
-) -> Result<(Observed, Plan<ComputeStep>)> {
-    let placeholder = AlbOutputs::placeholder();
-    let desired = desired(config, network, alb.unwrap_or(&placeholder));
-    let target_group = alb.map(|alb| alb.app_target_group_arn.as_str());
-    let observed = observe(ctx, &config.stack.name, &desired.role.name, &desired.instance_profile.name, target_group).await?;
+/// Observes and plans the tier on what it refers to of the network and ALB tiers, which
+/// may still be to create.
+pub async fn plan_deploy(ctx: &AwsContext, config: &Config, network: &NetworkRefs, alb: &AlbRefs) -> Result<(Observed, Plan<ComputeStep>)> {
+    let desired = desired(config, network, alb);
+    let observed = observe_desired(ctx, &config.stack.name, &desired).await?;
     let plan = plan(&desired, &observed, &config.stack.name);
     Ok((observed, plan))
 }

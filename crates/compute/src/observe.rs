@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::Filter;
 use three_tier_core::naming::{STACK_TAG, TIER_TAG};
-use three_tier_core::{AwsContext, AwsResultExt, Result, Tier};
+use three_tier_core::error::required;
+use three_tier_core::{AwsContext, AwsResultExt, Error, Ref, Result, Tier};
 
-use crate::desired::Desired;
+use crate::desired::{Desired, Image, ImageSource};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
+    /// The AMI a launch would use: read only when no instance stands.
+    pub image: Option<Image>,
     pub role: Option<ObservedRole>,
     pub instance_profile: Option<ObservedInstanceProfile>,
     /// The stack's instances that are not terminated or being terminated.
@@ -175,10 +178,54 @@ pub async fn observe(ctx: &AwsContext, stack: &str, role_name: &str, profile_nam
         }
         targets.sort_by(|a, b| (&a.id, a.port).cmp(&(&b.id, b.port)));
     }
-    Ok(Observed { role, instance_profile, instances, targets })
+    Ok(Observed { image: None, role, instance_profile, instances, targets })
 }
 
-/// Reads the state for `desired`.
+/// Reads the state for `desired`, and the AMI a launch would use when no instance stands.
 pub async fn observe_desired(ctx: &AwsContext, stack: &str, desired: &Desired) -> Result<Observed> {
-    observe(ctx, stack, &desired.role.name, &desired.instance_profile.name, Some(&desired.registration.target_group_arn)).await
+    let target_group = match &desired.registration.target_group {
+        Ref::Existing(arn) => Some(arn.as_str()),
+        Ref::Planned(_) => None,
+    };
+    let mut observed = observe(ctx, stack, &desired.role.name, &desired.instance_profile.name, target_group).await?;
+    if observed.instances.is_empty() {
+        observed.image = Some(resolve_image(ctx, &desired.instance.image).await?);
+    }
+    Ok(observed)
+}
+
+/// The AMI `source` names now, with its root device and snapshot size.
+pub async fn resolve_image(ctx: &AwsContext, source: &ImageSource) -> Result<Image> {
+    let image_missing = |what: String| Error::Conflict {
+        resource: what,
+        problem: format!("does not name an AMI available in {}", ctx.region),
+        fix: "name an AMI of this region in compute.ami_id, or remove the key to use the latest Amazon Linux 2023 \
+              (compute.ami_parameter)"
+            .into(),
+    };
+    let image_id = match source {
+        ImageSource::Id(id) => id.clone(),
+        ImageSource::SsmParameter(path) => match ctx.ssm.get_parameter().name(path).send().await.aws("GetParameter") {
+            Ok(answer) => required(answer.parameter().and_then(|p| p.value()), "GetParameter", "Parameter.Value")?.to_owned(),
+            Err(err) if err.code() == Some("ParameterNotFound") => return Err(image_missing(format!("SSM parameter {path}"))),
+            Err(err) => return Err(err),
+        },
+    };
+    let images = match ctx.ec2.describe_images().image_ids(&image_id).send().await.aws("DescribeImages") {
+        Ok(images) => images,
+        Err(err) if err.code().is_some_and(|c| c.starts_with("InvalidAMIID")) => {
+            return Err(image_missing(format!("AMI {image_id}")));
+        }
+        Err(err) => return Err(err),
+    };
+    let image = images.images().first().ok_or_else(|| image_missing(format!("AMI {image_id}")))?;
+    let root_device = image.root_device_name().unwrap_or("/dev/xvda").to_owned();
+    let snapshot_gib = image
+        .block_device_mappings()
+        .iter()
+        .find(|m| m.device_name() == Some(root_device.as_str()))
+        .and_then(|m| m.ebs())
+        .and_then(|e| e.volume_size())
+        .unwrap_or(0);
+    Ok(Image { id: image_id, source: source.clone(), root_device, snapshot_gib: u32::try_from(snapshot_gib).unwrap_or(0) })
 }

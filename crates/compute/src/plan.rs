@@ -4,10 +4,22 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use three_tier_core::naming::{Tags, belongs_to, name_or_id};
+use three_tier_core::graph::ready;
 use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
 
-use crate::desired::{Desired, ImageSource, SecretPolicySpec};
+use crate::desired::{Desired, Image, ImageSource, SecretPolicySpec};
 use crate::observe::Observed;
+
+// Readiness keys within the tier.
+const ROLE: &str = "role";
+const INSTANCE_PROFILE: &str = "instance-profile";
+const PROFILE_HOLDS_ROLE: &str = "instance-profile/role";
+const ROLE_REMOVED: &str = "instance-profile/role-removed";
+const POLICY_REMOVED: &str = "role/policy-removed";
+const INSTANCE_STOPPED: &str = "instance/stopped";
+const INSTANCE_STARTED: &str = "instance/started";
+const INSTANCE_RUNNING: &str = "instance/running";
+const INSTANCE_TERMINATING: &str = "instance/terminating";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
@@ -25,10 +37,11 @@ pub enum ComputeStep {
     RunInstance {
         key: String,
         name: String,
-        image: ImageSource,
+        image: Image,
         instance_type: String,
-        subnet_id: String,
-        security_group_id: String,
+        subnet: Ref,
+        security_group: Ref,
+        /// The config's size, or the AMI's snapshot when that is larger.
         root_volume_gib: u32,
         instance_profile: String,
         user_data: String,
@@ -36,11 +49,11 @@ pub enum ComputeStep {
     },
     WaitInstanceStopped { id: String, name: String },
     StartInstance { id: String, name: String },
-    SetInstanceSecurityGroups { id: String, name: String, security_groups: Vec<String> },
+    SetInstanceSecurityGroups { id: String, name: String, security_groups: Vec<Ref> },
     RequireImdsV2 { id: String, name: String },
     TagInstance { id: String, name: String, tags: BTreeMap<String, String> },
     WaitInstanceRunning { name: String, instance: Ref },
-    RegisterTarget { target_group_arn: String, instance: Ref, port: u16 },
+    RegisterTarget { target_group: Ref, instance: Ref, port: u16 },
     DeregisterTarget { target_group_arn: String, instance_id: String, port: i32 },
     TerminateInstance { id: String, name: String },
     WaitInstanceTerminated { id: String, name: String },
@@ -90,17 +103,21 @@ impl Step for ComputeStep {
             TagInstanceProfile { name, tags } => format!("tag instance profile {name}: {}", keys(tags)),
             AddRoleToInstanceProfile { profile, role } => format!("put role {role} in {profile}"),
             RemoveRoleFromInstanceProfile { profile, role } => format!("take role {role} out of {profile}"),
-            RunInstance { name, image, instance_type, .. } => {
-                let image = match image {
-                    ImageSource::SsmParameter(path) => format!("latest AMI of {path}"),
-                    ImageSource::Id(id) => id.clone(),
+            RunInstance { name, image, instance_type, root_volume_gib, .. } => {
+                let from = match &image.source {
+                    ImageSource::SsmParameter(path) => format!(", the latest of {path}"),
+                    ImageSource::Id(_) => String::new(),
                 };
-                format!("instance {name} ({instance_type}, {image}, no public IP, IMDSv2, encrypted root volume)")
+                format!(
+                    "instance {name} ({instance_type}, {}{from}, no public IP, IMDSv2, encrypted {root_volume_gib} GiB root volume)",
+                    image.id
+                )
             }
             WaitInstanceStopped { name, .. } => format!("wait for instance {name} to stop"),
             StartInstance { name, id } => format!("start stopped instance {name} ({id})"),
             SetInstanceSecurityGroups { name, security_groups, .. } => {
-                format!("security groups of {name}: {}", security_groups.join(", "))
+                let groups: Vec<String> = security_groups.iter().map(Ref::to_string).collect();
+                format!("security groups of {name}: {}", groups.join(", "))
             }
             RequireImdsV2 { name, .. } => format!("require IMDSv2 on {name}"),
             TagInstance { name, tags, .. } => format!("tag {name}: {}", keys(tags)),
@@ -111,6 +128,62 @@ impl Step for ComputeStep {
             WaitInstanceTerminated { name, .. } => format!("wait for instance {name} to terminate"),
             DeleteInstanceProfile { name } => format!("instance profile {name}"),
             DeleteRole { name } => format!("IAM role {name}"),
+        }
+    }
+
+    fn produces(&self) -> Vec<String> {
+        use ComputeStep::*;
+        let produced: &[&str] = match self {
+            RunInstance { key, .. } => return vec![key.clone()],
+            CreateRole { .. } => &[ROLE],
+            CreateInstanceProfile { .. } => &[INSTANCE_PROFILE],
+            AddRoleToInstanceProfile { .. } => &[PROFILE_HOLDS_ROLE],
+            RemoveRoleFromInstanceProfile { .. } => &[ROLE_REMOVED],
+            DetachRolePolicy { .. } | DeleteRolePolicy { .. } => &[POLICY_REMOVED],
+            WaitInstanceStopped { .. } => &[INSTANCE_STOPPED],
+            StartInstance { .. } => &[INSTANCE_STARTED],
+            WaitInstanceRunning { .. } => &[INSTANCE_RUNNING],
+            DeregisterTarget { .. } => &[ready::TARGETS_DEREGISTERED],
+            TerminateInstance { .. } => &[INSTANCE_TERMINATING],
+            WaitInstanceTerminated { .. } => &[ready::INSTANCE_TERMINATED],
+            _ => &[],
+        };
+        produced.iter().map(|key| key.to_string()).collect()
+    }
+
+    /// IAM's order (a role before its policies and profile, emptied before it goes), the
+    /// instance's (its profile usable, its user data's downloads through an available NAT
+    /// gateway, running before it is registered), and a teardown's (deregistered before
+    /// terminated, terminated before its profile goes).
+    fn after(&self) -> Vec<String> {
+        use ComputeStep::*;
+        let after: &[&str] = match self {
+            TagRole { .. } | AttachRolePolicy { .. } | PutSecretReadPolicy { .. } => &[ROLE],
+            TagInstanceProfile { .. } => &[INSTANCE_PROFILE],
+            AddRoleToInstanceProfile { .. } => &[ROLE, INSTANCE_PROFILE, ROLE_REMOVED],
+            RemoveRoleFromInstanceProfile { .. } => &[ready::INSTANCE_TERMINATED],
+            // The user data downloads through the NAT gateway: it and the app subnet's
+            // route to it must be in place.
+            RunInstance { .. } => &[PROFILE_HOLDS_ROLE, ready::NAT_GATEWAY_AVAILABLE, ready::NAT_ROUTED, ready::SUBNETS_ROUTED],
+            StartInstance { .. } => &[INSTANCE_STOPPED],
+            WaitInstanceRunning { .. } => &[INSTANCE_STARTED],
+            RegisterTarget { .. } => &[INSTANCE_RUNNING],
+            TerminateInstance { .. } => &[ready::TARGETS_DEREGISTERED],
+            WaitInstanceTerminated { .. } => &[INSTANCE_TERMINATING],
+            DeleteInstanceProfile { .. } => &[ROLE_REMOVED, ready::INSTANCE_TERMINATED],
+            DeleteRole { .. } => &[POLICY_REMOVED, ROLE_REMOVED],
+            _ => &[],
+        };
+        after.iter().map(|key| key.to_string()).collect()
+    }
+
+    /// A role just put in an instance profile reaches EC2 some seconds later.
+    fn typical(&self) -> Option<&'static str> {
+        match self {
+            ComputeStep::AddRoleToInstanceProfile { .. } => Some("instance_profile_usable"),
+            ComputeStep::WaitInstanceRunning { .. } => Some("instance_running"),
+            ComputeStep::WaitInstanceTerminated { .. } => Some("instance_terminated"),
+            _ => None,
         }
     }
 }
@@ -196,25 +269,33 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
         });
     }
     let spec = &desired.instance;
-    let (instance, needs_wait) = match observed.instance() {
-        None => {
+    let (instance, needs_wait) = match (observed.instance(), &observed.image) {
+        (None, None) => {
+            conflicts.push(Conflict {
+                resource: format!("instance {}", spec.name),
+                problem: "is to be launched, but its AMI was not looked up".into(),
+                fix: "this is a bug in three-tier; please report it with the output of `cargo xtask plan compute`".into(),
+            });
+            (Ref::planned("instance"), false)
+        }
+        (None, Some(image)) => {
             steps.push(ComputeStep::RunInstance {
                 key: "instance".into(),
                 name: spec.name.clone(),
-                image: spec.image.clone(),
+                image: image.clone(),
                 instance_type: spec.instance_type.clone(),
-                subnet_id: spec.subnet_id.clone(),
-                security_group_id: spec.security_group_id.clone(),
-                root_volume_gib: spec.root_volume_gib,
+                subnet: spec.subnet.clone(),
+                security_group: spec.security_group.clone(),
+                root_volume_gib: spec.root_volume_gib.max(image.snapshot_gib),
                 instance_profile: profile.name.clone(),
                 user_data: spec.user_data.clone(),
                 tags: spec.tags.clone(),
             });
             (Ref::planned("instance"), true)
         }
-        Some(instance) => {
+        (Some(instance), _) => {
             let fixed = [
-                (instance.subnet_id != spec.subnet_id, format!("is in subnet {}, not {}", instance.subnet_id, spec.subnet_id)),
+                (!spec.subnet.is(&instance.subnet_id), format!("is in subnet {}, not {}", instance.subnet_id, spec.subnet)),
                 (instance.instance_type != spec.instance_type, format!("is a {}, not a {}", instance.instance_type, spec.instance_type)),
                 (instance.public_ip.is_some(), "has a public IP address".to_owned()),
                 (
@@ -231,11 +312,11 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
                     });
                 }
             }
-            if instance.security_groups != [spec.security_group_id.clone()] {
+            if !matches!(instance.security_groups.as_slice(), [only] if spec.security_group.is(only)) {
                 steps.push(ComputeStep::SetInstanceSecurityGroups {
                     id: instance.id.clone(),
                     name: spec.name.clone(),
-                    security_groups: vec![spec.security_group_id.clone()],
+                    security_groups: vec![spec.security_group.clone()],
                 });
             }
             if instance.http_tokens != "required" {
@@ -263,16 +344,19 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
     // Exactly the stack's instance on the app port is registered; anything else is not.
     let registration = &desired.registration;
     let wanted = |id: &str, port: i32| matches!(&instance, Ref::Existing(own) if own == id) && port == i32::from(registration.port);
-    for target in observed.targets.iter().filter(|t| !wanted(&t.id, t.port)) {
-        steps.push(ComputeStep::DeregisterTarget {
-            target_group_arn: registration.target_group_arn.clone(),
-            instance_id: target.id.clone(),
-            port: target.port,
-        });
+    // Targets are observed only in a target group that exists.
+    if let Ref::Existing(target_group_arn) = &registration.target_group {
+        for target in observed.targets.iter().filter(|t| !wanted(&t.id, t.port)) {
+            steps.push(ComputeStep::DeregisterTarget {
+                target_group_arn: target_group_arn.clone(),
+                instance_id: target.id.clone(),
+                port: target.port,
+            });
+        }
     }
     if !observed.targets.iter().any(|t| wanted(&t.id, t.port)) {
         steps.push(ComputeStep::RegisterTarget {
-            target_group_arn: registration.target_group_arn.clone(),
+            target_group: registration.target_group.clone(),
             instance,
             port: registration.port,
         });

@@ -3,27 +3,32 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use three_tier_core::outputs::{AlbOutputs, NetworkOutputs};
-use three_tier_core::{Config, Ref, Step};
+use three_tier_core::outputs::{AlbRefs, NetworkRefs};
+use three_tier_core::{Config, Ref, SecurityGroupRole, Step, SubnetRole};
 
-use crate::desired::{Desired, desired};
+use crate::desired::{Desired, Image, ImageSource, desired};
 use crate::observe::{Observed, ObservedInstance, ObservedInstanceProfile, ObservedRole, ObservedTarget};
 use crate::plan::{ComputeStep, plan, teardown_plan};
 use crate::user_data;
 
 const STACK: &str = "three-tier";
 
-fn inputs() -> (NetworkOutputs, AlbOutputs) {
-    let mut network = NetworkOutputs::placeholder();
-    for (role, id) in network.subnet_ids.iter_mut() {
-        *id = format!("subnet-{role}");
-    }
-    for (role, id) in network.security_group_ids.iter_mut() {
-        *id = format!("sg-{role}");
-    }
-    let mut alb = AlbOutputs::placeholder();
-    alb.app_target_group_arn = "arn:aws:elasticloadbalancing:ap-northeast-1:1:targetgroup/app-target-group/1".into();
+fn inputs() -> (NetworkRefs, AlbRefs) {
+    let network = NetworkRefs {
+        vpc: Ref::existing("vpc-1"),
+        subnets: SubnetRole::ALL.iter().map(|&role| (role, Ref::existing(format!("subnet-{role}")))).collect(),
+        security_groups: SecurityGroupRole::ALL.iter().map(|&role| (role, Ref::existing(format!("sg-{role}")))).collect(),
+    };
+    let alb = AlbRefs {
+        app_target_group: Ref::existing("arn:aws:elasticloadbalancing:ap-northeast-1:1:targetgroup/app-target-group/1"),
+    };
     (network, alb)
+}
+
+/// An account without the tier: the plan launches the AMI the parameter names now.
+fn fresh(desired: &Desired) -> Observed {
+    let image = Image { id: "ami-0123".into(), source: desired.instance.image.clone(), root_device: "/dev/xvda".into(), snapshot_gib: 8 };
+    Observed { image: Some(image), ..Observed::default() }
 }
 
 fn default_desired() -> Desired {
@@ -33,6 +38,7 @@ fn default_desired() -> Desired {
 
 fn deployed(desired: &Desired) -> Observed {
     Observed {
+        image: None,
         role: Some(ObservedRole {
             arn: format!("arn:aws:iam::1:role/{}", desired.role.name),
             attached_policies: desired.role.managed_policies.clone(),
@@ -50,8 +56,8 @@ fn deployed(desired: &Desired) -> Observed {
         instances: vec![ObservedInstance {
             id: "i-1".into(),
             state: "running".into(),
-            subnet_id: desired.instance.subnet_id.clone(),
-            security_groups: vec![desired.instance.security_group_id.clone()],
+            subnet_id: desired.instance.subnet.to_string(),
+            security_groups: vec![desired.instance.security_group.to_string()],
             instance_type: desired.instance.instance_type.clone(),
             private_ip: "10.0.0.4".into(),
             public_ip: None,
@@ -65,7 +71,8 @@ fn deployed(desired: &Desired) -> Observed {
 
 #[test]
 fn fresh_plan_builds_the_spec() {
-    let plan = plan(&default_desired(), &Observed::default(), STACK);
+    let desired = default_desired();
+    let plan = plan(&desired, &fresh(&desired), STACK);
     assert!(plan.conflicts.is_empty());
     insta::assert_snapshot!("compute_fresh_plan_text", plan.render());
     // The script is snapshot-tested on its own; here it would only repeat it.
@@ -80,7 +87,8 @@ fn fresh_plan_builds_the_spec() {
 
 #[test]
 fn the_instance_is_registered_once_it_runs() {
-    let plan = plan(&default_desired(), &Observed::default(), STACK);
+    let desired = default_desired();
+    let plan = plan(&desired, &fresh(&desired), STACK);
     let kinds: Vec<&str> = plan
         .steps
         .iter()
@@ -133,7 +141,7 @@ fn iam_names_held_by_others_and_public_instances_are_conflicts() {
 fn teardown_deregisters_terminates_then_removes_iam() {
     let desired = default_desired();
     let observed = deployed(&desired);
-    let plan = teardown_plan(&observed, STACK, Some(&desired.registration.target_group_arn));
+    let plan = teardown_plan(&observed, STACK, Some(&desired.registration.target_group.to_string()));
     insta::assert_snapshot!("compute_teardown_plan_text", plan.render());
     let names: Vec<String> = plan.steps.iter().map(|s| s.describe()).collect();
     let at = |prefix: &str| names.iter().position(|n| n.starts_with(prefix)).unwrap();
@@ -148,6 +156,24 @@ fn teardown_deregisters_terminates_then_removes_iam() {
     foreign.instance_profile.as_mut().unwrap().tags = BTreeMap::new();
     let plan = teardown_plan(&foreign, STACK, None);
     assert!(!plan.steps.iter().any(|s| matches!(s, ComputeStep::DeleteRole { .. } | ComputeStep::DeleteInstanceProfile { .. })));
+}
+
+#[test]
+fn a_launch_uses_the_images_id_and_a_root_volume_that_holds_its_snapshot() {
+    let desired = default_desired();
+    let mut observed = fresh(&desired);
+    observed.image.as_mut().unwrap().snapshot_gib = 30;
+    let plan = plan(&desired, &observed, STACK);
+    let launch = plan.steps.iter().find_map(|s| match s {
+        ComputeStep::RunInstance { image, root_volume_gib, .. } => Some((image.id.clone(), *root_volume_gib)),
+        _ => None,
+    });
+    assert_eq!(launch, Some(("ami-0123".to_owned(), 30)));
+    assert!(matches!(&desired.instance.image, ImageSource::SsmParameter(_)));
+
+    // Without the image looked up, nothing is launched blind.
+    let blind = crate::plan::plan(&desired, &Observed::default(), STACK);
+    assert!(!blind.conflicts.is_empty());
 }
 
 #[test]

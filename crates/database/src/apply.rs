@@ -1,39 +1,38 @@
 //! Runs a database plan against RDS.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use aws_sdk_rds::types::Tag;
 use three_tier_core::error::gone_is_done;
 use three_tier_core::wait::{Poll, retry_while, wait_for};
-use three_tier_core::{AwsContext, AwsResultExt, Plan, Result};
+use three_tier_core::{AwsContext, AwsResultExt, Created, Plan, Result};
 
 use crate::plan::DatabaseStep;
 
+/// Applies a plan of this tier alone.
 pub async fn apply(ctx: &AwsContext, plan: &Plan<DatabaseStep>) -> Result<()> {
-    // Its steps refer to nothing an earlier step creates.
-    plan.apply(ctx, async |ctx, step, _| run(ctx, step).await).await
+    plan.apply(ctx, run).await
 }
 
 const DB_FAILURE: &str = "the instance's events in the RDS console say why";
 
-async fn run(ctx: &AwsContext, step: &DatabaseStep) -> Result<()> {
+/// Runs one step; `created` holds the ids of what the steps before it made.
+pub async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Result<()> {
     let rds = &ctx.rds;
     match step {
-        DatabaseStep::CreateDbSubnetGroup { name, description, subnet_ids, tags } => {
+        DatabaseStep::CreateDbSubnetGroup { name, description, subnets, tags } => {
             rds.create_db_subnet_group()
                 .db_subnet_group_name(name)
                 .db_subnet_group_description(description)
-                .set_subnet_ids(Some(subnet_ids.clone()))
+                .set_subnet_ids(Some(created.resolve_all(subnets)?))
                 .set_tags(Some(rds_tags(tags.pairs.iter())))
                 .send()
                 .await
                 .aws("CreateDBSubnetGroup")?;
         }
-        DatabaseStep::ModifyDbSubnetGroup { name, description, subnet_ids } => {
+        DatabaseStep::ModifyDbSubnetGroup { name, description, subnets } => {
             rds.modify_db_subnet_group()
                 .db_subnet_group_name(name)
                 .db_subnet_group_description(description)
-                .set_subnet_ids(Some(subnet_ids.clone()))
+                .set_subnet_ids(Some(created.resolve_all(subnets)?))
                 .send()
                 .await
                 .aws("ModifyDBSubnetGroup")?;
@@ -49,7 +48,7 @@ async fn run(ctx: &AwsContext, step: &DatabaseStep) -> Result<()> {
             master_username,
             port,
             subnet_group,
-            security_group_id,
+            security_group,
             deletion_protection,
             tags,
         } => {
@@ -67,7 +66,7 @@ async fn run(ctx: &AwsContext, step: &DatabaseStep) -> Result<()> {
                 .manage_master_user_password(true)
                 .port(i32::from(*port))
                 .db_subnet_group_name(subnet_group)
-                .vpc_security_group_ids(security_group_id)
+                .vpc_security_group_ids(created.resolve(security_group)?)
                 .multi_az(false)
                 .publicly_accessible(false)
                 .storage_encrypted(true)
@@ -78,11 +77,12 @@ async fn run(ctx: &AwsContext, step: &DatabaseStep) -> Result<()> {
                 .await
                 .aws("CreateDBInstance")?;
         }
-        DatabaseStep::ModifyDbInstance { identifier, deletion_protection, security_group_ids } => {
+        DatabaseStep::ModifyDbInstance { identifier, deletion_protection, security_groups } => {
+            let security_group_ids = security_groups.as_deref().map(|groups| created.resolve_all(groups)).transpose()?;
             rds.modify_db_instance()
                 .db_instance_identifier(identifier)
                 .set_deletion_protection(*deletion_protection)
-                .set_vpc_security_group_ids(security_group_ids.clone())
+                .set_vpc_security_group_ids(security_group_ids)
                 .apply_immediately(true)
                 .send()
                 .await
@@ -99,7 +99,7 @@ async fn run(ctx: &AwsContext, step: &DatabaseStep) -> Result<()> {
                 .await
                 .aws("AddTagsToResource")?;
         }
-        DatabaseStep::WaitDbInstanceAvailable { identifier } => {
+        DatabaseStep::WaitDbInstanceAvailable { identifier } | DatabaseStep::WaitDbInstanceStarted { identifier } => {
             let what = format!("RDS instance {identifier} becoming available");
             wait_for(ctx, &what, ctx.waits.database, DB_FAILURE, || async {
                 Ok(match db_status(ctx, identifier).await?.as_deref() {
@@ -116,13 +116,9 @@ async fn run(ctx: &AwsContext, step: &DatabaseStep) -> Result<()> {
         }
         DatabaseStep::DeleteDbInstance { identifier, final_snapshot } => {
             let request = rds.delete_db_instance().db_instance_identifier(identifier).delete_automated_backups(true);
-            let request = if *final_snapshot {
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-                let snapshot = format!("{identifier}-final-{now}");
-                ctx.progress.line(format!("    final snapshot {snapshot}"));
-                request.skip_final_snapshot(false).final_db_snapshot_identifier(snapshot)
-            } else {
-                request.skip_final_snapshot(true)
+            let request = match final_snapshot {
+                Some(snapshot) => request.skip_final_snapshot(false).final_db_snapshot_identifier(snapshot),
+                None => request.skip_final_snapshot(true),
             };
             match request.send().await.aws("DeleteDBInstance") {
                 // Already being deleted: the wait that follows sees it through.

@@ -1,9 +1,10 @@
-//! What the database tier should look like, from the config and the network's outputs.
+//! What the database tier should look like, from the config and what it refers to of the
+//! network tier.
 
 use serde::Serialize;
 use three_tier_core::naming::Tags;
-use three_tier_core::outputs::DatabaseNetwork;
-use three_tier_core::{Config, Tier};
+use three_tier_core::outputs::NetworkRefs;
+use three_tier_core::{Config, Ref, SecurityGroupRole, SubnetRole, Tier};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Desired {
@@ -16,7 +17,7 @@ pub struct Desired {
 pub struct SubnetGroupSpec {
     pub name: String,
     pub description: String,
-    pub subnet_ids: Vec<String>,
+    pub subnets: Vec<Ref>,
     pub tags: Tags,
 }
 
@@ -34,13 +35,13 @@ pub struct InstanceSpec {
     pub database_name: String,
     pub master_username: String,
     pub port: u16,
-    pub security_group_id: String,
+    pub security_group: Ref,
     pub deletion_protection: bool,
     pub final_snapshot: bool,
     pub tags: Tags,
 }
 
-pub fn desired(config: &Config, network: &DatabaseNetwork) -> Desired {
+pub fn desired(config: &Config, network: &NetworkRefs) -> Desired {
     let names = config.names();
     let tags = |role: &str, name: &str| Tags::new(names.stack(), Tier::Database, role, name, &config.stack.tags);
     let database = &config.database;
@@ -51,7 +52,7 @@ pub fn desired(config: &Config, network: &DatabaseNetwork) -> Desired {
             tags: tags("db-subnet-group", &subnet_group),
             name: subnet_group,
             description: format!("three-tier stack {}: the two DB subnets", names.stack()),
-            subnet_ids: network.subnet_ids.clone(),
+            subnets: SubnetRole::DB.iter().map(|&role| network.subnet(role).clone()).collect(),
         },
         instance: InstanceSpec {
             tags: tags("db-instance", &identifier),
@@ -64,7 +65,7 @@ pub fn desired(config: &Config, network: &DatabaseNetwork) -> Desired {
             database_name: database.database_name.clone(),
             master_username: database.master_username.clone(),
             port: config.ports.database.get(),
-            security_group_id: network.security_group_id.clone(),
+            security_group: network.security_group(SecurityGroupRole::Db).clone(),
             deletion_protection: database.deletion_protection,
             final_snapshot: database.final_snapshot,
         },

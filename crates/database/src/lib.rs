@@ -8,17 +8,20 @@ mod desired;
 mod observe;
 mod plan;
 
-pub use apply::apply;
+pub use apply::{apply, run};
 pub use desired::{Desired, desired};
 pub use observe::{Observed, observe};
 pub use plan::{DatabaseStep, plan, teardown_plan};
 
-use three_tier_core::outputs::{DatabaseNetwork, DatabaseOutputs};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use three_tier_core::outputs::{DatabaseOutputs, NetworkOutputs, NetworkRefs};
 use three_tier_core::{AwsContext, Config, Error, Plan, Result, Tier};
 
-/// Deploys the tier on the DB subnets and security group and returns its outputs.
-pub async fn deploy(ctx: &AwsContext, config: &Config, network: &DatabaseNetwork) -> Result<DatabaseOutputs> {
-    let (mut observed, plan) = plan_deploy(ctx, config, network).await?;
+/// Deploys the tier alone on the network's DB subnets and security group and returns its
+/// outputs.
+pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs) -> Result<DatabaseOutputs> {
+    let (mut observed, plan) = plan_deploy(ctx, config, &network.into()).await?;
     ctx.progress.line(plan.render().trim_end());
     plan.check_conflicts()?;
     if !plan.steps.is_empty() {
@@ -28,16 +31,27 @@ pub async fn deploy(ctx: &AwsContext, config: &Config, network: &DatabaseNetwork
     outputs(&observed).ok_or_else(|| Error::incomplete(Tier::Database, &config.stack.name))
 }
 
-pub async fn plan_deploy(ctx: &AwsContext, config: &Config, network: &DatabaseNetwork) -> Result<(Observed, Plan<DatabaseStep>)> {
+pub async fn plan_deploy(ctx: &AwsContext, config: &Config, network: &NetworkRefs) -> Result<(Observed, Plan<DatabaseStep>)> {
     let observed = observe_config(ctx, config).await?;
     let plan = plan(&desired(config, network), &observed, &config.stack.name);
     Ok((observed, plan))
 }
 
+/// Observes and plans the tier's teardown. The final snapshot, when the config asks for
+/// one, is named now, so the plan shows the name it will have.
 pub async fn plan_teardown(ctx: &AwsContext, config: &Config) -> Result<Plan<DatabaseStep>> {
-    let observed = observe_config(ctx, config).await?;
+    Ok(teardown_from(config, &observe_config(ctx, config).await?))
+}
+
+/// The teardown plan of what was observed, its final snapshot (if the config asks for
+/// one) named after the present time.
+pub fn teardown_from(config: &Config, observed: &Observed) -> Plan<DatabaseStep> {
     let (subnet_group, identifier) = names(config);
-    Ok(teardown_plan(&observed, &config.stack.name, &identifier, &subnet_group, config.database.final_snapshot))
+    let final_snapshot = config.database.final_snapshot.then(|| {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+        format!("{identifier}-final-{now}")
+    });
+    teardown_plan(observed, &config.stack.name, &identifier, &subnet_group, final_snapshot)
 }
 
 pub async fn observe_config(ctx: &AwsContext, config: &Config) -> Result<Observed> {

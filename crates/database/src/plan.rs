@@ -4,16 +4,25 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use three_tier_core::naming::{Tags, belongs_to};
-use three_tier_core::{Change, Conflict, Plan, Step, Tier};
+use three_tier_core::graph::ready;
+use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
 
 use crate::desired::Desired;
 use crate::observe::Observed;
 
+// Readiness keys within the tier.
+const SUBNET_GROUP: &str = "db-subnet-group";
+const INSTANCE_CREATED: &str = "db-instance/created";
+const INSTANCE_STARTING: &str = "db-instance/starting";
+const INSTANCE_STARTED: &str = "db-instance/started";
+const INSTANCE_MODIFIED: &str = "db-instance/modified";
+const INSTANCE_DELETING: &str = "db-instance/deleting";
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum DatabaseStep {
-    CreateDbSubnetGroup { name: String, description: String, subnet_ids: Vec<String>, tags: Tags },
-    ModifyDbSubnetGroup { name: String, description: String, subnet_ids: Vec<String> },
+    CreateDbSubnetGroup { name: String, description: String, subnets: Vec<Ref>, tags: Tags },
+    ModifyDbSubnetGroup { name: String, description: String, subnets: Vec<Ref> },
     CreateDbInstance {
         identifier: String,
         engine: String,
@@ -25,15 +34,18 @@ pub enum DatabaseStep {
         master_username: String,
         port: u16,
         subnet_group: String,
-        security_group_id: String,
+        security_group: Ref,
         deletion_protection: bool,
         tags: Tags,
     },
-    ModifyDbInstance { identifier: String, deletion_protection: Option<bool>, security_group_ids: Option<Vec<String>> },
+    ModifyDbInstance { identifier: String, deletion_protection: Option<bool>, security_groups: Option<Vec<Ref>> },
     StartDbInstance { identifier: String },
+    /// A started instance becoming available, before it takes a modification.
+    WaitDbInstanceStarted { identifier: String },
     AddTags { arn: String, name: String, tags: BTreeMap<String, String> },
     WaitDbInstanceAvailable { identifier: String },
-    DeleteDbInstance { identifier: String, final_snapshot: bool },
+    /// Deletes the instance, after a final snapshot of this name if there is one.
+    DeleteDbInstance { identifier: String, final_snapshot: Option<String> },
     WaitDbInstanceDeleted { identifier: String },
     DeleteDbSubnetGroup { name: String },
 }
@@ -44,7 +56,7 @@ impl Step for DatabaseStep {
         match self {
             CreateDbSubnetGroup { .. } | CreateDbInstance { .. } => Change::Create,
             ModifyDbSubnetGroup { .. } | ModifyDbInstance { .. } | StartDbInstance { .. } | AddTags { .. } => Change::Update,
-            WaitDbInstanceAvailable { .. } | WaitDbInstanceDeleted { .. } => Change::Wait,
+            WaitDbInstanceStarted { .. } | WaitDbInstanceAvailable { .. } | WaitDbInstanceDeleted { .. } => Change::Wait,
             DeleteDbInstance { .. } | DeleteDbSubnetGroup { .. } => Change::Delete,
         }
     }
@@ -52,33 +64,80 @@ impl Step for DatabaseStep {
     fn describe(&self) -> String {
         use DatabaseStep::*;
         match self {
-            CreateDbSubnetGroup { name, subnet_ids, .. } => format!("DB subnet group {name} ({} subnets)", subnet_ids.len()),
-            ModifyDbSubnetGroup { name, subnet_ids, .. } => format!("subnets of {name}: {}", subnet_ids.join(", ")),
+            CreateDbSubnetGroup { name, subnets, .. } => format!("DB subnet group {name} ({} subnets)", subnets.len()),
+            ModifyDbSubnetGroup { name, subnets, .. } => format!("subnets of {name}: {}", join(subnets)),
             CreateDbInstance { identifier, engine, engine_version, instance_class, storage_type, allocated_storage_gib, database_name, .. } => format!(
                 "RDS instance {identifier} ({engine} {engine_version}, {instance_class}, {storage_type} {allocated_storage_gib} GiB, \
                  single AZ, private, encrypted, database {database_name}, password managed by RDS)"
             ),
-            ModifyDbInstance { identifier, deletion_protection, security_group_ids } => {
+            ModifyDbInstance { identifier, deletion_protection, security_groups } => {
                 let mut changes = Vec::new();
                 if let Some(on) = deletion_protection {
                     changes.push(format!("deletion protection {}", if *on { "on" } else { "off" }));
                 }
-                if let Some(groups) = security_group_ids {
-                    changes.push(format!("security groups {}", groups.join(", ")));
+                if let Some(groups) = security_groups {
+                    changes.push(format!("security groups {}", join(groups)));
                 }
                 format!("{identifier}: {}", changes.join(", "))
             }
             StartDbInstance { identifier } => format!("start stopped RDS instance {identifier}"),
             AddTags { name, tags, .. } => format!("tag {name}: {}", tags.keys().cloned().collect::<Vec<_>>().join(", ")),
+            WaitDbInstanceStarted { identifier } => format!("wait for {identifier} to start"),
             WaitDbInstanceAvailable { identifier } => format!("wait for {identifier} to be available"),
-            DeleteDbInstance { identifier, final_snapshot } => {
-                let snapshot = if *final_snapshot { "after a final snapshot" } else { "without a final snapshot, with its automated backups" };
-                format!("RDS instance {identifier} ({snapshot})")
-            }
+            DeleteDbInstance { identifier, final_snapshot } => match final_snapshot {
+                Some(snapshot) => format!("RDS instance {identifier} (after final snapshot {snapshot}, with its automated backups)"),
+                None => format!("RDS instance {identifier} (without a final snapshot, with its automated backups)"),
+            },
             WaitDbInstanceDeleted { identifier } => format!("wait for {identifier} to be deleted"),
             DeleteDbSubnetGroup { name } => format!("DB subnet group {name}"),
         }
     }
+
+    fn produces(&self) -> Vec<String> {
+        use DatabaseStep::*;
+        let produced: &[&str] = match self {
+            CreateDbSubnetGroup { .. } | ModifyDbSubnetGroup { .. } => &[SUBNET_GROUP],
+            CreateDbInstance { .. } => &[INSTANCE_CREATED],
+            StartDbInstance { .. } => &[INSTANCE_STARTING],
+            WaitDbInstanceStarted { .. } => &[INSTANCE_STARTED],
+            ModifyDbInstance { .. } => &[INSTANCE_MODIFIED],
+            DeleteDbInstance { .. } => &[INSTANCE_DELETING],
+            WaitDbInstanceDeleted { .. } => &[ready::DB_INSTANCE_DELETED],
+            DeleteDbSubnetGroup { .. } => &[ready::DB_SUBNET_GROUP_DELETED],
+            _ => &[],
+        };
+        produced.iter().map(|key| key.to_string()).collect()
+    }
+
+    /// The instance goes into its subnet group; a stopped one takes changes once started;
+    /// the subnet group goes once the instance is gone.
+    fn after(&self) -> Vec<String> {
+        use DatabaseStep::*;
+        let after: &[&str] = match self {
+            CreateDbInstance { .. } => &[SUBNET_GROUP],
+            WaitDbInstanceStarted { .. } => &[INSTANCE_STARTING],
+            ModifyDbInstance { .. } => &[INSTANCE_STARTED],
+            WaitDbInstanceAvailable { .. } => &[INSTANCE_CREATED, INSTANCE_STARTED, INSTANCE_MODIFIED],
+            WaitDbInstanceDeleted { .. } => &[INSTANCE_DELETING],
+            DeleteDbSubnetGroup { .. } => &[ready::DB_INSTANCE_DELETED],
+            _ => &[],
+        };
+        after.iter().map(|key| key.to_string()).collect()
+    }
+
+    fn typical(&self) -> Option<&'static str> {
+        match self {
+            DatabaseStep::WaitDbInstanceAvailable { .. } | DatabaseStep::WaitDbInstanceStarted { .. } => {
+                Some("db_instance_available")
+            }
+            DatabaseStep::WaitDbInstanceDeleted { .. } => Some("db_instance_deleted"),
+            _ => None,
+        }
+    }
+}
+
+fn join(refs: &[Ref]) -> String {
+    refs.iter().map(Ref::to_string).collect::<Vec<_>>().join(", ")
 }
 
 fn retag(steps: &mut Vec<DatabaseStep>, arn: &str, wanted: &Tags, present: &BTreeMap<String, String>) {
@@ -108,7 +167,7 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
         None => steps.push(DatabaseStep::CreateDbSubnetGroup {
             name: group.name.clone(),
             description: group.description.clone(),
-            subnet_ids: group.subnet_ids.clone(),
+            subnets: group.subnets.clone(),
             tags: group.tags.clone(),
         }),
         Some(existing) if !belongs_to(&existing.tags, stack, None) => conflicts.push(Conflict {
@@ -117,13 +176,14 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
             fix: "set another database.subnet_group_name, or use another --stack".into(),
         }),
         Some(existing) => {
-            let mut wanted = group.subnet_ids.clone();
-            wanted.sort();
-            if existing.subnet_ids != wanted {
+            let mut wanted: Vec<&Ref> = group.subnets.iter().collect();
+            wanted.sort_by_key(|r| r.to_string());
+            let same = wanted.len() == existing.subnet_ids.len() && wanted.iter().zip(&existing.subnet_ids).all(|(w, id)| w.is(id));
+            if !same {
                 steps.push(DatabaseStep::ModifyDbSubnetGroup {
                     name: group.name.clone(),
                     description: group.description.clone(),
-                    subnet_ids: wanted,
+                    subnets: wanted.into_iter().cloned().collect(),
                 });
             }
             retag(steps, &existing.arn, &group.tags, &existing.tags);
@@ -144,7 +204,7 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
                 master_username: spec.master_username.clone(),
                 port: spec.port,
                 subnet_group: group.name.clone(),
-                security_group_id: spec.security_group_id.clone(),
+                security_group: spec.security_group.clone(),
                 deletion_protection: spec.deletion_protection,
                 tags: spec.tags.clone(),
             });
@@ -193,15 +253,15 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
             // A stopped instance takes no modification: it is started first.
             if existing.status == "stopped" {
                 steps.push(DatabaseStep::StartDbInstance { identifier: spec.identifier.clone() });
-                steps.push(DatabaseStep::WaitDbInstanceAvailable { identifier: spec.identifier.clone() });
+                steps.push(DatabaseStep::WaitDbInstanceStarted { identifier: spec.identifier.clone() });
             }
-            let groups_differ = existing.security_groups != [spec.security_group_id.clone()];
+            let groups_differ = !matches!(existing.security_groups.as_slice(), [only] if spec.security_group.is(only));
             let protection_differs = existing.deletion_protection != spec.deletion_protection;
             if groups_differ || protection_differs {
                 steps.push(DatabaseStep::ModifyDbInstance {
                     identifier: spec.identifier.clone(),
                     deletion_protection: protection_differs.then_some(spec.deletion_protection),
-                    security_group_ids: groups_differ.then(|| vec![spec.security_group_id.clone()]),
+                    security_groups: groups_differ.then(|| vec![spec.security_group.clone()]),
                 });
             }
             retag(steps, &existing.arn, &spec.tags, &existing.tags);
@@ -213,10 +273,10 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
     plan
 }
 
-/// The instance (with or without a final snapshot, as configured; with its automated
+/// The instance (after a final snapshot of the given name, if any; with its automated
 /// backups), waited for until gone, then its subnet group. What is not the stack's is left
 /// alone; deletion protection is never turned off behind the user's back.
-pub fn teardown_plan(observed: &Observed, stack: &str, identifier: &str, subnet_group: &str, final_snapshot: bool) -> Plan<DatabaseStep> {
+pub fn teardown_plan(observed: &Observed, stack: &str, identifier: &str, subnet_group: &str, final_snapshot: Option<String>) -> Plan<DatabaseStep> {
     let mut plan = Plan::new(Tier::Database);
     if let Some(instance) = observed.instance.as_ref().filter(|i| belongs_to(&i.tags, stack, None)) {
         if instance.deletion_protection {

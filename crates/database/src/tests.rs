@@ -1,7 +1,7 @@
 //! The pure half of the tier: plans from hand-built observed states.
 
-use three_tier_core::outputs::{DatabaseNetwork, NetworkOutputs};
-use three_tier_core::{Config, Step};
+use three_tier_core::outputs::NetworkRefs;
+use three_tier_core::{Config, Graph, Ref, SecurityGroupRole, Step, SubnetRole, Tier};
 
 use crate::desired::{Desired, desired};
 use crate::observe::{Observed, ObservedInstance, ObservedSubnetGroup};
@@ -9,15 +9,12 @@ use crate::plan::{DatabaseStep, plan, teardown_plan};
 
 const STACK: &str = "three-tier";
 
-fn network() -> DatabaseNetwork {
-    let mut network = NetworkOutputs::placeholder();
-    for (role, id) in network.subnet_ids.iter_mut() {
-        *id = format!("subnet-{role}");
+fn network() -> NetworkRefs {
+    NetworkRefs {
+        vpc: Ref::existing("vpc-1"),
+        subnets: SubnetRole::ALL.iter().map(|&role| (role, Ref::existing(format!("subnet-{role}")))).collect(),
+        security_groups: SecurityGroupRole::ALL.iter().map(|&role| (role, Ref::existing(format!("sg-{role}")))).collect(),
     }
-    for (role, id) in network.security_group_ids.iter_mut() {
-        *id = format!("sg-{role}");
-    }
-    network.database_network()
 }
 
 fn default_desired() -> Desired {
@@ -26,7 +23,7 @@ fn default_desired() -> Desired {
 
 fn deployed(desired: &Desired) -> Observed {
     let spec = &desired.instance;
-    let mut subnet_ids = desired.subnet_group.subnet_ids.clone();
+    let mut subnet_ids: Vec<String> = desired.subnet_group.subnets.iter().map(Ref::to_string).collect();
     subnet_ids.sort();
     Observed {
         subnet_group: Some(ObservedSubnetGroup {
@@ -48,7 +45,7 @@ fn deployed(desired: &Desired) -> Observed {
             storage_encrypted: true,
             deletion_protection: false,
             subnet_group: desired.subnet_group.name.clone(),
-            security_groups: vec![spec.security_group_id.clone()],
+            security_groups: vec![spec.security_group.to_string()],
             database_name: "sample".into(),
             master_username: "admin".into(),
             endpoint: Some(("three-tier-db.x.ap-northeast-1.rds.amazonaws.com".into(), 3306)),
@@ -106,7 +103,7 @@ fn drift_and_conflicts() {
     assert!(plan.steps.contains(&DatabaseStep::ModifyDbInstance {
         identifier: "three-tier-db".into(),
         deletion_protection: Some(false),
-        security_group_ids: Some(vec!["sg-db".into()]),
+        security_groups: Some(vec![Ref::existing("sg-db")]),
     }));
 }
 
@@ -117,32 +114,32 @@ fn another_stacks_instance_is_a_conflict_and_left_alone_by_teardown() {
     observed.instance.as_mut().unwrap().tags.clear();
     let plan = plan(&desired, &observed, STACK);
     assert!(plan.conflicts.iter().any(|c| c.problem.starts_with("exists and is not this stack's")));
-    let teardown = teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", false);
+    let teardown = teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", None);
     assert!(!teardown.steps.iter().any(|s| matches!(s, DatabaseStep::DeleteDbInstance { .. })));
 }
 
 #[test]
 fn teardown_deletes_the_instance_then_its_subnet_group() {
     let observed = deployed(&default_desired());
-    let plan = teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", false);
+    let plan = teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", None);
     insta::assert_snapshot!("database_teardown_plan_text", plan.render());
     assert_eq!(
         plan.steps,
         vec![
-            DatabaseStep::DeleteDbInstance { identifier: "three-tier-db".into(), final_snapshot: false },
+            DatabaseStep::DeleteDbInstance { identifier: "three-tier-db".into(), final_snapshot: None },
             DatabaseStep::WaitDbInstanceDeleted { identifier: "three-tier-db".into() },
             DatabaseStep::DeleteDbSubnetGroup { name: "db-subnet-group".into() },
         ]
     );
-    let with_snapshot = teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", true);
-    assert!(with_snapshot.steps[0].describe().contains("after a final snapshot"));
+    let with_snapshot = teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", Some("three-tier-db-final-1".into()));
+    assert!(with_snapshot.steps[0].describe().contains("after final snapshot three-tier-db-final-1"));
 }
 
 #[test]
 fn teardown_refuses_a_protected_instance() {
     let mut observed = deployed(&default_desired());
     observed.instance.as_mut().unwrap().deletion_protection = true;
-    let plan = teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", false);
+    let plan = teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", None);
     let err = plan.check_conflicts().unwrap_err().to_string();
     assert!(err.contains("deletion protection") && err.contains("database.deletion_protection = false"), "{err}");
 }
@@ -176,7 +173,18 @@ fn a_stopped_instance_is_started() {
         plan.steps,
         vec![
             DatabaseStep::StartDbInstance { identifier: "three-tier-db".into() },
-            DatabaseStep::WaitDbInstanceAvailable { identifier: "three-tier-db".into() },
+            DatabaseStep::WaitDbInstanceStarted { identifier: "three-tier-db".into() },
         ]
     );
+
+    // A change to a stopped instance waits until it has started, then for the change.
+    observed.instance.as_mut().unwrap().deletion_protection = true;
+    let changed = crate::plan::plan(&desired, &observed, STACK);
+    let graph = Graph::build(changed.steps.iter().map(|s| (Tier::Database, s.clone()))).unwrap();
+    let node = |matches: fn(&DatabaseStep) -> bool| graph.find(matches).unwrap();
+    let started = node(|s| matches!(s, DatabaseStep::WaitDbInstanceStarted { .. }));
+    let modify = node(|s| matches!(s, DatabaseStep::ModifyDbInstance { .. }));
+    let available = node(|s| matches!(s, DatabaseStep::WaitDbInstanceAvailable { .. }));
+    assert!(graph.ancestors(modify).contains(&started));
+    assert!(graph.ancestors(available).contains(&modify));
 }

@@ -22,7 +22,7 @@ pub const REQUIREMENTS: &str = include_str!("../requirements.txt");
 pub const STRICT_LAUNCHER: &str = include_str!("../strict_moto.py");
 
 /// AWS's typical durations (seconds) that the strict emulator's clock follows.
-pub const DURATIONS: &str = include_str!("../durations.json");
+pub const DURATIONS: &str = include_str!("../../three-tier-core/durations.json");
 
 /// The durations, by name.
 pub fn durations() -> std::collections::BTreeMap<String, f64> {

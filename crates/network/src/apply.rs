@@ -1,29 +1,23 @@
-//! Runs a network plan against AWS, one step after another.
+//! Runs the steps of a network plan against AWS.
 
 use aws_sdk_ec2::types::{AttributeBooleanValue, DomainType, ResourceType, Tag};
-use three_tier_core::error::gone_is_done;
+use three_tier_core::error::{gone_is_done, required};
 use three_tier_core::aws::ec2_tag_spec;
 use three_tier_core::wait::{Poll, retry_in_use, retry_while, wait_for};
-use three_tier_core::plan::run_steps;
 use three_tier_core::{AwsContext, AwsResultExt, Created, Plan, Result};
 
 use crate::plan::{NetworkStep, RouteTarget, VpcAttribute};
 
-/// Applies the steps in order. Deletes treat "already gone" as done, so a teardown that
-/// was interrupted can simply run again.
+/// Applies a plan of this tier alone. Deletes treat "already gone" as done, so a teardown
+/// that was interrupted can simply run again.
 pub async fn apply(ctx: &AwsContext, plan: &Plan<NetworkStep>) -> Result<()> {
     plan.apply(ctx, run).await
 }
 
-/// Applies some of a plan's steps; `created` carries the ids of what earlier steps of the
-/// same plan made, so a plan can be applied in parts (see [`crate::deploy_until_database`]).
-pub async fn apply_steps(ctx: &AwsContext, steps: &[NetworkStep], created: &mut Created) -> Result<()> {
-    run_steps(ctx, steps, created, run).await
-}
-
 const NAT_FAILURE: &str = "`aws ec2 describe-nat-gateways` shows its FailureMessage";
 
-async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Result<()> {
+/// Runs one step; `created` holds the ids of what the steps before it made.
+pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Result<()> {
     let ec2 = &ctx.ec2;
     match step {
         NetworkStep::CreateVpc { key, cidr, tags, .. } => {
@@ -34,7 +28,7 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
                 .send()
                 .await
                 .aws("CreateVpc")?;
-            created.insert(key, answer.vpc().and_then(|v| v.vpc_id()).unwrap_or_default());
+            created.insert(key, required(answer.vpc().and_then(|v| v.vpc_id()), "CreateVpc", "VpcId")?);
         }
         NetworkStep::EnableVpcAttribute { vpc, attribute } => {
             let on = AttributeBooleanValue::builder().value(true).build();
@@ -52,7 +46,7 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
                 .send()
                 .await
                 .aws("CreateInternetGateway")?;
-            created.insert(key, answer.internet_gateway().and_then(|g| g.internet_gateway_id()).unwrap_or_default());
+            created.insert(key, required(answer.internet_gateway().and_then(|g| g.internet_gateway_id()), "CreateInternetGateway", "InternetGatewayId")?);
         }
         NetworkStep::AttachInternetGateway { internet_gateway, vpc } => {
             ec2.attach_internet_gateway()
@@ -72,7 +66,7 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
                 .send()
                 .await
                 .aws("CreateSubnet")?;
-            created.insert(key, answer.subnet().and_then(|s| s.subnet_id()).unwrap_or_default());
+            created.insert(key, required(answer.subnet().and_then(|s| s.subnet_id()), "CreateSubnet", "SubnetId")?);
         }
         NetworkStep::AllocateAddress { key, tags, .. } => {
             let answer = ec2
@@ -82,7 +76,7 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
                 .send()
                 .await
                 .aws("AllocateAddress")?;
-            created.insert(key, answer.allocation_id().unwrap_or_default());
+            created.insert(key, required(answer.allocation_id(), "AllocateAddress", "AllocationId")?);
         }
         NetworkStep::CreateNatGateway { key, subnet, allocation, tags, .. } => {
             let answer = ec2
@@ -93,7 +87,7 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
                 .send()
                 .await
                 .aws("CreateNatGateway")?;
-            created.insert(key, answer.nat_gateway().and_then(|n| n.nat_gateway_id()).unwrap_or_default());
+            created.insert(key, required(answer.nat_gateway().and_then(|n| n.nat_gateway_id()), "CreateNatGateway", "NatGatewayId")?);
         }
         NetworkStep::WaitNatGatewayAvailable { name, nat_gateway } => {
             let id = created.resolve(nat_gateway)?;
@@ -127,7 +121,7 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
                 .send()
                 .await
                 .aws("CreateSecurityGroup")?;
-            created.insert(key, answer.group_id().unwrap_or_default());
+            created.insert(key, required(answer.group_id(), "CreateSecurityGroup", "GroupId")?);
         }
         NetworkStep::AuthorizeIngress { security_group, rule, description, .. } => {
             ec2.authorize_security_group_ingress()
@@ -155,7 +149,7 @@ async fn run(ctx: &AwsContext, step: &NetworkStep, created: &mut Created) -> Res
                 .send()
                 .await
                 .aws("CreateRouteTable")?;
-            created.insert(key, answer.route_table().and_then(|t| t.route_table_id()).unwrap_or_default());
+            created.insert(key, required(answer.route_table().and_then(|t| t.route_table_id()), "CreateRouteTable", "RouteTableId")?);
         }
         NetworkStep::CreateRoute { route_table, destination, target, .. } => {
             let request = ec2.create_route().route_table_id(created.resolve(route_table)?).destination_cidr_block(destination);

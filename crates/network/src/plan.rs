@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use ipnet::Ipv4Net;
 use serde::Serialize;
 use three_tier_core::naming::{Tags, name_or_id};
+use three_tier_core::graph::ready;
 use three_tier_core::{Change, Conflict, Plan, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetRole, Tier};
 
 use crate::desired::{ANYWHERE, DefaultRoute, Desired, IngressFrom};
@@ -47,6 +48,16 @@ pub enum NetworkStep {
     DeleteInternetGateway { name: String, id: String },
     DeleteVpc { name: String, id: String },
 }
+
+// Readiness keys within the tier (those other tiers meet at are in `ready`).
+const DNS_SUPPORT: &str = "vpc/dns-support";
+const NAT_GATEWAY_DELETING: &str = "nat-gateway/deleting";
+const INGRESS_REVOKED: &str = "security-group/ingress-revoked";
+const ROUTE_TABLE_DISASSOCIATED: &str = "route-table/disassociated";
+const SECURITY_GROUP_DELETED: &str = "security-group/deleted";
+const ROUTE_TABLE_DELETED: &str = "route-table/deleted";
+const SUBNET_DELETED: &str = "subnet/deleted";
+const INTERNET_GATEWAY_DELETED: &str = "internet-gateway/deleted";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -152,35 +163,79 @@ impl Step for NetworkStep {
             DeleteVpc { name, id } => format!("VPC {name} ({id})"),
         }
     }
-}
 
-impl NetworkStep {
-    /// The wait for the NAT gateway: everything before it in a deploy plan builds what the
-    /// other tiers stand on, so they can start while the NAT gateway becomes available.
-    pub fn is_nat_wait(&self) -> bool {
-        matches!(self, NetworkStep::WaitNatGatewayAvailable { .. })
+    fn produces(&self) -> Vec<String> {
+        use NetworkStep::*;
+        let produced: &[&str] = match self {
+            CreateVpc { key, .. }
+            | CreateInternetGateway { key, .. }
+            | CreateSubnet { key, .. }
+            | AllocateAddress { key, .. }
+            | CreateNatGateway { key, .. }
+            | CreateSecurityGroup { key, .. }
+            | CreateRouteTable { key, .. } => return vec![key.clone()],
+            EnableVpcAttribute { attribute: VpcAttribute::EnableDnsSupport, .. } => &[DNS_SUPPORT],
+            AttachInternetGateway { .. } => &[ready::INTERNET_GATEWAY_ATTACHED],
+            CreateRoute { target: RouteTarget::NatGateway(_), .. } | ReplaceRoute { target: RouteTarget::NatGateway(_), .. } => {
+                &[ready::NAT_ROUTED]
+            }
+            AssociateRouteTable { .. } | ReplaceRouteTableAssociation { .. } => &[ready::SUBNETS_ROUTED],
+            WaitNatGatewayAvailable { .. } => &[ready::NAT_GATEWAY_AVAILABLE],
+            DeleteNatGateway { .. } => &[NAT_GATEWAY_DELETING],
+            WaitNatGatewayDeleted { .. } => &[ready::NAT_GATEWAY_DELETED],
+            ReleaseAddress { .. } => &[ready::ADDRESS_RELEASED],
+            RevokeIngress { .. } => &[INGRESS_REVOKED],
+            DisassociateRouteTable { .. } => &[ROUTE_TABLE_DISASSOCIATED],
+            DeleteSecurityGroup { .. } => &[SECURITY_GROUP_DELETED],
+            DeleteRouteTable { .. } => &[ROUTE_TABLE_DELETED],
+            DeleteSubnet { .. } => &[SUBNET_DELETED],
+            DetachInternetGateway { .. } => &[ready::INTERNET_GATEWAY_DETACHED],
+            DeleteInternetGateway { .. } => &[INTERNET_GATEWAY_DELETED],
+            _ => &[],
+        };
+        produced.iter().map(|key| key.to_string()).collect()
     }
 
-    /// A step of what a deploy plan builds first, the VPC, its subnets and security groups
-    /// (their tags too): all the database tier needs, so its minutes can start early.
-    pub fn builds_for_database(&self) -> bool {
-        matches!(
-            self,
-            NetworkStep::CreateVpc { .. }
-                | NetworkStep::EnableVpcAttribute { .. }
-                | NetworkStep::CreateSubnet { .. }
-                | NetworkStep::CreateSecurityGroup { .. }
-                | NetworkStep::TagResource { .. }
-        )
+    /// The order AWS demands beyond the ids a step refers to (SPEC.md, "Order"): a NAT
+    /// gateway needs the internet gateway attached, routes through it need it available;
+    /// a teardown frees what each delete needs free first.
+    fn after(&self) -> Vec<String> {
+        use NetworkStep::*;
+        // What lives in the subnets and security groups: instance, load balancer, database.
+        const TENANTS_GONE: [&str; 3] = [ready::INSTANCE_TERMINATED, ready::LOAD_BALANCER_RELEASED, ready::DB_INSTANCE_DELETED];
+        let after: &[&str] = match self {
+            EnableVpcAttribute { attribute: VpcAttribute::EnableDnsHostnames, .. } => &[DNS_SUPPORT],
+            CreateNatGateway { .. } => &[ready::INTERNET_GATEWAY_ATTACHED, ready::NAT_GATEWAY_DELETED],
+            CreateRoute { target: RouteTarget::NatGateway(_), .. } | ReplaceRoute { target: RouteTarget::NatGateway(_), .. } => {
+                &[ready::NAT_GATEWAY_AVAILABLE]
+            }
+            WaitNatGatewayDeleted { .. } => &[NAT_GATEWAY_DELETING],
+            ReleaseAddress { .. } => &[ready::NAT_GATEWAY_DELETED],
+            DeleteSecurityGroup { .. } => &[INGRESS_REVOKED, TENANTS_GONE[0], TENANTS_GONE[1], TENANTS_GONE[2]],
+            DeleteRouteTable { .. } => &[ROUTE_TABLE_DISASSOCIATED],
+            DeleteSubnet { .. } => &[
+                ROUTE_TABLE_DISASSOCIATED,
+                ready::NAT_GATEWAY_DELETED,
+                ready::DB_SUBNET_GROUP_DELETED,
+                TENANTS_GONE[0],
+                TENANTS_GONE[1],
+                TENANTS_GONE[2],
+            ],
+            // No public address may be mapped in the VPC: the NAT gateway's, the ALB's.
+            DetachInternetGateway { .. } => &[ready::NAT_GATEWAY_DELETED, ready::ADDRESS_RELEASED, ready::LOAD_BALANCER_RELEASED],
+            DeleteInternetGateway { .. } => &[ready::INTERNET_GATEWAY_DETACHED],
+            DeleteVpc { .. } => &[SUBNET_DELETED, SECURITY_GROUP_DELETED, ROUTE_TABLE_DELETED, INTERNET_GATEWAY_DELETED],
+            _ => &[],
+        };
+        after.iter().map(|key| key.to_string()).collect()
     }
 
-    /// A step of removing the NAT gateway and its address, which a teardown plan does first:
-    /// none needs another tier gone, so they can run while the other tiers are torn down.
-    pub fn removes_nat(&self) -> bool {
-        matches!(
-            self,
-            NetworkStep::DeleteNatGateway { .. } | NetworkStep::WaitNatGatewayDeleted { .. } | NetworkStep::ReleaseAddress { .. }
-        )
+    fn typical(&self) -> Option<&'static str> {
+        match self {
+            NetworkStep::WaitNatGatewayAvailable { .. } => Some("nat_gateway_available"),
+            NetworkStep::WaitNatGatewayDeleted { .. } => Some("nat_gateway_deleted"),
+            _ => None,
+        }
     }
 }
 
@@ -201,12 +256,10 @@ impl RouteTarget {
     }
 }
 
-/// The steps that bring what exists to what is desired, in an order AWS accepts.
-///
-/// The VPC, subnets and security groups come first: they are all the database needs, and
-/// its minutes start once they exist (see [`NetworkStep::builds_for_database`]). The NAT
-/// gateway is created next and waited for last, so its minutes in `pending` pass while the
-/// rest is built; only the app subnet's default route needs it available.
+/// The steps that bring what exists to what is desired. Their order is only how the plan
+/// reads: the graph runs each once what it needs is done (see [`Step::after`]); the NAT
+/// gateway's minutes in `pending` pass while the rest is built, and only the app subnet's
+/// default route waits for it.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan<NetworkStep> {
     let mut planner = Planner { plan: Plan::new(Tier::Network), observed };
     planner.flag_duplicates();
@@ -245,10 +298,10 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<NetworkStep> {
     planner.plan
 }
 
-/// Everything the stack's tags find, deleted in an order AWS accepts: the NAT gateway
-/// before its address (released only once the gateway is `deleted`), group references
-/// before the groups, tables and subnets before the VPC, and the internet gateway
-/// detached only when no public address is left in the VPC.
+/// Everything the stack's tags find, deleted in an order AWS accepts (the edges are in
+/// [`Step::after`]): the NAT gateway before its address (released only once the gateway
+/// is `deleted`), group references before the groups, tables and subnets before the VPC,
+/// and the internet gateway detached only when no public address is left in the VPC.
 pub fn teardown_plan(observed: &Observed) -> Plan<NetworkStep> {
     let mut plan = Plan::new(Tier::Network);
     let steps = &mut plan.steps;

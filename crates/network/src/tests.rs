@@ -1,6 +1,6 @@
 //! The pure half of the tier: plans from hand-built observed states.
 
-use three_tier_core::{Change, Config, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetRole};
+use three_tier_core::{Change, Config, Graph, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetRole, Tier};
 
 use crate::desired::{DefaultRoute, Desired, IngressFrom, desired};
 use crate::observe::*;
@@ -130,24 +130,47 @@ fn fresh_plan_builds_the_whole_spec() {
 }
 
 #[test]
-fn fresh_plan_builds_what_the_database_needs_first_then_starts_the_nat_gateway() {
+fn the_nat_gateway_starts_early_and_only_its_route_waits_for_it() {
     let plan = plan(&default_desired(), &Observed::default());
-    // The VPC, subnets and groups open the plan: the database can start after them.
-    let database_part = plan.steps.iter().take_while(|s| s.builds_for_database()).count();
-    let last = |matches: fn(&NetworkStep) -> bool| plan.steps.iter().rposition(matches).expect("step in plan");
-    assert!(last(|s| matches!(s, NetworkStep::CreateSubnet { .. })) < database_part);
-    assert!(last(|s| matches!(s, NetworkStep::CreateSecurityGroup { .. })) < database_part);
-    // Then the NAT gateway's minutes start, before the rules and route tables are built.
-    let create_nat = position(&plan, |s| matches!(s, NetworkStep::CreateNatGateway { .. }));
-    let first_rule = position(&plan, |s| matches!(s, NetworkStep::AuthorizeIngress { .. }));
-    let first_table = position(&plan, |s| matches!(s, NetworkStep::CreateRouteTable { .. }));
-    assert!(create_nat < first_rule && create_nat < first_table);
-    let wait = position(&plan, |s| matches!(s, NetworkStep::WaitNatGatewayAvailable { .. }));
-    let nat_route = position(&plan, |s| {
-        matches!(s, NetworkStep::CreateRoute { target: RouteTarget::NatGateway(_), .. })
-    });
-    assert_eq!(wait, plan.steps.len() - 2);
-    assert_eq!(nat_route, plan.steps.len() - 1);
+    let graph = Graph::build(plan.steps.iter().map(|s| (Tier::Network, s.clone()))).unwrap();
+    let node = |matches: fn(&NetworkStep) -> bool| graph.find(matches).expect("step in plan");
+    let is = |index: usize, matches: fn(&NetworkStep) -> bool| matches(&graph.nodes[index].step);
+    // The NAT gateway needs its subnet, its address and the attached internet gateway:
+    // no rule, table or association.
+    let create_nat = node(|s| matches!(s, NetworkStep::CreateNatGateway { .. }));
+    let before_nat = graph.ancestors(create_nat);
+    assert!(before_nat.iter().any(|&i| is(i, |s| matches!(s, NetworkStep::AttachInternetGateway { .. }))));
+    assert!(before_nat.iter().any(|&i| is(i, |s| matches!(s, NetworkStep::AllocateAddress { .. }))));
+    assert!(!before_nat.iter().any(|&i| is(i, |s| matches!(s, NetworkStep::AuthorizeIngress { .. } | NetworkStep::CreateRouteTable { .. }))));
+    // Only the route through it waits for it to be available.
+    let wait = node(|s| matches!(s, NetworkStep::WaitNatGatewayAvailable { .. }));
+    let after_wait: Vec<usize> = (0..graph.nodes.len()).filter(|&i| graph.ancestors(i).contains(&wait)).collect();
+    assert_eq!(after_wait.len(), 1);
+    assert!(is(after_wait[0], |s| matches!(s, NetworkStep::CreateRoute { target: RouteTarget::NatGateway(_), .. })));
+}
+
+#[test]
+fn teardown_frees_what_each_delete_needs_free() {
+    let desired = default_desired();
+    let teardown = teardown_plan(&deployed(&desired));
+    let graph = Graph::build(teardown.steps.iter().map(|s| (Tier::Network, s.clone()))).unwrap();
+    let node = |matches: fn(&NetworkStep) -> bool| graph.find(matches).expect("step in plan");
+    let release = node(|s| matches!(s, NetworkStep::ReleaseAddress { .. }));
+    let nat_deleted = node(|s| matches!(s, NetworkStep::WaitNatGatewayDeleted { .. }));
+    let detach = node(|s| matches!(s, NetworkStep::DetachInternetGateway { .. }));
+    let vpc = node(|s| matches!(s, NetworkStep::DeleteVpc { .. }));
+    assert!(graph.ancestors(release).contains(&nat_deleted), "an address is released once its NAT gateway is deleted");
+    assert!(graph.ancestors(detach).contains(&release), "no public address may be mapped when the gateway is detached");
+    for (index, node) in graph.nodes.iter().enumerate() {
+        if matches!(node.step, NetworkStep::DeleteSecurityGroup { .. }) {
+            let revokes = graph.ancestors(index).iter().filter(|&&i| matches!(graph.nodes[i].step, NetworkStep::RevokeIngress { .. })).count();
+            assert_eq!(revokes, teardown.steps.iter().filter(|s| matches!(s, NetworkStep::RevokeIngress { .. })).count());
+        }
+        if matches!(node.step, NetworkStep::DeleteSubnet { .. }) {
+            assert!(graph.ancestors(index).contains(&nat_deleted), "a subnet goes once the NAT gateway in it is gone");
+        }
+    }
+    assert_eq!(graph.ancestors(vpc).len(), graph.nodes.len() - 1, "the VPC goes last");
 }
 
 #[test]

@@ -1,5 +1,7 @@
-//! The whole stack. Each tier crate owns its resources; this crate only sequences them by
-//! the dependency graph of SPEC.md ("Order"):
+//! The whole stack as one graph. Each tier crate owns its resources and plans them; this
+//! crate observes the tiers once, plans them in one pass, and hands every step of every
+//! tier to one scheduler (`three_tier_core::schedule`), which starts each step once what it
+//! needs is done (SPEC.md, "Order"):
 //!
 //! ```text
 //! network ─┬─► alb ─────────┐
@@ -7,20 +9,25 @@
 //!          └─► database
 //! ```
 //!
-//! Deploy runs the graph forwards with independent work concurrent: the database (minutes
-//! on AWS) starts once the network's subnets and security groups exist, the ALB once the
-//! internet gateway is attached too, both while the NAT gateway becomes available; compute
-//! starts when the ALB exists and the NAT gateway is available (its user data downloads
-//! through it). Teardown runs the graph backwards, but for the NAT gateway, whose deletion
-//! starts at once. A tier deployed alone finds the outputs of the tiers it builds on by
-//! their tags, and stops with the command that deploys them when they are missing.
+//! No tier waits for another as a whole. A step needs what it refers to (the DB subnet
+//! group the new DB subnets, the load balancer the new ALB subnets and security group, the
+//! instance the new target group) and the readiness it names (the instance an available
+//! NAT gateway, the load balancer an attached internet gateway); a teardown's deletes name
+//! what must be gone first. So the database starts as soon as its subnets and security
+//! group exist, and the NAT gateway's deletion at once. A tier deployed alone finds what
+//! it refers to of the tiers it builds on by their tags, and stops with the command that
+//! deploys them when they are missing.
 
 mod status;
 mod verify;
 
+use std::time::Instant;
+
 use serde::Serialize;
-use three_tier_core::outputs::{AlbOutputs, ComputeOutputs, DatabaseOutputs, NetworkOutputs};
-use three_tier_core::{AwsContext, Config, Created, Error, Plan, Result, Step, Tier};
+use three_tier_core::graph::{Durations, Graph};
+use three_tier_core::progress::human;
+use three_tier_core::outputs::{AlbOutputs, AlbRefs, ComputeOutputs, DatabaseOutputs, NetworkOutputs, NetworkRefs};
+use three_tier_core::{AwsContext, Change, Config, Conflict, Created, Error, Plan, Prediction, Result, Step, Tier};
 
 pub use status::{TierStatus, status};
 pub use verify::{Check, NGINX_WELCOME, Outcome, VerifyLimits, database_check_script, verify};
@@ -51,192 +58,306 @@ pub fn dependents(tier: Tier) -> Vec<Tier> {
     TIERS.iter().copied().filter(|t| dependencies(*t).contains(&tier)).collect()
 }
 
-/// Deploys `tiers`, each on the outputs of the ones it builds on, independent work
-/// concurrently (see the crate's documentation).
-pub async fn deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<StackOutputs> {
-    let wants = |tier| tiers.contains(&tier);
-    // Tiers not being deployed must already stand: checked before any change.
-    for &tier in tiers {
-        for &needs in dependencies(tier).iter().filter(|needs| !wants(**needs)) {
-            require(ctx, config, tier, needs).await?;
-        }
-    }
-
-    // A network not deployed here stands (checked above): read once.
-    let standing_network = if !wants(Tier::Network) && tiers.iter().any(|t| dependencies(*t).contains(&Tier::Network)) {
-        network_outputs(ctx, config).await?
-    } else {
-        None
-    };
-    // The network up to what the database needs; the database starts on it.
-    let (database_network, network_rest) = if wants(Tier::Network) {
-        let (database_network, rest) = network::deploy_until_database(ctx, config).await?;
-        (Some(database_network), Some(rest))
-    } else {
-        (standing_network.as_ref().map(NetworkOutputs::database_network), None)
-    };
-    let database = async {
-        match &database_network {
-            Some(network) if wants(Tier::Database) => Ok::<_, Error>(Some(database::deploy(ctx, config, network).await?)),
-            _ => Ok(None),
-        }
-    };
-    let front = async {
-        // The network on up to the wait for its NAT gateway: what the ALB needs.
-        let (early_network, nat_steps) = match network_rest {
-            Some(rest) => {
-                let (outputs, rest) = network::deploy_until_nat(ctx, config, rest).await?;
-                (Some(outputs), Some(rest))
-            }
-            None => (standing_network.clone(), None),
-        };
-        let finish_network = async {
-            match nat_steps {
-                Some(rest) => Ok::<_, Error>(Some(network::finish_deploy(ctx, config, rest).await?)),
-                None => Ok(early_network.clone()),
-            }
-        };
-        let alb = async {
-            match &early_network {
-                Some(network) if wants(Tier::Alb) => Ok::<_, Error>(Some(alb::deploy(ctx, config, network).await?)),
-                _ if wants(Tier::Compute) => Ok(alb_outputs(ctx, config).await?),
-                _ => Ok(None),
-            }
-        };
-        let (network, alb) = tokio::try_join!(finish_network, alb)?;
-        let compute = match (&network, &alb) {
-            (Some(network), Some(alb)) if wants(Tier::Compute) => Some(compute::deploy(ctx, config, network, alb).await?),
-            _ => None,
-        };
-        Ok::<_, Error>((network, alb, compute))
-    };
-    let (database, (network, alb, compute)) = tokio::try_join!(database, front)?;
-    Ok(StackOutputs { network, alb, compute, database })
-}
-
-/// One tier's plan, whatever the tier.
+/// A step of any tier: the nodes of the stack's graph.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum TierPlan {
-    Network(Plan<network::NetworkStep>),
-    Alb(Plan<alb::AlbStep>),
-    Compute(Plan<compute::ComputeStep>),
-    Database(Plan<database::DatabaseStep>),
+pub enum StackStep {
+    Network(network::NetworkStep),
+    Alb(alb::AlbStep),
+    Compute(compute::ComputeStep),
+    Database(database::DatabaseStep),
 }
 
-macro_rules! each_plan {
-    ($self:expr, $plan:ident => $body:expr) => {
-        match $self {
-            TierPlan::Network($plan) => $body,
-            TierPlan::Alb($plan) => $body,
-            TierPlan::Compute($plan) => $body,
-            TierPlan::Database($plan) => $body,
+/// The step inside a [`StackStep`], whatever its tier.
+macro_rules! inner {
+    ($step:expr, $inner:ident => $body:expr) => {
+        match $step {
+            StackStep::Network($inner) => $body,
+            StackStep::Alb($inner) => $body,
+            StackStep::Compute($inner) => $body,
+            StackStep::Database($inner) => $body,
         }
     };
 }
 
-impl TierPlan {
+impl Step for StackStep {
+    fn change(&self) -> Change {
+        inner!(self, step => step.change())
+    }
+
+    fn describe(&self) -> String {
+        inner!(self, step => step.describe())
+    }
+
+    fn produces(&self) -> Vec<String> {
+        inner!(self, step => step.produces())
+    }
+
+    fn after(&self) -> Vec<String> {
+        inner!(self, step => step.after())
+    }
+
+    fn typical(&self) -> Option<&'static str> {
+        inner!(self, step => step.typical())
+    }
+}
+
+/// Runs one step with its tier's code.
+async fn run(ctx: &AwsContext, step: &StackStep, created: &Created) -> Result<()> {
+    match step {
+        StackStep::Network(step) => network::run(ctx, step, created).await,
+        StackStep::Alb(step) => alb::run(ctx, step, created).await,
+        StackStep::Compute(step) => compute::run(ctx, step, created).await,
+        StackStep::Database(step) => database::run(ctx, step, created).await,
+    }
+}
+
+fn lift<S>(plan: Plan<S>, wrap: fn(S) -> StackStep) -> Plan<StackStep> {
+    Plan { tier: plan.tier, steps: plan.steps.into_iter().map(wrap).collect(), conflicts: plan.conflicts }
+}
+
+/// A plan of several tiers: each tier's steps as `plan` shows them, and the graph they
+/// run as.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackPlan {
+    /// Deploy or teardown.
+    pub kind: PlanKind,
+    pub tiers: Vec<Plan<StackStep>>,
+    #[serde(skip)]
+    pub graph: Graph<StackStep>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanKind {
+    Deploy,
+    Teardown,
+}
+
+impl StackPlan {
+    /// Checks the plans' steps as one graph: every reference made, no cycle.
+    pub fn new(kind: PlanKind, tiers: Vec<Plan<StackStep>>) -> Result<StackPlan> {
+        let graph = Graph::build(tiers.iter().flat_map(|plan| plan.steps.iter().map(|step| (plan.tier, step.clone()))))?;
+        Ok(StackPlan { kind, tiers, graph })
+    }
+
+    pub fn tier(&self, tier: Tier) -> Option<&Plan<StackStep>> {
+        self.tiers.iter().find(|plan| plan.tier == tier)
+    }
+
+    /// The tiers' plans, then the predicted time on AWS and its long pole.
     pub fn render(&self) -> String {
-        each_plan!(self, plan => plan.render())
+        let mut out: String = self.tiers.iter().map(Plan::render).collect();
+        if self.changes() > 0 || !self.graph.is_empty() {
+            out.push_str(&format!("{}: {}\n", self.verb(), self.predict(&Durations::aws()).render()));
+        }
+        out
     }
 
-    pub fn is_empty(&self) -> bool {
-        each_plan!(self, plan => plan.steps.is_empty())
+    fn verb(&self) -> &'static str {
+        match self.kind {
+            PlanKind::Deploy => "deploy",
+            PlanKind::Teardown => "teardown",
+        }
     }
 
-    pub fn conflicts(&self) -> &[three_tier_core::Conflict] {
-        each_plan!(self, plan => &plan.conflicts)
+    /// How long the run takes with AWS's typical durations scaled as `durations` says.
+    pub fn predict(&self, durations: &Durations) -> Prediction {
+        self.graph.predict(durations)
     }
 
     /// Steps that change AWS (waits aside).
     pub fn changes(&self) -> usize {
-        fn count<S: Step>(plan: &Plan<S>) -> usize {
-            plan.steps.iter().filter(|s| s.change() != three_tier_core::Change::Wait).count()
-        }
-        each_plan!(self, plan => count(plan))
+        self.tiers.iter().flat_map(|plan| &plan.steps).filter(|step| step.change() != Change::Wait).count()
     }
 
-    pub fn tier(&self) -> Tier {
-        each_plan!(self, plan => plan.tier)
-    }
-}
-
-/// What deploy would do to each of `tiers`. A tier whose dependencies do not exist yet is
-/// planned on stand-ins for their outputs, shown as `(new ...)`.
-pub async fn plan_deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<Vec<TierPlan>> {
-    // Each tier is observed once: a tier's plan comes with the state its outputs are read from.
-    let mut plans = Vec::new();
-    let network = if tiers.contains(&Tier::Network) {
-        let (observed, plan) = network::plan_deploy(ctx, config).await?;
-        plans.push(TierPlan::Network(plan));
-        network::outputs(&observed)
-    } else {
-        network_outputs(ctx, config).await?
-    };
-    let network = network.unwrap_or_else(NetworkOutputs::placeholder);
-    let alb = if tiers.contains(&Tier::Alb) {
-        let (observed, plan) = alb::plan_deploy(ctx, config, &network).await?;
-        plans.push(TierPlan::Alb(plan));
-        alb::outputs(config, &observed)
-    } else if tiers.contains(&Tier::Compute) {
-        alb_outputs(ctx, config).await?
-    } else {
-        None
-    };
-    if tiers.contains(&Tier::Compute) {
-        plans.push(TierPlan::Compute(compute::plan_deploy(ctx, config, &network, alb.as_ref()).await?.1));
-    }
-    if tiers.contains(&Tier::Database) {
-        plans.push(TierPlan::Database(database::plan_deploy(ctx, config, &network.database_network()).await?.1));
-    }
-    Ok(plans)
-}
-
-/// What teardown of some tiers would delete, tier by tier.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct TeardownPlan {
-    pub compute: Option<Plan<compute::ComputeStep>>,
-    pub database: Option<Plan<database::DatabaseStep>>,
-    pub alb: Option<Plan<alb::AlbStep>>,
-    pub network: Option<Plan<network::NetworkStep>>,
-}
-
-impl TeardownPlan {
-    /// The plans in the order their tiers go.
-    pub fn tiers(&self) -> Vec<TierPlan> {
-        let mut plans = Vec::new();
-        plans.extend(self.compute.clone().map(TierPlan::Compute));
-        plans.extend(self.database.clone().map(TierPlan::Database));
-        plans.extend(self.alb.clone().map(TierPlan::Alb));
-        plans.extend(self.network.clone().map(TierPlan::Network));
-        plans
+    pub fn conflicts(&self) -> impl Iterator<Item = &Conflict> {
+        self.tiers.iter().flat_map(|plan| &plan.conflicts)
     }
 
-    pub fn render(&self) -> String {
-        self.tiers().iter().map(TierPlan::render).collect()
-    }
-
-    /// Whether there is anything to delete.
+    /// Whether there is anything to delete (for a teardown plan).
     pub fn deletes_nothing(&self) -> bool {
-        self.tiers().iter().all(|plan| plan.changes() == 0)
+        self.changes() == 0
     }
 
-    /// A teardown refused for a tier (deletion protection, say) refuses the whole run.
+    /// A conflict in any tier refuses the whole run, before any change.
     pub fn check_conflicts(&self) -> Result<()> {
-        match self.tiers().iter().flat_map(|plan| plan.conflicts().to_vec()).next() {
-            Some(conflict) => Err(conflict.into()),
+        match self.conflicts().next() {
+            Some(conflict) => Err(conflict.clone().into()),
             None => Ok(()),
         }
     }
+
+    /// Runs every step as the graph allows, then says how long it took against the
+    /// prediction for where it ran.
+    pub async fn apply(&self, ctx: &AwsContext) -> Result<()> {
+        self.check_conflicts()?;
+        if self.graph.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        three_tier_core::schedule::run(ctx, &self.graph, &Created::default(), run).await?;
+        let predicted = self.predict(&ctx.durations).duration();
+        ctx.progress.line(format!("{}: done in {}, predicted {}", self.verb(), human(started.elapsed()), human(predicted)));
+        Ok(())
+    }
+}
+
+/// What exists of the tiers a command needs, each observed once, independent reads
+/// together.
+#[derive(Debug, Clone, Default)]
+pub struct Observations {
+    pub network: Option<network::Observed>,
+    pub alb: Option<alb::Observed>,
+    pub compute: Option<compute::Observed>,
+    pub database: Option<database::Observed>,
+}
+
+impl Observations {
+    /// Observes `tiers`. The compute tier reads the targets of the ALB's app target
+    /// group, so it is read after the ALB tier.
+    pub async fn read(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<Observations> {
+        let wants = |tier| tiers.contains(&tier);
+        let stack = &config.stack.name;
+        let network = async {
+            if wants(Tier::Network) { Ok(Some(network::observe(ctx, stack).await?)) } else { Ok::<_, Error>(None) }
+        };
+        let front = async {
+            let alb = if wants(Tier::Alb) || wants(Tier::Compute) { Some(alb::observe(ctx, stack).await?) } else { None };
+            let compute = if wants(Tier::Compute) {
+                let target_group = alb.as_ref().and_then(|alb| app_target_group(config, alb));
+                let (role, profile) = compute::iam_names(config);
+                Some(compute::observe(ctx, stack, &role, &profile, target_group.as_deref()).await?)
+            } else {
+                None
+            };
+            Ok::<_, Error>((alb, compute))
+        };
+        let database = async {
+            if wants(Tier::Database) { Ok(Some(database::observe_config(ctx, config).await?)) } else { Ok::<_, Error>(None) }
+        };
+        let (network, (alb, compute), database) = tokio::try_join!(network, front, database)?;
+        Ok(Observations { network, alb, compute, database })
+    }
+
+    /// The outputs of the tiers that stand complete.
+    pub fn outputs(&self, config: &Config) -> StackOutputs {
+        StackOutputs {
+            network: self.network.as_ref().and_then(network::outputs),
+            alb: self.alb.as_ref().and_then(|alb| alb::outputs(config, alb)),
+            compute: self.compute.as_ref().and_then(compute::outputs),
+            database: self.database.as_ref().and_then(database::outputs),
+        }
+    }
+}
+
+fn app_target_group(config: &Config, alb: &alb::Observed) -> Option<String> {
+    let name = config.names().account_unique(&config.alb.target_group_name);
+    alb.target_group(&name).map(|group| group.arn.clone())
+}
+
+/// `tiers` and the tiers they build on.
+fn with_dependencies(tiers: &[Tier]) -> Vec<Tier> {
+    TIERS.iter().copied().filter(|t| tiers.contains(t) || tiers.iter().any(|n| dependencies(*n).contains(t))).collect()
+}
+
+/// Deploys `tiers` as one graph (see the crate's documentation) and returns their outputs.
+pub async fn deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<StackOutputs> {
+    let (plan, observed) = plan_and_observe(ctx, config, tiers).await?;
+    ctx.progress.line(plan.render().trim_end());
+    plan.apply(ctx).await?;
+    let observed = if plan.graph.is_empty() {
+        observed
+    } else {
+        // What the steps made, read back; the tiers built on stand as they were.
+        let mut after = Observations::read(ctx, config, tiers).await?;
+        after.network = after.network.or(observed.network);
+        after.alb = after.alb.or(observed.alb);
+        after
+    };
+    let outputs = observed.outputs(config);
+    for &tier in tiers {
+        let complete = match tier {
+            Tier::Network => outputs.network.is_some(),
+            Tier::Alb => outputs.alb.is_some(),
+            Tier::Compute => outputs.compute.is_some(),
+            Tier::Database => outputs.database.is_some(),
+        };
+        if !complete {
+            return Err(Error::incomplete(tier, &config.stack.name));
+        }
+    }
+    Ok(outputs)
+}
+
+/// What deploy would do to `tiers`, every tier planned in one pass: a tier planned on
+/// tiers still to be built refers to their steps' keys, shown as `(new ...)`. A tier
+/// built on one that is neither named nor deployed is refused, as deploy would be.
+pub async fn plan_deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<StackPlan> {
+    Ok(plan_and_observe(ctx, config, tiers).await?.0)
+}
+
+async fn plan_and_observe(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<(StackPlan, Observations)> {
+    let mut observed = Observations::read(ctx, config, &with_dependencies(tiers)).await?;
+    // The AMI a launch would use is read before the plan, so the plan shows it.
+    if let Some(compute) = observed.compute.as_mut().filter(|c| tiers.contains(&Tier::Compute) && c.instances.is_empty()) {
+        compute.image = Some(compute::resolve_image(ctx, &compute::image_source(config)).await?);
+    }
+    Ok((plan_deploy_from(config, tiers, &observed)?, observed))
+}
+
+/// The deploy plan of `tiers` from what was observed: pure.
+pub fn plan_deploy_from(config: &Config, tiers: &[Tier], observed: &Observations) -> Result<StackPlan> {
+    let wants = |tier| tiers.contains(&tier);
+    let outputs = observed.outputs(config);
+    for &tier in tiers {
+        for &needs in dependencies(tier).iter().filter(|needs| !wants(**needs)) {
+            let present = match needs {
+                Tier::Network => outputs.network.is_some(),
+                Tier::Alb => outputs.alb.is_some(),
+                Tier::Compute | Tier::Database => true,
+            };
+            if !present {
+                return Err(Error::MissingDependency { tier, needs, stack: config.stack.name.clone() });
+            }
+        }
+    }
+    let stack = &config.stack.name;
+    let empty_network = network::Observed::default();
+    let network_observed = observed.network.as_ref().unwrap_or(&empty_network);
+    let network_refs: NetworkRefs = network::refs(network_observed);
+    let empty_alb = alb::Observed::default();
+    let alb_observed = observed.alb.as_ref().unwrap_or(&empty_alb);
+    let alb_refs: AlbRefs = alb::refs(config, alb_observed);
+    let mut plans = Vec::new();
+    if wants(Tier::Network) {
+        plans.push(lift(network::plan(&network::desired(config), network_observed), StackStep::Network));
+    }
+    if wants(Tier::Alb) {
+        plans.push(lift(alb::plan(&alb::desired(config, &network_refs), alb_observed), StackStep::Alb));
+    }
+    if wants(Tier::Compute) {
+        let desired = compute::desired(config, &network_refs, &alb_refs);
+        let compute_observed = observed.compute.clone().unwrap_or_default();
+        plans.push(lift(compute::plan(&desired, &compute_observed, stack), StackStep::Compute));
+    }
+    if wants(Tier::Database) {
+        let desired = database::desired(config, &network_refs);
+        let database_observed = observed.database.clone().unwrap_or_default();
+        plans.push(lift(database::plan(&desired, &database_observed, stack), StackStep::Database));
+    }
+    StackPlan::new(PlanKind::Deploy, plans)
 }
 
 /// Plans the teardown of `tiers`. A tier that others still stand on is refused unless
 /// they are named too, or `cascade` adds them.
-pub async fn plan_teardown(ctx: &AwsContext, config: &Config, tiers: &[Tier], cascade: bool) -> Result<TeardownPlan> {
-    let mut chosen: Vec<Tier> = tiers.to_vec();
+pub async fn plan_teardown(ctx: &AwsContext, config: &Config, tiers: &[Tier], cascade: bool) -> Result<StackPlan> {
     // Which tiers stand matters only when a named tier has dependents that are not named.
     let unnamed_dependents = tiers.iter().any(|&tier| dependents(tier).iter().any(|d| !tiers.contains(d)));
-    let standing = if unnamed_dependents { status::standing(ctx, config).await? } else { Vec::new() };
+    let observe = if unnamed_dependents { TIERS.to_vec() } else { tiers.to_vec() };
+    let observed = Observations::read(ctx, config, &observe).await?;
+    let standing = if unnamed_dependents { standing(config, &observed) } else { Vec::new() };
+    let mut chosen: Vec<Tier> = tiers.to_vec();
     for &tier in tiers {
         let blocking: Vec<Tier> =
             dependents(tier).into_iter().filter(|d| !chosen.contains(d) && standing.contains(d)).collect();
@@ -249,101 +370,53 @@ pub async fn plan_teardown(ctx: &AwsContext, config: &Config, tiers: &[Tier], ca
             return Err(Error::Dependents { tier, dependents: blocking, stack: config.stack.name.clone() });
         }
     }
-    let mut plan = TeardownPlan::default();
-    let mut alb_state = None;
-    for tier in chosen {
-        match tier_teardown(ctx, config, tier, &mut alb_state).await? {
-            TierPlan::Compute(p) => plan.compute = Some(p),
-            TierPlan::Database(p) => plan.database = Some(p),
-            TierPlan::Alb(p) => plan.alb = Some(p),
-            TierPlan::Network(p) => plan.network = Some(p),
+    let observed = if chosen.iter().all(|t| observe.contains(t)) {
+        observed
+    } else {
+        Observations::read(ctx, config, &chosen).await?
+    };
+    let plans = [Tier::Compute, Tier::Database, Tier::Alb, Tier::Network]
+        .into_iter()
+        .filter(|tier| chosen.contains(tier))
+        .map(|tier| teardown_of(config, tier, &observed))
+        .collect();
+    StackPlan::new(PlanKind::Teardown, plans)
+}
+
+/// One tier's teardown plan from what was observed. The database's final snapshot, when
+/// the config asks for one, is named here, before the plan is shown.
+fn teardown_of(config: &Config, tier: Tier, observed: &Observations) -> Plan<StackStep> {
+    let stack = &config.stack.name;
+    match tier {
+        Tier::Network => lift(network::teardown_plan(&observed.network.clone().unwrap_or_default()), StackStep::Network),
+        Tier::Alb => lift(alb::teardown_plan(&observed.alb.clone().unwrap_or_default()), StackStep::Alb),
+        Tier::Compute => {
+            // The instance is deregistered from the app target group while the group exists.
+            let target_group = observed.alb.as_ref().and_then(|alb| app_target_group(config, alb));
+            let compute = observed.compute.clone().unwrap_or_default();
+            lift(compute::teardown_plan(&compute, stack, target_group.as_deref()), StackStep::Compute)
+        }
+        Tier::Database => {
+            let database = observed.database.clone().unwrap_or_default();
+            lift(database::teardown_from(config, &database), StackStep::Database)
         }
     }
-    Ok(plan)
 }
 
-/// One tier's teardown plan. Both compute and the ALB tier plan from the ALB's state:
-/// `alb_state` keeps it between the calls for several tiers, so it is observed once.
-async fn tier_teardown(ctx: &AwsContext, config: &Config, tier: Tier, alb_state: &mut Option<alb::Observed>) -> Result<TierPlan> {
-    Ok(match tier {
-        Tier::Compute | Tier::Alb => {
-            let state = match alb_state {
-                Some(state) => state,
-                None => alb_state.insert(alb::observe(ctx, &config.stack.name).await?),
-            };
-            if tier == Tier::Alb {
-                TierPlan::Alb(alb::teardown_plan(state))
-            } else {
-                // The instance is deregistered from the app target group while the group exists.
-                let app_group = config.names().account_unique(&config.alb.target_group_name);
-                let target_group = state.target_group(&app_group).map(|g| g.arn.clone());
-                TierPlan::Compute(compute::plan_teardown(ctx, config, target_group.as_deref()).await?)
-            }
-        }
-        Tier::Database => TierPlan::Database(database::plan_teardown(ctx, config).await?),
-        Tier::Network => TierPlan::Network(network::plan_teardown(ctx, config).await?),
-    })
+/// The tiers of which something exists: those a teardown would delete something of.
+pub(crate) fn standing(config: &Config, observed: &Observations) -> Vec<Tier> {
+    TIERS.iter().copied().filter(|&tier| teardown_of(config, tier, observed).steps.iter().any(|s| s.change() != Change::Wait)).collect()
 }
 
-/// Applies a teardown plan by the graph backwards: compute then the ALB, alongside the
-/// database (minutes on AWS); the network when all three are gone, except its NAT gateway,
-/// whose deletion (a minute on AWS) needs none of them gone and starts at once.
-pub async fn teardown(ctx: &AwsContext, plan: &TeardownPlan) -> Result<()> {
-    plan.check_conflicts()?;
-    let network_steps = plan.network.as_ref().map_or(&[][..], |network| &network.steps[..]);
-    let (nat_steps, network_steps) =
-        network_steps.split_at(network_steps.iter().position(|step| !step.removes_nat()).unwrap_or(network_steps.len()));
-    let nat = async { network::apply_steps(ctx, nat_steps, &mut Created::default()).await };
-    let front = async {
-        if let Some(compute) = &plan.compute {
-            compute::apply(ctx, compute).await?;
-        }
-        if let Some(alb) = &plan.alb {
-            alb::apply(ctx, alb).await?;
-        }
-        Ok::<_, Error>(())
-    };
-    let back = async {
-        if let Some(database) = &plan.database {
-            database::apply(ctx, database).await?;
-        }
-        Ok(())
-    };
-    tokio::try_join!(front, back, nat)?;
-    network::apply_steps(ctx, network_steps, &mut Created::default()).await
+/// Applies a teardown plan: the graph backwards, as its deletes' needs allow.
+pub async fn teardown(ctx: &AwsContext, plan: &StackPlan) -> Result<()> {
+    plan.apply(ctx).await
 }
 
 /// Every tier's outputs, where the tier stands complete.
 pub async fn outputs(ctx: &AwsContext, config: &Config) -> Result<StackOutputs> {
-    Ok(StackOutputs {
-        network: network_outputs(ctx, config).await?,
-        alb: alb_outputs(ctx, config).await?,
-        compute: {
-            let (role, profile) = compute::iam_names(config);
-            compute::outputs(&compute::observe(ctx, &config.stack.name, &role, &profile, None).await?)
-        },
-        database: database::outputs(&database::observe_config(ctx, config).await?),
-    })
+    Ok(Observations::read(ctx, config, TIERS).await?.outputs(config))
 }
 
-async fn network_outputs(ctx: &AwsContext, config: &Config) -> Result<Option<NetworkOutputs>> {
-    Ok(network::outputs(&network::observe(ctx, &config.stack.name).await?))
-}
-
-async fn alb_outputs(ctx: &AwsContext, config: &Config) -> Result<Option<AlbOutputs>> {
-    Ok(alb::outputs(config, &alb::observe(ctx, &config.stack.name).await?))
-}
-
-/// Fails when the tier `needs` does not stand complete.
-async fn require(ctx: &AwsContext, config: &Config, tier: Tier, needs: Tier) -> Result<()> {
-    let present = match needs {
-        Tier::Network => network_outputs(ctx, config).await?.is_some(),
-        Tier::Alb => alb_outputs(ctx, config).await?.is_some(),
-        Tier::Compute | Tier::Database => true,
-    };
-    if present { Ok(()) } else { Err(missing(config, tier, needs)) }
-}
-
-fn missing(config: &Config, tier: Tier, needs: Tier) -> Error {
-    Error::MissingDependency { tier, needs, stack: config.stack.name.clone() }
-}
+#[cfg(test)]
+mod tests;

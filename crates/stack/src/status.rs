@@ -1,9 +1,9 @@
 //! `cargo xtask status`: per tier, whether it stands and whether it matches the config.
 
 use serde::Serialize;
-use three_tier_core::{AwsContext, Config, Result, Tier};
+use three_tier_core::{AwsContext, Change, Config, Plan, Result, Step, Tier};
 
-use crate::{TIERS, TierPlan, plan_deploy, tier_teardown};
+use crate::{Observations, StackStep, TIERS, plan_deploy_from, standing};
 
 /// One tier's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -19,38 +19,32 @@ pub enum TierStatus {
     Conflicting { conflicts: Vec<String> },
 }
 
-/// Every tier's status, in deploy order.
+/// Every tier's status, in deploy order, from one observation of the stack.
 pub async fn status(ctx: &AwsContext, config: &Config) -> Result<Vec<(Tier, TierStatus)>> {
-    let standing = standing(ctx, config).await?;
-    let plans = plan_deploy(ctx, config, TIERS).await?;
-    Ok(plans
+    let mut observed = Observations::read(ctx, config, TIERS).await?;
+    // An instance to launch is shown with its AMI, as `plan` shows it.
+    if let Some(compute) = observed.compute.as_mut().filter(|c| c.instances.is_empty()) {
+        compute.image = Some(compute::resolve_image(ctx, &compute::image_source(config)).await?);
+    }
+    let standing = standing(config, &observed);
+    let plan = plan_deploy_from(config, TIERS, &observed)?;
+    Ok(plan
+        .tiers
         .iter()
         .map(|plan| {
-            let state = if standing.contains(&plan.tier()) { judge(plan) } else { TierStatus::Absent };
-            (plan.tier(), state)
+            let state = if standing.contains(&plan.tier) { judge(plan) } else { TierStatus::Absent };
+            (plan.tier, state)
         })
         .collect())
 }
 
-/// The tiers of which something exists: those a teardown would delete something of.
-pub(crate) async fn standing(ctx: &AwsContext, config: &Config) -> Result<Vec<Tier>> {
-    let mut standing = Vec::new();
-    let mut alb_state = None;
-    for &tier in TIERS {
-        if tier_teardown(ctx, config, tier, &mut alb_state).await?.changes() > 0 {
-            standing.push(tier);
-        }
-    }
-    Ok(standing)
-}
-
-fn judge(plan: &TierPlan) -> TierStatus {
-    if !plan.conflicts().is_empty() {
-        let conflicts = plan.conflicts().iter().map(|c| format!("{} {}", c.resource, c.problem)).collect();
+fn judge(plan: &Plan<StackStep>) -> TierStatus {
+    if !plan.conflicts.is_empty() {
+        let conflicts = plan.conflicts.iter().map(|c| format!("{} {}", c.resource, c.problem)).collect();
         TierStatus::Conflicting { conflicts }
-    } else if plan.is_empty() {
+    } else if plan.steps.is_empty() {
         TierStatus::UpToDate
     } else {
-        TierStatus::Drifted { changes: plan.changes() }
+        TierStatus::Drifted { changes: plan.steps.iter().filter(|s| s.change() != Change::Wait).count() }
     }
 }

@@ -7,7 +7,9 @@ use aws_sdk_ec2::config::{Credentials, Region};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 
 use crate::calls::CallLog;
+use crate::graph::Durations;
 use crate::progress::Progress;
+use crate::schedule::Schedule;
 use crate::wait::WaitSettings;
 
 /// The stack's tags as EC2 takes them when it creates a resource.
@@ -39,6 +41,11 @@ pub struct AwsContext {
     pub calls: CallLog,
     pub waits: WaitSettings,
     pub progress: Progress,
+    /// How runs pick among the steps that are ready.
+    pub schedule: Schedule,
+    /// How long AWS's work typically takes where the requests go (the emulator's clock
+    /// runs faster), for predictions measured against.
+    pub durations: Durations,
 }
 
 impl AwsContext {
@@ -87,6 +94,8 @@ impl AwsContext {
             calls,
             waits,
             progress,
+            schedule: Schedule::default(),
+            durations: Durations::aws(),
         }
     }
 }

@@ -7,6 +7,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::config::ConfigError;
+use crate::graph::GraphError;
 use crate::roles::Tier;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -42,6 +43,18 @@ pub enum Error {
     #[error("the {tier} tier of stack {stack} still carries the {} tier(s)\n  fix: tear them down with it (`cargo xtask teardown {tier} {}`), or add --cascade", join(dependents), join(dependents))]
     Dependents { tier: Tier, dependents: Vec<Tier>, stack: String },
 
+    /// AWS's answer lacks something it always carries.
+    #[error("{operation} answered without {field}\n  fix: run the command again; if it persists, report it with the request id in the debug log (RUST_LOG=debug)")]
+    MissingField { operation: &'static str, field: &'static str },
+
+    /// A plan's graph cannot be walked: a bug, found before any change.
+    #[error("the plan cannot be run: {0}\n  fix: this is a bug in three-tier; please report it with the output of `cargo xtask plan`")]
+    Graph(#[from] GraphError),
+
+    /// Steps of a run failed; the steps running beside them finished, no new one started.
+    #[error("{}", render_failures(failures))]
+    Steps { failures: Vec<StepFailure> },
+
     /// A command needs a tier that is not deployed.
     #[error("the {tier} tier is not deployed in stack {stack}\n  fix: run `cargo xtask deploy` first")]
     NotDeployed { tier: Tier, stack: String },
@@ -61,10 +74,11 @@ impl Error {
         }
     }
 
-    /// The AWS error code, when AWS answered.
+    /// The AWS error code, when AWS answered (for failed steps, the first one's).
     pub fn code(&self) -> Option<&str> {
         match self {
             Error::Aws { code, .. } => Some(code),
+            Error::Steps { failures } => failures.first().and_then(|f| f.error.code()),
             _ => None,
         }
     }
@@ -101,6 +115,12 @@ impl Error {
                 || code == "NoSuchEntity"
         })
     }
+}
+
+/// A field of an AWS answer that the next step needs (the id of what a create made):
+/// missing, it is an error naming the call, never an empty string sent on.
+pub fn required<T>(value: Option<T>, operation: &'static str, field: &'static str) -> Result<T> {
+    value.ok_or(Error::MissingField { operation, field })
 }
 
 /// A delete of something already gone has reached its goal.
@@ -157,6 +177,29 @@ fn hint(code: &str, operation: &str) -> Option<String> {
         _ => return None,
     };
     Some(hint)
+}
+
+/// One step that failed in a run: which, of which tier, and why.
+#[derive(Debug)]
+pub struct StepFailure {
+    pub tier: Tier,
+    /// The step as the plan shows it.
+    pub step: String,
+    pub error: Box<Error>,
+}
+
+fn render_failures(failures: &[StepFailure]) -> String {
+    let mut out = match failures.len() {
+        1 => String::new(),
+        n => format!("{n} steps failed:\n"),
+    };
+    for (index, failure) in failures.iter().enumerate() {
+        if index > 0 {
+            out.push('\n');
+        }
+        out.push_str(&format!("{} step `{}` failed: {}", failure.tier, failure.step, failure.error));
+    }
+    out
 }
 
 fn join(tiers: &[Tier]) -> String {

@@ -7,15 +7,18 @@ pub mod aws;
 pub mod calls;
 pub mod config;
 pub mod error;
+pub mod graph;
 pub mod naming;
 pub mod outputs;
 pub mod plan;
 pub mod progress;
 pub mod roles;
+pub mod schedule;
 pub mod wait;
 
 pub use aws::{AwsContext, Target};
 pub use config::{Config, ConfigError};
 pub use error::{AwsResultExt, Error, Result};
+pub use graph::{Durations, Graph, Prediction};
 pub use plan::{Change, Conflict, Created, Plan, Ref, Step};
 pub use roles::{RouteTableRole, SecurityGroupRole, SubnetRole, Tier};

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::plan::Ref;
 use crate::roles::{RouteTableRole, SecurityGroupRole, SubnetRole};
 
 /// What the network tier has built, once all of it exists.
@@ -28,20 +29,31 @@ impl NetworkOutputs {
     }
 }
 
-/// What the database tier needs of the network: the two DB subnets and the database's
-/// security group. They exist before the rest of the network, so the database's minutes
-/// start early.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DatabaseNetwork {
-    pub subnet_ids: Vec<String>,
-    pub security_group_id: String,
+/// What other tiers refer to of the network tier: each an id when it exists, else the key
+/// of the step of the same run that creates it, so a whole stack plans in one pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkRefs {
+    pub vpc: Ref,
+    pub subnets: BTreeMap<SubnetRole, Ref>,
+    pub security_groups: BTreeMap<SecurityGroupRole, Ref>,
 }
 
-impl NetworkOutputs {
-    pub fn database_network(&self) -> DatabaseNetwork {
-        DatabaseNetwork {
-            subnet_ids: SubnetRole::DB.iter().map(|&role| self.subnet(role).to_owned()).collect(),
-            security_group_id: self.security_group(SecurityGroupRole::Db).to_owned(),
+impl NetworkRefs {
+    pub fn subnet(&self, role: SubnetRole) -> &Ref {
+        &self.subnets[&role]
+    }
+
+    pub fn security_group(&self, role: SecurityGroupRole) -> &Ref {
+        &self.security_groups[&role]
+    }
+}
+
+impl From<&NetworkOutputs> for NetworkRefs {
+    fn from(outputs: &NetworkOutputs) -> NetworkRefs {
+        NetworkRefs {
+            vpc: Ref::existing(&outputs.vpc_id),
+            subnets: outputs.subnet_ids.iter().map(|(&role, id)| (role, Ref::existing(id))).collect(),
+            security_groups: outputs.security_group_ids.iter().map(|(&role, id)| (role, Ref::existing(id))).collect(),
         }
     }
 }
@@ -68,34 +80,15 @@ pub struct ComputeOutputs {
     pub instance_profile_arn: String,
 }
 
-impl NetworkOutputs {
-    /// Stand-ins for a network tier that a plan would create: lets `plan` show what the
-    /// later tiers would build on an empty account.
-    pub fn placeholder() -> NetworkOutputs {
-        let new = |what: &str| format!("(new {what})");
-        NetworkOutputs {
-            vpc_id: new("vpc"),
-            internet_gateway_id: new("internet-gateway"),
-            subnet_ids: SubnetRole::ALL.iter().map(|&r| (r, new(&format!("subnet/{r}")))).collect(),
-            route_table_ids: RouteTableRole::ALL.iter().map(|&r| (r, new(&format!("route-table/{r}")))).collect(),
-            nat_gateway_id: new("nat-gateway"),
-            eip_allocation_id: new("nat-address"),
-            security_group_ids: SecurityGroupRole::ALL.iter().map(|&r| (r, new(&format!("security-group/{r}")))).collect(),
-        }
-    }
+/// What other tiers refer to of the ALB tier: the target group the instance registers in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlbRefs {
+    pub app_target_group: Ref,
 }
 
-impl AlbOutputs {
-    /// Stand-ins for an ALB tier that a plan would create.
-    pub fn placeholder() -> AlbOutputs {
-        let new = |what: &str| format!("(new {what})");
-        AlbOutputs {
-            load_balancer_arn: new("load-balancer"),
-            dns_name: new("load-balancer dns name"),
-            listener_arn: new("listener"),
-            app_target_group_arn: new("app target group"),
-            target_group_arns: BTreeMap::new(),
-        }
+impl From<&AlbOutputs> for AlbRefs {
+    fn from(outputs: &AlbOutputs) -> AlbRefs {
+        AlbRefs { app_target_group: Ref::existing(&outputs.app_target_group_arn) }
     }
 }
 

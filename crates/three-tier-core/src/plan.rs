@@ -5,11 +5,13 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Mutex;
 
 use serde::Serialize;
 
 use crate::aws::AwsContext;
 use crate::error::{Error, Result};
+use crate::graph::Graph;
 use crate::roles::Tier;
 
 /// An id in a plan: of a resource that exists, or of one an earlier step of the same plan
@@ -29,6 +31,11 @@ impl Ref {
     pub fn planned(key: impl Into<String>) -> Ref {
         Ref::Planned(key.into())
     }
+
+    /// Whether this is the existing resource `id`.
+    pub fn is(&self, id: &str) -> bool {
+        matches!(self, Ref::Existing(existing) if existing == id)
+    }
 }
 
 impl std::fmt::Display for Ref {
@@ -40,26 +47,31 @@ impl std::fmt::Display for Ref {
     }
 }
 
-/// The ids of resources created while a plan runs, for the steps after them.
+/// The ids of resources created while a plan runs, for the steps after them. Steps run
+/// concurrently, so it is shared behind a lock.
 #[derive(Debug, Default)]
 pub struct Created {
-    ids: HashMap<String, String>,
+    ids: Mutex<HashMap<String, String>>,
 }
 
 impl Created {
-    pub fn insert(&mut self, key: impl Into<String>, id: impl Into<String>) {
-        self.ids.insert(key.into(), id.into());
+    pub fn insert(&self, key: impl Into<String>, id: impl Into<String>) {
+        self.ids.lock().expect("created ids lock").insert(key.into(), id.into());
     }
 
     pub fn resolve(&self, reference: &Ref) -> Result<String> {
         match reference {
             Ref::Existing(id) => Ok(id.clone()),
-            Ref::Planned(key) => self.ids.get(key).cloned().ok_or_else(|| Error::Conflict {
+            Ref::Planned(key) => self.ids.lock().expect("created ids lock").get(key).cloned().ok_or_else(|| Error::Conflict {
                 resource: key.clone(),
                 problem: "was to be created by an earlier step of the plan, which did not run".into(),
-                fix: "this is a bug in the plan's order; please report it with the plan output".into(),
+                fix: "this is a bug in the plan's graph; please report it with the plan output".into(),
             }),
         }
+    }
+
+    pub fn resolve_all(&self, references: &[Ref]) -> Result<Vec<String>> {
+        references.iter().map(|r| self.resolve(r)).collect()
     }
 }
 
@@ -86,11 +98,26 @@ impl Change {
     }
 }
 
-/// One step of a tier's plan.
+/// One step of a tier's plan, and a node of the stack's graph (see [`crate::graph`]).
 pub trait Step: Serialize {
     fn change(&self) -> Change;
     /// One line for a person: what, which, and the settings that matter.
     fn describe(&self) -> String;
+    /// The keys this step makes: the key of what it creates (what [`Ref::Planned`] names),
+    /// and readiness keys of [`crate::graph::ready`] or of its tier.
+    fn produces(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Readiness keys this step must wait for, beyond the planned ids it refers to: it
+    /// runs after every step that produces one. A key no step produces already holds.
+    fn after(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// The name in [`crate::graph::Durations`] of how long AWS typically takes until what
+    /// this step did is usable: a wait's duration, or a delay like IAM's propagation.
+    fn typical(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Something deploy cannot change in place: it refuses the whole plan and says why.
@@ -162,26 +189,13 @@ impl<S: Step> Plan<S> {
     }
 
     /// Applies the plan with its tier's `run`: refused whole on a conflict, else its steps
-    /// in order (see [`run_steps`]).
-    pub async fn apply(&self, ctx: &AwsContext, run: impl AsyncFn(&AwsContext, &S, &mut Created) -> Result<()>) -> Result<()> {
+    /// as the graph of their needs allows (see [`crate::schedule::run`]).
+    pub async fn apply(&self, ctx: &AwsContext, run: impl AsyncFn(&AwsContext, &S, &Created) -> Result<()>) -> Result<()>
+    where
+        S: Clone,
+    {
         self.check_conflicts()?;
-        run_steps(ctx, &self.steps, &mut Created::default(), run).await
+        let graph = Graph::build(self.steps.iter().map(|step| (self.tier, step.clone())))?;
+        crate::schedule::run(ctx, &graph, &Created::default(), run).await
     }
-}
-
-/// Runs steps in order with their tier's `run`, announcing each; `created` carries the ids
-/// of what earlier steps made, so a plan can also be run in parts. A step's future is
-/// boxed: it holds every SDK call's, too big to nest on a stack several times over (the
-/// stack runs tiers' steps beside each other).
-pub async fn run_steps<S: Step>(
-    ctx: &AwsContext,
-    steps: &[S],
-    created: &mut Created,
-    run: impl AsyncFn(&AwsContext, &S, &mut Created) -> Result<()>,
-) -> Result<()> {
-    for step in steps {
-        ctx.progress.announce(step);
-        Box::pin(run(ctx, step, created)).await?;
-    }
-    Ok(())
 }

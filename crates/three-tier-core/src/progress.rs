@@ -23,10 +23,10 @@ impl Progress {
         Progress { bars: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()), silent: true }
     }
 
-    /// The line an apply prints for a step it is about to run; waits show their own.
-    pub fn announce<S: crate::Step>(&self, step: &S) {
+    /// The line a run prints for a step it is about to start; waits show their own.
+    pub fn announce<S: crate::Step>(&self, tier: crate::Tier, step: &S) {
         if step.change() != crate::Change::Wait {
-            self.line(format!("  {} {}", step.change().sign(), step.describe()));
+            self.line(format!("  {} {tier}: {}", step.change().sign(), step.describe()));
         }
     }
 

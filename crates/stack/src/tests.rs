@@ -1,0 +1,89 @@
+//! The stack's graph, planned from hand-built observations: no AWS.
+
+use three_tier_core::graph::Durations;
+use three_tier_core::{Config, Step, Tier};
+
+use crate::{Observations, StackStep, plan_deploy_from};
+
+/// An empty account: nothing of the stack exists; a launch would use this AMI.
+fn empty_account() -> Observations {
+    let image = compute::Image {
+        id: "ami-0123".into(),
+        source: compute::image_source(&Config::default_config()),
+        root_device: "/dev/xvda".into(),
+        snapshot_gib: 8,
+    };
+    Observations {
+        network: Some(network::Observed::default()),
+        alb: Some(alb::Observed::default()),
+        compute: Some(compute::Observed { image: Some(image), ..compute::Observed::default() }),
+        database: Some(database::Observed::default()),
+    }
+}
+
+fn is_step(step: &StackStep, text: &str) -> bool {
+    step.describe().starts_with(text)
+}
+
+#[test]
+fn an_empty_account_plans_every_tier_in_one_graph() {
+    let plan = plan_deploy_from(&Config::default_config(), crate::TIERS, &empty_account()).unwrap();
+    let tiers: Vec<Tier> = plan.tiers.iter().map(|p| p.tier).collect();
+    assert_eq!(tiers, crate::TIERS);
+    assert!(plan.conflicts().next().is_none());
+    assert_eq!(plan.graph.nodes.len(), plan.tiers.iter().map(|p| p.steps.len()).sum::<usize>());
+    insta::assert_snapshot!("stack_fresh_plan_text", plan.render());
+}
+
+#[test]
+fn the_database_needs_its_subnets_and_group_only() {
+    let plan = plan_deploy_from(&Config::default_config(), crate::TIERS, &empty_account()).unwrap();
+    let graph = &plan.graph;
+    let create = graph.find(|s| is_step(s, "RDS instance")).unwrap();
+    let before: Vec<String> = graph.ancestors(create).iter().map(|&i| graph.nodes[i].step.describe()).collect();
+    let mut kinds: Vec<&str> = before.iter().map(|d| d.split(' ').next().unwrap()).collect();
+    kinds.sort();
+    kinds.dedup();
+    // The VPC, the two DB subnets, the DB subnet group and db-sg001: no route table, NAT
+    // gateway or other tier.
+    assert_eq!(kinds, ["DB", "VPC", "security", "subnet"], "{before:#?}");
+    assert_eq!(before.iter().filter(|d| d.starts_with("subnet")).count(), 2, "{before:#?}");
+}
+
+#[test]
+fn the_instance_launches_once_the_nat_gateway_and_its_route_are_ready() {
+    let plan = plan_deploy_from(&Config::default_config(), crate::TIERS, &empty_account()).unwrap();
+    let graph = &plan.graph;
+    let launch = graph.find(|s| is_step(s, "instance three-tier-app")).unwrap();
+    let before = graph.ancestors(launch);
+    let has = |text: &str| before.iter().any(|&i| is_step(&graph.nodes[i].step, text));
+    assert!(has("wait for NAT gateway"));
+    assert!(has("route 0.0.0.0/0 → NAT gateway"));
+    assert!(before.iter().any(|&i| graph.nodes[i].step.describe().ends_with("with subnet app-subnet")), "the app subnet is routed");
+    assert!(has("put role"), "its instance profile holds the role");
+    assert!(!has("wait for load balancer"), "the instance needs no active load balancer");
+    let register = graph.find(|s| is_step(s, "register instance")).unwrap();
+    assert!(graph.ancestors(register).iter().any(|&i| is_step(&graph.nodes[i].step, "target group app-target-group")));
+}
+
+#[test]
+fn the_prediction_names_the_database_as_the_long_pole() {
+    let plan = plan_deploy_from(&Config::default_config(), crate::TIERS, &empty_account()).unwrap();
+    let aws = Durations::aws();
+    let prediction = plan.predict(&aws);
+    // The RDS instance's six minutes, after the four calls that make what it needs.
+    let calls = 4.0 * aws.get("api_call");
+    assert!((prediction.seconds - (aws.get("db_instance_available") + aws.get("api_call") + calls)).abs() < 1e-9, "{prediction:?}");
+    let pole: Vec<&str> = prediction.long_pole.iter().map(|s| s.label.as_str()).collect();
+    assert_eq!(pole.first(), Some(&"VPC three-tier-vpc"));
+    assert_eq!(pole.last(), Some(&"wait for three-tier-db to be available"));
+    // At another time scale, the same chain scaled.
+    let scaled = plan.predict(&aws.scaled(0.05));
+    assert!((scaled.seconds - prediction.seconds * 0.05).abs() < 1e-9);
+}
+
+#[test]
+fn a_tier_on_a_missing_tier_is_refused_before_any_plan() {
+    let err = plan_deploy_from(&Config::default_config(), &[Tier::Compute], &empty_account()).unwrap_err();
+    assert!(matches!(err, three_tier_core::Error::MissingDependency { tier: Tier::Compute, needs: Tier::Network, .. }), "{err}");
+}

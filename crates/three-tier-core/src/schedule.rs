@@ -1,0 +1,236 @@
+//! The one scheduler: walks a [`Graph`], for deploy and teardown alike. Every node whose
+//! needs are done starts at once; on the first failure nothing new starts, the steps
+//! already running finish, and every failure is reported together.
+
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::Poll;
+
+use crate::aws::AwsContext;
+use crate::error::{Error, Result, StepFailure};
+use crate::graph::Graph;
+use crate::plan::{Created, Step};
+
+/// How the scheduler picks among the nodes that are ready.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Schedule {
+    /// All of them, at once.
+    #[default]
+    Concurrent,
+    /// One at a time, drawn at random from a seeded sequence. Any order the graph allows
+    /// must work: runs with several seeds show that no edge the steps need is missing.
+    Shuffled { seed: u64 },
+}
+
+/// Runs the steps of `graph` with their tier's `run`, as their needs allow. `created`
+/// carries the ids of what steps make to the steps that refer to them.
+pub async fn run<S: Step>(
+    ctx: &AwsContext,
+    graph: &Graph<S>,
+    created: &Created,
+    run: impl AsyncFn(&AwsContext, &S, &Created) -> Result<()>,
+) -> Result<()> {
+    let dependents = graph.dependents();
+    let mut waiting: Vec<usize> = graph.nodes.iter().map(|node| node.needs.len()).collect();
+    let mut ready: Vec<usize> = (0..graph.nodes.len()).filter(|&index| waiting[index] == 0).collect();
+    let mut draws = SplitMix64(match ctx.schedule {
+        Schedule::Shuffled { seed } => seed,
+        Schedule::Concurrent => 0,
+    });
+    let run = &run;
+    // Each step's future is boxed: it holds every SDK call's, too big to keep several of
+    // on a stack.
+    let start = |index: usize| {
+        let node = &graph.nodes[index];
+        ctx.progress.announce(node.tier, &node.step);
+        Box::pin(async move { (index, run(ctx, &node.step, created).await) })
+    };
+    let mut running = Vec::new();
+    let mut failures = Vec::new();
+    loop {
+        if failures.is_empty() {
+            match ctx.schedule {
+                Schedule::Concurrent => running.extend(ready.drain(..).map(start)),
+                Schedule::Shuffled { .. } if running.is_empty() && !ready.is_empty() => {
+                    let pick = usize::try_from(draws.next() % ready.len() as u64).expect("an index of ready");
+                    running.push(start(ready.remove(pick)));
+                }
+                Schedule::Shuffled { .. } => {}
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        let (slot, (index, result)) = first_done(&mut running).await;
+        drop(running.swap_remove(slot));
+        match result {
+            Ok(()) => {
+                for &dependent in &dependents[index] {
+                    waiting[dependent] -= 1;
+                    if waiting[dependent] == 0 {
+                        // Kept in graph order: ties start in the order the plans list them.
+                        let at = ready.partition_point(|&r| r < dependent);
+                        ready.insert(at, dependent);
+                    }
+                }
+            }
+            Err(error) => {
+                let node = &graph.nodes[index];
+                failures.push(StepFailure { tier: node.tier, step: node.step.describe(), error: Box::new(error) });
+            }
+        }
+    }
+    if failures.is_empty() { Ok(()) } else { Err(Error::Steps { failures }) }
+}
+
+/// Waits for the first of `futures` to finish: its slot and its output.
+async fn first_done<F: Future>(futures: &mut [Pin<Box<F>>]) -> (usize, F::Output) {
+    poll_fn(|cx| {
+        for (slot, future) in futures.iter_mut().enumerate() {
+            if let Poll::Ready(output) = future.as_mut().poll(cx) {
+                return Poll::Ready((slot, output));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// A small, seeded pseudo-random sequence (SplitMix64): enough to shuffle an order.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use serde::Serialize;
+
+    use super::*;
+    use crate::aws::Target;
+    use crate::plan::{Change, Ref};
+    use crate::progress::Progress;
+    use crate::roles::Tier;
+    use crate::wait::WaitSettings;
+
+    #[derive(Debug, Clone, Serialize)]
+    struct Sleep {
+        name: &'static str,
+        key: Option<&'static str>,
+        uses: Option<Ref>,
+        millis: u64,
+        fails: bool,
+    }
+
+    impl Step for Sleep {
+        fn change(&self) -> Change {
+            Change::Create
+        }
+        fn describe(&self) -> String {
+            self.name.into()
+        }
+        fn produces(&self) -> Vec<String> {
+            self.key.iter().map(|k| k.to_string()).collect()
+        }
+    }
+
+    fn sleep(name: &'static str, millis: u64) -> Sleep {
+        Sleep { name, key: Some(name), uses: None, millis, fails: false }
+    }
+
+    async fn context(schedule: Schedule) -> AwsContext {
+        // No request is sent: the steps below only sleep.
+        let target = Target::Emulator { endpoint: "http://127.0.0.1:9".into() };
+        let mut ctx = AwsContext::connect(&target, "us-east-1", WaitSettings::fast_poll(), Progress::silent()).await;
+        ctx.schedule = schedule;
+        ctx
+    }
+
+    /// Runs `steps`, recording when each starts and ends (in steps of the log).
+    async fn walk(schedule: Schedule, steps: Vec<Sleep>) -> (Result<()>, Vec<String>) {
+        let graph = Graph::build(steps.into_iter().map(|s| (Tier::Network, s))).unwrap();
+        let log = Mutex::new(Vec::new());
+        let ctx = context(schedule).await;
+        let created = Created::default();
+        let result = run(&ctx, &graph, &created, async |_, step: &Sleep, created: &Created| {
+            if let Some(reference) = &step.uses {
+                created.resolve(reference)?;
+            }
+            log.lock().unwrap().push(format!("start {}", step.name));
+            tokio::time::sleep(Duration::from_millis(step.millis)).await;
+            log.lock().unwrap().push(format!("end {}", step.name));
+            if step.fails {
+                return Err(Error::Conflict { resource: step.name.into(), problem: "failed".into(), fix: "none".into() });
+            }
+            if let Some(key) = step.key {
+                created.insert(key, format!("id-{key}"));
+            }
+            Ok(())
+        })
+        .await;
+        (result, log.into_inner().unwrap())
+    }
+
+    #[tokio::test]
+    async fn independent_steps_run_together_and_a_step_waits_for_its_needs() {
+        let after_a = Sleep { uses: Some(Ref::planned("a")), ..sleep("after-a", 1) };
+        let (result, log) = walk(Schedule::Concurrent, vec![sleep("a", 30), sleep("b", 30), after_a]).await;
+        result.unwrap();
+        assert_eq!(&log[..2], ["start a", "start b"], "{log:?}");
+        let position = |entry: &str| log.iter().position(|e| e == entry).unwrap();
+        assert!(position("end a") < position("start after-a"), "{log:?}");
+    }
+
+    #[tokio::test]
+    async fn a_failure_starts_nothing_new_lets_running_steps_finish_and_reports_every_failure() {
+        let bad = Sleep { fails: true, ..sleep("bad", 1) };
+        let worse = Sleep { fails: true, ..sleep("worse", 5) };
+        let slow = sleep("slow", 40);
+        let after_bad = Sleep { uses: Some(Ref::planned("bad")), ..sleep("after-bad", 1) };
+        let after_slow = Sleep { uses: Some(Ref::planned("slow")), ..sleep("after-slow", 1) };
+        let (result, log) = walk(Schedule::Concurrent, vec![bad, worse, slow, after_bad, after_slow]).await;
+        assert!(log.contains(&"end slow".to_owned()), "a running step finishes: {log:?}");
+        assert!(!log.iter().any(|e| e.starts_with("start after")), "nothing new starts: {log:?}");
+        let Err(Error::Steps { failures }) = result else { panic!("{result:?}") };
+        let failed: Vec<&str> = failures.iter().map(|f| f.step.as_str()).collect();
+        assert_eq!(failed, ["bad", "worse"]);
+        let message = Error::Steps { failures }.to_string();
+        assert!(message.starts_with("2 steps failed:") && message.contains("network step `worse` failed"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_shuffled_schedule_runs_one_step_at_a_time_in_an_order_the_graph_allows() {
+        let steps = || {
+            vec![
+                sleep("a", 1),
+                sleep("b", 1),
+                Sleep { uses: Some(Ref::planned("a")), ..sleep("c", 1) },
+                Sleep { uses: Some(Ref::planned("c")), ..sleep("d", 1) },
+                sleep("e", 1),
+            ]
+        };
+        let mut orders = std::collections::BTreeSet::new();
+        for seed in 0..8 {
+            let (result, log) = walk(Schedule::Shuffled { seed }, steps()).await;
+            result.unwrap();
+            let starts: Vec<&str> = log.iter().step_by(2).map(|e| e.trim_start_matches("start ")).collect();
+            for pair in log.chunks(2) {
+                assert_eq!(pair[0].replace("start", "end"), pair[1], "one step at a time: {log:?}");
+            }
+            let at = |name: &str| starts.iter().position(|s| *s == name).unwrap();
+            assert!(at("a") < at("c") && at("c") < at("d"), "{starts:?}");
+            orders.insert(starts.join(""));
+        }
+        assert!(orders.len() > 1, "seeds give different orders: {orders:?}");
+    }
+}

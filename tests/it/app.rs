@@ -4,6 +4,7 @@
 use aws_sdk_ec2::types::{Filter, InstanceAttributeName};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use three_tier_core::naming::STACK_TAG;
+use three_tier_core::schedule::Schedule;
 use three_tier_core::{Error, Tier};
 
 use crate::support::{FailFirst, clean, config_in, context, context_with, redact};
@@ -296,7 +297,9 @@ async fn eventual_consistency_is_ridden_out() {
 #[tokio::test]
 async fn the_wire_requests_of_alb_and_compute_deploys() {
     let config = config_in("it-app-wire", "eu-west-1");
-    let ctx = context(&config).await;
+    let mut ctx = context(&config).await;
+    // Steps one at a time in plan order: the same requests in the same order every run.
+    ctx.schedule = Schedule::Ordered;
     clean(&ctx, &config).await;
     let network = network::deploy(&ctx, &config).await.unwrap();
 

@@ -2,6 +2,7 @@
 
 use aws_sdk_ec2::types::{Filter, VpcAttributeName};
 use three_tier_core::naming::{STACK_TAG, TIER_TAG};
+use three_tier_core::schedule::Schedule;
 use three_tier_core::{Change, Step};
 
 use crate::support::{fresh_stack, redact};
@@ -193,7 +194,9 @@ async fn deploy_builds_the_spec_reruns_without_change_and_teardown_leaves_only_o
 
 #[tokio::test]
 async fn the_wire_requests_of_a_fresh_deploy() {
-    let (config, ctx) = fresh_stack("it-net-wire").await;
+    let (config, mut ctx) = fresh_stack("it-net-wire").await;
+    // Steps one at a time in plan order: the same requests in the same order every run.
+    ctx.schedule = Schedule::Ordered;
     let mark = ctx.calls.mark();
     network::deploy(&ctx, &config).await.unwrap();
     let calls = redact(&ctx.calls.since(mark));

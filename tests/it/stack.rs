@@ -2,6 +2,7 @@
 //! orchestration's order, verify, and a teardown that leaves nothing.
 
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+use three_tier_core::schedule::Schedule;
 use three_tier_core::{Error, Tier};
 
 use crate::support::{HoldNatPending, clean, config_in, context, context_with, redact};
@@ -155,7 +156,9 @@ async fn teardown_refuses_to_strand_the_tiers_built_on_a_tier() {
 #[tokio::test]
 async fn the_wire_requests_of_a_database_deploy() {
     let config = config_in("it-db-wire", "ap-south-1");
-    let ctx = context(&config).await;
+    let mut ctx = context(&config).await;
+    // Steps one at a time in plan order: the same requests in the same order every run.
+    ctx.schedule = Schedule::Ordered;
     clean(&ctx, &config).await;
     let network = network::deploy(&ctx, &config).await.unwrap();
     let mark = ctx.calls.mark();

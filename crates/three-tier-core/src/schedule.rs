@@ -17,6 +17,9 @@ pub enum Schedule {
     /// All of them, at once.
     #[default]
     Concurrent,
+    /// One at a time, the first ready in the order the plans list them: the same requests
+    /// in the same order every run, for snapshots of what goes on the wire.
+    Ordered,
     /// One at a time, drawn at random from a seeded sequence. Any order the graph allows
     /// must work: runs with several seeds show that no edge the steps need is missing.
     Shuffled { seed: u64 },
@@ -35,7 +38,7 @@ pub async fn run<S: Step>(
     let mut ready: Vec<usize> = (0..graph.nodes.len()).filter(|&index| waiting[index] == 0).collect();
     let mut draws = SplitMix64(match ctx.schedule {
         Schedule::Shuffled { seed } => seed,
-        Schedule::Concurrent => 0,
+        Schedule::Concurrent | Schedule::Ordered => 0,
     });
     let run = &run;
     // Each step's future is boxed: it holds every SDK call's, too big to keep several of
@@ -51,11 +54,12 @@ pub async fn run<S: Step>(
         if failures.is_empty() {
             match ctx.schedule {
                 Schedule::Concurrent => running.extend(ready.drain(..).map(start)),
+                Schedule::Ordered if running.is_empty() && !ready.is_empty() => running.push(start(ready.remove(0))),
                 Schedule::Shuffled { .. } if running.is_empty() && !ready.is_empty() => {
                     let pick = usize::try_from(draws.next() % ready.len() as u64).expect("an index of ready");
                     running.push(start(ready.remove(pick)));
                 }
-                Schedule::Shuffled { .. } => {}
+                Schedule::Ordered | Schedule::Shuffled { .. } => {}
             }
         }
         if running.is_empty() {

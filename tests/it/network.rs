@@ -17,7 +17,7 @@ fn tag<'a>(tags: &'a [aws_sdk_ec2::types::Tag], key: &str) -> Option<&'a str> {
 
 /// Every resource the stack's tags find, as (kind, Name) pairs; NAT gateways that AWS
 /// still lists as `deleted` are gone.
-async fn tagged_resources(ec2: &aws_sdk_ec2::Client, stack: &str) -> Vec<(String, String)> {
+pub(crate) async fn tagged_resources(ec2: &aws_sdk_ec2::Client, stack: &str) -> Vec<(String, String)> {
     let mut found = Vec::new();
     let name = |tags: &[aws_sdk_ec2::types::Tag]| tag(tags, "Name").unwrap_or("?").to_owned();
     let vpcs = ec2.describe_vpcs().filters(stack_filter(stack)).send().await.unwrap();

@@ -62,11 +62,12 @@ impl AwsContext {
         progress: Progress,
         interceptors: Vec<SharedInterceptor>,
     ) -> AwsContext {
-        // Throttling and 5xx answers are retried by the SDK; a few more attempts than its
-        // default three ride out a burst of them during a deploy of some 200 calls.
+        // Throttling and 5xx answers are retried by the SDK. A deploy sends some 200 calls,
+        // many of them at once, and AWS throttles bursts: more attempts than the default
+        // three (Terraform's AWS provider allows 25) ride out a run of refusals of one call.
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))
-            .retry_config(RetryConfig::standard().with_max_attempts(5));
+            .retry_config(RetryConfig::standard().with_max_attempts(10));
         if let Target::Emulator { endpoint } = target {
             loader = loader
                 .endpoint_url(endpoint)

@@ -32,7 +32,7 @@ pub enum Error {
     #[error("{operation} could not reach AWS: {detail}\n  fix: {}", unreachable_fix(detail))]
     Unreachable { operation: &'static str, detail: String },
 
-    #[error("gave up after {}s waiting for {what}\n  fix: {fix}", after.as_secs())]
+    #[error("gave up after {}s: {what}\n  fix: {fix}", after.as_secs())]
     Timeout { what: String, after: Duration, fix: String },
 
     /// A resource this tier owns is in AWS in a form that deploy cannot change in place.

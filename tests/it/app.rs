@@ -25,11 +25,19 @@ async fn leftovers(ctx: &three_tier_core::AwsContext, config: &three_tier_core::
         .ec2
         .describe_instances()
         .filters(stack_filter(stack))
-        .filters(Filter::builder().name("instance-state-name").values("pending").values("running").values("stopped").build())
+        .filters(
+            Filter::builder().name("instance-state-name").values("pending").values("running").values("stopped").build(),
+        )
         .send()
         .await
         .unwrap();
-    found.extend(instances.reservations().iter().flat_map(|r| r.instances()).map(|i| format!("instance {}", i.instance_id().unwrap())));
+    found.extend(
+        instances
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .map(|i| format!("instance {}", i.instance_id().unwrap())),
+    );
     let role = format!("{stack}-app-role");
     if ctx.iam.get_role().role_name(&role).send().await.is_ok() {
         found.push(format!("role {role}"));
@@ -77,7 +85,8 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
     assert_eq!(lb.ip_address_type().map(|t| t.as_str()), Some("ipv4"));
     let mut subnets: Vec<&str> = lb.availability_zones().iter().filter_map(|z| z.subnet_id()).collect();
     subnets.sort();
-    let mut alb_subnets = vec![network.subnet(three_tier_core::SubnetRole::AlbA), network.subnet(three_tier_core::SubnetRole::AlbB)];
+    let mut alb_subnets =
+        vec![network.subnet(three_tier_core::SubnetRole::AlbA), network.subnet(three_tier_core::SubnetRole::AlbB)];
     alb_subnets.sort();
     assert_eq!(subnets, alb_subnets);
     assert_eq!(lb.security_groups(), [network.security_group(three_tier_core::SecurityGroupRole::Alb)]);
@@ -133,7 +142,8 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
     // The IAM role trusts EC2 and has Session Manager's policy; the profile holds it.
     let role = ctx.iam.get_role().role_name("it-app-spec-app-role").send().await.unwrap();
     let trust = role.role().unwrap().assume_role_policy_document().unwrap();
-    let trust = trust.replace("%22", "\"").replace("%3A", ":").replace("%2C", ",").replace("%7B", "{").replace("%7D", "}");
+    let trust =
+        trust.replace("%22", "\"").replace("%3A", ":").replace("%2C", ",").replace("%7B", "{").replace("%7D", "}");
     assert!(trust.contains("ec2.amazonaws.com") && trust.contains("sts:AssumeRole"), "{trust}");
     let attached = ctx.iam.list_attached_role_policies().role_name("it-app-spec-app-role").send().await.unwrap();
     let attached: Vec<&str> = attached.attached_policies().iter().filter_map(|p| p.policy_arn()).collect();
@@ -234,7 +244,8 @@ async fn the_seeds_api_rule_routes_to_a_target_group_of_its_own() {
     assert_eq!(rule.priority(), Some("10"));
     let condition = &rule.conditions()[0];
     assert_eq!(condition.field(), Some("path-pattern"));
-    let patterns = condition.path_pattern_config().map(|p| p.values().to_vec()).unwrap_or_else(|| condition.values().to_vec());
+    let patterns =
+        condition.path_pattern_config().map(|p| p.values().to_vec()).unwrap_or_else(|| condition.values().to_vec());
     assert_eq!(patterns, ["/api/*"]);
     assert_eq!(rule.actions()[0].target_group_arn(), Some(api_group.as_str()));
 
@@ -276,7 +287,8 @@ async fn eventual_consistency_is_ridden_out() {
         .send()
         .await
         .unwrap();
-    let ids: Vec<&str> = instances.reservations().iter().flat_map(|r| r.instances()).filter_map(|i| i.instance_id()).collect();
+    let ids: Vec<&str> =
+        instances.reservations().iter().flat_map(|r| r.instances()).filter_map(|i| i.instance_id()).collect();
     let instance_id = outputs.compute.unwrap().instance_id;
     assert_eq!(ids, [instance_id.as_str()], "exactly one instance");
 

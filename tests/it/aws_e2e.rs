@@ -30,7 +30,8 @@ async fn the_seeds_goals_hold_on_real_aws() {
         config.stack.name = name;
     }
     config.validate(std::path::Path::new("e2e")).unwrap();
-    let ctx = AwsContext::connect(&Target::Aws, &config.stack.region, WaitSettings::default(), Progress::stderr()).await;
+    let ctx =
+        AwsContext::connect(&Target::Aws, &config.stack.region, WaitSettings::default(), Progress::stderr()).await;
 
     let outcome = async {
         stack::deploy(&ctx, &config, stack::TIERS).await?;

@@ -53,7 +53,8 @@ async fn shuffled(seed: u64, config: Config) {
 
     let outputs = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap_or_else(|err| panic!("seed {seed}: {err}"));
     let network = outputs.network.clone().unwrap();
-    let (alb, compute, database) = (outputs.alb.clone().unwrap(), outputs.compute.clone().unwrap(), outputs.database.clone().unwrap());
+    let (alb, compute, database) =
+        (outputs.alb.clone().unwrap(), outputs.compute.clone().unwrap(), outputs.database.clone().unwrap());
 
     // SPEC.md's topology, read back from the emulator.
     let vpcs = ctx.ec2.describe_vpcs().vpc_ids(&network.vpc_id).send().await.unwrap();
@@ -67,7 +68,8 @@ async fn shuffled(seed: u64, config: Config) {
     let nat = ctx.ec2.describe_nat_gateways().nat_gateway_ids(&network.nat_gateway_id).send().await.unwrap();
     assert_eq!(nat.nat_gateways()[0].state().map(|s| s.as_str()), Some("available"));
     assert_eq!(nat.nat_gateways()[0].subnet_id(), Some(network.subnet(SubnetRole::AlbA)));
-    let balancers = ctx.elbv2.describe_load_balancers().load_balancer_arns(&alb.load_balancer_arn).send().await.unwrap();
+    let balancers =
+        ctx.elbv2.describe_load_balancers().load_balancer_arns(&alb.load_balancer_arn).send().await.unwrap();
     let balancer = &balancers.load_balancers()[0];
     assert_eq!(balancer.state().and_then(|s| s.code()).map(|c| c.as_str()), Some("active"));
     assert_eq!(balancer.security_groups(), [network.security_group(SecurityGroupRole::Alb)]);
@@ -79,7 +81,8 @@ async fn shuffled(seed: u64, config: Config) {
     let instance = &instances.reservations()[0].instances()[0];
     assert_eq!(instance.subnet_id(), Some(network.subnet(SubnetRole::App)));
     assert_eq!(instance.instance_type().map(|t| t.as_str()), Some(config.compute.instance_type.as_str()));
-    let dbs = ctx.rds.describe_db_instances().db_instance_identifier(config.names().db_instance()).send().await.unwrap();
+    let dbs =
+        ctx.rds.describe_db_instances().db_instance_identifier(config.names().db_instance()).send().await.unwrap();
     let db = &dbs.db_instances()[0];
     assert_eq!(db.db_instance_status(), Some("available"));
     assert_eq!(db.allocated_storage(), i32::try_from(config.database.allocated_storage_gib).ok());
@@ -105,7 +108,11 @@ async fn shuffled(seed: u64, config: Config) {
         assert_eq!(tries("DeleteSubnet", "SubnetId", network.subnet(role)), 1, "seed {seed}: subnet {role}");
     }
     for role in [SecurityGroupRole::App, SecurityGroupRole::Db] {
-        assert_eq!(tries("DeleteSecurityGroup", "GroupId", network.security_group(role)), 1, "seed {seed}: group {role}");
+        assert_eq!(
+            tries("DeleteSecurityGroup", "GroupId", network.security_group(role)),
+            1,
+            "seed {seed}: group {role}"
+        );
     }
     assert_eq!(tries("DeleteVpc", "VpcId", &network.vpc_id), 1, "seed {seed}: the VPC");
     assert_eq!(tries("ReleaseAddress", "AllocationId", &network.eip_allocation_id), 1, "seed {seed}: the address");

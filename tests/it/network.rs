@@ -62,13 +62,15 @@ async fn deploy_builds_the_spec_reruns_without_change_and_teardown_leaves_only_o
     assert_eq!(vpc.cidr_block(), Some("10.0.0.0/16"));
     assert_eq!(tag(vpc.tags(), "Name"), Some("it-net-spec-vpc"));
     for attribute in [VpcAttributeName::EnableDnsSupport, VpcAttributeName::EnableDnsHostnames] {
-        let answer = ec2.describe_vpc_attribute().vpc_id(&outputs.vpc_id).attribute(attribute.clone()).send().await.unwrap();
+        let answer =
+            ec2.describe_vpc_attribute().vpc_id(&outputs.vpc_id).attribute(attribute.clone()).send().await.unwrap();
         let on = answer.enable_dns_support().or(answer.enable_dns_hostnames()).and_then(|a| a.value());
         assert_eq!(on, Some(true), "{attribute:?}");
     }
 
     // Internet gateway attached to the VPC.
-    let gateways = ec2.describe_internet_gateways().internet_gateway_ids(&outputs.internet_gateway_id).send().await.unwrap();
+    let gateways =
+        ec2.describe_internet_gateways().internet_gateway_ids(&outputs.internet_gateway_id).send().await.unwrap();
     let attachments = gateways.internet_gateways()[0].attachments();
     assert_eq!(attachments.len(), 1);
     assert_eq!(attachments[0].vpc_id(), Some(outputs.vpc_id.as_str()));
@@ -96,7 +98,8 @@ async fn deploy_builds_the_spec_reruns_without_change_and_teardown_leaves_only_o
         ("db-subnet", "ap-northeast-1a", "10.0.0.128/26"),
         ("db-subnet2", "ap-northeast-1c", "10.0.0.192/26"),
     ];
-    let expected: Vec<_> = expected.iter().map(|(n, z, c)| (n.to_string(), z.to_string(), c.to_string(), false)).collect();
+    let expected: Vec<_> =
+        expected.iter().map(|(n, z, c)| (n.to_string(), z.to_string(), c.to_string(), false)).collect();
     assert_eq!(seen, expected);
     let subnet_id = |name: &str| {
         subnets.subnets().iter().find(|s| tag(s.tags(), "Name") == Some(name)).unwrap().subnet_id().unwrap().to_owned()
@@ -141,7 +144,13 @@ async fn deploy_builds_the_spec_reruns_without_change_and_teardown_leaves_only_o
         let p = &permissions[0];
         let cidrs: Vec<_> = p.ip_ranges().iter().filter_map(|r| r.cidr_ip()).collect();
         let groups: Vec<_> = p.user_id_group_pairs().iter().filter_map(|g| g.group_id()).collect();
-        (p.ip_protocol().unwrap().to_owned(), p.from_port().unwrap(), p.to_port().unwrap(), cidrs.join(","), groups.join(","))
+        (
+            p.ip_protocol().unwrap().to_owned(),
+            p.from_port().unwrap(),
+            p.to_port().unwrap(),
+            cidrs.join(","),
+            groups.join(","),
+        )
     };
     let id = |name: &str| group(name).group_id().unwrap().to_owned();
     assert_eq!(ingress("alb-sg001"), ("tcp".into(), 80, 80, "0.0.0.0/0".into(), String::new()));
@@ -159,8 +168,23 @@ async fn deploy_builds_the_spec_reruns_without_change_and_teardown_leaves_only_o
     let kinds: Vec<&str> = all.iter().map(|(kind, _)| kind.as_str()).collect();
     assert_eq!(
         kinds,
-        ["eip", "igw", "nat-gateway", "route-table", "route-table", "route-table", "security-group", "security-group",
-         "security-group", "subnet", "subnet", "subnet", "subnet", "subnet", "vpc"]
+        [
+            "eip",
+            "igw",
+            "nat-gateway",
+            "route-table",
+            "route-table",
+            "route-table",
+            "security-group",
+            "security-group",
+            "security-group",
+            "subnet",
+            "subnet",
+            "subnet",
+            "subnet",
+            "subnet",
+            "vpc"
+        ]
     );
     let tier_tagged = ec2
         .describe_subnets()
@@ -216,12 +240,14 @@ async fn an_interrupted_deploy_completes_without_duplicates() {
     network::apply(&ctx, &partial).await.unwrap();
 
     let (_, rest) = network::plan_deploy(&ctx, &config).await.unwrap();
-    let creates: Vec<String> = rest.steps.iter().filter(|s| s.change() == Change::Create).map(|s| s.describe()).collect();
+    let creates: Vec<String> =
+        rest.steps.iter().filter(|s| s.change() == Change::Create).map(|s| s.describe()).collect();
     let made_before = ["VPC", "subnet", "security group", "NAT"];
     assert!(creates.iter().all(|c| !made_before.iter().any(|made| c.starts_with(made))), "{creates:?}");
     network::deploy(&ctx, &config).await.unwrap();
 
-    let kinds: Vec<String> = crate::network::tagged_resources(&ctx.ec2, stack).await.into_iter().map(|(k, _)| k).collect();
+    let kinds: Vec<String> =
+        crate::network::tagged_resources(&ctx.ec2, stack).await.into_iter().map(|(k, _)| k).collect();
     assert_eq!(kinds.iter().filter(|k| *k == "vpc").count(), 1);
     assert_eq!(kinds.iter().filter(|k| *k == "subnet").count(), 5);
     assert_eq!(kinds.iter().filter(|k| *k == "nat-gateway").count(), 1);

@@ -19,10 +19,13 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     assert!(outputs.alb.is_some() && outputs.compute.is_some());
 
     // The DB subnet group spans both DB subnets.
-    let groups = ctx.rds.describe_db_subnet_groups().db_subnet_group_name("it-stack-db-subnet-group").send().await.unwrap();
-    let mut subnets: Vec<&str> = groups.db_subnet_groups()[0].subnets().iter().filter_map(|s| s.subnet_identifier()).collect();
+    let groups =
+        ctx.rds.describe_db_subnet_groups().db_subnet_group_name("it-stack-db-subnet-group").send().await.unwrap();
+    let mut subnets: Vec<&str> =
+        groups.db_subnet_groups()[0].subnets().iter().filter_map(|s| s.subnet_identifier()).collect();
     subnets.sort();
-    let mut db_subnets = vec![network.subnet(three_tier_core::SubnetRole::DbA), network.subnet(three_tier_core::SubnetRole::DbB)];
+    let mut db_subnets =
+        vec![network.subnet(three_tier_core::SubnetRole::DbA), network.subnet(three_tier_core::SubnetRole::DbB)];
     db_subnets.sort();
     assert_eq!(subnets, db_subnets);
 
@@ -56,14 +59,25 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     assert!(calls.iter().all(|c| !c.params.keys().any(|k| k.contains("Password") && k != "ManageMasterUserPassword")));
 
     // The instance role may read that secret, told by the DB instance's ARN.
-    let policy = ctx.iam.get_role_policy().role_name("it-stack-app-role").policy_name("read-database-secret").send().await.unwrap();
+    let policy = ctx
+        .iam
+        .get_role_policy()
+        .role_name("it-stack-app-role")
+        .policy_name("read-database-secret")
+        .send()
+        .await
+        .unwrap();
     let document = percent_decode(policy.policy_document());
     assert!(document.contains(&format!("\"{}\"", database.instance_arn)), "{document}");
 
     // Verify: what the control plane can show passes; the rest needs real AWS, and says so.
     let checks = stack::verify(&ctx, &config, false, stack::VerifyLimits::default()).await.unwrap();
     let outcomes: Vec<stack::Outcome> = checks.iter().map(|c| c.outcome).collect();
-    assert_eq!(outcomes, [stack::Outcome::Passed, stack::Outcome::NeedsRealAws, stack::Outcome::NeedsRealAws], "{checks:?}");
+    assert_eq!(
+        outcomes,
+        [stack::Outcome::Passed, stack::Outcome::NeedsRealAws, stack::Outcome::NeedsRealAws],
+        "{checks:?}"
+    );
     let sent = ctx.calls.calls().into_iter().find(|c| c.operation == "SendCommand").unwrap();
     let script = sent.params.get("Parameters.commands.1").unwrap();
     assert!(script.contains(&database.endpoint_address) && script.contains("SHOW DATABASES"), "{script}");
@@ -75,7 +89,8 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     let mark = ctx.calls.mark();
     let again = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
     assert_eq!(again, outputs);
-    let mutating: Vec<String> = ctx.calls.since(mark).iter().filter(|c| c.is_mutating()).map(|c| c.operation.clone()).collect();
+    let mutating: Vec<String> =
+        ctx.calls.since(mark).iter().filter(|c| c.is_mutating()).map(|c| c.operation.clone()).collect();
     assert_eq!(mutating, Vec::<String>::new());
 
     // Teardown: RDS without a final snapshot and with its automated backups, and nothing left.
@@ -115,7 +130,7 @@ async fn the_database_starts_while_the_nat_gateway_is_still_pending() {
     let mark = ctx.calls.mark();
     stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
     let calls = ctx.calls.since(mark);
-    let first = |what: &dyn Fn(&three_tier_core::calls::Call) -> bool| calls.iter().position(|c| what(c)).unwrap();
+    let first = |what: &dyn Fn(&three_tier_core::calls::Call) -> bool| calls.iter().position(what).unwrap();
     let create_database = first(&|c| c.operation == "CreateDBInstance");
     let create_balancer = first(&|c| c.operation == "CreateLoadBalancer");
     let nat_route = first(&|c| c.operation == "CreateRoute" && c.params.contains_key("NatGatewayId"));
@@ -142,7 +157,10 @@ async fn teardown_refuses_to_strand_the_tiers_built_on_a_tier() {
 
     let mark = ctx.calls.mark();
     let err = stack::plan_teardown(&ctx, &config, &[Tier::Network], false).await.unwrap_err();
-    assert!(matches!(&err, Error::Dependents { tier: Tier::Network, dependents, .. } if *dependents == [Tier::Database]), "{err}");
+    assert!(
+        matches!(&err, Error::Dependents { tier: Tier::Network, dependents, .. } if *dependents == [Tier::Database]),
+        "{err}"
+    );
     assert!(err.to_string().contains("--cascade"), "{err}");
     assert!(ctx.calls.since(mark).iter().all(|c| !c.is_mutating()));
 
@@ -172,7 +190,10 @@ fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
         match (bytes[i], hex) {
             (b'%', Some(byte)) => {
                 out.push(byte);

@@ -163,11 +163,25 @@ async fn invalid_alb_and_rds_requests_are_refused_with_aws_codes() {
     };
     assert_eq!(code(db("it-strict-no-password").send().await.aws("CreateDBInstance")), "InvalidParameterValue");
     assert_eq!(
-        code(db("it-strict-both").manage_master_user_password(true).master_user_password("not-a-secret-1").send().await.aws("CreateDBInstance")),
+        code(
+            db("it-strict-both")
+                .manage_master_user_password(true)
+                .master_user_password("not-a-secret-1")
+                .send()
+                .await
+                .aws("CreateDBInstance")
+        ),
         "InvalidParameterCombination"
     );
     assert_eq!(
-        code(db("it-strict-small").manage_master_user_password(true).allocated_storage(5).send().await.aws("CreateDBInstance")),
+        code(
+            db("it-strict-small")
+                .manage_master_user_password(true)
+                .allocated_storage(5)
+                .send()
+                .await
+                .aws("CreateDBInstance")
+        ),
         "InvalidParameterValue"
     );
 
@@ -219,7 +233,10 @@ async fn network_instance_and_listener_requests_aws_refuses_are_refused() {
         .await
         .unwrap();
     let default = default.security_groups()[0].group_id().unwrap();
-    assert_eq!(code(ec2.delete_security_group().group_id(default).send().await.aws("DeleteSecurityGroup")), "CannotDelete");
+    assert_eq!(
+        code(ec2.delete_security_group().group_id(default).send().await.aws("DeleteSecurityGroup")),
+        "CannotDelete"
+    );
 
     // A second internet gateway.
     let second = ec2.create_internet_gateway().send().await.unwrap();
@@ -254,11 +271,15 @@ async fn network_instance_and_listener_requests_aws_refuses_are_refused() {
             .send()
     };
     let web = network.security_group(SecurityGroupRole::App);
-    assert_eq!(code(launch("ami-0123456789abcdef0", "t3.micro", web).await.aws("RunInstances")), "InvalidAMIID.NotFound");
+    assert_eq!(
+        code(launch("ami-0123456789abcdef0", "t3.micro", web).await.aws("RunInstances")),
+        "InvalidAMIID.NotFound"
+    );
     assert!(launch(&image, "t3.nonesuch", web).await.is_err(), "an unknown instance type is refused");
     let other_vpc = ec2.create_vpc().cidr_block("10.9.0.0/16").send().await.unwrap();
     let other_vpc = other_vpc.vpc().and_then(|v| v.vpc_id()).unwrap();
-    let other_group = ec2.create_security_group().group_name("it-refusals-other").description("other").vpc_id(other_vpc);
+    let other_group =
+        ec2.create_security_group().group_name("it-refusals-other").description("other").vpc_id(other_vpc);
     let other_group = other_group.send().await.unwrap().group_id().unwrap().to_owned();
     assert_eq!(code(launch(&image, "t3.micro", &other_group).await.aws("RunInstances")), "InvalidParameter");
 
@@ -317,7 +338,8 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
     // A new NAT gateway is `pending` for a while, then `available`: the network's plan
     // without its wait for the NAT gateway (and the route through it) leaves it pending.
     let (_, plan) = network::plan_deploy(&ctx, &config).await.unwrap();
-    let wait = plan.steps.iter().position(|s| matches!(s, network::NetworkStep::WaitNatGatewayAvailable { .. })).unwrap();
+    let wait =
+        plan.steps.iter().position(|s| matches!(s, network::NetworkStep::WaitNatGatewayAvailable { .. })).unwrap();
     let steps = plan.steps[..wait].to_vec();
     network::apply(&ctx, &three_tier_core::Plan { steps, ..plan.clone() }).await.unwrap();
     let nat_gateway = network::observe(&ctx, &config.stack.name).await.unwrap().nat_gateway().unwrap().id.clone();
@@ -374,7 +396,11 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
         let ec2 = ctx.ec2.clone();
         async move {
             match ec2.describe_instances().instance_ids(id).send().await.aws("DescribeInstances") {
-                Ok(answer) => answer.reservations()[0].instances()[0].state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap(),
+                Ok(answer) => answer.reservations()[0].instances()[0]
+                    .state()
+                    .and_then(|s| s.name())
+                    .map(|n| n.as_str().to_owned())
+                    .unwrap(),
                 Err(err) if err.is_not_found() => "unknown".to_owned(),
                 Err(err) => panic!("{err}"),
             }
@@ -485,7 +511,11 @@ async fn throttling_is_ridden_out_and_a_run_that_dies_half_way_completes_when_ru
         assert!(statuses.contains(&status), "some requests were answered {status}: {statuses:?}");
     }
     let observed = network::observe(&ctx, &config.stack.name).await.unwrap();
-    assert_eq!((observed.vpcs.len(), observed.subnets.len(), observed.security_groups.len()), (1, 5, 3), "no duplicates");
+    assert_eq!(
+        (observed.vpcs.len(), observed.subnets.len(), observed.security_groups.len()),
+        (1, 5, 3),
+        "no duplicates"
+    );
     clean(&ctx, &config).await;
 
     // The tenth change fails for good: the run stops there, and the next one completes.
@@ -495,6 +525,10 @@ async fn throttling_is_ridden_out_and_a_run_that_dies_half_way_completes_when_ru
     assert_eq!(failed.unwrap_err().code(), Some("InjectedFailure"));
     network::deploy(&ctx, &config).await.unwrap();
     let observed = network::observe(&ctx, &config.stack.name).await.unwrap();
-    assert_eq!((observed.vpcs.len(), observed.subnets.len(), observed.security_groups.len()), (1, 5, 3), "no duplicates");
+    assert_eq!(
+        (observed.vpcs.len(), observed.subnets.len(), observed.security_groups.len()),
+        (1, 5, 3),
+        "no duplicates"
+    );
     clean(&ctx, &config).await;
 }

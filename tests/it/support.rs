@@ -10,8 +10,8 @@ use three_tier_core::progress::Progress;
 use three_tier_core::wait::WaitSettings;
 use three_tier_core::{AwsContext, Config, Target};
 
-pub use faults::{FailFirst, HoldNatPending};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+pub use faults::{FailFirst, HoldNatPending};
 
 /// The emulator, started once per test process (and shared with other processes).
 pub fn emulator() -> emulator::Running {
@@ -114,7 +114,8 @@ pub fn redact(calls: &[Call]) -> Vec<Call> {
                 .params
                 .iter()
                 .map(|(key, value)| {
-                    let value = if key.ends_with("ClientToken") { "[client-token]".to_owned() } else { redact_value(value) };
+                    let value =
+                        if key.ends_with("ClientToken") { "[client-token]".to_owned() } else { redact_value(value) };
                     (key.clone(), value)
                 })
                 .collect(),
@@ -133,10 +134,10 @@ mod faults {
 
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    use aws_smithy_runtime_api::box_error::BoxError;
-    use aws_smithy_runtime_api::client::interceptors::Intercept;
     use aws_sdk_ec2::operation::describe_nat_gateways::DescribeNatGatewaysOutput;
     use aws_sdk_ec2::types::{NatGateway, NatGatewayState};
+    use aws_smithy_runtime_api::box_error::BoxError;
+    use aws_smithy_runtime_api::client::interceptors::Intercept;
     use aws_smithy_runtime_api::client::interceptors::context::{
         BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextMut, FinalizerInterceptorContextMut,
     };
@@ -234,7 +235,7 @@ mod faults {
             _runtime_components: &RuntimeComponents,
             cfg: &mut ConfigBag,
         ) -> Result<(), BoxError> {
-            if !cfg.load::<Metadata>().is_some_and(|m| m.name() == "DescribeNatGateways") {
+            if cfg.load::<Metadata>().is_none_or(|m| m.name() != "DescribeNatGateways") {
                 return Ok(());
             }
             let Some(Ok(output)) = context.output_or_error_mut() else { return Ok(()) };
@@ -265,7 +266,8 @@ mod faults {
             cfg: &mut ConfigBag,
         ) -> Result<(), BoxError> {
             let ours = cfg.load::<Metadata>().is_some_and(|m| m.name() == self.operation);
-            let fail = ours && self.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+            let fail =
+                ours && self.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
             if fail {
                 let request = context.request_mut();
                 *request.body_mut() = SdkBody::from(HARMLESS);

@@ -57,7 +57,8 @@ fn measure_all(running: &emulator::Running, scale: f64) -> anyhow::Result<()> {
         eprintln!("bench: no-op re-deploy");
         let noop = measure(&ctx, || stack::deploy(&ctx, &ours, stack::TIERS)).await?;
         eprintln!("bench: teardown");
-        let teardown_critical = stack::plan_teardown(&ctx, &ours, stack::TIERS, false).await?.predict(&durations).seconds;
+        let teardown_critical =
+            stack::plan_teardown(&ctx, &ours, stack::TIERS, false).await?.predict(&durations).seconds;
         let down = measure(&ctx, || teardown(&ctx, &ours)).await?;
 
         eprintln!("bench: sequential baseline (the seed's order, each tier after the last)");
@@ -82,23 +83,37 @@ fn measure_all(running: &emulator::Running, scale: f64) -> anyhow::Result<()> {
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64().max(f64::EPSILON);
     let rows = [
         ("deploy wall time", format!("{:.2}s", deploy.wall.as_secs_f64())),
-        ("deploy critical path (the plan's prediction)", format!("{:.2}s ({:.0}s on AWS)", deploy_critical, on_aws(deploy_critical))),
+        (
+            "deploy critical path (the plan's prediction)",
+            format!("{:.2}s ({:.0}s on AWS)", deploy_critical, on_aws(deploy_critical)),
+        ),
         ("deploy / critical path", format!("{:.2} (target ≤ 1.05)", ratio(deploy.wall, seconds(deploy_critical)))),
         ("sequential baseline wall time", format!("{:.2}s", sequential.wall.as_secs_f64())),
         ("deploy / sequential baseline", format!("{:.2}", ratio(deploy.wall, sequential.wall))),
         ("teardown wall time", format!("{:.2}s", down.wall.as_secs_f64())),
-        ("teardown critical path (the plan's prediction)", format!("{:.2}s ({:.0}s on AWS)", teardown_critical, on_aws(teardown_critical))),
+        (
+            "teardown critical path (the plan's prediction)",
+            format!("{:.2}s ({:.0}s on AWS)", teardown_critical, on_aws(teardown_critical)),
+        ),
         ("teardown / critical path", format!("{:.2} (target ≤ 1.05)", ratio(down.wall, seconds(teardown_critical)))),
         ("deploy API calls: total / mutating / read", deploy.counts()),
-        ("no-op re-deploy API calls: total / mutating / read", format!("{} (target 0 mutating, ≤ 30 reads)", noop.counts())),
+        (
+            "no-op re-deploy API calls: total / mutating / read",
+            format!("{} (target 0 mutating, ≤ 30 reads)", noop.counts()),
+        ),
         ("no-op re-deploy wall time", format!("{:.2}s", noop.wall.as_secs_f64())),
         (
             "emulator time per call (no-op re-deploy), on AWS's clock",
-            format!("{:.1} ms, {:.0} ms (AWS answers in about 50-200 ms)", call_time.as_secs_f64() * 1e3, call_time.as_secs_f64() * 1e3 / scale),
+            format!(
+                "{:.1} ms, {:.0} ms (AWS answers in about 50-200 ms)",
+                call_time.as_secs_f64() * 1e3,
+                call_time.as_secs_f64() * 1e3 / scale
+            ),
         ),
         ("teardown API calls: total / mutating / read", down.counts()),
     ];
-    let mut markdown = format!("# three-tier benchmark\n\nStrict emulator, time scale {scale}.\n\n| measure | value |\n|---|---|\n");
+    let mut markdown =
+        format!("# three-tier benchmark\n\nStrict emulator, time scale {scale}.\n\n| measure | value |\n|---|---|\n");
     for (name, value) in &rows {
         let _ = writeln!(markdown, "| {name} | {value} |");
     }
@@ -162,7 +177,8 @@ where
     run().await.map_err(Into::into)?;
     let wall = started.elapsed();
     let timed = ctx.calls.timed_since(mark);
-    let timeline = timed.iter().map(|(at, call)| (at.duration_since(started).as_secs_f64(), call.operation.clone())).collect();
+    let timeline =
+        timed.iter().map(|(at, call)| (at.duration_since(started).as_secs_f64(), call.operation.clone())).collect();
     Ok(Measured { wall, calls: timed.into_iter().map(|(_, call)| call).collect(), timeline })
 }
 

@@ -1,10 +1,15 @@
-//! `cargo xtask ci`: every test, as CI runs them.
+//! `cargo xtask ci`: formatting, lints and every test, as CI runs them.
 
 use anyhow::Context as _;
 use emulator::Emulator;
 use xshell::{Shell, cmd};
 
 pub fn run(sh: &Shell) -> anyhow::Result<()> {
+    // The house rules first: they take seconds and name the line to fix.
+    cmd!(sh, "cargo fmt --all -- --check").run().context("code is not formatted: run `cargo fmt --all`")?;
+    cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings")
+        .run()
+        .context("clippy found problems: the output above names them")?;
     ensure_shellcheck(sh)?;
     let emulator = Emulator::default();
     let already_running = emulator.status().is_some();

@@ -23,11 +23,8 @@ impl Session {
     pub fn open(args: &StackArgs) -> anyhow::Result<Session> {
         let config = load_config(&args.config, args.stack.as_deref(), std::env::var("AWS_REGION").ok())?;
         // Named tiers are handled in dependency order, whatever order they were named in.
-        let tiers: Vec<Tier> = stack::TIERS
-            .iter()
-            .copied()
-            .filter(|tier| args.tiers.is_empty() || args.tiers.contains(tier))
-            .collect();
+        let tiers: Vec<Tier> =
+            stack::TIERS.iter().copied().filter(|tier| args.tiers.is_empty() || args.tiers.contains(tier)).collect();
         let target = if args.emulator {
             let running = emulator::Emulator::default().ensure_running().context("starting the emulator")?;
             Target::Emulator { endpoint: running.endpoint() }

@@ -47,9 +47,13 @@ pub fn status(session: &Session) -> anyhow::Result<()> {
             TierStatus::Absent => "not deployed".to_owned(),
             TierStatus::UpToDate => "deployed, matches the config".to_owned(),
             TierStatus::Drifted { changes } => {
-                format!("deployed, {changes} change(s) pending: `cargo xtask plan {tier}` shows them, `cargo xtask deploy {tier}` makes them")
+                format!(
+                    "deployed, {changes} change(s) pending: `cargo xtask plan {tier}` shows them, `cargo xtask deploy {tier}` makes them"
+                )
             }
-            TierStatus::Conflicting { conflicts } => format!("deployed, conflicts with the config: {}", conflicts.join("; ")),
+            TierStatus::Conflicting { conflicts } => {
+                format!("deployed, conflicts with the config: {}", conflicts.join("; "))
+            }
         };
         println!("  {:<9} {text}", tier.as_str());
     }

@@ -26,15 +26,40 @@ const BAD_CONFIGS: &[(&str, &str, &str, &str)] = &[
         "cidr = \"10.0.0.192/26\"\navailability_zone = \"ap-northeast-1a\"",
         "network.subnets.db-b.availability_zone",
     ),
-    ("AZ of another region", "availability_zone = \"ap-northeast-1c\"", "availability_zone = \"us-east-1c\"", "network.subnets.alb-b.availability_zone"),
+    (
+        "AZ of another region",
+        "availability_zone = \"ap-northeast-1c\"",
+        "availability_zone = \"us-east-1c\"",
+        "network.subnets.alb-b.availability_zone",
+    ),
     ("port 0", "app = 3030", "app = 0", "ports.app"),
     ("port above 65535", "database = 3306", "database = 70000", "ports.database"),
-    ("ALB name over 32 characters", "name = \"sample-alb\"", "name = \"a-load-balancer-name-of-33-chars-\"", "alb.name"),
-    ("target group name with a bad character", "target_group_name = \"app-target-group\"", "target_group_name = \"app_target_group\"", "alb.target_group_name"),
+    (
+        "ALB name over 32 characters",
+        "name = \"sample-alb\"",
+        "name = \"a-load-balancer-name-of-33-chars-\"",
+        "alb.name",
+    ),
+    (
+        "target group name with a bad character",
+        "target_group_name = \"app-target-group\"",
+        "target_group_name = \"app_target_group\"",
+        "alb.target_group_name",
+    ),
     ("stack name with capitals", "name = \"three-tier\"", "name = \"Three-Tier\"", "stack.name"),
     ("misspelt key", "nat_gateway_name", "nat_gateway_nmae", "network"),
-    ("storage under RDS's minimum", "allocated_storage_gib = 20", "allocated_storage_gib = 5", "database.allocated_storage_gib"),
-    ("DB subnet group name with capitals", "subnet_group_name = \"db-subnet-group\"", "subnet_group_name = \"DB-Subnets\"", "database.subnet_group_name"),
+    (
+        "storage under RDS's minimum",
+        "allocated_storage_gib = 20",
+        "allocated_storage_gib = 5",
+        "database.allocated_storage_gib",
+    ),
+    (
+        "DB subnet group name with capitals",
+        "subnet_group_name = \"db-subnet-group\"",
+        "subnet_group_name = \"DB-Subnets\"",
+        "database.subnet_group_name",
+    ),
     (
         "subnet outside the stack's zones",
         "cidr = \"10.0.0.192/26\"\navailability_zone = \"ap-northeast-1c\"",
@@ -106,7 +131,11 @@ fn run_xtask(args: &[&str]) -> Outcome {
         .unwrap();
     std::thread::sleep(Duration::from_millis(20));
     let aws_connections = std::iter::from_fn(|| listener.accept().ok()).count();
-    Outcome { code: output.status.code(), stderr: String::from_utf8_lossy(&output.stderr).into_owned(), aws_connections }
+    Outcome {
+        code: output.status.code(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        aws_connections,
+    }
 }
 
 fn tempdir(name: &str) -> std::path::PathBuf {

@@ -38,7 +38,11 @@ pub async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<
                 .send()
                 .await
                 .aws("CreateTargetGroup")?;
-            let arn = required(answer.target_groups().first().and_then(|g| g.target_group_arn()), "CreateTargetGroup", "TargetGroupArn")?;
+            let arn = required(
+                answer.target_groups().first().and_then(|g| g.target_group_arn()),
+                "CreateTargetGroup",
+                "TargetGroupArn",
+            )?;
             created.insert(key, arn);
         }
         AlbStep::ModifyTargetGroupHealthCheck { arn, health_check_path, matcher, .. } => {
@@ -65,7 +69,11 @@ pub async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<
                 .send()
                 .await
                 .aws("CreateLoadBalancer")?;
-            let arn = required(answer.load_balancers().first().and_then(|lb| lb.load_balancer_arn()), "CreateLoadBalancer", "LoadBalancerArn")?;
+            let arn = required(
+                answer.load_balancers().first().and_then(|lb| lb.load_balancer_arn()),
+                "CreateLoadBalancer",
+                "LoadBalancerArn",
+            )?;
             created.insert(key, arn);
         }
         AlbStep::SetSubnets { load_balancer, subnets, .. } => {
@@ -95,7 +103,8 @@ pub async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<
                 .send()
                 .await
                 .aws("CreateListener")?;
-            let arn = required(answer.listeners().first().and_then(|l| l.listener_arn()), "CreateListener", "ListenerArn")?;
+            let arn =
+                required(answer.listeners().first().and_then(|l| l.listener_arn()), "CreateListener", "ListenerArn")?;
             created.insert(key, arn);
         }
         AlbStep::ModifyListenerDefault { listener, target_group, .. } => {

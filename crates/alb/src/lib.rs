@@ -29,7 +29,11 @@ pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs)
     outputs(config, &observed).ok_or_else(|| Error::incomplete(Tier::Alb, &config.stack.name))
 }
 
-pub async fn plan_deploy(ctx: &AwsContext, config: &Config, network: &NetworkRefs) -> Result<(Observed, Plan<AlbStep>)> {
+pub async fn plan_deploy(
+    ctx: &AwsContext,
+    config: &Config,
+    network: &NetworkRefs,
+) -> Result<(Observed, Plan<AlbStep>)> {
     let observed = observe(ctx, &config.stack.name).await?;
     let plan = plan(&desired(config, network), &observed);
     Ok((observed, plan))

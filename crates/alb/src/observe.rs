@@ -101,8 +101,7 @@ async fn observe_once(ctx: &AwsContext, stack: &str) -> Result<Observed> {
     let mut all_balancers = Vec::new();
     let mut marker = None;
     loop {
-        let answer =
-            elb.describe_load_balancers().set_marker(marker).send().await.aws("DescribeLoadBalancers")?;
+        let answer = elb.describe_load_balancers().set_marker(marker).send().await.aws("DescribeLoadBalancers")?;
         all_balancers.extend(answer.load_balancers().iter().cloned());
         marker = answer.next_marker().map(str::to_owned);
         if marker.is_none() {
@@ -171,8 +170,7 @@ async fn observe_once(ctx: &AwsContext, stack: &str) -> Result<Observed> {
     observed.target_groups.sort_by(|a, b| a.name.cmp(&b.name));
 
     for lb in &observed.load_balancers {
-        let answer =
-            elb.describe_listeners().load_balancer_arn(&lb.arn).send().await.aws("DescribeListeners")?;
+        let answer = elb.describe_listeners().load_balancer_arn(&lb.arn).send().await.aws("DescribeListeners")?;
         for listener in answer.listeners() {
             let arn = listener.listener_arn().unwrap_or_default().to_owned();
             let rules = elb.describe_rules().listener_arn(&arn).send().await.aws("DescribeRules")?;
@@ -181,7 +179,12 @@ async fn observe_once(ctx: &AwsContext, stack: &str) -> Result<Observed> {
                 port: listener.port().unwrap_or_default(),
                 protocol: listener.protocol().map(|p| p.as_str().to_owned()).unwrap_or_default(),
                 default_target_group: forward_target(listener.default_actions()),
-                rules: rules.rules().iter().filter(|r| r.is_default() != Some(true)).filter_map(observed_rule).collect(),
+                rules: rules
+                    .rules()
+                    .iter()
+                    .filter(|r| r.is_default() != Some(true))
+                    .filter_map(observed_rule)
+                    .collect(),
                 arn,
             });
         }
@@ -234,13 +237,8 @@ fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
 async fn tags_of(ctx: &AwsContext, arns: &[String]) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
     let mut tags = BTreeMap::new();
     for chunk in arns.chunks(20) {
-        let answer = ctx
-            .elbv2
-            .describe_tags()
-            .set_resource_arns(Some(chunk.to_vec()))
-            .send()
-            .await
-            .aws("DescribeTags")?;
+        let answer =
+            ctx.elbv2.describe_tags().set_resource_arns(Some(chunk.to_vec())).send().await.aws("DescribeTags")?;
         for description in answer.tag_descriptions() {
             let pairs = description
                 .tags()

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use three_tier_core::naming::Tags;
 use three_tier_core::graph::ready;
+use three_tier_core::naming::Tags;
 use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
 
 use crate::desired::Desired;
@@ -19,22 +19,96 @@ const LOAD_BALANCER_DELETING: &str = "load-balancer/deleting";
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum AlbStep {
-    CreateTargetGroup { key: String, name: String, port: u16, vpc: Ref, health_check_path: String, matcher: String, tags: Tags },
-    ModifyTargetGroupHealthCheck { arn: String, name: String, health_check_path: String, matcher: String },
-    CreateLoadBalancer { key: String, name: String, subnets: Vec<Ref>, security_groups: Vec<Ref>, tags: Tags },
-    SetSubnets { load_balancer: String, name: String, subnets: Vec<Ref> },
-    SetSecurityGroups { load_balancer: String, name: String, security_groups: Vec<Ref> },
-    CreateListener { key: String, name: String, load_balancer: Ref, port: u16, target_group: Ref, tags: Tags },
-    ModifyListenerDefault { listener: String, port: u16, target_group: Ref, target_group_name: String },
-    CreateRule { listener: Ref, priority: u32, path_pattern: String, target_group: Ref, target_group_name: String, tags: Tags },
-    ModifyRule { arn: String, priority: u32, path_pattern: String, target_group: Ref, target_group_name: String },
-    WaitLoadBalancerActive { name: String, load_balancer: Ref },
-    AddTags { arn: String, name: String, tags: BTreeMap<String, String> },
-    DeleteRule { arn: String, priority: u32 },
-    DeleteListener { arn: String, port: i32 },
-    DeleteLoadBalancer { arn: String, name: String },
-    WaitLoadBalancerDeleted { arn: String, name: String },
-    DeleteTargetGroup { arn: String, name: String },
+    CreateTargetGroup {
+        key: String,
+        name: String,
+        port: u16,
+        vpc: Ref,
+        health_check_path: String,
+        matcher: String,
+        tags: Tags,
+    },
+    ModifyTargetGroupHealthCheck {
+        arn: String,
+        name: String,
+        health_check_path: String,
+        matcher: String,
+    },
+    CreateLoadBalancer {
+        key: String,
+        name: String,
+        subnets: Vec<Ref>,
+        security_groups: Vec<Ref>,
+        tags: Tags,
+    },
+    SetSubnets {
+        load_balancer: String,
+        name: String,
+        subnets: Vec<Ref>,
+    },
+    SetSecurityGroups {
+        load_balancer: String,
+        name: String,
+        security_groups: Vec<Ref>,
+    },
+    CreateListener {
+        key: String,
+        name: String,
+        load_balancer: Ref,
+        port: u16,
+        target_group: Ref,
+        tags: Tags,
+    },
+    ModifyListenerDefault {
+        listener: String,
+        port: u16,
+        target_group: Ref,
+        target_group_name: String,
+    },
+    CreateRule {
+        listener: Ref,
+        priority: u32,
+        path_pattern: String,
+        target_group: Ref,
+        target_group_name: String,
+        tags: Tags,
+    },
+    ModifyRule {
+        arn: String,
+        priority: u32,
+        path_pattern: String,
+        target_group: Ref,
+        target_group_name: String,
+    },
+    WaitLoadBalancerActive {
+        name: String,
+        load_balancer: Ref,
+    },
+    AddTags {
+        arn: String,
+        name: String,
+        tags: BTreeMap<String, String>,
+    },
+    DeleteRule {
+        arn: String,
+        priority: u32,
+    },
+    DeleteListener {
+        arn: String,
+        port: i32,
+    },
+    DeleteLoadBalancer {
+        arn: String,
+        name: String,
+    },
+    WaitLoadBalancerDeleted {
+        arn: String,
+        name: String,
+    },
+    DeleteTargetGroup {
+        arn: String,
+        name: String,
+    },
 }
 
 impl Step for AlbStep {
@@ -123,7 +197,9 @@ impl Step for AlbStep {
             DeleteListener { .. } => &[RULE_DELETED],
             DeleteLoadBalancer { .. } => &[LISTENER_DELETED],
             WaitLoadBalancerDeleted { .. } => &[LOAD_BALANCER_DELETING],
-            DeleteTargetGroup { .. } => &[RULE_DELETED, LISTENER_DELETED, FORWARDING_MOVED, ready::TARGETS_DEREGISTERED],
+            DeleteTargetGroup { .. } => {
+                &[RULE_DELETED, LISTENER_DELETED, FORWARDING_MOVED, ready::TARGETS_DEREGISTERED]
+            }
             _ => &[],
         };
         after.iter().map(|key| key.to_string()).collect()
@@ -152,14 +228,17 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<AlbStep> {
 
     // Names are unique per account and region: another stack's (or anyone's) resource
     // with a name this tier wants blocks it.
-    let wanted_names = std::iter::once((&desired.load_balancer.name, "alb.name"))
-        .chain(desired.target_groups.iter().map(|g| (&g.name, "alb.target_group_name (or the rule's target_group_name)")));
+    let wanted_names = std::iter::once((&desired.load_balancer.name, "alb.name")).chain(
+        desired.target_groups.iter().map(|g| (&g.name, "alb.target_group_name (or the rule's target_group_name)")),
+    );
     for (name, key) in wanted_names {
         if observed.foreign_names.contains(name) {
             conflicts.push(Conflict {
                 resource: format!("name {name}"),
                 problem: "is taken in this account and region by a resource that is not this stack's".into(),
-                fix: format!("set another {key} in the config, or deploy under another --stack (its names are prefixed)"),
+                fix: format!(
+                    "set another {key} in the config, or deploy under another --stack (its names are prefixed)"
+                ),
             });
         }
     }
@@ -203,7 +282,10 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<AlbStep> {
                     if differs {
                         conflicts.push(conflict(
                             format!("target group {}", spec.name),
-                            format!("has {what}, which cannot change (want HTTP {}, instances, VPC {})", spec.port, spec.vpc),
+                            format!(
+                                "has {what}, which cannot change (want HTTP {}, instances, VPC {})",
+                                spec.port, spec.vpc
+                            ),
                             recreate,
                         ));
                     }

@@ -4,14 +4,17 @@ use three_tier_core::outputs::NetworkRefs;
 use three_tier_core::{Change, Config, Ref, SecurityGroupRole, Step, SubnetRole};
 
 use crate::desired::{Desired, desired};
-use crate::observe::{ObservedListener, ObservedLoadBalancer, ObservedRule, ObservedTargetGroup, Observed};
+use crate::observe::{Observed, ObservedListener, ObservedLoadBalancer, ObservedRule, ObservedTargetGroup};
 use crate::plan::{AlbStep, plan, teardown_plan};
 
 fn network() -> NetworkRefs {
     NetworkRefs {
         vpc: Ref::existing("vpc-1"),
         subnets: SubnetRole::ALL.iter().map(|&role| (role, Ref::existing(format!("subnet-{role}")))).collect(),
-        security_groups: SecurityGroupRole::ALL.iter().map(|&role| (role, Ref::existing(format!("sg-{role}")))).collect(),
+        security_groups: SecurityGroupRole::ALL
+            .iter()
+            .map(|&role| (role, Ref::existing(format!("sg-{role}"))))
+            .collect(),
     }
 }
 
@@ -96,7 +99,9 @@ fn the_seeds_api_rule_gets_its_own_target_group_and_priority() {
     let plan = plan(&desired(&with_api_rule(), &network()), &Observed::default());
     insta::assert_snapshot!("alb_fresh_plan_with_api_rule_text", plan.render());
     let rule = plan.steps.iter().find_map(|s| match s {
-        AlbStep::CreateRule { priority, path_pattern, target_group, .. } => Some((*priority, path_pattern.clone(), target_group.clone())),
+        AlbStep::CreateRule { priority, path_pattern, target_group, .. } => {
+            Some((*priority, path_pattern.clone(), target_group.clone()))
+        }
         _ => None,
     });
     assert_eq!(rule, Some((10, "/api/*".into(), Ref::planned("target-group/api-target-group"))));
@@ -133,7 +138,10 @@ fn drift_is_repaired_and_a_dropped_rule_goes_with_its_target_group() {
     let plan = plan(&desired, &observed);
     insta::assert_snapshot!("alb_drift_plan_text", plan.render());
     let position = |f: fn(&AlbStep) -> bool| plan.steps.iter().position(f).unwrap();
-    assert!(position(|s| matches!(s, AlbStep::DeleteRule { .. })) < position(|s| matches!(s, AlbStep::DeleteTargetGroup { .. })));
+    assert!(
+        position(|s| matches!(s, AlbStep::DeleteRule { .. }))
+            < position(|s| matches!(s, AlbStep::DeleteTargetGroup { .. }))
+    );
 }
 
 #[test]

@@ -2,12 +2,12 @@
 
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
-    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceNetworkInterfaceSpecification,
-    InstanceType, ResourceType, VolumeType,
+    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceNetworkInterfaceSpecification, InstanceType,
+    ResourceType, VolumeType,
 };
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
-use three_tier_core::error::{gone_is_done, required};
 use three_tier_core::aws::ec2_tag_spec;
+use three_tier_core::error::{gone_is_done, required};
 use three_tier_core::wait::{Poll, retry_while, wait_for};
 use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Plan, Result};
 
@@ -86,7 +86,8 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
                 .aws("AddRoleToInstanceProfile")?;
         }
         ComputeStep::RemoveRoleFromInstanceProfile { profile, role } => {
-            let result = iam.remove_role_from_instance_profile().instance_profile_name(profile).role_name(role).send().await;
+            let result =
+                iam.remove_role_from_instance_profile().instance_profile_name(profile).role_name(role).send().await;
             gone_is_done(result.aws("RemoveRoleFromInstanceProfile"))?;
         }
         ComputeStep::RunInstance {
@@ -162,7 +163,8 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
                 },
             )
             .await?;
-            let id = required(answer.instances().first().and_then(|i| i.instance_id()), "RunInstances", "InstanceId")?.to_owned();
+            let id = required(answer.instances().first().and_then(|i| i.instance_id()), "RunInstances", "InstanceId")?
+                .to_owned();
             ctx.progress.line(format!("    instance {name} is {id}"));
             created.insert(key, id);
         }
@@ -239,8 +241,7 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
         }
         ComputeStep::DeregisterTarget { target_group_arn, instance_id, port } => {
             let target = TargetDescription::builder().id(instance_id).port(*port).build();
-            let result =
-                ctx.elbv2.deregister_targets().target_group_arn(target_group_arn).targets(target).send().await;
+            let result = ctx.elbv2.deregister_targets().target_group_arn(target_group_arn).targets(target).send().await;
             match result.aws("DeregisterTargets") {
                 Err(err) if err.code() == Some("InvalidTarget") => {}
                 other => gone_is_done(other)?,

@@ -19,7 +19,12 @@ use three_tier_core::outputs::{AlbOutputs, AlbRefs, ComputeOutputs, NetworkOutpu
 use three_tier_core::{AwsContext, Config, Error, Plan, Result, Tier};
 
 /// Deploys the tier alone on the outputs of the network and ALB tiers and returns its own.
-pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs, alb: &AlbOutputs) -> Result<ComputeOutputs> {
+pub async fn deploy(
+    ctx: &AwsContext,
+    config: &Config,
+    network: &NetworkOutputs,
+    alb: &AlbOutputs,
+) -> Result<ComputeOutputs> {
     let desired = desired(config, &network.into(), &alb.into());
     let mut observed = observe_desired(ctx, &config.stack.name, &desired).await?;
     let plan = plan(&desired, &observed, &config.stack.name);
@@ -34,7 +39,12 @@ pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs,
 
 /// Observes and plans the tier on what it refers to of the network and ALB tiers, which
 /// may still be to create.
-pub async fn plan_deploy(ctx: &AwsContext, config: &Config, network: &NetworkRefs, alb: &AlbRefs) -> Result<(Observed, Plan<ComputeStep>)> {
+pub async fn plan_deploy(
+    ctx: &AwsContext,
+    config: &Config,
+    network: &NetworkRefs,
+    alb: &AlbRefs,
+) -> Result<(Observed, Plan<ComputeStep>)> {
     let desired = desired(config, network, alb);
     let observed = observe_desired(ctx, &config.stack.name, &desired).await?;
     let plan = plan(&desired, &observed, &config.stack.name);
@@ -43,7 +53,11 @@ pub async fn plan_deploy(ctx: &AwsContext, config: &Config, network: &NetworkRef
 
 /// Plans the tier's teardown; the ALB's app target group, when it still exists, is where
 /// the instance is deregistered from.
-pub async fn plan_teardown(ctx: &AwsContext, config: &Config, target_group_arn: Option<&str>) -> Result<Plan<ComputeStep>> {
+pub async fn plan_teardown(
+    ctx: &AwsContext,
+    config: &Config,
+    target_group_arn: Option<&str>,
+) -> Result<Plan<ComputeStep>> {
     let (role_name, profile_name) = desired::iam_names(config);
     let observed = observe(ctx, &config.stack.name, &role_name, &profile_name, target_group_arn).await?;
     Ok(teardown_plan(&observed, &config.stack.name, target_group_arn))

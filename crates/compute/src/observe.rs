@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::Filter;
-use three_tier_core::naming::{STACK_TAG, TIER_TAG};
 use three_tier_core::error::required;
+use three_tier_core::naming::{STACK_TAG, TIER_TAG};
 use three_tier_core::{AwsContext, AwsResultExt, Error, Ref, Result, Tier};
 
 use crate::desired::{Desired, Image, ImageSource};
@@ -69,27 +69,34 @@ impl Observed {
 
 /// Reads the tier's state. The role and profile names come from `desired`; the target
 /// group, when given, is read for registrations.
-pub async fn observe(ctx: &AwsContext, stack: &str, role_name: &str, profile_name: &str, target_group_arn: Option<&str>) -> Result<Observed> {
+pub async fn observe(
+    ctx: &AwsContext,
+    stack: &str,
+    role_name: &str,
+    profile_name: &str,
+    target_group_arn: Option<&str>,
+) -> Result<Observed> {
     let iam = &ctx.iam;
     let role = match iam.get_role().role_name(role_name).send().await.aws("GetRole") {
         Ok(answer) => {
             let role = answer.role();
-            let attached = iam
-                .list_attached_role_policies()
-                .role_name(role_name)
-                .send()
-                .await
-                .aws("ListAttachedRolePolicies")?;
+            let attached =
+                iam.list_attached_role_policies().role_name(role_name).send().await.aws("ListAttachedRolePolicies")?;
             let mut inline_policies = BTreeMap::new();
             let names = iam.list_role_policies().role_name(role_name).send().await.aws("ListRolePolicies")?;
             for name in names.policy_names() {
-                let policy = iam.get_role_policy().role_name(role_name).policy_name(name).send().await.aws("GetRolePolicy")?;
+                let policy =
+                    iam.get_role_policy().role_name(role_name).policy_name(name).send().await.aws("GetRolePolicy")?;
                 inline_policies.insert(name.clone(), policy.policy_document().to_owned());
             }
             Some(ObservedRole {
                 arn: role.map(|r| r.arn().to_owned()).unwrap_or_default(),
                 inline_policies,
-                attached_policies: attached.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_owned)).collect(),
+                attached_policies: attached
+                    .attached_policies()
+                    .iter()
+                    .filter_map(|p| p.policy_arn().map(str::to_owned))
+                    .collect(),
                 tags: role
                     .map(|r| r.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect())
                     .unwrap_or_default(),
@@ -98,15 +105,16 @@ pub async fn observe(ctx: &AwsContext, stack: &str, role_name: &str, profile_nam
         Err(err) if err.is_not_found() => None,
         Err(err) => return Err(err),
     };
-    let instance_profile = match iam.get_instance_profile().instance_profile_name(profile_name).send().await.aws("GetInstanceProfile") {
-        Ok(answer) => answer.instance_profile().map(|profile| ObservedInstanceProfile {
-            arn: profile.arn().to_owned(),
-            roles: profile.roles().iter().map(|r| r.role_name().to_owned()).collect(),
-            tags: profile.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect(),
-        }),
-        Err(err) if err.is_not_found() => None,
-        Err(err) => return Err(err),
-    };
+    let instance_profile =
+        match iam.get_instance_profile().instance_profile_name(profile_name).send().await.aws("GetInstanceProfile") {
+            Ok(answer) => answer.instance_profile().map(|profile| ObservedInstanceProfile {
+                arn: profile.arn().to_owned(),
+                roles: profile.roles().iter().map(|r| r.role_name().to_owned()).collect(),
+                tags: profile.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect(),
+            }),
+            Err(err) if err.is_not_found() => None,
+            Err(err) => return Err(err),
+        };
 
     let answer = ctx
         .ec2
@@ -163,7 +171,8 @@ pub async fn observe(ctx: &AwsContext, stack: &str, role_name: &str, profile_nam
 
     let mut targets = Vec::new();
     if let Some(arn) = target_group_arn {
-        let answer = ctx.elbv2.describe_target_health().target_group_arn(arn).send().await.aws("DescribeTargetHealth")?;
+        let answer =
+            ctx.elbv2.describe_target_health().target_group_arn(arn).send().await.aws("DescribeTargetHealth")?;
         for description in answer.target_health_descriptions() {
             let Some(target) = description.target() else { continue };
             targets.push(ObservedTarget {
@@ -206,8 +215,12 @@ pub async fn resolve_image(ctx: &AwsContext, source: &ImageSource) -> Result<Ima
     let image_id = match source {
         ImageSource::Id(id) => id.clone(),
         ImageSource::SsmParameter(path) => match ctx.ssm.get_parameter().name(path).send().await.aws("GetParameter") {
-            Ok(answer) => required(answer.parameter().and_then(|p| p.value()), "GetParameter", "Parameter.Value")?.to_owned(),
-            Err(err) if err.code() == Some("ParameterNotFound") => return Err(image_missing(format!("SSM parameter {path}"))),
+            Ok(answer) => {
+                required(answer.parameter().and_then(|p| p.value()), "GetParameter", "Parameter.Value")?.to_owned()
+            }
+            Err(err) if err.code() == Some("ParameterNotFound") => {
+                return Err(image_missing(format!("SSM parameter {path}")));
+            }
             Err(err) => return Err(err),
         },
     };
@@ -227,5 +240,10 @@ pub async fn resolve_image(ctx: &AwsContext, source: &ImageSource) -> Result<Ima
         .and_then(|m| m.ebs())
         .and_then(|e| e.volume_size())
         .unwrap_or(0);
-    Ok(Image { id: image_id, source: source.clone(), root_device, snapshot_gib: u32::try_from(snapshot_gib).unwrap_or(0) })
+    Ok(Image {
+        id: image_id,
+        source: source.clone(),
+        root_device,
+        snapshot_gib: u32::try_from(snapshot_gib).unwrap_or(0),
+    })
 }

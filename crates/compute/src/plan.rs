@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use three_tier_core::naming::{Tags, belongs_to, name_or_id};
 use three_tier_core::graph::ready;
+use three_tier_core::naming::{Tags, belongs_to, name_or_id};
 use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
 
 use crate::desired::{Desired, Image, ImageSource, SecretPolicySpec};
@@ -24,16 +24,47 @@ const INSTANCE_TERMINATING: &str = "instance/terminating";
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum ComputeStep {
-    CreateRole { name: String, trust_policy: String, tags: Tags },
-    TagRole { name: String, tags: BTreeMap<String, String> },
-    AttachRolePolicy { role: String, policy_arn: String },
-    DetachRolePolicy { role: String, policy_arn: String },
-    PutSecretReadPolicy { role: String, policy: SecretPolicySpec },
-    DeleteRolePolicy { role: String, policy_name: String },
-    CreateInstanceProfile { name: String, tags: Tags },
-    TagInstanceProfile { name: String, tags: BTreeMap<String, String> },
-    AddRoleToInstanceProfile { profile: String, role: String },
-    RemoveRoleFromInstanceProfile { profile: String, role: String },
+    CreateRole {
+        name: String,
+        trust_policy: String,
+        tags: Tags,
+    },
+    TagRole {
+        name: String,
+        tags: BTreeMap<String, String>,
+    },
+    AttachRolePolicy {
+        role: String,
+        policy_arn: String,
+    },
+    DetachRolePolicy {
+        role: String,
+        policy_arn: String,
+    },
+    PutSecretReadPolicy {
+        role: String,
+        policy: SecretPolicySpec,
+    },
+    DeleteRolePolicy {
+        role: String,
+        policy_name: String,
+    },
+    CreateInstanceProfile {
+        name: String,
+        tags: Tags,
+    },
+    TagInstanceProfile {
+        name: String,
+        tags: BTreeMap<String, String>,
+    },
+    AddRoleToInstanceProfile {
+        profile: String,
+        role: String,
+    },
+    RemoveRoleFromInstanceProfile {
+        profile: String,
+        role: String,
+    },
     RunInstance {
         key: String,
         name: String,
@@ -47,18 +78,56 @@ pub enum ComputeStep {
         user_data: String,
         tags: Tags,
     },
-    WaitInstanceStopped { id: String, name: String },
-    StartInstance { id: String, name: String },
-    SetInstanceSecurityGroups { id: String, name: String, security_groups: Vec<Ref> },
-    RequireImdsV2 { id: String, name: String },
-    TagInstance { id: String, name: String, tags: BTreeMap<String, String> },
-    WaitInstanceRunning { name: String, instance: Ref },
-    RegisterTarget { target_group: Ref, instance: Ref, port: u16 },
-    DeregisterTarget { target_group_arn: String, instance_id: String, port: i32 },
-    TerminateInstance { id: String, name: String },
-    WaitInstanceTerminated { id: String, name: String },
-    DeleteInstanceProfile { name: String },
-    DeleteRole { name: String },
+    WaitInstanceStopped {
+        id: String,
+        name: String,
+    },
+    StartInstance {
+        id: String,
+        name: String,
+    },
+    SetInstanceSecurityGroups {
+        id: String,
+        name: String,
+        security_groups: Vec<Ref>,
+    },
+    RequireImdsV2 {
+        id: String,
+        name: String,
+    },
+    TagInstance {
+        id: String,
+        name: String,
+        tags: BTreeMap<String, String>,
+    },
+    WaitInstanceRunning {
+        name: String,
+        instance: Ref,
+    },
+    RegisterTarget {
+        target_group: Ref,
+        instance: Ref,
+        port: u16,
+    },
+    DeregisterTarget {
+        target_group_arn: String,
+        instance_id: String,
+        port: i32,
+    },
+    TerminateInstance {
+        id: String,
+        name: String,
+    },
+    WaitInstanceTerminated {
+        id: String,
+        name: String,
+    },
+    DeleteInstanceProfile {
+        name: String,
+    },
+    DeleteRole {
+        name: String,
+    },
 }
 
 impl Step for ComputeStep {
@@ -122,8 +191,12 @@ impl Step for ComputeStep {
             RequireImdsV2 { name, .. } => format!("require IMDSv2 on {name}"),
             TagInstance { name, tags, .. } => format!("tag {name}: {}", keys(tags)),
             WaitInstanceRunning { name, .. } => format!("wait for instance {name} to run"),
-            RegisterTarget { port, instance, .. } => format!("register instance {instance} in the app target group on port {port}"),
-            DeregisterTarget { instance_id, port, .. } => format!("deregister {instance_id}:{port} from the app target group"),
+            RegisterTarget { port, instance, .. } => {
+                format!("register instance {instance} in the app target group on port {port}")
+            }
+            DeregisterTarget { instance_id, port, .. } => {
+                format!("deregister {instance_id}:{port} from the app target group")
+            }
             TerminateInstance { name, id } => format!("instance {name} ({id})"),
             WaitInstanceTerminated { name, .. } => format!("wait for instance {name} to terminate"),
             DeleteInstanceProfile { name } => format!("instance profile {name}"),
@@ -164,7 +237,9 @@ impl Step for ComputeStep {
             RemoveRoleFromInstanceProfile { .. } => &[ready::INSTANCE_TERMINATED],
             // The user data downloads through the NAT gateway: it and the app subnet's
             // route to it must be in place.
-            RunInstance { .. } => &[PROFILE_HOLDS_ROLE, ready::NAT_GATEWAY_AVAILABLE, ready::NAT_ROUTED, ready::SUBNETS_ROUTED],
+            RunInstance { .. } => {
+                &[PROFILE_HOLDS_ROLE, ready::NAT_GATEWAY_AVAILABLE, ready::NAT_ROUTED, ready::SUBNETS_ROUTED]
+            }
             StartInstance { .. } => &[INSTANCE_STOPPED],
             WaitInstanceRunning { .. } => &[INSTANCE_STARTED],
             RegisterTarget { .. } => &[INSTANCE_RUNNING],
@@ -206,7 +281,10 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
             for policy in &role.managed_policies {
                 steps.push(ComputeStep::AttachRolePolicy { role: role.name.clone(), policy_arn: policy.clone() });
             }
-            steps.push(ComputeStep::PutSecretReadPolicy { role: role.name.clone(), policy: desired.secret_policy.clone() });
+            steps.push(ComputeStep::PutSecretReadPolicy {
+                role: role.name.clone(),
+                policy: desired.secret_policy.clone(),
+            });
         }
         Some(existing) if !belongs_to(&existing.tags, stack, None) => conflicts.push(Conflict {
             resource: format!("IAM role {}", role.name),
@@ -225,7 +303,8 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
                 steps.push(ComputeStep::DetachRolePolicy { role: role.name.clone(), policy_arn: policy.clone() });
             }
             let secret_policy = &desired.secret_policy;
-            let granted = existing.inline_policies.get(&secret_policy.name).is_some_and(|doc| secret_policy.matches(doc));
+            let granted =
+                existing.inline_policies.get(&secret_policy.name).is_some_and(|doc| secret_policy.matches(doc));
             if !granted {
                 steps.push(ComputeStep::PutSecretReadPolicy { role: role.name.clone(), policy: secret_policy.clone() });
             }
@@ -239,7 +318,10 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
     match &observed.instance_profile {
         None => {
             steps.push(ComputeStep::CreateInstanceProfile { name: profile.name.clone(), tags: profile.tags.clone() });
-            steps.push(ComputeStep::AddRoleToInstanceProfile { profile: profile.name.clone(), role: profile.role.clone() });
+            steps.push(ComputeStep::AddRoleToInstanceProfile {
+                profile: profile.name.clone(),
+                role: profile.role.clone(),
+            });
         }
         Some(existing) if !belongs_to(&existing.tags, stack, None) => conflicts.push(Conflict {
             resource: format!("instance profile {}", profile.name),
@@ -252,10 +334,16 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
                 steps.push(ComputeStep::TagInstanceProfile { name: profile.name.clone(), tags });
             }
             for other in existing.roles.iter().filter(|r| **r != profile.role) {
-                steps.push(ComputeStep::RemoveRoleFromInstanceProfile { profile: profile.name.clone(), role: other.clone() });
+                steps.push(ComputeStep::RemoveRoleFromInstanceProfile {
+                    profile: profile.name.clone(),
+                    role: other.clone(),
+                });
             }
             if !existing.roles.contains(&profile.role) {
-                steps.push(ComputeStep::AddRoleToInstanceProfile { profile: profile.name.clone(), role: profile.role.clone() });
+                steps.push(ComputeStep::AddRoleToInstanceProfile {
+                    profile: profile.name.clone(),
+                    role: profile.role.clone(),
+                });
             }
         }
     }
@@ -274,7 +362,8 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
             conflicts.push(Conflict {
                 resource: format!("instance {}", spec.name),
                 problem: "is to be launched, but its AMI was not looked up".into(),
-                fix: "this is a bug in three-tier; please report it with the output of `cargo xtask plan compute`".into(),
+                fix: "this is a bug in three-tier; please report it with the output of `cargo xtask plan compute`"
+                    .into(),
             });
             (Ref::planned("instance"), false)
         }
@@ -295,11 +384,20 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
         }
         (Some(instance), _) => {
             let fixed = [
-                (!spec.subnet.is(&instance.subnet_id), format!("is in subnet {}, not {}", instance.subnet_id, spec.subnet)),
-                (instance.instance_type != spec.instance_type, format!("is a {}, not a {}", instance.instance_type, spec.instance_type)),
+                (
+                    !spec.subnet.is(&instance.subnet_id),
+                    format!("is in subnet {}, not {}", instance.subnet_id, spec.subnet),
+                ),
+                (
+                    instance.instance_type != spec.instance_type,
+                    format!("is a {}, not a {}", instance.instance_type, spec.instance_type),
+                ),
                 (instance.public_ip.is_some(), "has a public IP address".to_owned()),
                 (
-                    observed.instance_profile.as_ref().is_some_and(|p| instance.instance_profile_arn.as_ref() != Some(&p.arn)),
+                    observed
+                        .instance_profile
+                        .as_ref()
+                        .is_some_and(|p| instance.instance_profile_arn.as_ref() != Some(&p.arn)),
                     "does not use the stack's instance profile".to_owned(),
                 ),
             ];
@@ -343,7 +441,9 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
 
     // Exactly the stack's instance on the app port is registered; anything else is not.
     let registration = &desired.registration;
-    let wanted = |id: &str, port: i32| matches!(&instance, Ref::Existing(own) if own == id) && port == i32::from(registration.port);
+    let wanted = |id: &str, port: i32| {
+        matches!(&instance, Ref::Existing(own) if own == id) && port == i32::from(registration.port)
+    };
     // Targets are observed only in a target group that exists.
     if let Ref::Existing(target_group_arn) = &registration.target_group {
         for target in observed.targets.iter().filter(|t| !wanted(&t.id, t.port)) {
@@ -380,10 +480,16 @@ pub fn teardown_plan(observed: &Observed, stack: &str, target_group_arn: Option<
         }
     }
     for instance in &observed.instances {
-        steps.push(ComputeStep::TerminateInstance { id: instance.id.clone(), name: name_or_id(&instance.tags, &instance.id) });
+        steps.push(ComputeStep::TerminateInstance {
+            id: instance.id.clone(),
+            name: name_or_id(&instance.tags, &instance.id),
+        });
     }
     for instance in &observed.instances {
-        steps.push(ComputeStep::WaitInstanceTerminated { id: instance.id.clone(), name: name_or_id(&instance.tags, &instance.id) });
+        steps.push(ComputeStep::WaitInstanceTerminated {
+            id: instance.id.clone(),
+            name: name_or_id(&instance.tags, &instance.id),
+        });
     }
     if let Some(profile) = observed.instance_profile.as_ref().filter(|p| belongs_to(&p.tags, stack, None)) {
         let name = profile.arn.rsplit('/').next().unwrap_or(&profile.arn).to_owned();

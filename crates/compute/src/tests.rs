@@ -17,7 +17,10 @@ fn inputs() -> (NetworkRefs, AlbRefs) {
     let network = NetworkRefs {
         vpc: Ref::existing("vpc-1"),
         subnets: SubnetRole::ALL.iter().map(|&role| (role, Ref::existing(format!("subnet-{role}")))).collect(),
-        security_groups: SecurityGroupRole::ALL.iter().map(|&role| (role, Ref::existing(format!("sg-{role}")))).collect(),
+        security_groups: SecurityGroupRole::ALL
+            .iter()
+            .map(|&role| (role, Ref::existing(format!("sg-{role}"))))
+            .collect(),
     };
     let alb = AlbRefs {
         app_target_group: Ref::existing("arn:aws:elasticloadbalancing:ap-northeast-1:1:targetgroup/app-target-group/1"),
@@ -27,7 +30,12 @@ fn inputs() -> (NetworkRefs, AlbRefs) {
 
 /// An account without the tier: the plan launches the AMI the parameter names now.
 fn fresh(desired: &Desired) -> Observed {
-    let image = Image { id: "ami-0123".into(), source: desired.instance.image.clone(), root_device: "/dev/xvda".into(), snapshot_gib: 8 };
+    let image = Image {
+        id: "ami-0123".into(),
+        source: desired.instance.image.clone(),
+        root_device: "/dev/xvda".into(),
+        snapshot_gib: 8,
+    };
     Observed { image: Some(image), ..Observed::default() }
 }
 
@@ -133,7 +141,10 @@ fn iam_names_held_by_others_and_public_instances_are_conflicts() {
     observed.instances[0].public_ip = Some("203.0.113.7".into());
     let plan = plan(&desired, &observed, STACK);
     let problems: Vec<String> = plan.conflicts.iter().map(|c| format!("{} {}", c.resource, c.problem)).collect();
-    assert!(problems.iter().any(|p| p.starts_with("IAM role three-tier-app-role exists and is not this stack's")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.starts_with("IAM role three-tier-app-role exists and is not this stack's")),
+        "{problems:?}"
+    );
     assert!(problems.iter().any(|p| p.contains("public IP")), "{problems:?}");
 }
 
@@ -155,7 +166,12 @@ fn teardown_deregisters_terminates_then_removes_iam() {
     foreign.role.as_mut().unwrap().tags = BTreeMap::new();
     foreign.instance_profile.as_mut().unwrap().tags = BTreeMap::new();
     let plan = teardown_plan(&foreign, STACK, None);
-    assert!(!plan.steps.iter().any(|s| matches!(s, ComputeStep::DeleteRole { .. } | ComputeStep::DeleteInstanceProfile { .. })));
+    assert!(
+        !plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, ComputeStep::DeleteRole { .. } | ComputeStep::DeleteInstanceProfile { .. }))
+    );
 }
 
 #[test]
@@ -196,7 +212,12 @@ fn user_data_writes_the_seeds_compose_file() {
     assert!(script.contains("systemctl enable --now three-tier-app.service"), "kept up across reboots");
     assert!(script.contains("systemctl enable --now docker.service"));
     assert!(script.contains("dnf install -y docker"), "Docker from the AL2023 repositories");
-    assert!(script.contains(&format!("{}  $plugins/docker-compose.download\" | sha256sum --check", user_data::COMPOSE_SHA256)));
+    assert!(
+        script.contains(&format!(
+            "{}  $plugins/docker-compose.download\" | sha256sum --check",
+            user_data::COMPOSE_SHA256
+        ))
+    );
     assert!(!script.contains("{{"), "every placeholder is filled");
 }
 

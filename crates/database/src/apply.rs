@@ -78,7 +78,8 @@ pub async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Re
                 .aws("CreateDBInstance")?;
         }
         DatabaseStep::ModifyDbInstance { identifier, deletion_protection, security_groups } => {
-            let security_group_ids = security_groups.as_deref().map(|groups| created.resolve_all(groups)).transpose()?;
+            let security_group_ids =
+                security_groups.as_deref().map(|groups| created.resolve_all(groups)).transpose()?;
             rds.modify_db_instance()
                 .db_instance_identifier(identifier)
                 .set_deletion_protection(*deletion_protection)
@@ -104,7 +105,13 @@ pub async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Re
             wait_for(ctx, &what, ctx.waits.database, DB_FAILURE, || async {
                 Ok(match db_status(ctx, identifier).await?.as_deref() {
                     Some("available") => Poll::Ready(()),
-                    Some(failed @ ("failed" | "stopped" | "storage-full" | "deleting" | "inaccessible-encryption-credentials"))
+                    Some(
+                        failed @ ("failed"
+                        | "stopped"
+                        | "storage-full"
+                        | "deleting"
+                        | "inaccessible-encryption-credentials"),
+                    )
                     | Some(failed @ ("incompatible-network" | "incompatible-parameters" | "incompatible-restore")) => {
                         Poll::Failed(failed.to_owned())
                     }
@@ -148,7 +155,9 @@ pub async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Re
                 &fix,
                 |err| err.code() == Some("InvalidDBSubnetGroupStateFault"),
                 || async {
-                    gone_is_done(rds.delete_db_subnet_group().db_subnet_group_name(name).send().await.aws("DeleteDBSubnetGroup"))
+                    gone_is_done(
+                        rds.delete_db_subnet_group().db_subnet_group_name(name).send().await.aws("DeleteDBSubnetGroup"),
+                    )
                 },
             )
             .await?;

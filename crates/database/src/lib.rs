@@ -31,7 +31,11 @@ pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs)
     outputs(&observed).ok_or_else(|| Error::incomplete(Tier::Database, &config.stack.name))
 }
 
-pub async fn plan_deploy(ctx: &AwsContext, config: &Config, network: &NetworkRefs) -> Result<(Observed, Plan<DatabaseStep>)> {
+pub async fn plan_deploy(
+    ctx: &AwsContext,
+    config: &Config,
+    network: &NetworkRefs,
+) -> Result<(Observed, Plan<DatabaseStep>)> {
     let observed = observe_config(ctx, config).await?;
     let plan = plan(&desired(config, network), &observed, &config.stack.name);
     Ok((observed, plan))

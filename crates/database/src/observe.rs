@@ -44,7 +44,13 @@ pub struct ObservedInstance {
 
 pub async fn observe(ctx: &AwsContext, subnet_group: &str, identifier: &str) -> Result<Observed> {
     let rds = &ctx.rds;
-    let subnet_group = match rds.describe_db_subnet_groups().db_subnet_group_name(subnet_group).send().await.aws("DescribeDBSubnetGroups") {
+    let subnet_group = match rds
+        .describe_db_subnet_groups()
+        .db_subnet_group_name(subnet_group)
+        .send()
+        .await
+        .aws("DescribeDBSubnetGroups")
+    {
         Ok(answer) => match answer.db_subnet_groups().first() {
             Some(group) => {
                 let arn = group.db_subnet_group_arn().unwrap_or_default().to_owned();
@@ -59,37 +65,42 @@ pub async fn observe(ctx: &AwsContext, subnet_group: &str, identifier: &str) -> 
         Err(err) if err.is_not_found() => None,
         Err(err) => return Err(err),
     };
-    let instance = match rds.describe_db_instances().db_instance_identifier(identifier).send().await.aws("DescribeDBInstances") {
-        Ok(answer) => answer.db_instances().first().map(|db| ObservedInstance {
-            arn: db.db_instance_arn().unwrap_or_default().to_owned(),
-            status: db.db_instance_status().unwrap_or_default().to_owned(),
-            engine: db.engine().unwrap_or_default().to_owned(),
-            engine_version: db.engine_version().unwrap_or_default().to_owned(),
-            instance_class: db.db_instance_class().unwrap_or_default().to_owned(),
-            storage_type: db.storage_type().unwrap_or_default().to_owned(),
-            allocated_storage_gib: db.allocated_storage().unwrap_or_default(),
-            max_allocated_storage_gib: db.max_allocated_storage(),
-            multi_az: db.multi_az().unwrap_or(false),
-            publicly_accessible: db.publicly_accessible().unwrap_or(false),
-            storage_encrypted: db.storage_encrypted().unwrap_or(false),
-            deletion_protection: db.deletion_protection().unwrap_or(false),
-            subnet_group: db.db_subnet_group().and_then(|g| g.db_subnet_group_name()).unwrap_or_default().to_owned(),
-            // Groups on their way out (`removing`) no longer count.
-            security_groups: db
-                .vpc_security_groups()
-                .iter()
-                .filter(|g| g.status().is_none_or(|s| s == "active" || s == "adding"))
-                .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
-                .collect(),
-            database_name: db.db_name().unwrap_or_default().to_owned(),
-            master_username: db.master_username().unwrap_or_default().to_owned(),
-            endpoint: db.endpoint().and_then(|e| Some((e.address()?.to_owned(), e.port()?))),
-            master_secret_arn: db.master_user_secret().and_then(|s| s.secret_arn()).map(str::to_owned),
-            tags: tag_map(db.tag_list()),
-        }),
-        Err(err) if err.is_not_found() => None,
-        Err(err) => return Err(err),
-    };
+    let instance =
+        match rds.describe_db_instances().db_instance_identifier(identifier).send().await.aws("DescribeDBInstances") {
+            Ok(answer) => answer.db_instances().first().map(|db| ObservedInstance {
+                arn: db.db_instance_arn().unwrap_or_default().to_owned(),
+                status: db.db_instance_status().unwrap_or_default().to_owned(),
+                engine: db.engine().unwrap_or_default().to_owned(),
+                engine_version: db.engine_version().unwrap_or_default().to_owned(),
+                instance_class: db.db_instance_class().unwrap_or_default().to_owned(),
+                storage_type: db.storage_type().unwrap_or_default().to_owned(),
+                allocated_storage_gib: db.allocated_storage().unwrap_or_default(),
+                max_allocated_storage_gib: db.max_allocated_storage(),
+                multi_az: db.multi_az().unwrap_or(false),
+                publicly_accessible: db.publicly_accessible().unwrap_or(false),
+                storage_encrypted: db.storage_encrypted().unwrap_or(false),
+                deletion_protection: db.deletion_protection().unwrap_or(false),
+                subnet_group: db
+                    .db_subnet_group()
+                    .and_then(|g| g.db_subnet_group_name())
+                    .unwrap_or_default()
+                    .to_owned(),
+                // Groups on their way out (`removing`) no longer count.
+                security_groups: db
+                    .vpc_security_groups()
+                    .iter()
+                    .filter(|g| g.status().is_none_or(|s| s == "active" || s == "adding"))
+                    .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
+                    .collect(),
+                database_name: db.db_name().unwrap_or_default().to_owned(),
+                master_username: db.master_username().unwrap_or_default().to_owned(),
+                endpoint: db.endpoint().and_then(|e| Some((e.address()?.to_owned(), e.port()?))),
+                master_secret_arn: db.master_user_secret().and_then(|s| s.secret_arn()).map(str::to_owned),
+                tags: tag_map(db.tag_list()),
+            }),
+            Err(err) if err.is_not_found() => None,
+            Err(err) => return Err(err),
+        };
     Ok(Observed { subnet_group, instance })
 }
 

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use three_tier_core::naming::{Tags, belongs_to};
 use three_tier_core::graph::ready;
+use three_tier_core::naming::{Tags, belongs_to};
 use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
 
 use crate::desired::Desired;
@@ -21,8 +21,17 @@ const INSTANCE_DELETING: &str = "db-instance/deleting";
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum DatabaseStep {
-    CreateDbSubnetGroup { name: String, description: String, subnets: Vec<Ref>, tags: Tags },
-    ModifyDbSubnetGroup { name: String, description: String, subnets: Vec<Ref> },
+    CreateDbSubnetGroup {
+        name: String,
+        description: String,
+        subnets: Vec<Ref>,
+        tags: Tags,
+    },
+    ModifyDbSubnetGroup {
+        name: String,
+        description: String,
+        subnets: Vec<Ref>,
+    },
     CreateDbInstance {
         identifier: String,
         engine: String,
@@ -38,16 +47,37 @@ pub enum DatabaseStep {
         deletion_protection: bool,
         tags: Tags,
     },
-    ModifyDbInstance { identifier: String, deletion_protection: Option<bool>, security_groups: Option<Vec<Ref>> },
-    StartDbInstance { identifier: String },
+    ModifyDbInstance {
+        identifier: String,
+        deletion_protection: Option<bool>,
+        security_groups: Option<Vec<Ref>>,
+    },
+    StartDbInstance {
+        identifier: String,
+    },
     /// A started instance becoming available, before it takes a modification.
-    WaitDbInstanceStarted { identifier: String },
-    AddTags { arn: String, name: String, tags: BTreeMap<String, String> },
-    WaitDbInstanceAvailable { identifier: String },
+    WaitDbInstanceStarted {
+        identifier: String,
+    },
+    AddTags {
+        arn: String,
+        name: String,
+        tags: BTreeMap<String, String>,
+    },
+    WaitDbInstanceAvailable {
+        identifier: String,
+    },
     /// Deletes the instance, after a final snapshot of this name if there is one.
-    DeleteDbInstance { identifier: String, final_snapshot: Option<String> },
-    WaitDbInstanceDeleted { identifier: String },
-    DeleteDbSubnetGroup { name: String },
+    DeleteDbInstance {
+        identifier: String,
+        final_snapshot: Option<String>,
+    },
+    WaitDbInstanceDeleted {
+        identifier: String,
+    },
+    DeleteDbSubnetGroup {
+        name: String,
+    },
 }
 
 impl Step for DatabaseStep {
@@ -55,8 +85,12 @@ impl Step for DatabaseStep {
         use DatabaseStep::*;
         match self {
             CreateDbSubnetGroup { .. } | CreateDbInstance { .. } => Change::Create,
-            ModifyDbSubnetGroup { .. } | ModifyDbInstance { .. } | StartDbInstance { .. } | AddTags { .. } => Change::Update,
-            WaitDbInstanceStarted { .. } | WaitDbInstanceAvailable { .. } | WaitDbInstanceDeleted { .. } => Change::Wait,
+            ModifyDbSubnetGroup { .. } | ModifyDbInstance { .. } | StartDbInstance { .. } | AddTags { .. } => {
+                Change::Update
+            }
+            WaitDbInstanceStarted { .. } | WaitDbInstanceAvailable { .. } | WaitDbInstanceDeleted { .. } => {
+                Change::Wait
+            }
             DeleteDbInstance { .. } | DeleteDbSubnetGroup { .. } => Change::Delete,
         }
     }
@@ -66,7 +100,16 @@ impl Step for DatabaseStep {
         match self {
             CreateDbSubnetGroup { name, subnets, .. } => format!("DB subnet group {name} ({} subnets)", subnets.len()),
             ModifyDbSubnetGroup { name, subnets, .. } => format!("subnets of {name}: {}", join(subnets)),
-            CreateDbInstance { identifier, engine, engine_version, instance_class, storage_type, allocated_storage_gib, database_name, .. } => format!(
+            CreateDbInstance {
+                identifier,
+                engine,
+                engine_version,
+                instance_class,
+                storage_type,
+                allocated_storage_gib,
+                database_name,
+                ..
+            } => format!(
                 "RDS instance {identifier} ({engine} {engine_version}, {instance_class}, {storage_type} {allocated_storage_gib} GiB, \
                  single AZ, private, encrypted, database {database_name}, password managed by RDS)"
             ),
@@ -81,11 +124,15 @@ impl Step for DatabaseStep {
                 format!("{identifier}: {}", changes.join(", "))
             }
             StartDbInstance { identifier } => format!("start stopped RDS instance {identifier}"),
-            AddTags { name, tags, .. } => format!("tag {name}: {}", tags.keys().cloned().collect::<Vec<_>>().join(", ")),
+            AddTags { name, tags, .. } => {
+                format!("tag {name}: {}", tags.keys().cloned().collect::<Vec<_>>().join(", "))
+            }
             WaitDbInstanceStarted { identifier } => format!("wait for {identifier} to start"),
             WaitDbInstanceAvailable { identifier } => format!("wait for {identifier} to be available"),
             DeleteDbInstance { identifier, final_snapshot } => match final_snapshot {
-                Some(snapshot) => format!("RDS instance {identifier} (after final snapshot {snapshot}, with its automated backups)"),
+                Some(snapshot) => {
+                    format!("RDS instance {identifier} (after final snapshot {snapshot}, with its automated backups)")
+                }
                 None => format!("RDS instance {identifier} (without a final snapshot, with its automated backups)"),
             },
             WaitDbInstanceDeleted { identifier } => format!("wait for {identifier} to be deleted"),
@@ -178,7 +225,8 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
         Some(existing) => {
             let mut wanted: Vec<&Ref> = group.subnets.iter().collect();
             wanted.sort_by_key(|r| r.to_string());
-            let same = wanted.len() == existing.subnet_ids.len() && wanted.iter().zip(&existing.subnet_ids).all(|(w, id)| w.is(id));
+            let same = wanted.len() == existing.subnet_ids.len()
+                && wanted.iter().zip(&existing.subnet_ids).all(|(w, id)| w.is(id));
             if !same {
                 steps.push(DatabaseStep::ModifyDbSubnetGroup {
                     name: group.name.clone(),
@@ -223,15 +271,22 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
         Some(existing) if existing.status == "deleting" => conflicts.push(Conflict {
             resource: format!("RDS instance {}", spec.identifier),
             problem: "is being deleted".into(),
-            fix: "wait a few minutes for the deletion to finish (`cargo xtask status` shows it), then deploy again".into(),
+            fix: "wait a few minutes for the deletion to finish (`cargo xtask status` shows it), then deploy again"
+                .into(),
         }),
         Some(existing) => {
             let version_matches = version_satisfies(&existing.engine_version, &spec.engine_version);
             let fixed = [
                 (existing.engine != spec.engine, format!("runs {}, not {}", existing.engine, spec.engine)),
                 (!version_matches, format!("runs version {}, not {}", existing.engine_version, spec.engine_version)),
-                (existing.instance_class != spec.instance_class, format!("is a {}, not a {}", existing.instance_class, spec.instance_class)),
-                (existing.storage_type != spec.storage_type, format!("has {} storage, not {}", existing.storage_type, spec.storage_type)),
+                (
+                    existing.instance_class != spec.instance_class,
+                    format!("is a {}, not a {}", existing.instance_class, spec.instance_class),
+                ),
+                (
+                    existing.storage_type != spec.storage_type,
+                    format!("has {} storage, not {}", existing.storage_type, spec.storage_type),
+                ),
                 (
                     existing.allocated_storage_gib != i32::try_from(spec.allocated_storage_gib).unwrap_or(i32::MAX),
                     format!("has {} GiB, not {}", existing.allocated_storage_gib, spec.allocated_storage_gib),
@@ -241,13 +296,23 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
                 (existing.publicly_accessible, "is publicly accessible".to_owned()),
                 (!existing.storage_encrypted, "has unencrypted storage".to_owned()),
                 (existing.subnet_group != group.name, format!("is in subnet group {}", existing.subnet_group)),
-                (existing.database_name != spec.database_name, format!("holds database {}, not {}", existing.database_name, spec.database_name)),
-                (existing.master_username != spec.master_username, format!("has master user {}", existing.master_username)),
+                (
+                    existing.database_name != spec.database_name,
+                    format!("holds database {}, not {}", existing.database_name, spec.database_name),
+                ),
+                (
+                    existing.master_username != spec.master_username,
+                    format!("has master user {}", existing.master_username),
+                ),
                 (existing.master_secret_arn.is_none(), "does not have its password managed by RDS".to_owned()),
             ];
             for (differs, problem) in fixed {
                 if differs {
-                    conflicts.push(Conflict { resource: format!("RDS instance {}", spec.identifier), problem, fix: recreate.into() });
+                    conflicts.push(Conflict {
+                        resource: format!("RDS instance {}", spec.identifier),
+                        problem,
+                        fix: recreate.into(),
+                    });
                 }
             }
             // A stopped instance takes no modification: it is started first.
@@ -276,14 +341,21 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
 /// The instance (after a final snapshot of the given name, if any; with its automated
 /// backups), waited for until gone, then its subnet group. What is not the stack's is left
 /// alone; deletion protection is never turned off behind the user's back.
-pub fn teardown_plan(observed: &Observed, stack: &str, identifier: &str, subnet_group: &str, final_snapshot: Option<String>) -> Plan<DatabaseStep> {
+pub fn teardown_plan(
+    observed: &Observed,
+    stack: &str,
+    identifier: &str,
+    subnet_group: &str,
+    final_snapshot: Option<String>,
+) -> Plan<DatabaseStep> {
     let mut plan = Plan::new(Tier::Database);
     if let Some(instance) = observed.instance.as_ref().filter(|i| belongs_to(&i.tags, stack, None)) {
         if instance.deletion_protection {
             plan.conflicts.push(Conflict {
                 resource: format!("RDS instance {identifier}"),
                 problem: "has deletion protection on".into(),
-                fix: "set database.deletion_protection = false, run `cargo xtask deploy database`, then tear down".into(),
+                fix: "set database.deletion_protection = false, run `cargo xtask deploy database`, then tear down"
+                    .into(),
             });
         }
         if instance.status != "deleting" {

@@ -13,7 +13,10 @@ fn network() -> NetworkRefs {
     NetworkRefs {
         vpc: Ref::existing("vpc-1"),
         subnets: SubnetRole::ALL.iter().map(|&role| (role, Ref::existing(format!("subnet-{role}")))).collect(),
-        security_groups: SecurityGroupRole::ALL.iter().map(|&role| (role, Ref::existing(format!("sg-{role}")))).collect(),
+        security_groups: SecurityGroupRole::ALL
+            .iter()
+            .map(|&role| (role, Ref::existing(format!("sg-{role}"))))
+            .collect(),
     }
 }
 
@@ -131,7 +134,8 @@ fn teardown_deletes_the_instance_then_its_subnet_group() {
             DatabaseStep::DeleteDbSubnetGroup { name: "db-subnet-group".into() },
         ]
     );
-    let with_snapshot = teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", Some("three-tier-db-final-1".into()));
+    let with_snapshot =
+        teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", Some("three-tier-db-final-1".into()));
     assert!(with_snapshot.steps[0].describe().contains("after final snapshot three-tier-db-final-1"));
 }
 

@@ -26,7 +26,8 @@ pub const DURATIONS: &str = include_str!("../../three-tier-core/durations.json")
 
 /// The durations, by name.
 pub fn durations() -> std::collections::BTreeMap<String, f64> {
-    let all: std::collections::BTreeMap<String, serde_json::Value> = serde_json::from_str(DURATIONS).expect("durations.json is valid");
+    let all: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(DURATIONS).expect("durations.json is valid");
     all.into_iter().filter_map(|(k, v)| Some((k, v.as_f64()?))).collect()
 }
 
@@ -45,7 +46,10 @@ impl Mode {
     pub fn from_env() -> Mode {
         let strict = std::env::var("THREE_TIER_EMULATOR").map_or(true, |v| v != "plain");
         let time_scale = std::env::var("THREE_TIER_TIME_SCALE").unwrap_or_else(|_| "0.01".into());
-        let launcher = STRICT_LAUNCHER.bytes().chain(DURATIONS.bytes()).fold(0xcbf29ce484222325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
+        let launcher = STRICT_LAUNCHER
+            .bytes()
+            .chain(DURATIONS.bytes())
+            .fold(0xcbf29ce484222325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
         Mode { strict, time_scale, launcher }
     }
 }
@@ -297,7 +301,8 @@ fn io(action: &str, fix: &'static str) -> impl FnOnce(std::io::Error) -> Error +
 }
 
 fn run_logged(command: &mut Command, what: &str, log: &Path, fix: &'static str) -> Result<()> {
-    let mut file = OpenOptions::new().create(true).append(true).open(log).map_err(io("open the install log", FIX_DISK))?;
+    let mut file =
+        OpenOptions::new().create(true).append(true).open(log).map_err(io("open the install log", FIX_DISK))?;
     let _ = writeln!(file, "$ {what}");
     let status = command
         .stdin(Stdio::null())

@@ -1,8 +1,8 @@
 //! Runs the steps of a network plan against AWS.
 
 use aws_sdk_ec2::types::{AttributeBooleanValue, DomainType, ResourceType, Tag};
-use three_tier_core::error::{gone_is_done, required};
 use three_tier_core::aws::ec2_tag_spec;
+use three_tier_core::error::{gone_is_done, required};
 use three_tier_core::wait::{Poll, retry_in_use, retry_while, wait_for};
 use three_tier_core::{AwsContext, AwsResultExt, Created, Plan, Result};
 
@@ -46,7 +46,14 @@ pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Res
                 .send()
                 .await
                 .aws("CreateInternetGateway")?;
-            created.insert(key, required(answer.internet_gateway().and_then(|g| g.internet_gateway_id()), "CreateInternetGateway", "InternetGatewayId")?);
+            created.insert(
+                key,
+                required(
+                    answer.internet_gateway().and_then(|g| g.internet_gateway_id()),
+                    "CreateInternetGateway",
+                    "InternetGatewayId",
+                )?,
+            );
         }
         NetworkStep::AttachInternetGateway { internet_gateway, vpc } => {
             ec2.attach_internet_gateway()
@@ -87,7 +94,10 @@ pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Res
                 .send()
                 .await
                 .aws("CreateNatGateway")?;
-            created.insert(key, required(answer.nat_gateway().and_then(|n| n.nat_gateway_id()), "CreateNatGateway", "NatGatewayId")?);
+            created.insert(
+                key,
+                required(answer.nat_gateway().and_then(|n| n.nat_gateway_id()), "CreateNatGateway", "NatGatewayId")?,
+            );
         }
         NetworkStep::WaitNatGatewayAvailable { name, nat_gateway } => {
             let id = created.resolve(nat_gateway)?;
@@ -149,10 +159,14 @@ pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Res
                 .send()
                 .await
                 .aws("CreateRouteTable")?;
-            created.insert(key, required(answer.route_table().and_then(|t| t.route_table_id()), "CreateRouteTable", "RouteTableId")?);
+            created.insert(
+                key,
+                required(answer.route_table().and_then(|t| t.route_table_id()), "CreateRouteTable", "RouteTableId")?,
+            );
         }
         NetworkStep::CreateRoute { route_table, destination, target, .. } => {
-            let request = ec2.create_route().route_table_id(created.resolve(route_table)?).destination_cidr_block(destination);
+            let request =
+                ec2.create_route().route_table_id(created.resolve(route_table)?).destination_cidr_block(destination);
             let request = match target {
                 RouteTarget::InternetGateway(id) => request.gateway_id(created.resolve(id)?),
                 RouteTarget::NatGateway(id) => request.nat_gateway_id(created.resolve(id)?),
@@ -160,7 +174,8 @@ pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Res
             request.send().await.aws("CreateRoute")?;
         }
         NetworkStep::ReplaceRoute { route_table, destination, target, .. } => {
-            let request = ec2.replace_route().route_table_id(created.resolve(route_table)?).destination_cidr_block(destination);
+            let request =
+                ec2.replace_route().route_table_id(created.resolve(route_table)?).destination_cidr_block(destination);
             let request = match target {
                 RouteTarget::InternetGateway(id) => request.gateway_id(created.resolve(id)?),
                 RouteTarget::NatGateway(id) => request.nat_gateway_id(created.resolve(id)?),
@@ -194,8 +209,12 @@ pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Res
                 .aws("ReplaceRouteTableAssociation")?;
         }
         NetworkStep::DisassociateRouteTable { association_id, .. } => {
-            let result =
-                ec2.disassociate_route_table().association_id(association_id).send().await.aws("DisassociateRouteTable");
+            let result = ec2
+                .disassociate_route_table()
+                .association_id(association_id)
+                .send()
+                .await
+                .aws("DisassociateRouteTable");
             gone_is_done(result)?;
         }
         NetworkStep::TagResource { resource_id, tags, .. } => {
@@ -219,7 +238,9 @@ pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Res
                 ctx.waits.poll_interval,
                 &fix,
                 |err| err.code() == Some("InvalidIPAddress.InUse"),
-                || async { gone_is_done(ec2.release_address().allocation_id(allocation_id).send().await.aws("ReleaseAddress")) },
+                || async {
+                    gone_is_done(ec2.release_address().allocation_id(allocation_id).send().await.aws("ReleaseAddress"))
+                },
             )
             .await?;
         }
@@ -272,7 +293,8 @@ pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Res
             .await?;
         }
         NetworkStep::DeleteInternetGateway { id, .. } => {
-            let result = ec2.delete_internet_gateway().internet_gateway_id(id).send().await.aws("DeleteInternetGateway");
+            let result =
+                ec2.delete_internet_gateway().internet_gateway_id(id).send().await.aws("DeleteInternetGateway");
             gone_is_done(result)?;
         }
         NetworkStep::DeleteVpc { name, id } => {

@@ -19,7 +19,9 @@ pub use plan::{NetworkStep, RouteTarget, VpcAttribute, plan, teardown_plan};
 pub use rules::{IngressRule, Source};
 
 use three_tier_core::outputs::{NetworkOutputs, NetworkRefs};
-use three_tier_core::{AwsContext, Config, Error, Plan, Ref, Result, RouteTableRole, SecurityGroupRole, SubnetRole, Tier};
+use three_tier_core::{
+    AwsContext, Config, Error, Plan, Ref, Result, RouteTableRole, SecurityGroupRole, SubnetRole, Tier,
+};
 
 /// Deploys the network tier alone: observe, plan, show the plan, apply it, and return
 /// the outputs. On a deployed stack it makes read calls only.
@@ -58,7 +60,9 @@ pub fn refs(observed: &Observed) -> NetworkRefs {
             .collect(),
         security_groups: SecurityGroupRole::ALL
             .iter()
-            .map(|&role| (role, planned_or(observed.security_group(role).map(|g| &g.id), format!("security-group/{role}"))))
+            .map(|&role| {
+                (role, planned_or(observed.security_group(role).map(|g| &g.id), format!("security-group/{role}")))
+            })
             .collect(),
     }
 }

@@ -214,8 +214,7 @@ pub async fn observe(ctx: &AwsContext, stack: &str) -> Result<Observed> {
         .collect();
     subnets.sort_by(|a, b| (a.role, &a.resource.id).cmp(&(b.role, &b.resource.id)));
 
-    let answer =
-        ec2.describe_addresses().set_filters(Some(tagged().to_vec())).send().await.aws("DescribeAddresses")?;
+    let answer = ec2.describe_addresses().set_filters(Some(tagged().to_vec())).send().await.aws("DescribeAddresses")?;
     let mut nat_addresses: Vec<_> = answer
         .addresses()
         .iter()
@@ -242,7 +241,9 @@ pub async fn observe(ctx: &AwsContext, stack: &str) -> Result<Observed> {
         for nat in answer.nat_gateways() {
             let tags = tag_map(nat.tags());
             let state = nat.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
-            if !belongs_to(&tags, stack, Some(Tier::Network)) || !["pending", "available", "deleting"].contains(&state.as_str()) {
+            if !belongs_to(&tags, stack, Some(Tier::Network))
+                || !["pending", "available", "deleting"].contains(&state.as_str())
+            {
                 continue;
             }
             nat_gateways.push(ObservedNatGateway {
@@ -328,9 +329,7 @@ pub(crate) fn tag_filter(key: &str, value: &str) -> Filter {
 }
 
 pub(crate) fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
-    tags.iter()
-        .filter_map(|tag| Some((tag.key()?.to_owned(), tag.value().unwrap_or_default().to_owned())))
-        .collect()
+    tags.iter().filter_map(|tag| Some((tag.key()?.to_owned(), tag.value().unwrap_or_default().to_owned()))).collect()
 }
 
 fn role_of<'t>(tags: &'t BTreeMap<String, String>, prefix: &str) -> Option<&'t str> {

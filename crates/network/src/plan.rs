@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use ipnet::Ipv4Net;
 use serde::Serialize;
-use three_tier_core::naming::{Tags, name_or_id};
 use three_tier_core::graph::ready;
+use three_tier_core::naming::{Tags, name_or_id};
 use three_tier_core::{Change, Conflict, Plan, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetRole, Tier};
 
 use crate::desired::{ANYWHERE, DefaultRoute, Desired, IngressFrom};
@@ -18,35 +18,149 @@ use crate::rules::{IngressRule, Source};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum NetworkStep {
-    CreateVpc { key: String, name: String, cidr: Ipv4Net, tags: Tags },
-    EnableVpcAttribute { vpc: Ref, attribute: VpcAttribute },
-    CreateInternetGateway { key: String, name: String, tags: Tags },
-    AttachInternetGateway { internet_gateway: Ref, vpc: Ref },
-    CreateSubnet { key: String, name: String, cidr: Ipv4Net, availability_zone: String, vpc: Ref, tags: Tags },
-    AllocateAddress { key: String, name: String, tags: Tags },
-    CreateNatGateway { key: String, name: String, subnet: Ref, allocation: Ref, tags: Tags },
-    WaitNatGatewayAvailable { name: String, nat_gateway: Ref },
-    CreateSecurityGroup { key: String, name: String, description: String, vpc: Ref, tags: Tags },
-    AuthorizeIngress { security_group: Ref, group_name: String, rule: IngressRule, description: String },
-    RevokeIngress { security_group: String, group_name: String, rule: IngressRule },
-    CreateRouteTable { key: String, name: String, vpc: Ref, tags: Tags },
-    CreateRoute { route_table: Ref, table_name: String, destination: String, target: RouteTarget },
-    ReplaceRoute { route_table: Ref, table_name: String, destination: String, target: RouteTarget },
-    DeleteRoute { route_table: String, table_name: String, destination: String },
-    AssociateRouteTable { route_table: Ref, table_name: String, subnet: Ref, subnet_name: String },
+    CreateVpc {
+        key: String,
+        name: String,
+        cidr: Ipv4Net,
+        tags: Tags,
+    },
+    EnableVpcAttribute {
+        vpc: Ref,
+        attribute: VpcAttribute,
+    },
+    CreateInternetGateway {
+        key: String,
+        name: String,
+        tags: Tags,
+    },
+    AttachInternetGateway {
+        internet_gateway: Ref,
+        vpc: Ref,
+    },
+    CreateSubnet {
+        key: String,
+        name: String,
+        cidr: Ipv4Net,
+        availability_zone: String,
+        vpc: Ref,
+        tags: Tags,
+    },
+    AllocateAddress {
+        key: String,
+        name: String,
+        tags: Tags,
+    },
+    CreateNatGateway {
+        key: String,
+        name: String,
+        subnet: Ref,
+        allocation: Ref,
+        tags: Tags,
+    },
+    WaitNatGatewayAvailable {
+        name: String,
+        nat_gateway: Ref,
+    },
+    CreateSecurityGroup {
+        key: String,
+        name: String,
+        description: String,
+        vpc: Ref,
+        tags: Tags,
+    },
+    AuthorizeIngress {
+        security_group: Ref,
+        group_name: String,
+        rule: IngressRule,
+        description: String,
+    },
+    RevokeIngress {
+        security_group: String,
+        group_name: String,
+        rule: IngressRule,
+    },
+    CreateRouteTable {
+        key: String,
+        name: String,
+        vpc: Ref,
+        tags: Tags,
+    },
+    CreateRoute {
+        route_table: Ref,
+        table_name: String,
+        destination: String,
+        target: RouteTarget,
+    },
+    ReplaceRoute {
+        route_table: Ref,
+        table_name: String,
+        destination: String,
+        target: RouteTarget,
+    },
+    DeleteRoute {
+        route_table: String,
+        table_name: String,
+        destination: String,
+    },
+    AssociateRouteTable {
+        route_table: Ref,
+        table_name: String,
+        subnet: Ref,
+        subnet_name: String,
+    },
     /// Moves a subnet's association from another table (often the VPC's main one) to ours.
-    ReplaceRouteTableAssociation { association_id: String, route_table: Ref, table_name: String, subnet_name: String },
-    DisassociateRouteTable { association_id: String, table_name: String },
-    TagResource { resource_id: String, name: String, tags: BTreeMap<String, String> },
-    DeleteNatGateway { name: String, id: String },
-    WaitNatGatewayDeleted { name: String, id: String },
-    ReleaseAddress { name: String, allocation_id: String },
-    DeleteSecurityGroup { name: String, id: String },
-    DeleteRouteTable { name: String, id: String },
-    DeleteSubnet { name: String, id: String },
-    DetachInternetGateway { name: String, id: String, vpc_id: String },
-    DeleteInternetGateway { name: String, id: String },
-    DeleteVpc { name: String, id: String },
+    ReplaceRouteTableAssociation {
+        association_id: String,
+        route_table: Ref,
+        table_name: String,
+        subnet_name: String,
+    },
+    DisassociateRouteTable {
+        association_id: String,
+        table_name: String,
+    },
+    TagResource {
+        resource_id: String,
+        name: String,
+        tags: BTreeMap<String, String>,
+    },
+    DeleteNatGateway {
+        name: String,
+        id: String,
+    },
+    WaitNatGatewayDeleted {
+        name: String,
+        id: String,
+    },
+    ReleaseAddress {
+        name: String,
+        allocation_id: String,
+    },
+    DeleteSecurityGroup {
+        name: String,
+        id: String,
+    },
+    DeleteRouteTable {
+        name: String,
+        id: String,
+    },
+    DeleteSubnet {
+        name: String,
+        id: String,
+    },
+    DetachInternetGateway {
+        name: String,
+        id: String,
+        vpc_id: String,
+    },
+    DeleteInternetGateway {
+        name: String,
+        id: String,
+    },
+    DeleteVpc {
+        name: String,
+        id: String,
+    },
 }
 
 // Readiness keys within the tier (those other tiers meet at are in `ready`).
@@ -176,9 +290,8 @@ impl Step for NetworkStep {
             | CreateRouteTable { key, .. } => return vec![key.clone()],
             EnableVpcAttribute { attribute: VpcAttribute::EnableDnsSupport, .. } => &[DNS_SUPPORT],
             AttachInternetGateway { .. } => &[ready::INTERNET_GATEWAY_ATTACHED],
-            CreateRoute { target: RouteTarget::NatGateway(_), .. } | ReplaceRoute { target: RouteTarget::NatGateway(_), .. } => {
-                &[ready::NAT_ROUTED]
-            }
+            CreateRoute { target: RouteTarget::NatGateway(_), .. }
+            | ReplaceRoute { target: RouteTarget::NatGateway(_), .. } => &[ready::NAT_ROUTED],
             AssociateRouteTable { .. } | ReplaceRouteTableAssociation { .. } => &[ready::SUBNETS_ROUTED],
             WaitNatGatewayAvailable { .. } => &[ready::NAT_GATEWAY_AVAILABLE],
             DeleteNatGateway { .. } => &[NAT_GATEWAY_DELETING],
@@ -202,13 +315,13 @@ impl Step for NetworkStep {
     fn after(&self) -> Vec<String> {
         use NetworkStep::*;
         // What lives in the subnets and security groups: instance, load balancer, database.
-        const TENANTS_GONE: [&str; 3] = [ready::INSTANCE_TERMINATED, ready::LOAD_BALANCER_RELEASED, ready::DB_INSTANCE_DELETED];
+        const TENANTS_GONE: [&str; 3] =
+            [ready::INSTANCE_TERMINATED, ready::LOAD_BALANCER_RELEASED, ready::DB_INSTANCE_DELETED];
         let after: &[&str] = match self {
             EnableVpcAttribute { attribute: VpcAttribute::EnableDnsHostnames, .. } => &[DNS_SUPPORT],
             CreateNatGateway { .. } => &[ready::INTERNET_GATEWAY_ATTACHED, ready::NAT_GATEWAY_DELETED],
-            CreateRoute { target: RouteTarget::NatGateway(_), .. } | ReplaceRoute { target: RouteTarget::NatGateway(_), .. } => {
-                &[ready::NAT_GATEWAY_AVAILABLE]
-            }
+            CreateRoute { target: RouteTarget::NatGateway(_), .. }
+            | ReplaceRoute { target: RouteTarget::NatGateway(_), .. } => &[ready::NAT_GATEWAY_AVAILABLE],
             WaitNatGatewayDeleted { .. } => &[NAT_GATEWAY_DELETING],
             ReleaseAddress { .. } => &[ready::NAT_GATEWAY_DELETED],
             DeleteSecurityGroup { .. } => &[INGRESS_REVOKED, TENANTS_GONE[0], TENANTS_GONE[1], TENANTS_GONE[2]],
@@ -222,9 +335,13 @@ impl Step for NetworkStep {
                 TENANTS_GONE[2],
             ],
             // No public address may be mapped in the VPC: the NAT gateway's, the ALB's.
-            DetachInternetGateway { .. } => &[ready::NAT_GATEWAY_DELETED, ready::ADDRESS_RELEASED, ready::LOAD_BALANCER_RELEASED],
+            DetachInternetGateway { .. } => {
+                &[ready::NAT_GATEWAY_DELETED, ready::ADDRESS_RELEASED, ready::LOAD_BALANCER_RELEASED]
+            }
             DeleteInternetGateway { .. } => &[ready::INTERNET_GATEWAY_DETACHED],
-            DeleteVpc { .. } => &[SUBNET_DELETED, SECURITY_GROUP_DELETED, ROUTE_TABLE_DELETED, INTERNET_GATEWAY_DELETED],
+            DeleteVpc { .. } => {
+                &[SUBNET_DELETED, SECURITY_GROUP_DELETED, ROUTE_TABLE_DELETED, INTERNET_GATEWAY_DELETED]
+            }
             _ => &[],
         };
         after.iter().map(|key| key.to_string()).collect()
@@ -330,7 +447,10 @@ pub fn teardown_plan(observed: &Observed) -> Plan<NetworkStep> {
         }
     }
     for group in &observed.security_groups {
-        steps.push(NetworkStep::DeleteSecurityGroup { name: group.resource.name.clone(), id: group.resource.id.clone() });
+        steps.push(NetworkStep::DeleteSecurityGroup {
+            name: group.resource.name.clone(),
+            id: group.resource.id.clone(),
+        });
     }
     for table in observed.route_tables.iter().filter(|t| t.role.is_some()) {
         let table_name = name_or_id(&table.tags, &table.id);
@@ -386,7 +506,11 @@ impl<'a> Planner<'a> {
     fn retag(&mut self, id: &str, wanted: &Tags, present: &BTreeMap<String, String>) {
         let missing = wanted.missing_from(present);
         if !missing.is_empty() {
-            self.push(NetworkStep::TagResource { resource_id: id.to_owned(), name: wanted.name().to_owned(), tags: missing });
+            self.push(NetworkStep::TagResource {
+                resource_id: id.to_owned(),
+                name: wanted.name().to_owned(),
+                tags: missing,
+            });
         }
     }
 
@@ -434,7 +558,10 @@ impl<'a> Planner<'a> {
             self.conflict(
                 format!("VPC {} ({})", spec.name, vpc.id),
                 format!("has CIDR {}, but network.vpc_cidr is {}; a VPC's CIDR cannot change", vpc.cidr, spec.cidr),
-                format!("set network.vpc_cidr back to {}, or run `cargo xtask teardown network` and deploy again", vpc.cidr),
+                format!(
+                    "set network.vpc_cidr back to {}, or run `cargo xtask teardown network` and deploy again",
+                    vpc.cidr
+                ),
             );
         }
         let vpc_ref = Ref::existing(&vpc.id);
@@ -466,7 +593,10 @@ impl<'a> Planner<'a> {
         let attached_here = matches!(vpc, Ref::Existing(id) if gateway.attached_vpcs.contains(id));
         if !attached_here {
             if gateway.attached_vpcs.is_empty() {
-                self.push(NetworkStep::AttachInternetGateway { internet_gateway: gateway_ref.clone(), vpc: vpc.clone() });
+                self.push(NetworkStep::AttachInternetGateway {
+                    internet_gateway: gateway_ref.clone(),
+                    vpc: vpc.clone(),
+                });
             } else {
                 self.conflict(
                     format!("internet gateway {} ({})", spec.name, gateway.id),
@@ -547,9 +677,10 @@ impl<'a> Planner<'a> {
             return NatGatewayRef { reference: Ref::existing(&nat.id), needs_wait: nat.state == "pending" };
         }
         // A gateway still being deleted holds its address until it is gone.
-        let holder = self.observed.nat_gateways.iter().find(|n| {
-            n.state == "deleting" && matches!(&address, Ref::Existing(id) if n.allocation_ids.contains(id))
-        });
+        let holder =
+            self.observed.nat_gateways.iter().find(|n| {
+                n.state == "deleting" && matches!(&address, Ref::Existing(id) if n.allocation_ids.contains(id))
+            });
         if let Some(holder) = holder {
             self.push(NetworkStep::WaitNatGatewayDeleted { name: spec.name.clone(), id: holder.id.clone() });
         }
@@ -579,7 +710,9 @@ impl<'a> Planner<'a> {
             self.conflict(
                 format!("security group {} ({})", group.name, group.id),
                 format!("should be named {} in the stack's VPC; a group's name and VPC cannot change", spec.name),
-                format!("restore network.security_groups.{role}, or run `cargo xtask teardown network` and deploy again"),
+                format!(
+                    "restore network.security_groups.{role}, or run `cargo xtask teardown network` and deploy again"
+                ),
             );
         }
         self.retag(&group.id, &spec.tags, &group.tags);
@@ -674,9 +807,10 @@ impl<'a> Planner<'a> {
             // ReplaceRouteTableAssociation: disassociating it here would pull the
             // association out from under that step.
             let wanted_elsewhere = |subnet_id: &String| {
-                RouteTableRole::ALL.iter().flat_map(|r| r.subnets()).any(|s| {
-                    matches!(&subnets[s], Ref::Existing(id) if id == subnet_id)
-                })
+                RouteTableRole::ALL
+                    .iter()
+                    .flat_map(|r| r.subnets())
+                    .any(|s| matches!(&subnets[s], Ref::Existing(id) if id == subnet_id))
             };
             for association in &observed.associations {
                 let stray = association
@@ -711,7 +845,9 @@ impl<'a> Planner<'a> {
         let destination = ANYWHERE.to_owned();
         match (present, target) {
             (None, None) => vec![],
-            (None, Some(target)) => vec![NetworkStep::CreateRoute { route_table: table, table_name, destination, target }],
+            (None, Some(target)) => {
+                vec![NetworkStep::CreateRoute { route_table: table, table_name, destination, target }]
+            }
             (Some(route), Some(target)) => {
                 if target.matches(route.gateway_id.as_deref(), route.nat_gateway_id.as_deref()) {
                     vec![]

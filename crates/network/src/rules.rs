@@ -32,16 +32,13 @@ impl IngressRule {
 
     /// The rule as AWS takes it, with planned group ids resolved.
     pub fn to_permission(&self, created: &Created, description: Option<&str>) -> Result<IpPermission> {
-        let permission = IpPermission::builder()
-            .ip_protocol(&self.protocol)
-            .from_port(self.from_port)
-            .to_port(self.to_port);
+        let permission =
+            IpPermission::builder().ip_protocol(&self.protocol).from_port(self.from_port).to_port(self.to_port);
         let permission = match &self.source {
             Source::Cidr(cidr) => permission
                 .ip_ranges(IpRange::builder().cidr_ip(cidr).set_description(description.map(Into::into)).build()),
-            Source::Ipv6Cidr(cidr) => permission.ipv6_ranges(
-                Ipv6Range::builder().cidr_ipv6(cidr).set_description(description.map(Into::into)).build(),
-            ),
+            Source::Ipv6Cidr(cidr) => permission
+                .ipv6_ranges(Ipv6Range::builder().cidr_ipv6(cidr).set_description(description.map(Into::into)).build()),
             Source::Group(group) => permission.user_id_group_pairs(
                 UserIdGroupPair::builder()
                     .group_id(created.resolve(group)?)

@@ -141,7 +141,12 @@ fn the_nat_gateway_starts_early_and_only_its_route_waits_for_it() {
     let before_nat = graph.ancestors(create_nat);
     assert!(before_nat.iter().any(|&i| is(i, |s| matches!(s, NetworkStep::AttachInternetGateway { .. }))));
     assert!(before_nat.iter().any(|&i| is(i, |s| matches!(s, NetworkStep::AllocateAddress { .. }))));
-    assert!(!before_nat.iter().any(|&i| is(i, |s| matches!(s, NetworkStep::AuthorizeIngress { .. } | NetworkStep::CreateRouteTable { .. }))));
+    assert!(
+        !before_nat.iter().any(|&i| is(i, |s| matches!(
+            s,
+            NetworkStep::AuthorizeIngress { .. } | NetworkStep::CreateRouteTable { .. }
+        )))
+    );
     // Only the route through it waits for it to be available.
     let wait = node(|s| matches!(s, NetworkStep::WaitNatGatewayAvailable { .. }));
     let after_wait: Vec<usize> = (0..graph.nodes.len()).filter(|&i| graph.ancestors(i).contains(&wait)).collect();
@@ -163,8 +168,15 @@ fn teardown_frees_what_each_delete_needs_free() {
     assert!(graph.ancestors(detach).contains(&release), "no public address may be mapped when the gateway is detached");
     for (index, node) in graph.nodes.iter().enumerate() {
         if matches!(node.step, NetworkStep::DeleteSecurityGroup { .. }) {
-            let revokes = graph.ancestors(index).iter().filter(|&&i| matches!(graph.nodes[i].step, NetworkStep::RevokeIngress { .. })).count();
-            assert_eq!(revokes, teardown.steps.iter().filter(|s| matches!(s, NetworkStep::RevokeIngress { .. })).count());
+            let revokes = graph
+                .ancestors(index)
+                .iter()
+                .filter(|&&i| matches!(graph.nodes[i].step, NetworkStep::RevokeIngress { .. }))
+                .count();
+            assert_eq!(
+                revokes,
+                teardown.steps.iter().filter(|s| matches!(s, NetworkStep::RevokeIngress { .. })).count()
+            );
         }
         if matches!(node.step, NetworkStep::DeleteSubnet { .. }) {
             assert!(graph.ancestors(index).contains(&nat_deleted), "a subnet goes once the NAT gateway in it is gone");
@@ -218,7 +230,8 @@ fn drift_is_repaired_in_place() {
     let desired = default_desired();
     let mut observed = deployed(&desired);
     observed.vpcs[0].dns_hostnames = false;
-    let app_group = &mut observed.security_groups.iter_mut().find(|g| g.role == SecurityGroupRole::App).unwrap().resource;
+    let app_group =
+        &mut observed.security_groups.iter_mut().find(|g| g.role == SecurityGroupRole::App).unwrap().resource;
     app_group.ingress = vec![IngressRule::tcp(22, Source::Cidr("0.0.0.0/0".into()))];
     let app_table = observed.route_tables.iter_mut().find(|t| t.role == Some(RouteTableRole::App)).unwrap();
     app_table.routes[1] = default_route(Some("igw-1"), None);
@@ -227,10 +240,9 @@ fn drift_is_repaired_in_place() {
     // alb-subnet2 fell back to the main table.
     let public = observed.route_tables.iter_mut().find(|t| t.role == Some(RouteTableRole::Public)).unwrap();
     public.associations.retain(|a| a.subnet_id.as_deref() != Some("subnet-alb-b"));
-    observed.route_tables[0].associations.push(ObservedAssociation {
-        id: "rtbassoc-fallback".into(),
-        subnet_id: Some("subnet-alb-b".into()),
-    });
+    observed.route_tables[0]
+        .associations
+        .push(ObservedAssociation { id: "rtbassoc-fallback".into(), subnet_id: Some("subnet-alb-b".into()) });
     observed.subnets[0].resource.tags.remove("three-tier:tier");
 
     let plan = plan(&desired, &observed);
@@ -273,8 +285,10 @@ fn teardown_deletes_in_an_order_aws_accepts() {
     assert!(revoke < delete_group, "group references go before the groups");
     assert!(delete_subnet < delete_vpc && detach < delete_vpc);
     assert_eq!(delete_vpc, plan.steps.len() - 1);
-    assert!(!plan.steps.iter().any(|s| matches!(s, NetworkStep::DeleteRouteTable { id, .. } if id == "rtb-main")),
-        "the VPC's main table goes with the VPC");
+    assert!(
+        !plan.steps.iter().any(|s| matches!(s, NetworkStep::DeleteRouteTable { id, .. } if id == "rtb-main")),
+        "the VPC's main table goes with the VPC"
+    );
 }
 
 #[test]
@@ -311,5 +325,9 @@ fn a_nat_gateways_untagged_address_is_adopted_not_doubled() {
     observed.nat_addresses.clear();
     let plan = plan(&desired, &observed);
     assert!(!plan.steps.iter().any(|s| matches!(s, NetworkStep::AllocateAddress { .. })), "{}", plan.render());
-    assert!(plan.steps.iter().any(|s| matches!(s, NetworkStep::TagResource { resource_id, .. } if resource_id == "eipalloc-1")));
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| matches!(s, NetworkStep::TagResource { resource_id, .. } if resource_id == "eipalloc-1"))
+    );
 }

@@ -25,8 +25,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 use three_tier_core::graph::{Durations, Graph};
-use three_tier_core::progress::human;
 use three_tier_core::outputs::{AlbOutputs, AlbRefs, ComputeOutputs, DatabaseOutputs, NetworkOutputs, NetworkRefs};
+use three_tier_core::progress::human;
 use three_tier_core::{AwsContext, Change, Config, Conflict, Created, Error, Plan, Prediction, Result, Step, Tier};
 
 pub use status::{TierStatus, status};
@@ -137,7 +137,8 @@ pub enum PlanKind {
 impl StackPlan {
     /// Checks the plans' steps as one graph: every reference made, no cycle.
     pub fn new(kind: PlanKind, tiers: Vec<Plan<StackStep>>) -> Result<StackPlan> {
-        let graph = Graph::build(tiers.iter().flat_map(|plan| plan.steps.iter().map(|step| (plan.tier, step.clone()))))?;
+        let graph =
+            Graph::build(tiers.iter().flat_map(|plan| plan.steps.iter().map(|step| (plan.tier, step.clone()))))?;
         Ok(StackPlan { kind, tiers, graph })
     }
 
@@ -198,7 +199,12 @@ impl StackPlan {
         let started = Instant::now();
         three_tier_core::schedule::run(ctx, &self.graph, &Created::default(), run).await?;
         let predicted = self.predict(&ctx.durations).duration();
-        ctx.progress.line(format!("{}: done in {}, predicted {}", self.verb(), human(started.elapsed()), human(predicted)));
+        ctx.progress.line(format!(
+            "{}: done in {}, predicted {}",
+            self.verb(),
+            human(started.elapsed()),
+            human(predicted)
+        ));
         Ok(())
     }
 }
@@ -223,7 +229,8 @@ impl Observations {
             if wants(Tier::Network) { Ok(Some(network::observe(ctx, stack).await?)) } else { Ok::<_, Error>(None) }
         };
         let front = async {
-            let alb = if wants(Tier::Alb) || wants(Tier::Compute) { Some(alb::observe(ctx, stack).await?) } else { None };
+            let alb =
+                if wants(Tier::Alb) || wants(Tier::Compute) { Some(alb::observe(ctx, stack).await?) } else { None };
             let compute = if wants(Tier::Compute) {
                 let target_group = alb.as_ref().and_then(|alb| app_target_group(config, alb));
                 let (role, profile) = compute::iam_names(config);
@@ -234,7 +241,11 @@ impl Observations {
             Ok::<_, Error>((alb, compute))
         };
         let database = async {
-            if wants(Tier::Database) { Ok(Some(database::observe_config(ctx, config).await?)) } else { Ok::<_, Error>(None) }
+            if wants(Tier::Database) {
+                Ok(Some(database::observe_config(ctx, config).await?))
+            } else {
+                Ok::<_, Error>(None)
+            }
         };
         let (network, (alb, compute), database) = tokio::try_join!(network, front, database)?;
         Ok(Observations { network, alb, compute, database })
@@ -300,7 +311,9 @@ pub async fn plan_deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> R
 async fn plan_and_observe(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<(StackPlan, Observations)> {
     let mut observed = Observations::read(ctx, config, &with_dependencies(tiers)).await?;
     // The AMI a launch would use is read before the plan, so the plan shows it.
-    if let Some(compute) = observed.compute.as_mut().filter(|c| tiers.contains(&Tier::Compute) && c.instances.is_empty()) {
+    if let Some(compute) =
+        observed.compute.as_mut().filter(|c| tiers.contains(&Tier::Compute) && c.instances.is_empty())
+    {
         compute.image = Some(compute::resolve_image(ctx, &compute::image_source(config)).await?);
     }
     Ok((plan_deploy_from(config, tiers, &observed)?, observed))
@@ -388,7 +401,9 @@ pub async fn plan_teardown(ctx: &AwsContext, config: &Config, tiers: &[Tier], ca
 fn teardown_of(config: &Config, tier: Tier, observed: &Observations) -> Plan<StackStep> {
     let stack = &config.stack.name;
     match tier {
-        Tier::Network => lift(network::teardown_plan(&observed.network.clone().unwrap_or_default()), StackStep::Network),
+        Tier::Network => {
+            lift(network::teardown_plan(&observed.network.clone().unwrap_or_default()), StackStep::Network)
+        }
         Tier::Alb => lift(alb::teardown_plan(&observed.alb.clone().unwrap_or_default()), StackStep::Alb),
         Tier::Compute => {
             // The instance is deregistered from the app target group while the group exists.
@@ -405,7 +420,11 @@ fn teardown_of(config: &Config, tier: Tier, observed: &Observations) -> Plan<Sta
 
 /// The tiers of which something exists: those a teardown would delete something of.
 pub(crate) fn standing(config: &Config, observed: &Observations) -> Vec<Tier> {
-    TIERS.iter().copied().filter(|&tier| teardown_of(config, tier, observed).steps.iter().any(|s| s.change() != Change::Wait)).collect()
+    TIERS
+        .iter()
+        .copied()
+        .filter(|&tier| teardown_of(config, tier, observed).steps.iter().any(|s| s.change() != Change::Wait))
+        .collect()
 }
 
 /// Applies a teardown plan: the graph backwards, as its deletes' needs allow.

@@ -59,7 +59,10 @@ fn the_instance_launches_once_the_nat_gateway_and_its_route_are_ready() {
     let has = |text: &str| before.iter().any(|&i| is_step(&graph.nodes[i].step, text));
     assert!(has("wait for NAT gateway"));
     assert!(has("route 0.0.0.0/0 → NAT gateway"));
-    assert!(before.iter().any(|&i| graph.nodes[i].step.describe().ends_with("with subnet app-subnet")), "the app subnet is routed");
+    assert!(
+        before.iter().any(|&i| graph.nodes[i].step.describe().ends_with("with subnet app-subnet")),
+        "the app subnet is routed"
+    );
     assert!(has("put role"), "its instance profile holds the role");
     assert!(!has("wait for load balancer"), "the instance needs no active load balancer");
     let register = graph.find(|s| is_step(s, "register instance")).unwrap();
@@ -73,7 +76,10 @@ fn the_prediction_names_the_database_as_the_long_pole() {
     let prediction = plan.predict(&aws);
     // The RDS instance's six minutes, after the four calls that make what it needs.
     let calls = 4.0 * aws.get("api_call");
-    assert!((prediction.seconds - (aws.get("db_instance_available") + aws.get("api_call") + calls)).abs() < 1e-9, "{prediction:?}");
+    assert!(
+        (prediction.seconds - (aws.get("db_instance_available") + aws.get("api_call") + calls)).abs() < 1e-9,
+        "{prediction:?}"
+    );
     let pole: Vec<&str> = prediction.long_pole.iter().map(|s| s.label.as_str()).collect();
     assert_eq!(pole.first(), Some(&"VPC three-tier-vpc"));
     assert_eq!(pole.last(), Some(&"wait for three-tier-db to be available"));
@@ -85,5 +91,8 @@ fn the_prediction_names_the_database_as_the_long_pole() {
 #[test]
 fn a_tier_on_a_missing_tier_is_refused_before_any_plan() {
     let err = plan_deploy_from(&Config::default_config(), &[Tier::Compute], &empty_account()).unwrap_err();
-    assert!(matches!(err, three_tier_core::Error::MissingDependency { tier: Tier::Compute, needs: Tier::Network, .. }), "{err}");
+    assert!(
+        matches!(err, three_tier_core::Error::MissingDependency { tier: Tier::Compute, needs: Tier::Network, .. }),
+        "{err}"
+    );
 }

@@ -51,7 +51,12 @@ impl Default for VerifyLimits {
 }
 
 /// Runs both checks. `traffic_flows` is false on the emulator.
-pub async fn verify(ctx: &AwsContext, config: &Config, traffic_flows: bool, limits: VerifyLimits) -> Result<Vec<Check>> {
+pub async fn verify(
+    ctx: &AwsContext,
+    config: &Config,
+    traffic_flows: bool,
+    limits: VerifyLimits,
+) -> Result<Vec<Check>> {
     let outputs = crate::outputs(ctx, config).await?;
     let StackOutputs { alb: Some(alb), compute: Some(compute), database: Some(database), .. } = &outputs else {
         let tier = if outputs.alb.is_none() {
@@ -70,7 +75,10 @@ pub async fn verify(ctx: &AwsContext, config: &Config, traffic_flows: bool, limi
         checks.push(Check {
             name: "the ALB serves the nginx page".into(),
             outcome: Outcome::NeedsRealAws,
-            detail: format!("no traffic flows on the emulator: on AWS, GET http://{}/ must answer 200 with \"{NGINX_WELCOME}\"", alb.dns_name),
+            detail: format!(
+                "no traffic flows on the emulator: on AWS, GET http://{}/ must answer 200 with \"{NGINX_WELCOME}\"",
+                alb.dns_name
+            ),
         });
     }
     checks.push(database_check(ctx, config, compute, database, traffic_flows, limits.command).await?);
@@ -94,8 +102,20 @@ async fn target_health(ctx: &AwsContext, alb: &AlbOutputs, compute: &ComputeOutp
         .map(|s| s.as_str().to_owned());
     let (outcome, detail) = match state.as_deref() {
         Some("healthy") => (Outcome::Passed, format!("{} is healthy in the app target group", compute.instance_id)),
-        Some(other) => (Outcome::Failed, format!("{} is {other} in the app target group (healthy once nginx answers on the app port)", compute.instance_id)),
-        None => (Outcome::Failed, format!("{} is not registered in the app target group: run `cargo xtask deploy compute`", compute.instance_id)),
+        Some(other) => (
+            Outcome::Failed,
+            format!(
+                "{} is {other} in the app target group (healthy once nginx answers on the app port)",
+                compute.instance_id
+            ),
+        ),
+        None => (
+            Outcome::Failed,
+            format!(
+                "{} is not registered in the app target group: run `cargo xtask deploy compute`",
+                compute.instance_id
+            ),
+        ),
     };
     Ok(Check { name: "the instance is a healthy target".into(), outcome, detail })
 }
@@ -112,7 +132,11 @@ async fn http_check(ctx: &AwsContext, alb: &AlbOutputs, limit: Duration) -> Chec
         match answer {
             Ok(Ok((200, body))) if body.contains(NGINX_WELCOME) => {
                 waiting.done("200, nginx page");
-                return Check { name, outcome: Outcome::Passed, detail: format!("GET http://{}/ → 200 \"{NGINX_WELCOME}\"", alb.dns_name) };
+                return Check {
+                    name,
+                    outcome: Outcome::Passed,
+                    detail: format!("GET http://{}/ → 200 \"{NGINX_WELCOME}\"", alb.dns_name),
+                };
             }
             Ok(Ok((status, _))) => last = format!("answered {status}"),
             Ok(Err(err)) => last = err.to_string(),
@@ -212,10 +236,14 @@ async fn database_check(
                 waiting.done(&status);
                 let listed = output.lines().any(|line| line.trim() == config.database.database_name);
                 let (outcome, detail) = match (status.as_str(), listed, traffic_flows) {
-                    ("Success", true, _) => (Outcome::Passed, format!("SHOW DATABASES lists {}", config.database.database_name)),
+                    ("Success", true, _) => {
+                        (Outcome::Passed, format!("SHOW DATABASES lists {}", config.database.database_name))
+                    }
                     ("Success", false, false) => (
                         Outcome::NeedsRealAws,
-                        format!("the emulator accepted command {command_id} ({status}) but runs nothing: the SHOW DATABASES output needs real AWS"),
+                        format!(
+                            "the emulator accepted command {command_id} ({status}) but runs nothing: the SHOW DATABASES output needs real AWS"
+                        ),
                     ),
                     _ => (Outcome::Failed, format!("command {command_id} ended {status}; output: {output} {errors}")),
                 };
@@ -227,7 +255,10 @@ async fn database_check(
             return Ok(Check {
                 name,
                 outcome: Outcome::Failed,
-                detail: format!("command {command_id} did not finish within {}s; is the SSM agent online? (`aws ssm describe-instance-information`)", limit.as_secs()),
+                detail: format!(
+                    "command {command_id} did not finish within {}s; is the SSM agent online? (`aws ssm describe-instance-information`)",
+                    limit.as_secs()
+                ),
             });
         }
         tokio::time::sleep(ctx.waits.poll_interval.max(Duration::from_secs(1))).await;

@@ -13,7 +13,10 @@ use crate::schedule::Schedule;
 use crate::wait::WaitSettings;
 
 /// The stack's tags as EC2 takes them when it creates a resource.
-pub fn ec2_tag_spec(resource_type: aws_sdk_ec2::types::ResourceType, tags: &crate::naming::Tags) -> aws_sdk_ec2::types::TagSpecification {
+pub fn ec2_tag_spec(
+    resource_type: aws_sdk_ec2::types::ResourceType,
+    tags: &crate::naming::Tags,
+) -> aws_sdk_ec2::types::TagSpecification {
     let tags = tags.pairs.iter().map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build()).collect();
     aws_sdk_ec2::types::TagSpecification::builder().resource_type(resource_type).set_tags(Some(tags)).build()
 }
@@ -100,4 +103,3 @@ impl AwsContext {
         }
     }
 }
-

@@ -68,10 +68,8 @@ impl Intercept for CallLog {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let (service, operation) = cfg
-            .load::<Metadata>()
-            .map(|m| (m.service().to_owned(), m.name().to_owned()))
-            .unwrap_or_default();
+        let (service, operation) =
+            cfg.load::<Metadata>().map(|m| (m.service().to_owned(), m.name().to_owned())).unwrap_or_default();
         let body = context.request().body().bytes().unwrap_or_default();
         let params = request_params(body);
         self.calls.lock().expect("call log lock").push((Instant::now(), Call { service, operation, params }));
@@ -139,7 +137,8 @@ mod tests {
 
     #[test]
     fn reads_are_told_from_writes_by_name() {
-        let call = |operation: &str| Call { service: "EC2".into(), operation: operation.into(), params: BTreeMap::new() };
+        let call =
+            |operation: &str| Call { service: "EC2".into(), operation: operation.into(), params: BTreeMap::new() };
         assert!(!call("DescribeVpcs").is_mutating());
         assert!(!call("GetParameter").is_mutating());
         assert!(call("CreateVpc").is_mutating());

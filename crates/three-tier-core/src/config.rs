@@ -164,14 +164,9 @@ impl fmt::Display for Port {
 impl<'de> Deserialize<'de> for Port {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = i64::deserialize(deserializer)?;
-        u16::try_from(value)
-            .ok()
-            .and_then(Port::new)
-            .ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "{value} is not a TCP port{FIX_SEPARATOR}use a number from 1 to 65535"
-                ))
-            })
+        u16::try_from(value).ok().and_then(Port::new).ok_or_else(|| {
+            serde::de::Error::custom(format!("{value} is not a TCP port{FIX_SEPARATOR}use a number from 1 to 65535"))
+        })
     }
 }
 
@@ -210,10 +205,7 @@ impl Config {
             file: path.to_owned(),
             key: "(file)".into(),
             problem: format!("cannot be read: {err}"),
-            fix: format!(
-                "check the path given to --config, or copy {} to start one",
-                Config::DEFAULT_PATH
-            ),
+            fix: format!("check the path given to --config, or copy {} to start one", Config::DEFAULT_PATH),
         })?;
         Config::parse(path, &text)
     }
@@ -263,8 +255,7 @@ impl Config {
         self.validate_network().map_err(|(key, problem, fix)| fail(&key, problem, fix))?;
         self.validate_names().map_err(|(key, problem, fix)| fail(&key, problem, fix))?;
         self.validate_alb().map_err(|(key, problem, fix)| fail(&key, problem, fix))?;
-        self.validate_compute_and_database()
-            .map_err(|(key, problem, fix)| fail(&key, problem, fix))?;
+        self.validate_compute_and_database().map_err(|(key, problem, fix)| fail(&key, problem, fix))?;
         Ok(())
     }
 
@@ -540,9 +531,7 @@ impl Config {
             }
         }
         let engine_version = &database.engine_version;
-        if engine_version.is_empty()
-            || !engine_version.chars().all(|c| c.is_ascii_digit() || c == '.')
-        {
+        if engine_version.is_empty() || !engine_version.chars().all(|c| c.is_ascii_digit() || c == '.') {
             return Err(invalid(
                 "database.engine_version",
                 format!("\"{engine_version}\" is not a MySQL version"),

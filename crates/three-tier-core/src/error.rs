@@ -40,15 +40,23 @@ pub enum Error {
     Conflict { resource: String, problem: String, fix: String },
 
     /// A tier was to be torn down while tiers built on it still stand.
-    #[error("the {tier} tier of stack {stack} still carries the {} tier(s)\n  fix: tear them down with it (`cargo xtask teardown {tier} {}`), or add --cascade", join(dependents), join(dependents))]
+    #[error(
+        "the {tier} tier of stack {stack} still carries the {} tier(s)\n  fix: tear them down with it (`cargo xtask teardown {tier} {}`), or add --cascade",
+        join(dependents),
+        join(dependents)
+    )]
     Dependents { tier: Tier, dependents: Vec<Tier>, stack: String },
 
     /// AWS's answer lacks something it always carries.
-    #[error("{operation} answered without {field}\n  fix: run the command again; if it persists, report it with the request id in the debug log (RUST_LOG=debug)")]
+    #[error(
+        "{operation} answered without {field}\n  fix: run the command again; if it persists, report it with the request id in the debug log (RUST_LOG=debug)"
+    )]
     MissingField { operation: &'static str, field: &'static str },
 
     /// A plan's graph cannot be walked: a bug, found before any change.
-    #[error("the plan cannot be run: {0}\n  fix: this is a bug in three-tier; please report it with the output of `cargo xtask plan`")]
+    #[error(
+        "the plan cannot be run: {0}\n  fix: this is a bug in three-tier; please report it with the output of `cargo xtask plan`"
+    )]
     Graph(#[from] GraphError),
 
     /// Steps of a run failed; the steps running beside them finished, no new one started.
@@ -60,7 +68,9 @@ pub enum Error {
     NotDeployed { tier: Tier, stack: String },
 
     /// A tier was asked for before the tiers it builds on.
-    #[error("the {tier} tier needs the {needs} tier, which is not deployed in stack {stack}\n  fix: run `cargo xtask deploy {needs}` first (or `cargo xtask deploy` for the whole stack)")]
+    #[error(
+        "the {tier} tier needs the {needs} tier, which is not deployed in stack {stack}\n  fix: run `cargo xtask deploy {needs}` first (or `cargo xtask deploy` for the whole stack)"
+    )]
     MissingDependency { tier: Tier, needs: Tier, stack: String },
 }
 

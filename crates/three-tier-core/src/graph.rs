@@ -163,9 +163,11 @@ impl<S: Step> Graph<S> {
         let mut path = vec![(0..self.nodes.len()).find(|i| !placed.contains(i)).expect("a node is left over")];
         loop {
             let last = *path.last().expect("path starts non-empty");
-            let next = *self.nodes[last].needs.iter().find(|n| !placed.contains(n)).expect("a left-over node needs another");
+            let next =
+                *self.nodes[last].needs.iter().find(|n| !placed.contains(n)).expect("a left-over node needs another");
             if let Some(start) = path.iter().position(|&n| n == next) {
-                let mut cycle: Vec<String> = path[start..].iter().rev().map(|&n| self.nodes[n].step.describe()).collect();
+                let mut cycle: Vec<String> =
+                    path[start..].iter().rev().map(|&n| self.nodes[n].step.describe()).collect();
                 cycle.push(cycle[0].clone());
                 return Err(GraphError::Cycle { cycle });
             }
@@ -251,7 +253,8 @@ pub const DURATIONS_JSON: &str = include_str!("../durations.json");
 impl Durations {
     /// The durations of real AWS.
     pub fn aws() -> Durations {
-        let all: BTreeMap<String, serde_json::Value> = serde_json::from_str(DURATIONS_JSON).expect("durations.json is valid");
+        let all: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(DURATIONS_JSON).expect("durations.json is valid");
         Durations { seconds: all.into_iter().filter_map(|(k, v)| Some((k, v.as_f64()?))).collect() }
     }
 
@@ -357,7 +360,11 @@ mod tests {
         let subnet = TestStep { key: Some("subnet"), uses: vec![Ref::planned("vpc")], ..step("subnet") };
         let revoke_a = TestStep { produces: vec!["revoked"], ..step("revoke a") };
         let revoke_b = TestStep { produces: vec!["revoked"], ..step("revoke b") };
-        let delete = TestStep { after: vec!["revoked", "nobody makes this"], uses: vec![Ref::existing("sg-1")], ..step("delete") };
+        let delete = TestStep {
+            after: vec!["revoked", "nobody makes this"],
+            uses: vec![Ref::existing("sg-1")],
+            ..step("delete")
+        };
         let graph = graph(vec![delete, revoke_a, subnet, vpc, revoke_b]).unwrap();
         let needs: Vec<_> = graph.nodes.iter().map(|n| n.needs.clone()).collect();
         assert_eq!(needs, [vec![1, 4], vec![], vec![3], vec![], vec![]]);

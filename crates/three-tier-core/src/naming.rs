@@ -33,11 +33,7 @@ impl<'a> Names<'a> {
     /// A name AWS requires unique per account and region: the seed's name for the default
     /// stack, `<stack>-<name>` for any other, so two stacks can share an account.
     pub fn account_unique(&self, seed_name: &str) -> String {
-        if self.stack == DEFAULT_STACK {
-            seed_name.to_owned()
-        } else {
-            format!("{}-{seed_name}", self.stack)
-        }
+        if self.stack == DEFAULT_STACK { seed_name.to_owned() } else { format!("{}-{seed_name}", self.stack) }
     }
 
     /// The name of a resource the seed leaves unnamed: `<stack>-<role>`.
@@ -71,13 +67,7 @@ pub struct Tags {
 }
 
 impl Tags {
-    pub fn new(
-        stack: &str,
-        tier: Tier,
-        role: &str,
-        name: &str,
-        user_tags: &BTreeMap<String, String>,
-    ) -> Tags {
+    pub fn new(stack: &str, tier: Tier, role: &str, name: &str, user_tags: &BTreeMap<String, String>) -> Tags {
         let mut pairs = user_tags.clone();
         pairs.insert(NAME_TAG.into(), name.into());
         pairs.insert(STACK_TAG.into(), stack.into());

@@ -62,11 +62,13 @@ impl Created {
     pub fn resolve(&self, reference: &Ref) -> Result<String> {
         match reference {
             Ref::Existing(id) => Ok(id.clone()),
-            Ref::Planned(key) => self.ids.lock().expect("created ids lock").get(key).cloned().ok_or_else(|| Error::Conflict {
-                resource: key.clone(),
-                problem: "was to be created by an earlier step of the plan, which did not run".into(),
-                fix: "this is a bug in the plan's graph; please report it with the plan output".into(),
-            }),
+            Ref::Planned(key) => {
+                self.ids.lock().expect("created ids lock").get(key).cloned().ok_or_else(|| Error::Conflict {
+                    resource: key.clone(),
+                    problem: "was to be created by an earlier step of the plan, which did not run".into(),
+                    fix: "this is a bug in the plan's graph; please report it with the plan output".into(),
+                })
+            }
         }
     }
 
@@ -190,7 +192,11 @@ impl<S: Step> Plan<S> {
 
     /// Applies the plan with its tier's `run`: refused whole on a conflict, else its steps
     /// as the graph of their needs allows (see [`crate::schedule::run`]).
-    pub async fn apply(&self, ctx: &AwsContext, run: impl AsyncFn(&AwsContext, &S, &Created) -> Result<()>) -> Result<()>
+    pub async fn apply(
+        &self,
+        ctx: &AwsContext,
+        run: impl AsyncFn(&AwsContext, &S, &Created) -> Result<()>,
+    ) -> Result<()>
     where
         S: Clone,
     {

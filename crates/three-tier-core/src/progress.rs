@@ -46,9 +46,7 @@ impl Progress {
     pub fn waiting(&self, what: impl Into<String>, limit: Duration) -> Waiting {
         let what = what.into();
         let bar = self.bars.add(ProgressBar::new_spinner());
-        bar.set_style(
-            ProgressStyle::with_template("  {spinner} {msg} ({elapsed})").expect("static template"),
-        );
+        bar.set_style(ProgressStyle::with_template("  {spinner} {msg} ({elapsed})").expect("static template"));
         bar.set_message(what.clone());
         bar.enable_steady_tick(Duration::from_millis(200));
         if self.bars.is_hidden() {

@@ -174,7 +174,11 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(step.millis)).await;
             log.lock().unwrap().push(format!("end {}", step.name));
             if step.fails {
-                return Err(Error::Conflict { resource: step.name.into(), problem: "failed".into(), fix: "none".into() });
+                return Err(Error::Conflict {
+                    resource: step.name.into(),
+                    problem: "failed".into(),
+                    fix: "none".into(),
+                });
             }
             if let Some(key) = step.key {
                 created.insert(key, format!("id-{key}"));

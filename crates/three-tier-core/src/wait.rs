@@ -134,7 +134,8 @@ where
                 return Err(Error::Timeout {
                     what: format!("{what} (still {state})"),
                     after: limit,
-                    fix: "AWS is slower than usual; run the same command again later: it continues where it stopped".into(),
+                    fix: "AWS is slower than usual; run the same command again later: it continues where it stopped"
+                        .into(),
                 });
             }
             Poll::Pending(_) => tokio::time::sleep(ctx.waits.poll_interval).await,
@@ -182,9 +183,15 @@ mod tests {
     #[tokio::test]
     async fn retries_until_the_refusal_clears() {
         let tries = AtomicU32::new(0);
-        let result = retry_while(&Progress::silent(), "subnet", Duration::from_secs(5), Duration::from_millis(1), "", Error::is_dependency_violation, || async {
-            if tries.fetch_add(1, Ordering::SeqCst) < 3 { Err(violation()) } else { Ok(7) }
-        })
+        let result = retry_while(
+            &Progress::silent(),
+            "subnet",
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            "",
+            Error::is_dependency_violation,
+            || async { if tries.fetch_add(1, Ordering::SeqCst) < 3 { Err(violation()) } else { Ok(7) } },
+        )
         .await;
         assert_eq!(result.unwrap(), 7);
         assert_eq!(tries.load(Ordering::SeqCst), 4);
@@ -192,7 +199,16 @@ mod tests {
 
     #[tokio::test]
     async fn gives_up_after_the_limit_with_the_fix() {
-        let result: Result<()> = retry_while(&Progress::silent(), "subnet alb-subnet", Duration::from_millis(20), Duration::from_millis(5), "delete the ALB", Error::is_dependency_violation, || async { Err(violation()) }).await;
+        let result: Result<()> = retry_while(
+            &Progress::silent(),
+            "subnet alb-subnet",
+            Duration::from_millis(20),
+            Duration::from_millis(5),
+            "delete the ALB",
+            Error::is_dependency_violation,
+            || async { Err(violation()) },
+        )
+        .await;
         let message = result.unwrap_err().to_string();
         assert!(message.contains("subnet alb-subnet"), "{message}");
         assert!(message.contains("fix: delete the ALB"), "{message}");
@@ -201,10 +217,18 @@ mod tests {
     #[tokio::test]
     async fn other_errors_are_not_retried() {
         let tries = AtomicU32::new(0);
-        let result: Result<()> = retry_while(&Progress::silent(), "x", Duration::from_secs(5), Duration::from_millis(1), "", Error::is_dependency_violation, || async {
-            tries.fetch_add(1, Ordering::SeqCst);
-            Err(Error::Conflict { resource: "r".into(), problem: "p".into(), fix: "f".into() })
-        })
+        let result: Result<()> = retry_while(
+            &Progress::silent(),
+            "x",
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            "",
+            Error::is_dependency_violation,
+            || async {
+                tries.fetch_add(1, Ordering::SeqCst);
+                Err(Error::Conflict { resource: "r".into(), problem: "p".into(), fix: "f".into() })
+            },
+        )
         .await;
         assert!(result.is_err());
         assert_eq!(tries.load(Ordering::SeqCst), 1);

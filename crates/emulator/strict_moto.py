@@ -586,6 +586,8 @@ class RequestLog:
       the call did nothing, as when AWS refuses it at the door;
     - "fail_nth_mutating": N: the Nth call that changes something fails for good, as if
       the run died there.
+    - "latency_ms": N: every request of the region is answered N ms late, as AWS answers
+      from across a network (80 ms is a typical round trip to a nearby region).
     """
 
     def __init__(self, app):
@@ -603,6 +605,9 @@ class RequestLog:
         faults = self.faults
         if not faults or faults.get("region") != region:
             return None
+        if faults.get("latency_ms"):
+            # Outside the lock: requests in flight together wait together, as on AWS.
+            time.sleep(faults["latency_ms"] / 1000)
         kind = "json" if service in ("ssm", "secretsmanager") else ("ec2" if service == "ec2" else "query")
         with self.lock:
             self.counts["requests"] += 1

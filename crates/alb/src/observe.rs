@@ -95,9 +95,20 @@ pub async fn observe(ctx: &AwsContext, stack: &str) -> Result<Observed> {
 }
 
 async fn observe_once(ctx: &AwsContext, stack: &str) -> Result<Observed> {
+    // The load balancers with their listeners, beside the target groups.
+    let ((load_balancers, listeners, mut foreign_names), (target_groups, foreign_groups)) =
+        ctx.both(load_balancers(ctx, stack), target_groups(ctx, stack)).await?;
+    foreign_names.extend(foreign_groups);
+    Ok(Observed { load_balancers, target_groups, listeners, foreign_names })
+}
+
+/// The stack's load balancers and their listeners, and the names of the account's others.
+async fn load_balancers(
+    ctx: &AwsContext,
+    stack: &str,
+) -> Result<(Vec<ObservedLoadBalancer>, Vec<ObservedListener>, Vec<String>)> {
     let elb = &ctx.elbv2;
     let mut observed = Observed::default();
-
     let mut all_balancers = Vec::new();
     let mut marker = None;
     loop {
@@ -133,6 +144,34 @@ async fn observe_once(ctx: &AwsContext, stack: &str) -> Result<Observed> {
     }
     observed.load_balancers.sort_by(|a, b| a.arn.cmp(&b.arn));
 
+    for lb in &observed.load_balancers {
+        let answer = elb.describe_listeners().load_balancer_arn(&lb.arn).send().await.aws("DescribeListeners")?;
+        for listener in answer.listeners() {
+            let arn = listener.listener_arn().unwrap_or_default().to_owned();
+            let rules = elb.describe_rules().listener_arn(&arn).send().await.aws("DescribeRules")?;
+            observed.listeners.push(ObservedListener {
+                load_balancer_arn: lb.arn.clone(),
+                port: listener.port().unwrap_or_default(),
+                protocol: listener.protocol().map(|p| p.as_str().to_owned()).unwrap_or_default(),
+                default_target_group: forward_target(listener.default_actions()),
+                rules: rules
+                    .rules()
+                    .iter()
+                    .filter(|r| r.is_default() != Some(true))
+                    .filter_map(observed_rule)
+                    .collect(),
+                arn,
+            });
+        }
+    }
+    observed.listeners.sort_by(|a, b| (a.port, &a.arn).cmp(&(b.port, &b.arn)));
+    Ok((observed.load_balancers, observed.listeners, observed.foreign_names))
+}
+
+/// The stack's target groups, and the names of the account's others.
+async fn target_groups(ctx: &AwsContext, stack: &str) -> Result<(Vec<ObservedTargetGroup>, Vec<String>)> {
+    let elb = &ctx.elbv2;
+    let mut observed = Observed::default();
     let mut all_groups = Vec::new();
     let mut marker = None;
     loop {
@@ -169,28 +208,7 @@ async fn observe_once(ctx: &AwsContext, stack: &str) -> Result<Observed> {
     }
     observed.target_groups.sort_by(|a, b| a.name.cmp(&b.name));
 
-    for lb in &observed.load_balancers {
-        let answer = elb.describe_listeners().load_balancer_arn(&lb.arn).send().await.aws("DescribeListeners")?;
-        for listener in answer.listeners() {
-            let arn = listener.listener_arn().unwrap_or_default().to_owned();
-            let rules = elb.describe_rules().listener_arn(&arn).send().await.aws("DescribeRules")?;
-            observed.listeners.push(ObservedListener {
-                load_balancer_arn: lb.arn.clone(),
-                port: listener.port().unwrap_or_default(),
-                protocol: listener.protocol().map(|p| p.as_str().to_owned()).unwrap_or_default(),
-                default_target_group: forward_target(listener.default_actions()),
-                rules: rules
-                    .rules()
-                    .iter()
-                    .filter(|r| r.is_default() != Some(true))
-                    .filter_map(observed_rule)
-                    .collect(),
-                arn,
-            });
-        }
-    }
-    observed.listeners.sort_by(|a, b| (a.port, &a.arn).cmp(&(b.port, &b.arn)));
-    Ok(observed)
+    Ok((observed.target_groups, observed.foreign_names))
 }
 
 fn observed_rule(rule: &Rule) -> Option<ObservedRule> {

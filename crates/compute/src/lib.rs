@@ -12,7 +12,7 @@ pub mod user_data;
 
 pub use apply::{apply, run};
 pub use desired::{Desired, Image, ImageSource, TRUST_POLICY, desired, iam_names, image_source};
-pub use observe::{Observed, observe, observe_desired, resolve_image};
+pub use observe::{Observed, observe, observe_desired, observe_targets, resolve_image};
 pub use plan::{ComputeStep, plan, teardown_plan};
 
 use three_tier_core::outputs::{AlbOutputs, AlbRefs, ComputeOutputs, NetworkOutputs, NetworkRefs};

@@ -67,8 +67,9 @@ impl Observed {
     }
 }
 
-/// Reads the tier's state. The role and profile names come from `desired`; the target
-/// group, when given, is read for registrations.
+/// Reads the tier's state: the role, the instance profile, the instances and, when the
+/// target group is given, its targets, independent reads together. The role and profile
+/// names come from the config.
 pub async fn observe(
     ctx: &AwsContext,
     stack: &str,
@@ -76,46 +77,68 @@ pub async fn observe(
     profile_name: &str,
     target_group_arn: Option<&str>,
 ) -> Result<Observed> {
-    let iam = &ctx.iam;
-    let role = match iam.get_role().role_name(role_name).send().await.aws("GetRole") {
-        Ok(answer) => {
-            let role = answer.role();
-            let attached =
-                iam.list_attached_role_policies().role_name(role_name).send().await.aws("ListAttachedRolePolicies")?;
-            let mut inline_policies = BTreeMap::new();
-            let names = iam.list_role_policies().role_name(role_name).send().await.aws("ListRolePolicies")?;
-            for name in names.policy_names() {
-                let policy =
-                    iam.get_role_policy().role_name(role_name).policy_name(name).send().await.aws("GetRolePolicy")?;
-                inline_policies.insert(name.clone(), policy.policy_document().to_owned());
-            }
-            Some(ObservedRole {
-                arn: role.map(|r| r.arn().to_owned()).unwrap_or_default(),
-                inline_policies,
-                attached_policies: attached
-                    .attached_policies()
-                    .iter()
-                    .filter_map(|p| p.policy_arn().map(str::to_owned))
-                    .collect(),
-                tags: role
-                    .map(|r| r.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect())
-                    .unwrap_or_default(),
-            })
+    let targets = async {
+        match target_group_arn {
+            Some(arn) => observe_targets(ctx, arn).await,
+            None => Ok(Vec::new()),
         }
-        Err(err) if err.is_not_found() => None,
+    };
+    let ((role, instance_profile), (instances, targets)) = ctx
+        .both(
+            ctx.both(observe_role(ctx, role_name), observe_profile(ctx, profile_name)),
+            ctx.both(observe_instances(ctx, stack), targets),
+        )
+        .await?;
+    Ok(Observed { image: None, role, instance_profile, instances, targets })
+}
+
+async fn observe_role(ctx: &AwsContext, role_name: &str) -> Result<Option<ObservedRole>> {
+    let iam = &ctx.iam;
+    let answer = match iam.get_role().role_name(role_name).send().await.aws("GetRole") {
+        Ok(answer) => answer,
+        Err(err) if err.is_not_found() => return Ok(None),
         Err(err) => return Err(err),
     };
-    let instance_profile =
-        match iam.get_instance_profile().instance_profile_name(profile_name).send().await.aws("GetInstanceProfile") {
-            Ok(answer) => answer.instance_profile().map(|profile| ObservedInstanceProfile {
-                arn: profile.arn().to_owned(),
-                roles: profile.roles().iter().map(|r| r.role_name().to_owned()).collect(),
-                tags: profile.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect(),
-            }),
-            Err(err) if err.is_not_found() => None,
-            Err(err) => return Err(err),
-        };
+    let role = answer.role();
+    let attached = async {
+        let answer =
+            iam.list_attached_role_policies().role_name(role_name).send().await.aws("ListAttachedRolePolicies")?;
+        Ok(answer.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_owned)).collect())
+    };
+    let inline = async {
+        let mut inline_policies = BTreeMap::new();
+        let names = iam.list_role_policies().role_name(role_name).send().await.aws("ListRolePolicies")?;
+        for name in names.policy_names() {
+            let policy =
+                iam.get_role_policy().role_name(role_name).policy_name(name).send().await.aws("GetRolePolicy")?;
+            inline_policies.insert(name.clone(), policy.policy_document().to_owned());
+        }
+        Ok(inline_policies)
+    };
+    let (attached_policies, inline_policies) = ctx.both(attached, inline).await?;
+    Ok(Some(ObservedRole {
+        arn: role.map(|r| r.arn().to_owned()).unwrap_or_default(),
+        inline_policies,
+        attached_policies,
+        tags: role
+            .map(|r| r.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect())
+            .unwrap_or_default(),
+    }))
+}
 
+async fn observe_profile(ctx: &AwsContext, profile_name: &str) -> Result<Option<ObservedInstanceProfile>> {
+    match ctx.iam.get_instance_profile().instance_profile_name(profile_name).send().await.aws("GetInstanceProfile") {
+        Ok(answer) => Ok(answer.instance_profile().map(|profile| ObservedInstanceProfile {
+            arn: profile.arn().to_owned(),
+            roles: profile.roles().iter().map(|r| r.role_name().to_owned()).collect(),
+            tags: profile.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect(),
+        })),
+        Err(err) if err.is_not_found() => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+async fn observe_instances(ctx: &AwsContext, stack: &str) -> Result<Vec<ObservedInstance>> {
     let answer = ctx
         .ec2
         .describe_instances()
@@ -169,13 +192,18 @@ pub async fn observe(
         .collect();
     instances.sort_by(|a, b| a.id.cmp(&b.id));
 
-    let mut targets = Vec::new();
-    if let Some(arn) = target_group_arn {
-        let answer =
-            ctx.elbv2.describe_target_health().target_group_arn(arn).send().await.aws("DescribeTargetHealth")?;
-        for description in answer.target_health_descriptions() {
-            let Some(target) = description.target() else { continue };
-            targets.push(ObservedTarget {
+    Ok(instances)
+}
+
+/// The targets registered in a target group.
+pub async fn observe_targets(ctx: &AwsContext, arn: &str) -> Result<Vec<ObservedTarget>> {
+    let answer = ctx.elbv2.describe_target_health().target_group_arn(arn).send().await.aws("DescribeTargetHealth")?;
+    let mut targets: Vec<ObservedTarget> = answer
+        .target_health_descriptions()
+        .iter()
+        .filter_map(|description| {
+            let target = description.target()?;
+            Some(ObservedTarget {
                 id: target.id().unwrap_or_default().to_owned(),
                 port: target.port().unwrap_or_default(),
                 health: description
@@ -183,11 +211,11 @@ pub async fn observe(
                     .and_then(|h| h.state())
                     .map(|s| s.as_str().to_owned())
                     .unwrap_or_default(),
-            });
-        }
-        targets.sort_by(|a, b| (&a.id, a.port).cmp(&(&b.id, b.port)));
-    }
-    Ok(Observed { image: None, role, instance_profile, instances, targets })
+            })
+        })
+        .collect();
+    targets.sort_by(|a, b| (&a.id, a.port).cmp(&(&b.id, b.port)));
+    Ok(targets)
 }
 
 /// Reads the state for `desired`, and the AMI a launch would use when no instance stands.

@@ -137,37 +137,55 @@ impl Observed {
     }
 }
 
-/// Finds the stack's network resources. About ten read calls, made one after another so
-/// that their order, and so the recorded requests, are the same on every run.
+/// Finds the stack's network resources: first what the stack's tags find, all at once,
+/// then what is found by the VPCs (their attributes, NAT gateways, route tables).
 pub async fn observe(ctx: &AwsContext, stack: &str) -> Result<Observed> {
-    let ec2 = &ctx.ec2;
-    let tagged = || [tag_filter(STACK_TAG, stack), tag_filter(TIER_TAG, Tier::Network.as_str())];
+    let ((vpcs, internet_gateways), ((subnets, nat_addresses), security_groups)) = ctx
+        .both(
+            ctx.both(tagged_vpcs(ctx, stack), internet_gateways(ctx, stack)),
+            ctx.both(ctx.both(subnets(ctx, stack), addresses(ctx, stack)), security_groups(ctx, stack)),
+        )
+        .await?;
+    let vpc_ids: Vec<String> = vpcs.iter().map(|v| v.vpc_id().unwrap_or_default().to_owned()).collect();
+    let (vpcs, (nat_gateways, route_tables)) = if vpc_ids.is_empty() {
+        (Vec::new(), (Vec::new(), Vec::new()))
+    } else {
+        ctx.both(
+            with_attributes(ctx, &vpcs),
+            ctx.both(nat_gateways(ctx, stack, &vpc_ids), route_tables(ctx, stack, &vpc_ids)),
+        )
+        .await?
+    };
+    Ok(Observed { vpcs, internet_gateways, subnets, nat_addresses, nat_gateways, security_groups, route_tables })
+}
 
-    let mut vpcs = Vec::new();
-    let answer = ec2.describe_vpcs().set_filters(Some(tagged().to_vec())).send().await.aws("DescribeVpcs")?;
-    for vpc in answer.vpcs() {
+fn tagged(stack: &str) -> Option<Vec<Filter>> {
+    Some(vec![tag_filter(STACK_TAG, stack), tag_filter(TIER_TAG, Tier::Network.as_str())])
+}
+
+async fn tagged_vpcs(ctx: &AwsContext, stack: &str) -> Result<Vec<aws_sdk_ec2::types::Vpc>> {
+    let answer = ctx.ec2.describe_vpcs().set_filters(tagged(stack)).send().await.aws("DescribeVpcs")?;
+    Ok(answer.vpcs().to_vec())
+}
+
+/// The VPCs with their DNS attributes, sorted by id.
+async fn with_attributes(ctx: &AwsContext, vpcs: &[aws_sdk_ec2::types::Vpc]) -> Result<Vec<ObservedVpc>> {
+    let attribute = |id: String, name: VpcAttributeName| async move {
+        let answer =
+            ctx.ec2.describe_vpc_attribute().vpc_id(id).attribute(name).send().await.aws("DescribeVpcAttribute")?;
+        let value = answer.enable_dns_support().or(answer.enable_dns_hostnames()).and_then(|a| a.value());
+        Ok(value.unwrap_or(false))
+    };
+    let mut observed = Vec::new();
+    for vpc in vpcs {
         let id = vpc.vpc_id().unwrap_or_default().to_owned();
-        let dns_support = ec2
-            .describe_vpc_attribute()
-            .vpc_id(&id)
-            .attribute(VpcAttributeName::EnableDnsSupport)
-            .send()
-            .await
-            .aws("DescribeVpcAttribute")?
-            .enable_dns_support()
-            .and_then(|a| a.value())
-            .unwrap_or(false);
-        let dns_hostnames = ec2
-            .describe_vpc_attribute()
-            .vpc_id(&id)
-            .attribute(VpcAttributeName::EnableDnsHostnames)
-            .send()
-            .await
-            .aws("DescribeVpcAttribute")?
-            .enable_dns_hostnames()
-            .and_then(|a| a.value())
-            .unwrap_or(false);
-        vpcs.push(ObservedVpc {
+        let (dns_support, dns_hostnames) = ctx
+            .both(
+                attribute(id.clone(), VpcAttributeName::EnableDnsSupport),
+                attribute(id.clone(), VpcAttributeName::EnableDnsHostnames),
+            )
+            .await?;
+        observed.push(ObservedVpc {
             id,
             cidr: vpc.cidr_block().unwrap_or_default().to_owned(),
             dns_support,
@@ -175,15 +193,13 @@ pub async fn observe(ctx: &AwsContext, stack: &str) -> Result<Observed> {
             tags: tag_map(vpc.tags()),
         });
     }
-    vpcs.sort_by(|a, b| a.id.cmp(&b.id));
-    let vpc_ids: Vec<String> = vpcs.iter().map(|v| v.id.clone()).collect();
+    observed.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(observed)
+}
 
-    let answer = ec2
-        .describe_internet_gateways()
-        .set_filters(Some(tagged().to_vec()))
-        .send()
-        .await
-        .aws("DescribeInternetGateways")?;
+async fn internet_gateways(ctx: &AwsContext, stack: &str) -> Result<Vec<ObservedInternetGateway>> {
+    let answer =
+        ctx.ec2.describe_internet_gateways().set_filters(tagged(stack)).send().await.aws("DescribeInternetGateways")?;
     let mut internet_gateways: Vec<_> = answer
         .internet_gateways()
         .iter()
@@ -194,8 +210,11 @@ pub async fn observe(ctx: &AwsContext, stack: &str) -> Result<Observed> {
         })
         .collect();
     internet_gateways.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(internet_gateways)
+}
 
-    let answer = ec2.describe_subnets().set_filters(Some(tagged().to_vec())).send().await.aws("DescribeSubnets")?;
+async fn subnets(ctx: &AwsContext, stack: &str) -> Result<Vec<Tagged<SubnetRole, ObservedSubnet>>> {
+    let answer = ctx.ec2.describe_subnets().set_filters(tagged(stack)).send().await.aws("DescribeSubnets")?;
     let mut subnets: Vec<_> = answer
         .subnets()
         .iter()
@@ -213,8 +232,11 @@ pub async fn observe(ctx: &AwsContext, stack: &str) -> Result<Observed> {
         })
         .collect();
     subnets.sort_by(|a, b| (a.role, &a.resource.id).cmp(&(b.role, &b.resource.id)));
+    Ok(subnets)
+}
 
-    let answer = ec2.describe_addresses().set_filters(Some(tagged().to_vec())).send().await.aws("DescribeAddresses")?;
+async fn addresses(ctx: &AwsContext, stack: &str) -> Result<Vec<ObservedAddress>> {
+    let answer = ctx.ec2.describe_addresses().set_filters(tagged(stack)).send().await.aws("DescribeAddresses")?;
     let mut nat_addresses: Vec<_> = answer
         .addresses()
         .iter()
@@ -225,84 +247,93 @@ pub async fn observe(ctx: &AwsContext, stack: &str) -> Result<Observed> {
         })
         .collect();
     nat_addresses.sort_by(|a, b| a.allocation_id.cmp(&b.allocation_id));
+    Ok(nat_addresses)
+}
 
-    let mut nat_gateways = Vec::new();
-    let mut security_groups = Vec::new();
-    let mut route_tables = Vec::new();
-    if !vpc_ids.is_empty() {
-        // DescribeNatGateways is filtered by VPC, and the tags are checked here: the
-        // emulator (moto 5.2) ignores tag filters on this call.
-        let answer = ec2
-            .describe_nat_gateways()
-            .filter(Filter::builder().name("vpc-id").set_values(Some(vpc_ids.clone())).build())
-            .send()
-            .await
-            .aws("DescribeNatGateways")?;
-        for nat in answer.nat_gateways() {
-            let tags = tag_map(nat.tags());
-            let state = nat.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
-            if !belongs_to(&tags, stack, Some(Tier::Network))
-                || !["pending", "available", "deleting"].contains(&state.as_str())
-            {
-                continue;
-            }
-            nat_gateways.push(ObservedNatGateway {
-                id: nat.nat_gateway_id().unwrap_or_default().to_owned(),
-                state,
-                subnet_id: nat.subnet_id().unwrap_or_default().to_owned(),
-                allocation_ids: nat
-                    .nat_gateway_addresses()
-                    .iter()
-                    .filter_map(|a| a.allocation_id().map(str::to_owned))
-                    .collect(),
-                tags,
-            });
-        }
-        nat_gateways.sort_by(|a, b| a.id.cmp(&b.id));
-
-        let answer = ec2
-            .describe_route_tables()
-            .filters(Filter::builder().name("vpc-id").set_values(Some(vpc_ids.clone())).build())
-            .send()
-            .await
-            .aws("DescribeRouteTables")?;
-        for table in answer.route_tables() {
-            let tags = tag_map(table.tags());
-            let ours = belongs_to(&tags, stack, None);
-            route_tables.push(ObservedRouteTable {
-                id: table.route_table_id().unwrap_or_default().to_owned(),
-                role: role_of(&tags, "route-table/").filter(|_| ours).and_then(RouteTableRole::from_tag),
-                routes: table
-                    .routes()
-                    .iter()
-                    .filter_map(|route| {
-                        Some(ObservedRoute {
-                            destination: route.destination_cidr_block()?.to_owned(),
-                            gateway_id: route.gateway_id().map(str::to_owned),
-                            nat_gateway_id: route.nat_gateway_id().map(str::to_owned),
-                        })
-                    })
-                    .collect(),
-                associations: table
-                    .associations()
-                    .iter()
-                    .map(|a| ObservedAssociation {
-                        id: a.route_table_association_id().unwrap_or_default().to_owned(),
-                        subnet_id: a.subnet_id().map(str::to_owned),
-                    })
-                    .collect(),
-                tags,
-            });
-        }
-        route_tables.sort_by(|a, b| a.id.cmp(&b.id));
-    }
-
-    let answer = ec2
-        .describe_security_groups()
-        .set_filters(Some(tagged().to_vec()))
+/// The stack's NAT gateways in its VPCs. They are found by VPC and their tags checked
+/// here: the emulator (moto 5.2) ignores tag filters on this call.
+async fn nat_gateways(ctx: &AwsContext, stack: &str, vpc_ids: &[String]) -> Result<Vec<ObservedNatGateway>> {
+    let answer = ctx
+        .ec2
+        .describe_nat_gateways()
+        .filter(Filter::builder().name("vpc-id").set_values(Some(vpc_ids.to_vec())).build())
         .send()
         .await
-        .aws("DescribeSecurityGroups")?;
+        .aws("DescribeNatGateways")?;
+    let mut nat_gateways = Vec::new();
+    for nat in answer.nat_gateways() {
+        let tags = tag_map(nat.tags());
+        let state = nat.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
+        if !belongs_to(&tags, stack, Some(Tier::Network))
+            || !["pending", "available", "deleting"].contains(&state.as_str())
+        {
+            continue;
+        }
+        nat_gateways.push(ObservedNatGateway {
+            id: nat.nat_gateway_id().unwrap_or_default().to_owned(),
+            state,
+            subnet_id: nat.subnet_id().unwrap_or_default().to_owned(),
+            allocation_ids: nat
+                .nat_gateway_addresses()
+                .iter()
+                .filter_map(|a| a.allocation_id().map(str::to_owned))
+                .collect(),
+            tags,
+        });
+    }
+    nat_gateways.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(nat_gateways)
+}
+
+/// Every route table of the stack's VPCs, the main one and foreign ones included.
+async fn route_tables(ctx: &AwsContext, stack: &str, vpc_ids: &[String]) -> Result<Vec<ObservedRouteTable>> {
+    let answer = ctx
+        .ec2
+        .describe_route_tables()
+        .filters(Filter::builder().name("vpc-id").set_values(Some(vpc_ids.to_vec())).build())
+        .send()
+        .await
+        .aws("DescribeRouteTables")?;
+    let mut route_tables = Vec::new();
+    for table in answer.route_tables() {
+        let tags = tag_map(table.tags());
+        let ours = belongs_to(&tags, stack, None);
+        route_tables.push(ObservedRouteTable {
+            id: table.route_table_id().unwrap_or_default().to_owned(),
+            role: role_of(&tags, "route-table/").filter(|_| ours).and_then(RouteTableRole::from_tag),
+            routes: table
+                .routes()
+                .iter()
+                .filter_map(|route| {
+                    Some(ObservedRoute {
+                        destination: route.destination_cidr_block()?.to_owned(),
+                        gateway_id: route.gateway_id().map(str::to_owned),
+                        nat_gateway_id: route.nat_gateway_id().map(str::to_owned),
+                    })
+                })
+                .collect(),
+            associations: table
+                .associations()
+                .iter()
+                .map(|a| ObservedAssociation {
+                    id: a.route_table_association_id().unwrap_or_default().to_owned(),
+                    subnet_id: a.subnet_id().map(str::to_owned),
+                })
+                .collect(),
+            tags,
+        });
+    }
+    route_tables.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(route_tables)
+}
+
+async fn security_groups(
+    ctx: &AwsContext,
+    stack: &str,
+) -> Result<Vec<Tagged<SecurityGroupRole, ObservedSecurityGroup>>> {
+    let answer =
+        ctx.ec2.describe_security_groups().set_filters(tagged(stack)).send().await.aws("DescribeSecurityGroups")?;
+    let mut security_groups = Vec::new();
     for group in answer.security_groups() {
         let tags = tag_map(group.tags());
         let Some(role) = role_of(&tags, "security-group/").and_then(SecurityGroupRole::from_tag) else {
@@ -320,8 +351,7 @@ pub async fn observe(ctx: &AwsContext, stack: &str) -> Result<Observed> {
         });
     }
     security_groups.sort_by(|a, b| (a.role, &a.resource.id).cmp(&(b.role, &b.resource.id)));
-
-    Ok(Observed { vpcs, internet_gateways, subnets, nat_addresses, nat_gateways, security_groups, route_tables })
+    Ok(security_groups)
 }
 
 pub(crate) fn tag_filter(key: &str, value: &str) -> Filter {

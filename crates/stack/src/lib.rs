@@ -220,34 +220,42 @@ pub struct Observations {
 }
 
 impl Observations {
-    /// Observes `tiers`. The compute tier reads the targets of the ALB's app target
-    /// group, so it is read after the ALB tier.
+    /// Observes `tiers`, every independent read at once: the compute tier's targets are
+    /// read once the ALB tier has told its app target group.
     pub async fn read(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<Observations> {
         let wants = |tier| tiers.contains(&tier);
         let stack = &config.stack.name;
         let network = async {
             if wants(Tier::Network) { Ok(Some(network::observe(ctx, stack).await?)) } else { Ok::<_, Error>(None) }
         };
-        let front = async {
-            let alb =
-                if wants(Tier::Alb) || wants(Tier::Compute) { Some(alb::observe(ctx, stack).await?) } else { None };
-            let compute = if wants(Tier::Compute) {
-                let target_group = alb.as_ref().and_then(|alb| app_target_group(config, alb));
-                let (role, profile) = compute::iam_names(config);
-                Some(compute::observe(ctx, stack, &role, &profile, target_group.as_deref()).await?)
-            } else {
-                None
+        let alb_and_targets = async {
+            if !(wants(Tier::Alb) || wants(Tier::Compute)) {
+                return Ok((None, Vec::new()));
+            }
+            let alb = alb::observe(ctx, stack).await?;
+            let targets = match app_target_group(config, &alb) {
+                Some(arn) if wants(Tier::Compute) => compute::observe_targets(ctx, &arn).await?,
+                _ => Vec::new(),
             };
-            Ok::<_, Error>((alb, compute))
+            Ok((Some(alb), targets))
+        };
+        let compute = async {
+            if !wants(Tier::Compute) {
+                return Ok(None);
+            }
+            let (role, profile) = compute::iam_names(config);
+            Ok(Some(compute::observe(ctx, stack, &role, &profile, None).await?))
         };
         let database = async {
-            if wants(Tier::Database) {
-                Ok(Some(database::observe_config(ctx, config).await?))
-            } else {
-                Ok::<_, Error>(None)
-            }
+            if wants(Tier::Database) { Ok(Some(database::observe_config(ctx, config).await?)) } else { Ok(None) }
         };
-        let (network, (alb, compute), database) = tokio::try_join!(network, front, database)?;
+        // Boxed, as every read of several tiers: the state of so many SDK calls is too
+        // big for a test thread's stack when kept inline.
+        let ((network, (alb, targets)), (mut compute, database)) =
+            Box::pin(ctx.both(ctx.both(network, alb_and_targets), ctx.both(compute, database))).await?;
+        if let Some(compute) = compute.as_mut() {
+            compute.targets = targets;
+        }
         Ok(Observations { network, alb, compute, database })
     }
 
@@ -274,9 +282,9 @@ fn with_dependencies(tiers: &[Tier]) -> Vec<Tier> {
 
 /// Deploys `tiers` as one graph (see the crate's documentation) and returns their outputs.
 pub async fn deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<StackOutputs> {
-    let (plan, observed) = plan_and_observe(ctx, config, tiers).await?;
+    let (plan, observed) = Box::pin(plan_and_observe(ctx, config, tiers)).await?;
     ctx.progress.line(plan.render().trim_end());
-    plan.apply(ctx).await?;
+    Box::pin(plan.apply(ctx)).await?;
     let observed = if plan.graph.is_empty() {
         observed
     } else {
@@ -305,7 +313,7 @@ pub async fn deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result
 /// tiers still to be built refers to their steps' keys, shown as `(new ...)`. A tier
 /// built on one that is neither named nor deployed is refused, as deploy would be.
 pub async fn plan_deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<StackPlan> {
-    Ok(plan_and_observe(ctx, config, tiers).await?.0)
+    Ok(Box::pin(plan_and_observe(ctx, config, tiers)).await?.0)
 }
 
 async fn plan_and_observe(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<(StackPlan, Observations)> {
@@ -429,7 +437,7 @@ pub(crate) fn standing(config: &Config, observed: &Observations) -> Vec<Tier> {
 
 /// Applies a teardown plan: the graph backwards, as its deletes' needs allow.
 pub async fn teardown(ctx: &AwsContext, plan: &StackPlan) -> Result<()> {
-    plan.apply(ctx).await
+    Box::pin(plan.apply(ctx)).await
 }
 
 /// Every tier's outputs, where the tier stands complete.

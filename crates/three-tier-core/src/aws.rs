@@ -6,7 +6,10 @@ use aws_config::retry::RetryConfig;
 use aws_sdk_ec2::config::{Credentials, Region};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 
+use std::future::Future;
+
 use crate::calls::CallLog;
+use crate::error::Result;
 use crate::graph::Durations;
 use crate::progress::Progress;
 use crate::schedule::Schedule;
@@ -52,6 +55,22 @@ pub struct AwsContext {
 }
 
 impl AwsContext {
+    /// Two independent reads at once; one after the other when runs are ordered, so a
+    /// snapshot of the wire requests sees them in the same order every time.
+    pub async fn both<A, B>(
+        &self,
+        first: impl Future<Output = Result<A>>,
+        second: impl Future<Output = Result<B>>,
+    ) -> Result<(A, B)> {
+        // Boxed: SDK calls' futures are large, and reads nest several of them deep.
+        let (first, second) = (Box::pin(first), Box::pin(second));
+        if self.schedule == Schedule::Ordered {
+            Ok((first.await?, second.await?))
+        } else {
+            tokio::try_join!(first, second)
+        }
+    }
+
     pub async fn connect(target: &Target, region: &str, waits: WaitSettings, progress: Progress) -> AwsContext {
         AwsContext::connect_with(target, region, waits, progress, Vec::new()).await
     }

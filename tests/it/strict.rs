@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::NatGatewayState;
+use three_tier_core::error::Answer;
 use three_tier_core::{AwsContext, AwsResultExt, Config, Result, RouteTableRole, SecurityGroupRole, SubnetRole};
 
 use crate::support::{clean, config_in, context, emulator};
@@ -458,13 +459,13 @@ async fn a_new_instance_profile_is_refused_by_run_instances_for_a_while() {
             .send()
     };
     let refused = launch().await.aws("RunInstances").expect_err("IAM has not reached EC2 yet");
-    assert!(refused.is_instance_profile_propagating(), "the compute tier retries this error: {refused}");
+    assert!(refused.is(Answer::ProfilePropagating), "the compute tier retries this error: {refused}");
     // ... and taken once it has.
     let started = Instant::now();
     let launched = loop {
         match launch().await.aws("RunInstances") {
             Ok(answer) => break answer,
-            Err(err) if err.is_instance_profile_propagating() && started.elapsed() < Duration::from_secs(10) => {
+            Err(err) if err.is(Answer::ProfilePropagating) && started.elapsed() < Duration::from_secs(10) => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(err) => panic!("{err}"),

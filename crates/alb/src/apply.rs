@@ -1,8 +1,8 @@
 //! Runs an ALB plan against AWS.
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, IpAddressType, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, Matcher,
-    PathPatternConditionConfig, ProtocolEnum, RuleCondition, Tag, TargetTypeEnum,
+    Action, ActionTypeEnum, IpAddressType, LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum,
+    Matcher, PathPatternConditionConfig, ProtocolEnum, RuleCondition, Tag, TargetTypeEnum,
 };
 use three_tier_core::error::{gone_is_done, required};
 use three_tier_core::naming::Tags;
@@ -139,10 +139,11 @@ pub async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<
             let arn = created.resolve(load_balancer)?;
             let what = format!("load balancer {name} becoming active");
             wait_for(ctx, &what, ctx.waits.load_balancer, LB_FAILURE, || async {
-                Ok(match load_balancer_state(ctx, &arn).await?.as_deref() {
-                    Some("active" | "active_impaired") => Poll::Ready(()),
-                    Some("provisioning") | None => Poll::Pending("provisioning".into()),
-                    Some(other) => Poll::Failed(other.to_owned()),
+                Ok(match load_balancer_state(ctx, &arn).await? {
+                    Some(LoadBalancerStateEnum::Active | LoadBalancerStateEnum::ActiveImpaired) => Poll::Ready(()),
+                    // A new load balancer can be unknown for a moment.
+                    Some(LoadBalancerStateEnum::Provisioning) | None => Poll::Pending("provisioning".into()),
+                    Some(other) => Poll::Failed(other.as_str().to_owned()),
                 })
             })
             .await?;
@@ -165,7 +166,7 @@ pub async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<
             wait_for(ctx, &what, ctx.waits.load_balancer, LB_FAILURE, || async {
                 Ok(match load_balancer_state(ctx, arn).await? {
                     None => Poll::Ready(()),
-                    Some(state) => Poll::Pending(state),
+                    Some(state) => Poll::Pending(state.as_str().to_owned()),
                 })
             })
             .await?;
@@ -201,12 +202,12 @@ fn elb_tags(tags: &Tags) -> Vec<Tag> {
 }
 
 /// A load balancer's state; `None` once it is gone.
-async fn load_balancer_state(ctx: &AwsContext, arn: &str) -> Result<Option<String>> {
+async fn load_balancer_state(ctx: &AwsContext, arn: &str) -> Result<Option<LoadBalancerStateEnum>> {
     match ctx.elbv2.describe_load_balancers().load_balancer_arns(arn).send().await.aws("DescribeLoadBalancers") {
         Ok(answer) => Ok(answer
             .load_balancers()
             .first()
-            .map(|lb| lb.state().and_then(|s| s.code()).map(|c| c.as_str().to_owned()).unwrap_or_default())),
+            .map(|lb| lb.state().and_then(|s| s.code()).cloned().unwrap_or(LoadBalancerStateEnum::Provisioning))),
         Err(err) if err.is_not_found() => Ok(None),
         Err(err) => Err(err),
     }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_elasticloadbalancingv2::types::{Action, Rule};
+use aws_sdk_elasticloadbalancingv2::types::{Action, LoadBalancerStateEnum, Rule};
 use three_tier_core::naming::belongs_to;
 use three_tier_core::{AwsContext, AwsResultExt, Result, Tier};
 
@@ -24,8 +24,7 @@ pub struct ObservedLoadBalancer {
     pub arn: String,
     pub name: String,
     pub dns_name: String,
-    /// `provisioning`, `active`, `active_impaired` or `failed`.
-    pub state: String,
+    pub state: LoadBalancerStateEnum,
     pub scheme: String,
     pub kind: String,
     pub ip_address_type: String,
@@ -39,7 +38,7 @@ pub struct ObservedTargetGroup {
     pub arn: String,
     pub name: String,
     pub protocol: String,
-    pub port: i32,
+    pub port: u16,
     pub vpc_id: String,
     pub target_type: String,
     pub health_check_protocol: String,
@@ -53,7 +52,7 @@ pub struct ObservedTargetGroup {
 pub struct ObservedListener {
     pub arn: String,
     pub load_balancer_arn: String,
-    pub port: i32,
+    pub port: u16,
     pub protocol: String,
     /// The target group of a plain forward default action.
     pub default_target_group: Option<String>,
@@ -78,7 +77,7 @@ impl Observed {
     }
 
     pub fn listener(&self, port: u16) -> Option<&ObservedListener> {
-        self.listeners.iter().find(|l| l.port == i32::from(port))
+        self.listeners.iter().find(|l| l.port == port)
     }
 }
 
@@ -131,7 +130,7 @@ async fn load_balancers(
         }
         observed.load_balancers.push(ObservedLoadBalancer {
             dns_name: lb.dns_name().unwrap_or_default().to_owned(),
-            state: lb.state().and_then(|s| s.code()).map(|c| c.as_str().to_owned()).unwrap_or_default(),
+            state: lb.state().and_then(|s| s.code()).cloned().unwrap_or(LoadBalancerStateEnum::Provisioning),
             scheme: lb.scheme().map(|s| s.as_str().to_owned()).unwrap_or_default(),
             kind: lb.r#type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
             ip_address_type: lb.ip_address_type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
@@ -151,7 +150,7 @@ async fn load_balancers(
             let rules = elb.describe_rules().listener_arn(&arn).send().await.aws("DescribeRules")?;
             observed.listeners.push(ObservedListener {
                 load_balancer_arn: lb.arn.clone(),
-                port: listener.port().unwrap_or_default(),
+                port: port(listener.port()),
                 protocol: listener.protocol().map(|p| p.as_str().to_owned()).unwrap_or_default(),
                 default_target_group: forward_target(listener.default_actions()),
                 rules: rules
@@ -194,7 +193,7 @@ async fn target_groups(ctx: &AwsContext, stack: &str) -> Result<(Vec<ObservedTar
         }
         observed.target_groups.push(ObservedTargetGroup {
             protocol: group.protocol().map(|p| p.as_str().to_owned()).unwrap_or_default(),
-            port: group.port().unwrap_or_default(),
+            port: port(group.port()),
             vpc_id: group.vpc_id().unwrap_or_default().to_owned(),
             target_type: group.target_type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
             health_check_protocol: group.health_check_protocol().map(|p| p.as_str().to_owned()).unwrap_or_default(),
@@ -243,6 +242,11 @@ fn forward_target(actions: &[Action]) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// A port as AWS gives it (an `i32`); 0 when absent or out of range.
+fn port(port: Option<i32>) -> u16 {
+    port.and_then(|p| u16::try_from(p).ok()).unwrap_or_default()
 }
 
 fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_elasticloadbalancingv2::types::LoadBalancerStateEnum;
 use serde::Serialize;
 use three_tier_core::graph::ready;
 use three_tier_core::naming::Tags;
@@ -95,7 +96,7 @@ pub enum AlbStep {
     },
     DeleteListener {
         arn: String,
-        port: i32,
+        port: u16,
     },
     DeleteLoadBalancer {
         arn: String,
@@ -274,7 +275,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<AlbStep> {
             Some(group) => {
                 let immutable = [
                     (group.protocol != "HTTP", format!("protocol {}", group.protocol)),
-                    (group.port != i32::from(spec.port), format!("port {}", group.port)),
+                    (group.port != spec.port, format!("port {}", group.port)),
                     (existing_id(&spec.vpc) != Some(&group.vpc_id), format!("VPC {}", group.vpc_id)),
                     (group.target_type != "instance", format!("target type {}", group.target_type)),
                 ];
@@ -351,7 +352,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<AlbStep> {
                 });
             }
             retag(steps, &lb.arn, &spec.tags, &lb.tags);
-            (Ref::existing(&lb.arn), lb.state == "provisioning")
+            (Ref::existing(&lb.arn), lb.state == LoadBalancerStateEnum::Provisioning)
         }
         None => {
             steps.push(AlbStep::CreateLoadBalancer {

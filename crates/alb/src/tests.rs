@@ -1,5 +1,6 @@
 //! The pure half of the tier: plans from hand-built observed states.
 
+use aws_sdk_elasticloadbalancingv2::types::LoadBalancerStateEnum;
 use three_tier_core::outputs::NetworkRefs;
 use three_tier_core::{Change, Config, Ref, SecurityGroupRole, Step, SubnetRole};
 
@@ -40,7 +41,7 @@ fn deployed(desired: &Desired) -> Observed {
             arn: arn("loadbalancer/app", &lb.name),
             name: lb.name.clone(),
             dns_name: format!("{}-1.ap-northeast-1.elb.amazonaws.com", lb.name),
-            state: "active".into(),
+            state: LoadBalancerStateEnum::Active,
             scheme: "internet-facing".into(),
             kind: "application".into(),
             ip_address_type: "ipv4".into(),
@@ -55,7 +56,7 @@ fn deployed(desired: &Desired) -> Observed {
                 arn: group_arn(&g.name),
                 name: g.name.clone(),
                 protocol: "HTTP".into(),
-                port: g.port.into(),
+                port: g.port,
                 vpc_id: g.vpc.to_string(),
                 target_type: "instance".into(),
                 health_check_protocol: "HTTP".into(),
@@ -121,7 +122,7 @@ fn a_complete_deploy_plans_nothing() {
 fn a_provisioning_load_balancer_is_waited_for() {
     let desired = desired(&Config::default_config(), &network());
     let mut observed = deployed(&desired);
-    observed.load_balancers[0].state = "provisioning".into();
+    observed.load_balancers[0].state = LoadBalancerStateEnum::Provisioning;
     let plan = plan(&desired, &observed);
     assert_eq!(plan.steps.len(), 1);
     assert!(matches!(plan.steps[0], AlbStep::WaitLoadBalancerActive { .. }));

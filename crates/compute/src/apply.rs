@@ -2,12 +2,12 @@
 
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
-    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceNetworkInterfaceSpecification, InstanceType,
-    ResourceType, VolumeType,
+    InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceNetworkInterfaceSpecification,
+    InstanceStateName, InstanceType, ResourceType, VolumeType,
 };
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use three_tier_core::aws::ec2_tag_spec;
-use three_tier_core::error::{gone_is_done, required};
+use three_tier_core::error::{Answer, gone_is_done, required};
 use three_tier_core::wait::{Poll, retry_while, wait_for};
 use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Plan, Result};
 
@@ -115,7 +115,7 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
                 ctx.waits.propagation,
                 ctx.waits.poll_interval,
                 &fix,
-                Error::is_instance_profile_propagating,
+                |err| err.is(Answer::ProfilePropagating),
                 || async {
                     ec2.run_instances()
                         .image_id(&image.id)
@@ -171,10 +171,10 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
         ComputeStep::WaitInstanceStopped { id, name } => {
             let what = format!("instance {name} ({id}) stopping");
             wait_for(ctx, &what, ctx.waits.instance, INSTANCE_FAILURE, || async {
-                Ok(match instance_state(ctx, id).await?.as_deref() {
-                    Some("stopped") => Poll::Ready(()),
-                    Some("stopping") => Poll::Pending("stopping".into()),
-                    other => Poll::Failed(other.unwrap_or("gone").to_owned()),
+                Ok(match instance_state(ctx, id).await? {
+                    Some(InstanceStateName::Stopped) => Poll::Ready(()),
+                    Some(InstanceStateName::Stopping) => Poll::Pending("stopping".into()),
+                    other => Poll::Failed(other.as_ref().map_or("gone", InstanceStateName::as_str).to_owned()),
                 })
             })
             .await?;
@@ -207,11 +207,11 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
             let id = created.resolve(instance)?;
             let what = format!("instance {name} ({id}) starting");
             wait_for(ctx, &what, ctx.waits.instance, INSTANCE_FAILURE, || async {
-                Ok(match instance_state(ctx, &id).await?.as_deref() {
-                    Some("running") => Poll::Ready(()),
+                Ok(match instance_state(ctx, &id).await? {
+                    Some(InstanceStateName::Running) => Poll::Ready(()),
                     // A new instance can be unknown to EC2 for a few seconds.
-                    Some("pending") | None => Poll::Pending("pending".into()),
-                    Some(other) => Poll::Failed(other.to_owned()),
+                    Some(InstanceStateName::Pending) | None => Poll::Pending("pending".into()),
+                    Some(other) => Poll::Failed(other.as_str().to_owned()),
                 })
             })
             .await?;
@@ -226,7 +226,7 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
                 ctx.waits.propagation,
                 ctx.waits.poll_interval,
                 "run deploy again in a minute",
-                |err| err.code() == Some("InvalidTarget"),
+                |err| err.is(Answer::UnknownTarget),
                 || async {
                     ctx.elbv2
                         .register_targets()
@@ -240,10 +240,10 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
             .await?;
         }
         ComputeStep::DeregisterTarget { target_group_arn, instance_id, port } => {
-            let target = TargetDescription::builder().id(instance_id).port(*port).build();
+            let target = TargetDescription::builder().id(instance_id).port(i32::from(*port)).build();
             let result = ctx.elbv2.deregister_targets().target_group_arn(target_group_arn).targets(target).send().await;
             match result.aws("DeregisterTargets") {
-                Err(err) if err.code() == Some("InvalidTarget") => {}
+                Err(err) if err.is(Answer::UnknownTarget) => {}
                 other => gone_is_done(other)?,
             }
         }
@@ -269,9 +269,9 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
         ComputeStep::WaitInstanceTerminated { id, name } => {
             let what = format!("instance {name} ({id}) terminating");
             wait_for(ctx, &what, ctx.waits.instance, INSTANCE_FAILURE, || async {
-                Ok(match instance_state(ctx, id).await?.as_deref() {
-                    Some("terminated") | None => Poll::Ready(()),
-                    Some(other) => Poll::Pending(other.to_owned()),
+                Ok(match instance_state(ctx, id).await? {
+                    Some(InstanceStateName::Terminated) | None => Poll::Ready(()),
+                    Some(other) => Poll::Pending(other.as_str().to_owned()),
                 })
             })
             .await?;
@@ -293,7 +293,7 @@ fn iam_tags<'t>(tags: impl Iterator<Item = (&'t String, &'t String)>) -> Vec<aws
 }
 
 /// An instance's state; `None` when EC2 does not know it (yet, or any more).
-async fn instance_state(ctx: &AwsContext, id: &str) -> Result<Option<String>> {
+async fn instance_state(ctx: &AwsContext, id: &str) -> Result<Option<InstanceStateName>> {
     match ctx.ec2.describe_instances().instance_ids(id).send().await.aws("DescribeInstances") {
         Ok(answer) => Ok(answer
             .reservations()
@@ -302,7 +302,7 @@ async fn instance_state(ctx: &AwsContext, id: &str) -> Result<Option<String>> {
             .next()
             .and_then(|i| i.state())
             .and_then(|s| s.name())
-            .map(|n| n.as_str().to_owned())),
+            .cloned()),
         Err(err) if err.is_not_found() => Ok(None),
         Err(err) => Err(err),
     }

@@ -65,7 +65,7 @@ pub async fn plan_teardown(
 
 /// The tier's outputs, when the role, profile and a running instance exist.
 pub fn outputs(observed: &Observed) -> Option<ComputeOutputs> {
-    let instance = observed.instance().filter(|i| i.state == "running")?;
+    let instance = observed.instance().filter(|i| i.state == aws_sdk_ec2::types::InstanceStateName::Running)?;
     Some(ComputeOutputs {
         instance_id: instance.id.clone(),
         private_ip: instance.private_ip.clone(),

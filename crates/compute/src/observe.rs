@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ec2::types::Filter;
-use three_tier_core::error::required;
+use aws_sdk_ec2::types::{Filter, HttpTokensState, InstanceStateName};
+use three_tier_core::error::{Answer, required};
 use three_tier_core::naming::{STACK_TAG, TIER_TAG};
 use three_tier_core::{AwsContext, AwsResultExt, Error, Ref, Result, Tier};
 
@@ -43,21 +43,21 @@ pub struct ObservedInstanceProfile {
 pub struct ObservedInstance {
     pub id: String,
     /// `pending`, `running`, `stopping` or `stopped`.
-    pub state: String,
+    pub state: InstanceStateName,
     pub subnet_id: String,
     pub security_groups: Vec<String>,
     pub instance_type: String,
     pub private_ip: String,
     pub public_ip: Option<String>,
     pub instance_profile_arn: Option<String>,
-    pub http_tokens: String,
+    pub http_tokens: Option<HttpTokensState>,
     pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObservedTarget {
     pub id: String,
-    pub port: i32,
+    pub port: u16,
     pub health: String,
 }
 
@@ -162,7 +162,7 @@ async fn observe_instances(ctx: &AwsContext, stack: &str) -> Result<Vec<Observed
         .flat_map(|r| r.instances())
         .map(|instance| ObservedInstance {
             id: instance.instance_id().unwrap_or_default().to_owned(),
-            state: instance.state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap_or_default(),
+            state: instance.state().and_then(|s| s.name()).cloned().unwrap_or(InstanceStateName::Pending),
             subnet_id: instance.subnet_id().unwrap_or_default().to_owned(),
             // The primary interface's groups are the instance's groups. (moto 5.2 leaves the
             // instance-level list empty for instances launched with an interface spec.)
@@ -178,11 +178,7 @@ async fn observe_instances(ctx: &AwsContext, stack: &str) -> Result<Vec<Observed
             private_ip: instance.private_ip_address().unwrap_or_default().to_owned(),
             public_ip: instance.public_ip_address().map(str::to_owned),
             instance_profile_arn: instance.iam_instance_profile().and_then(|p| p.arn()).map(str::to_owned),
-            http_tokens: instance
-                .metadata_options()
-                .and_then(|m| m.http_tokens())
-                .map(|t| t.as_str().to_owned())
-                .unwrap_or_default(),
+            http_tokens: instance.metadata_options().and_then(|m| m.http_tokens()).cloned(),
             tags: instance
                 .tags()
                 .iter()
@@ -205,7 +201,7 @@ pub async fn observe_targets(ctx: &AwsContext, arn: &str) -> Result<Vec<Observed
             let target = description.target()?;
             Some(ObservedTarget {
                 id: target.id().unwrap_or_default().to_owned(),
-                port: target.port().unwrap_or_default(),
+                port: target.port().and_then(|p| u16::try_from(p).ok()).unwrap_or_default(),
                 health: description
                     .target_health()
                     .and_then(|h| h.state())
@@ -233,20 +229,14 @@ pub async fn observe_desired(ctx: &AwsContext, stack: &str, desired: &Desired) -
 
 /// The AMI `source` names now, with its root device and snapshot size.
 pub async fn resolve_image(ctx: &AwsContext, source: &ImageSource) -> Result<Image> {
-    let image_missing = |what: String| Error::Conflict {
-        resource: what,
-        problem: format!("does not name an AMI available in {}", ctx.region),
-        fix: "name an AMI of this region in compute.ami_id, or remove the key to use the latest Amazon Linux 2023 \
-              (compute.ami_parameter)"
-            .into(),
-    };
+    let image_missing = |what: String| Error::ImageNotFound { what, region: ctx.region.clone() };
     let image_id = match source {
         ImageSource::Id(id) => id.clone(),
         ImageSource::SsmParameter(path) => match ctx.ssm.get_parameter().name(path).send().await.aws("GetParameter") {
             Ok(answer) => {
                 required(answer.parameter().and_then(|p| p.value()), "GetParameter", "Parameter.Value")?.to_owned()
             }
-            Err(err) if err.code() == Some("ParameterNotFound") => {
+            Err(err) if err.is(Answer::NotFound) => {
                 return Err(image_missing(format!("SSM parameter {path}")));
             }
             Err(err) => return Err(err),
@@ -254,7 +244,7 @@ pub async fn resolve_image(ctx: &AwsContext, source: &ImageSource) -> Result<Ima
     };
     let images = match ctx.ec2.describe_images().image_ids(&image_id).send().await.aws("DescribeImages") {
         Ok(images) => images,
-        Err(err) if err.code().is_some_and(|c| c.starts_with("InvalidAMIID")) => {
+        Err(err) if err.is(Answer::UnknownImage) => {
             return Err(image_missing(format!("AMI {image_id}")));
         }
         Err(err) => return Err(err),

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_ec2::types::{HttpTokensState, InstanceStateName};
 use serde::Serialize;
 use three_tier_core::graph::ready;
 use three_tier_core::naming::{Tags, belongs_to, name_or_id};
@@ -112,7 +113,7 @@ pub enum ComputeStep {
     DeregisterTarget {
         target_group_arn: String,
         instance_id: String,
-        port: i32,
+        port: u16,
     },
     TerminateInstance {
         id: String,
@@ -417,7 +418,7 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
                     security_groups: vec![spec.security_group.clone()],
                 });
             }
-            if instance.http_tokens != "required" {
+            if instance.http_tokens != Some(HttpTokensState::Required) {
                 steps.push(ComputeStep::RequireImdsV2 { id: instance.id.clone(), name: spec.name.clone() });
             }
             let tags = spec.tags.missing_from(&instance.tags);
@@ -425,14 +426,14 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
                 steps.push(ComputeStep::TagInstance { id: instance.id.clone(), name: spec.name.clone(), tags });
             }
             // AWS starts only a stopped instance: one still stopping is waited for first.
-            let stopped = matches!(instance.state.as_str(), "stopped" | "stopping");
-            if instance.state == "stopping" {
+            let stopped = matches!(instance.state, InstanceStateName::Stopped | InstanceStateName::Stopping);
+            if instance.state == InstanceStateName::Stopping {
                 steps.push(ComputeStep::WaitInstanceStopped { id: instance.id.clone(), name: spec.name.clone() });
             }
             if stopped {
                 steps.push(ComputeStep::StartInstance { id: instance.id.clone(), name: spec.name.clone() });
             }
-            (Ref::existing(&instance.id), stopped || instance.state == "pending")
+            (Ref::existing(&instance.id), stopped || instance.state == InstanceStateName::Pending)
         }
     };
     if needs_wait {
@@ -441,9 +442,8 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
 
     // Exactly the stack's instance on the app port is registered; anything else is not.
     let registration = &desired.registration;
-    let wanted = |id: &str, port: i32| {
-        matches!(&instance, Ref::Existing(own) if own == id) && port == i32::from(registration.port)
-    };
+    let wanted =
+        |id: &str, port: u16| matches!(&instance, Ref::Existing(own) if own == id) && port == registration.port;
     // Targets are observed only in a target group that exists.
     if let Ref::Existing(target_group_arn) = &registration.target_group {
         for target in observed.targets.iter().filter(|t| !wanted(&t.id, t.port)) {

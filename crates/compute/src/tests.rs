@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
+use aws_sdk_ec2::types::{HttpTokensState, InstanceStateName};
 use three_tier_core::outputs::{AlbRefs, NetworkRefs};
 use three_tier_core::{Config, Ref, SecurityGroupRole, Step, SubnetRole};
 
@@ -63,14 +64,14 @@ fn deployed(desired: &Desired) -> Observed {
         }),
         instances: vec![ObservedInstance {
             id: "i-1".into(),
-            state: "running".into(),
+            state: InstanceStateName::Running,
             subnet_id: desired.instance.subnet.to_string(),
             security_groups: vec![desired.instance.security_group.to_string()],
             instance_type: desired.instance.instance_type.clone(),
             private_ip: "10.0.0.4".into(),
             public_ip: None,
             instance_profile_arn: Some(format!("arn:aws:iam::1:instance-profile/{}", desired.instance_profile.name)),
-            http_tokens: "required".into(),
+            http_tokens: Some(HttpTokensState::Required),
             tags: desired.instance.tags.pairs.clone(),
         }],
         targets: vec![ObservedTarget { id: "i-1".into(), port: 3030, health: "healthy".into() }],
@@ -123,8 +124,8 @@ fn drift_is_repaired_in_place() {
     let desired = default_desired();
     let mut observed = deployed(&desired);
     let instance = &mut observed.instances[0];
-    instance.state = "stopped".into();
-    instance.http_tokens = "optional".into();
+    instance.state = InstanceStateName::Stopped;
+    instance.http_tokens = Some(HttpTokensState::Optional);
     instance.security_groups = vec!["sg-default".into()];
     observed.role.as_mut().unwrap().attached_policies.push("arn:aws:iam::aws:policy/AdministratorAccess".into());
     observed.targets = vec![ObservedTarget { id: "i-old".into(), port: 3030, health: "unused".into() }];
@@ -261,7 +262,7 @@ fn the_secret_policy_grants_the_stacks_database_secret_only() {
 fn an_instance_still_stopping_is_waited_for_before_it_is_started() {
     let desired = default_desired();
     let mut observed = deployed(&desired);
-    observed.instances[0].state = "stopping".into();
+    observed.instances[0].state = InstanceStateName::Stopping;
     let plan = plan(&desired, &observed, STACK);
     let kinds: Vec<&str> = plan
         .steps

@@ -1,10 +1,11 @@
 //! Runs a database plan against RDS.
 
 use aws_sdk_rds::types::Tag;
-use three_tier_core::error::gone_is_done;
+use three_tier_core::error::{Answer, gone_is_done};
 use three_tier_core::wait::{Poll, retry_while, wait_for};
-use three_tier_core::{AwsContext, AwsResultExt, Created, Plan, Result};
+use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Plan, Result};
 
+use crate::observe::DbStatus;
 use crate::plan::DatabaseStep;
 
 /// Applies a plan of this tier alone.
@@ -103,19 +104,12 @@ pub async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Re
         DatabaseStep::WaitDbInstanceAvailable { identifier } | DatabaseStep::WaitDbInstanceStarted { identifier } => {
             let what = format!("RDS instance {identifier} becoming available");
             wait_for(ctx, &what, ctx.waits.database, DB_FAILURE, || async {
-                Ok(match db_status(ctx, identifier).await?.as_deref() {
-                    Some("available") => Poll::Ready(()),
-                    Some(
-                        failed @ ("failed"
-                        | "stopped"
-                        | "storage-full"
-                        | "deleting"
-                        | "inaccessible-encryption-credentials"),
-                    )
-                    | Some(failed @ ("incompatible-network" | "incompatible-parameters" | "incompatible-restore")) => {
-                        Poll::Failed(failed.to_owned())
+                Ok(match db_status(ctx, identifier).await? {
+                    Some(DbStatus::Available) => Poll::Ready(()),
+                    Some(failed @ (DbStatus::Stuck(_) | DbStatus::Stopped | DbStatus::Deleting)) => {
+                        Poll::Failed(failed.as_str().to_owned())
                     }
-                    Some(other) => Poll::Pending(other.to_owned()),
+                    Some(other) => Poll::Pending(other.as_str().to_owned()),
                     None => Poll::Failed("gone".into()),
                 })
             })
@@ -129,7 +123,7 @@ pub async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Re
             };
             match request.send().await.aws("DeleteDBInstance") {
                 // Already being deleted: the wait that follows sees it through.
-                Err(err) if err.code() == Some("InvalidDBInstanceState") => {}
+                Err(err) if err.is(Answer::DbInstanceBusy) => {}
                 other => gone_is_done(other)?,
             }
         }
@@ -138,7 +132,7 @@ pub async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Re
             wait_for(ctx, &what, ctx.waits.database, DB_FAILURE, || async {
                 Ok(match db_status(ctx, identifier).await? {
                     None => Poll::Ready(()),
-                    Some(status) => Poll::Pending(status),
+                    Some(status) => Poll::Pending(status.as_str().to_owned()),
                 })
             })
             .await?;
@@ -153,7 +147,7 @@ pub async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Re
                 ctx.waits.dependency_violation,
                 ctx.waits.poll_interval,
                 &fix,
-                |err| err.code() == Some("InvalidDBSubnetGroupStateFault"),
+                Error::is_in_use,
                 || async {
                     gone_is_done(
                         rds.delete_db_subnet_group().db_subnet_group_name(name).send().await.aws("DeleteDBSubnetGroup"),
@@ -171,9 +165,9 @@ fn rds_tags<'t>(tags: impl Iterator<Item = (&'t String, &'t String)>) -> Vec<Tag
 }
 
 /// An RDS instance's status; `None` once it is gone.
-async fn db_status(ctx: &AwsContext, identifier: &str) -> Result<Option<String>> {
+async fn db_status(ctx: &AwsContext, identifier: &str) -> Result<Option<DbStatus>> {
     match ctx.rds.describe_db_instances().db_instance_identifier(identifier).send().await.aws("DescribeDBInstances") {
-        Ok(answer) => Ok(answer.db_instances().first().and_then(|db| db.db_instance_status()).map(str::to_owned)),
+        Ok(answer) => Ok(answer.db_instances().first().and_then(|db| db.db_instance_status()).map(DbStatus::parse)),
         Err(err) if err.is_not_found() => Ok(None),
         Err(err) => Err(err),
     }

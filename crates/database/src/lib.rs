@@ -10,7 +10,7 @@ mod plan;
 
 pub use apply::{apply, run};
 pub use desired::{Desired, desired};
-pub use observe::{Observed, observe};
+pub use observe::{DbStatus, Observed, observe};
 pub use plan::{DatabaseStep, plan, teardown_plan};
 
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -69,11 +69,11 @@ fn names(config: &Config) -> (String, String) {
 
 /// The tier's outputs, when the instance is available.
 pub fn outputs(observed: &Observed) -> Option<DatabaseOutputs> {
-    let instance = observed.instance.as_ref().filter(|i| i.status == "available")?;
+    let instance = observed.instance.as_ref().filter(|i| i.status == DbStatus::Available)?;
     let (address, port) = instance.endpoint.clone()?;
     Some(DatabaseOutputs {
         endpoint_address: address,
-        port: u16::try_from(port).ok()?,
+        port,
         instance_arn: instance.arn.clone(),
         master_secret_arn: instance.master_secret_arn.clone()?,
     })

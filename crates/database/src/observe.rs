@@ -21,14 +21,13 @@ pub struct ObservedSubnetGroup {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObservedInstance {
     pub arn: String,
-    /// `creating`, `available`, `modifying`, `backing-up`, `deleting`, ...
-    pub status: String,
+    pub status: DbStatus,
     pub engine: String,
     pub engine_version: String,
     pub instance_class: String,
     pub storage_type: String,
-    pub allocated_storage_gib: i32,
-    pub max_allocated_storage_gib: Option<i32>,
+    pub allocated_storage_gib: u32,
+    pub max_allocated_storage_gib: Option<u32>,
     pub multi_az: bool,
     pub publicly_accessible: bool,
     pub storage_encrypted: bool,
@@ -37,7 +36,7 @@ pub struct ObservedInstance {
     pub security_groups: Vec<String>,
     pub database_name: String,
     pub master_username: String,
-    pub endpoint: Option<(String, i32)>,
+    pub endpoint: Option<(String, u16)>,
     pub master_secret_arn: Option<String>,
     pub tags: BTreeMap<String, String>,
 }
@@ -69,13 +68,13 @@ pub async fn observe(ctx: &AwsContext, subnet_group: &str, identifier: &str) -> 
         match rds.describe_db_instances().db_instance_identifier(identifier).send().await.aws("DescribeDBInstances") {
             Ok(answer) => answer.db_instances().first().map(|db| ObservedInstance {
                 arn: db.db_instance_arn().unwrap_or_default().to_owned(),
-                status: db.db_instance_status().unwrap_or_default().to_owned(),
+                status: DbStatus::parse(db.db_instance_status().unwrap_or_default()),
                 engine: db.engine().unwrap_or_default().to_owned(),
                 engine_version: db.engine_version().unwrap_or_default().to_owned(),
                 instance_class: db.db_instance_class().unwrap_or_default().to_owned(),
                 storage_type: db.storage_type().unwrap_or_default().to_owned(),
-                allocated_storage_gib: db.allocated_storage().unwrap_or_default(),
-                max_allocated_storage_gib: db.max_allocated_storage(),
+                allocated_storage_gib: db.allocated_storage().and_then(|g| u32::try_from(g).ok()).unwrap_or_default(),
+                max_allocated_storage_gib: db.max_allocated_storage().and_then(|g| u32::try_from(g).ok()),
                 multi_az: db.multi_az().unwrap_or(false),
                 publicly_accessible: db.publicly_accessible().unwrap_or(false),
                 storage_encrypted: db.storage_encrypted().unwrap_or(false),
@@ -94,7 +93,7 @@ pub async fn observe(ctx: &AwsContext, subnet_group: &str, identifier: &str) -> 
                     .collect(),
                 database_name: db.db_name().unwrap_or_default().to_owned(),
                 master_username: db.master_username().unwrap_or_default().to_owned(),
-                endpoint: db.endpoint().and_then(|e| Some((e.address()?.to_owned(), e.port()?))),
+                endpoint: db.endpoint().and_then(|e| Some((e.address()?.to_owned(), u16::try_from(e.port()?).ok()?))),
                 master_secret_arn: db.master_user_secret().and_then(|s| s.secret_arn()).map(str::to_owned),
                 tags: tag_map(db.tag_list()),
             }),
@@ -102,6 +101,50 @@ pub async fn observe(ctx: &AwsContext, subnet_group: &str, identifier: &str) -> 
             Err(err) => return Err(err),
         };
     Ok(Observed { subnet_group, instance })
+}
+
+/// An RDS instance's status. RDS gives a string; these are the ones the tier acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbStatus {
+    Available,
+    Creating,
+    Stopped,
+    Stopping,
+    Deleting,
+    /// A state it does not leave by itself: `failed`, `storage-full`, `incompatible-*`, ...
+    Stuck(String),
+    /// On its way somewhere: `modifying`, `backing-up`, `starting`, `rebooting`, ...
+    Busy(String),
+}
+
+impl DbStatus {
+    pub fn parse(status: &str) -> DbStatus {
+        match status {
+            "available" => DbStatus::Available,
+            "creating" => DbStatus::Creating,
+            "stopped" => DbStatus::Stopped,
+            "stopping" => DbStatus::Stopping,
+            "deleting" => DbStatus::Deleting,
+            "failed"
+            | "storage-full"
+            | "inaccessible-encryption-credentials"
+            | "incompatible-network"
+            | "incompatible-parameters"
+            | "incompatible-restore" => DbStatus::Stuck(status.to_owned()),
+            other => DbStatus::Busy(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            DbStatus::Available => "available",
+            DbStatus::Creating => "creating",
+            DbStatus::Stopped => "stopped",
+            DbStatus::Stopping => "stopping",
+            DbStatus::Deleting => "deleting",
+            DbStatus::Stuck(status) | DbStatus::Busy(status) => status,
+        }
+    }
 }
 
 fn tag_map(tags: &[aws_sdk_rds::types::Tag]) -> BTreeMap<String, String> {

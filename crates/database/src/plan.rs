@@ -8,7 +8,7 @@ use three_tier_core::naming::{Tags, belongs_to};
 use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
 
 use crate::desired::Desired;
-use crate::observe::Observed;
+use crate::observe::{DbStatus, Observed};
 
 // Readiness keys within the tier.
 const SUBNET_GROUP: &str = "db-subnet-group";
@@ -263,12 +263,12 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
             problem: "exists and is not this stack's (the identifier is unique per account and region)".into(),
             fix: "use another --stack".into(),
         }),
-        Some(existing) if existing.status == "stopping" => conflicts.push(Conflict {
+        Some(existing) if existing.status == DbStatus::Stopping => conflicts.push(Conflict {
             resource: format!("RDS instance {}", spec.identifier),
             problem: "is stopping".into(),
             fix: "wait for it to be stopped (`cargo xtask status`), then deploy again: deploy starts it".into(),
         }),
-        Some(existing) if existing.status == "deleting" => conflicts.push(Conflict {
+        Some(existing) if existing.status == DbStatus::Deleting => conflicts.push(Conflict {
             resource: format!("RDS instance {}", spec.identifier),
             problem: "is being deleted".into(),
             fix: "wait a few minutes for the deletion to finish (`cargo xtask status` shows it), then deploy again"
@@ -288,7 +288,7 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
                     format!("has {} storage, not {}", existing.storage_type, spec.storage_type),
                 ),
                 (
-                    existing.allocated_storage_gib != i32::try_from(spec.allocated_storage_gib).unwrap_or(i32::MAX),
+                    existing.allocated_storage_gib != spec.allocated_storage_gib,
                     format!("has {} GiB, not {}", existing.allocated_storage_gib, spec.allocated_storage_gib),
                 ),
                 (existing.max_allocated_storage_gib.is_some(), "has storage autoscaling on".to_owned()),
@@ -316,7 +316,7 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
                 }
             }
             // A stopped instance takes no modification: it is started first.
-            if existing.status == "stopped" {
+            if existing.status == DbStatus::Stopped {
                 steps.push(DatabaseStep::StartDbInstance { identifier: spec.identifier.clone() });
                 steps.push(DatabaseStep::WaitDbInstanceStarted { identifier: spec.identifier.clone() });
             }
@@ -330,7 +330,10 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
                 });
             }
             retag(steps, &existing.arn, &spec.tags, &existing.tags);
-            if !matches!(existing.status.as_str(), "available" | "stopped") || groups_differ || protection_differs {
+            if !matches!(existing.status, DbStatus::Available | DbStatus::Stopped)
+                || groups_differ
+                || protection_differs
+            {
                 steps.push(DatabaseStep::WaitDbInstanceAvailable { identifier: spec.identifier.clone() });
             }
         }
@@ -358,7 +361,7 @@ pub fn teardown_plan(
                     .into(),
             });
         }
-        if instance.status != "deleting" {
+        if instance.status != DbStatus::Deleting {
             plan.steps.push(DatabaseStep::DeleteDbInstance { identifier: identifier.to_owned(), final_snapshot });
         }
         plan.steps.push(DatabaseStep::WaitDbInstanceDeleted { identifier: identifier.to_owned() });

@@ -4,7 +4,7 @@ use three_tier_core::outputs::NetworkRefs;
 use three_tier_core::{Config, Graph, Ref, SecurityGroupRole, Step, SubnetRole, Tier};
 
 use crate::desired::{Desired, desired};
-use crate::observe::{Observed, ObservedInstance, ObservedSubnetGroup};
+use crate::observe::{DbStatus, Observed, ObservedInstance, ObservedSubnetGroup};
 use crate::plan::{DatabaseStep, plan, teardown_plan};
 
 const STACK: &str = "three-tier";
@@ -36,7 +36,7 @@ fn deployed(desired: &Desired) -> Observed {
         }),
         instance: Some(ObservedInstance {
             arn: format!("arn:aws:rds:ap-northeast-1:1:db:{}", spec.identifier),
-            status: "available".into(),
+            status: DbStatus::Available,
             engine: "mysql".into(),
             engine_version: "8.4.7".into(),
             instance_class: spec.instance_class.clone(),
@@ -85,7 +85,7 @@ fn a_complete_deploy_plans_nothing_and_a_minor_version_is_the_configured_major()
 fn a_creating_instance_is_waited_for() {
     let desired = default_desired();
     let mut observed = deployed(&desired);
-    observed.instance.as_mut().unwrap().status = "creating".into();
+    observed.instance.as_mut().unwrap().status = DbStatus::Creating;
     let plan = plan(&desired, &observed, STACK);
     assert_eq!(plan.steps, vec![DatabaseStep::WaitDbInstanceAvailable { identifier: "three-tier-db".into() }]);
 }
@@ -171,7 +171,7 @@ fn minor_upgrades_by_rds_are_not_drift() {
 fn a_stopped_instance_is_started() {
     let desired = default_desired();
     let mut observed = deployed(&desired);
-    observed.instance.as_mut().unwrap().status = "stopped".into();
+    observed.instance.as_mut().unwrap().status = DbStatus::Stopped;
     let plan = plan(&desired, &observed, STACK);
     assert_eq!(
         plan.steps,

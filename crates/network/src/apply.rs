@@ -1,10 +1,10 @@
 //! Runs the steps of a network plan against AWS.
 
-use aws_sdk_ec2::types::{AttributeBooleanValue, DomainType, ResourceType, Tag};
+use aws_sdk_ec2::types::{AttributeBooleanValue, DomainType, NatGatewayState, ResourceType, Tag};
 use three_tier_core::aws::ec2_tag_spec;
-use three_tier_core::error::{gone_is_done, required};
+use three_tier_core::error::{Answer, gone_is_done, required};
 use three_tier_core::wait::{Poll, retry_in_use, retry_while, wait_for};
-use three_tier_core::{AwsContext, AwsResultExt, Created, Plan, Result};
+use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Plan, Result};
 
 use crate::plan::{NetworkStep, RouteTarget, VpcAttribute};
 
@@ -103,10 +103,10 @@ pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Res
             let id = created.resolve(nat_gateway)?;
             let what = format!("NAT gateway {name} ({id}) becoming available");
             wait_for(ctx, &what, ctx.waits.nat_gateway, NAT_FAILURE, || async {
-                Ok(match nat_state(ctx, &id).await?.as_deref() {
-                    Some("available") => Poll::Ready(()),
-                    Some("pending") | None => Poll::Pending("pending".into()),
-                    Some(other) => Poll::Failed(other.to_owned()),
+                Ok(match nat_state(ctx, &id).await? {
+                    Some(NatGatewayState::Available) => Poll::Ready(()),
+                    Some(NatGatewayState::Pending) | None => Poll::Pending("pending".into()),
+                    Some(other) => Poll::Failed(other.as_str().to_owned()),
                 })
             })
             .await?;
@@ -114,9 +114,9 @@ pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Res
         NetworkStep::WaitNatGatewayDeleted { name, id } => {
             let what = format!("NAT gateway {name} ({id}) being deleted");
             wait_for(ctx, &what, ctx.waits.nat_gateway, NAT_FAILURE, || async {
-                Ok(match nat_state(ctx, id).await?.as_deref() {
-                    Some("deleted") | None => Poll::Ready(()),
-                    Some(other) => Poll::Pending(other.to_owned()),
+                Ok(match nat_state(ctx, id).await? {
+                    Some(NatGatewayState::Deleted) | None => Poll::Ready(()),
+                    Some(other) => Poll::Pending(other.as_str().to_owned()),
                 })
             })
             .await?;
@@ -237,7 +237,7 @@ pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Res
                 ctx.waits.dependency_violation,
                 ctx.waits.poll_interval,
                 &fix,
-                |err| err.code() == Some("InvalidIPAddress.InUse"),
+                Error::is_in_use,
                 || async {
                     gone_is_done(ec2.release_address().allocation_id(allocation_id).send().await.aws("ReleaseAddress"))
                 },
@@ -286,7 +286,7 @@ pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Res
                     .await
                     .aws("DetachInternetGateway");
                 match result {
-                    Err(err) if err.code() == Some("Gateway.NotAttached") => Ok(()),
+                    Err(err) if err.is(Answer::NotAttached) => Ok(()),
                     other => gone_is_done(other),
                 }
             })
@@ -312,7 +312,7 @@ pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Res
 }
 
 /// A NAT gateway's state; `None` once AWS no longer lists it.
-async fn nat_state(ctx: &AwsContext, id: &str) -> Result<Option<String>> {
+async fn nat_state(ctx: &AwsContext, id: &str) -> Result<Option<NatGatewayState>> {
     let answer = ctx.ec2.describe_nat_gateways().nat_gateway_ids(id).send().await.aws("DescribeNatGateways")?;
-    Ok(answer.nat_gateways().first().and_then(|n| n.state()).map(|s| s.as_str().to_owned()))
+    Ok(answer.nat_gateways().first().and_then(|n| n.state()).cloned())
 }

@@ -18,6 +18,7 @@ pub use observe::{Observed, observe};
 pub use plan::{NetworkStep, RouteTarget, VpcAttribute, plan, teardown_plan};
 pub use rules::{IngressRule, Source};
 
+use aws_sdk_ec2::types::NatGatewayState;
 use three_tier_core::outputs::{NetworkOutputs, NetworkRefs};
 use three_tier_core::{
     AwsContext, Config, Error, Plan, Ref, Result, RouteTableRole, SecurityGroupRole, SubnetRole, Tier,
@@ -77,7 +78,7 @@ pub fn outputs(observed: &Observed) -> Option<NetworkOutputs> {
         .iter()
         .map(|&r| Some((r, observed.security_group(r)?.id.clone())))
         .collect::<Option<_>>()?;
-    let nat = observed.nat_gateway().filter(|n| n.state == "available")?;
+    let nat = observed.nat_gateway().filter(|n| n.state == NatGatewayState::Available)?;
     Some(NetworkOutputs {
         vpc_id: observed.vpc()?.id.clone(),
         internet_gateway_id: observed.internet_gateway()?.id.clone(),

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ec2::types::{Filter, IpPermission, Tag, VpcAttributeName};
+use aws_sdk_ec2::types::{Filter, IpPermission, NatGatewayState, Tag, VpcAttributeName};
+use ipnet::Ipv4Net;
+use three_tier_core::error::required;
 use three_tier_core::naming::{ROLE_TAG, STACK_TAG, TIER_TAG, belongs_to};
 use three_tier_core::{AwsContext, AwsResultExt, Result, RouteTableRole, SecurityGroupRole, SubnetRole, Tier};
 
@@ -34,7 +36,7 @@ pub struct Tagged<R, T> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObservedVpc {
     pub id: String,
-    pub cidr: String,
+    pub cidr: Ipv4Net,
     pub dns_support: bool,
     pub dns_hostnames: bool,
     pub tags: BTreeMap<String, String>,
@@ -50,7 +52,7 @@ pub struct ObservedInternetGateway {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObservedSubnet {
     pub id: String,
-    pub cidr: String,
+    pub cidr: Ipv4Net,
     pub availability_zone: String,
     pub vpc_id: String,
     pub tags: BTreeMap<String, String>,
@@ -67,7 +69,8 @@ pub struct ObservedAddress {
 pub struct ObservedNatGateway {
     pub id: String,
     /// `pending`, `available` or `deleting`; `failed` and `deleted` ones are left out.
-    pub state: String,
+    /// Pending, available or deleting: the others are gone.
+    pub state: NatGatewayState,
     pub subnet_id: String,
     pub allocation_ids: Vec<String>,
     pub tags: BTreeMap<String, String>,
@@ -133,7 +136,7 @@ impl Observed {
 
     /// The NAT gateway that is or will be usable; one being deleted does not count.
     pub fn nat_gateway(&self) -> Option<&ObservedNatGateway> {
-        self.nat_gateways.iter().find(|n| n.state != "deleting")
+        self.nat_gateways.iter().find(|n| n.state != NatGatewayState::Deleting)
     }
 }
 
@@ -187,7 +190,7 @@ async fn with_attributes(ctx: &AwsContext, vpcs: &[aws_sdk_ec2::types::Vpc]) -> 
             .await?;
         observed.push(ObservedVpc {
             id,
-            cidr: vpc.cidr_block().unwrap_or_default().to_owned(),
+            cidr: cidr(vpc.cidr_block(), "DescribeVpcs")?,
             dns_support,
             dns_hostnames,
             tags: tag_map(vpc.tags()),
@@ -221,16 +224,19 @@ async fn subnets(ctx: &AwsContext, stack: &str) -> Result<Vec<Tagged<SubnetRole,
         .filter_map(|subnet| {
             let tags = tag_map(subnet.tags());
             let role = role_of(&tags, "subnet/").and_then(SubnetRole::from_tag)?;
+            Some((role, subnet, tags))
+        })
+        .map(|(role, subnet, tags)| {
             let resource = ObservedSubnet {
                 id: subnet.subnet_id().unwrap_or_default().to_owned(),
-                cidr: subnet.cidr_block().unwrap_or_default().to_owned(),
+                cidr: cidr(subnet.cidr_block(), "DescribeSubnets")?,
                 availability_zone: subnet.availability_zone().unwrap_or_default().to_owned(),
                 vpc_id: subnet.vpc_id().unwrap_or_default().to_owned(),
                 tags,
             };
-            Some(Tagged { role, resource })
+            Ok(Tagged { role, resource })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     subnets.sort_by(|a, b| (a.role, &a.resource.id).cmp(&(b.role, &b.resource.id)));
     Ok(subnets)
 }
@@ -263,10 +269,9 @@ async fn nat_gateways(ctx: &AwsContext, stack: &str, vpc_ids: &[String]) -> Resu
     let mut nat_gateways = Vec::new();
     for nat in answer.nat_gateways() {
         let tags = tag_map(nat.tags());
-        let state = nat.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
-        if !belongs_to(&tags, stack, Some(Tier::Network))
-            || !["pending", "available", "deleting"].contains(&state.as_str())
-        {
+        let Some(state) = nat.state().cloned() else { continue };
+        let live = matches!(state, NatGatewayState::Pending | NatGatewayState::Available | NatGatewayState::Deleting);
+        if !belongs_to(&tags, stack, Some(Tier::Network)) || !live {
             continue;
         }
         nat_gateways.push(ObservedNatGateway {
@@ -352,6 +357,11 @@ async fn security_groups(
     }
     security_groups.sort_by(|a, b| (a.role, &a.resource.id).cmp(&(b.role, &b.resource.id)));
     Ok(security_groups)
+}
+
+/// An IPv4 block as AWS gives it; one that does not parse is an answer without it.
+fn cidr(block: Option<&str>, operation: &'static str) -> Result<Ipv4Net> {
+    required(block.and_then(|b| b.parse().ok()), operation, "CidrBlock")
 }
 
 pub(crate) fn tag_filter(key: &str, value: &str) -> Filter {

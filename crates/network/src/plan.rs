@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_ec2::types::NatGatewayState;
 use ipnet::Ipv4Net;
 use serde::Serialize;
 use three_tier_core::graph::ready;
@@ -423,7 +424,7 @@ pub fn teardown_plan(observed: &Observed) -> Plan<NetworkStep> {
     let mut plan = Plan::new(Tier::Network);
     let steps = &mut plan.steps;
     for nat in &observed.nat_gateways {
-        if nat.state != "deleting" {
+        if nat.state != NatGatewayState::Deleting {
             steps.push(NetworkStep::DeleteNatGateway { name: name_or_id(&nat.tags, &nat.id), id: nat.id.clone() });
         }
     }
@@ -523,7 +524,11 @@ impl<'a> Planner<'a> {
         observed.subnets.iter().for_each(|s| count(format!("subnet {}", s.role), &s.resource.id));
         observed.security_groups.iter().for_each(|g| count(format!("security group {}", g.role), &g.resource.id));
         observed.nat_addresses.iter().for_each(|a| count("NAT Elastic IP".into(), &a.allocation_id));
-        observed.nat_gateways.iter().filter(|n| n.state != "deleting").for_each(|n| count("NAT gateway".into(), &n.id));
+        observed
+            .nat_gateways
+            .iter()
+            .filter(|n| n.state != NatGatewayState::Deleting)
+            .for_each(|n| count("NAT gateway".into(), &n.id));
         for table in &observed.route_tables {
             if let Some(role) = table.role {
                 count(format!("route table {role}"), &table.id);
@@ -554,7 +559,7 @@ impl<'a> Planner<'a> {
             }
             return vpc;
         };
-        if vpc.cidr != spec.cidr.to_string() {
+        if vpc.cidr != spec.cidr {
             self.conflict(
                 format!("VPC {} ({})", spec.name, vpc.id),
                 format!("has CIDR {}, but network.vpc_cidr is {}; a VPC's CIDR cannot change", vpc.cidr, spec.cidr),
@@ -621,7 +626,7 @@ impl<'a> Planner<'a> {
             });
             return Ref::planned(format!("subnet/{role}"));
         };
-        let mismatch = if subnet.cidr != spec.cidr.to_string() {
+        let mismatch = if subnet.cidr != spec.cidr {
             Some(format!("has CIDR {}, but config says {}", subnet.cidr, spec.cidr))
         } else if subnet.availability_zone != spec.availability_zone {
             Some(format!("is in {}, but config says {}", subnet.availability_zone, spec.availability_zone))
@@ -674,13 +679,16 @@ impl<'a> Planner<'a> {
                 );
             }
             self.retag(&nat.id, &spec.tags, &nat.tags);
-            return NatGatewayRef { reference: Ref::existing(&nat.id), needs_wait: nat.state == "pending" };
+            return NatGatewayRef {
+                reference: Ref::existing(&nat.id),
+                needs_wait: nat.state == NatGatewayState::Pending,
+            };
         }
         // A gateway still being deleted holds its address until it is gone.
-        let holder =
-            self.observed.nat_gateways.iter().find(|n| {
-                n.state == "deleting" && matches!(&address, Ref::Existing(id) if n.allocation_ids.contains(id))
-            });
+        let holder = self.observed.nat_gateways.iter().find(|n| {
+            n.state == NatGatewayState::Deleting
+                && matches!(&address, Ref::Existing(id) if n.allocation_ids.contains(id))
+        });
         if let Some(holder) = holder {
             self.push(NetworkStep::WaitNatGatewayDeleted { name: spec.name.clone(), id: holder.id.clone() });
         }

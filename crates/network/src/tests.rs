@@ -1,5 +1,6 @@
 //! The pure half of the tier: plans from hand-built observed states.
 
+use aws_sdk_ec2::types::NatGatewayState;
 use three_tier_core::{Change, Config, Graph, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetRole, Tier};
 
 use crate::desired::{DefaultRoute, Desired, IngressFrom, desired};
@@ -45,7 +46,7 @@ fn deployed(desired: &Desired) -> Observed {
     Observed {
         vpcs: vec![ObservedVpc {
             id: "vpc-1".into(),
-            cidr: desired.vpc.cidr.to_string(),
+            cidr: desired.vpc.cidr,
             dns_support: true,
             dns_hostnames: true,
             tags: tags(&desired.vpc.tags),
@@ -62,7 +63,7 @@ fn deployed(desired: &Desired) -> Observed {
                 role,
                 resource: ObservedSubnet {
                     id: subnet_id(role),
-                    cidr: spec.cidr.to_string(),
+                    cidr: spec.cidr,
                     availability_zone: spec.availability_zone.clone(),
                     vpc_id: "vpc-1".into(),
                     tags: tags(&spec.tags),
@@ -76,7 +77,7 @@ fn deployed(desired: &Desired) -> Observed {
         }],
         nat_gateways: vec![ObservedNatGateway {
             id: "nat-1".into(),
-            state: "available".into(),
+            state: NatGatewayState::Available,
             subnet_id: subnet_id(SubnetRole::AlbA),
             allocation_ids: vec!["eipalloc-1".into()],
             tags: tags(&desired.nat_gateway.tags),
@@ -198,7 +199,7 @@ fn a_complete_deploy_plans_nothing() {
 fn a_pending_nat_gateway_is_waited_for_not_recreated() {
     let desired = default_desired();
     let mut observed = deployed(&desired);
-    observed.nat_gateways[0].state = "pending".into();
+    observed.nat_gateways[0].state = NatGatewayState::Pending;
     let plan = plan(&desired, &observed);
     assert_eq!(
         plan.steps,

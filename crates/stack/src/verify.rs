@@ -13,6 +13,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use three_tier_core::error::Answer;
 use three_tier_core::outputs::{AlbOutputs, ComputeOutputs, DatabaseOutputs};
 use three_tier_core::{AwsContext, AwsResultExt, Config, Error, Result, Tier};
 
@@ -224,7 +225,7 @@ async fn database_check(
             .aws("GetCommandInvocation");
         let invocation = match invocation {
             // Just after SendCommand the invocation may not exist yet.
-            Err(err) if err.code() == Some("InvocationDoesNotExist") => None,
+            Err(err) if err.is(Answer::NoInvocationYet) => None,
             other => Some(other?),
         };
         if let Some(invocation) = invocation {

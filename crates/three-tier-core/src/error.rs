@@ -48,10 +48,31 @@ pub enum Error {
     Dependents { tier: Tier, dependents: Vec<Tier>, stack: String },
 
     /// AWS's answer lacks something it always carries.
-    #[error(
-        "{operation} answered without {field}\n  fix: run the command again; if it persists, report it with the request id in the debug log (RUST_LOG=debug)"
-    )]
+    #[error("{operation} answered without {field}\n  fix: run the command again; if it persists, please report it")]
     MissingField { operation: &'static str, field: &'static str },
+
+    /// A tier's deploy finished and its outputs are still incomplete.
+    #[error(
+        "the {tier} tier of stack {stack} is incomplete after its deploy finished\n  fix: run `cargo xtask deploy {tier}` again; `cargo xtask plan {tier}` shows what is missing"
+    )]
+    Incomplete { tier: Tier, stack: String },
+
+    /// Something AWS was doing stopped in a state it will not leave by itself.
+    #[error("{what} stopped short: {state}\n  fix: {fix}")]
+    WaitFailed { what: String, state: String, fix: String },
+
+    /// The AMI the config names does not exist in the region.
+    #[error(
+        "{what} does not name an AMI available in {region}\n  fix: name an AMI of this region in compute.ami_id, or remove the key to use the latest Amazon Linux 2023 (compute.ami_parameter)"
+    )]
+    ImageNotFound { what: String, region: String },
+
+    /// A step refers to what an earlier step was to create, and it was not: a bug in the
+    /// plan's graph, which the graph's checks should have found.
+    #[error(
+        "{key} was to be created by an earlier step, which did not run\n  fix: this is a bug in three-tier; please report it with the output of `cargo xtask plan`"
+    )]
+    Unresolved { key: String },
 
     /// A plan's graph cannot be walked: a bug, found before any change.
     #[error(
@@ -74,14 +95,64 @@ pub enum Error {
     MissingDependency { tier: Tier, needs: Tier, stack: String },
 }
 
+/// The AWS answers the tool expects and acts on. Each is told by its codes here and
+/// nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// The resource does not exist, or not yet: EC2 and IAM are eventually consistent.
+    NotFound,
+    /// A delete, detach or release refused while something still uses the resource; on
+    /// AWS this clears by itself once delayed clean-ups (ALB network interfaces, a NAT
+    /// gateway's address, an RDS instance's hold on its subnet group) finish.
+    InUse,
+    /// RunInstances does not know an instance profile created seconds ago: AWS answers
+    /// "Invalid IAM Instance Profile name".
+    ProfilePropagating,
+    /// ELB does not know an instance (yet, or any more) as a target.
+    UnknownTarget,
+    /// The AMI id is malformed or unknown.
+    UnknownImage,
+    /// The RDS instance is in a state that refuses the call, e.g. already being deleted.
+    DbInstanceBusy,
+    /// The internet gateway is not attached to the VPC.
+    NotAttached,
+    /// SSM has no invocation of the command on the instance yet.
+    NoInvocationYet,
+}
+
 impl Error {
     /// A tier's deploy finished and its outputs are still incomplete.
     pub fn incomplete(tier: Tier, stack: &str) -> Error {
-        Error::Conflict {
-            resource: format!("the {tier} tier of stack {stack}"),
-            problem: "is incomplete after its deploy finished".into(),
-            fix: format!("run `cargo xtask deploy {tier}` again; `cargo xtask plan {tier}` shows what is missing"),
-        }
+        Error::Incomplete { tier, stack: stack.to_owned() }
+    }
+
+    /// Which expected answer this is, if AWS gave one.
+    pub fn answer(&self) -> Option<Answer> {
+        let code = self.code()?;
+        let message = match self {
+            Error::Aws { message, .. } => message.to_ascii_lowercase(),
+            _ => String::new(),
+        };
+        Some(match code {
+            "InvalidParameterValue" if message.contains("iam instance profile") => Answer::ProfilePropagating,
+            "DependencyViolation" | "ResourceInUse" | "InvalidIPAddress.InUse" | "InvalidDBSubnetGroupStateFault" => {
+                Answer::InUse
+            }
+            "InvalidTarget" => Answer::UnknownTarget,
+            "InvalidDBInstanceState" => Answer::DbInstanceBusy,
+            "Gateway.NotAttached" => Answer::NotAttached,
+            "InvocationDoesNotExist" => Answer::NoInvocationYet,
+            code if code.starts_with("InvalidAMIID") => Answer::UnknownImage,
+            code if code.ends_with("NotFound") || code.ends_with("NotFoundFault") || code == "NoSuchEntity" => {
+                Answer::NotFound
+            }
+            _ => return None,
+        })
+    }
+
+    /// Whether AWS gave this expected answer.
+    pub fn is(&self, answer: Answer) -> bool {
+        self.answer() == Some(answer)
     }
 
     /// The AWS error code, when AWS answered (for failed steps, the first one's).
@@ -93,37 +164,14 @@ impl Error {
         }
     }
 
-    /// AWS refuses to delete or detach something that is still in use; on AWS this clears
-    /// by itself once delayed clean-ups (ALB network interfaces, NAT addresses) finish.
-    pub fn is_dependency_violation(&self) -> bool {
-        self.code() == Some("DependencyViolation")
-    }
-
-    /// AWS still sees the resource in use by something being deleted (a target group
-    /// just after its listener); clears within seconds to minutes.
+    /// Something still uses the resource (see [`Answer::InUse`]).
     pub fn is_in_use(&self) -> bool {
-        self.is_dependency_violation() || self.code() == Some("ResourceInUse")
-    }
-
-    /// RunInstances does not know an instance profile created seconds ago: IAM is
-    /// eventually consistent, and AWS answers "Invalid IAM Instance Profile name".
-    pub fn is_instance_profile_propagating(&self) -> bool {
-        match self {
-            Error::Aws { code, message, .. } => {
-                code == "InvalidParameterValue" && message.to_ascii_lowercase().contains("iam instance profile")
-            }
-            _ => false,
-        }
+        self.is(Answer::InUse)
     }
 
     /// The resource is already gone: the goal of a delete is reached.
     pub fn is_not_found(&self) -> bool {
-        self.code().is_some_and(|code| {
-            code.ends_with(".NotFound")
-                || code.ends_with("NotFound")
-                || code.ends_with("NotFoundFault")
-                || code == "NoSuchEntity"
-        })
+        self.is(Answer::NotFound)
     }
 }
 

@@ -62,13 +62,13 @@ impl Created {
     pub fn resolve(&self, reference: &Ref) -> Result<String> {
         match reference {
             Ref::Existing(id) => Ok(id.clone()),
-            Ref::Planned(key) => {
-                self.ids.lock().expect("created ids lock").get(key).cloned().ok_or_else(|| Error::Conflict {
-                    resource: key.clone(),
-                    problem: "was to be created by an earlier step of the plan, which did not run".into(),
-                    fix: "this is a bug in the plan's graph; please report it with the plan output".into(),
-                })
-            }
+            Ref::Planned(key) => self
+                .ids
+                .lock()
+                .expect("created ids lock")
+                .get(key)
+                .cloned()
+                .ok_or_else(|| Error::Unresolved { key: key.clone() }),
         }
     }
 

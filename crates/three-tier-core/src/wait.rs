@@ -123,11 +123,7 @@ where
             }
             Poll::Failed(state) => {
                 waiting.done(&format!("failed: {state}"));
-                return Err(Error::Conflict {
-                    resource: what.to_owned(),
-                    problem: format!("stopped short: {state}"),
-                    fix: failure_hint.to_owned(),
-                });
+                return Err(Error::WaitFailed { what: what.to_owned(), state, fix: failure_hint.to_owned() });
             }
             Poll::Pending(state) if started.elapsed() >= limit => {
                 waiting.done("gave up");
@@ -189,7 +185,7 @@ mod tests {
             Duration::from_secs(5),
             Duration::from_millis(1),
             "",
-            Error::is_dependency_violation,
+            Error::is_in_use,
             || async { if tries.fetch_add(1, Ordering::SeqCst) < 3 { Err(violation()) } else { Ok(7) } },
         )
         .await;
@@ -205,7 +201,7 @@ mod tests {
             Duration::from_millis(20),
             Duration::from_millis(5),
             "delete the ALB",
-            Error::is_dependency_violation,
+            Error::is_in_use,
             || async { Err(violation()) },
         )
         .await;
@@ -223,7 +219,7 @@ mod tests {
             Duration::from_secs(5),
             Duration::from_millis(1),
             "",
-            Error::is_dependency_violation,
+            Error::is_in_use,
             || async {
                 tries.fetch_add(1, Ordering::SeqCst);
                 Err(Error::Conflict { resource: "r".into(), problem: "p".into(), fix: "f".into() })

@@ -69,7 +69,7 @@ fn deployed(desired: &Desired) -> Observed {
         listeners: vec![ObservedListener {
             arn: arn("listener/app", "http"),
             load_balancer_arn: arn("loadbalancer/app", &lb.name),
-            port: desired.listener.port.into(),
+            port: desired.listener.port,
             protocol: "HTTP".into(),
             default_target_group: Some(group_arn(&desired.listener.default_target_group)),
             rules: desired

@@ -15,28 +15,48 @@ pub use observe::{Observed, observe};
 pub use plan::{AlbStep, plan, teardown_plan};
 
 use three_tier_core::outputs::{AlbOutputs, AlbRefs, NetworkOutputs, NetworkRefs};
-use three_tier_core::{AwsContext, Config, Error, Plan, Ref, Result, Tier};
+use three_tier_core::tier::deploy_alone;
+use three_tier_core::{AwsContext, Config, Created, Plan, Ref, Result, Tier, TierCrate};
+
+/// The ALB tier, as the stack drives it.
+pub struct Alb;
+
+impl TierCrate for Alb {
+    const TIER: Tier = Tier::Alb;
+    type Inputs = NetworkRefs;
+    type Observed = Observed;
+    type Desired = Desired;
+    type Step = AlbStep;
+    type Outputs = AlbOutputs;
+
+    async fn observe(ctx: &AwsContext, config: &Config) -> Result<Observed> {
+        observe(ctx, &config.stack.name).await
+    }
+
+    fn desired(config: &Config, network: &NetworkRefs) -> Desired {
+        desired(config, network)
+    }
+
+    fn plan(desired: &Desired, observed: &Observed) -> Plan<AlbStep> {
+        plan(desired, observed)
+    }
+
+    fn teardown(_: &Config, observed: &Observed) -> Plan<AlbStep> {
+        teardown_plan(observed)
+    }
+
+    fn outputs(config: &Config, observed: &Observed) -> Option<AlbOutputs> {
+        outputs(config, observed)
+    }
+
+    async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<()> {
+        run(ctx, step, created).await
+    }
+}
 
 /// Deploys the tier alone on the network tier's outputs and returns its own.
 pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs) -> Result<AlbOutputs> {
-    let (mut observed, plan) = plan_deploy(ctx, config, &network.into()).await?;
-    ctx.progress.line(plan.render().trim_end());
-    plan.check_conflicts()?;
-    if !plan.steps.is_empty() {
-        apply(ctx, &plan).await?;
-        observed = observe(ctx, &config.stack.name).await?;
-    }
-    outputs(config, &observed).ok_or_else(|| Error::incomplete(Tier::Alb, &config.stack.name))
-}
-
-pub async fn plan_deploy(
-    ctx: &AwsContext,
-    config: &Config,
-    network: &NetworkRefs,
-) -> Result<(Observed, Plan<AlbStep>)> {
-    let observed = observe(ctx, &config.stack.name).await?;
-    let plan = plan(&desired(config, network), &observed);
-    Ok((observed, plan))
+    deploy_alone::<Alb>(ctx, config, &network.into()).await
 }
 
 /// What the compute tier refers to: the app target group, existing or planned (the same

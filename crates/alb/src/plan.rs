@@ -303,7 +303,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<AlbStep> {
                         matcher: spec.matcher.clone(),
                     });
                 }
-                retag(steps, &group.arn, &spec.tags, &group.tags);
+                steps.extend(add_tags(&group.arn, &spec.tags, &group.tags));
                 Ref::existing(&group.arn)
             }
             None => {
@@ -351,7 +351,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<AlbStep> {
                     security_groups: sorted(&spec.security_groups),
                 });
             }
-            retag(steps, &lb.arn, &spec.tags, &lb.tags);
+            steps.extend(add_tags(&lb.arn, &spec.tags, &lb.tags));
             (Ref::existing(&lb.arn), lb.state == LoadBalancerStateEnum::Provisioning)
         }
         None => {
@@ -483,9 +483,6 @@ fn existing_id(reference: &Ref) -> Option<&String> {
     }
 }
 
-fn retag(steps: &mut Vec<AlbStep>, arn: &str, wanted: &Tags, present: &BTreeMap<String, String>) {
-    let missing = wanted.missing_from(present);
-    if !missing.is_empty() {
-        steps.push(AlbStep::AddTags { arn: arn.to_owned(), name: wanted.name().to_owned(), tags: missing });
-    }
+fn add_tags(arn: &str, wanted: &Tags, present: &BTreeMap<String, String>) -> Option<AlbStep> {
+    wanted.retag(present, |tags| AlbStep::AddTags { arn: arn.to_owned(), name: wanted.name().to_owned(), tags })
 }

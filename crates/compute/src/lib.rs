@@ -12,11 +12,56 @@ pub mod user_data;
 
 pub use apply::{apply, run};
 pub use desired::{Desired, Image, ImageSource, TRUST_POLICY, desired, iam_names, image_source};
-pub use observe::{Observed, observe, observe_desired, observe_targets, resolve_image};
+pub use observe::{Observed, observe, resolve_image};
 pub use plan::{ComputeStep, plan, teardown_plan};
 
 use three_tier_core::outputs::{AlbOutputs, AlbRefs, ComputeOutputs, NetworkOutputs, NetworkRefs};
-use three_tier_core::{AwsContext, Config, Error, Plan, Result, Tier};
+use three_tier_core::tier::deploy_alone;
+use three_tier_core::{AwsContext, Config, Created, Plan, Result, Tier, TierCrate};
+
+/// The compute tier, as the stack drives it.
+pub struct Compute;
+
+impl TierCrate for Compute {
+    const TIER: Tier = Tier::Compute;
+    type Inputs = (NetworkRefs, AlbRefs);
+    type Observed = Observed;
+    type Desired = Desired;
+    type Step = ComputeStep;
+    type Outputs = ComputeOutputs;
+
+    async fn observe(ctx: &AwsContext, config: &Config) -> Result<Observed> {
+        observe(ctx, config).await
+    }
+
+    /// The AMI a launch would use, read when no instance stands.
+    async fn prepare_deploy(ctx: &AwsContext, config: &Config, observed: &mut Observed) -> Result<()> {
+        if observed.instances.is_empty() {
+            observed.image = Some(resolve_image(ctx, &image_source(config)).await?);
+        }
+        Ok(())
+    }
+
+    fn desired(config: &Config, (network, alb): &(NetworkRefs, AlbRefs)) -> Desired {
+        desired(config, network, alb)
+    }
+
+    fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
+        plan(desired, observed)
+    }
+
+    fn teardown(_: &Config, observed: &Observed) -> Plan<ComputeStep> {
+        teardown_plan(observed)
+    }
+
+    fn outputs(_: &Config, observed: &Observed) -> Option<ComputeOutputs> {
+        outputs(observed)
+    }
+
+    async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Result<()> {
+        run(ctx, step, created).await
+    }
+}
 
 /// Deploys the tier alone on the outputs of the network and ALB tiers and returns its own.
 pub async fn deploy(
@@ -25,42 +70,7 @@ pub async fn deploy(
     network: &NetworkOutputs,
     alb: &AlbOutputs,
 ) -> Result<ComputeOutputs> {
-    let desired = desired(config, &network.into(), &alb.into());
-    let mut observed = observe_desired(ctx, &config.stack.name, &desired).await?;
-    let plan = plan(&desired, &observed, &config.stack.name);
-    ctx.progress.line(plan.render().trim_end());
-    plan.check_conflicts()?;
-    if !plan.steps.is_empty() {
-        apply(ctx, &plan).await?;
-        observed = observe_desired(ctx, &config.stack.name, &desired).await?;
-    }
-    outputs(&observed).ok_or_else(|| Error::incomplete(Tier::Compute, &config.stack.name))
-}
-
-/// Observes and plans the tier on what it refers to of the network and ALB tiers, which
-/// may still be to create.
-pub async fn plan_deploy(
-    ctx: &AwsContext,
-    config: &Config,
-    network: &NetworkRefs,
-    alb: &AlbRefs,
-) -> Result<(Observed, Plan<ComputeStep>)> {
-    let desired = desired(config, network, alb);
-    let observed = observe_desired(ctx, &config.stack.name, &desired).await?;
-    let plan = plan(&desired, &observed, &config.stack.name);
-    Ok((observed, plan))
-}
-
-/// Plans the tier's teardown; the ALB's app target group, when it still exists, is where
-/// the instance is deregistered from.
-pub async fn plan_teardown(
-    ctx: &AwsContext,
-    config: &Config,
-    target_group_arn: Option<&str>,
-) -> Result<Plan<ComputeStep>> {
-    let (role_name, profile_name) = desired::iam_names(config);
-    let observed = observe(ctx, &config.stack.name, &role_name, &profile_name, target_group_arn).await?;
-    Ok(teardown_plan(&observed, &config.stack.name, target_group_arn))
+    deploy_alone::<Compute>(ctx, config, &(network.into(), alb.into())).await
 }
 
 /// The tier's outputs, when the role, profile and a running instance exist.

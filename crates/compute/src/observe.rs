@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{Filter, HttpTokensState, InstanceStateName};
 use three_tier_core::error::{Answer, required};
-use three_tier_core::naming::{STACK_TAG, TIER_TAG};
-use three_tier_core::{AwsContext, AwsResultExt, Error, Ref, Result, Tier};
+use three_tier_core::naming::{STACK_TAG, TIER_TAG, ours};
+use three_tier_core::{AwsContext, AwsResultExt, Config, Error, Result, Tier};
 
-use crate::desired::{Desired, Image, ImageSource};
+use crate::desired::{Image, ImageSource, iam_names};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
@@ -19,8 +19,12 @@ pub struct Observed {
     pub instance_profile: Option<ObservedInstanceProfile>,
     /// The stack's instances that are not terminated or being terminated.
     pub instances: Vec<ObservedInstance>,
-    /// The targets registered in the app target group, when it is known.
+    /// The ALB tier's app target group, when it exists, and the targets registered in it.
+    pub target_group_arn: Option<String>,
     pub targets: Vec<ObservedTarget>,
+    /// The role's and the profile's names when another holds them (IAM names are unique
+    /// per account): such a role or profile is not read into the fields above.
+    pub foreign_names: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,29 +71,37 @@ impl Observed {
     }
 }
 
-/// Reads the tier's state: the role, the instance profile, the instances and, when the
-/// target group is given, its targets, independent reads together. The role and profile
-/// names come from the config.
-pub async fn observe(
-    ctx: &AwsContext,
-    stack: &str,
-    role_name: &str,
-    profile_name: &str,
-    target_group_arn: Option<&str>,
-) -> Result<Observed> {
+/// Reads the tier's state, independent reads together: the role and the instance profile
+/// by their names (from the config), the instances by the stack's tags, and the targets
+/// of the ALB tier's app target group, found by its name.
+pub async fn observe(ctx: &AwsContext, config: &Config) -> Result<Observed> {
+    let stack = &config.stack.name;
+    let (role_name, profile_name) = iam_names(config);
+    let app_group = config.names().account_unique(&config.alb.target_group_name);
     let targets = async {
-        match target_group_arn {
-            Some(arn) => observe_targets(ctx, arn).await,
-            None => Ok(Vec::new()),
-        }
+        let Some(arn) = target_group_arn(ctx, &app_group).await? else { return Ok((None, Vec::new())) };
+        let targets = observe_targets(ctx, &arn).await?;
+        Ok((Some(arn), targets))
     };
-    let ((role, instance_profile), (instances, targets)) = ctx
+    let ((role, instance_profile), (instances, (target_group_arn, targets))) = ctx
         .both(
-            ctx.both(observe_role(ctx, role_name), observe_profile(ctx, profile_name)),
+            ctx.both(observe_role(ctx, &role_name), observe_profile(ctx, &profile_name)),
             ctx.both(observe_instances(ctx, stack), targets),
         )
         .await?;
-    Ok(Observed { image: None, role, instance_profile, instances, targets })
+    let mut foreign_names = Vec::new();
+    let role = ours(role, |r| &r.tags, stack, &role_name, &mut foreign_names);
+    let instance_profile = ours(instance_profile, |p| &p.tags, stack, &profile_name, &mut foreign_names);
+    Ok(Observed { image: None, role, instance_profile, instances, target_group_arn, targets, foreign_names })
+}
+
+/// The ARN of the target group of this name, if there is one.
+async fn target_group_arn(ctx: &AwsContext, name: &str) -> Result<Option<String>> {
+    match ctx.elbv2.describe_target_groups().names(name).send().await.aws("DescribeTargetGroups") {
+        Ok(answer) => Ok(answer.target_groups().first().and_then(|g| g.target_group_arn()).map(str::to_owned)),
+        Err(err) if err.is_not_found() => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 async fn observe_role(ctx: &AwsContext, role_name: &str) -> Result<Option<ObservedRole>> {
@@ -192,7 +204,7 @@ async fn observe_instances(ctx: &AwsContext, stack: &str) -> Result<Vec<Observed
 }
 
 /// The targets registered in a target group.
-pub async fn observe_targets(ctx: &AwsContext, arn: &str) -> Result<Vec<ObservedTarget>> {
+async fn observe_targets(ctx: &AwsContext, arn: &str) -> Result<Vec<ObservedTarget>> {
     let answer = ctx.elbv2.describe_target_health().target_group_arn(arn).send().await.aws("DescribeTargetHealth")?;
     let mut targets: Vec<ObservedTarget> = answer
         .target_health_descriptions()
@@ -212,19 +224,6 @@ pub async fn observe_targets(ctx: &AwsContext, arn: &str) -> Result<Vec<Observed
         .collect();
     targets.sort_by(|a, b| (&a.id, a.port).cmp(&(&b.id, b.port)));
     Ok(targets)
-}
-
-/// Reads the state for `desired`, and the AMI a launch would use when no instance stands.
-pub async fn observe_desired(ctx: &AwsContext, stack: &str, desired: &Desired) -> Result<Observed> {
-    let target_group = match &desired.registration.target_group {
-        Ref::Existing(arn) => Some(arn.as_str()),
-        Ref::Planned(_) => None,
-    };
-    let mut observed = observe(ctx, stack, &desired.role.name, &desired.instance_profile.name, target_group).await?;
-    if observed.instances.is_empty() {
-        observed.image = Some(resolve_image(ctx, &desired.instance.image).await?);
-    }
-    Ok(observed)
 }
 
 /// The AMI `source` names now, with its root device and snapshot size.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ec2::types::{HttpTokensState, InstanceStateName};
 use serde::Serialize;
 use three_tier_core::graph::ready;
-use three_tier_core::naming::{Tags, belongs_to, name_or_id};
+use three_tier_core::naming::{Tags, name_or_id};
 use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
 
 use crate::desired::{Desired, Image, ImageSource, SecretPolicySpec};
@@ -265,7 +265,7 @@ impl Step for ComputeStep {
 }
 
 /// The steps from what exists to what is desired: role, profile, instance, registration.
-pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<ComputeStep> {
+pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
     let mut plan = Plan::new(Tier::Compute);
     let steps = &mut plan.steps;
     let conflicts = &mut plan.conflicts;
@@ -273,6 +273,11 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
 
     let role = &desired.role;
     match &observed.role {
+        _ if observed.foreign_names.contains(&role.name) => conflicts.push(Conflict {
+            resource: format!("IAM role {}", role.name),
+            problem: "exists and is not this stack's (IAM names are unique per account)".into(),
+            fix: "delete that role (IAM cannot rename one), or deploy under another --stack".into(),
+        }),
         None => {
             steps.push(ComputeStep::CreateRole {
                 name: role.name.clone(),
@@ -287,16 +292,9 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
                 policy: desired.secret_policy.clone(),
             });
         }
-        Some(existing) if !belongs_to(&existing.tags, stack, None) => conflicts.push(Conflict {
-            resource: format!("IAM role {}", role.name),
-            problem: "exists and is not this stack's (IAM names are unique per account)".into(),
-            fix: "delete that role (IAM cannot rename one), or deploy under another --stack".into(),
-        }),
         Some(existing) => {
-            let tags = role.tags.missing_from(&existing.tags);
-            if !tags.is_empty() {
-                steps.push(ComputeStep::TagRole { name: role.name.clone(), tags });
-            }
+            steps
+                .extend(role.tags.retag(&existing.tags, |tags| ComputeStep::TagRole { name: role.name.clone(), tags }));
             for policy in role.managed_policies.iter().filter(|p| !existing.attached_policies.contains(p)) {
                 steps.push(ComputeStep::AttachRolePolicy { role: role.name.clone(), policy_arn: policy.clone() });
             }
@@ -317,6 +315,11 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
 
     let profile = &desired.instance_profile;
     match &observed.instance_profile {
+        _ if observed.foreign_names.contains(&profile.name) => conflicts.push(Conflict {
+            resource: format!("instance profile {}", profile.name),
+            problem: "exists and is not this stack's (IAM names are unique per account)".into(),
+            fix: "delete that instance profile (IAM cannot rename one), or deploy under another --stack".into(),
+        }),
         None => {
             steps.push(ComputeStep::CreateInstanceProfile { name: profile.name.clone(), tags: profile.tags.clone() });
             steps.push(ComputeStep::AddRoleToInstanceProfile {
@@ -324,16 +327,9 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
                 role: profile.role.clone(),
             });
         }
-        Some(existing) if !belongs_to(&existing.tags, stack, None) => conflicts.push(Conflict {
-            resource: format!("instance profile {}", profile.name),
-            problem: "exists and is not this stack's (IAM names are unique per account)".into(),
-            fix: "delete that instance profile (IAM cannot rename one), or deploy under another --stack".into(),
-        }),
         Some(existing) => {
-            let tags = profile.tags.missing_from(&existing.tags);
-            if !tags.is_empty() {
-                steps.push(ComputeStep::TagInstanceProfile { name: profile.name.clone(), tags });
-            }
+            let retag = |tags| ComputeStep::TagInstanceProfile { name: profile.name.clone(), tags };
+            steps.extend(profile.tags.retag(&existing.tags, retag));
             for other in existing.roles.iter().filter(|r| **r != profile.role) {
                 steps.push(ComputeStep::RemoveRoleFromInstanceProfile {
                     profile: profile.name.clone(),
@@ -421,10 +417,8 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
             if instance.http_tokens != Some(HttpTokensState::Required) {
                 steps.push(ComputeStep::RequireImdsV2 { id: instance.id.clone(), name: spec.name.clone() });
             }
-            let tags = spec.tags.missing_from(&instance.tags);
-            if !tags.is_empty() {
-                steps.push(ComputeStep::TagInstance { id: instance.id.clone(), name: spec.name.clone(), tags });
-            }
+            let retag = |tags| ComputeStep::TagInstance { id: instance.id.clone(), name: spec.name.clone(), tags };
+            steps.extend(spec.tags.retag(&instance.tags, retag));
             // AWS starts only a stopped instance: one still stopping is waited for first.
             let stopped = matches!(instance.state, InstanceStateName::Stopped | InstanceStateName::Stopping);
             if instance.state == InstanceStateName::Stopping {
@@ -467,10 +461,10 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Compute
 /// Everything of the tier the stack's tags find: the registration, the instance (waiting
 /// until it is terminated), then the profile and role it used. IAM resources that are not
 /// tagged for the stack are left alone.
-pub fn teardown_plan(observed: &Observed, stack: &str, target_group_arn: Option<&str>) -> Plan<ComputeStep> {
+pub fn teardown_plan(observed: &Observed) -> Plan<ComputeStep> {
     let mut plan = Plan::new(Tier::Compute);
     let steps = &mut plan.steps;
-    if let Some(arn) = target_group_arn {
+    if let Some(arn) = &observed.target_group_arn {
         for target in observed.targets.iter().filter(|t| observed.instances.iter().any(|i| i.id == t.id)) {
             steps.push(ComputeStep::DeregisterTarget {
                 target_group_arn: arn.to_owned(),
@@ -491,14 +485,14 @@ pub fn teardown_plan(observed: &Observed, stack: &str, target_group_arn: Option<
             name: name_or_id(&instance.tags, &instance.id),
         });
     }
-    if let Some(profile) = observed.instance_profile.as_ref().filter(|p| belongs_to(&p.tags, stack, None)) {
+    if let Some(profile) = &observed.instance_profile {
         let name = profile.arn.rsplit('/').next().unwrap_or(&profile.arn).to_owned();
         for role in &profile.roles {
             steps.push(ComputeStep::RemoveRoleFromInstanceProfile { profile: name.clone(), role: role.clone() });
         }
         steps.push(ComputeStep::DeleteInstanceProfile { name });
     }
-    if let Some(role) = observed.role.as_ref().filter(|r| belongs_to(&r.tags, stack, None)) {
+    if let Some(role) = &observed.role {
         let name = role.arn.rsplit('/').next().unwrap_or(&role.arn).to_owned();
         for policy in &role.attached_policies {
             steps.push(ComputeStep::DetachRolePolicy { role: name.clone(), policy_arn: policy.clone() });

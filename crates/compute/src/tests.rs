@@ -12,8 +12,6 @@ use crate::observe::{Observed, ObservedInstance, ObservedInstanceProfile, Observ
 use crate::plan::{ComputeStep, plan, teardown_plan};
 use crate::user_data;
 
-const STACK: &str = "three-tier";
-
 fn inputs() -> (NetworkRefs, AlbRefs) {
     let network = NetworkRefs {
         vpc: Ref::existing("vpc-1"),
@@ -74,14 +72,16 @@ fn deployed(desired: &Desired) -> Observed {
             http_tokens: Some(HttpTokensState::Required),
             tags: desired.instance.tags.pairs.clone(),
         }],
+        target_group_arn: Some(desired.registration.target_group.to_string()),
         targets: vec![ObservedTarget { id: "i-1".into(), port: 3030, health: "healthy".into() }],
+        foreign_names: vec![],
     }
 }
 
 #[test]
 fn fresh_plan_builds_the_spec() {
     let desired = default_desired();
-    let plan = plan(&desired, &fresh(&desired), STACK);
+    let plan = plan(&desired, &fresh(&desired));
     assert!(plan.conflicts.is_empty());
     insta::assert_snapshot!("compute_fresh_plan_text", plan.render());
     // The script is snapshot-tested on its own; here it would only repeat it.
@@ -97,7 +97,7 @@ fn fresh_plan_builds_the_spec() {
 #[test]
 fn the_instance_is_registered_once_it_runs() {
     let desired = default_desired();
-    let plan = plan(&desired, &fresh(&desired), STACK);
+    let plan = plan(&desired, &fresh(&desired));
     let kinds: Vec<&str> = plan
         .steps
         .iter()
@@ -114,7 +114,7 @@ fn the_instance_is_registered_once_it_runs() {
 #[test]
 fn a_complete_deploy_plans_nothing() {
     let desired = default_desired();
-    let plan = plan(&desired, &deployed(&desired), STACK);
+    let plan = plan(&desired, &deployed(&desired));
     assert_eq!(plan.steps, vec![], "{}", plan.render());
     assert!(plan.conflicts.is_empty());
 }
@@ -129,7 +129,7 @@ fn drift_is_repaired_in_place() {
     instance.security_groups = vec!["sg-default".into()];
     observed.role.as_mut().unwrap().attached_policies.push("arn:aws:iam::aws:policy/AdministratorAccess".into());
     observed.targets = vec![ObservedTarget { id: "i-old".into(), port: 3030, health: "unused".into() }];
-    let plan = plan(&desired, &observed, STACK);
+    let plan = plan(&desired, &observed);
     assert!(plan.conflicts.is_empty(), "{:?}", plan.conflicts);
     insta::assert_snapshot!("compute_drift_plan_text", plan.render());
 }
@@ -138,9 +138,11 @@ fn drift_is_repaired_in_place() {
 fn iam_names_held_by_others_and_public_instances_are_conflicts() {
     let desired = default_desired();
     let mut observed = deployed(&desired);
-    observed.role.as_mut().unwrap().tags = BTreeMap::new();
+    // Observe leaves out a role another holds, and names it.
+    observed.role = None;
+    observed.foreign_names.push(desired.role.name.clone());
     observed.instances[0].public_ip = Some("203.0.113.7".into());
-    let plan = plan(&desired, &observed, STACK);
+    let plan = plan(&desired, &observed);
     let problems: Vec<String> = plan.conflicts.iter().map(|c| format!("{} {}", c.resource, c.problem)).collect();
     assert!(
         problems.iter().any(|p| p.starts_with("IAM role three-tier-app-role exists and is not this stack's")),
@@ -153,7 +155,7 @@ fn iam_names_held_by_others_and_public_instances_are_conflicts() {
 fn teardown_deregisters_terminates_then_removes_iam() {
     let desired = default_desired();
     let observed = deployed(&desired);
-    let plan = teardown_plan(&observed, STACK, Some(&desired.registration.target_group.to_string()));
+    let plan = teardown_plan(&observed);
     insta::assert_snapshot!("compute_teardown_plan_text", plan.render());
     let names: Vec<String> = plan.steps.iter().map(|s| s.describe()).collect();
     let at = |prefix: &str| names.iter().position(|n| n.starts_with(prefix)).unwrap();
@@ -162,11 +164,12 @@ fn teardown_deregisters_terminates_then_removes_iam() {
     assert!(at("take role") < at("instance profile"));
     assert!(at("detach") < at("IAM role"));
 
-    // IAM resources another stack owns are left alone.
+    // IAM resources another stack owns are not observed, so they are left alone.
     let mut foreign = observed.clone();
-    foreign.role.as_mut().unwrap().tags = BTreeMap::new();
-    foreign.instance_profile.as_mut().unwrap().tags = BTreeMap::new();
-    let plan = teardown_plan(&foreign, STACK, None);
+    foreign.role = None;
+    foreign.instance_profile = None;
+    foreign.foreign_names = vec![desired.role.name.clone(), desired.instance_profile.name.clone()];
+    let plan = teardown_plan(&foreign);
     assert!(
         !plan
             .steps
@@ -180,7 +183,7 @@ fn a_launch_uses_the_images_id_and_a_root_volume_that_holds_its_snapshot() {
     let desired = default_desired();
     let mut observed = fresh(&desired);
     observed.image.as_mut().unwrap().snapshot_gib = 30;
-    let plan = plan(&desired, &observed, STACK);
+    let plan = plan(&desired, &observed);
     let launch = plan.steps.iter().find_map(|s| match s {
         ComputeStep::RunInstance { image, root_volume_gib, .. } => Some((image.id.clone(), *root_volume_gib)),
         _ => None,
@@ -189,7 +192,7 @@ fn a_launch_uses_the_images_id_and_a_root_volume_that_holds_its_snapshot() {
     assert!(matches!(&desired.instance.image, ImageSource::SsmParameter(_)));
 
     // Without the image looked up, nothing is launched blind.
-    let blind = crate::plan::plan(&desired, &Observed::default(), STACK);
+    let blind = crate::plan::plan(&desired, &Observed::default());
     assert!(!blind.conflicts.is_empty());
 }
 
@@ -263,7 +266,7 @@ fn an_instance_still_stopping_is_waited_for_before_it_is_started() {
     let desired = default_desired();
     let mut observed = deployed(&desired);
     observed.instances[0].state = InstanceStateName::Stopping;
-    let plan = plan(&desired, &observed, STACK);
+    let plan = plan(&desired, &observed);
     let kinds: Vec<&str> = plan
         .steps
         .iter()

@@ -13,54 +13,56 @@ pub use desired::{Desired, desired};
 pub use observe::{DbStatus, Observed, observe};
 pub use plan::{DatabaseStep, plan, teardown_plan};
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use three_tier_core::outputs::{DatabaseOutputs, NetworkOutputs, NetworkRefs};
-use three_tier_core::{AwsContext, Config, Error, Plan, Result, Tier};
+use three_tier_core::tier::deploy_alone;
+use three_tier_core::{AwsContext, Config, Created, Plan, Result, Tier, TierCrate};
+
+/// The database tier, as the stack drives it.
+pub struct Database;
+
+impl TierCrate for Database {
+    const TIER: Tier = Tier::Database;
+    type Inputs = NetworkRefs;
+    type Observed = Observed;
+    type Desired = Desired;
+    type Step = DatabaseStep;
+    type Outputs = DatabaseOutputs;
+
+    async fn observe(ctx: &AwsContext, config: &Config) -> Result<Observed> {
+        let (subnet_group, identifier) = names(config);
+        observe(ctx, &config.stack.name, &subnet_group, &identifier).await
+    }
+
+    fn desired(config: &Config, network: &NetworkRefs) -> Desired {
+        desired(config, network)
+    }
+
+    fn plan(desired: &Desired, observed: &Observed) -> Plan<DatabaseStep> {
+        plan(desired, observed)
+    }
+
+    /// The final snapshot, when the config asks for one, is named after the time the
+    /// database was observed, so the plan shows the name it will have.
+    fn teardown(config: &Config, observed: &Observed) -> Plan<DatabaseStep> {
+        let (subnet_group, identifier) = names(config);
+        let final_snapshot =
+            config.database.final_snapshot.then(|| format!("{identifier}-final-{}", observed.observed_at));
+        teardown_plan(observed, &identifier, &subnet_group, final_snapshot)
+    }
+
+    fn outputs(_: &Config, observed: &Observed) -> Option<DatabaseOutputs> {
+        outputs(observed)
+    }
+
+    async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Result<()> {
+        run(ctx, step, created).await
+    }
+}
 
 /// Deploys the tier alone on the network's DB subnets and security group and returns its
 /// outputs.
 pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs) -> Result<DatabaseOutputs> {
-    let (mut observed, plan) = plan_deploy(ctx, config, &network.into()).await?;
-    ctx.progress.line(plan.render().trim_end());
-    plan.check_conflicts()?;
-    if !plan.steps.is_empty() {
-        apply(ctx, &plan).await?;
-        observed = observe_config(ctx, config).await?;
-    }
-    outputs(&observed).ok_or_else(|| Error::incomplete(Tier::Database, &config.stack.name))
-}
-
-pub async fn plan_deploy(
-    ctx: &AwsContext,
-    config: &Config,
-    network: &NetworkRefs,
-) -> Result<(Observed, Plan<DatabaseStep>)> {
-    let observed = observe_config(ctx, config).await?;
-    let plan = plan(&desired(config, network), &observed, &config.stack.name);
-    Ok((observed, plan))
-}
-
-/// Observes and plans the tier's teardown. The final snapshot, when the config asks for
-/// one, is named now, so the plan shows the name it will have.
-pub async fn plan_teardown(ctx: &AwsContext, config: &Config) -> Result<Plan<DatabaseStep>> {
-    Ok(teardown_from(config, &observe_config(ctx, config).await?))
-}
-
-/// The teardown plan of what was observed, its final snapshot (if the config asks for
-/// one) named after the present time.
-pub fn teardown_from(config: &Config, observed: &Observed) -> Plan<DatabaseStep> {
-    let (subnet_group, identifier) = names(config);
-    let final_snapshot = config.database.final_snapshot.then(|| {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-        format!("{identifier}-final-{now}")
-    });
-    teardown_plan(observed, &config.stack.name, &identifier, &subnet_group, final_snapshot)
-}
-
-pub async fn observe_config(ctx: &AwsContext, config: &Config) -> Result<Observed> {
-    let (subnet_group, identifier) = names(config);
-    observe(ctx, &subnet_group, &identifier).await
+    deploy_alone::<Database>(ctx, config, &network.into()).await
 }
 
 fn names(config: &Config) -> (String, String) {

@@ -3,12 +3,20 @@
 
 use std::collections::BTreeMap;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use three_tier_core::naming::ours;
 use three_tier_core::{AwsContext, AwsResultExt, Result};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
     pub subnet_group: Option<ObservedSubnetGroup>,
     pub instance: Option<ObservedInstance>,
+    /// The subnet group's and the instance's names when another holds them (they are
+    /// unique per account and region): such a group or instance is not read above.
+    pub foreign_names: Vec<String>,
+    /// When it was read, in seconds since the Unix epoch: a final snapshot is named by it.
+    pub observed_at: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,11 +49,12 @@ pub struct ObservedInstance {
     pub tags: BTreeMap<String, String>,
 }
 
-pub async fn observe(ctx: &AwsContext, subnet_group: &str, identifier: &str) -> Result<Observed> {
+pub async fn observe(ctx: &AwsContext, stack: &str, subnet_group_name: &str, identifier: &str) -> Result<Observed> {
+    let observed_at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
     let rds = &ctx.rds;
     let subnet_group = match rds
         .describe_db_subnet_groups()
-        .db_subnet_group_name(subnet_group)
+        .db_subnet_group_name(subnet_group_name)
         .send()
         .await
         .aws("DescribeDBSubnetGroups")
@@ -100,7 +109,10 @@ pub async fn observe(ctx: &AwsContext, subnet_group: &str, identifier: &str) -> 
             Err(err) if err.is_not_found() => None,
             Err(err) => return Err(err),
         };
-    Ok(Observed { subnet_group, instance })
+    let mut foreign_names = Vec::new();
+    let subnet_group = ours(subnet_group, |g| &g.tags, stack, subnet_group_name, &mut foreign_names);
+    let instance = ours(instance, |i| &i.tags, stack, identifier, &mut foreign_names);
+    Ok(Observed { subnet_group, instance, foreign_names, observed_at })
 }
 
 /// An RDS instance's status. RDS gives a string; these are the ones the tier acts on.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use three_tier_core::graph::ready;
-use three_tier_core::naming::{Tags, belongs_to};
+use three_tier_core::naming::Tags;
 use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
 
 use crate::desired::Desired;
@@ -187,11 +187,8 @@ fn join(refs: &[Ref]) -> String {
     refs.iter().map(Ref::to_string).collect::<Vec<_>>().join(", ")
 }
 
-fn retag(steps: &mut Vec<DatabaseStep>, arn: &str, wanted: &Tags, present: &BTreeMap<String, String>) {
-    let tags = wanted.missing_from(present);
-    if !tags.is_empty() {
-        steps.push(DatabaseStep::AddTags { arn: arn.to_owned(), name: wanted.name().to_owned(), tags });
-    }
+fn add_tags(arn: &str, wanted: &Tags, present: &BTreeMap<String, String>) -> Option<DatabaseStep> {
+    wanted.retag(present, |tags| DatabaseStep::AddTags { arn: arn.to_owned(), name: wanted.name().to_owned(), tags })
 }
 
 /// Whether a running engine version fits the configured one. RDS applies minor upgrades
@@ -203,7 +200,7 @@ fn version_satisfies(running: &str, configured: &str) -> bool {
     running.len() >= major && running[..major] == configured[..major] && running >= configured
 }
 
-pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<DatabaseStep> {
+pub fn plan(desired: &Desired, observed: &Observed) -> Plan<DatabaseStep> {
     let mut plan = Plan::new(Tier::Database);
     let steps = &mut plan.steps;
     let conflicts = &mut plan.conflicts;
@@ -211,16 +208,16 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
 
     let group = &desired.subnet_group;
     match &observed.subnet_group {
+        _ if observed.foreign_names.contains(&group.name) => conflicts.push(Conflict {
+            resource: format!("DB subnet group {}", group.name),
+            problem: "exists and is not this stack's (the name is unique per account and region)".into(),
+            fix: "set another database.subnet_group_name, or use another --stack".into(),
+        }),
         None => steps.push(DatabaseStep::CreateDbSubnetGroup {
             name: group.name.clone(),
             description: group.description.clone(),
             subnets: group.subnets.clone(),
             tags: group.tags.clone(),
-        }),
-        Some(existing) if !belongs_to(&existing.tags, stack, None) => conflicts.push(Conflict {
-            resource: format!("DB subnet group {}", group.name),
-            problem: "exists and is not this stack's (the name is unique per account and region)".into(),
-            fix: "set another database.subnet_group_name, or use another --stack".into(),
         }),
         Some(existing) => {
             let mut wanted: Vec<&Ref> = group.subnets.iter().collect();
@@ -234,12 +231,17 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
                     subnets: wanted.into_iter().cloned().collect(),
                 });
             }
-            retag(steps, &existing.arn, &group.tags, &existing.tags);
+            steps.extend(add_tags(&existing.arn, &group.tags, &existing.tags));
         }
     }
 
     let spec = &desired.instance;
     match &observed.instance {
+        _ if observed.foreign_names.contains(&spec.identifier) => conflicts.push(Conflict {
+            resource: format!("RDS instance {}", spec.identifier),
+            problem: "exists and is not this stack's (the identifier is unique per account and region)".into(),
+            fix: "use another --stack".into(),
+        }),
         None => {
             steps.push(DatabaseStep::CreateDbInstance {
                 identifier: spec.identifier.clone(),
@@ -258,11 +260,6 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
             });
             steps.push(DatabaseStep::WaitDbInstanceAvailable { identifier: spec.identifier.clone() });
         }
-        Some(existing) if !belongs_to(&existing.tags, stack, None) => conflicts.push(Conflict {
-            resource: format!("RDS instance {}", spec.identifier),
-            problem: "exists and is not this stack's (the identifier is unique per account and region)".into(),
-            fix: "use another --stack".into(),
-        }),
         Some(existing) if existing.status == DbStatus::Stopping => conflicts.push(Conflict {
             resource: format!("RDS instance {}", spec.identifier),
             problem: "is stopping".into(),
@@ -329,7 +326,7 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
                     security_groups: groups_differ.then(|| vec![spec.security_group.clone()]),
                 });
             }
-            retag(steps, &existing.arn, &spec.tags, &existing.tags);
+            steps.extend(add_tags(&existing.arn, &spec.tags, &existing.tags));
             if !matches!(existing.status, DbStatus::Available | DbStatus::Stopped)
                 || groups_differ
                 || protection_differs
@@ -342,17 +339,16 @@ pub fn plan(desired: &Desired, observed: &Observed, stack: &str) -> Plan<Databas
 }
 
 /// The instance (after a final snapshot of the given name, if any; with its automated
-/// backups), waited for until gone, then its subnet group. What is not the stack's is left
-/// alone; deletion protection is never turned off behind the user's back.
+/// backups), waited for until gone, then its subnet group. Only the stack's are observed;
+/// deletion protection is never turned off behind the user's back.
 pub fn teardown_plan(
     observed: &Observed,
-    stack: &str,
     identifier: &str,
     subnet_group: &str,
     final_snapshot: Option<String>,
 ) -> Plan<DatabaseStep> {
     let mut plan = Plan::new(Tier::Database);
-    if let Some(instance) = observed.instance.as_ref().filter(|i| belongs_to(&i.tags, stack, None)) {
+    if let Some(instance) = &observed.instance {
         if instance.deletion_protection {
             plan.conflicts.push(Conflict {
                 resource: format!("RDS instance {identifier}"),
@@ -366,7 +362,7 @@ pub fn teardown_plan(
         }
         plan.steps.push(DatabaseStep::WaitDbInstanceDeleted { identifier: identifier.to_owned() });
     }
-    if observed.subnet_group.as_ref().is_some_and(|g| belongs_to(&g.tags, stack, None)) {
+    if observed.subnet_group.is_some() {
         plan.steps.push(DatabaseStep::DeleteDbSubnetGroup { name: subnet_group.to_owned() });
     }
     plan

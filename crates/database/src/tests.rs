@@ -7,8 +7,6 @@ use crate::desired::{Desired, desired};
 use crate::observe::{DbStatus, Observed, ObservedInstance, ObservedSubnetGroup};
 use crate::plan::{DatabaseStep, plan, teardown_plan};
 
-const STACK: &str = "three-tier";
-
 fn network() -> NetworkRefs {
     NetworkRefs {
         vpc: Ref::existing("vpc-1"),
@@ -55,12 +53,14 @@ fn deployed(desired: &Desired) -> Observed {
             master_secret_arn: Some("arn:aws:secretsmanager:ap-northeast-1:1:secret:rds!db-1".into()),
             tags: spec.tags.pairs.clone(),
         }),
+        foreign_names: vec![],
+        observed_at: 1,
     }
 }
 
 #[test]
 fn fresh_plan_builds_the_spec() {
-    let plan = plan(&default_desired(), &Observed::default(), STACK);
+    let plan = plan(&default_desired(), &Observed::default());
     assert!(plan.conflicts.is_empty());
     insta::assert_yaml_snapshot!("database_fresh_plan", plan);
     insta::assert_snapshot!("database_fresh_plan_text", plan.render());
@@ -68,7 +68,7 @@ fn fresh_plan_builds_the_spec() {
 
 #[test]
 fn the_plan_never_holds_a_password() {
-    let plan = plan(&default_desired(), &Observed::default(), STACK);
+    let plan = plan(&default_desired(), &Observed::default());
     let yaml = format!("{plan:?}").to_lowercase();
     assert!(!yaml.contains("password\":") && !yaml.contains("master_user_password"), "{yaml}");
 }
@@ -76,7 +76,7 @@ fn the_plan_never_holds_a_password() {
 #[test]
 fn a_complete_deploy_plans_nothing_and_a_minor_version_is_the_configured_major() {
     let desired = default_desired();
-    let plan = plan(&desired, &deployed(&desired), STACK);
+    let plan = plan(&desired, &deployed(&desired));
     assert_eq!(plan.steps, vec![], "{}", plan.render());
     assert!(plan.conflicts.is_empty());
 }
@@ -86,7 +86,7 @@ fn a_creating_instance_is_waited_for() {
     let desired = default_desired();
     let mut observed = deployed(&desired);
     observed.instance.as_mut().unwrap().status = DbStatus::Creating;
-    let plan = plan(&desired, &observed, STACK);
+    let plan = plan(&desired, &observed);
     assert_eq!(plan.steps, vec![DatabaseStep::WaitDbInstanceAvailable { identifier: "three-tier-db".into() }]);
 }
 
@@ -99,7 +99,7 @@ fn drift_and_conflicts() {
     instance.security_groups = vec!["sg-default".into()];
     instance.publicly_accessible = true;
     instance.engine_version = "8.0.39".into();
-    let plan = plan(&desired, &observed, STACK);
+    let plan = plan(&desired, &observed);
     insta::assert_snapshot!("database_drift_plan_text", plan.render());
     assert!(plan.conflicts.iter().any(|c| c.problem == "is publicly accessible"));
     assert!(plan.conflicts.iter().any(|c| c.problem.contains("8.0.39")));
@@ -114,17 +114,19 @@ fn drift_and_conflicts() {
 fn another_stacks_instance_is_a_conflict_and_left_alone_by_teardown() {
     let desired = default_desired();
     let mut observed = deployed(&desired);
-    observed.instance.as_mut().unwrap().tags.clear();
-    let plan = plan(&desired, &observed, STACK);
+    // Observe leaves out an instance another holds, and names it.
+    observed.instance = None;
+    observed.foreign_names.push(desired.instance.identifier.clone());
+    let plan = plan(&desired, &observed);
     assert!(plan.conflicts.iter().any(|c| c.problem.starts_with("exists and is not this stack's")));
-    let teardown = teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", None);
+    let teardown = teardown_plan(&observed, "three-tier-db", "db-subnet-group", None);
     assert!(!teardown.steps.iter().any(|s| matches!(s, DatabaseStep::DeleteDbInstance { .. })));
 }
 
 #[test]
 fn teardown_deletes_the_instance_then_its_subnet_group() {
     let observed = deployed(&default_desired());
-    let plan = teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", None);
+    let plan = teardown_plan(&observed, "three-tier-db", "db-subnet-group", None);
     insta::assert_snapshot!("database_teardown_plan_text", plan.render());
     assert_eq!(
         plan.steps,
@@ -135,7 +137,7 @@ fn teardown_deletes_the_instance_then_its_subnet_group() {
         ]
     );
     let with_snapshot =
-        teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", Some("three-tier-db-final-1".into()));
+        teardown_plan(&observed, "three-tier-db", "db-subnet-group", Some("three-tier-db-final-1".into()));
     assert!(with_snapshot.steps[0].describe().contains("after final snapshot three-tier-db-final-1"));
 }
 
@@ -143,7 +145,7 @@ fn teardown_deletes_the_instance_then_its_subnet_group() {
 fn teardown_refuses_a_protected_instance() {
     let mut observed = deployed(&default_desired());
     observed.instance.as_mut().unwrap().deletion_protection = true;
-    let plan = teardown_plan(&observed, STACK, "three-tier-db", "db-subnet-group", None);
+    let plan = teardown_plan(&observed, "three-tier-db", "db-subnet-group", None);
     let err = plan.check_conflicts().unwrap_err().to_string();
     assert!(err.contains("deletion protection") && err.contains("database.deletion_protection = false"), "{err}");
 }
@@ -162,7 +164,7 @@ fn minor_upgrades_by_rds_are_not_drift() {
         observed.instance.as_mut().unwrap().engine_version = running.into();
         let mut desired = desired.clone();
         desired.instance.engine_version = configured.into();
-        let plan = plan(&desired, &observed, STACK);
+        let plan = plan(&desired, &observed);
         assert_eq!(plan.conflicts.is_empty(), fits, "{running} for {configured}: {:?}", plan.conflicts);
     }
 }
@@ -172,7 +174,7 @@ fn a_stopped_instance_is_started() {
     let desired = default_desired();
     let mut observed = deployed(&desired);
     observed.instance.as_mut().unwrap().status = DbStatus::Stopped;
-    let plan = plan(&desired, &observed, STACK);
+    let plan = plan(&desired, &observed);
     assert_eq!(
         plan.steps,
         vec![
@@ -183,7 +185,7 @@ fn a_stopped_instance_is_started() {
 
     // A change to a stopped instance waits until it has started, then for the change.
     observed.instance.as_mut().unwrap().deletion_protection = true;
-    let changed = crate::plan::plan(&desired, &observed, STACK);
+    let changed = crate::plan::plan(&desired, &observed);
     let graph = Graph::build(changed.steps.iter().map(|s| (Tier::Database, s.clone()))).unwrap();
     let node = |matches: fn(&DatabaseStep) -> bool| graph.find(matches).unwrap();
     let started = node(|s| matches!(s, DatabaseStep::WaitDbInstanceStarted { .. }));

@@ -20,21 +20,50 @@ pub use rules::{IngressRule, Source};
 
 use aws_sdk_ec2::types::NatGatewayState;
 use three_tier_core::outputs::{NetworkOutputs, NetworkRefs};
+use three_tier_core::tier::{deploy_alone, plan_teardown_alone};
 use three_tier_core::{
-    AwsContext, Config, Error, Plan, Ref, Result, RouteTableRole, SecurityGroupRole, SubnetRole, Tier,
+    AwsContext, Config, Created, Plan, Ref, Result, RouteTableRole, SecurityGroupRole, SubnetRole, Tier, TierCrate,
 };
 
-/// Deploys the network tier alone: observe, plan, show the plan, apply it, and return
-/// the outputs. On a deployed stack it makes read calls only.
-pub async fn deploy(ctx: &AwsContext, config: &Config) -> Result<NetworkOutputs> {
-    let (mut observed, plan) = plan_deploy(ctx, config).await?;
-    ctx.progress.line(plan.render().trim_end());
-    plan.check_conflicts()?;
-    if !plan.steps.is_empty() {
-        apply(ctx, &plan).await?;
-        observed = observe(ctx, &config.stack.name).await?;
+/// The network tier, as the stack drives it.
+pub struct Network;
+
+impl TierCrate for Network {
+    const TIER: Tier = Tier::Network;
+    type Inputs = ();
+    type Observed = Observed;
+    type Desired = Desired;
+    type Step = NetworkStep;
+    type Outputs = NetworkOutputs;
+
+    async fn observe(ctx: &AwsContext, config: &Config) -> Result<Observed> {
+        observe(ctx, &config.stack.name).await
     }
-    outputs(&observed).ok_or_else(|| Error::incomplete(Tier::Network, &config.stack.name))
+
+    fn desired(config: &Config, _: &()) -> Desired {
+        desired(config)
+    }
+
+    fn plan(desired: &Desired, observed: &Observed) -> Plan<NetworkStep> {
+        plan(desired, observed)
+    }
+
+    fn teardown(_: &Config, observed: &Observed) -> Plan<NetworkStep> {
+        teardown_plan(observed)
+    }
+
+    fn outputs(_: &Config, observed: &Observed) -> Option<NetworkOutputs> {
+        outputs(observed)
+    }
+
+    async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Result<()> {
+        run(ctx, step, created).await
+    }
+}
+
+/// Deploys the network tier alone and returns its outputs.
+pub async fn deploy(ctx: &AwsContext, config: &Config) -> Result<NetworkOutputs> {
+    deploy_alone::<Network>(ctx, config, &()).await
 }
 
 /// Observes and plans a deploy of the network tier.
@@ -46,7 +75,7 @@ pub async fn plan_deploy(ctx: &AwsContext, config: &Config) -> Result<(Observed,
 
 /// Observes and plans a teardown of the network tier.
 pub async fn plan_teardown(ctx: &AwsContext, config: &Config) -> Result<Plan<NetworkStep>> {
-    Ok(teardown_plan(&observe(ctx, &config.stack.name).await?))
+    plan_teardown_alone::<Network>(ctx, config).await
 }
 
 /// What the other tiers refer to: the ids of what exists, the keys of what a deploy plan

@@ -505,14 +505,8 @@ impl<'a> Planner<'a> {
 
     /// Tags are how the stack finds its resources: restore any that drifted.
     fn retag(&mut self, id: &str, wanted: &Tags, present: &BTreeMap<String, String>) {
-        let missing = wanted.missing_from(present);
-        if !missing.is_empty() {
-            self.push(NetworkStep::TagResource {
-                resource_id: id.to_owned(),
-                name: wanted.name().to_owned(),
-                tags: missing,
-            });
-        }
+        let step = |tags| NetworkStep::TagResource { resource_id: id.to_owned(), name: wanted.name().to_owned(), tags };
+        self.plan.steps.extend(wanted.retag(present, step));
     }
 
     fn flag_duplicates(&mut self) {

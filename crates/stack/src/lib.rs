@@ -27,7 +27,14 @@ use serde::Serialize;
 use three_tier_core::graph::{Durations, Graph};
 use three_tier_core::outputs::{AlbOutputs, AlbRefs, ComputeOutputs, DatabaseOutputs, NetworkOutputs, NetworkRefs};
 use three_tier_core::progress::human;
-use three_tier_core::{AwsContext, Change, Config, Conflict, Created, Error, Plan, Prediction, Result, Step, Tier};
+use three_tier_core::{
+    AwsContext, Change, Config, Conflict, Created, Error, Plan, Prediction, Result, Step, Tier, TierCrate,
+};
+
+use alb::Alb;
+use compute::Compute;
+use database::Database;
+use network::Network;
 
 pub use status::{TierStatus, status};
 pub use verify::{Check, NGINX_WELCOME, Outcome, VerifyLimits, database_check_script, verify};
@@ -105,10 +112,10 @@ impl Step for StackStep {
 /// Runs one step with its tier's code.
 async fn run(ctx: &AwsContext, step: &StackStep, created: &Created) -> Result<()> {
     match step {
-        StackStep::Network(step) => network::run(ctx, step, created).await,
-        StackStep::Alb(step) => alb::run(ctx, step, created).await,
-        StackStep::Compute(step) => compute::run(ctx, step, created).await,
-        StackStep::Database(step) => database::run(ctx, step, created).await,
+        StackStep::Network(step) => Network::run(ctx, step, created).await,
+        StackStep::Alb(step) => Alb::run(ctx, step, created).await,
+        StackStep::Compute(step) => Compute::run(ctx, step, created).await,
+        StackStep::Database(step) => Database::run(ctx, step, created).await,
     }
 }
 
@@ -220,59 +227,33 @@ pub struct Observations {
 }
 
 impl Observations {
-    /// Observes `tiers`, every independent read at once: the compute tier's targets are
-    /// read once the ALB tier has told its app target group.
+    /// Observes `tiers`, every independent read at once.
     pub async fn read(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<Observations> {
+        async fn read<T: TierCrate>(ctx: &AwsContext, config: &Config, wanted: bool) -> Result<Option<T::Observed>> {
+            if wanted { Ok(Some(T::observe(ctx, config).await?)) } else { Ok(None) }
+        }
         let wants = |tier| tiers.contains(&tier);
-        let stack = &config.stack.name;
-        let network = async {
-            if wants(Tier::Network) { Ok(Some(network::observe(ctx, stack).await?)) } else { Ok::<_, Error>(None) }
-        };
-        let alb_and_targets = async {
-            if !(wants(Tier::Alb) || wants(Tier::Compute)) {
-                return Ok((None, Vec::new()));
-            }
-            let alb = alb::observe(ctx, stack).await?;
-            let targets = match app_target_group(config, &alb) {
-                Some(arn) if wants(Tier::Compute) => compute::observe_targets(ctx, &arn).await?,
-                _ => Vec::new(),
-            };
-            Ok((Some(alb), targets))
-        };
-        let compute = async {
-            if !wants(Tier::Compute) {
-                return Ok(None);
-            }
-            let (role, profile) = compute::iam_names(config);
-            Ok(Some(compute::observe(ctx, stack, &role, &profile, None).await?))
-        };
-        let database = async {
-            if wants(Tier::Database) { Ok(Some(database::observe_config(ctx, config).await?)) } else { Ok(None) }
-        };
+        let front =
+            ctx.both(read::<Network>(ctx, config, wants(Tier::Network)), read::<Alb>(ctx, config, wants(Tier::Alb)));
+        let back = ctx.both(
+            read::<Compute>(ctx, config, wants(Tier::Compute)),
+            read::<Database>(ctx, config, wants(Tier::Database)),
+        );
         // Boxed, as every read of several tiers: the state of so many SDK calls is too
         // big for a test thread's stack when kept inline.
-        let ((network, (alb, targets)), (mut compute, database)) =
-            Box::pin(ctx.both(ctx.both(network, alb_and_targets), ctx.both(compute, database))).await?;
-        if let Some(compute) = compute.as_mut() {
-            compute.targets = targets;
-        }
+        let ((network, alb), (compute, database)) = Box::pin(ctx.both(front, back)).await?;
         Ok(Observations { network, alb, compute, database })
     }
 
     /// The outputs of the tiers that stand complete.
     pub fn outputs(&self, config: &Config) -> StackOutputs {
         StackOutputs {
-            network: self.network.as_ref().and_then(network::outputs),
-            alb: self.alb.as_ref().and_then(|alb| alb::outputs(config, alb)),
-            compute: self.compute.as_ref().and_then(compute::outputs),
-            database: self.database.as_ref().and_then(database::outputs),
+            network: self.network.as_ref().and_then(|o| Network::outputs(config, o)),
+            alb: self.alb.as_ref().and_then(|o| Alb::outputs(config, o)),
+            compute: self.compute.as_ref().and_then(|o| Compute::outputs(config, o)),
+            database: self.database.as_ref().and_then(|o| Database::outputs(config, o)),
         }
     }
-}
-
-fn app_target_group(config: &Config, alb: &alb::Observed) -> Option<String> {
-    let name = config.names().account_unique(&config.alb.target_group_name);
-    alb.target_group(&name).map(|group| group.arn.clone())
 }
 
 /// `tiers` and the tiers they build on.
@@ -318,11 +299,9 @@ pub async fn plan_deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> R
 
 async fn plan_and_observe(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<(StackPlan, Observations)> {
     let mut observed = Observations::read(ctx, config, &with_dependencies(tiers)).await?;
-    // The AMI a launch would use is read before the plan, so the plan shows it.
-    if let Some(compute) =
-        observed.compute.as_mut().filter(|c| tiers.contains(&Tier::Compute) && c.instances.is_empty())
-    {
-        compute.image = Some(compute::resolve_image(ctx, &compute::image_source(config)).await?);
+    // What only a deploy's plan needs (the AMI a launch would use) is read before it.
+    if let Some(compute) = observed.compute.as_mut().filter(|_| tiers.contains(&Tier::Compute)) {
+        Compute::prepare_deploy(ctx, config, compute).await?;
     }
     Ok((plan_deploy_from(config, tiers, &observed)?, observed))
 }
@@ -343,29 +322,24 @@ pub fn plan_deploy_from(config: &Config, tiers: &[Tier], observed: &Observations
             }
         }
     }
-    let stack = &config.stack.name;
-    let empty_network = network::Observed::default();
-    let network_observed = observed.network.as_ref().unwrap_or(&empty_network);
-    let network_refs: NetworkRefs = network::refs(network_observed);
-    let empty_alb = alb::Observed::default();
-    let alb_observed = observed.alb.as_ref().unwrap_or(&empty_alb);
-    let alb_refs: AlbRefs = alb::refs(config, alb_observed);
+    let network = observed.network.clone().unwrap_or_default();
+    let alb = observed.alb.clone().unwrap_or_default();
+    let network_refs: NetworkRefs = network::refs(&network);
+    let alb_refs: AlbRefs = alb::refs(config, &alb);
     let mut plans = Vec::new();
     if wants(Tier::Network) {
-        plans.push(lift(network::plan(&network::desired(config), network_observed), StackStep::Network));
+        plans.push(lift(Network::plan(&Network::desired(config, &()), &network), StackStep::Network));
     }
     if wants(Tier::Alb) {
-        plans.push(lift(alb::plan(&alb::desired(config, &network_refs), alb_observed), StackStep::Alb));
+        plans.push(lift(Alb::plan(&Alb::desired(config, &network_refs), &alb), StackStep::Alb));
     }
     if wants(Tier::Compute) {
-        let desired = compute::desired(config, &network_refs, &alb_refs);
-        let compute_observed = observed.compute.clone().unwrap_or_default();
-        plans.push(lift(compute::plan(&desired, &compute_observed, stack), StackStep::Compute));
+        let desired = Compute::desired(config, &(network_refs.clone(), alb_refs));
+        plans.push(lift(Compute::plan(&desired, &observed.compute.clone().unwrap_or_default()), StackStep::Compute));
     }
     if wants(Tier::Database) {
-        let desired = database::desired(config, &network_refs);
-        let database_observed = observed.database.clone().unwrap_or_default();
-        plans.push(lift(database::plan(&desired, &database_observed, stack), StackStep::Database));
+        let desired = Database::desired(config, &network_refs);
+        plans.push(lift(Database::plan(&desired, &observed.database.clone().unwrap_or_default()), StackStep::Database));
     }
     StackPlan::new(PlanKind::Deploy, plans)
 }
@@ -404,25 +378,20 @@ pub async fn plan_teardown(ctx: &AwsContext, config: &Config, tiers: &[Tier], ca
     StackPlan::new(PlanKind::Teardown, plans)
 }
 
-/// One tier's teardown plan from what was observed. The database's final snapshot, when
-/// the config asks for one, is named here, before the plan is shown.
+/// One tier's teardown plan from what was observed.
 fn teardown_of(config: &Config, tier: Tier, observed: &Observations) -> Plan<StackStep> {
-    let stack = &config.stack.name;
+    fn of<T: TierCrate>(
+        config: &Config,
+        observed: &Option<T::Observed>,
+        wrap: fn(T::Step) -> StackStep,
+    ) -> Plan<StackStep> {
+        lift(T::teardown(config, &observed.clone().unwrap_or_default()), wrap)
+    }
     match tier {
-        Tier::Network => {
-            lift(network::teardown_plan(&observed.network.clone().unwrap_or_default()), StackStep::Network)
-        }
-        Tier::Alb => lift(alb::teardown_plan(&observed.alb.clone().unwrap_or_default()), StackStep::Alb),
-        Tier::Compute => {
-            // The instance is deregistered from the app target group while the group exists.
-            let target_group = observed.alb.as_ref().and_then(|alb| app_target_group(config, alb));
-            let compute = observed.compute.clone().unwrap_or_default();
-            lift(compute::teardown_plan(&compute, stack, target_group.as_deref()), StackStep::Compute)
-        }
-        Tier::Database => {
-            let database = observed.database.clone().unwrap_or_default();
-            lift(database::teardown_from(config, &database), StackStep::Database)
-        }
+        Tier::Network => of::<Network>(config, &observed.network, StackStep::Network),
+        Tier::Alb => of::<Alb>(config, &observed.alb, StackStep::Alb),
+        Tier::Compute => of::<Compute>(config, &observed.compute, StackStep::Compute),
+        Tier::Database => of::<Database>(config, &observed.database, StackStep::Database),
     }
 }
 

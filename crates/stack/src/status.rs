@@ -1,7 +1,8 @@
 //! `cargo xtask status`: per tier, whether it stands and whether it matches the config.
 
+use compute::Compute;
 use serde::Serialize;
-use three_tier_core::{AwsContext, Change, Config, Plan, Result, Step, Tier};
+use three_tier_core::{AwsContext, Change, Config, Plan, Result, Step, Tier, TierCrate};
 
 use crate::{Observations, StackStep, TIERS, plan_deploy_from, standing};
 
@@ -23,8 +24,8 @@ pub enum TierStatus {
 pub async fn status(ctx: &AwsContext, config: &Config) -> Result<Vec<(Tier, TierStatus)>> {
     let mut observed = Observations::read(ctx, config, TIERS).await?;
     // An instance to launch is shown with its AMI, as `plan` shows it.
-    if let Some(compute) = observed.compute.as_mut().filter(|c| c.instances.is_empty()) {
-        compute.image = Some(compute::resolve_image(ctx, &compute::image_source(config)).await?);
+    if let Some(compute) = observed.compute.as_mut() {
+        Compute::prepare_deploy(ctx, config, compute).await?;
     }
     let standing = standing(config, &observed);
     let plan = plan_deploy_from(config, TIERS, &observed)?;

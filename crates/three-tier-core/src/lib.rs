@@ -14,6 +14,7 @@ pub mod plan;
 pub mod progress;
 pub mod roles;
 pub mod schedule;
+pub mod tier;
 pub mod wait;
 
 pub use aws::{AwsContext, Target};
@@ -22,3 +23,4 @@ pub use error::{AwsResultExt, Error, Result};
 pub use graph::{Durations, Graph, Prediction};
 pub use plan::{Change, Conflict, Created, Plan, Ref, Step};
 pub use roles::{RouteTableRole, SecurityGroupRole, SubnetRole, Tier};
+pub use tier::TierCrate;

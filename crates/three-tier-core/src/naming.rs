@@ -54,6 +54,26 @@ pub fn belongs_to(tags: &BTreeMap<String, String>, stack: &str, tier: Option<Tie
         && tier.is_none_or(|tier| tags.get(TIER_TAG).map(String::as_str) == Some(tier.as_str()))
 }
 
+/// What a read by name found, kept when its tags mark it as the stack's; a name that
+/// another holds goes into `foreign`. Every tier decides ownership in its observe, so
+/// plans and teardowns see only what is the stack's.
+pub fn ours<T>(
+    found: Option<T>,
+    tags: impl Fn(&T) -> &BTreeMap<String, String>,
+    stack: &str,
+    name: &str,
+    foreign: &mut Vec<String>,
+) -> Option<T> {
+    match found {
+        Some(found) if belongs_to(tags(&found), stack, None) => Some(found),
+        Some(_) => {
+            foreign.push(name.to_owned());
+            None
+        }
+        None => None,
+    }
+}
+
 /// A resource's `Name` tag, or its id when it has none.
 pub fn name_or_id(tags: &BTreeMap<String, String>, id: &str) -> String {
     tags.get(NAME_TAG).cloned().unwrap_or_else(|| id.to_owned())
@@ -84,6 +104,17 @@ impl Tags {
             .filter(|(key, value)| present.get(*key) != Some(*value))
             .map(|(key, value)| (key.clone(), value.clone()))
             .collect()
+    }
+
+    /// The step `make` gives for the tags of `self` that `present` lacks, if any: every
+    /// tier re-tags what lost its tags this way.
+    pub fn retag<S>(
+        &self,
+        present: &BTreeMap<String, String>,
+        make: impl FnOnce(BTreeMap<String, String>) -> S,
+    ) -> Option<S> {
+        let missing = self.missing_from(present);
+        (!missing.is_empty()).then(|| make(missing))
     }
 
     /// The `Name` tag.

@@ -36,8 +36,8 @@ from urllib.parse import parse_qs
 
 SCALE = float(os.environ.get("THREE_TIER_TIME_SCALE", "0.01"))
 
-# Typical AWS durations in seconds: durations.json beside this file, which the benchmark's
-# critical path reads too.
+# Typical AWS durations in seconds: durations.json beside this file, which the tool's plans
+# read too for their predictions (and so the benchmark's critical path).
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "durations.json")) as durations:
     DURATIONS = {k: v for k, v in json.load(durations).items() if not k.startswith("_")}
 

@@ -21,15 +21,9 @@ pub const REQUIREMENTS: &str = include_str!("../requirements.txt");
 /// The strict launcher: moto with the AWS rules and time this stack meets (see the file).
 pub const STRICT_LAUNCHER: &str = include_str!("../strict_moto.py");
 
-/// AWS's typical durations (seconds) that the strict emulator's clock follows.
+/// AWS's typical durations (seconds) that the strict emulator's clock follows: the same
+/// file the plans' predictions read (`three_tier_core::graph::Durations`).
 pub const DURATIONS: &str = include_str!("../../three-tier-core/durations.json");
-
-/// The durations, by name.
-pub fn durations() -> std::collections::BTreeMap<String, f64> {
-    let all: std::collections::BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(DURATIONS).expect("durations.json is valid");
-    all.into_iter().filter_map(|(k, v)| Some((k, v.as_f64()?))).collect()
-}
 
 /// How the emulator runs: strict (the default) or plain moto, for comparison
 /// (`THREE_TIER_EMULATOR=plain`); with strict, `THREE_TIER_TIME_SCALE` scales AWS's

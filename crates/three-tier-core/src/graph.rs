@@ -191,8 +191,15 @@ impl<S: Step> Graph<S> {
             via[index] = before;
         }
         let Some(last) = (0..self.nodes.len()).max_by(|&a, &b| finish[a].total_cmp(&finish[b]).then(b.cmp(&a))) else {
-            return Prediction { seconds: 0.0, long_pole: Vec::new() };
+            return Prediction { seconds: 0.0, long_pole: Vec::new(), tiers: Vec::new() };
         };
+        let mut tiers: Vec<(Tier, f64)> = Vec::new();
+        for (node, &done) in self.nodes.iter().zip(&finish) {
+            match tiers.iter_mut().find(|(tier, _)| *tier == node.tier) {
+                Some((_, latest)) => *latest = latest.max(done),
+                None => tiers.push((node.tier, done)),
+            }
+        }
         let mut chain = vec![last];
         while let Some(before) = via[*chain.last().expect("chain starts non-empty")] {
             chain.push(before);
@@ -205,7 +212,7 @@ impl<S: Step> Graph<S> {
                 PoleStep { tier: self.nodes[index].tier, label: label(step), seconds: durations.of(step) }
             })
             .collect();
-        Prediction { seconds: finish[last], long_pole }
+        Prediction { seconds: finish[last], long_pole, tiers }
     }
 }
 
@@ -279,6 +286,8 @@ impl Durations {
 pub struct Prediction {
     pub seconds: f64,
     pub long_pole: Vec<PoleStep>,
+    /// When each tier's last step is done, in the order the tiers first appear.
+    pub tiers: Vec<(Tier, f64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -308,6 +317,14 @@ impl Prediction {
             if step.seconds >= 1.0 {
                 let _ = write!(out, " ({})", human(Duration::from_secs_f64(step.seconds)));
             }
+        }
+        if self.tiers.len() > 1 {
+            let done: Vec<String> = self
+                .tiers
+                .iter()
+                .map(|(tier, seconds)| format!("{tier} {}", human(Duration::from_secs_f64(*seconds))))
+                .collect();
+            let _ = write!(out, "\n  each tier done after: {}", done.join(", "));
         }
         out
     }

@@ -141,12 +141,22 @@ def install():
     original_health_for = FakeTargetGroup.health_for
 
     def health_for(self, target, ec2_backend):
+        """As AWS: `initial` through the first checks; then, while the instance's user data
+        is still starting the app, `unhealthy`; a target that failed meanwhile needs five
+        passing checks 30 s apart after the app is up."""
         health = original_health_for(self, target, ec2_backend)
         since = self.__dict__.get("_three_tier_registered", {}).get(target["Id"])
-        if health.status == "healthy" and since is not None and time.monotonic() - since < scaled("target_healthy"):
-            health.status = "initial"
-            health.reason = "Elb.InitialHealthChecking"
-            health.description = "Initial health checks in progress"
+        if health.status != "healthy" or since is None:
+            return health
+        now = time.monotonic()
+        instance = ec2_backend.get_instance_by_id(target["Id"])
+        launched = getattr(instance, "_three_tier_launched", None)
+        app_up = since if launched is None else launched + scaled("instance_running") + scaled("user_data_boot")
+        checked = since + scaled("target_healthy")
+        if now < checked:
+            health.status, health.reason, health.description = "initial", "Elb.InitialHealthChecking", "Initial health checks in progress"
+        elif app_up > checked and now < app_up + scaled("target_recovery"):
+            health.status, health.reason, health.description = "unhealthy", "Target.FailedHealthChecks", "Health checks failed"
         return health
 
     FakeTargetGroup.health_for = health_for
@@ -334,6 +344,18 @@ def install():
         ]
         if allocation_id and holders:
             raise EC2ClientError("InvalidIPAddress.InUse", f"Address {allocation_id} is in use by {holders[0]}.")
+        # As AWS, for a while after the NAT gateway that held it is `deleted`, the address
+        # is refused as if it were not the caller's.
+        now = time.monotonic()
+        just_deleted = [
+            n.id
+            for n in self.nat_gateways.values()
+            if n.state == "deleted"
+            and any(a.get("allocationId") == allocation_id for a in n.address_set)
+            and now < getattr(n, "_three_tier_state", (None, 0.0))[1] + scaled("nat_gateway_deleted") + scaled("address_release_delay")
+        ]
+        if allocation_id and just_deleted:
+            raise EC2ClientError("AuthFailure", "You do not have permission to access the specified resource.")
         return original_release(self, *args, **kwargs)
 
     EC2Backend.release_address = release_address

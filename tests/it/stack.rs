@@ -1,6 +1,7 @@
 //! The database tier and the whole stack on the emulator: SPEC.md's database lines, the
 //! orchestration's order, verify, and a teardown that leaves nothing.
 
+use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use three_tier_core::schedule::Schedule;
 use three_tier_core::{Error, Tier};
@@ -92,6 +93,18 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     let mutating: Vec<String> =
         ctx.calls.since(mark).iter().filter(|c| c.is_mutating()).map(|c| c.operation.clone()).collect();
     assert_eq!(mutating, Vec::<String>::new());
+
+    // Verify right after a deploy waits for the new target: `initial`, then `unhealthy`
+    // while the user data starts nginx, then `healthy`.
+    let plan = stack::plan_teardown(&ctx, &config, &[Tier::Compute], false).await.unwrap();
+    stack::teardown(&ctx, &plan).await.unwrap();
+    let redeployed = stack::deploy(&ctx, &config, &[Tier::Compute]).await.unwrap();
+    let group = redeployed.alb.unwrap().app_target_group_arn;
+    let health = ctx.elbv2.describe_target_health().target_group_arn(group).send().await.unwrap();
+    let state = health.target_health_descriptions()[0].target_health().and_then(|h| h.state()).cloned();
+    assert_eq!(state, Some(TargetHealthStateEnum::Initial), "a target just registered");
+    let checks = stack::verify(&ctx, &config, false, stack::VerifyLimits::default()).await.unwrap();
+    assert_eq!(checks[0].outcome, stack::Outcome::Passed, "{checks:?}");
 
     // Teardown: RDS without a final snapshot and with its automated backups, and nothing left.
     let plan = stack::plan_teardown(&ctx, &config, stack::TIERS, false).await.unwrap();

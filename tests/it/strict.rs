@@ -90,8 +90,13 @@ async fn a_teardown_in_the_wrong_order_fails_on_the_rules_aws_enforces() {
     })
     .await;
     assert!(deleted, "the NAT gateway ends `deleted`");
+    // Then, for a while, AWS refuses to release its address as if it were another's.
+    assert_eq!(
+        code(ec2.release_address().allocation_id(&network.eip_allocation_id).send().await.aws("ReleaseAddress")),
+        "AuthFailure"
+    );
 
-    // The right order still works.
+    // The right order still works, riding out that refusal.
     let plan = network::plan_teardown(&ctx, &config).await.unwrap();
     network::apply(&ctx, &plan).await.unwrap();
     assert!(network::plan_teardown(&ctx, &config).await.unwrap().steps.is_empty());
@@ -410,7 +415,9 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
     assert!(eventually(Duration::from_secs(10), || async { state(&ctx, id.clone()).await == "pending" }).await);
     assert!(eventually(Duration::from_secs(10), || async { state(&ctx, id.clone()).await == "running" }).await);
 
-    // A registered target is `initial` until its health checks pass.
+    // A target registered as soon as its instance runs is `initial` through its first
+    // checks, `unhealthy` while the user data still starts nginx, then `healthy` after
+    // five passing checks: `verify` right after a deploy has to wait for it.
     ctx.elbv2.register_targets().target_group_arn(&alb_out.app_target_group_arn).targets(target).send().await.unwrap();
     let health = |ctx: &AwsContext| {
         let elbv2 = ctx.elbv2.clone();
@@ -422,6 +429,7 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
         }
     };
     assert_eq!(health(&ctx).await, "initial");
+    assert!(eventually(Duration::from_secs(10), || async { health(&ctx).await == "unhealthy" }).await);
     assert!(eventually(Duration::from_secs(10), || async { health(&ctx).await == "healthy" }).await);
 
     ctx.ec2.terminate_instances().instance_ids(&id).send().await.unwrap();

@@ -143,7 +143,7 @@ pub fn desired(config: &Config, network: &NetworkRefs, alb: &AlbRefs) -> Desired
             subnet: network.subnet(SubnetRole::App).clone(),
             security_group: network.security_group(SecurityGroupRole::App).clone(),
             root_volume_gib: compute.root_volume_gib,
-            user_data: crate::user_data::render(),
+            user_data: crate::user_data::render(config.ports.app.get()),
         },
         registration: RegistrationSpec { target_group: alb.app_target_group.clone(), port: config.ports.app.get() },
     }

@@ -198,12 +198,12 @@ fn a_launch_uses_the_images_id_and_a_root_volume_that_holds_its_snapshot() {
 
 #[test]
 fn user_data_is_the_rendered_template() {
-    insta::assert_snapshot!("user_data", user_data::render());
+    insta::assert_snapshot!("user_data", user_data::render(3030));
 }
 
 #[test]
 fn user_data_writes_the_seeds_compose_file() {
-    let script = user_data::render();
+    let script = user_data::render(Config::default_config().ports.app.get());
     let compose = user_data::compose_file_in(&script).expect("the script writes a compose file");
     let written: serde_yaml_ng::Value = serde_yaml_ng::from_str(&compose).unwrap();
     // The seed's file, as its blog post shows it.
@@ -226,11 +226,25 @@ fn user_data_writes_the_seeds_compose_file() {
 }
 
 #[test]
+fn the_compose_file_publishes_nginx_on_the_configured_app_port() {
+    let mut config = Config::default_config();
+    config.ports.app = three_tier_core::config::Port::new(8081).unwrap();
+    let (network, alb) = inputs();
+    let desired = desired(&config, &network, &alb);
+    let compose = user_data::compose_file_in(&desired.instance.user_data).expect("the script writes a compose file");
+    let written: serde_yaml_ng::Value = serde_yaml_ng::from_str(&compose).unwrap();
+    let ports = &written["services"]["nginx"]["ports"];
+    assert_eq!(ports, &serde_yaml_ng::Value::Sequence(vec!["8081:80".into()]), "{compose}");
+    assert_eq!(desired.registration.port, 8081, "the target registers on the same port");
+    assert!(desired.instance.user_data.contains("Environment=HOME=/root"));
+}
+
+#[test]
 fn user_data_passes_shellcheck() {
     let dir = std::env::temp_dir().join(format!("three-tier-user-data-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("user-data.sh");
-    std::fs::write(&path, user_data::render()).unwrap();
+    std::fs::write(&path, user_data::render(3030)).unwrap();
     let output = Command::new("shellcheck").arg("--severity=style").arg(&path).output().unwrap_or_else(|err| {
         panic!("shellcheck is needed ({err}): `cargo xtask ci` installs it, or `apt-get install shellcheck`")
     });
@@ -239,7 +253,7 @@ fn user_data_passes_shellcheck() {
 
 #[test]
 fn user_data_holds_no_secret() {
-    let script = user_data::render().to_lowercase();
+    let script = user_data::render(3030).to_lowercase();
     for word in ["password", "secret", "aws_secret_access_key"] {
         assert!(!script.contains(word), "{word}");
     }

@@ -18,7 +18,7 @@ echo "{{COMPOSE_SHA256}}  $plugins/docker-compose.download" | sha256sum --check 
 mv "$plugins/docker-compose.download" "$plugins/docker-compose"
 chmod 0755 "$plugins/docker-compose"
 
-# The seed's docker-compose.yml.
+# The seed's docker-compose.yml, nginx published on the stack's app port.
 mkdir -p {{APP_DIR}}
 cat > {{APP_DIR}}/docker-compose.yml <<'COMPOSE'
 {{COMPOSE_FILE}}COMPOSE
@@ -34,6 +34,8 @@ Wants=network-online.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
+# The docker CLI looks for its config under $HOME, which systemd does not set.
+Environment=HOME=/root
 WorkingDirectory={{APP_DIR}}
 ExecStart=/usr/bin/docker compose up -d
 ExecStop=/usr/bin/docker compose down

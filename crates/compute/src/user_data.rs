@@ -1,8 +1,9 @@
 //! The instance's user data, rendered from `user-data.sh` with the seed's compose file.
 
-/// The seed's `docker-compose.yml`, verbatim: service nginx, image `nginx:latest`, ports
-/// `"3030:80"`.
-pub const COMPOSE_FILE: &str = include_str!("docker-compose.yml");
+/// The seed's `docker-compose.yml`: service nginx, image `nginx:latest`, ports
+/// `"<app port>:80"`. With the default app port, 3030, it is the seed's file verbatim; the
+/// target group and sg001 use the same port, so nginx must be published on it.
+const COMPOSE_TEMPLATE: &str = include_str!("docker-compose.yml");
 
 /// The Docker compose plugin release the instance installs, and the SHA-256 of its
 /// `docker-compose-linux-x86_64` asset, which the script verifies before installing.
@@ -14,13 +15,19 @@ pub const APP_DIR: &str = "/opt/three-tier/nginx";
 
 const TEMPLATE: &str = include_str!("user-data.sh");
 
-/// The script, ready for RunInstances (before base64 encoding). It holds no secret.
-pub fn render() -> String {
+/// The compose file, publishing nginx's port 80 on `app_port` (`ports.app`).
+pub fn compose_file(app_port: u16) -> String {
+    COMPOSE_TEMPLATE.replace("{{APP_PORT}}", &app_port.to_string())
+}
+
+/// The script, ready for RunInstances (before base64 encoding), for nginx published on
+/// `app_port`. It holds no secret.
+pub fn render(app_port: u16) -> String {
     TEMPLATE
         .replace("{{COMPOSE_VERSION}}", COMPOSE_VERSION)
         .replace("{{COMPOSE_SHA256}}", COMPOSE_SHA256)
         .replace("{{APP_DIR}}", APP_DIR)
-        .replace("{{COMPOSE_FILE}}", COMPOSE_FILE)
+        .replace("{{COMPOSE_FILE}}", &compose_file(app_port))
 }
 
 /// The compose file a rendered script writes: the lines of its here-document.

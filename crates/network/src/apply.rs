@@ -225,19 +225,25 @@ pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Res
             let result = ec2.delete_nat_gateway().nat_gateway_id(id).send().await.aws("DeleteNatGateway");
             gone_is_done(result)?;
         }
-        NetworkStep::ReleaseAddress { name, allocation_id } => {
-            // The address can stay associated for a moment after its NAT gateway is deleted.
+        NetworkStep::ReleaseAddress { name, allocation_id, nat_gateway } => {
+            // The address can stay associated for a moment after its NAT gateway is deleted,
+            // and AWS then answers AuthFailure for a while, as if it were not ours. (Bad
+            // credentials would have failed the reads before this step.)
+            let gateway =
+                nat_gateway.as_ref().map_or("the NAT gateway that held it".to_owned(), |g| format!("NAT gateway {g}"));
             let fix = format!(
-                "Elastic IP {name} ({allocation_id}) is still associated: `aws ec2 describe-addresses --allocation-ids {allocation_id}` \
-                 shows with what; disassociate it and run teardown again"
+                "AWS still counts Elastic IP {name} ({allocation_id}) as {gateway}'s, deleted moments ago (or it is \
+                 associated elsewhere: `aws ec2 describe-addresses --allocation-ids {allocation_id}`); run teardown \
+                 again in a few minutes"
             );
+            let after_its_gateway = |err: &Error| err.is_in_use() || err.is(Answer::AuthFailure);
             retry_while(
                 &ctx.progress,
                 &format!("waiting for Elastic IP {name} to be released"),
                 ctx.waits.dependency_violation,
                 ctx.waits.poll_interval,
                 &fix,
-                Error::is_in_use,
+                after_its_gateway,
                 || async {
                     gone_is_done(ec2.release_address().allocation_id(allocation_id).send().await.aws("ReleaseAddress"))
                 },

@@ -133,9 +133,11 @@ pub enum NetworkStep {
         name: String,
         id: String,
     },
+    /// Releases the address; `nat_gateway` names the gateway that held it, if one did.
     ReleaseAddress {
         name: String,
         allocation_id: String,
+        nat_gateway: Option<String>,
     },
     DeleteSecurityGroup {
         name: String,
@@ -269,7 +271,7 @@ impl Step for NetworkStep {
             }
             DeleteNatGateway { name, id } => format!("NAT gateway {name} ({id})"),
             WaitNatGatewayDeleted { name, .. } => format!("wait for NAT gateway {name} to be deleted"),
-            ReleaseAddress { name, allocation_id } => format!("Elastic IP {name} ({allocation_id})"),
+            ReleaseAddress { name, allocation_id, .. } => format!("Elastic IP {name} ({allocation_id})"),
             DeleteSecurityGroup { name, id } => format!("security group {name} ({id})"),
             DeleteRouteTable { name, id } => format!("route table {name} ({id})"),
             DeleteSubnet { name, id } => format!("subnet {name} ({id})"),
@@ -432,9 +434,11 @@ pub fn teardown_plan(observed: &Observed) -> Plan<NetworkStep> {
         steps.push(NetworkStep::WaitNatGatewayDeleted { name: name_or_id(&nat.tags, &nat.id), id: nat.id.clone() });
     }
     for address in &observed.nat_addresses {
+        let holder = observed.nat_gateways.iter().find(|n| n.allocation_ids.contains(&address.allocation_id));
         steps.push(NetworkStep::ReleaseAddress {
             name: name_or_id(&address.tags, &address.allocation_id),
             allocation_id: address.allocation_id.clone(),
+            nat_gateway: holder.map(|n| format!("{} ({})", name_or_id(&n.tags, &n.id), n.id)),
         });
     }
     for group in &observed.security_groups {

@@ -12,9 +12,11 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
 use serde::Serialize;
 use three_tier_core::error::Answer;
 use three_tier_core::outputs::{AlbOutputs, ComputeOutputs, DatabaseOutputs};
+use three_tier_core::progress::Waiting;
 use three_tier_core::{AwsContext, AwsResultExt, Config, Error, Result, Tier};
 
 use crate::StackOutputs;
@@ -41,13 +43,21 @@ pub enum Outcome {
 /// How long verify keeps trying while targets become healthy and the container starts.
 #[derive(Debug, Clone, Copy)]
 pub struct VerifyLimits {
+    /// The target becoming healthy. Right after a deploy the user data is still installing
+    /// Docker (1-2 minutes); a target that failed its first two checks meanwhile then needs
+    /// five passes 30 s apart: some 5 minutes in all, and a margin.
+    pub health: Duration,
     pub http: Duration,
     pub command: Duration,
 }
 
 impl Default for VerifyLimits {
     fn default() -> Self {
-        VerifyLimits { http: Duration::from_secs(10 * 60), command: Duration::from_secs(10 * 60) }
+        VerifyLimits {
+            health: Duration::from_secs(10 * 60),
+            http: Duration::from_secs(10 * 60),
+            command: Duration::from_secs(10 * 60),
+        }
     }
 }
 
@@ -69,7 +79,7 @@ pub async fn verify(
         };
         return Err(Error::NotDeployed { tier, stack: config.stack.name.clone() });
     };
-    let mut checks = vec![target_health(ctx, alb, compute).await?];
+    let mut checks = vec![target_health(ctx, alb, compute, limits.health).await?];
     if traffic_flows {
         checks.push(http_check(ctx, alb, limits.http).await);
     } else {
@@ -86,39 +96,60 @@ pub async fn verify(
     Ok(checks)
 }
 
-async fn target_health(ctx: &AwsContext, alb: &AlbOutputs, compute: &ComputeOutputs) -> Result<Check> {
-    let answer = ctx
-        .elbv2
-        .describe_target_health()
-        .target_group_arn(&alb.app_target_group_arn)
-        .send()
-        .await
-        .aws("DescribeTargetHealth")?;
-    let state = answer
-        .target_health_descriptions()
-        .iter()
-        .find(|d| d.target().and_then(|t| t.id()) == Some(compute.instance_id.as_str()))
-        .and_then(|d| d.target_health())
-        .and_then(|h| h.state())
-        .map(|s| s.as_str().to_owned());
-    let (outcome, detail) = match state.as_deref() {
-        Some("healthy") => (Outcome::Passed, format!("{} is healthy in the app target group", compute.instance_id)),
-        Some(other) => (
-            Outcome::Failed,
-            format!(
-                "{} is {other} in the app target group (healthy once nginx answers on the app port)",
-                compute.instance_id
-            ),
-        ),
-        None => (
-            Outcome::Failed,
-            format!(
-                "{} is not registered in the app target group: run `cargo xtask deploy compute`",
-                compute.instance_id
-            ),
-        ),
-    };
-    Ok(Check { name: "the instance is a healthy target".into(), outcome, detail })
+/// Waits for the instance to be a healthy target: right after a deploy it is `initial`,
+/// and `unhealthy` while its user data is still starting nginx.
+async fn target_health(ctx: &AwsContext, alb: &AlbOutputs, compute: &ComputeOutputs, limit: Duration) -> Result<Check> {
+    let name = "the instance is a healthy target".to_owned();
+    let instance = &compute.instance_id;
+    let started = Instant::now();
+    let mut waiting: Option<Waiting> = None;
+    loop {
+        let answer = ctx
+            .elbv2
+            .describe_target_health()
+            .target_group_arn(&alb.app_target_group_arn)
+            .send()
+            .await
+            .aws("DescribeTargetHealth")?;
+        let health = answer
+            .target_health_descriptions()
+            .iter()
+            .find(|d| d.target().and_then(|t| t.id()) == Some(instance.as_str()))
+            .and_then(|d| d.target_health());
+        let Some(health) = health else {
+            let detail =
+                format!("{instance} is not registered in the app target group: run `cargo xtask deploy compute`");
+            return Ok(Check { name, outcome: Outcome::Failed, detail });
+        };
+        let state = health.state().cloned().unwrap_or(TargetHealthStateEnum::Initial);
+        if state == TargetHealthStateEnum::Healthy {
+            if let Some(waiting) = waiting.take() {
+                waiting.done("healthy");
+            }
+            let detail = format!("{instance} is healthy in the app target group");
+            return Ok(Check { name, outcome: Outcome::Passed, detail });
+        }
+        let reason = health.reason().map(|r| r.as_str().to_owned()).unwrap_or_default();
+        if started.elapsed() >= limit {
+            if let Some(waiting) = waiting.take() {
+                waiting.done("gave up");
+            }
+            let detail = format!(
+                "{instance} is still {} in the app target group after {}s ({reason}: {}); nginx answers on the app port \
+                 once the user data has installed Docker and started it: read /var/log/cloud-init-output.log and \
+                 `docker compose ps` on the instance (`aws ssm start-session --target {instance}`)",
+                state.as_str(),
+                limit.as_secs(),
+                health.description().unwrap_or("no description"),
+            );
+            return Ok(Check { name, outcome: Outcome::Failed, detail });
+        }
+        waiting.get_or_insert_with(|| {
+            ctx.progress
+                .waiting(format!("{instance} becoming a healthy target (now {}, {reason})", state.as_str()), limit)
+        });
+        tokio::time::sleep(ctx.waits.poll_interval).await;
+    }
 }
 
 async fn http_check(ctx: &AwsContext, alb: &AlbOutputs, limit: Duration) -> Check {

@@ -118,6 +118,9 @@ pub enum Answer {
     NotAttached,
     /// SSM has no invocation of the command on the instance yet.
     NoInvocationYet,
+    /// AWS refuses the caller: invalid credentials, or, for ReleaseAddress, an address
+    /// whose NAT gateway was deleted moments ago.
+    AuthFailure,
 }
 
 impl Error {
@@ -142,12 +145,21 @@ impl Error {
             "InvalidDBInstanceState" => Answer::DbInstanceBusy,
             "Gateway.NotAttached" => Answer::NotAttached,
             "InvocationDoesNotExist" => Answer::NoInvocationYet,
+            "AuthFailure" => Answer::AuthFailure,
             code if code.starts_with("InvalidAMIID") => Answer::UnknownImage,
             code if code.ends_with("NotFound") || code.ends_with("NotFoundFault") || code == "NoSuchEntity" => {
                 Answer::NotFound
             }
             _ => return None,
         })
+    }
+
+    /// The error in one line, without its fix: what a wait shows as its last answer.
+    pub fn brief(&self) -> String {
+        match self {
+            Error::Aws { operation, code, message, .. } => format!("{operation} failed: {code}: {message}"),
+            other => other.to_string().lines().next().unwrap_or_default().to_owned(),
+        }
     }
 
     /// Whether AWS gave this expected answer.

@@ -77,7 +77,7 @@ where
             Err(err) if retry_if(&err) => {
                 if started.elapsed() >= limit {
                     return Err(Error::Timeout {
-                        what: format!("{what} (last answer: {err})"),
+                        what: format!("{what} (last answer: {})", err.brief()),
                         after: limit,
                         fix: fix.to_owned(),
                     });

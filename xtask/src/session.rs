@@ -28,6 +28,8 @@ impl Session {
         let target = if args.emulator {
             let running = emulator::Emulator::default().ensure_running().context("starting the emulator")?;
             Target::Emulator { endpoint: running.endpoint() }
+        } else if let Some(endpoint) = endpoint_override() {
+            Target::Emulator { endpoint }
         } else {
             Target::Aws
         };
@@ -57,10 +59,20 @@ impl Session {
         match &self.target {
             Target::Aws => format!("stack {} in {} (AWS)", stack.name, stack.region),
             Target::Emulator { endpoint } => {
-                format!("stack {} in {} (local emulator at {endpoint})", stack.name, stack.region)
+                format!("stack {} in {} (emulator at {endpoint})", stack.name, stack.region)
             }
         }
     }
+}
+
+/// `AWS_ENDPOINT_URL` when it names something other than AWS itself (moto, LocalStack):
+/// an emulator, polled often, with data-plane checks that need real AWS. An endpoint of
+/// AWS's own (`*.amazonaws.com`) is AWS.
+fn endpoint_override() -> Option<String> {
+    let url = std::env::var("AWS_ENDPOINT_URL").ok().filter(|url| !url.trim().is_empty())?;
+    let host = url.split("://").last().unwrap_or_default().split(['/', ':']).next().unwrap_or_default();
+    let aws = host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn");
+    (!aws).then_some(url)
 }
 
 /// The config file, or the built-in default when the default path is absent (running

@@ -109,6 +109,38 @@ fn an_unknown_tier_is_refused() {
     assert_eq!(outcome.aws_connections, 0);
 }
 
+#[test]
+fn an_endpoint_override_is_an_emulator_and_verify_says_what_needs_real_aws() {
+    let running = emulator::Emulator::default().ensure_running().expect("the emulator starts");
+    let stack = "cli-endpoint";
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(args)
+            .args(["--stack", stack, "--config", "../config/default.toml"])
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+            .env("AWS_ENDPOINT_URL", running.endpoint())
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap();
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        (output.status.code(), text(&output.stdout), text(&output.stderr))
+    };
+    let (code, _, stderr) = run(&["deploy"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("(emulator at {})", running.endpoint())), "the target line says so: {stderr}");
+
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = run(&["verify"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(60), "verify took {:?}", started.elapsed());
+    assert!(stdout.contains("✓ passed") && stdout.contains("? needs real AWS"), "{stdout}");
+    assert!(!stdout.contains("FAILED"), "{stdout}");
+
+    let (code, _, stderr) = run(&["teardown", "--yes"]);
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
 struct Outcome {
     code: Option<i32>,
     stderr: String,

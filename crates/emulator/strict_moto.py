@@ -309,10 +309,84 @@ def install():
 
     EC2Backend.associate_route_table = associate_route_table
 
+    # --- EC2's eventual consistency: a new NAT gateway, security group or route table is
+    # unknown by its id, to describes and to calls that use it, for a moment. ---
+    def unknown_while_young(thing, code, kind, thing_id):
+        if thing is not None and young(thing, "_three_tier_created", "new_resource_visible"):
+            raise EC2ClientError(code, f"The {kind} ID '{thing_id}' does not exist")
+
+    def young_group(ec2, group_id):
+        unknown_while_young(ec2.get_security_group_from_id(group_id), "InvalidGroup.NotFound", "security group", group_id)
+
+    def young_table(ec2, table_id):
+        unknown_while_young(ec2.route_tables.get(table_id), "InvalidRouteTableID.NotFound", "route table", table_id)
+
+    def young_nat(ec2, nat_id):
+        unknown_while_young(ec2.nat_gateways.get(nat_id), "NatGatewayNotFound", "NAT gateway", nat_id)
+
+    def stamped(original, skip=lambda kwargs: False):
+        def create(self, *args, **kwargs):
+            made = original(self, *args, **kwargs)
+            if not skip(kwargs):
+                made._three_tier_created = time.monotonic()
+            return made
+
+        return create
+
+    # The VPC's own default group and main table are there from the VPC's creation on.
+    EC2Backend.create_security_group = stamped(EC2Backend.create_security_group, lambda kw: kw.get("is_default"))
+    EC2Backend.create_route_table = stamped(EC2Backend.create_route_table, lambda kw: kw.get("main"))
+    EC2Backend.create_nat_gateway = stamped(EC2Backend.create_nat_gateway)
+
+    original_describe_groups = EC2Backend.describe_security_groups
+
+    def describe_security_groups(self, group_ids=None, groupnames=None, filters=None):
+        for group_id in group_ids or []:
+            young_group(self, group_id)
+        return original_describe_groups(self, group_ids, groupnames, filters)
+
+    EC2Backend.describe_security_groups = describe_security_groups
+    original_authorize = EC2Backend.authorize_security_group_ingress
+
+    def authorize_security_group_ingress(self, group_name_or_id, *args, **kwargs):
+        young_group(self, group_name_or_id)
+        for source in kwargs.get("source_groups") or []:
+            if source.get("GroupId"):
+                young_group(self, source["GroupId"])
+        return original_authorize(self, group_name_or_id, *args, **kwargs)
+
+    EC2Backend.authorize_security_group_ingress = authorize_security_group_ingress
+    original_describe_tables = EC2Backend.describe_route_tables
+
+    def describe_route_tables(self, route_table_ids=None, filters=None):
+        for table_id in route_table_ids or []:
+            young_table(self, table_id)
+        return original_describe_tables(self, route_table_ids, filters)
+
+    EC2Backend.describe_route_tables = describe_route_tables
+    strict_associate = EC2Backend.associate_route_table
+
+    def associate_young_table(self, route_table_id, gateway_id=None, subnet_id=None):
+        young_table(self, route_table_id)
+        return strict_associate(self, route_table_id, gateway_id=gateway_id, subnet_id=subnet_id)
+
+    EC2Backend.associate_route_table = associate_young_table
+    original_describe_nats = EC2Backend.describe_nat_gateways
+
+    def describe_nat_gateways(self, filters, nat_gateway_ids):
+        for nat_id in nat_gateway_ids or []:
+            young_nat(self, nat_id)
+        return original_describe_nats(self, filters, nat_gateway_ids)
+
+    EC2Backend.describe_nat_gateways = describe_nat_gateways
+
     original_create_route = EC2Backend.create_route
 
     def create_route(self, *args, **kwargs):
+        young_table(self, kwargs.get("route_table_id") or args[0])
         nat_id = kwargs.get("nat_gateway_id")
+        if nat_id is not None:
+            young_nat(self, nat_id)
         if nat_id is not None:
             nat = self.nat_gateways.get(nat_id)
             if nat is None or nat.state in ("deleting", "deleted"):

@@ -440,6 +440,65 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
 }
 
 #[tokio::test]
+async fn new_security_groups_route_tables_and_nat_gateways_are_unknown_by_id_for_a_moment() {
+    if !strict() {
+        return;
+    }
+    let config = config_in("it-young", "us-east-1");
+    let ctx = context(&config).await;
+    let ec2 = &ctx.ec2;
+    let vpc = ec2.create_vpc().cidr_block("10.9.0.0/16").send().await.unwrap();
+    let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).unwrap().to_owned();
+
+    // A group AWS has just made: its first use a moment later can answer NotFound.
+    let group = ec2.create_security_group().group_name("it-young").description("young").vpc_id(&vpc_id).send().await;
+    let group_id = group.unwrap().group_id().unwrap().to_owned();
+    let rule = aws_sdk_ec2::types::IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(80)
+        .to_port(80)
+        .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+        .build();
+    let authorize = || ec2.authorize_security_group_ingress().group_id(&group_id).ip_permissions(rule.clone()).send();
+    assert_eq!(code(authorize().await.aws("AuthorizeSecurityGroupIngress")), "InvalidGroup.NotFound");
+    assert!(eventually(Duration::from_secs(10), || async { authorize().await.is_ok() }).await);
+
+    // A route table, the same.
+    let subnet = ec2.create_subnet().vpc_id(&vpc_id).cidr_block("10.9.0.0/24").availability_zone("us-east-1a").send();
+    let subnet_id = subnet.await.unwrap().subnet().and_then(|s| s.subnet_id()).unwrap().to_owned();
+    let table = ec2.create_route_table().vpc_id(&vpc_id).send().await.unwrap();
+    let table_id = table.route_table().and_then(|t| t.route_table_id()).unwrap().to_owned();
+    let associate = || ec2.associate_route_table().route_table_id(&table_id).subnet_id(&subnet_id).send();
+    assert_eq!(code(associate().await.aws("AssociateRouteTable")), "InvalidRouteTableID.NotFound");
+    assert!(eventually(Duration::from_secs(10), || async { associate().await.is_ok() }).await);
+
+    // A NAT gateway, to a describe by its id.
+    let address = ec2.allocate_address().domain(aws_sdk_ec2::types::DomainType::Vpc).send().await.unwrap();
+    let allocation_id = address.allocation_id().unwrap().to_owned();
+    let gateway = ec2.create_internet_gateway().send().await.unwrap();
+    let gateway_id = gateway.internet_gateway().and_then(|g| g.internet_gateway_id()).unwrap().to_owned();
+    ec2.attach_internet_gateway().internet_gateway_id(&gateway_id).vpc_id(&vpc_id).send().await.unwrap();
+    let nat = ec2.create_nat_gateway().subnet_id(&subnet_id).allocation_id(&allocation_id).send().await.unwrap();
+    let nat_id = nat.nat_gateway().and_then(|n| n.nat_gateway_id()).unwrap().to_owned();
+    let describe = || ec2.describe_nat_gateways().nat_gateway_ids(&nat_id).send();
+    assert_eq!(code(describe().await.aws("DescribeNatGateways")), "NatGatewayNotFound");
+    assert!(eventually(Duration::from_secs(10), || async { describe().await.is_ok() }).await);
+    // The network tier rides all three out: its deploys in these tests meet them every time.
+
+    ec2.delete_nat_gateway().nat_gateway_id(&nat_id).send().await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async { nat_state(&ctx, &nat_id).await == NatGatewayState::Deleted })
+            .await
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            ec2.release_address().allocation_id(&allocation_id).send().await.is_ok()
+        })
+        .await
+    );
+}
+
+#[tokio::test]
 async fn a_new_instance_profile_is_refused_by_run_instances_for_a_while() {
     if !strict() {
         return;

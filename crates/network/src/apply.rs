@@ -317,8 +317,12 @@ pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Res
     Ok(())
 }
 
-/// A NAT gateway's state; `None` once AWS no longer lists it.
+/// A NAT gateway's state; `None` when AWS does not list it: gone, or just created and not
+/// visible yet (EC2 is eventually consistent).
 async fn nat_state(ctx: &AwsContext, id: &str) -> Result<Option<NatGatewayState>> {
-    let answer = ctx.ec2.describe_nat_gateways().nat_gateway_ids(id).send().await.aws("DescribeNatGateways")?;
-    Ok(answer.nat_gateways().first().and_then(|n| n.state()).cloned())
+    match ctx.ec2.describe_nat_gateways().nat_gateway_ids(id).send().await.aws("DescribeNatGateways") {
+        Ok(answer) => Ok(answer.nat_gateways().first().and_then(|n| n.state()).cloned()),
+        Err(err) if err.is_not_found() => Ok(None),
+        Err(err) => Err(err),
+    }
 }

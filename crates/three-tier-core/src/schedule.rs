@@ -8,8 +8,9 @@ use std::task::Poll;
 
 use crate::aws::AwsContext;
 use crate::error::{Error, Result, StepFailure};
-use crate::graph::Graph;
-use crate::plan::{Created, Step};
+use crate::graph::{Graph, planned_refs};
+use crate::plan::{Change, Created, Step};
+use crate::wait::retry_while;
 
 /// How the scheduler picks among the nodes that are ready.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,7 +47,29 @@ pub async fn run<S: Step>(
     let start = |index: usize| {
         let node = &graph.nodes[index];
         ctx.progress.announce(node.tier, &node.step);
-        Box::pin(async move { (index, run(ctx, &node.step, created).await) })
+        // A step that uses what a step of this run just made meets EC2's eventual
+        // consistency: for a moment the new id is unknown (`*.NotFound`). It is retried for
+        // as long as such a delay lasts; the step it needs did finish.
+        let uses_new = node.step.change() != Change::Delete && !planned_refs(&node.step).is_empty();
+        Box::pin(async move {
+            let result = if uses_new {
+                let what = format!("AWS to know what `{}` uses", node.step.describe());
+                let fix = "AWS has not made a resource this run created visible yet: run the command again in a minute";
+                retry_while(
+                    &ctx.progress,
+                    &what,
+                    ctx.waits.propagation,
+                    ctx.waits.poll_interval,
+                    fix,
+                    Error::is_not_found,
+                    || run(ctx, &node.step, created),
+                )
+                .await
+            } else {
+                run(ctx, &node.step, created).await
+            };
+            (index, result)
+        })
     };
     let mut running = Vec::new();
     let mut failures = Vec::new();

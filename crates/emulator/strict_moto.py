@@ -645,6 +645,26 @@ def install():
 
     ELBv2Backend.register_targets = register_targets
 
+    # The SSM agent registers about a minute after the instance boots: until then
+    # SendCommand refuses the instance.
+    from moto.ec2.models import ec2_backends
+    from moto.ssm.exceptions import SSMException
+    from moto.ssm.models import SimpleSystemManagerBackend
+
+    original_send_command = SimpleSystemManagerBackend.send_command
+
+    def send_command(self, *args, **kwargs):
+        ec2 = ec2_backends[self.account_id][self.region_name]
+        for instance_id in kwargs.get("instance_ids") or []:
+            instance = ec2.get_instance_by_id(instance_id)
+            launched = getattr(instance, "_three_tier_launched", None)
+            agent_online = launched is None or time.monotonic() - launched >= scaled("instance_running") + scaled("ssm_agent_registered")
+            if instance is None or not agent_online:
+                raise SSMException("InvalidInstanceId", f"Instances [[{instance_id}]] not in a valid state for account {self.account_id}")
+        return original_send_command(self, *args, **kwargs)
+
+    SimpleSystemManagerBackend.send_command = send_command
+
 
 READS = ("Describe", "List", "Get")
 

@@ -414,6 +414,16 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
     };
     assert!(eventually(Duration::from_secs(10), || async { state(&ctx, id.clone()).await == "pending" }).await);
     assert!(eventually(Duration::from_secs(10), || async { state(&ctx, id.clone()).await == "running" }).await);
+    // SSM knows the instance only once its agent has registered, a minute after it runs.
+    let send = || {
+        ctx.ssm
+            .send_command()
+            .document_name("AWS-RunShellScript")
+            .instance_ids(&id)
+            .parameters("commands", vec!["true".into()])
+            .send()
+    };
+    assert_eq!(code(send().await.aws("SendCommand")), "InvalidInstanceId");
 
     // A target registered as soon as its instance runs is `initial` through its first
     // checks, `unhealthy` while the user data still starts nginx, then `healthy` after
@@ -431,6 +441,8 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
     assert_eq!(health(&ctx).await, "initial");
     assert!(eventually(Duration::from_secs(10), || async { health(&ctx).await == "unhealthy" }).await);
     assert!(eventually(Duration::from_secs(10), || async { health(&ctx).await == "healthy" }).await);
+
+    assert!(eventually(Duration::from_secs(10), || async { send().await.is_ok() }).await);
 
     ctx.ec2.terminate_instances().instance_ids(&id).send().await.unwrap();
     assert_eq!(state(&ctx, id.clone()).await, "shutting-down");

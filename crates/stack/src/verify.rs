@@ -17,6 +17,7 @@ use serde::Serialize;
 use three_tier_core::error::Answer;
 use three_tier_core::outputs::{AlbOutputs, ComputeOutputs, DatabaseOutputs};
 use three_tier_core::progress::Waiting;
+use three_tier_core::wait::retry_while;
 use three_tier_core::{AwsContext, AwsResultExt, Config, Error, Result, Tier};
 
 use crate::StackOutputs;
@@ -232,16 +233,34 @@ async fn database_check(
     limit: Duration,
 ) -> Result<Check> {
     let name = format!("the nginx container lists the `{}` database", config.database.database_name);
-    let answer = ctx
-        .ssm
-        .send_command()
-        .document_name("AWS-RunShellScript")
-        .instance_ids(&compute.instance_id)
-        .comment("three-tier verify: SHOW DATABASES from the nginx container")
-        .parameters("commands", vec![database_check_script(config, database)])
-        .send()
-        .await
-        .aws("SendCommand")?;
+    // SSM knows the instance once its agent has registered, about a minute after boot.
+    let send = || async {
+        ctx.ssm
+            .send_command()
+            .document_name("AWS-RunShellScript")
+            .instance_ids(&compute.instance_id)
+            .comment("three-tier verify: SHOW DATABASES from the nginx container")
+            .parameters("commands", vec![database_check_script(config, database)])
+            .send()
+            .await
+            .aws("SendCommand")
+    };
+    let what = format!("the SSM agent on {} to register", compute.instance_id);
+    let fix = format!(
+        "the instance's SSM agent is not online: `aws ssm describe-instance-information --filters Key=InstanceIds,Values={}` \
+         shows it; it needs the role's AmazonSSMManagedInstanceCore and a way out through the NAT gateway",
+        compute.instance_id
+    );
+    let answer = retry_while(
+        &ctx.progress,
+        &what,
+        limit,
+        ctx.waits.poll_interval,
+        &fix,
+        |err| err.is(Answer::AgentNotReady),
+        send,
+    )
+    .await?;
     let command_id = answer.command().and_then(|c| c.command_id()).unwrap_or_default().to_owned();
     let started = Instant::now();
     let waiting = ctx.progress.waiting(format!("SSM command {command_id} on {}", compute.instance_id), limit);

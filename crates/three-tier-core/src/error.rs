@@ -118,6 +118,9 @@ pub enum Answer {
     NotAttached,
     /// SSM has no invocation of the command on the instance yet.
     NoInvocationYet,
+    /// SSM does not know the instance: its agent has not registered yet (about a minute
+    /// after boot), or it is not online.
+    AgentNotReady,
     /// AWS refuses the caller: invalid credentials, or, for ReleaseAddress, an address
     /// whose NAT gateway was deleted moments ago.
     AuthFailure,
@@ -146,6 +149,7 @@ impl Error {
             "Gateway.NotAttached" => Answer::NotAttached,
             "InvocationDoesNotExist" => Answer::NoInvocationYet,
             "AuthFailure" => Answer::AuthFailure,
+            "InvalidInstanceId" => Answer::AgentNotReady,
             code if code.starts_with("InvalidAMIID") => Answer::UnknownImage,
             code if code.ends_with("NotFound") || code.ends_with("NotFoundFault") || code == "NoSuchEntity" => {
                 Answer::NotFound

@@ -37,7 +37,7 @@ use database::Database;
 use network::Network;
 
 pub use status::{TierStatus, status};
-pub use verify::{Check, NGINX_WELCOME, Outcome, VerifyLimits, database_check_script, verify};
+pub use verify::{Check, NGINX_WELCOME, Outcome, VerifyLimits, database_check_script, verify, verify_database};
 
 /// Every tier, in deploy order.
 pub const TIERS: &[Tier] = &[Tier::Network, Tier::Alb, Tier::Compute, Tier::Database];

@@ -97,6 +97,22 @@ pub async fn verify(
     Ok(checks)
 }
 
+/// The second goal alone: the nginx container lists the database. The instance's SSM
+/// agent may not have registered yet (right after the instance starts): waited for.
+pub async fn verify_database(
+    ctx: &AwsContext,
+    config: &Config,
+    traffic_flows: bool,
+    limits: VerifyLimits,
+) -> Result<Check> {
+    let outputs = crate::outputs(ctx, config).await?;
+    let (Some(compute), Some(database)) = (&outputs.compute, &outputs.database) else {
+        let tier = if outputs.compute.is_none() { Tier::Compute } else { Tier::Database };
+        return Err(Error::NotDeployed { tier, stack: config.stack.name.clone() });
+    };
+    database_check(ctx, config, compute, database, traffic_flows, limits.command).await
+}
+
 /// Waits for the instance to be a healthy target: right after a deploy it is `initial`,
 /// and `unhealthy` while its user data is still starting nginx.
 async fn target_health(ctx: &AwsContext, alb: &AlbOutputs, compute: &ComputeOutputs, limit: Duration) -> Result<Check> {

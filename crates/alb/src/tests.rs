@@ -9,14 +9,7 @@ use crate::observe::{Observed, ObservedListener, ObservedLoadBalancer, ObservedR
 use crate::plan::{AlbStep, plan, teardown_plan};
 
 fn network() -> NetworkRefs {
-    NetworkRefs {
-        vpc: Ref::existing("vpc-1"),
-        subnets: SubnetRole::ALL.iter().map(|&role| (role, Ref::existing(format!("subnet-{role}")))).collect(),
-        security_groups: SecurityGroupRole::ALL
-            .iter()
-            .map(|&role| (role, Ref::existing(format!("sg-{role}"))))
-            .collect(),
-    }
+    NetworkRefs::example()
 }
 
 fn with_api_rule() -> Config {

@@ -13,14 +13,7 @@ use crate::plan::{ComputeStep, plan, teardown_plan};
 use crate::user_data;
 
 fn inputs() -> (NetworkRefs, AlbRefs) {
-    let network = NetworkRefs {
-        vpc: Ref::existing("vpc-1"),
-        subnets: SubnetRole::ALL.iter().map(|&role| (role, Ref::existing(format!("subnet-{role}")))).collect(),
-        security_groups: SecurityGroupRole::ALL
-            .iter()
-            .map(|&role| (role, Ref::existing(format!("sg-{role}"))))
-            .collect(),
-    };
+    let network = NetworkRefs::example();
     let alb = AlbRefs {
         app_target_group: Ref::existing("arn:aws:elasticloadbalancing:ap-northeast-1:1:targetgroup/app-target-group/1"),
     };

@@ -8,14 +8,7 @@ use crate::observe::{DbStatus, Observed, ObservedInstance, ObservedSubnetGroup};
 use crate::plan::{DatabaseStep, plan, teardown_plan};
 
 fn network() -> NetworkRefs {
-    NetworkRefs {
-        vpc: Ref::existing("vpc-1"),
-        subnets: SubnetRole::ALL.iter().map(|&role| (role, Ref::existing(format!("subnet-{role}")))).collect(),
-        security_groups: SecurityGroupRole::ALL
-            .iter()
-            .map(|&role| (role, Ref::existing(format!("sg-{role}"))))
-            .collect(),
-    }
+    NetworkRefs::example()
 }
 
 fn default_desired() -> Desired {

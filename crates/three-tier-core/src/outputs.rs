@@ -48,6 +48,21 @@ impl NetworkRefs {
     }
 }
 
+impl NetworkRefs {
+    /// A deployed network with readable ids (`vpc-1`, `subnet-app`, `sg-db`, ...): what the
+    /// tiers' plans are shown and tested on.
+    pub fn example() -> NetworkRefs {
+        NetworkRefs {
+            vpc: Ref::existing("vpc-1"),
+            subnets: SubnetRole::ALL.iter().map(|&role| (role, Ref::existing(format!("subnet-{role}")))).collect(),
+            security_groups: SecurityGroupRole::ALL
+                .iter()
+                .map(|&role| (role, Ref::existing(format!("sg-{role}"))))
+                .collect(),
+        }
+    }
+}
+
 impl From<&NetworkOutputs> for NetworkRefs {
     fn from(outputs: &NetworkOutputs) -> NetworkRefs {
         NetworkRefs {

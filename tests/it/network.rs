@@ -298,6 +298,16 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
     let (_, plan) = network::plan_deploy(&ctx, &config).await.unwrap();
     let steps: Vec<String> = plan.steps.iter().map(|s| s.describe()).collect();
     assert_eq!(steps.len(), 2, "{steps:?}");
+    // `status` says what drifted, line by line as `plan` shows it.
+    let states = stack::status(&ctx, &config).await.unwrap();
+    let network_state = &states.iter().find(|(tier, _)| *tier == three_tier_core::Tier::Network).unwrap().1;
+    let stack::TierStatus::Drifted { steps: lines } = network_state else { panic!("{states:?}") };
+    assert_eq!(
+        lines,
+        &["~ turn on DNS hostnames of VPC {vpc}", "~ remove rule tcp 22 from 0.0.0.0/0 from sg001"]
+            .map(|line| line.replace("{vpc}", &outputs.vpc_id)),
+        "{lines:?}"
+    );
     network::deploy(&ctx, &config).await.unwrap();
 
     let groups = ec2.describe_security_groups().group_ids(&app_group).send().await.unwrap();

@@ -46,16 +46,19 @@ pub fn status(session: &Session) -> anyhow::Result<()> {
         let text = match state {
             TierStatus::Absent => "not deployed".to_owned(),
             TierStatus::UpToDate => "deployed, matches the config".to_owned(),
-            TierStatus::Drifted { changes } => {
-                format!(
-                    "deployed, {changes} change(s) pending: `cargo xtask plan {tier}` shows them, `cargo xtask deploy {tier}` makes them"
-                )
+            TierStatus::Drifted { steps } => {
+                format!("deployed, drifted: `cargo xtask deploy {tier}` takes these {} step(s)", steps.len())
             }
             TierStatus::Conflicting { conflicts } => {
                 format!("deployed, conflicts with the config: {}", conflicts.join("; "))
             }
         };
         println!("  {:<9} {text}", tier.as_str());
+        if let TierStatus::Drifted { steps } = state {
+            for step in steps {
+                println!("      {step}");
+            }
+        }
     }
     Ok(())
 }

@@ -188,6 +188,12 @@ impl Emulator {
         }
         fs::create_dir_all(&self.home).map_err(io("create the emulator directory", FIX_DISK))?;
         let log = self.home.join("install.log");
+        // Once per target directory, and silent otherwise: say what the wait is for.
+        let started = std::time::Instant::now();
+        eprintln!(
+            "installing the local AWS emulator (moto, from PyPI) into {}: about 30 s and 300 MB, once",
+            self.venv().display()
+        );
         let venv = self.venv();
         if !venv.join("bin/pip").exists() {
             run_logged(
@@ -208,6 +214,7 @@ impl Emulator {
             "check that PyPI is reachable (pip's proxy settings), then run the command again",
         )?;
         fs::write(&stamp, REQUIREMENTS).map_err(io("record the installed version", FIX_DISK))?;
+        eprintln!("emulator installed in {}s", started.elapsed().as_secs());
         Ok(())
     }
 

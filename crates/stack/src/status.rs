@@ -2,7 +2,7 @@
 
 use compute::Compute;
 use serde::Serialize;
-use three_tier_core::{AwsContext, Change, Config, Plan, Result, Step, Tier, TierCrate};
+use three_tier_core::{AwsContext, Config, Plan, Result, Step, Tier, TierCrate};
 
 use crate::{Observations, StackStep, TIERS, plan_deploy_from, standing};
 
@@ -14,8 +14,8 @@ pub enum TierStatus {
     Absent,
     /// It exists and matches the config.
     UpToDate,
-    /// It exists, and deploy would make this many changes (or wait for AWS).
-    Drifted { changes: usize },
+    /// It exists, and deploy would take these steps: each as `plan` shows it.
+    Drifted { steps: Vec<String> },
     /// It exists in a form deploy cannot change in place.
     Conflicting { conflicts: Vec<String> },
 }
@@ -46,6 +46,8 @@ fn judge(plan: &Plan<StackStep>) -> TierStatus {
     } else if plan.steps.is_empty() {
         TierStatus::UpToDate
     } else {
-        TierStatus::Drifted { changes: plan.steps.iter().filter(|s| s.change() != Change::Wait).count() }
+        TierStatus::Drifted {
+            steps: plan.steps.iter().map(|step| format!("{} {}", step.change().sign(), step.describe())).collect(),
+        }
     }
 }

@@ -22,18 +22,44 @@ pub fn deploy(session: &Session) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn plan(session: &Session, teardown: bool) -> anyhow::Result<()> {
+/// Shows what deploy (or teardown) would do; returns whether it would change anything.
+/// Without AWS credentials, a deploy plan is that of an account without the stack.
+pub fn plan(session: &Session, teardown: bool, json: bool) -> anyhow::Result<bool> {
     let ctx = session.connect();
     let config = &session.config;
-    let rendered: String = session.runtime.block_on(async {
-        if teardown {
-            anyhow::Ok(stack::plan_teardown(&ctx, config, &session.tiers, false).await?.render())
+    let (plan, assumption) = session.runtime.block_on(async {
+        let planned = if teardown {
+            stack::plan_teardown(&ctx, config, &session.tiers, false).await
         } else {
-            anyhow::Ok(stack::plan_deploy(&ctx, config, &session.tiers).await?.render())
+            stack::plan_deploy(&ctx, config, &session.tiers).await
+        };
+        match planned {
+            Err(err) if !teardown && err.is_missing_credentials() => {
+                let assumption = "no AWS credentials were found: this is the plan for an account without the stack \
+                                  (set AWS_PROFILE or run `aws sso login` to plan against yours)";
+                anyhow::Ok((stack::plan_for_new_account(config, &session.tiers)?, Some(assumption)))
+            }
+            other => anyhow::Ok((other?, None)),
         }
     })?;
-    ctx.progress.line(rendered.trim_end());
-    Ok(())
+    let changes = plan.changes() > 0 || !plan.graph.is_empty();
+    if json {
+        let prediction = plan.predict(&three_tier_core::Durations::aws());
+        let document = serde_json::json!({
+            "target": session.describe_target(),
+            "assumption": assumption,
+            "changes": changes,
+            "plan": plan,
+            "prediction": prediction,
+        });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+    } else {
+        if let Some(assumption) = assumption {
+            ctx.progress.line(assumption);
+        }
+        ctx.progress.line(plan.render().trim_end());
+    }
+    Ok(changes)
 }
 
 pub fn summarize(session: &Session, ctx: &three_tier_core::AwsContext) {

@@ -72,6 +72,13 @@ struct PlanArgs {
     /// Plan a teardown instead of a deploy.
     #[arg(long)]
     teardown: bool,
+    /// Print the plan and its prediction as JSON, for scripts.
+    #[arg(long)]
+    json: bool,
+    /// Exit 0 when nothing would change, 2 when something would, 1 on an error (as
+    /// `terraform plan -detailed-exitcode`).
+    #[arg(long)]
+    detailed_exitcode: bool,
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +125,17 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Plan(args) = &cli.command
+        && args.detailed_exitcode
+    {
+        return match session::Session::open(&args.stack).and_then(|s| deploy::plan(&s, args.teardown, args.json)) {
+            Ok(changes) => ExitCode::from(if changes { 2 } else { 0 }),
+            Err(err) => {
+                eprintln!("error: {err:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -136,7 +154,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let sh = xshell::Shell::new()?;
     match cli.command {
         Command::Deploy(args) => deploy::deploy(&session::Session::open(&args)?),
-        Command::Plan(args) => deploy::plan(&session::Session::open(&args.stack)?, args.teardown),
+        Command::Plan(args) => {
+            deploy::plan(&session::Session::open(&args.stack)?, args.teardown, args.json).map(|_| ())
+        }
         Command::Teardown(args) => teardown::teardown(&session::Session::open(&args.stack)?, args.yes, args.cascade),
         Command::Outputs(args) => status::outputs(&session::Session::open(&args.stack)?, args.json),
         Command::Status(args) => status::status(&session::Session::open(&args)?),

@@ -137,8 +137,53 @@ fn an_endpoint_override_is_an_emulator_and_verify_says_what_needs_real_aws() {
     assert!(stdout.contains("✓ passed") && stdout.contains("? needs real AWS"), "{stdout}");
     assert!(!stdout.contains("FAILED"), "{stdout}");
 
+    // Terraform's detailed exit code: 0 when nothing would change.
+    let (code, _, stderr) = run(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, Some(0), "{stderr}");
+
     let (code, _, stderr) = run(&["teardown", "--yes"]);
     assert_eq!(code, Some(0), "{stderr}");
+}
+
+/// Runs the xtask binary as a newcomer without any AWS account would: no credentials,
+/// no profile, no endpoint, no instance role.
+fn run_without_account(args: &[&str]) -> (Option<i32>, String, String) {
+    let home = tempdir("no-account");
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .args(["--config", "../config/default.toml"])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code(), text(&output.stdout), text(&output.stderr))
+}
+
+#[test]
+fn without_an_account_plan_shows_the_plan_for_an_account_without_the_stack() {
+    let (code, _, stderr) = run_without_account(&["plan"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.starts_with("no AWS credentials were found"), "one line says what the plan assumes: {stderr}");
+    for tier in ["network: 15 to create", "alb: 3 to create", "compute: 3 to create", "database: 2 to create"] {
+        assert!(stderr.contains(tier), "{tier}: {stderr}");
+    }
+    assert!(stderr.contains("instance three-tier-app (t3.micro, (looked up at deploy)"), "{stderr}");
+    assert!(stderr.contains("deploy: about 6m01s; long pole: VPC three-tier-vpc"), "{stderr}");
+
+    let (code, stdout, stderr) = run_without_account(&["plan", "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let document: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(document["changes"], true);
+    assert!(document["assumption"].as_str().unwrap().starts_with("no AWS credentials"));
+    assert_eq!(document["plan"]["tiers"].as_array().unwrap().len(), 4);
+    assert!(document["prediction"]["seconds"].as_f64().unwrap() > 360.0);
+
+    let (code, _, stderr) = run_without_account(&["plan", "--detailed-exitcode"]);
+    assert_eq!(code, Some(2), "changes to make: {stderr}");
 }
 
 struct Outcome {

@@ -2,7 +2,7 @@
 
 use aws_sdk_elasticloadbalancingv2::types::LoadBalancerStateEnum;
 use three_tier_core::outputs::NetworkRefs;
-use three_tier_core::{Change, Config, Ref, SecurityGroupRole, Step, SubnetRole};
+use three_tier_core::{Change, Config, Ref, Step};
 
 use crate::desired::{Desired, desired};
 use crate::observe::{Observed, ObservedListener, ObservedLoadBalancer, ObservedRule, ObservedTargetGroup};

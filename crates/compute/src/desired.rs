@@ -100,6 +100,13 @@ pub struct Image {
     pub snapshot_gib: u32,
 }
 
+impl Image {
+    /// An AMI not looked up, for a plan made without an account: deploy reads it.
+    pub fn to_look_up(source: ImageSource) -> Image {
+        Image { id: "(looked up at deploy)".into(), source, root_device: "/dev/xvda".into(), snapshot_gib: 0 }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RegistrationSpec {
     pub target_group: Ref,

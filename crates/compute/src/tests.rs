@@ -5,7 +5,7 @@ use std::process::Command;
 
 use aws_sdk_ec2::types::{HttpTokensState, InstanceStateName};
 use three_tier_core::outputs::{AlbRefs, NetworkRefs};
-use three_tier_core::{Config, Ref, SecurityGroupRole, Step, SubnetRole};
+use three_tier_core::{Config, Ref, Step};
 
 use crate::desired::{Desired, Image, ImageSource, desired};
 use crate::observe::{Observed, ObservedInstance, ObservedInstanceProfile, ObservedRole, ObservedTarget};

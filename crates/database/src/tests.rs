@@ -1,7 +1,7 @@
 //! The pure half of the tier: plans from hand-built observed states.
 
 use three_tier_core::outputs::NetworkRefs;
-use three_tier_core::{Config, Graph, Ref, SecurityGroupRole, Step, SubnetRole, Tier};
+use three_tier_core::{Config, Graph, Ref, Step, Tier};
 
 use crate::desired::{Desired, desired};
 use crate::observe::{DbStatus, Observed, ObservedInstance, ObservedSubnetGroup};

@@ -344,6 +344,19 @@ pub fn plan_deploy_from(config: &Config, tiers: &[Tier], observed: &Observations
     StackPlan::new(PlanKind::Deploy, plans)
 }
 
+/// What deploy would do to `tiers` in an account without the stack: every resource a
+/// create, planned without any call to AWS (the AMI is looked up at deploy).
+pub fn plan_for_new_account(config: &Config, tiers: &[Tier]) -> Result<StackPlan> {
+    let image = compute::Image::to_look_up(compute::image_source(config));
+    let empty = Observations {
+        network: Some(Default::default()),
+        alb: Some(Default::default()),
+        compute: Some(compute::Observed { image: Some(image), ..Default::default() }),
+        database: Some(Default::default()),
+    };
+    plan_deploy_from(config, tiers, &empty)
+}
+
 /// Plans the teardown of `tiers`. A tier that others still stand on is refused unless
 /// they are named too, or `cascade` adds them.
 pub async fn plan_teardown(ctx: &AwsContext, config: &Config, tiers: &[Tier], cascade: bool) -> Result<StackPlan> {

@@ -180,6 +180,11 @@ impl Error {
         }
     }
 
+    /// The SDK found no credentials to sign the request with.
+    pub fn is_missing_credentials(&self) -> bool {
+        matches!(self, Error::Unreachable { detail, .. } if detail.to_ascii_lowercase().contains("credential"))
+    }
+
     /// Something still uses the resource (see [`Answer::InUse`]).
     pub fn is_in_use(&self) -> bool {
         self.is(Answer::InUse)

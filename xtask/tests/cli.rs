@@ -61,6 +61,30 @@ const BAD_CONFIGS: &[(&str, &str, &str, &str)] = &[
         "database.subnet_group_name",
     ),
     (
+        "MySQL version the tool does not support",
+        "engine_version = \"8.4\"",
+        "engine_version = \"5.7\"",
+        "database.engine_version",
+    ),
+    (
+        "the seed's previous-generation DB class",
+        "instance_class = \"db.t3.micro\"",
+        "instance_class = \"db.t2.micro\"",
+        "database.instance_class",
+    ),
+    (
+        "io1 storage under its minimum",
+        "storage_type = \"gp2\"",
+        "storage_type = \"io1\"",
+        "database.allocated_storage_gib",
+    ),
+    (
+        "an arm64 instance type for the x86_64 AMI",
+        "instance_type = \"t3.micro\"",
+        "instance_type = \"t4g.micro\"",
+        "compute.instance_type",
+    ),
+    (
         "subnet outside the stack's zones",
         "cidr = \"10.0.0.192/26\"\navailability_zone = \"ap-northeast-1c\"",
         "cidr = \"10.0.0.192/26\"\navailability_zone = \"ap-northeast-1d\"",

@@ -423,6 +423,7 @@ impl Config {
             ));
         }
         let mut priorities = BTreeSet::new();
+        let mut paths = BTreeSet::new();
         let mut groups = BTreeSet::from([alb.target_group_name.as_str()]);
         for (index, rule) in alb.rules.iter().enumerate() {
             let base = format!("alb.rules[{index}]");
@@ -433,11 +434,18 @@ impl Config {
                     "give each rule its own priority from 1 to 50000",
                 ));
             }
-            if rule.path_pattern.is_empty() || rule.path_pattern.len() > 128 {
+            if rule.path_pattern.is_empty() || rule.path_pattern.len() > 128 || !rule.path_pattern.starts_with('/') {
                 return Err(invalid(
                     &format!("{base}.path_pattern"),
                     format!("\"{}\" is not a path pattern", rule.path_pattern),
-                    "use 1-128 characters, e.g. \"/api/*\"",
+                    "use 1-128 characters starting with /, e.g. \"/api/*\"",
+                ));
+            }
+            if !paths.insert(rule.path_pattern.as_str()) {
+                return Err(invalid(
+                    &format!("{base}.path_pattern"),
+                    format!("\"{}\" is routed by an earlier rule already", rule.path_pattern),
+                    "give each rule its own path pattern, or remove the duplicate rule",
                 ));
             }
             let key = format!("{base}.target_group_name");
@@ -455,11 +463,24 @@ impl Config {
 
     fn validate_compute_and_database(&self) -> Check {
         let compute = &self.compute;
-        if !compute.instance_type.contains('.') {
+        let Some((family, _)) = compute.instance_type.split_once('.').filter(|(f, s)| !f.is_empty() && !s.is_empty())
+        else {
             return Err(invalid(
                 "compute.instance_type",
                 format!("\"{}\" is not an EC2 instance type", compute.instance_type),
                 "use a type such as \"t3.micro\"",
+            ));
+        };
+        // The default AMI is Amazon Linux 2023 for x86_64: a Graviton (arm64) type cannot
+        // boot it, and RunInstances would refuse it only after the network is built.
+        if compute.ami_id.is_none() && is_graviton(family) && compute.ami_parameter.contains("x86_64") {
+            return Err(invalid(
+                "compute.instance_type",
+                format!(
+                    "\"{}\" is an arm64 (Graviton) type, and compute.ami_parameter names an x86_64 AMI",
+                    compute.instance_type
+                ),
+                "use an x86_64 type such as \"t3.micro\", or the arm64 parameter (…-kernel-default-arm64) with it",
             ));
         }
         if let Some(ami) = &compute.ami_id
@@ -493,25 +514,46 @@ impl Config {
                 "use \"mysql\": the stack and its checks are built for MySQL",
             ));
         }
-        if !database.instance_class.starts_with("db.") {
+        let class = database.instance_class.strip_prefix("db.").and_then(|rest| rest.split_once('.'));
+        let Some((family, _)) = class.filter(|(family, size)| !family.is_empty() && !size.is_empty()) else {
             return Err(invalid(
                 "database.instance_class",
                 format!("\"{}\" is not a DB instance class", database.instance_class),
                 "use a class such as \"db.t3.micro\"",
             ));
-        }
-        if !(20..=65_536).contains(&database.allocated_storage_gib) {
+        };
+        // The seed's db.t2.micro: previous generation, refused for current MySQL.
+        if ["t2", "m1", "m2", "m3", "m4", "r3", "r4"].contains(&family) {
             return Err(invalid(
-                "database.allocated_storage_gib",
-                format!("{} GiB is outside what RDS MySQL accepts", database.allocated_storage_gib),
-                "use 20 to 65536 GiB",
+                "database.instance_class",
+                format!(
+                    "\"{}\" is a previous-generation class that RDS refuses for MySQL 8.4",
+                    database.instance_class
+                ),
+                "use a current class such as \"db.t3.micro\" (SPEC.md)",
             ));
         }
-        if !["gp2", "gp3", "io1", "io2", "standard"].contains(&database.storage_type.as_str()) {
+        // Each storage type's size bounds for RDS MySQL.
+        let bounds = match database.storage_type.as_str() {
+            "gp2" | "gp3" => 20..=65_536,
+            "io1" | "io2" => 100..=65_536,
+            "standard" => 20..=3_072,
+            _ => {
+                return Err(invalid(
+                    "database.storage_type",
+                    format!("\"{}\" is not an RDS storage type", database.storage_type),
+                    "use \"gp2\" (the seed's) or \"gp3\"",
+                ));
+            }
+        };
+        if !bounds.contains(&database.allocated_storage_gib) {
             return Err(invalid(
-                "database.storage_type",
-                format!("\"{}\" is not an RDS storage type", database.storage_type),
-                "use \"gp2\" (the seed's) or \"gp3\"",
+                "database.allocated_storage_gib",
+                format!(
+                    "{} GiB is outside what RDS MySQL takes for {} storage",
+                    database.allocated_storage_gib, database.storage_type
+                ),
+                &format!("use {} to {} GiB", bounds.start(), bounds.end()),
             ));
         }
         for (key, value, max) in [
@@ -538,8 +580,25 @@ impl Config {
                 "use a version such as \"8.4\"",
             ));
         }
+        // The tool is built and checked for MySQL 8.4 (SPEC.md): 8.0 left RDS standard
+        // support on 2026-07-31 and is billed for Extended Support; older ones are gone.
+        if engine_version != "8.4" && !engine_version.starts_with("8.4.") {
+            return Err(invalid(
+                "database.engine_version",
+                format!("MySQL {engine_version} is not supported"),
+                "use \"8.4\" (RDS applies its minor versions) or a minor version such as \"8.4.7\"",
+            ));
+        }
         Ok(())
     }
+}
+
+/// Whether an EC2 instance family is AWS Graviton (arm64): a `g` right after the
+/// generation digit, as in t4g, m7g, c6gn, r8g.
+fn is_graviton(family: &str) -> bool {
+    let after_digits = family.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    let attributes = after_digits.trim_start_matches(|c: char| c.is_ascii_digit());
+    after_digits.len() != attributes.len() && attributes.starts_with('g')
 }
 
 /// A failed check: key, problem, fix.
@@ -686,5 +745,28 @@ mod tests {
         config.validate(Path::new("x.toml")).unwrap();
         assert_eq!(config.alb.rules.len(), 1);
         assert_eq!(config.alb.rules[0].port.get(), 8080);
+    }
+
+    #[test]
+    fn two_rules_for_one_path_are_refused() {
+        let rule = |priority: u32, group: &str| {
+            format!(
+                "[[alb.rules]]\npriority = {priority}\npath_pattern = \"/api/*\"\ntarget_group_name = \"{group}\"\nport = 8080\n"
+            )
+        };
+        let text = format!("{}\n{}{}", Config::DEFAULT_TOML, rule(10, "api-a"), rule(20, "api-b"));
+        let config = Config::parse(Path::new("x.toml"), &text).unwrap();
+        let err = config.validate(Path::new("x.toml")).unwrap_err().to_string();
+        assert!(err.contains("`alb.rules[1].path_pattern`") && err.contains("routed by an earlier rule"), "{err}");
+    }
+
+    #[test]
+    fn graviton_families_are_told_from_x86_ones() {
+        for arm in ["t4g", "m7g", "c6gn", "r8g", "m6gd"] {
+            assert!(is_graviton(arm), "{arm}");
+        }
+        for x86 in ["t3", "t3a", "m5", "c6i", "m7i", "r5n", "g5", "g4dn"] {
+            assert!(!is_graviton(x86), "{x86}");
+        }
     }
 }

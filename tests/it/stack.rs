@@ -226,3 +226,39 @@ fn percent_decode(text: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[tokio::test]
+async fn the_stack_lock_refuses_a_second_holder_and_is_taken_over_when_stale_or_forced() {
+    use three_tier_core::lock::{Holder, StackLock, parameter_name};
+    let config = config_in("it-lock", "eu-west-1");
+    let ctx = context(&config).await;
+    let stack = &config.stack.name;
+    let _ = ctx.ssm.delete_parameter().name(parameter_name(stack)).send().await;
+
+    let first = Holder::this_process("cargo xtask deploy");
+    let lock = StackLock::acquire(&ctx, stack, &first, false).await.unwrap();
+    // A second run is refused, told who holds the stack; nothing of the first is lost.
+    let second = Holder { who: "someone@elsewhere (pid 1)".into(), ..Holder::this_process("cargo xtask teardown") };
+    let err = StackLock::acquire(&ctx, stack, &second, false).await.unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains(&first.who) && message.contains("cargo xtask deploy"), "{message}");
+    assert!(message.contains("--force-unlock"), "{message}");
+    // Released, it can be taken.
+    lock.release(&ctx).await.unwrap();
+    let lock = StackLock::acquire(&ctx, stack, &second, false).await.unwrap();
+
+    // --force-unlock takes it over; the run it was taken from does not delete it after.
+    let forced = StackLock::acquire(&ctx, stack, &first, true).await.unwrap();
+    lock.release(&ctx).await.unwrap();
+    let held = ctx.ssm.get_parameter().name(parameter_name(stack)).send().await.unwrap();
+    assert!(held.parameter().and_then(|p| p.value()).unwrap().contains("cargo xtask deploy"));
+    forced.release(&ctx).await.unwrap();
+
+    // A lock left by a run that died long ago is taken over without force.
+    let dead = Holder { since: 0, ..second.clone() };
+    let _abandoned = StackLock::acquire(&ctx, stack, &dead, false).await.unwrap();
+    let lock = StackLock::acquire(&ctx, stack, &first, false).await.unwrap();
+    lock.release(&ctx).await.unwrap();
+    assert!(ctx.ssm.get_parameter().name(parameter_name(stack)).send().await.is_err(), "released");
+}

@@ -1,11 +1,15 @@
 //! `cargo xtask deploy` and `cargo xtask plan`.
 
+use three_tier_core::lock::Holder;
+
 use crate::session::Session;
 
 pub fn deploy(session: &Session) -> anyhow::Result<()> {
     let ctx = session.connect();
     ctx.progress.line(format!("deploying {}", session.describe_target()));
-    let outputs = session.runtime.block_on(stack::deploy(&ctx, &session.config, &session.tiers))?;
+    let holder = Holder::this_process("cargo xtask deploy");
+    let deploy = stack::deploy_locked(&ctx, &session.config, &session.tiers, &holder, session.force_unlock);
+    let outputs = session.runtime.block_on(deploy)?;
     if let Some(network) = &outputs.network {
         ctx.progress.line(format!("network: VPC {}, NAT gateway {}", network.vpc_id, network.nat_gateway_id));
     }

@@ -63,6 +63,10 @@ struct StackArgs {
     /// Use the local emulator instead of AWS (started when not running).
     #[arg(long)]
     emulator: bool,
+    /// (deploy, teardown) Take the stack's lock even if another run holds it: only when
+    /// that run has died, or two runs change the stack at once.
+    #[arg(long)]
+    force_unlock: bool,
 }
 
 #[derive(Debug, Args)]
@@ -145,7 +149,17 @@ fn main() -> ExitCode {
                 || err.chain().any(|cause| {
                     matches!(cause.downcast_ref::<three_tier_core::Error>(), Some(three_tier_core::Error::Config(_)))
                 });
-            ExitCode::from(if usage { 2 } else { 1 })
+            // Another run holds the stack: nothing was done, and running again later may work.
+            let locked = err.chain().any(|cause| {
+                matches!(cause.downcast_ref::<three_tier_core::Error>(), Some(three_tier_core::Error::Locked { .. }))
+            });
+            ExitCode::from(if usage {
+                2
+            } else if locked {
+                3
+            } else {
+                1
+            })
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct Session {
     pub target: Target,
     pub runtime: tokio::runtime::Runtime,
     pub started: Instant,
+    /// Take the stack's lock even from another run (`--force-unlock`).
+    pub force_unlock: bool,
 }
 
 impl Session {
@@ -34,7 +36,7 @@ impl Session {
             Target::Aws
         };
         let runtime = tokio::runtime::Runtime::new()?;
-        Ok(Session { config, tiers, target, runtime, started: Instant::now() })
+        Ok(Session { config, tiers, target, runtime, started: Instant::now(), force_unlock: args.force_unlock })
     }
 
     pub fn connect(&self) -> AwsContext {

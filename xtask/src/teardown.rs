@@ -2,6 +2,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use three_tier_core::lock::Holder;
+
 use crate::deploy::summarize;
 use crate::session::Session;
 
@@ -17,7 +19,11 @@ pub fn teardown(session: &Session, yes: bool, cascade: bool) -> anyhow::Result<(
     if !yes && !confirm(session)? {
         anyhow::bail!("teardown cancelled; nothing was deleted");
     }
-    session.runtime.block_on(stack::teardown(&ctx, &plan))?;
+    // Planned again under the stack's lock: what is deleted is what stands then.
+    let holder = Holder::this_process("cargo xtask teardown");
+    let config = &session.config;
+    let teardown = stack::teardown_locked(&ctx, config, &session.tiers, cascade, &holder, session.force_unlock);
+    session.runtime.block_on(teardown)?;
     summarize(session, &ctx);
     Ok(())
 }

@@ -169,6 +169,49 @@ fn an_endpoint_override_is_an_emulator_and_verify_says_what_needs_real_aws() {
     assert_eq!(code, Some(0), "{stderr}");
 }
 
+#[test]
+fn two_deploys_at_once_end_with_one_stack_and_one_clear_refusal() {
+    let running = emulator::Emulator::default().ensure_running().expect("the emulator starts");
+    let stack = "cli-twice";
+    let command = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        command
+            .args(args)
+            .args(["--stack", stack, "--config", "../config/default.toml"])
+            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+            .env("AWS_ENDPOINT_URL", running.endpoint())
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_PROFILE");
+        command
+    };
+    let first = command(&["deploy"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let second = command(&["deploy"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let outcomes = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
+    let codes: Vec<Option<i32>> = outcomes.iter().map(|o| o.status.code()).collect();
+    let stderr: Vec<String> = outcomes.iter().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).collect();
+    assert!(
+        codes.contains(&Some(0)) && codes.contains(&Some(3)),
+        "one deploys, one is refused: {codes:?}\n{stderr:#?}"
+    );
+    let refusal = &stderr[codes.iter().position(|c| *c == Some(3)).unwrap()];
+    assert!(
+        refusal.contains(&format!("stack {stack} is locked by")) && refusal.contains("cargo xtask deploy"),
+        "{refusal}"
+    );
+
+    // One stack, complete, with one of each: a deploy now changes nothing.
+    let status = command(&["status"]).output().unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert_eq!(status.matches("matches the config").count(), 4, "{status}");
+    let (code, _, stderr) = {
+        let output = command(&["plan", "--detailed-exitcode"]).output().unwrap();
+        (output.status.code(), (), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    assert_eq!(code, Some(0), "nothing left to do: {stderr}");
+    let teardown = command(&["teardown", "--yes"]).output().unwrap();
+    assert_eq!(teardown.status.code(), Some(0), "{}", String::from_utf8_lossy(&teardown.stderr));
+}
+
 /// Runs the xtask binary as a newcomer without any AWS account would: no credentials,
 /// no profile, no endpoint, no instance role.
 fn run_without_account(args: &[&str]) -> (Option<i32>, String, String) {

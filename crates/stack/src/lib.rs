@@ -25,6 +25,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use three_tier_core::graph::{Durations, Graph};
+use three_tier_core::lock::{Holder, StackLock};
 use three_tier_core::outputs::{AlbOutputs, AlbRefs, ComputeOutputs, DatabaseOutputs, NetworkOutputs, NetworkRefs};
 use three_tier_core::progress::human;
 use three_tier_core::{
@@ -264,6 +265,58 @@ fn with_dependencies(tiers: &[Tier]) -> Vec<Tier> {
 /// Deploys `tiers` as one graph (see the crate's documentation) and returns their outputs.
 pub async fn deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<StackOutputs> {
     let (plan, observed) = Box::pin(plan_and_observe(ctx, config, tiers)).await?;
+    Box::pin(apply_deploy(ctx, config, tiers, plan, observed)).await
+}
+
+/// As [`deploy`], under the stack's lock (see `three_tier_core::lock`) when there is
+/// anything to change: two runs never change one stack at once. A deploy that changes
+/// nothing takes no lock and makes read calls only.
+pub async fn deploy_locked(
+    ctx: &AwsContext,
+    config: &Config,
+    tiers: &[Tier],
+    holder: &Holder,
+    force_unlock: bool,
+) -> Result<StackOutputs> {
+    let (plan, observed) = Box::pin(plan_and_observe(ctx, config, tiers)).await?;
+    if plan.graph.is_empty() {
+        return Box::pin(apply_deploy(ctx, config, tiers, plan, observed)).await;
+    }
+    let lock = StackLock::acquire(ctx, &config.stack.name, holder, force_unlock).await?;
+    // Planned again under the lock: another run may have changed the stack meanwhile.
+    let deployed = Box::pin(deploy(ctx, config, tiers)).await;
+    release(ctx, lock, deployed).await
+}
+
+/// Plans the teardown of `tiers` again under the stack's lock and applies it.
+pub async fn teardown_locked(
+    ctx: &AwsContext,
+    config: &Config,
+    tiers: &[Tier],
+    cascade: bool,
+    holder: &Holder,
+    force_unlock: bool,
+) -> Result<()> {
+    let lock = StackLock::acquire(ctx, &config.stack.name, holder, force_unlock).await?;
+    let torn_down = async { teardown(ctx, &plan_teardown(ctx, config, tiers, cascade).await?).await };
+    release(ctx, lock, Box::pin(torn_down).await).await
+}
+
+/// Gives the lock back, whatever the run's outcome; the run's error comes first.
+async fn release<T>(ctx: &AwsContext, lock: StackLock, outcome: Result<T>) -> Result<T> {
+    let released = lock.release(ctx).await;
+    let value = outcome?;
+    released?;
+    Ok(value)
+}
+
+async fn apply_deploy(
+    ctx: &AwsContext,
+    config: &Config,
+    tiers: &[Tier],
+    plan: StackPlan,
+    observed: Observations,
+) -> Result<StackOutputs> {
     ctx.progress.line(plan.render().trim_end());
     Box::pin(plan.apply(ctx)).await?;
     let observed = if plan.graph.is_empty() {

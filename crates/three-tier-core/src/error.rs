@@ -84,6 +84,12 @@ pub enum Error {
     #[error("{}", render_failures(failures))]
     Steps { failures: Vec<StepFailure> },
 
+    /// Another run holds the stack's lock.
+    #[error(
+        "stack {stack} is locked by {holder}\n  fix: wait for that run to finish; if it died, run the command again with --force-unlock (a lock older than an hour is taken over by itself)"
+    )]
+    Locked { stack: String, holder: String },
+
     /// A command needs a tier that is not deployed.
     #[error("the {tier} tier is not deployed in stack {stack}\n  fix: run `cargo xtask deploy` first")]
     NotDeployed { tier: Tier, stack: String },
@@ -121,6 +127,8 @@ pub enum Answer {
     /// SSM does not know the instance: its agent has not registered yet (about a minute
     /// after boot), or it is not online.
     AgentNotReady,
+    /// What a create-only-if-absent call makes exists already.
+    AlreadyExists,
     /// AWS refuses the caller: invalid credentials, or, for ReleaseAddress, an address
     /// whose NAT gateway was deleted moments ago.
     AuthFailure,
@@ -150,6 +158,7 @@ impl Error {
             "InvocationDoesNotExist" => Answer::NoInvocationYet,
             "AuthFailure" => Answer::AuthFailure,
             "InvalidInstanceId" => Answer::AgentNotReady,
+            "ParameterAlreadyExists" => Answer::AlreadyExists,
             code if code.starts_with("InvalidAMIID") => Answer::UnknownImage,
             code if code.ends_with("NotFound") || code.ends_with("NotFoundFault") || code == "NoSuchEntity" => {
                 Answer::NotFound

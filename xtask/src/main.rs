@@ -6,6 +6,7 @@ mod ci;
 mod deploy;
 mod emulator;
 mod session;
+mod shell;
 mod status;
 mod teardown;
 mod verify;
@@ -38,6 +39,10 @@ enum Command {
     /// Check the seed's two goals on the deployed stack: the ALB serves nginx, and the
     /// nginx container reaches MySQL.
     Verify(StackArgs),
+    /// Open a shell on the instance through Session Manager (no SSH).
+    Shell(StackArgs),
+    /// Print the instance's user data output and the nginx container's logs.
+    Logs(StackArgs),
     /// Run the local AWS emulator (moto).
     Emulator {
         #[command(subcommand)]
@@ -175,6 +180,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Outputs(args) => status::outputs(&session::Session::open(&args.stack)?, args.json),
         Command::Status(args) => status::status(&session::Session::open(&args)?),
         Command::Verify(args) => verify::verify(&session::Session::open(&args)?),
+        Command::Shell(args) => shell::shell(&sh, &session::Session::open(&args)?),
+        Command::Logs(args) => shell::logs(&session::Session::open(&args)?),
         Command::Emulator { action } => emulator::run(action),
         Command::Ci => ci::run(&sh),
         Command::Bench => bench::run(),

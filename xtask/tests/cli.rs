@@ -161,6 +161,17 @@ fn an_endpoint_override_is_an_emulator_and_verify_says_what_needs_real_aws() {
     assert!(stdout.contains("✓ passed") && stdout.contains("? needs real AWS"), "{stdout}");
     assert!(!stdout.contains("FAILED"), "{stdout}");
 
+    // A shell and the logs: the emulator runs no instance, and says what runs on AWS.
+    let (code, stdout, stderr) = run(&["shell"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("aws ssm start-session --target i-") && stdout.contains("--region ap-northeast-1"),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = run(&["logs"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("needs real AWS"), "{stdout}");
+
     // Terraform's detailed exit code: 0 when nothing would change.
     let (code, _, stderr) = run(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, Some(0), "{stderr}");

@@ -18,6 +18,7 @@
 //! it refers to of the tiers it builds on by their tags, and stops with the command that
 //! deploys them when they are missing.
 
+mod command;
 mod status;
 mod verify;
 
@@ -37,6 +38,7 @@ use compute::Compute;
 use database::Database;
 use network::Network;
 
+pub use command::{Ran, instance_logs, logs_script, run_script};
 pub use status::{TierStatus, status};
 pub use verify::{Check, NGINX_WELCOME, Outcome, VerifyLimits, database_check_script, verify, verify_database};
 

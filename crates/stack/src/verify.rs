@@ -14,13 +14,12 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
 use serde::Serialize;
-use three_tier_core::error::Answer;
 use three_tier_core::outputs::{AlbOutputs, ComputeOutputs, DatabaseOutputs};
 use three_tier_core::progress::Waiting;
-use three_tier_core::wait::retry_while;
 use three_tier_core::{AwsContext, AwsResultExt, Config, Error, Result, Tier};
 
 use crate::StackOutputs;
+use crate::command::{Ran, run_script};
 
 /// The page nginx serves by default.
 pub const NGINX_WELCOME: &str = "Welcome to nginx!";
@@ -249,87 +248,31 @@ async fn database_check(
     limit: Duration,
 ) -> Result<Check> {
     let name = format!("the nginx container lists the `{}` database", config.database.database_name);
-    // SSM knows the instance once its agent has registered, about a minute after boot.
-    let send = || async {
-        ctx.ssm
-            .send_command()
-            .document_name("AWS-RunShellScript")
-            .instance_ids(&compute.instance_id)
-            .comment("three-tier verify: SHOW DATABASES from the nginx container")
-            .parameters("commands", vec![database_check_script(config, database)])
-            .send()
-            .await
-            .aws("SendCommand")
+    let comment = "three-tier verify: SHOW DATABASES from the nginx container";
+    let script = database_check_script(config, database);
+    let ran = match run_script(ctx, &compute.instance_id, comment, script, limit).await? {
+        Ok(ran) => ran,
+        Err(command_id) => {
+            let detail = format!(
+                "command {command_id} did not finish within {}s; is the SSM agent online? (`aws ssm describe-instance-information`)",
+                limit.as_secs()
+            );
+            return Ok(Check { name, outcome: Outcome::Failed, detail });
+        }
     };
-    let what = format!("the SSM agent on {} to register", compute.instance_id);
-    let fix = format!(
-        "the instance's SSM agent is not online: `aws ssm describe-instance-information --filters Key=InstanceIds,Values={}` \
-         shows it; it needs the role's AmazonSSMManagedInstanceCore and a way out through the NAT gateway",
-        compute.instance_id
-    );
-    let answer = retry_while(
-        &ctx.progress,
-        &what,
-        limit,
-        ctx.waits.poll_interval,
-        &fix,
-        |err| err.is(Answer::AgentNotReady),
-        send,
-    )
-    .await?;
-    let command_id = answer.command().and_then(|c| c.command_id()).unwrap_or_default().to_owned();
-    let started = Instant::now();
-    let waiting = ctx.progress.waiting(format!("SSM command {command_id} on {}", compute.instance_id), limit);
-    loop {
-        let invocation = ctx
-            .ssm
-            .get_command_invocation()
-            .command_id(&command_id)
-            .instance_id(&compute.instance_id)
-            .send()
-            .await
-            .aws("GetCommandInvocation");
-        let invocation = match invocation {
-            // Just after SendCommand the invocation may not exist yet.
-            Err(err) if err.is(Answer::NoInvocationYet) => None,
-            other => Some(other?),
-        };
-        if let Some(invocation) = invocation {
-            let status = invocation.status().map(|s| s.as_str().to_owned()).unwrap_or_default();
-            let output = invocation.standard_output_content().unwrap_or_default();
-            let errors = invocation.standard_error_content().unwrap_or_default();
-            let finished = !matches!(status.as_str(), "Pending" | "InProgress" | "Delayed");
-            if finished {
-                waiting.done(&status);
-                let listed = output.lines().any(|line| line.trim() == config.database.database_name);
-                let (outcome, detail) = match (status.as_str(), listed, traffic_flows) {
-                    ("Success", true, _) => {
-                        (Outcome::Passed, format!("SHOW DATABASES lists {}", config.database.database_name))
-                    }
-                    ("Success", false, false) => (
-                        Outcome::NeedsRealAws,
-                        format!(
-                            "the emulator accepted command {command_id} ({status}) but runs nothing: the SHOW DATABASES output needs real AWS"
-                        ),
-                    ),
-                    _ => (Outcome::Failed, format!("command {command_id} ended {status}; output: {output} {errors}")),
-                };
-                return Ok(Check { name, outcome, detail });
-            }
-        }
-        if started.elapsed() > limit {
-            waiting.done("gave up");
-            return Ok(Check {
-                name,
-                outcome: Outcome::Failed,
-                detail: format!(
-                    "command {command_id} did not finish within {}s; is the SSM agent online? (`aws ssm describe-instance-information`)",
-                    limit.as_secs()
-                ),
-            });
-        }
-        tokio::time::sleep(ctx.waits.poll_interval.max(Duration::from_secs(1))).await;
-    }
+    let Ran { command_id, status, output, errors } = ran;
+    let listed = output.lines().any(|line| line.trim() == config.database.database_name);
+    let (outcome, detail) = match (status.as_str(), listed, traffic_flows) {
+        ("Success", true, _) => (Outcome::Passed, format!("SHOW DATABASES lists {}", config.database.database_name)),
+        ("Success", false, false) => (
+            Outcome::NeedsRealAws,
+            format!(
+                "the emulator accepted command {command_id} ({status}) but runs nothing: the SHOW DATABASES output needs real AWS"
+            ),
+        ),
+        _ => (Outcome::Failed, format!("command {command_id} ended {status}; output: {output} {errors}")),
+    };
+    Ok(Check { name, outcome, detail })
 }
 
 #[cfg(test)]
@@ -356,13 +299,16 @@ mod tests {
     }
 
     #[test]
-    fn the_database_check_passes_shellcheck() {
-        let script = format!("#!/bin/bash\n{}", database_check_script(&Config::default_config(), &database()));
-        let path = std::env::temp_dir().join(format!("three-tier-verify-{}.sh", std::process::id()));
-        std::fs::write(&path, script).unwrap();
-        let output = std::process::Command::new("shellcheck").arg(&path).output().unwrap_or_else(|err| {
-            panic!("shellcheck is needed ({err}): `cargo xtask ci` installs it, or `apt-get install shellcheck`")
-        });
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    fn the_scripts_run_on_the_instance_pass_shellcheck() {
+        let scripts =
+            [("verify", database_check_script(&Config::default_config(), &database())), ("logs", crate::logs_script())];
+        for (what, script) in scripts {
+            let path = std::env::temp_dir().join(format!("three-tier-{what}-{}.sh", std::process::id()));
+            std::fs::write(&path, format!("#!/bin/bash\n{script}")).unwrap();
+            let output = std::process::Command::new("shellcheck").arg(&path).output().unwrap_or_else(|err| {
+                panic!("shellcheck is needed ({err}): `cargo xtask ci` installs it, or `apt-get install shellcheck`")
+            });
+            assert!(output.status.success(), "{what}: {}", String::from_utf8_lossy(&output.stdout));
+        }
     }
 }

@@ -262,3 +262,31 @@ async fn the_stack_lock_refuses_a_second_holder_and_is_taken_over_when_stale_or_
     lock.release(&ctx).await.unwrap();
     assert!(ctx.ssm.get_parameter().name(parameter_name(stack)).send().await.is_err(), "released");
 }
+
+#[tokio::test]
+async fn every_stack_in_the_region_is_listed_with_its_tiers_age_and_lock() {
+    use three_tier_core::lock::{Holder, StackLock};
+    let region = "ap-south-2";
+    let (one, two) = (config_in("it-list-one", region), config_in("it-list-two", region));
+    let ctx = context(&one).await;
+    clean(&ctx, &one).await;
+    clean(&ctx, &two).await;
+    stack::deploy(&ctx, &one, &[Tier::Network]).await.unwrap();
+    stack::deploy(&ctx, &two, &[Tier::Network, Tier::Alb]).await.unwrap();
+    let lock =
+        StackLock::acquire(&ctx, "it-list-two", &Holder::this_process("cargo xtask deploy"), false).await.unwrap();
+
+    let stacks = stack::stacks(&ctx).await.unwrap();
+    let names: Vec<&str> = stacks.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["it-list-one", "it-list-two"], "{stacks:?}");
+    assert_eq!(stacks[0].tiers.iter().copied().collect::<Vec<_>>(), [Tier::Network]);
+    assert_eq!(stacks[1].tiers.iter().copied().collect::<Vec<_>>(), [Tier::Network, Tier::Alb]);
+    assert!(stacks.iter().all(|s| s.since.is_some()), "the NAT gateway dates each: {stacks:?}");
+    assert_eq!(stacks[0].locked_by, None);
+    assert!(stacks[1].locked_by.as_deref().is_some_and(|holder| holder.contains("cargo xtask deploy")), "{stacks:?}");
+
+    lock.release(&ctx).await.unwrap();
+    clean(&ctx, &one).await;
+    clean(&ctx, &two).await;
+    assert_eq!(stack::stacks(&ctx).await.unwrap(), Vec::new(), "torn down, nothing is listed");
+}

@@ -36,6 +36,8 @@ enum Command {
     Outputs(OutputsArgs),
     /// Show, per tier, whether it exists and whether it matches the config.
     Status(StackArgs),
+    /// List every stack of the tool in the region: its tiers, age and lock.
+    Stacks(StackArgs),
     /// Check the seed's two goals on the deployed stack: the ALB serves nginx, and the
     /// nginx container reaches MySQL.
     Verify(StackArgs),
@@ -179,6 +181,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Teardown(args) => teardown::teardown(&session::Session::open(&args.stack)?, args.yes, args.cascade),
         Command::Outputs(args) => status::outputs(&session::Session::open(&args.stack)?, args.json),
         Command::Status(args) => status::status(&session::Session::open(&args)?),
+        Command::Stacks(args) => status::stacks(&session::Session::open(&args)?),
         Command::Verify(args) => verify::verify(&session::Session::open(&args)?),
         Command::Shell(args) => shell::shell(&sh, &session::Session::open(&args)?),
         Command::Logs(args) => shell::logs(&session::Session::open(&args)?),

@@ -38,6 +38,34 @@ pub fn outputs(session: &Session, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every stack of the tool in the config's region, with its tiers, age and lock.
+pub fn stacks(session: &Session) -> anyhow::Result<()> {
+    let ctx = session.connect();
+    let stacks = session.runtime.block_on(stack::stacks(&ctx))?;
+    let region = &session.config.stack.region;
+    if stacks.is_empty() {
+        println!("no stack of three-tier in {region}");
+        return Ok(());
+    }
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+    println!("{:<24} {:<32} {:<8} lock", format!("stacks in {region}"), "tiers", "age");
+    for summary in stacks {
+        let tiers: Vec<&str> = summary.tiers.iter().map(|t| t.as_str()).collect();
+        let age = summary.since.map_or("-".to_owned(), |since| {
+            let seconds = now.saturating_sub(u64::try_from(since).unwrap_or_default());
+            if seconds >= 86_400 {
+                format!("{}d{:02}h", seconds / 86_400, seconds % 86_400 / 3600)
+            } else {
+                three_tier_core::progress::human(std::time::Duration::from_secs(seconds))
+            }
+        });
+        let lock = summary.locked_by.unwrap_or_else(|| "-".into());
+        println!("  {:<22} {:<32} {age:<8} {lock}", summary.name, tiers.join(", "));
+    }
+    Ok(())
+}
+
 pub fn status(session: &Session) -> anyhow::Result<()> {
     let ctx = session.connect();
     let states = session.runtime.block_on(stack::status(&ctx, &session.config))?;

@@ -27,11 +27,10 @@ pub trait TierCrate {
     /// Reads what only a deploy's plan needs beyond what exists, so the plan holds every
     /// decision (the compute tier: the AMI a launch would use). Nothing by default.
     fn prepare_deploy(
-        ctx: &AwsContext,
-        config: &Config,
-        observed: &mut Self::Observed,
+        _ctx: &AwsContext,
+        _config: &Config,
+        _observed: &mut Self::Observed,
     ) -> impl Future<Output = Result<()>> {
-        let _ = (ctx, config, observed);
         async { Ok(()) }
     }
     /// What the tier should be, from the config and its inputs.

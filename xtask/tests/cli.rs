@@ -262,6 +262,15 @@ fn without_an_account_plan_shows_the_plan_for_an_account_without_the_stack() {
 
     let (code, _, stderr) = run_without_account(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, Some(2), "changes to make: {stderr}");
+
+    // deploy cannot do without one: a short error that says so and what to do, not the
+    // SDK's dump of every provider it tried.
+    let (code, _, stderr) = run_without_account(&["deploy"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let error: Vec<&str> = stderr.lines().skip_while(|line| !line.starts_with("error:")).collect();
+    assert_eq!(error.len(), 2, "{stderr}");
+    assert!(error[0].contains("no AWS credentials were found") && error[1].starts_with("  fix: "), "{stderr}");
+    assert!(!stderr.contains("ProviderAttempt"), "{stderr}");
 }
 
 struct Outcome {

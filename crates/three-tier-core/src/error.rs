@@ -238,9 +238,26 @@ where
                 message: err.message().unwrap_or_default().to_owned(),
                 source: Box::new(err),
             },
-            _ => Error::Unreachable { operation, detail: DisplayErrorContext(&err).to_string() },
+            _ => {
+                let full = DisplayErrorContext(&err).to_string();
+                tracing::debug!(operation, error = %full, "the request got no answer from AWS");
+                Error::Unreachable { operation, detail: brief_unreachable(&full) }
+            }
         })
     }
+}
+
+/// The SDK's account of a request that got no answer, in a line: its context names every
+/// provider and layer it tried and ends with a Debug dump of them all, which goes to the
+/// debug log (`RUST_LOG=debug`) instead.
+fn brief_unreachable(full: &str) -> String {
+    if full.contains("no credentials found") {
+        return "no AWS credentials were found (environment, profiles and SSO, web identity, container and instance \
+                roles were tried)"
+            .into();
+    }
+    let first_line = full.lines().next().unwrap_or(full);
+    first_line.split(" (").next().unwrap_or(first_line).to_owned()
 }
 
 /// What to do about an AWS error code, where there is something to say.

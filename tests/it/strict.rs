@@ -612,3 +612,26 @@ async fn throttling_is_ridden_out_and_a_run_that_dies_half_way_completes_when_ru
     );
     clean(&ctx, &config).await;
 }
+
+#[tokio::test]
+async fn an_aws_error_reads_in_a_few_lines_with_its_request_id() {
+    let config = config_in("it-error", "us-east-1");
+    let ctx = context(&config).await;
+    let refused = ctx.ec2.delete_vpc().vpc_id("vpc-00000000").send().await.aws("DeleteVpc").unwrap_err();
+    let text = refused.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("DeleteVpc failed: InvalidVpcID.NotFound: "), "{text}");
+    assert!(lines.iter().any(|line| line.starts_with("  request id: ")), "the request id on its own line: {text}");
+    assert!(lines.len() <= 3 && !text.contains("Error {") && !text.contains("aws_request_id"), "{text}");
+    // Wrapped as a failed step of a run, it names the tier and the step first.
+    let failed = three_tier_core::Error::Steps {
+        failures: vec![three_tier_core::error::StepFailure {
+            tier: three_tier_core::Tier::Network,
+            step: "VPC it-error-vpc (vpc-00000000)".into(),
+            error: Box::new(refused),
+        }],
+    };
+    assert!(
+        failed.to_string().starts_with("network step `VPC it-error-vpc (vpc-00000000)` failed: DeleteVpc failed: ")
+    );
+}

@@ -18,15 +18,15 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
 
-    /// AWS answered with an error.
-    #[error("{operation} failed: {code}: {message}{}", hint(code, operation).map(|h| format!("\n  fix: {h}")).unwrap_or_default())]
-    Aws {
-        operation: &'static str,
-        code: String,
-        message: String,
-        #[source]
-        source: BoxError,
-    },
+    /// AWS answered with an error. It shows in a few lines: the call, AWS's code and
+    /// message, the request id (for AWS support) and what to do. The SDK's own error is
+    /// kept for the debug log, not shown.
+    #[error(
+        "{operation} failed: {code}: {message}{}{}",
+        request_id.as_ref().map(|id| format!("\n  request id: {id}")).unwrap_or_default(),
+        hint(code, operation).map(|h| format!("\n  fix: {h}")).unwrap_or_default()
+    )]
+    Aws { operation: &'static str, code: String, message: String, request_id: Option<String>, sdk: BoxError },
 
     /// The request never got an answer from AWS: no credentials, no network, no endpoint.
     #[error("{operation} could not reach AWS: {detail}\n  fix: {}", unreachable_fix(detail))]
@@ -232,12 +232,16 @@ where
 {
     fn aws(self, operation: &'static str) -> Result<T> {
         self.map_err(|err| match &err {
-            SdkError::ServiceError(_) => Error::Aws {
-                operation,
-                code: err.code().unwrap_or("Unknown").to_owned(),
-                message: err.message().unwrap_or_default().to_owned(),
-                source: Box::new(err),
-            },
+            SdkError::ServiceError(_) => {
+                tracing::debug!(operation, error = ?err, "AWS answered with an error");
+                Error::Aws {
+                    operation,
+                    code: err.code().unwrap_or("Unknown").to_owned(),
+                    message: err.message().unwrap_or_default().to_owned(),
+                    request_id: err.meta().extra("aws_request_id").map(str::to_owned),
+                    sdk: Box::new(err),
+                }
+            }
             _ => {
                 let full = DisplayErrorContext(&err).to_string();
                 tracing::debug!(operation, error = %full, "the request got no answer from AWS");

@@ -172,7 +172,8 @@ mod tests {
             operation: "DeleteSubnet",
             code: "DependencyViolation".into(),
             message: "in use".into(),
-            source: "in use".into(),
+            request_id: None,
+            sdk: "in use".into(),
         }
     }
 

@@ -290,3 +290,33 @@ async fn every_stack_in_the_region_is_listed_with_its_tiers_age_and_lock() {
     clean(&ctx, &two).await;
     assert_eq!(stack::stacks(&ctx).await.unwrap(), Vec::new(), "torn down, nothing is listed");
 }
+
+#[tokio::test]
+async fn a_deploy_that_would_cross_an_account_quota_is_refused_before_any_change() {
+    let config = config_in("it-quota", "me-central-1");
+    let ctx = context(&config).await;
+    clean(&ctx, &config).await;
+    // The region's VPCs up to the default quota of 5 (the default VPC is one of them).
+    let present = ctx.ec2.describe_vpcs().send().await.unwrap().vpcs().len();
+    let mut filler = Vec::new();
+    for index in present..5 {
+        let vpc = ctx.ec2.create_vpc().cidr_block(format!("10.{}.0.0/16", 100 + index)).send().await.unwrap();
+        filler.push(vpc.vpc().and_then(|v| v.vpc_id()).unwrap().to_owned());
+    }
+
+    let plan = stack::plan_deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    let network = plan.tier(Tier::Network).unwrap();
+    let quota = network.conflicts.iter().find(|c| c.resource.contains("VPCs per Region"));
+    let quota = quota.unwrap_or_else(|| panic!("{}", plan.render()));
+    assert!(quota.problem.contains("5 of 5") && quota.fix.contains("Service Quotas"), "{quota:?}");
+    assert!(plan.render().contains("! quota \"VPCs per Region\""), "plan shows it");
+
+    let mark = ctx.calls.mark();
+    let err = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap_err();
+    assert!(err.to_string().contains("VPCs per Region"), "{err}");
+    assert!(ctx.calls.since(mark).iter().all(|c| !c.is_mutating()), "refused before any change");
+
+    for vpc in filler {
+        ctx.ec2.delete_vpc().vpc_id(vpc).send().await.unwrap();
+    }
+}

@@ -19,6 +19,7 @@
 //! deploys them when they are missing.
 
 mod command;
+mod quotas;
 mod stacks;
 mod status;
 mod verify;
@@ -360,7 +361,10 @@ async fn plan_and_observe(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> 
     if let Some(compute) = observed.compute.as_mut().filter(|_| tiers.contains(&Tier::Compute)) {
         Compute::prepare_deploy(ctx, config, compute).await?;
     }
-    Ok((plan_deploy_from(config, tiers, &observed)?, observed))
+    let mut plan = plan_deploy_from(config, tiers, &observed)?;
+    // Before any change: room in the account's quotas for what the plan creates.
+    quotas::check(ctx, config, &mut plan.tiers).await?;
+    Ok((plan, observed))
 }
 
 /// The deploy plan of `tiers` from what was observed: pure.

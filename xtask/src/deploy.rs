@@ -46,7 +46,7 @@ pub fn plan(session: &Session, teardown: bool, json: bool) -> anyhow::Result<boo
             other => anyhow::Ok((other?, None)),
         }
     })?;
-    let changes = plan.changes() > 0 || !plan.graph.is_empty();
+    let changes = !plan.graph.is_empty();
     if json {
         let prediction = plan.predict(&three_tier_core::Durations::aws());
         let document = serde_json::json!({

@@ -62,7 +62,7 @@ pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs)
 /// What the compute tier refers to: the app target group, existing or planned (the same
 /// key [`plan`] creates it under).
 pub fn refs(config: &Config, observed: &Observed) -> AlbRefs {
-    let name = config.names().account_unique(&config.alb.target_group_name);
+    let name = config.app_target_group_name();
     let app_target_group = match observed.target_group(&name) {
         Some(group) => Ref::existing(&group.arn),
         None => Ref::planned(format!("target-group/{name}")),
@@ -74,7 +74,7 @@ pub fn refs(config: &Config, observed: &Observed) -> AlbRefs {
 pub fn outputs(config: &Config, observed: &Observed) -> Option<AlbOutputs> {
     let lb = observed.load_balancer()?;
     let listener = observed.listener(config.ports.http.get())?;
-    let app_name = config.names().account_unique(&config.alb.target_group_name);
+    let app_name = config.app_target_group_name();
     Some(AlbOutputs {
         load_balancer_arn: lb.arn.clone(),
         dns_name: lb.dns_name.clone(),

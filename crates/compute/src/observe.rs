@@ -77,7 +77,7 @@ impl Observed {
 pub async fn observe(ctx: &AwsContext, config: &Config) -> Result<Observed> {
     let stack = &config.stack.name;
     let (role_name, profile_name) = iam_names(config);
-    let app_group = config.names().account_unique(&config.alb.target_group_name);
+    let app_group = config.app_target_group_name();
     let targets = async {
         let Some(arn) = target_group_arn(ctx, &app_group).await? else { return Ok((None, Vec::new())) };
         let targets = observe_targets(ctx, &arn).await?;

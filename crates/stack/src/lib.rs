@@ -57,6 +57,23 @@ pub struct StackOutputs {
     pub database: Option<DatabaseOutputs>,
 }
 
+impl StackOutputs {
+    /// Whether `tier` stands complete.
+    pub fn has(&self, tier: Tier) -> bool {
+        match tier {
+            Tier::Network => self.network.is_some(),
+            Tier::Alb => self.alb.is_some(),
+            Tier::Compute => self.compute.is_some(),
+            Tier::Database => self.database.is_some(),
+        }
+    }
+
+    /// The first of `tiers` that does not stand complete.
+    pub fn missing(&self, tiers: &[Tier]) -> Option<Tier> {
+        tiers.iter().copied().find(|&tier| !self.has(tier))
+    }
+}
+
 /// The tiers a tier builds on.
 pub fn dependencies(tier: Tier) -> &'static [Tier] {
     match tier {
@@ -162,7 +179,7 @@ impl StackPlan {
     /// The tiers' plans, then the predicted time on AWS and its long pole.
     pub fn render(&self) -> String {
         let mut out: String = self.tiers.iter().map(Plan::render).collect();
-        if self.changes() > 0 || !self.graph.is_empty() {
+        if !self.graph.is_empty() {
             out.push_str(&format!("{}: {}\n", self.verb(), self.predict(&Durations::aws()).render()));
         }
         out
@@ -334,18 +351,10 @@ async fn apply_deploy(
         after
     };
     let outputs = observed.outputs(config);
-    for &tier in tiers {
-        let complete = match tier {
-            Tier::Network => outputs.network.is_some(),
-            Tier::Alb => outputs.alb.is_some(),
-            Tier::Compute => outputs.compute.is_some(),
-            Tier::Database => outputs.database.is_some(),
-        };
-        if !complete {
-            return Err(Error::incomplete(tier, &config.stack.name));
-        }
+    match outputs.missing(tiers) {
+        Some(tier) => Err(Error::incomplete(tier, &config.stack.name)),
+        None => Ok(outputs),
     }
-    Ok(outputs)
 }
 
 /// What deploy would do to `tiers`, every tier planned in one pass: a tier planned on
@@ -356,15 +365,21 @@ pub async fn plan_deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> R
 }
 
 async fn plan_and_observe(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<(StackPlan, Observations)> {
-    let mut observed = Observations::read(ctx, config, &with_dependencies(tiers)).await?;
-    // What only a deploy's plan needs (the AMI a launch would use) is read before it.
-    if let Some(compute) = observed.compute.as_mut().filter(|_| tiers.contains(&Tier::Compute)) {
-        Compute::prepare_deploy(ctx, config, compute).await?;
-    }
+    let observed = observe_for_deploy(ctx, config, tiers).await?;
     let mut plan = plan_deploy_from(config, tiers, &observed)?;
     // Before any change: room in the account's quotas for what the plan creates.
     quotas::check(ctx, config, &mut plan.tiers).await?;
     Ok((plan, observed))
+}
+
+/// What exists of `tiers` and the tiers they build on, and what only a deploy's plan
+/// needs beyond it (the AMI a launch of a named compute tier would use).
+async fn observe_for_deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<Observations> {
+    let mut observed = Observations::read(ctx, config, &with_dependencies(tiers)).await?;
+    if let Some(compute) = observed.compute.as_mut().filter(|_| tiers.contains(&Tier::Compute)) {
+        Compute::prepare_deploy(ctx, config, compute).await?;
+    }
+    Ok(observed)
 }
 
 /// The deploy plan of `tiers` from what was observed: pure.
@@ -373,12 +388,7 @@ pub fn plan_deploy_from(config: &Config, tiers: &[Tier], observed: &Observations
     let outputs = observed.outputs(config);
     for &tier in tiers {
         for &needs in dependencies(tier).iter().filter(|needs| !wants(**needs)) {
-            let present = match needs {
-                Tier::Network => outputs.network.is_some(),
-                Tier::Alb => outputs.alb.is_some(),
-                Tier::Compute | Tier::Database => true,
-            };
-            if !present {
+            if !outputs.has(needs) {
                 return Err(Error::MissingDependency { tier, needs, stack: config.stack.name.clone() });
             }
         }

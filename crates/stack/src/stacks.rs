@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ec2::types::{Filter, InstanceStateName, NatGatewayState, Tag};
 use serde::Serialize;
-use three_tier_core::lock::{Holder, parameter_name};
+use three_tier_core::lock;
 use three_tier_core::naming::{STACK_TAG, TIER_TAG};
 use three_tier_core::{AwsContext, AwsResultExt, Result, Tier};
 
@@ -45,7 +45,7 @@ pub async fn stacks(ctx: &AwsContext) -> Result<Vec<StackSummary>> {
     }
     let mut summaries: Vec<StackSummary> = found.into_values().collect();
     for summary in &mut summaries {
-        summary.locked_by = lock_holder(ctx, &summary.name).await?;
+        summary.locked_by = lock::read(ctx, &summary.name).await?.describe();
     }
     Ok(summaries)
 }
@@ -121,18 +121,4 @@ async fn databases(ctx: &AwsContext) -> Result<Vec<(String, Option<Tier>, Option
             Some((stack.to_owned(), Some(Tier::Database), db.instance_create_time().map(|t| t.secs())))
         })
         .collect())
-}
-
-async fn lock_holder(ctx: &AwsContext, stack: &str) -> Result<Option<String>> {
-    match ctx.ssm.get_parameter().name(parameter_name(stack)).send().await.aws("GetParameter") {
-        Ok(answer) => {
-            let value = answer.parameter().and_then(|p| p.value()).unwrap_or_default();
-            Ok(Some(
-                serde_json::from_str::<Holder>(value)
-                    .map_or_else(|_| "an unreadable lock".to_owned(), |h| h.describe()),
-            ))
-        }
-        Err(err) if err.is_not_found() => Ok(None),
-        Err(err) => Err(err),
-    }
 }

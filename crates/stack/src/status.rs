@@ -1,10 +1,9 @@
 //! `cargo xtask status`: per tier, whether it stands and whether it matches the config.
 
-use compute::Compute;
 use serde::Serialize;
-use three_tier_core::{AwsContext, Config, Plan, Result, Step, Tier, TierCrate};
+use three_tier_core::{AwsContext, Config, Plan, Result, Step, Tier};
 
-use crate::{Observations, StackStep, TIERS, plan_deploy_from, standing};
+use crate::{StackStep, TIERS, observe_for_deploy, plan_deploy_from, standing};
 
 /// One tier's state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -22,11 +21,8 @@ pub enum TierStatus {
 
 /// Every tier's status, in deploy order, from one observation of the stack.
 pub async fn status(ctx: &AwsContext, config: &Config) -> Result<Vec<(Tier, TierStatus)>> {
-    let mut observed = Observations::read(ctx, config, TIERS).await?;
-    // An instance to launch is shown with its AMI, as `plan` shows it.
-    if let Some(compute) = observed.compute.as_mut() {
-        Compute::prepare_deploy(ctx, config, compute).await?;
-    }
+    // Read as `plan` reads it: an instance to launch is shown with its AMI.
+    let observed = observe_for_deploy(ctx, config, TIERS).await?;
     let standing = standing(config, &observed);
     let plan = plan_deploy_from(config, TIERS, &observed)?;
     Ok(plan

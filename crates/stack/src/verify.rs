@@ -68,16 +68,9 @@ pub async fn verify(
     traffic_flows: bool,
     limits: VerifyLimits,
 ) -> Result<Vec<Check>> {
-    let outputs = crate::outputs(ctx, config).await?;
+    let outputs = deployed(ctx, config, &[Tier::Alb, Tier::Compute, Tier::Database]).await?;
     let StackOutputs { alb: Some(alb), compute: Some(compute), database: Some(database), .. } = &outputs else {
-        let tier = if outputs.alb.is_none() {
-            Tier::Alb
-        } else if outputs.compute.is_none() {
-            Tier::Compute
-        } else {
-            Tier::Database
-        };
-        return Err(Error::NotDeployed { tier, stack: config.stack.name.clone() });
+        unreachable!("deployed() checked these tiers")
     };
     let mut checks = vec![target_health(ctx, alb, compute, limits.health).await?];
     if traffic_flows {
@@ -104,12 +97,20 @@ pub async fn verify_database(
     traffic_flows: bool,
     limits: VerifyLimits,
 ) -> Result<Check> {
-    let outputs = crate::outputs(ctx, config).await?;
+    let outputs = deployed(ctx, config, &[Tier::Compute, Tier::Database]).await?;
     let (Some(compute), Some(database)) = (&outputs.compute, &outputs.database) else {
-        let tier = if outputs.compute.is_none() { Tier::Compute } else { Tier::Database };
-        return Err(Error::NotDeployed { tier, stack: config.stack.name.clone() });
+        unreachable!("deployed() checked these tiers")
     };
     database_check(ctx, config, compute, database, traffic_flows, limits.command).await
+}
+
+/// The stack's outputs, refused with the first of `tiers` that is not deployed.
+async fn deployed(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<StackOutputs> {
+    let outputs = crate::outputs(ctx, config).await?;
+    match outputs.missing(tiers) {
+        Some(tier) => Err(Error::NotDeployed { tier, stack: config.stack.name.clone() }),
+        None => Ok(outputs),
+    }
 }
 
 /// Waits for the instance to be a healthy target: right after a deploy it is `initial`,

@@ -243,6 +243,12 @@ impl Config {
         Names::new(&self.stack.name)
     }
 
+    /// The AWS name of the ALB tier's app target group: the compute tier finds it by it
+    /// to read its targets, so both tiers take it from here.
+    pub fn app_target_group_name(&self) -> String {
+        self.names().account_unique(&self.alb.target_group_name)
+    }
+
     /// Every rule that AWS or the architecture imposes and a TOML type cannot express.
     pub fn validate(&self, file: &Path) -> Result<(), ConfigError> {
         let fail = |key: &str, problem: String, fix: String| ConfigError {

@@ -45,6 +45,38 @@ impl Holder {
     }
 }
 
+/// What a stack's lock parameter holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lock {
+    Free,
+    Held(Holder),
+    /// A parameter that does not read as a holder: taken over as if stale.
+    Unreadable,
+}
+
+impl Lock {
+    /// Who holds it, for a person; `None` when it is free.
+    pub fn describe(&self) -> Option<String> {
+        match self {
+            Lock::Free => None,
+            Lock::Held(holder) => Some(holder.describe()),
+            Lock::Unreadable => Some("an unreadable lock".into()),
+        }
+    }
+}
+
+/// The state of `stack`'s lock.
+pub async fn read(ctx: &AwsContext, stack: &str) -> Result<Lock> {
+    match ctx.ssm.get_parameter().name(parameter_name(stack)).send().await.aws("GetParameter") {
+        Ok(answer) => {
+            let value = required(answer.parameter().and_then(|p| p.value()), "GetParameter", "Parameter.Value")?;
+            Ok(serde_json::from_str(value).map_or(Lock::Unreadable, Lock::Held))
+        }
+        Err(err) if err.is_not_found() => Ok(Lock::Free),
+        Err(err) => Err(err),
+    }
+}
+
 /// A lock this process holds; [`StackLock::release`] gives it back.
 #[derive(Debug)]
 pub struct StackLock {
@@ -81,29 +113,18 @@ impl StackLock {
             Err(err) if err.is(Answer::AlreadyExists) => {}
             Err(err) => return Err(err),
         }
-        let current = Self::holder(ctx, &name).await?;
-        let stale = current.as_ref().is_none_or(|held| held.age() >= STALE_AFTER);
-        if !(force || stale) {
-            let held = current.expect("a lock that is not stale has a holder");
-            return Err(Error::Locked { stack: stack.to_owned(), holder: held.describe() });
+        let previous = match read(ctx, stack).await? {
+            Lock::Held(held) if !force && held.age() < STALE_AFTER => {
+                return Err(Error::Locked { stack: stack.to_owned(), holder: held.describe() });
+            }
+            current => current.describe(),
+        };
+        if let Some(previous) = previous {
+            let why = if force { "--force-unlock" } else { "it is older than an hour" };
+            ctx.progress.line(format!("taking over the lock of stack {stack} from {previous} ({why})"));
         }
-        let previous = current.map_or_else(|| "an unreadable lock".to_owned(), |held| held.describe());
-        let why = if force { "--force-unlock" } else { "it is older than an hour" };
-        ctx.progress.line(format!("taking over the lock of stack {stack} from {previous} ({why})"));
         ctx.ssm.put_parameter().name(&name).value(&value).overwrite(true).send().await.aws("PutParameter")?;
         Ok(StackLock { name, value })
-    }
-
-    /// Who holds the lock named `name`, if anyone (and it can be read).
-    async fn holder(ctx: &AwsContext, name: &str) -> Result<Option<Holder>> {
-        match ctx.ssm.get_parameter().name(name).send().await.aws("GetParameter") {
-            Ok(answer) => {
-                let value = required(answer.parameter().and_then(|p| p.value()), "GetParameter", "Parameter.Value")?;
-                Ok(serde_json::from_str(value).ok())
-            }
-            Err(err) if err.is_not_found() => Ok(None),
-            Err(err) => Err(err),
-        }
     }
 
     /// Gives the lock back, unless another run took it over meanwhile.

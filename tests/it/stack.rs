@@ -71,6 +71,29 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     let document = percent_decode(policy.policy_document());
     assert!(document.contains(&format!("\"{}\"", database.instance_arn)), "{document}");
 
+    // The diagram draws what stands, with its ids and addresses, and Graphviz renders it.
+    let drawing = stack::diagram(&config, Some(&outputs));
+    let mermaid = drawing.mermaid();
+    let compute = outputs.compute.clone().unwrap();
+    for fact in [&network.vpc_id, &network.nat_public_ip, &compute.private_ip, &database.endpoint_address] {
+        assert!(mermaid.contains(fact.as_str()), "{fact} is drawn:\n{mermaid}");
+    }
+    insta::with_settings!({ filters => vec![
+        (r"\b(vpc|subnet|igw|nat|sg|i)-[0-9a-f]{8,17}\b", "$1-[id]"),
+        (r"(private|public) IP [0-9.]+", "$1 IP [address]"),
+        (r"-[0-9]+\.sa-east-1\.elb", "-[number].sa-east-1.elb"),
+        (r"it-stack-db\.[a-z0-9]+\.", "it-stack-db.[id]."),
+    ]}, {
+        insta::assert_snapshot!("stack_diagram_mermaid", mermaid);
+    });
+    let svg = drawing.svg().unwrap_or_else(|err| {
+        panic!("Graphviz's dot draws the SVG ({err}): `cargo xtask ci` installs it, or `apt-get install graphviz`")
+    });
+    assert!(svg.contains("<svg") && svg.trim_end().ends_with("</svg>"), "{svg}");
+    // Graphviz writes a hyphen as `&#45;`.
+    let text = svg.replace("&#45;", "-");
+    assert!(text.contains(&compute.instance_id) && text.contains("alb-sg001"), "{svg}");
+
     // Verify: what the control plane can show passes; the rest needs real AWS, and says so.
     let checks = stack::verify(&ctx, &config, false, stack::VerifyLimits::default()).await.unwrap();
     let outcomes: Vec<stack::Outcome> = checks.iter().map(|c| c.outcome).collect();

@@ -10,7 +10,9 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings")
         .run()
         .context("clippy found problems: the output above names them")?;
-    ensure_shellcheck(sh)?;
+    // The user-data test checks the rendered script with shellcheck; the diagram test
+    // draws an SVG with Graphviz.
+    ensure_debian_packages(sh, &[("shellcheck", "shellcheck"), ("dot", "graphviz")])?;
     let emulator = Emulator::default();
     let already_running = emulator.status().is_some();
     emulator.ensure_running().context("starting the emulator")?;
@@ -22,15 +24,23 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     result.context("tests failed: the output above names them; after an intended snapshot change, run `cargo test` and `cargo insta review`")
 }
 
-/// The user-data test checks the rendered script with shellcheck (a Debian package).
-fn ensure_shellcheck(sh: &Shell) -> anyhow::Result<()> {
-    if cmd!(sh, "shellcheck --version").quiet().ignore_stdout().run().is_ok() {
+/// Installs the Debian packages of the (command, package) pairs whose command is missing.
+fn ensure_debian_packages(sh: &Shell, needed: &[(&str, &str)]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = needed
+        .iter()
+        // Both print their version for `-V`; a command that cannot start is missing.
+        .filter(|(command, _)| std::process::Command::new(command).arg("-V").output().is_err())
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
         return Ok(());
     }
+    let list = missing.join(" ");
     let install = || -> anyhow::Result<()> {
         cmd!(sh, "apt-get update -qq").run()?;
-        cmd!(sh, "apt-get install -y -qq shellcheck").env("DEBIAN_FRONTEND", "noninteractive").run()?;
+        cmd!(sh, "apt-get install -y -qq {missing...}").env("DEBIAN_FRONTEND", "noninteractive").run()?;
         Ok(())
     };
-    install().context("installing shellcheck failed: install it yourself (Debian: `apt-get install shellcheck`)")
+    install()
+        .with_context(|| format!("installing {list} failed: install it yourself (Debian: `apt-get install {list}`)"))
 }

@@ -4,6 +4,7 @@
 mod bench;
 mod ci;
 mod deploy;
+mod diagram;
 mod emulator;
 mod session;
 mod shell;
@@ -41,6 +42,9 @@ enum Command {
     /// Check the seed's two goals on the deployed stack: the ALB serves nginx, and the
     /// nginx container reaches MySQL.
     Verify(StackArgs),
+    /// Draw the stack (VPC, zones, subnets, gateways, ALB, instance, database, security
+    /// groups) as Mermaid text, and as an SVG when Graphviz is installed.
+    Diagram(DiagramArgs),
     /// Open a shell on the instance through Session Manager (no SSH).
     Shell(StackArgs),
     /// Print the instance's user data output and the nginx container's logs.
@@ -90,6 +94,18 @@ struct PlanArgs {
     /// `terraform plan -detailed-exitcode`).
     #[arg(long)]
     detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+struct DiagramArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Draw the stack the config describes, without reading AWS (no ids or addresses).
+    #[arg(long)]
+    plan: bool,
+    /// Where to write the SVG [default: <stack name>.svg].
+    #[arg(long)]
+    svg: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +199,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::status(&session::Session::open(&args)?),
         Command::Stacks(args) => status::stacks(&session::Session::open(&args)?),
         Command::Verify(args) => verify::verify(&session::Session::open(&args)?),
+        Command::Diagram(args) => diagram::diagram(&session::Session::open(&args.stack)?, args.plan, args.svg),
         Command::Shell(args) => shell::shell(&sh, &session::Session::open(&args)?),
         Command::Logs(args) => shell::logs(&session::Session::open(&args)?),
         Command::Emulator { action } => emulator::run(action),

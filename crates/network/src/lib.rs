@@ -13,7 +13,7 @@ mod rules;
 use std::collections::BTreeMap;
 
 pub use apply::{apply, run};
-pub use desired::{Desired, desired};
+pub use desired::{Desired, IngressFrom, desired};
 pub use observe::{Observed, observe};
 pub use plan::{NetworkStep, RouteTarget, VpcAttribute, plan, teardown_plan};
 pub use rules::{IngressRule, Source};
@@ -115,6 +115,7 @@ pub fn outputs(observed: &Observed) -> Option<NetworkOutputs> {
         route_table_ids,
         nat_gateway_id: nat.id.clone(),
         eip_allocation_id: observed.nat_address()?.allocation_id.clone(),
+        nat_public_ip: observed.nat_address()?.public_ip.clone(),
         security_group_ids,
     })
 }

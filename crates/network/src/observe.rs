@@ -61,6 +61,7 @@ pub struct ObservedSubnet {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObservedAddress {
     pub allocation_id: String,
+    pub public_ip: String,
     pub association_id: Option<String>,
     pub tags: BTreeMap<String, String>,
 }
@@ -248,6 +249,7 @@ async fn addresses(ctx: &AwsContext, stack: &str) -> Result<Vec<ObservedAddress>
         .iter()
         .map(|address| ObservedAddress {
             allocation_id: address.allocation_id().unwrap_or_default().to_owned(),
+            public_ip: address.public_ip().unwrap_or_default().to_owned(),
             association_id: address.association_id().map(str::to_owned),
             tags: tag_map(address.tags()),
         })

@@ -72,6 +72,7 @@ fn deployed(desired: &Desired) -> Observed {
             .collect(),
         nat_addresses: vec![ObservedAddress {
             allocation_id: "eipalloc-1".into(),
+            public_ip: "203.0.113.10".into(),
             association_id: Some("eipassoc-1".into()),
             tags: tags(&desired.nat_address.tags),
         }],

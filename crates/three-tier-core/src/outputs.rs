@@ -16,6 +16,8 @@ pub struct NetworkOutputs {
     pub route_table_ids: BTreeMap<RouteTableRole, String>,
     pub nat_gateway_id: String,
     pub eip_allocation_id: String,
+    /// The Elastic IP the private subnet's traffic leaves by.
+    pub nat_public_ip: String,
     pub security_group_ids: BTreeMap<SecurityGroupRole, String>,
 }
 

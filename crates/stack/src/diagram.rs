@@ -1,0 +1,382 @@
+//! `cargo xtask diagram`: the stack as the seed's architecture picture, with the real ids
+//! and addresses of what is deployed, or only the config's names and addresses for a
+//! stack still to be built. One drawing, two renderings: Mermaid text (for Markdown, e.g.
+//! a pull request) and Graphviz DOT (for an SVG).
+
+use std::fmt::Write;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use network::IngressFrom;
+use three_tier_core::{Config, SecurityGroupRole, SubnetRole};
+
+use crate::StackOutputs;
+
+/// A drawing: boxes nested in boxes (VPC, zones), the resources in them, and the edges
+/// between resources.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagram {
+    pub title: String,
+    pub top: Group,
+    pub edges: Vec<Edge>,
+}
+
+/// A box around resources: the region, the VPC, an availability zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub id: String,
+    pub label: Vec<String>,
+    pub nodes: Vec<Node>,
+    pub groups: Vec<Group>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub id: String,
+    /// Its lines: what it is, then its name, id and address.
+    pub label: Vec<String>,
+    pub shape: Shape,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Box,
+    Circle,
+    Cylinder,
+    /// Words without a frame, e.g. a subnet's address inside its box.
+    Text,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Edge {
+    pub from: String,
+    pub to: String,
+    pub label: Option<String>,
+    pub line: Line,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    /// Traffic a security group lets in.
+    Allowed,
+    /// Traffic out to the internet.
+    Egress,
+    /// A resource in a subnet.
+    Placed,
+    /// None drawn: keeps a zone's subnets in one column, public above private above isolated.
+    Layout,
+}
+
+/// Draws the stack of `config`. With `deployed`, each resource shows its id and address,
+/// and a tier that does not stand shows "not deployed"; without, the drawing is the
+/// config's alone (`--plan`), offline.
+pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
+    let names = config.names();
+    let network = network::desired(config);
+    let live = |tier: Option<Vec<String>>| -> Vec<String> {
+        match (deployed, tier) {
+            (None, _) => Vec::new(),
+            (Some(_), Some(lines)) => lines,
+            (Some(_), None) => vec!["(not deployed)".to_owned()],
+        }
+    };
+    let net = deployed.and_then(|d| d.network.as_ref());
+    let alb = deployed.and_then(|d| d.alb.as_ref());
+    let compute = deployed.and_then(|d| d.compute.as_ref());
+    let database = deployed.and_then(|d| d.database.as_ref());
+
+    let node = |id: &str, shape: Shape, head: Vec<String>, tail: Vec<String>| Node {
+        id: id.to_owned(),
+        label: head.into_iter().chain(tail).collect(),
+        shape,
+    };
+    let subnet_id = |role: SubnetRole| format!("subnet_{}", role.as_str().replace('-', "_"));
+    // A subnet is a box holding its address and what lives in it: the NAT gateway, the
+    // instance. The ALB and the database span two zones, so they stand beside the zones.
+    let subnet = |role: SubnetRole, residents: Vec<Node>| {
+        let spec = &network.subnets[&role];
+        let kind = match role {
+            SubnetRole::AlbA | SubnetRole::AlbB => "public subnet",
+            SubnetRole::App => "private subnet",
+            SubnetRole::DbA | SubnetRole::DbB => "isolated subnet",
+        };
+        let address = node(
+            &subnet_id(role),
+            Shape::Text,
+            vec![spec.cidr.to_string()],
+            live(net.map(|n| vec![n.subnet(role).to_owned()])),
+        );
+        Group {
+            id: format!("in_{}", subnet_id(role)),
+            label: vec![format!("{kind} {}", spec.name)],
+            nodes: std::iter::once(address).chain(residents).collect(),
+            groups: Vec::new(),
+        }
+    };
+    let nat = node(
+        "nat",
+        Shape::Box,
+        vec![format!("NAT gateway {}", network.nat_gateway.name)],
+        live(net.map(|n| vec![n.nat_gateway_id.clone(), format!("public IP {}", n.nat_public_ip)])),
+    );
+    let instance = node(
+        "instance",
+        Shape::Box,
+        vec![format!("EC2 {}", config.compute.instance_type), "nginx in Docker".to_owned()],
+        live(compute.map(|c| vec![c.instance_id.clone(), format!("private IP {}", c.private_ip)])),
+    );
+
+    // A column per zone, in the config's order: public, private, isolated subnets, top down.
+    let mut stacked = Vec::new();
+    let zones = config
+        .stack
+        .availability_zones
+        .iter()
+        .map(|zone| {
+            let roles: Vec<SubnetRole> =
+                SubnetRole::ALL.iter().copied().filter(|&r| network.subnets[&r].availability_zone == *zone).collect();
+            stacked.extend(roles.windows(2).map(|pair| (subnet_id(pair[0]), subnet_id(pair[1]))));
+            let groups = roles
+                .iter()
+                .map(|&role| {
+                    let mut residents = Vec::new();
+                    if role == network.nat_gateway.subnet {
+                        residents.push(nat.clone());
+                    }
+                    if role == SubnetRole::App {
+                        residents.push(instance.clone());
+                    }
+                    subnet(role, residents)
+                })
+                .collect();
+            Group {
+                id: format!("zone_{}", zone.replace('-', "_")),
+                label: vec![zone.clone()],
+                nodes: Vec::new(),
+                groups,
+            }
+        })
+        .collect();
+
+    let vpc = Group {
+        id: "vpc".to_owned(),
+        label: [
+            vec![format!("VPC {}", network.vpc.name), network.vpc.cidr.to_string()],
+            live(net.map(|n| vec![n.vpc_id.clone()])),
+        ]
+        .concat(),
+        nodes: vec![
+            node(
+                "igw",
+                Shape::Box,
+                vec![format!("internet gateway {}", network.internet_gateway.name)],
+                live(net.map(|n| vec![n.internet_gateway_id.clone()])),
+            ),
+            node(
+                "alb",
+                Shape::Box,
+                vec![format!("ALB {}", names.account_unique(&config.alb.name)), format!("HTTP :{}", config.ports.http)],
+                live(alb.map(|a| vec![a.dns_name.clone()])),
+            ),
+            node(
+                "database",
+                Shape::Cylinder,
+                vec![
+                    format!(
+                        "RDS {} {} {}",
+                        config.database.engine,
+                        config.database.engine_version,
+                        names.db_instance()
+                    ),
+                    format!(
+                        "{}, {} GiB {}",
+                        config.database.instance_class,
+                        config.database.allocated_storage_gib,
+                        config.database.storage_type
+                    ),
+                ],
+                live(database.map(|d| vec![format!("{}:{}", d.endpoint_address, d.port)])),
+            ),
+        ],
+        groups: zones,
+    };
+    let top = Group {
+        id: "region".to_owned(),
+        label: vec![format!("{} (stack {})", config.stack.region, names.stack())],
+        nodes: Vec::new(),
+        groups: vec![vpc],
+    };
+
+    // What each security group lets in, as an edge from where the traffic comes.
+    let group_node = |role: SecurityGroupRole| match role {
+        SecurityGroupRole::Alb => "alb",
+        SecurityGroupRole::App => "instance",
+        SecurityGroupRole::Db => "database",
+    };
+    let edge = |from: &str, to: &str, label: Option<String>, line: Line| Edge {
+        from: from.to_owned(),
+        to: to.to_owned(),
+        label,
+        line,
+    };
+    let mut edges = vec![edge("internet", "igw", None, Line::Allowed)];
+    for (&role, group) in &network.security_groups {
+        let from = match group.ingress.from {
+            IngressFrom::Cidr(_) => "igw",
+            IngressFrom::Group(source) => group_node(source),
+        };
+        let source = match group.ingress.from {
+            IngressFrom::Cidr(cidr) => format!(" from {cidr}"),
+            IngressFrom::Group(_) => String::new(),
+        };
+        let id = net.map(|n| format!(" ({})", n.security_group(role))).unwrap_or_default();
+        let label = format!("{}{id}: TCP {}{source}", group.name, group.ingress.port);
+        edges.push(edge(from, group_node(role), Some(label), Line::Allowed));
+    }
+    edges.push(edge("instance", "nat", Some("egress 0.0.0.0/0".to_owned()), Line::Egress));
+    edges.push(edge("nat", "igw", None, Line::Egress));
+    for (upper, lower) in stacked {
+        edges.push(edge(&upper, &lower, None, Line::Layout));
+    }
+    let placed = [
+        ("alb", SubnetRole::AlbA),
+        ("alb", SubnetRole::AlbB),
+        ("database", SubnetRole::DbA),
+        ("database", SubnetRole::DbB),
+    ];
+    for (resource, role) in placed {
+        edges.push(edge(resource, &subnet_id(role), None, Line::Placed));
+    }
+
+    let mut top = top;
+    top.nodes.push(node("internet", Shape::Circle, vec!["internet".to_owned()], Vec::new()));
+    let title = match deployed {
+        Some(_) => format!("three-tier stack {}, as deployed", names.stack()),
+        None => format!("three-tier stack {}, as the config plans it", names.stack()),
+    };
+    Diagram { title, top, edges }
+}
+
+impl Diagram {
+    /// Mermaid flowchart text, e.g. for a Markdown file or a pull request.
+    pub fn mermaid(&self) -> String {
+        fn label(lines: &[String]) -> String {
+            lines.iter().map(|line| line.replace('"', "#quot;")).collect::<Vec<_>>().join("<br/>")
+        }
+        fn draw(out: &mut String, group: &Group, depth: usize) {
+            let pad = "  ".repeat(depth);
+            let _ = writeln!(out, "{pad}subgraph {}[\"{}\"]", group.id, label(&group.label));
+            for node in &group.nodes {
+                let text = label(&node.label);
+                let _ = match node.shape {
+                    Shape::Box => writeln!(out, "{pad}  {}[\"{text}\"]", node.id),
+                    Shape::Circle => writeln!(out, "{pad}  {}((\"{text}\"))", node.id),
+                    Shape::Cylinder => writeln!(out, "{pad}  {}[(\"{text}\")]", node.id),
+                    Shape::Text => writeln!(out, "{pad}  {}[\"{text}\"]", node.id),
+                };
+            }
+            for inner in &group.groups {
+                draw(out, inner, depth + 1);
+            }
+            let _ = writeln!(out, "{pad}end");
+        }
+        let mut out = format!("---\ntitle: {}\n---\nflowchart TB\n", self.title);
+        draw(&mut out, &self.top, 1);
+        for edge in &self.edges {
+            let arrow = match (edge.line, &edge.label) {
+                (Line::Allowed, Some(text)) => format!("-->|\"{}\"|", text.replace('"', "#quot;")),
+                (Line::Allowed, None) => "-->".to_owned(),
+                (Line::Egress, Some(text)) => format!("-.->|\"{}\"|", text.replace('"', "#quot;")),
+                (Line::Egress, None) => "-.->".to_owned(),
+                (Line::Placed, _) => "-.-".to_owned(),
+                (Line::Layout, _) => "~~~".to_owned(),
+            };
+            let _ = writeln!(out, "  {} {arrow} {}", edge.from, edge.to);
+        }
+        out
+    }
+
+    /// Graphviz DOT text: `dot -Tsvg` draws it.
+    pub fn dot(&self) -> String {
+        fn quoted(lines: &[String]) -> String {
+            let escaped: Vec<String> = lines.iter().map(|l| l.replace('\\', "\\\\").replace('"', "\\\"")).collect();
+            format!("\"{}\"", escaped.join("\\n"))
+        }
+        fn draw(out: &mut String, group: &Group, depth: usize) {
+            let pad = "  ".repeat(depth);
+            let _ = writeln!(out, "{pad}subgraph cluster_{} {{", group.id);
+            let _ = writeln!(out, "{pad}  label={};", quoted(&group.label));
+            for node in &group.nodes {
+                let shape = match node.shape {
+                    Shape::Box => "box",
+                    Shape::Circle => "circle",
+                    Shape::Cylinder => "cylinder",
+                    Shape::Text => "plaintext",
+                };
+                let _ = writeln!(out, "{pad}  {} [label={}, shape={shape}];", node.id, quoted(&node.label));
+            }
+            for inner in &group.groups {
+                draw(out, inner, depth + 1);
+            }
+            let _ = writeln!(out, "{pad}}}");
+        }
+        let mut out = format!(
+            "digraph three_tier {{\n  label={};\n  labelloc=t;\n  fontname=\"Helvetica\";\n  \
+             node [fontname=\"Helvetica\", fontsize=11, style=rounded];\n  \
+             edge [fontname=\"Helvetica\", fontsize=10];\n",
+            quoted(std::slice::from_ref(&self.title))
+        );
+        draw(&mut out, &self.top, 1);
+        for edge in &self.edges {
+            let mut attributes = Vec::new();
+            if let Some(text) = &edge.label {
+                attributes.push(format!("label={}", quoted(std::slice::from_ref(text))));
+            }
+            match edge.line {
+                Line::Allowed => {}
+                Line::Egress => attributes.push("style=dashed".to_owned()),
+                // A placement does not rank: the zones' columns do.
+                Line::Placed => {
+                    attributes.extend(["style=dotted", "arrowhead=none", "constraint=false"].map(String::from))
+                }
+                Line::Layout => attributes.push("style=invis".to_owned()),
+            }
+            let _ = writeln!(out, "  {} -> {} [{}];", edge.from, edge.to, attributes.join(", "));
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+impl Diagram {
+    /// The drawing as SVG, by Graphviz's `dot` (an `io::ErrorKind::NotFound` error when it
+    /// is not installed).
+    pub fn svg(&self) -> std::io::Result<String> {
+        let mut child = Command::new("dot")
+            .arg("-Tsvg")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        child.stdin.take().expect("stdin is piped").write_all(self.dot().as_bytes())?;
+        let output = child.wait_with_output()?;
+        if !output.status.success() {
+            let message = String::from_utf8_lossy(&output.stderr);
+            return Err(std::io::Error::other(format!("dot exited with {}: {}", output.status, message.trim())));
+        }
+        String::from_utf8(output.stdout).map_err(std::io::Error::other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_alone_draws_every_resource_of_spec_with_its_names_and_addresses() {
+        let config = Config::default_config();
+        let drawing = diagram(&config, None);
+        insta::assert_snapshot!("diagram_plan_mermaid", drawing.mermaid());
+        insta::assert_snapshot!("diagram_plan_dot", drawing.dot());
+    }
+}

@@ -1,0 +1,34 @@
+//! `cargo xtask diagram`: the stack's picture as Mermaid text on stdout, and as an SVG when
+//! Graphviz's `dot` is installed.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use crate::session::Session;
+
+/// Draws the deployed stack, or with `plan` the config's stack without calling AWS.
+pub fn diagram(session: &Session, plan: bool, svg: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = &session.config;
+    let drawing = if plan {
+        stack::diagram(config, None)
+    } else {
+        let ctx = session.connect();
+        let outputs = session.runtime.block_on(stack::outputs(&ctx, config))?;
+        stack::diagram(config, Some(&outputs))
+    };
+    print!("{}", drawing.mermaid());
+    let path = svg.unwrap_or_else(|| PathBuf::from(format!("{}.svg", config.stack.name)));
+    match drawing.svg() {
+        Ok(svg) => {
+            std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {} (Graphviz)", path.display());
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => eprintln!(
+            "no SVG: Graphviz's `dot` is not installed (Debian/Ubuntu: `apt-get install graphviz`, macOS: \
+             `brew install graphviz`); the Mermaid text above renders on GitHub and in mermaid.live"
+        ),
+        Err(err) => return Err(err).context("drawing the SVG with Graphviz's `dot`"),
+    }
+    Ok(())
+}

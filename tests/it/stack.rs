@@ -94,6 +94,16 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     let text = svg.replace("&#45;", "-");
     assert!(text.contains(&compute.instance_id) && text.contains("alb-sg001"), "{svg}");
 
+    // What it runs, as the region's describe calls show it, is what its config prices.
+    let listed = stack::stacks(&ctx).await.unwrap();
+    let listed = listed.iter().find(|s| s.name == "it-stack").unwrap();
+    // The root volume is the config's size or the AMI's snapshot's, whichever is larger.
+    let mut planned = stack::cost::Running::planned(&config, stack::TIERS);
+    assert!(listed.running.volumes.len() == 1 && listed.running.volumes[0].gib >= planned.volumes[0].gib);
+    planned.volumes = listed.running.volumes.clone();
+    assert_eq!(listed.running, planned, "{listed:?}");
+    assert!(listed.cost.is_complete(), "{}", listed.cost.render());
+
     // Verify: what the control plane can show passes; the rest needs real AWS, and says so.
     let checks = stack::verify(&ctx, &config, false, stack::VerifyLimits::default()).await.unwrap();
     let outcomes: Vec<stack::Outcome> = checks.iter().map(|c| c.outcome).collect();
@@ -305,6 +315,10 @@ async fn every_stack_in_the_region_is_listed_with_its_tiers_age_and_lock() {
     assert_eq!(stacks[0].tiers.iter().copied().collect::<Vec<_>>(), [Tier::Network]);
     assert_eq!(stacks[1].tiers.iter().copied().collect::<Vec<_>>(), [Tier::Network, Tier::Alb]);
     assert!(stacks.iter().all(|s| s.since.is_some()), "the NAT gateway dates each: {stacks:?}");
+    // What each runs is read from AWS, and is what its config plans for those tiers.
+    assert_eq!(stacks[0].running, stack::cost::Running::planned(&one, &[Tier::Network]));
+    assert_eq!(stacks[1].running, stack::cost::Running::planned(&two, &[Tier::Network, Tier::Alb]));
+    assert!(stacks[0].cost.is_complete() && stacks[1].cost.monthly > stacks[0].cost.monthly, "{stacks:?}");
     assert_eq!(stacks[0].locked_by, None);
     assert!(stacks[1].locked_by.as_deref().is_some_and(|holder| holder.contains("cargo xtask deploy")), "{stacks:?}");
 

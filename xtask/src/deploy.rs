@@ -22,7 +22,27 @@ pub fn deploy(session: &Session) -> anyhow::Result<()> {
     if let Some(database) = &outputs.database {
         ctx.progress.line(format!("database: {}:{}", database.endpoint_address, database.port));
     }
+    cost_line(session, &ctx)?;
     summarize(session, &ctx);
+    Ok(())
+}
+
+/// "this stack costs about $X a month while it runs", for what runs of it now.
+fn cost_line(session: &Session, ctx: &three_tier_core::AwsContext) -> anyhow::Result<()> {
+    let stacks = session.runtime.block_on(stack::stacks(ctx))?;
+    let Some(deployed) = stacks.into_iter().find(|s| s.name == session.config.stack.name) else {
+        return Ok(());
+    };
+    let which = if deployed.tiers.len() == stack::TIERS.len() {
+        String::new()
+    } else {
+        let names: Vec<&str> = deployed.tiers.iter().map(|t| t.as_str()).collect();
+        format!(" ({} so far)", names.join(", "))
+    };
+    println!(
+        "this stack{which} costs {} a month while it runs; `cargo xtask teardown` stops it (`cargo xtask cost` itemizes)",
+        deployed.cost.amount()
+    );
     Ok(())
 }
 

@@ -37,8 +37,10 @@ enum Command {
     Outputs(OutputsArgs),
     /// Show, per tier, whether it exists and whether it matches the config.
     Status(StackArgs),
-    /// List every stack of the tool in the region: its tiers, age and lock.
-    Stacks(StackArgs),
+    /// List every stack of the tool in the region: its tiers, age, monthly cost and lock.
+    Stacks(StacksArgs),
+    /// What the stack costs a month while it runs, item by item.
+    Cost(CostArgs),
     /// Check the seed's two goals on the deployed stack: the ALB serves nginx, and the
     /// nginx container reaches MySQL.
     Verify(StackArgs),
@@ -94,6 +96,24 @@ struct PlanArgs {
     /// `terraform plan -detailed-exitcode`).
     #[arg(long)]
     detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+struct StacksArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Look in every region the account has enabled, not only the config's.
+    #[arg(long)]
+    all_regions: bool,
+}
+
+#[derive(Debug, Args)]
+struct CostArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Price the stack the config describes (the named tiers), without reading AWS.
+    #[arg(long)]
+    plan: bool,
 }
 
 #[derive(Debug, Args)]
@@ -197,7 +217,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Teardown(args) => teardown::teardown(&session::Session::open(&args.stack)?, args.yes, args.cascade),
         Command::Outputs(args) => status::outputs(&session::Session::open(&args.stack)?, args.json),
         Command::Status(args) => status::status(&session::Session::open(&args)?),
-        Command::Stacks(args) => status::stacks(&session::Session::open(&args)?),
+        Command::Stacks(args) => status::stacks(&session::Session::open(&args.stack)?, args.all_regions),
+        Command::Cost(args) => status::cost(&session::Session::open(&args.stack)?, args.plan),
         Command::Verify(args) => verify::verify(&session::Session::open(&args)?),
         Command::Diagram(args) => diagram::diagram(&session::Session::open(&args.stack)?, args.plan, args.svg),
         Command::Shell(args) => shell::shell(&sh, &session::Session::open(&args)?),

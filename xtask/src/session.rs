@@ -40,14 +40,17 @@ impl Session {
     }
 
     pub fn connect(&self) -> AwsContext {
+        self.connect_in(&self.config.stack.region)
+    }
+
+    /// A context for another region than the config's (`stacks --all-regions`).
+    pub fn connect_in(&self, region: &str) -> AwsContext {
         let waits = match self.target {
             // The emulator answers in milliseconds: poll it often.
             Target::Emulator { .. } => WaitSettings::fast_poll(),
             Target::Aws => WaitSettings::default(),
         };
-        let target = self.target.clone();
-        let region = self.config.stack.region.clone();
-        let mut ctx = self.runtime.block_on(AwsContext::connect(&target, &region, waits, Progress::stderr()));
+        let mut ctx = self.runtime.block_on(AwsContext::connect(&self.target, region, waits, Progress::stderr()));
         if let Target::Emulator { .. } = self.target {
             // The strict emulator's clock runs AWS's durations at its time scale.
             let scale = emulator::Mode::from_env().time_scale.parse().unwrap_or(1.0);

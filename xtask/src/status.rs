@@ -1,6 +1,8 @@
 //! `cargo xtask outputs` and `cargo xtask status`.
 
-use stack::TierStatus;
+use stack::cost::Running;
+use stack::{StackSummary, TierStatus};
+use three_tier_core::AwsContext;
 
 use crate::session::Session;
 
@@ -38,19 +40,41 @@ pub fn outputs(session: &Session, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every stack of the tool in the config's region, with its tiers, age and lock.
-pub fn stacks(session: &Session) -> anyhow::Result<()> {
-    let ctx = session.connect();
-    let stacks = session.runtime.block_on(stack::stacks(&ctx))?;
-    let region = &session.config.stack.region;
-    if stacks.is_empty() {
-        println!("no stack of three-tier in {region}");
+/// Every stack of the tool in the config's region, or in every enabled region, with its
+/// tiers, age, monthly cost and lock.
+pub fn stacks(session: &Session, all_regions: bool) -> anyhow::Result<()> {
+    let home = session.connect();
+    let regions = if all_regions {
+        session.runtime.block_on(stack::enabled_regions(&home))?
+    } else {
+        vec![session.config.stack.region.clone()]
+    };
+    let contexts: Vec<AwsContext> = regions.iter().map(|region| session.connect_in(region)).collect();
+    // Every region at once: each is a handful of reads.
+    let found = session.runtime.block_on(async {
+        let mut reads = tokio::task::JoinSet::new();
+        for ctx in contexts {
+            reads.spawn(async move { stack::stacks(&ctx).await.map(|stacks| (ctx.region.clone(), stacks)) });
+        }
+        let mut found = Vec::new();
+        while let Some(read) = reads.join_next().await {
+            found.push(read??);
+        }
+        anyhow::Ok(found)
+    })?;
+    let mut rows: Vec<(String, StackSummary)> =
+        found.into_iter().flat_map(|(region, stacks)| stacks.into_iter().map(move |s| (region.clone(), s))).collect();
+    rows.sort_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
+    let place = if all_regions { format!("the {} enabled regions", regions.len()) } else { regions.join(", ") };
+    if rows.is_empty() {
+        println!("no stack of three-tier in {place}");
         return Ok(());
     }
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-    println!("{:<24} {:<32} {:<8} lock", format!("stacks in {region}"), "tiers", "age");
-    for summary in stacks {
+    println!("{:<16} {:<20} {:<30} {:<8} {:>14}  lock", "region", "stack", "tiers", "age", "a month");
+    let mut total = 0.0;
+    for (region, summary) in rows {
         let tiers: Vec<&str> = summary.tiers.iter().map(|t| t.as_str()).collect();
         let age = summary.since.map_or("-".to_owned(), |since| {
             let seconds = now.saturating_sub(u64::try_from(since).unwrap_or_default());
@@ -60,9 +84,34 @@ pub fn stacks(session: &Session) -> anyhow::Result<()> {
                 three_tier_core::progress::human(std::time::Duration::from_secs(seconds))
             }
         });
+        total += summary.cost.monthly;
         let lock = summary.locked_by.unwrap_or_else(|| "-".into());
-        println!("  {:<22} {:<32} {age:<8} {lock}", summary.name, tiers.join(", "));
+        let cost = summary.cost.amount().replace("about ", "");
+        println!("{region:<16} {:<20} {:<30} {age:<8} {cost:>14}  {lock}", summary.name, tiers.join(", "));
     }
+    println!("together about ${total:.2} a month while they run; `cargo xtask cost --stack NAME` itemizes one");
+    Ok(())
+}
+
+/// What the config's stack costs a month: what runs now, or with `plan` what the config's
+/// tiers would run.
+pub fn cost(session: &Session, plan: bool) -> anyhow::Result<()> {
+    let config = &session.config;
+    let running = if plan {
+        Running::planned(config, &session.tiers)
+    } else {
+        let ctx = session.connect();
+        let stacks = session.runtime.block_on(stack::stacks(&ctx))?;
+        stacks.into_iter().find(|s| s.name == config.stack.name).map(|s| s.running).unwrap_or_default()
+    };
+    if running.is_empty() {
+        println!("nothing of {} runs: it costs nothing", session.describe_target());
+        return Ok(());
+    }
+    let estimate = stack::cost::estimate(&config.stack.region, &running);
+    let what = if plan { "would cost" } else { "costs" };
+    println!("{} {what} {} a month while it runs:", session.describe_target(), estimate.amount());
+    print!("{}", estimate.render());
     Ok(())
 }
 

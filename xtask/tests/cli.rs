@@ -184,25 +184,48 @@ fn an_endpoint_override_is_an_emulator_and_verify_says_what_needs_real_aws() {
 fn two_deploys_at_once_end_with_one_stack_and_one_clear_refusal() {
     let running = emulator::Emulator::default().ensure_running().expect("the emulator starts");
     let stack = "cli-twice";
-    let command = |args: &[&str]| {
+    // Another stack in another region, e.g. Paris, with a config of its own.
+    let default =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/default.toml")).unwrap();
+    let paris = tempdir("paris").join("paris.toml");
+    std::fs::write(&paris, default.replace("ap-northeast-1", "eu-west-3")).unwrap();
+    let command_for = |stack: &str, args: &[&str]| {
+        let config = if stack == "cli-away" { paris.as_path() } else { Path::new("../config/default.toml") };
         let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
         command
             .args(args)
-            .args(["--stack", stack, "--config", "../config/default.toml"])
+            .args(["--stack", stack])
+            .arg("--config")
+            .arg(config)
             .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
             .env("AWS_ENDPOINT_URL", running.endpoint())
             .env_remove("AWS_REGION")
             .env_remove("AWS_PROFILE");
         command
     };
-    let first = command(&["deploy"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
-    let second = command(&["deploy"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let command = |args: &[&str]| command_for(stack, args);
+    let away = |args: &[&str]| command_for("cli-away", args).output().unwrap();
+    // What a failed earlier run of this test left.
+    assert!(command(&["teardown", "--yes"]).output().unwrap().status.success());
+    assert!(away(&["teardown", "--yes"]).status.success());
+    let piped = |mut command: Command| {
+        command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        command.spawn().unwrap()
+    };
+    let first = piped(command(&["deploy"]));
+    let second = piped(command(&["deploy"]));
     let outcomes = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
     let codes: Vec<Option<i32>> = outcomes.iter().map(|o| o.status.code()).collect();
     let stderr: Vec<String> = outcomes.iter().map(|o| String::from_utf8_lossy(&o.stderr).into_owned()).collect();
     assert!(
         codes.contains(&Some(0)) && codes.contains(&Some(3)),
         "one deploys, one is refused: {codes:?}\n{stderr:#?}"
+    );
+    let deployed =
+        String::from_utf8_lossy(&outcomes[codes.iter().position(|c| *c == Some(0)).unwrap()].stdout).into_owned();
+    assert!(
+        deployed.contains("this stack costs about $") && deployed.contains("`cargo xtask teardown` stops it"),
+        "a deploy ends with what the stack costs: {deployed}"
     );
     let refusal = &stderr[codes.iter().position(|c| *c == Some(3)).unwrap()];
     assert!(
@@ -219,7 +242,30 @@ fn two_deploys_at_once_end_with_one_stack_and_one_clear_refusal() {
         (output.status.code(), (), String::from_utf8_lossy(&output.stderr).into_owned())
     };
     assert_eq!(code, Some(0), "nothing left to do: {stderr}");
+
+    // `stacks --all-regions` finds it and another stack's network in another region, each
+    // with its cost; `cost` itemizes the live stack.
+    let deployed = away(&["deploy", "network"]);
+    assert_eq!(deployed.status.code(), Some(0), "{}", String::from_utf8_lossy(&deployed.stderr));
+    let listed = command(&["stacks", "--all-regions"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let row = |name: &str| listed.lines().find(|line| line.contains(name)).unwrap_or_default().to_owned();
+    assert!(
+        row(stack).starts_with("ap-northeast-1") && row(stack).contains("network, alb, compute, database"),
+        "{listed}"
+    );
+    assert!(row("cli-away").starts_with("eu-west-3") && row("cli-away").contains("network "), "{listed}");
+    assert!(row(stack).contains('$') && row("cli-away").contains('$'), "{listed}");
+    let itemized = command(&["cost"]).output().unwrap();
+    let itemized = String::from_utf8_lossy(&itemized.stdout).into_owned();
+    for item in ["NAT gateway × 1", "public IPv4 × 3", "load balancer × 1", "EC2 t3.micro", "RDS mysql db.t3.micro"]
+    {
+        assert!(itemized.contains(item), "{item}: {itemized}");
+    }
+
     let teardown = command(&["teardown", "--yes"]).output().unwrap();
+    assert_eq!(teardown.status.code(), Some(0), "{}", String::from_utf8_lossy(&teardown.stderr));
+    let teardown = away(&["teardown", "--yes"]);
     assert_eq!(teardown.status.code(), Some(0), "{}", String::from_utf8_lossy(&teardown.stderr));
 }
 
@@ -262,6 +308,14 @@ fn without_an_account_plan_shows_the_plan_for_an_account_without_the_stack() {
 
     let (code, _, stderr) = run_without_account(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, Some(2), "changes to make: {stderr}");
+
+    // What it will cost and look like, offline too.
+    let (code, stdout, stderr) = run_without_account(&["cost", "--plan"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("would cost about $") && stdout.contains("NAT gateway × 1"), "{stdout}");
+    let (code, stdout, stderr) = run_without_account(&["diagram", "--plan", "--svg", "/dev/null"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("flowchart TB") && stdout.contains("10.0.0.64/26"), "{stdout}");
 
     // deploy cannot do without one: a short error that says so and what to do, not the
     // SDK's dump of every provider it tried.

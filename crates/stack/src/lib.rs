@@ -19,6 +19,7 @@
 //! deploys them when they are missing.
 
 mod command;
+pub mod cost;
 mod diagram;
 mod quotas;
 mod stacks;
@@ -43,7 +44,7 @@ use network::Network;
 
 pub use command::{Ran, instance_logs, logs_script, run_script};
 pub use diagram::{Diagram, diagram};
-pub use stacks::{StackSummary, stacks};
+pub use stacks::{StackSummary, enabled_regions, stacks};
 pub use status::{TierStatus, status};
 pub use verify::{Check, NGINX_WELCOME, Outcome, VerifyLimits, database_check_script, verify, verify_database};
 

@@ -5,13 +5,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_ec2::types::{Filter, InstanceStateName, NatGatewayState, Tag};
+use aws_sdk_elasticloadbalancingv2::types::{LoadBalancer, LoadBalancerSchemeEnum};
 use serde::Serialize;
 use three_tier_core::lock;
 use three_tier_core::naming::{STACK_TAG, TIER_TAG};
 use three_tier_core::{AwsContext, AwsResultExt, Result, Tier};
 
+use crate::cost::{self, DatabaseInstance, Estimate, Running, Volume};
+
 /// One stack the region holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StackSummary {
     pub name: String,
     /// The tiers of which something exists.
@@ -21,40 +24,69 @@ pub struct StackSummary {
     pub since: Option<i64>,
     /// Who holds its lock, if a run does.
     pub locked_by: Option<String>,
+    /// What of it is billed while it runs.
+    pub running: Running,
+    /// What that costs a month.
+    pub cost: Estimate,
+}
+
+/// The regions the account has enabled (the opt-in ones it has not are left out).
+pub async fn enabled_regions(ctx: &AwsContext) -> Result<Vec<String>> {
+    let answer = ctx.ec2.describe_regions().send().await.aws("DescribeRegions")?;
+    let mut regions: Vec<String> = answer.regions().iter().filter_map(|r| r.region_name().map(str::to_owned)).collect();
+    regions.sort();
+    Ok(regions)
+}
+
+/// One resource of a stack, as the region's describe calls list it.
+struct Found {
+    stack: String,
+    tier: Option<Tier>,
+    /// Seconds since the Unix epoch, where AWS dates it.
+    created: Option<i64>,
+    /// What it adds to the stack's bill.
+    bills: Running,
+}
+
+impl Found {
+    fn new(stack: &str, tier: Option<Tier>, created: Option<i64>, bills: Running) -> Found {
+        Found { stack: stack.to_owned(), tier, created, bills }
+    }
 }
 
 /// Every stack whose tags the tool finds in the context's region, by name.
 pub async fn stacks(ctx: &AwsContext) -> Result<Vec<StackSummary>> {
+    let (ec2, (balancers, databases)) =
+        ctx.both(ec2_resources(ctx), ctx.both(load_balancers(ctx), databases(ctx))).await?;
     let mut found: BTreeMap<String, StackSummary> = BTreeMap::new();
-    let mut note = |stack: &str, tier: Option<Tier>, created: Option<i64>| {
-        let summary = found.entry(stack.to_owned()).or_insert_with(|| StackSummary {
-            name: stack.to_owned(),
+    for resource in ec2.into_iter().chain(balancers).chain(databases) {
+        let summary = found.entry(resource.stack.clone()).or_insert_with(|| StackSummary {
+            name: resource.stack.clone(),
             tiers: BTreeSet::new(),
             since: None,
             locked_by: None,
+            running: Running::default(),
+            cost: cost::estimate(&ctx.region, &Running::default()),
         });
-        summary.tiers.extend(tier);
-        if let Some(created) = created {
+        summary.tiers.extend(resource.tier);
+        if let Some(created) = resource.created {
             summary.since = Some(summary.since.map_or(created, |since| since.min(created)));
         }
-    };
-    let (ec2, (balancers, databases)) =
-        ctx.both(ec2_resources(ctx), ctx.both(load_balancers(ctx), databases(ctx))).await?;
-    for (stack, tier, created) in ec2.into_iter().chain(balancers).chain(databases) {
-        note(&stack, tier, created);
+        summary.running.add(resource.bills);
     }
     let mut summaries: Vec<StackSummary> = found.into_values().collect();
     for summary in &mut summaries {
+        summary.cost = cost::estimate(&ctx.region, &summary.running);
         summary.locked_by = lock::read(ctx, &summary.name).await?.describe();
     }
     Ok(summaries)
 }
 
-/// The stacks' VPCs, Elastic IPs (which outlive a VPC, and are billed), NAT gateways and
-/// instances that are not gone: (stack, tier, created, where AWS dates it). Each is read
-/// with its own describe, which lists only what exists (AWS deletes a resource's tags
-/// with it; moto 5.2's DescribeTags keeps them).
-async fn ec2_resources(ctx: &AwsContext) -> Result<Vec<(String, Option<Tier>, Option<i64>)>> {
+/// The stacks' VPCs, Elastic IPs (which outlive a VPC, and are billed), NAT gateways,
+/// instances and volumes that are not gone. Each is read with its own describe, which
+/// lists only what exists (AWS deletes a resource's tags with it; moto 5.2's DescribeTags
+/// keeps them).
+async fn ec2_resources(ctx: &AwsContext) -> Result<Vec<Found>> {
     let ec2 = &ctx.ec2;
     let tagged = || Filter::builder().name("tag-key").values(STACK_TAG).build();
     let owner = |tags: &[Tag]| {
@@ -63,14 +95,19 @@ async fn ec2_resources(ctx: &AwsContext) -> Result<Vec<(String, Option<Tier>, Op
     };
     let mut found = Vec::new();
     let vpcs = ec2.describe_vpcs().filters(tagged()).send().await.aws("DescribeVpcs")?;
-    found.extend(vpcs.vpcs().iter().filter_map(|v| owner(v.tags())).map(|(stack, tier)| (stack, tier, None)));
+    for (stack, tier) in vpcs.vpcs().iter().filter_map(|v| owner(v.tags())) {
+        found.push(Found::new(&stack, tier, None, Running::default()));
+    }
     let addresses = ec2.describe_addresses().filters(tagged()).send().await.aws("DescribeAddresses")?;
-    found.extend(addresses.addresses().iter().filter_map(|a| owner(a.tags())).map(|(stack, tier)| (stack, tier, None)));
+    for (stack, tier) in addresses.addresses().iter().filter_map(|a| owner(a.tags())) {
+        found.push(Found::new(&stack, tier, None, Running { public_ipv4: 1, ..Running::default() }));
+    }
     // Tags are checked here: the emulator (moto 5.2) ignores tag filters on this call.
     let nats = ec2.describe_nat_gateways().filter(tagged()).send().await.aws("DescribeNatGateways")?;
     for nat in nats.nat_gateways().iter().filter(|n| n.state() != Some(&NatGatewayState::Deleted)) {
         if let Some((stack, tier)) = owner(nat.tags()) {
-            found.push((stack, tier, nat.create_time().map(|t| t.secs())));
+            let bills = Running { nat_gateways: 1, ..Running::default() };
+            found.push(Found::new(&stack, tier, nat.create_time().map(|t| t.secs()), bills));
         }
     }
     let instances = ec2.describe_instances().filters(tagged()).send().await.aws("DescribeInstances")?;
@@ -81,44 +118,68 @@ async fn ec2_resources(ctx: &AwsContext) -> Result<Vec<(String, Option<Tier>, Op
         .filter(|i| i.state().and_then(|s| s.name()) != Some(&InstanceStateName::Terminated));
     for instance in live {
         if let Some((stack, tier)) = owner(instance.tags()) {
-            found.push((stack, tier, instance.launch_time().map(|t| t.secs())));
+            // A stopped instance bills its volumes only.
+            let runs = instance.state().and_then(|s| s.name()) != Some(&InstanceStateName::Stopped);
+            let instances = instance.instance_type().filter(|_| runs).map(|t| t.as_str().to_owned());
+            let bills = Running { instances: instances.into_iter().collect(), ..Running::default() };
+            found.push(Found::new(&stack, tier, instance.launch_time().map(|t| t.secs()), bills));
+        }
+    }
+    let volumes = ec2.describe_volumes().filters(tagged()).send().await.aws("DescribeVolumes")?;
+    for volume in volumes.volumes() {
+        if let Some((stack, tier)) = owner(volume.tags()) {
+            let volume_type = volume.volume_type().map(|t| t.as_str().to_owned()).unwrap_or_default();
+            let gib = u32::try_from(volume.size().unwrap_or_default()).unwrap_or_default();
+            let bills = Running { volumes: vec![Volume { volume_type, gib }], ..Running::default() };
+            found.push(Found::new(&stack, tier, None, bills));
         }
     }
     Ok(found)
 }
 
-/// The stacks' load balancers: (stack, tier, created).
-async fn load_balancers(ctx: &AwsContext) -> Result<Vec<(String, Option<Tier>, Option<i64>)>> {
+/// The stacks' load balancers, each with a public address per zone when internet-facing.
+async fn load_balancers(ctx: &AwsContext) -> Result<Vec<Found>> {
     let answer = ctx.elbv2.describe_load_balancers().send().await.aws("DescribeLoadBalancers")?;
-    let created: BTreeMap<String, Option<i64>> = answer
-        .load_balancers()
-        .iter()
-        .filter_map(|lb| Some((lb.load_balancer_arn()?.to_owned(), lb.created_time().map(|t| t.secs()))))
-        .collect();
-    let arns: Vec<String> = created.keys().cloned().collect();
+    let balancers: BTreeMap<&str, &LoadBalancer> =
+        answer.load_balancers().iter().filter_map(|lb| Some((lb.load_balancer_arn()?, lb))).collect();
+    let arns: Vec<String> = balancers.keys().map(|arn| (*arn).to_owned()).collect();
     let mut found = Vec::new();
     for chunk in arns.chunks(20) {
         let tags =
             ctx.elbv2.describe_tags().set_resource_arns(Some(chunk.to_vec())).send().await.aws("DescribeTags")?;
         for description in tags.tag_descriptions() {
             let stack = description.tags().iter().find(|t| t.key() == Some(STACK_TAG)).and_then(|t| t.value());
-            if let (Some(stack), Some(arn)) = (stack, description.resource_arn()) {
-                found.push((stack.to_owned(), Some(Tier::Alb), created.get(arn).copied().flatten()));
+            let balancer = description.resource_arn().and_then(|arn| balancers.get(arn));
+            if let (Some(stack), Some(balancer)) = (stack, balancer) {
+                let public = balancer.scheme() == Some(&LoadBalancerSchemeEnum::InternetFacing);
+                let zones = u32::try_from(balancer.availability_zones().len()).unwrap_or_default();
+                let bills =
+                    Running { load_balancers: 1, public_ipv4: if public { zones } else { 0 }, ..Running::default() };
+                found.push(Found::new(stack, Some(Tier::Alb), balancer.created_time().map(|t| t.secs()), bills));
             }
         }
     }
     Ok(found)
 }
 
-/// The stacks' RDS instances: (stack, tier, created).
-async fn databases(ctx: &AwsContext) -> Result<Vec<(String, Option<Tier>, Option<i64>)>> {
+/// The stacks' RDS instances.
+async fn databases(ctx: &AwsContext) -> Result<Vec<Found>> {
     let answer = ctx.rds.describe_db_instances().send().await.aws("DescribeDBInstances")?;
     Ok(answer
         .db_instances()
         .iter()
         .filter_map(|db| {
             let stack = db.tag_list().iter().find(|t| t.key() == Some(STACK_TAG))?.value()?;
-            Some((stack.to_owned(), Some(Tier::Database), db.instance_create_time().map(|t| t.secs())))
+            let bills = Running {
+                databases: vec![DatabaseInstance {
+                    class: db.db_instance_class().unwrap_or_default().to_owned(),
+                    engine: db.engine().unwrap_or_default().to_owned(),
+                    storage_type: db.storage_type().unwrap_or_default().to_owned(),
+                    gib: u32::try_from(db.allocated_storage().unwrap_or_default()).unwrap_or_default(),
+                }],
+                ..Running::default()
+            };
+            Some(Found::new(stack, Some(Tier::Database), db.instance_create_time().map(|t| t.secs()), bills))
         })
         .collect())
 }

@@ -1,0 +1,320 @@
+//! What a stack costs a month while it runs, from the price table kept in the repository
+//! (`crates/stack/prices.toml`: AWS's on-demand list prices, each with its source and date).
+//! The forgotten NAT gateway of a tutorial is the costly failure this is here to show.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::LazyLock;
+
+use serde::{Deserialize, Serialize};
+use three_tier_core::{Config, Tier};
+
+/// AWS bills hourly resources by the hour; its calculators take a month as 730 hours.
+pub const HOURS_PER_MONTH: f64 = 730.0;
+/// Data through the NAT gateway a month, assumed: package updates and image pulls of one
+/// instance. Heavier egress costs more, per GB.
+pub const ASSUMED_NAT_GB_PER_MONTH: f64 = 10.0;
+/// Load balancer capacity units used on average, assumed: a light load (an ALB is billed
+/// by the hour plus the LCUs its busiest dimension uses).
+pub const ASSUMED_ALB_LCU: f64 = 1.0;
+
+/// What runs and is billed by the hour or by the GB-month.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Running {
+    pub nat_gateways: u32,
+    /// Public IPv4 addresses: Elastic IPs, and one per zone of an internet-facing load
+    /// balancer. AWS bills each, in use or not.
+    pub public_ipv4: u32,
+    pub load_balancers: u32,
+    /// Instance types, one entry per instance.
+    pub instances: Vec<String>,
+    pub volumes: Vec<Volume>,
+    pub databases: Vec<DatabaseInstance>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Volume {
+    pub volume_type: String,
+    pub gib: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatabaseInstance {
+    pub class: String,
+    pub engine: String,
+    pub storage_type: String,
+    pub gib: u32,
+}
+
+impl Running {
+    /// What the config's `tiers` run once deployed.
+    pub fn planned(config: &Config, tiers: &[Tier]) -> Running {
+        let mut running = Running::default();
+        for tier in tiers {
+            match tier {
+                Tier::Network => {
+                    running.nat_gateways += 1;
+                    running.public_ipv4 += 1;
+                }
+                Tier::Alb => {
+                    running.load_balancers += 1;
+                    running.public_ipv4 += 2;
+                }
+                Tier::Compute => {
+                    running.instances.push(config.compute.instance_type.clone());
+                    running.volumes.push(Volume { volume_type: "gp3".into(), gib: config.compute.root_volume_gib });
+                }
+                Tier::Database => running.databases.push(DatabaseInstance {
+                    class: config.database.instance_class.clone(),
+                    engine: config.database.engine.clone(),
+                    storage_type: config.database.storage_type.clone(),
+                    gib: config.database.allocated_storage_gib,
+                }),
+            }
+        }
+        running
+    }
+
+    /// Adds what `other` runs.
+    pub fn add(&mut self, other: Running) {
+        self.nat_gateways += other.nat_gateways;
+        self.public_ipv4 += other.public_ipv4;
+        self.load_balancers += other.load_balancers;
+        self.instances.extend(other.instances);
+        self.volumes.extend(other.volumes);
+        self.databases.extend(other.databases);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Running::default()
+    }
+}
+
+/// The monthly cost of what runs in a region, item by item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Estimate {
+    pub region: String,
+    pub items: Vec<Item>,
+    /// The sum of the items with a price, in USD a month.
+    pub monthly: f64,
+    /// The date of the oldest price used.
+    pub prices_of: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Item {
+    pub what: String,
+    /// How the amount is made: count × price, and what is assumed.
+    pub how: String,
+    /// USD a month; none when the table has no price for it in the region.
+    pub monthly: Option<f64>,
+}
+
+impl Estimate {
+    /// Whether every item has a price: else the total is a lower bound.
+    pub fn is_complete(&self) -> bool {
+        self.items.iter().all(|item| item.monthly.is_some())
+    }
+
+    /// "about $58.10", or "at least $40.00" when an item has no price.
+    pub fn amount(&self) -> String {
+        let words = if self.is_complete() { "about" } else { "at least" };
+        format!("{words} ${:.2}", self.monthly)
+    }
+
+    /// A table of the items, then the total and what it assumes.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for item in &self.items {
+            let amount = item.monthly.map_or("no price".to_owned(), |m| format!("${m:.2}"));
+            let _ = writeln!(out, "  {:<26} {amount:>10}   {}", item.what, item.how);
+        }
+        let _ = writeln!(
+            out,
+            "  {:<26} {:>10}   a month while it runs, {}",
+            "total",
+            format!("${:.2}", self.monthly),
+            if self.is_complete() { "before tax" } else { "at least: an item has no price" }
+        );
+        let _ = writeln!(
+            out,
+            "  on-demand list prices in {} as of {} (crates/stack/prices.toml); {HOURS_PER_MONTH} hours a month, \
+             no free tier, data transfer out not counted",
+            self.region, self.prices_of
+        );
+        out
+    }
+}
+
+/// The monthly cost of `running` in `region`.
+pub fn estimate(region: &str, running: &Running) -> Estimate {
+    let prices = PRICES.region.get(region);
+    let mut items = Vec::new();
+    let mut sources = std::collections::BTreeSet::new();
+    let missing = |what: &str| format!("no price for {what} in {region} in the table");
+    let mut item = |what: String, how: String, monthly: Option<f64>| items.push(Item { what, how, monthly });
+    let hourly = |rate: f64| rate * HOURS_PER_MONTH;
+    if let Some(prices) = prices {
+        sources.extend(prices.sources.iter().cloned());
+    }
+
+    if running.nat_gateways > 0 {
+        let n = f64::from(running.nat_gateways);
+        match prices {
+            Some(p) => item(
+                format!("NAT gateway × {}", running.nat_gateways),
+                format!(
+                    "${}/h, and ${}/GB for {ASSUMED_NAT_GB_PER_MONTH} GB a month (assumed)",
+                    p.nat_gateway_hour, p.nat_gateway_gb
+                ),
+                Some(n * (hourly(p.nat_gateway_hour) + ASSUMED_NAT_GB_PER_MONTH * p.nat_gateway_gb)),
+            ),
+            None => item(format!("NAT gateway × {}", running.nat_gateways), missing("NAT gateways"), None),
+        }
+    }
+    if running.public_ipv4 > 0 {
+        let what = format!("public IPv4 × {}", running.public_ipv4);
+        match prices {
+            Some(p) => item(
+                what,
+                format!("${}/h each: the NAT's Elastic IP, one per zone of the ALB", p.public_ipv4_hour),
+                Some(f64::from(running.public_ipv4) * hourly(p.public_ipv4_hour)),
+            ),
+            None => item(what, missing("public IPv4 addresses"), None),
+        }
+    }
+    if running.load_balancers > 0 {
+        let what = format!("load balancer × {}", running.load_balancers);
+        match prices {
+            Some(p) => item(
+                what,
+                format!("${}/h, and ${}/LCU-h for {ASSUMED_ALB_LCU} LCU (assumed)", p.alb_hour, p.alb_lcu_hour),
+                Some(f64::from(running.load_balancers) * hourly(p.alb_hour + ASSUMED_ALB_LCU * p.alb_lcu_hour)),
+            ),
+            None => item(what, missing("load balancers"), None),
+        }
+    }
+    for instance_type in &running.instances {
+        let rate = prices.and_then(|p| p.ec2_hour.get(instance_type));
+        match rate {
+            Some(rate) => item(format!("EC2 {instance_type}"), format!("${rate}/h, Linux"), Some(hourly(*rate))),
+            None => item(format!("EC2 {instance_type}"), missing(instance_type), None),
+        }
+    }
+    for volume in &running.volumes {
+        let what = format!("EBS {} {} GiB", volume.volume_type, volume.gib);
+        let rate = prices.and_then(|p| p.ebs_gb_month.get(&volume.volume_type));
+        match rate {
+            Some(rate) => item(what, format!("${rate}/GiB-month"), Some(f64::from(volume.gib) * rate)),
+            None => item(what, missing(&format!("EBS {}", volume.volume_type)), None),
+        }
+    }
+    for database in &running.databases {
+        let what = format!("RDS {} {}", database.engine, database.class);
+        let rate = prices.filter(|_| database.engine == "mysql").and_then(|p| p.rds_mysql_hour.get(&database.class));
+        match rate {
+            Some(rate) => item(what, format!("${rate}/h, single-AZ"), Some(hourly(*rate))),
+            None => item(what, missing(&format!("RDS {} {}", database.engine, database.class)), None),
+        }
+        let what = format!("RDS storage {} {} GiB", database.storage_type, database.gib);
+        let rate = prices.and_then(|p| p.rds_storage_gb_month.get(&database.storage_type));
+        match rate {
+            Some(rate) => item(what, format!("${rate}/GiB-month"), Some(f64::from(database.gib) * rate)),
+            None => item(what, missing(&format!("RDS {} storage", database.storage_type)), None),
+        }
+    }
+
+    let monthly = items.iter().filter_map(|item| item.monthly).sum();
+    let prices_of = sources.iter().filter_map(|id| PRICES.source.get(id)).map(|s| s.date.clone()).min();
+    Estimate { region: region.to_owned(), items, monthly, prices_of: prices_of.unwrap_or_else(|| "-".into()) }
+}
+
+/// The price table, as `prices.toml` holds it.
+#[derive(Debug, Deserialize)]
+struct PriceTable {
+    source: BTreeMap<String, Source>,
+    region: BTreeMap<String, RegionPrices>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Source {
+    #[allow(dead_code, reason = "read by people, kept in the table")]
+    url: String,
+    date: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RegionPrices {
+    nat_gateway_hour: f64,
+    nat_gateway_gb: f64,
+    public_ipv4_hour: f64,
+    alb_hour: f64,
+    alb_lcu_hour: f64,
+    /// EBS by volume type; the table holds gp3, the type of the instance's root volume.
+    #[serde(default)]
+    ebs_gb_month: BTreeMap<String, f64>,
+    rds_storage_gb_month: BTreeMap<String, f64>,
+    #[serde(default)]
+    ec2_hour: BTreeMap<String, f64>,
+    #[serde(default)]
+    rds_mysql_hour: BTreeMap<String, f64>,
+    sources: Vec<String>,
+}
+
+static PRICES: LazyLock<PriceTable> = LazyLock::new(|| {
+    toml::from_str(include_str!("../prices.toml")).expect("crates/stack/prices.toml is checked by its tests")
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_has_the_hourly_prices_and_rds_storage_of_every_region_with_a_dated_source() {
+        for (region, prices) in &PRICES.region {
+            assert!(
+                prices.nat_gateway_hour > 0.0 && prices.alb_hour > 0.0 && prices.public_ipv4_hour > 0.0,
+                "{region}"
+            );
+            assert!(["gp2", "gp3", "standard", "io1"].iter().all(|t| prices.rds_storage_gb_month.contains_key(*t)));
+            assert!(prices.ec2_hour.contains_key("t3.micro") && prices.rds_mysql_hour.contains_key("db.t3.micro"));
+            for source in &prices.sources {
+                let date = &PRICES.source[source].date;
+                assert!(date.len() == 10 && date.starts_with("20"), "{region}: {source} is dated ({date})");
+            }
+        }
+        assert!(PRICES.region.len() >= 30, "every commercial region: {}", PRICES.region.len());
+    }
+
+    #[test]
+    fn the_default_stack_costs() {
+        let config = Config::default_config();
+        let estimate = estimate(&config.stack.region, &Running::planned(&config, crate::TIERS));
+        assert!(estimate.is_complete(), "{}", estimate.render());
+        insta::assert_snapshot!("cost_default_stack", estimate.render());
+    }
+
+    #[test]
+    fn another_region_instance_type_and_storage_cost_their_own_prices() {
+        let mut config = Config::default_config();
+        config.stack.region = "eu-central-1".into();
+        config.compute.instance_type = "t4g.small".into();
+        config.compute.root_volume_gib = 30;
+        config.database.instance_class = "db.t4g.micro".into();
+        config.database.storage_type = "gp3".into();
+        config.database.allocated_storage_gib = 50;
+        let estimate = estimate(&config.stack.region, &Running::planned(&config, crate::TIERS));
+        assert!(estimate.is_complete(), "{}", estimate.render());
+        insta::assert_snapshot!("cost_frankfurt_t4g_gp3", estimate.render());
+    }
+
+    #[test]
+    fn a_price_the_table_lacks_is_named_and_the_total_is_a_lower_bound() {
+        let mut config = Config::default_config();
+        config.compute.instance_type = "x2iedn.32xlarge".into();
+        let estimate = estimate(&config.stack.region, &Running::planned(&config, crate::TIERS));
+        assert!(!estimate.is_complete());
+        assert!(estimate.amount().starts_with("at least $"), "{}", estimate.amount());
+        assert!(estimate.render().contains("no price for x2iedn.32xlarge in ap-northeast-1"), "{}", estimate.render());
+    }
+}

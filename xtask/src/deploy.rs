@@ -67,6 +67,9 @@ pub fn plan(session: &Session, teardown: bool, json: bool) -> anyhow::Result<boo
         }
     })?;
     let changes = !plan.graph.is_empty();
+    // What the stack of the named tiers costs once deployed, as infracost shows beside a plan.
+    let cost = (!teardown && changes)
+        .then(|| stack::cost::estimate(&config.stack.region, &stack::cost::Running::planned(config, &session.tiers)));
     if json {
         let prediction = plan.predict(&three_tier_core::Durations::aws());
         let document = serde_json::json!({
@@ -75,6 +78,7 @@ pub fn plan(session: &Session, teardown: bool, json: bool) -> anyhow::Result<boo
             "changes": changes,
             "plan": plan,
             "prediction": prediction,
+            "monthly_cost": cost,
         });
         println!("{}", serde_json::to_string_pretty(&document)?);
     } else {
@@ -82,6 +86,10 @@ pub fn plan(session: &Session, teardown: bool, json: bool) -> anyhow::Result<boo
             ctx.progress.line(assumption);
         }
         ctx.progress.line(plan.render().trim_end());
+        if let Some(cost) = cost {
+            ctx.progress
+                .line(format!("cost: {} a month while it runs (`cargo xtask cost --plan` itemizes)", cost.amount()));
+        }
     }
     Ok(changes)
 }

@@ -72,7 +72,7 @@ pub fn stacks(session: &Session, all_regions: bool) -> anyhow::Result<()> {
     }
     let now =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-    println!("{:<16} {:<20} {:<30} {:<8} {:>14}  lock", "region", "stack", "tiers", "age", "a month");
+    println!("{:<16} {:<20} {:<32} {:<8} {:>10}  lock", "region", "stack", "tiers", "age", "a month");
     let mut total = 0.0;
     for (region, summary) in rows {
         let tiers: Vec<&str> = summary.tiers.iter().map(|t| t.as_str()).collect();
@@ -87,7 +87,7 @@ pub fn stacks(session: &Session, all_regions: bool) -> anyhow::Result<()> {
         total += summary.cost.monthly;
         let lock = summary.locked_by.unwrap_or_else(|| "-".into());
         let cost = summary.cost.amount().replace("about ", "");
-        println!("{region:<16} {:<20} {:<30} {age:<8} {cost:>14}  {lock}", summary.name, tiers.join(", "));
+        println!("{region:<16} {:<20} {:<32} {age:<8} {cost:>10}  {lock}", summary.name, tiers.join(", "));
     }
     println!("together about ${total:.2} a month while they run; `cargo xtask cost --stack NAME` itemizes one");
     Ok(())

@@ -297,6 +297,7 @@ fn without_an_account_plan_shows_the_plan_for_an_account_without_the_stack() {
     }
     assert!(stderr.contains("instance three-tier-app (t3.micro, (looked up at deploy)"), "{stderr}");
     assert!(stderr.contains("deploy: about 6m01s; long pole: VPC three-tier-vpc"), "{stderr}");
+    assert!(stderr.contains("cost: about $") && stderr.contains("a month while it runs"), "{stderr}");
 
     let (code, stdout, stderr) = run_without_account(&["plan", "--json"]);
     assert_eq!(code, Some(0), "{stderr}");
@@ -305,6 +306,7 @@ fn without_an_account_plan_shows_the_plan_for_an_account_without_the_stack() {
     assert!(document["assumption"].as_str().unwrap().starts_with("no AWS credentials"));
     assert_eq!(document["plan"]["tiers"].as_array().unwrap().len(), 4);
     assert!(document["prediction"]["seconds"].as_f64().unwrap() > 360.0);
+    assert!(document["monthly_cost"]["monthly"].as_f64().unwrap() > 50.0, "{document}");
 
     let (code, _, stderr) = run_without_account(&["plan", "--detailed-exitcode"]);
     assert_eq!(code, Some(2), "changes to make: {stderr}");

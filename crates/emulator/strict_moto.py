@@ -19,8 +19,9 @@ launcher wraps moto's backends, in this process, before it serves:
 - Eventual consistency: a new instance profile (or one just given its role) is refused by
   RunInstances for a while, and a new instance is unknown by its id to DescribeInstances,
   TerminateInstances and RegisterTargets for a moment.
-- A log of every request (service, action, status), served at GET /three-tier/requests,
-  and fault injection (see RequestLog).
+- A log of every request (service, action, region, status), served at GET
+  /three-tier/requests, fault injection per region, and a clock per region that tests
+  freeze, advance or speed up (see RequestLog and Clocks).
 
 It is pinned to the moto version in requirements.txt: it reaches into moto's models.
 """
@@ -46,6 +47,64 @@ def scaled(name):
     return DURATIONS[name] * SCALE
 
 
+class Clocks:
+    """AWS time, one clock per region, which tests control (POST /three-tier/clock).
+
+    A region's clock runs with the real one until a test freezes it, advances it by some
+    seconds of AWS time, or runs it faster: a state then holds, or ends, exactly when the
+    test says, however loaded the machine. Every moment the emulator keeps is a stamp of
+    the clock of the region whose request made it (a thread-local set per request), and
+    is read against that same clock.
+    """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        # region -> (real time at the last change, clock time then, rate)
+        self.regions = {}
+        self.local = threading.local()
+
+    def now(self, region):
+        real = time.monotonic()
+        with self.lock:
+            base_real, base_clock, rate = self.regions.get(region, (0.0, 0.0, 1.0))
+        return base_clock + (real - base_real) * rate
+
+    def set(self, region, change):
+        """`change`: {"freeze": true} | {"rate": R} (1 runs it as real time again) |
+        {"advance": seconds of AWS time} | {"reset": true}."""
+        now = self.now(region)
+        with self.lock:
+            _, _, rate = self.regions.get(region, (0.0, 0.0, 1.0))
+            if change.get("reset"):
+                self.regions.pop(region, None)
+                return {"region": region, "rate": 1.0}
+            if change.get("freeze"):
+                rate = 0.0
+            if "rate" in change:
+                rate = float(change["rate"])
+            now += float(change.get("advance", 0.0)) * SCALE
+            self.regions[region] = (time.monotonic(), now, rate)
+            return {"region": region, "rate": rate}
+
+    def region(self):
+        return getattr(self.local, "region", "")
+
+
+CLOCKS = Clocks()
+
+
+def stamp():
+    """Now, on the clock of the region whose request is being answered."""
+    region = CLOCKS.region()
+    return (region, CLOCKS.now(region))
+
+
+def age(stamped):
+    """How long ago `stamped` was, on the clock it was taken with."""
+    region, at = stamped
+    return CLOCKS.now(region) - at
+
+
 def timed_attribute(cls, attribute, young):
     """Makes `cls.attribute` show an earlier value while the stored one is young.
 
@@ -55,17 +114,17 @@ def timed_attribute(cls, attribute, young):
     store = "_three_tier_" + attribute
 
     def get(self):
-        value, since = getattr(self, store, (None, 0.0))
+        value, since = getattr(self, store, (None, None))
         shown = young.get(value)
-        if shown and time.monotonic() - since < scaled(shown[1]):
+        if shown and since is not None and age(since) < scaled(shown[1]):
             return shown[0]
         return value
 
     def set(self, value):
         # Setting the value it already has (moto "activates" a load balancer on every
         # describe) does not restart its clock.
-        if getattr(self, store, (None, 0.0))[0] != value:
-            setattr(self, store, (value, time.monotonic()))
+        if getattr(self, store, (None, None))[0] != value:
+            setattr(self, store, (value, stamp()))
 
     setattr(cls, attribute, property(get, set))
 
@@ -81,9 +140,8 @@ VPC_DELETION = threading.local()
 
 
 def lingering_interfaces():
-    now = time.monotonic()
     with LINGERING_LOCK:
-        LINGERING[:] = [entry for entry in LINGERING if now - entry[2] < scaled("load_balancer_interfaces_linger")]
+        LINGERING[:] = [entry for entry in LINGERING if age(entry[2]) < scaled("load_balancer_interfaces_linger")]
         return list(LINGERING)
 
 
@@ -100,7 +158,7 @@ def install():
         """Forgets RDS instances whose deletion has taken its time."""
         for identifier, database in list(backend.databases.items()):
             since = getattr(database, "_three_tier_deleting", None)
-            if since is not None and time.monotonic() - since >= scaled("db_instance_deleted"):
+            if since is not None and age(since) >= scaled("db_instance_deleted"):
                 backend.databases.pop(identifier, None)
 
     # --- time ---
@@ -134,7 +192,7 @@ def install():
     def register(self, targets):
         registered = self.__dict__.setdefault("_three_tier_registered", {})
         for target in targets:
-            registered[target["Id"]] = time.monotonic()
+            registered[target["Id"]] = stamp()
         return original_register(self, targets)
 
     FakeTargetGroup.register = register
@@ -148,14 +206,14 @@ def install():
         since = self.__dict__.get("_three_tier_registered", {}).get(target["Id"])
         if health.status != "healthy" or since is None:
             return health
-        now = time.monotonic()
         instance = ec2_backend.get_instance_by_id(target["Id"])
         launched = getattr(instance, "_three_tier_launched", None)
-        app_up = since if launched is None else launched + scaled("instance_running") + scaled("user_data_boot")
-        checked = since + scaled("target_healthy")
-        if now < checked:
+        # How long ago the checks began, and the app came up (negative: not yet).
+        checked = age(since) - scaled("target_healthy")
+        app_up = age(since) if launched is None else age(launched) - scaled("instance_running") - scaled("user_data_boot")
+        if checked < 0:
             health.status, health.reason, health.description = "initial", "Elb.InitialHealthChecking", "Initial health checks in progress"
-        elif app_up > checked and now < app_up + scaled("target_recovery"):
+        elif app_up < checked and app_up < scaled("target_recovery"):
             health.status, health.reason, health.description = "unhealthy", "Target.FailedHealthChecks", "Health checks failed"
         return health
 
@@ -328,7 +386,7 @@ def install():
         def create(self, *args, **kwargs):
             made = original(self, *args, **kwargs)
             if not skip(kwargs):
-                made._three_tier_created = time.monotonic()
+                made._three_tier_created = stamp()
             return made
 
         return create
@@ -420,13 +478,12 @@ def install():
             raise EC2ClientError("InvalidIPAddress.InUse", f"Address {allocation_id} is in use by {holders[0]}.")
         # As AWS, for a while after the NAT gateway that held it is `deleted`, the address
         # is refused as if it were not the caller's.
-        now = time.monotonic()
         just_deleted = [
             n.id
             for n in self.nat_gateways.values()
             if n.state == "deleted"
             and any(a.get("allocationId") == allocation_id for a in n.address_set)
-            and now < getattr(n, "_three_tier_state", (None, 0.0))[1] + scaled("nat_gateway_deleted") + scaled("address_release_delay")
+            and age(n._three_tier_state[1]) < scaled("nat_gateway_deleted") + scaled("address_release_delay")
         ]
         if allocation_id and just_deleted:
             raise EC2ClientError("AuthFailure", "You do not have permission to access the specified resource.")
@@ -473,7 +530,7 @@ def install():
         lb = self.load_balancers.get(arn)
         if lb is not None:
             with LINGERING_LOCK:
-                LINGERING.append(({s.id for s in lb.subnets}, set(lb.security_groups or []), time.monotonic()))
+                LINGERING.append(({s.id for s in lb.subnets}, set(lb.security_groups or []), stamp()))
         return original_delete_lb(self, arn)
 
     ELBv2Backend.delete_load_balancer = delete_load_balancer
@@ -525,7 +582,7 @@ def install():
         deleted = original_delete_db(self, db_instance_identifier, final_db_snapshot_identifier, skip_final_snapshot, delete_automated_backups)
         # AWS takes minutes: the instance stays, `deleting`, until then.
         deleted.status = "deleting"
-        deleted._three_tier_deleting = time.monotonic()
+        deleted._three_tier_deleting = stamp()
         self.databases[db_instance_identifier] = deleted
         return deleted
 
@@ -559,7 +616,7 @@ def install():
     from moto.iam.models import IAMBackend
 
     def touch_profile(profile):
-        profile._three_tier_changed = time.monotonic()
+        profile._three_tier_changed = stamp()
         return profile
 
     original_create_profile = IAMBackend.create_instance_profile
@@ -578,7 +635,7 @@ def install():
 
     def young(thing, stamp, duration):
         since = getattr(thing, stamp, None)
-        return since is not None and time.monotonic() - since < scaled(duration)
+        return since is not None and age(since) < scaled(duration)
 
     original_run = EC2Backend.run_instances
 
@@ -603,7 +660,7 @@ def install():
                 )
         reservation = original_run(self, image_id, count, user_data, security_group_names, **kwargs)
         for instance in reservation.instances:
-            instance._three_tier_launched = time.monotonic()
+            instance._three_tier_launched = stamp()
         return reservation
 
     EC2Backend.run_instances = run_instances
@@ -658,7 +715,7 @@ def install():
         for instance_id in kwargs.get("instance_ids") or []:
             instance = ec2.get_instance_by_id(instance_id)
             launched = getattr(instance, "_three_tier_launched", None)
-            agent_online = launched is None or time.monotonic() - launched >= scaled("instance_running") + scaled("ssm_agent_registered")
+            agent_online = launched is None or age(launched) >= scaled("instance_running") + scaled("ssm_agent_registered")
             if instance is None or not agent_online:
                 raise SSMException("InvalidInstanceId", f"Instances [[{instance_id}]] not in a valid state for account {self.account_id}")
         return original_send_command(self, *args, **kwargs)
@@ -690,10 +747,16 @@ def error_response(start_response, service_kind, code, message, status="400 Bad 
 
 
 class RequestLog:
-    """WSGI middleware: records each request's service, action and status, in order, and
-    injects faults when asked (POST /three-tier/faults with a JSON object):
+    """WSGI middleware: records each request's service, action, region and status, in
+    order, and injects faults when asked.
 
-    - "region": only requests to this region are touched (tests share one emulator);
+    GET /three-tier/requests lists them; `?since=N` from the Nth on (N from an earlier
+    `/three-tier/requests/count`), `&region=R` only a region's, so a test counts its own.
+
+    POST /three-tier/faults sets one region's faults (tests share one emulator, each in a
+    region of its own), a JSON object:
+
+    - "region": the region (required); `{"region": R}` alone clears its faults, `{}` all;
     - "throttle_every": N: every Nth request is throttled, as AWS does under load (the
       SDK retries these);
     - "throttle_fraction" and "server_error_fraction": that share of requests, drawn from a
@@ -704,35 +767,45 @@ class RequestLog:
       the run died there.
     - "latency_ms": N: every request of the region is answered N ms late, as AWS answers
       from across a network (80 ms is a typical round trip to a nearby region).
+
+    POST /three-tier/clock sets a region's clock (see Clocks): {"region": R, "freeze":
+    true}, {"region": R, "advance": 120}, {"region": R, "rate": 10}, {"region": R,
+    "reset": true}.
     """
 
     def __init__(self, app):
         self.app = app
         self.entries = []
         self.lock = threading.Lock()
-        self.set_faults({})
+        # region -> (faults, counts, random)
+        self.faults = {}
 
     def set_faults(self, faults):
-        self.faults = faults
-        self.counts = {"requests": 0, "mutating": 0}
-        self.random = random.Random(faults.get("seed", 0))
+        region = faults.get("region")
+        if region is None:
+            self.faults.clear()
+        elif len(faults) == 1:
+            self.faults.pop(region, None)
+        else:
+            self.faults[region] = (faults, {"requests": 0, "mutating": 0}, random.Random(faults.get("seed", 0)))
 
     def inject(self, service, region, action, start_response):
-        faults = self.faults
-        if not faults or faults.get("region") != region:
+        with self.lock:
+            faults, counts, draws = self.faults.get(region, (None, None, None))
+        if not faults:
             return None
         if faults.get("latency_ms"):
             # Outside the lock: requests in flight together wait together, as on AWS.
             time.sleep(faults["latency_ms"] / 1000)
         kind = "json" if service in ("ssm", "secretsmanager") else ("ec2" if service == "ec2" else "query")
         with self.lock:
-            self.counts["requests"] += 1
-            requests = self.counts["requests"]
+            counts["requests"] += 1
+            requests = counts["requests"]
             mutating = not action.startswith(READS)
             if mutating:
-                self.counts["mutating"] += 1
-            nth_mutating = self.counts["mutating"] if mutating else None
-            roll = self.random.random()
+                counts["mutating"] += 1
+            nth_mutating = counts["mutating"] if mutating else None
+            roll = draws.random()
         every = faults.get("throttle_every")
         throttle_fraction = faults.get("throttle_fraction", 0.0)
         server_error_fraction = faults.get("server_error_fraction", 0.0)
@@ -750,39 +823,48 @@ class RequestLog:
             return 400, error_response(start_response, kind, "InjectedFailure", f"three-tier: {action} failed on purpose")
         return None
 
+    def answer(self, start_response, document):
+        body = json.dumps(document).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path == "/three-tier/requests":
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            since = int((query.get("since") or ["0"])[0])
+            region = (query.get("region") or [None])[0]
             with self.lock:
-                body = json.dumps(self.entries).encode()
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
-        if path == "/three-tier/requests/clear":
+                entries = [e for e in self.entries[since:] if region is None or e["region"] == region]
+            return self.answer(start_response, entries)
+        if path == "/three-tier/requests/count":
             with self.lock:
-                self.entries.clear()
-            start_response("200 OK", [("Content-Length", "0")])
-            return [b""]
+                return self.answer(start_response, len(self.entries))
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
         if path == "/three-tier/faults":
             with self.lock:
                 self.set_faults(json.loads(body or b"{}"))
-            start_response("200 OK", [("Content-Length", "0")])
-            return [b""]
+            return self.answer(start_response, {})
+        if path == "/three-tier/clock":
+            change = json.loads(body or b"{}")
+            return self.answer(start_response, CLOCKS.set(change["region"], change))
         service = region = ""
         authorization = environ.get("HTTP_AUTHORIZATION", "")
         if "Credential=" in authorization:
             scope = authorization.split("Credential=", 1)[1].split(",", 1)[0].split("/")
             region = scope[2] if len(scope) > 2 else ""
             service = scope[3] if len(scope) > 3 else ""
+        # Whatever this request stamps or reads of time is on its region's clock.
+        CLOCKS.local.region = region
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         action = target.split(".")[-1] if target else (parse_qs(body.decode("utf-8", "replace")).get("Action") or [""])[0]
         injected = self.inject(service, region, action, start_response) if service and action else None
         if injected is not None:
             code, response = injected
             with self.lock:
-                self.entries.append({"service": service, "action": action, "status": code})
+                self.entries.append({"service": service, "action": action, "region": region, "status": code})
             return response
         status = {}
 
@@ -793,7 +875,7 @@ class RequestLog:
         result = self.app(environ, recording_start_response)
         if service and action:
             with self.lock:
-                self.entries.append({"service": service, "action": action, "status": status.get("code", 0)})
+                self.entries.append({"service": service, "action": action, "region": region, "status": status.get("code", 0)})
         return result
 
 

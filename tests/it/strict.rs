@@ -2,11 +2,13 @@
 //! passes for what AWS takes minutes to do. (These tests need the strict emulator, the
 //! default; they are skipped with a note under `THREE_TIER_EMULATOR=plain`.)
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_ec2::types::NatGatewayState;
 use three_tier_core::error::Answer;
 use three_tier_core::{AwsContext, AwsResultExt, Config, Result, RouteTableRole, SecurityGroupRole, SubnetRole};
+
+use emulator::Clock;
 
 use crate::support::{clean, config_in, context, emulator};
 
@@ -27,15 +29,30 @@ async fn nat_state(ctx: &AwsContext, id: &str) -> NatGatewayState {
     answer.nat_gateways()[0].state().cloned().unwrap()
 }
 
-async fn eventually<F: std::future::Future<Output = bool>>(limit: Duration, mut check: impl FnMut() -> F) -> bool {
-    let started = Instant::now();
-    while started.elapsed() < limit {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+/// A region's clock in the strict emulator, stopped: a state holds exactly as long as the
+/// test needs, however loaded the machine, and ends when the test moves the clock on past
+/// its AWS duration. It runs again, from where it stands, when dropped.
+struct FrozenClock {
+    region: String,
+}
+
+impl FrozenClock {
+    fn stop(region: &str) -> FrozenClock {
+        emulator().set_clock(region, Clock::Freeze).unwrap();
+        FrozenClock { region: region.to_owned() }
     }
-    false
+
+    /// Moves it on past AWS's typical time for `duration` (a key of durations.json).
+    fn pass(&self, duration: &str) {
+        let seconds = three_tier_core::Durations::aws().get(duration) + 1.0;
+        emulator().set_clock(&self.region, Clock::Advance(Duration::from_secs_f64(seconds))).unwrap();
+    }
+}
+
+impl Drop for FrozenClock {
+    fn drop(&mut self) {
+        let _ = emulator().set_clock(&self.region, Clock::Rate(1.0));
+    }
 }
 
 #[tokio::test]
@@ -43,7 +60,7 @@ async fn a_teardown_in_the_wrong_order_fails_on_the_rules_aws_enforces() {
     if !strict() {
         return;
     }
-    let config = config_in("it-order2", "us-east-1");
+    let config = config_in("it-order2", "me-south-1");
     let ctx = context(&config).await;
     clean(&ctx, &config).await;
     let network = network::deploy(&ctx, &config).await.unwrap();
@@ -79,22 +96,21 @@ async fn a_teardown_in_the_wrong_order_fails_on_the_rules_aws_enforces() {
     assert_eq!(code(ec2.delete_vpc().vpc_id(&network.vpc_id).send().await.aws("DeleteVpc")), "DependencyViolation");
 
     // The NAT gateway is `deleting` for a while, and its address stays held until it is `deleted`.
+    let clock = FrozenClock::stop(&config.stack.region);
     ec2.delete_nat_gateway().nat_gateway_id(&network.nat_gateway_id).send().await.unwrap();
     assert_eq!(nat_state(&ctx, &network.nat_gateway_id).await, NatGatewayState::Deleting);
     assert_eq!(
         code(ec2.release_address().allocation_id(&network.eip_allocation_id).send().await.aws("ReleaseAddress")),
         "InvalidIPAddress.InUse"
     );
-    let deleted = eventually(Duration::from_secs(10), || async {
-        nat_state(&ctx, &network.nat_gateway_id).await == NatGatewayState::Deleted
-    })
-    .await;
-    assert!(deleted, "the NAT gateway ends `deleted`");
+    clock.pass("nat_gateway_deleted");
+    assert_eq!(nat_state(&ctx, &network.nat_gateway_id).await, NatGatewayState::Deleted);
     // Then, for a while, AWS refuses to release its address as if it were another's.
     assert_eq!(
         code(ec2.release_address().allocation_id(&network.eip_allocation_id).send().await.aws("ReleaseAddress")),
         "AuthFailure"
     );
+    drop(clock);
 
     // The right order still works, riding out that refusal.
     let plan = network::plan_teardown(&ctx, &config).await.unwrap();
@@ -107,15 +123,17 @@ async fn a_deleted_load_balancers_interfaces_hold_its_subnets_for_a_while() {
     if !strict() {
         return;
     }
-    let config = config_in("it-linger", "us-east-1");
+    let config = config_in("it-linger", "eu-south-2");
     let ctx = context(&config).await;
     clean(&ctx, &config).await;
     let network = network::deploy(&ctx, &config).await.unwrap();
     let alb_out = alb::deploy(&ctx, &config, &network).await.unwrap();
 
+    let clock = FrozenClock::stop(&config.stack.region);
     ctx.elbv2.delete_load_balancer().load_balancer_arn(&alb_out.load_balancer_arn).send().await.unwrap();
     let subnet = network.subnet(SubnetRole::AlbB);
     assert_eq!(code(ctx.ec2.delete_subnet().subnet_id(subnet).send().await.aws("DeleteSubnet")), "DependencyViolation");
+    drop(clock);
     // The network teardown that follows rides it out (DependencyViolation is retried).
     let plan = stack::plan_teardown(&ctx, &config, stack::TIERS, false).await.unwrap();
     stack::teardown(&ctx, &plan).await.unwrap();
@@ -127,7 +145,7 @@ async fn invalid_alb_and_rds_requests_are_refused_with_aws_codes() {
     if !strict() {
         return;
     }
-    let config: Config = config_in("it-params", "us-east-1");
+    let config: Config = config_in("it-params", "ap-southeast-3");
     let ctx = context(&config).await;
     clean(&ctx, &config).await;
     let network = network::deploy(&ctx, &config).await.unwrap();
@@ -192,27 +210,25 @@ async fn invalid_alb_and_rds_requests_are_refused_with_aws_codes() {
     );
 
     // An RDS instance is `creating` for a while; deleting it needs SkipFinalSnapshot or a snapshot name.
+    let clock = FrozenClock::stop(&config.stack.region);
     db("it-strict-db").manage_master_user_password(true).send().await.unwrap();
-    let status = |ctx: &AwsContext| {
-        let rds = ctx.rds.clone();
-        async move {
-            let answer = rds.describe_db_instances().db_instance_identifier("it-strict-db").send().await.unwrap();
-            answer.db_instances()[0].db_instance_status().unwrap_or_default().to_owned()
-        }
+    let status = || async {
+        let answer = ctx.rds.describe_db_instances().db_instance_identifier("it-strict-db").send().await.unwrap();
+        answer.db_instances()[0].db_instance_status().unwrap_or_default().to_owned()
     };
-    assert_eq!(status(&ctx).await, "creating");
-    assert!(eventually(Duration::from_secs(15), || async { status(&ctx).await == "available" }).await);
+    assert_eq!(status().await, "creating");
+    clock.pass("db_instance_available");
+    assert_eq!(status().await, "available");
     assert_eq!(
         code(ctx.rds.delete_db_instance().db_instance_identifier("it-strict-db").send().await.aws("DeleteDBInstance")),
         "InvalidParameterCombination"
     );
     ctx.rds.delete_db_instance().db_instance_identifier("it-strict-db").skip_final_snapshot(true).send().await.unwrap();
-    assert_eq!(status(&ctx).await, "deleting");
-    let gone = eventually(Duration::from_secs(15), || async {
-        ctx.rds.describe_db_instances().db_instance_identifier("it-strict-db").send().await.is_err()
-    })
-    .await;
-    assert!(gone, "a deleted RDS instance is gone after a while");
+    assert_eq!(status().await, "deleting");
+    clock.pass("db_instance_deleted");
+    let gone = ctx.rds.describe_db_instances().db_instance_identifier("it-strict-db").send().await;
+    assert!(gone.is_err(), "a deleted RDS instance is gone after a while");
+    drop(clock);
 
     clean(&ctx, &config).await;
 }
@@ -324,11 +340,12 @@ async fn the_emulator_logs_every_request_with_its_status() {
     let config = config_in("it-strict-log", "us-east-1");
     let ctx = context(&config).await;
     let marker = "it-strict-log-marker";
+    let mark = emulator().request_mark().unwrap();
     let _ = ctx.ec2.describe_vpcs().vpc_ids("vpc-00000000").send().await;
     let _ = ctx.iam.get_role().role_name(marker).send().await;
-    let log = emulator().requests().unwrap();
+    let log = emulator().requests_since(mark, &config.stack.region).unwrap();
     let position = log.iter().rposition(|r| r.service == "iam" && r.action == "GetRole" && r.status == 404);
-    assert!(position.is_some(), "GetRole of a missing role is logged with 404");
+    assert!(position.is_some(), "GetRole of a missing role is logged with 404, and its region: {log:?}");
     assert!(log.iter().any(|r| r.service == "ec2" && r.action == "DescribeVpcs" && r.status >= 400));
 }
 
@@ -337,21 +354,44 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
     if !strict() {
         return;
     }
-    let config = config_in("it-time", "us-east-1");
+    let config = config_in("it-time", "eu-west-2");
     let ctx = context(&config).await;
     clean(&ctx, &config).await;
-
-    // A new NAT gateway is `pending` for a while, then `available`: the network's plan
-    // without its wait for the NAT gateway (and the route through it) leaves it pending.
-    let (_, plan) = network::plan_deploy(&ctx, &config).await.unwrap();
-    let wait =
-        plan.steps.iter().position(|s| matches!(s, network::NetworkStep::WaitNatGatewayAvailable { .. })).unwrap();
-    let steps = plan.steps[..wait].to_vec();
-    network::apply(&ctx, &three_tier_core::Plan { steps, ..plan.clone() }).await.unwrap();
-    let nat_gateway = network::observe(&ctx, &config.stack.name).await.unwrap().nat_gateway().unwrap().id.clone();
-    assert_eq!(nat_state(&ctx, &nat_gateway).await, NatGatewayState::Pending);
     let network = network::deploy(&ctx, &config).await.unwrap();
-    assert_eq!(nat_state(&ctx, &network.nat_gateway_id).await, NatGatewayState::Available);
+    let alb_out = alb::deploy(&ctx, &config, &network).await.unwrap();
+    let image = ctx.ssm.get_parameter().name(&config.compute.ami_parameter).send().await.unwrap();
+    let image = image.parameter().and_then(|p| p.value()).unwrap().to_owned();
+    let ec2 = &ctx.ec2;
+
+    // From here the region's clock moves only when the test says.
+    let clock = FrozenClock::stop(&config.stack.region);
+
+    // A new NAT gateway is `pending` for a while, then `available`.
+    let address = ec2.allocate_address().domain(aws_sdk_ec2::types::DomainType::Vpc).send().await.unwrap();
+    let allocation_id = address.allocation_id().unwrap().to_owned();
+    let nat = ec2
+        .create_nat_gateway()
+        .subnet_id(network.subnet(SubnetRole::AlbB))
+        .allocation_id(&allocation_id)
+        .send()
+        .await
+        .unwrap();
+    let nat_id = nat.nat_gateway().and_then(|n| n.nat_gateway_id()).unwrap().to_owned();
+    // (By its VPC: by its id, a new NAT gateway is unknown for a moment.)
+    let nat_in_vpc = || async {
+        let vpc = aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(&network.vpc_id).build();
+        let answer = ec2.describe_nat_gateways().filter(vpc).send().await.unwrap();
+        answer.nat_gateways().iter().find(|n| n.nat_gateway_id() == Some(nat_id.as_str())).unwrap().state().cloned()
+    };
+    assert_eq!(nat_in_vpc().await, Some(NatGatewayState::Pending));
+    clock.pass("nat_gateway_available");
+    assert_eq!(nat_state(&ctx, &nat_id).await, NatGatewayState::Available);
+    ec2.delete_nat_gateway().nat_gateway_id(&nat_id).send().await.unwrap();
+    assert_eq!(nat_state(&ctx, &nat_id).await, NatGatewayState::Deleting);
+    clock.pass("nat_gateway_deleted");
+    assert_eq!(nat_state(&ctx, &nat_id).await, NatGatewayState::Deleted);
+    clock.pass("address_release_delay");
+    ec2.release_address().allocation_id(&allocation_id).send().await.unwrap();
 
     // A new load balancer is `provisioning` for a while, then `active`.
     let created = ctx
@@ -365,21 +405,15 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
         .await
         .unwrap();
     let arn = created.load_balancers()[0].load_balancer_arn().unwrap().to_owned();
-    let lb_state = || {
-        let elbv2 = ctx.elbv2.clone();
-        let arn = arn.clone();
-        async move {
-            let answer = elbv2.describe_load_balancers().load_balancer_arns(arn).send().await.unwrap();
-            answer.load_balancers()[0].state().and_then(|s| s.code()).map(|c| c.as_str().to_owned()).unwrap()
-        }
+    let lb_state = || async {
+        let answer = ctx.elbv2.describe_load_balancers().load_balancer_arns(&arn).send().await.unwrap();
+        answer.load_balancers()[0].state().and_then(|s| s.code()).map(|c| c.as_str().to_owned()).unwrap()
     };
     assert_eq!(lb_state().await, "provisioning");
-    assert!(eventually(Duration::from_secs(10), || async { lb_state().await == "active" }).await);
+    clock.pass("load_balancer_active");
+    assert_eq!(lb_state().await, "active");
     ctx.elbv2.delete_load_balancer().load_balancer_arn(&arn).send().await.unwrap();
 
-    let alb_out = alb::deploy(&ctx, &config, &network).await.unwrap();
-    let image = ctx.ssm.get_parameter().name(&config.compute.ami_parameter).send().await.unwrap();
-    let image = image.parameter().and_then(|p| p.value()).unwrap().to_owned();
     let launched = ctx
         .ec2
         .run_instances()
@@ -392,28 +426,21 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
         .await
         .unwrap();
     let id = launched.instances()[0].instance_id().unwrap().to_owned();
-    // A moment after launch EC2 and ELB do not know the instance by its id yet.
+    // Right after launch EC2 and ELB do not know the instance by its id yet.
     let target = aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder().id(&id).port(3030).build();
     let unknown = ctx.ec2.describe_instances().instance_ids(&id).send().await.aws("DescribeInstances");
     assert_eq!(code(unknown), "InvalidInstanceID.NotFound");
     let register = ctx.elbv2.register_targets().target_group_arn(&alb_out.app_target_group_arn).targets(target.clone());
     assert_eq!(code(register.send().await.aws("RegisterTargets")), "InvalidTarget");
-    let state = |ctx: &AwsContext, id: String| {
-        let ec2 = ctx.ec2.clone();
-        async move {
-            match ec2.describe_instances().instance_ids(id).send().await.aws("DescribeInstances") {
-                Ok(answer) => answer.reservations()[0].instances()[0]
-                    .state()
-                    .and_then(|s| s.name())
-                    .map(|n| n.as_str().to_owned())
-                    .unwrap(),
-                Err(err) if err.is_not_found() => "unknown".to_owned(),
-                Err(err) => panic!("{err}"),
-            }
-        }
+    let state = || async {
+        let answer = ctx.ec2.describe_instances().instance_ids(&id).send().await.unwrap();
+        let instance = &answer.reservations()[0].instances()[0];
+        instance.state().and_then(|s| s.name()).map(|n| n.as_str().to_owned()).unwrap()
     };
-    assert!(eventually(Duration::from_secs(10), || async { state(&ctx, id.clone()).await == "pending" }).await);
-    assert!(eventually(Duration::from_secs(10), || async { state(&ctx, id.clone()).await == "running" }).await);
+    clock.pass("instance_visible");
+    assert_eq!(state().await, "pending");
+    clock.pass("instance_running");
+    assert_eq!(state().await, "running");
     // SSM knows the instance only once its agent has registered, a minute after it runs.
     let send = || {
         ctx.ssm
@@ -429,25 +456,27 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
     // checks, `unhealthy` while the user data still starts nginx, then `healthy` after
     // five passing checks: `verify` right after a deploy has to wait for it.
     ctx.elbv2.register_targets().target_group_arn(&alb_out.app_target_group_arn).targets(target).send().await.unwrap();
-    let health = |ctx: &AwsContext| {
-        let elbv2 = ctx.elbv2.clone();
-        let group = alb_out.app_target_group_arn.clone();
-        async move {
-            let answer = elbv2.describe_target_health().target_group_arn(group).send().await.unwrap();
-            let state = answer.target_health_descriptions()[0].target_health().and_then(|h| h.state()).cloned();
-            state.map(|s| s.as_str().to_owned()).unwrap_or_default()
-        }
+    let health = || async {
+        let answer =
+            ctx.elbv2.describe_target_health().target_group_arn(&alb_out.app_target_group_arn).send().await.unwrap();
+        let state = answer.target_health_descriptions()[0].target_health().and_then(|h| h.state()).cloned();
+        state.map(|s| s.as_str().to_owned()).unwrap_or_default()
     };
-    assert_eq!(health(&ctx).await, "initial");
-    assert!(eventually(Duration::from_secs(10), || async { health(&ctx).await == "unhealthy" }).await);
-    assert!(eventually(Duration::from_secs(10), || async { health(&ctx).await == "healthy" }).await);
-
-    assert!(eventually(Duration::from_secs(10), || async { send().await.is_ok() }).await);
+    assert_eq!(health().await, "initial");
+    clock.pass("target_healthy");
+    assert_eq!(health().await, "unhealthy");
+    clock.pass("ssm_agent_registered");
+    send().await.expect("the agent has registered");
+    clock.pass("user_data_boot");
+    clock.pass("target_recovery");
+    assert_eq!(health().await, "healthy");
 
     ctx.ec2.terminate_instances().instance_ids(&id).send().await.unwrap();
-    assert_eq!(state(&ctx, id.clone()).await, "shutting-down");
-    assert!(eventually(Duration::from_secs(10), || async { state(&ctx, id.clone()).await == "terminated" }).await);
+    assert_eq!(state().await, "shutting-down");
+    clock.pass("instance_terminated");
+    assert_eq!(state().await, "terminated");
 
+    drop(clock);
     clean(&ctx, &config).await;
 }
 
@@ -456,9 +485,10 @@ async fn new_security_groups_route_tables_and_nat_gateways_are_unknown_by_id_for
     if !strict() {
         return;
     }
-    let config = config_in("it-young", "us-east-1");
+    let config = config_in("it-young", "ap-east-1");
     let ctx = context(&config).await;
     let ec2 = &ctx.ec2;
+    let clock = FrozenClock::stop(&config.stack.region);
     let vpc = ec2.create_vpc().cidr_block("10.9.0.0/16").send().await.unwrap();
     let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).unwrap().to_owned();
 
@@ -473,16 +503,18 @@ async fn new_security_groups_route_tables_and_nat_gateways_are_unknown_by_id_for
         .build();
     let authorize = || ec2.authorize_security_group_ingress().group_id(&group_id).ip_permissions(rule.clone()).send();
     assert_eq!(code(authorize().await.aws("AuthorizeSecurityGroupIngress")), "InvalidGroup.NotFound");
-    assert!(eventually(Duration::from_secs(10), || async { authorize().await.is_ok() }).await);
+    clock.pass("new_resource_visible");
+    authorize().await.expect("the group is known now");
 
     // A route table, the same.
-    let subnet = ec2.create_subnet().vpc_id(&vpc_id).cidr_block("10.9.0.0/24").availability_zone("us-east-1a").send();
+    let subnet = ec2.create_subnet().vpc_id(&vpc_id).cidr_block("10.9.0.0/24").availability_zone("ap-east-1a").send();
     let subnet_id = subnet.await.unwrap().subnet().and_then(|s| s.subnet_id()).unwrap().to_owned();
     let table = ec2.create_route_table().vpc_id(&vpc_id).send().await.unwrap();
     let table_id = table.route_table().and_then(|t| t.route_table_id()).unwrap().to_owned();
     let associate = || ec2.associate_route_table().route_table_id(&table_id).subnet_id(&subnet_id).send();
     assert_eq!(code(associate().await.aws("AssociateRouteTable")), "InvalidRouteTableID.NotFound");
-    assert!(eventually(Duration::from_secs(10), || async { associate().await.is_ok() }).await);
+    clock.pass("new_resource_visible");
+    associate().await.expect("the route table is known now");
 
     // A NAT gateway, to a describe by its id.
     let address = ec2.allocate_address().domain(aws_sdk_ec2::types::DomainType::Vpc).send().await.unwrap();
@@ -494,20 +526,15 @@ async fn new_security_groups_route_tables_and_nat_gateways_are_unknown_by_id_for
     let nat_id = nat.nat_gateway().and_then(|n| n.nat_gateway_id()).unwrap().to_owned();
     let describe = || ec2.describe_nat_gateways().nat_gateway_ids(&nat_id).send();
     assert_eq!(code(describe().await.aws("DescribeNatGateways")), "NatGatewayNotFound");
-    assert!(eventually(Duration::from_secs(10), || async { describe().await.is_ok() }).await);
+    clock.pass("new_resource_visible");
+    describe().await.expect("the NAT gateway is known now");
     // The network tier rides all three out: its deploys in these tests meet them every time.
 
     ec2.delete_nat_gateway().nat_gateway_id(&nat_id).send().await.unwrap();
-    assert!(
-        eventually(Duration::from_secs(10), || async { nat_state(&ctx, &nat_id).await == NatGatewayState::Deleted })
-            .await
-    );
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            ec2.release_address().allocation_id(&allocation_id).send().await.is_ok()
-        })
-        .await
-    );
+    clock.pass("nat_gateway_deleted");
+    assert_eq!(nat_state(&ctx, &nat_id).await, NatGatewayState::Deleted);
+    clock.pass("address_release_delay");
+    ec2.release_address().allocation_id(&allocation_id).send().await.unwrap();
 }
 
 #[tokio::test]
@@ -515,13 +542,14 @@ async fn a_new_instance_profile_is_refused_by_run_instances_for_a_while() {
     if !strict() {
         return;
     }
-    let config = config_in("it-profile-lag", "us-east-1");
+    let config = config_in("it-profile-lag", "af-south-1");
     let ctx = context(&config).await;
     let name = "it-profile-lag-profile";
     let _ = ctx.iam.remove_role_from_instance_profile().instance_profile_name(name).role_name(name).send().await;
     let _ = ctx.iam.delete_instance_profile().instance_profile_name(name).send().await;
     let _ = ctx.iam.delete_role().role_name(name).send().await;
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let clock = FrozenClock::stop(&config.stack.region);
     ctx.iam.create_role().role_name(name).assume_role_policy_document(trust).send().await.unwrap();
     ctx.iam.create_instance_profile().instance_profile_name(name).send().await.unwrap();
     ctx.iam.add_role_to_instance_profile().instance_profile_name(name).role_name(name).send().await.unwrap();
@@ -540,21 +568,15 @@ async fn a_new_instance_profile_is_refused_by_run_instances_for_a_while() {
     let refused = launch().await.aws("RunInstances").expect_err("IAM has not reached EC2 yet");
     assert!(refused.is(Answer::ProfilePropagating), "the compute tier retries this error: {refused}");
     // ... and taken once it has.
-    let started = Instant::now();
-    let launched = loop {
-        match launch().await.aws("RunInstances") {
-            Ok(answer) => break answer,
-            Err(err) if err.is(Answer::ProfilePropagating) && started.elapsed() < Duration::from_secs(10) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(err) => panic!("{err}"),
-        }
-    };
+    clock.pass("instance_profile_usable");
+    let launched = launch().await.expect("IAM has reached EC2");
     let id = launched.instances()[0].instance_id().unwrap();
     // EC2 takes a moment to know the new instance by its id, for termination too.
     let terminate = || ctx.ec2.terminate_instances().instance_ids(id).send();
     assert_eq!(code(terminate().await.aws("TerminateInstances")), "InvalidInstanceID.NotFound");
-    assert!(eventually(Duration::from_secs(10), || async { terminate().await.is_ok() }).await);
+    clock.pass("instance_visible");
+    terminate().await.expect("EC2 knows the instance now");
+    drop(clock);
     ctx.iam.remove_role_from_instance_profile().instance_profile_name(name).role_name(name).send().await.unwrap();
     ctx.iam.delete_instance_profile().instance_profile_name(name).send().await.unwrap();
     ctx.iam.delete_role().role_name(name).send().await.unwrap();
@@ -571,22 +593,28 @@ async fn throttling_is_ridden_out_and_a_run_that_dies_half_way_completes_when_ru
     let emulator = emulator();
 
     // Every third request throttled: the SDK's retries ride it out.
-    emulator.set_faults(&serde_json::json!({"region": "ap-northeast-2", "throttle_every": 3})).unwrap();
+    let region = config.stack.region.as_str();
+    let no_faults = serde_json::json!({ "region": region });
+    let mark = emulator.request_mark().unwrap();
+    emulator.set_faults(&serde_json::json!({"region": region, "throttle_every": 3})).unwrap();
     let deployed = network::deploy(&ctx, &config).await;
-    emulator.set_faults(&serde_json::json!({})).unwrap();
+    emulator.set_faults(&no_faults).unwrap();
     deployed.unwrap();
-    let throttled = emulator.requests().unwrap().iter().filter(|r| r.status == 400 && r.service == "ec2").count();
+    // This test's own requests only: every test shares the emulator's log.
+    let own = emulator.requests_since(mark, region).unwrap();
+    let throttled = own.iter().filter(|r| r.status == 400 && r.service == "ec2").count();
     assert!(throttled > 5, "requests were throttled ({throttled})");
     clean(&ctx, &config).await;
 
     // A random tenth of the requests throttled and another tenth answered 500 or 503.
-    let before = emulator.requests().unwrap().len();
-    let bad_day = serde_json::json!({"region": "ap-northeast-2", "throttle_fraction": 0.1, "server_error_fraction": 0.1, "seed": 7});
+    let mark = emulator.request_mark().unwrap();
+    let bad_day =
+        serde_json::json!({"region": region, "throttle_fraction": 0.1, "server_error_fraction": 0.1, "seed": 7});
     emulator.set_faults(&bad_day).unwrap();
     let deployed = network::deploy(&ctx, &config).await;
-    emulator.set_faults(&serde_json::json!({})).unwrap();
+    emulator.set_faults(&no_faults).unwrap();
     deployed.unwrap();
-    let statuses: Vec<u16> = emulator.requests().unwrap()[before..].iter().map(|r| r.status).collect();
+    let statuses: Vec<u16> = emulator.requests_since(mark, region).unwrap().iter().map(|r| r.status).collect();
     for status in [400, 500, 503] {
         assert!(statuses.contains(&status), "some requests were answered {status}: {statuses:?}");
     }
@@ -599,9 +627,9 @@ async fn throttling_is_ridden_out_and_a_run_that_dies_half_way_completes_when_ru
     clean(&ctx, &config).await;
 
     // The tenth change fails for good: the run stops there, and the next one completes.
-    emulator.set_faults(&serde_json::json!({"region": "ap-northeast-2", "fail_nth_mutating": 10})).unwrap();
+    emulator.set_faults(&serde_json::json!({"region": region, "fail_nth_mutating": 10})).unwrap();
     let failed = network::deploy(&ctx, &config).await;
-    emulator.set_faults(&serde_json::json!({})).unwrap();
+    emulator.set_faults(&no_faults).unwrap();
     assert_eq!(failed.unwrap_err().code(), Some("InjectedFailure"));
     network::deploy(&ctx, &config).await.unwrap();
     let observed = network::observe(&ctx, &config.stack.name).await.unwrap();

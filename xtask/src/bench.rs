@@ -70,7 +70,7 @@ fn measure_all(running: &emulator::Running, scale: f64) -> anyhow::Result<()> {
             anyhow::Ok([("no-op deploy", deploy), ("status", status), ("plan", plan), ("outputs", outputs)])
         }
         .await;
-        running.set_faults(&json!({}))?;
+        running.set_faults(&json!({ "region": REGION }))?;
         let distant = distant?;
         eprintln!("bench: teardown");
         let teardown_critical =

@@ -82,7 +82,22 @@ impl Running {
 
     /// Every request the strict emulator received, in order.
     pub fn requests(&self) -> Result<Vec<LoggedRequest>> {
-        let body = http(self.port, "GET", "/three-tier/requests")?;
+        self.read_log("/three-tier/requests")
+    }
+
+    /// Where the request log ends now: a mark for [`Running::requests_since`].
+    pub fn request_mark(&self) -> Result<usize> {
+        self.read_log("/three-tier/requests/count")
+    }
+
+    /// The requests to `region` since `mark`: a test's own, though every test shares the
+    /// emulator.
+    pub fn requests_since(&self, mark: usize, region: &str) -> Result<Vec<LoggedRequest>> {
+        self.read_log(&format!("/three-tier/requests?since={mark}&region={region}"))
+    }
+
+    fn read_log<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let body = http(self.port, "GET", path)?;
         serde_json::from_str(&body).map_err(|err| Error::Io {
             action: "read the emulator's request log".into(),
             fix: "is the emulator strict? (unset THREE_TIER_EMULATOR)",
@@ -90,11 +105,36 @@ impl Running {
         })
     }
 
-    /// Sets the strict emulator's fault injection (see `strict_moto.py`): a JSON object
-    /// such as `{"region": "us-east-1", "throttle_every": 3}`; `{}` turns it off.
+    /// Sets a region's fault injection (see `strict_moto.py`): a JSON object such as
+    /// `{"region": "us-east-1", "throttle_every": 3}`; `{"region": "us-east-1"}` alone
+    /// turns that region's off, `{}` every region's.
     pub fn set_faults(&self, faults: &serde_json::Value) -> Result<()> {
         http_with_body(self.port, "POST", "/three-tier/faults", &faults.to_string()).map(|_| ())
     }
+
+    /// Sets a region's clock: AWS's time there, which the strict emulator's states follow.
+    pub fn set_clock(&self, region: &str, change: Clock) -> Result<()> {
+        let change = match change {
+            Clock::Freeze => serde_json::json!({"region": region, "freeze": true}),
+            Clock::Advance(seconds) => serde_json::json!({"region": region, "advance": seconds.as_secs_f64()}),
+            Clock::Rate(rate) => serde_json::json!({"region": region, "rate": rate}),
+            Clock::Reset => serde_json::json!({"region": region, "reset": true}),
+        };
+        http_with_body(self.port, "POST", "/three-tier/clock", &change.to_string()).map(|_| ())
+    }
+}
+
+/// A change to a region's clock in the strict emulator.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Clock {
+    /// Stops it: every state holds until it is advanced or runs again.
+    Freeze,
+    /// Moves it on by this much AWS time (the emulator's time scale applies).
+    Advance(Duration),
+    /// Runs it at this multiple of real time: 1 is real time again, 10 ten times faster.
+    Rate(f64),
+    /// Back to real time, as if never changed.
+    Reset,
 }
 
 /// One request as the strict emulator logged it.
@@ -102,6 +142,9 @@ impl Running {
 pub struct LoggedRequest {
     pub service: String,
     pub action: String,
+    /// The region the request was signed for.
+    #[serde(default)]
+    pub region: String,
     pub status: u16,
 }
 

@@ -8,6 +8,7 @@ pub fn deploy(session: &Session) -> anyhow::Result<()> {
     let ctx = session.connect();
     ctx.progress.line(format!("deploying {}", session.describe_target()));
     let holder = Holder::this_process("cargo xtask deploy");
+    session.stop_on_ctrl_c();
     let deploy = stack::deploy_locked(&ctx, &session.config, &session.tiers, &holder, session.force_unlock);
     let outputs = session.runtime.block_on(deploy)?;
     if let Some(network) = &outputs.network {

@@ -192,19 +192,34 @@ fn main() -> ExitCode {
                 || err.chain().any(|cause| {
                     matches!(cause.downcast_ref::<three_tier_core::Error>(), Some(three_tier_core::Error::Config(_)))
                 });
+            let is = |wanted: fn(&three_tier_core::Error) -> bool| {
+                err.chain().any(|cause| cause.downcast_ref::<three_tier_core::Error>().is_some_and(wanted))
+            };
             // Another run holds the stack: nothing was done, and running again later may work.
-            let locked = err.chain().any(|cause| {
-                matches!(cause.downcast_ref::<three_tier_core::Error>(), Some(three_tier_core::Error::Locked { .. }))
-            });
+            let locked = is(|e| matches!(e, three_tier_core::Error::Locked { .. }));
+            // Ctrl-C: 130, as a shell reports a command ended by SIGINT.
+            let interrupted = is(|e| matches!(e, three_tier_core::Error::Interrupted { .. }));
+            if interrupted {
+                let args: Vec<String> = std::env::args().skip(1).map(|arg| shell_quoted(&arg)).collect();
+                eprintln!("  resume: cargo xtask {}", args.join(" "));
+            }
             ExitCode::from(if usage {
                 2
             } else if locked {
                 3
+            } else if interrupted {
+                130
             } else {
                 1
             })
         }
     }
+}
+
+/// `arg` as a shell reads it back.
+fn shell_quoted(arg: &str) -> String {
+    let plain = !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@".contains(c));
+    if plain { arg.to_owned() } else { format!("'{}'", arg.replace('\'', r"'\''")) }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context as _;
+use three_tier_core::interrupt::Interrupt;
 use three_tier_core::progress::Progress;
 use three_tier_core::wait::WaitSettings;
 use three_tier_core::{AwsContext, Config, ConfigError, Durations, Target, Tier};
@@ -18,6 +19,8 @@ pub struct Session {
     pub started: Instant,
     /// Take the stack's lock even from another run (`--force-unlock`).
     pub force_unlock: bool,
+    /// Raised by Ctrl-C once [`Session::stop_on_ctrl_c`] watches for it.
+    pub interrupt: Interrupt,
 }
 
 impl Session {
@@ -36,7 +39,15 @@ impl Session {
             Target::Aws
         };
         let runtime = tokio::runtime::Runtime::new()?;
-        Ok(Session { config, tiers, target, runtime, started: Instant::now(), force_unlock: args.force_unlock })
+        Ok(Session {
+            config,
+            tiers,
+            target,
+            runtime,
+            started: Instant::now(),
+            force_unlock: args.force_unlock,
+            interrupt: Interrupt::default(),
+        })
     }
 
     pub fn connect(&self) -> AwsContext {
@@ -51,12 +62,30 @@ impl Session {
             Target::Aws => WaitSettings::default(),
         };
         let mut ctx = self.runtime.block_on(AwsContext::connect(&self.target, region, waits, Progress::stderr()));
+        ctx.interrupt = self.interrupt.clone();
         if let Target::Emulator { .. } = self.target {
             // The strict emulator's clock runs AWS's durations at its time scale.
             let scale = emulator::Mode::from_env().time_scale.parse().unwrap_or(1.0);
             ctx.durations = Durations::aws().scaled(scale);
         }
         ctx
+    }
+
+    /// From now on, the first Ctrl-C asks the run to stop between steps (the calls in flight
+    /// finish, and the lock is released); a second one stops the process at once.
+    pub fn stop_on_ctrl_c(&self) {
+        let interrupt = self.interrupt.clone();
+        self.runtime.spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupt.raise();
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!(
+                        "stopped at once: what was in flight may be half-made; run the command again to finish it"
+                    );
+                    std::process::exit(130);
+                }
+            }
+        });
     }
 
     pub fn describe_target(&self) -> String {

@@ -21,6 +21,7 @@ pub fn teardown(session: &Session, yes: bool, cascade: bool) -> anyhow::Result<(
     }
     // Planned again under the stack's lock: what is deleted is what stands then.
     let holder = Holder::this_process("cargo xtask teardown");
+    session.stop_on_ctrl_c();
     let config = &session.config;
     let teardown = stack::teardown_locked(&ctx, config, &session.tiers, cascade, &holder, session.force_unlock);
     session.runtime.block_on(teardown)?;

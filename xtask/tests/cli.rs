@@ -363,3 +363,61 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn ctrl_c_stops_between_steps_releases_the_lock_and_the_next_deploy_finishes() {
+    use std::io::{BufRead, BufReader};
+    let running = emulator::Emulator::default().ensure_running().expect("the emulator starts");
+    let (stack, region) = ("cli-interrupt", "ca-west-1");
+    let config = tempdir("interrupt").join("config.toml");
+    std::fs::write(&config, DEFAULT.replace("ap-northeast-1", region)).unwrap();
+    let command = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        command
+            .args(args)
+            .args(["--stack", stack, "--config"])
+            .arg(&config)
+            .env("AWS_ENDPOINT_URL", running.endpoint())
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_PROFILE");
+        command
+    };
+    // What a failed earlier run of this test left.
+    running.set_clock(region, emulator::Clock::Rate(1.0)).unwrap();
+    assert!(command(&["teardown", "--yes"]).output().unwrap().status.success());
+
+    // AWS time at a crawl in this region: the database's creation lasts long enough to
+    // interrupt the deploy while it waits, with other steps in flight.
+    running.set_clock(region, emulator::Clock::Rate(0.02)).unwrap();
+    let mut deploy =
+        command(&["deploy"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(deploy.stderr.take().unwrap()).lines().map_while(Result::ok);
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let waiting = line.contains(&format!("{stack}-db becoming available"));
+        seen.push(line);
+        if waiting {
+            break;
+        }
+    }
+    assert!(Command::new("kill").args(["-INT", &deploy.id().to_string()]).status().unwrap().success());
+    seen.extend(lines);
+    let code = deploy.wait().unwrap().code();
+    let stderr = seen.join("\n");
+    running.set_clock(region, emulator::Clock::Rate(1.0)).unwrap();
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted: starting nothing new"), "{stderr}");
+    assert!(stderr.contains("steps done, the rest not started; nothing is half-made"), "{stderr}");
+    assert!(stderr.contains(&format!("resume: cargo xtask deploy --stack {stack} --config")), "{stderr}");
+
+    // The lock was released: the next deploy takes it at once and builds the rest.
+    let listed = String::from_utf8_lossy(&command(&["stacks"]).output().unwrap().stdout).into_owned();
+    let row = listed.lines().find(|line| line.contains(stack)).unwrap_or_default().to_owned();
+    assert!(row.ends_with(" -"), "no lock: {listed}");
+    let resumed = command(&["deploy"]).output().unwrap();
+    assert_eq!(resumed.status.code(), Some(0), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let status = String::from_utf8_lossy(&command(&["status"]).output().unwrap().stdout).into_owned();
+    assert_eq!(status.matches("matches the config").count(), 4, "{status}");
+    let teardown = command(&["teardown", "--yes"]).output().unwrap();
+    assert_eq!(teardown.status.code(), Some(0), "{}", String::from_utf8_lossy(&teardown.stderr));
+}

@@ -11,6 +11,7 @@ use std::future::Future;
 use crate::calls::CallLog;
 use crate::error::Result;
 use crate::graph::Durations;
+use crate::interrupt::Interrupt;
 use crate::progress::Progress;
 use crate::schedule::Schedule;
 use crate::wait::WaitSettings;
@@ -52,6 +53,8 @@ pub struct AwsContext {
     /// How long AWS's work typically takes where the requests go (the emulator's clock
     /// runs faster), for predictions measured against.
     pub durations: Durations,
+    /// Raised by Ctrl-C: runs stop starting steps (see `crate::interrupt`).
+    pub interrupt: Interrupt,
 }
 
 impl AwsContext {
@@ -119,6 +122,7 @@ impl AwsContext {
             progress,
             schedule: Schedule::default(),
             durations: Durations::aws(),
+            interrupt: Interrupt::default(),
         }
     }
 }

@@ -90,6 +90,12 @@ pub enum Error {
     )]
     Locked { stack: String, holder: String },
 
+    /// Ctrl-C stopped a run between steps.
+    #[error(
+        "interrupted: {done} of {total} steps done, the rest not started; nothing is half-made\n  fix: run the same command again: it plans from what exists and does the rest"
+    )]
+    Interrupted { done: usize, total: usize },
+
     /// A command needs a tier that is not deployed.
     #[error("the {tier} tier is not deployed in stack {stack}\n  fix: run `cargo xtask deploy` first")]
     NotDeployed { tier: Tier, stack: String },

@@ -8,6 +8,7 @@ pub mod calls;
 pub mod config;
 pub mod error;
 pub mod graph;
+pub mod interrupt;
 pub mod lock;
 pub mod naming;
 pub mod outputs;

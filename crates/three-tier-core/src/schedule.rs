@@ -51,7 +51,7 @@ pub async fn run<S: Step>(
         // consistency: for a moment the new id is unknown (`*.NotFound`). It is retried for
         // as long as such a delay lasts; the step it needs did finish.
         let uses_new = node.step.change() != Change::Delete && !planned_refs(&node.step).is_empty();
-        Box::pin(async move {
+        let future = Box::pin(async move {
             let result = if uses_new {
                 let what = format!("AWS to know what `{}` uses", node.step.describe());
                 let fix = "AWS has not made a resource this run created visible yet: run the command again in a minute";
@@ -69,12 +69,15 @@ pub async fn run<S: Step>(
                 run(ctx, &node.step, created).await
             };
             (index, result)
-        })
+        });
+        (index, future)
     };
     let mut running = Vec::new();
     let mut failures = Vec::new();
+    let mut done = 0;
+    let mut interrupted = false;
     loop {
-        if failures.is_empty() {
+        if failures.is_empty() && !interrupted {
             match ctx.schedule {
                 Schedule::Concurrent => running.extend(ready.drain(..).map(start)),
                 Schedule::Ordered if running.is_empty() && !ready.is_empty() => running.push(start(ready.remove(0))),
@@ -88,10 +91,25 @@ pub async fn run<S: Step>(
         if running.is_empty() {
             break;
         }
-        let (slot, (index, result)) = first_done(&mut running).await;
+        let finished = tokio::select! {
+            finished = first_done(&mut running) => Some(finished),
+            () = ctx.interrupt.raised(), if !interrupted => None,
+        };
+        let Some((slot, (index, result))) = finished else {
+            interrupted = true;
+            // A wait changes nothing: it is dropped. A step that changes something finishes
+            // its calls, so nothing is left half-made.
+            running.retain(|(index, _)| graph.nodes[*index].step.change() != Change::Wait);
+            ctx.progress.line(format!(
+                "interrupted: starting nothing new; {} step(s) in flight finish (Ctrl-C again stops at once)",
+                running.len()
+            ));
+            continue;
+        };
         drop(running.swap_remove(slot));
         match result {
             Ok(()) => {
+                done += 1;
                 for &dependent in &dependents[index] {
                     waiting[dependent] -= 1;
                     if waiting[dependent] == 0 {
@@ -107,13 +125,19 @@ pub async fn run<S: Step>(
             }
         }
     }
-    if failures.is_empty() { Ok(()) } else { Err(Error::Steps { failures }) }
+    if !failures.is_empty() {
+        Err(Error::Steps { failures })
+    } else if interrupted {
+        Err(Error::Interrupted { done, total: graph.nodes.len() })
+    } else {
+        Ok(())
+    }
 }
 
 /// Waits for the first of `futures` to finish: its slot and its output.
-async fn first_done<F: Future>(futures: &mut [Pin<Box<F>>]) -> (usize, F::Output) {
+async fn first_done<F: Future>(futures: &mut [(usize, Pin<Box<F>>)]) -> (usize, F::Output) {
     poll_fn(|cx| {
-        for (slot, future) in futures.iter_mut().enumerate() {
+        for (slot, (_, future)) in futures.iter_mut().enumerate() {
             if let Poll::Ready(output) = future.as_mut().poll(cx) {
                 return Poll::Ready((slot, output));
             }
@@ -157,11 +181,12 @@ mod tests {
         uses: Option<Ref>,
         millis: u64,
         fails: bool,
+        waits: bool,
     }
 
     impl Step for Sleep {
         fn change(&self) -> Change {
-            Change::Create
+            if self.waits { Change::Wait } else { Change::Create }
         }
         fn describe(&self) -> String {
             self.name.into()
@@ -172,7 +197,7 @@ mod tests {
     }
 
     fn sleep(name: &'static str, millis: u64) -> Sleep {
-        Sleep { name, key: Some(name), uses: None, millis, fails: false }
+        Sleep { name, key: Some(name), uses: None, millis, fails: false, waits: false }
     }
 
     async fn context(schedule: Schedule) -> AwsContext {
@@ -185,9 +210,25 @@ mod tests {
 
     /// Runs `steps`, recording when each starts and ends (in steps of the log).
     async fn walk(schedule: Schedule, steps: Vec<Sleep>) -> (Result<()>, Vec<String>) {
+        walk_until(schedule, steps, None).await
+    }
+
+    /// As [`walk`], with Ctrl-C pressed after `interrupt_after` milliseconds.
+    async fn walk_until(
+        schedule: Schedule,
+        steps: Vec<Sleep>,
+        interrupt_after: Option<u64>,
+    ) -> (Result<()>, Vec<String>) {
         let graph = Graph::build(steps.into_iter().map(|s| (Tier::Network, s))).unwrap();
         let log = Mutex::new(Vec::new());
         let ctx = context(schedule).await;
+        if let Some(millis) = interrupt_after {
+            let interrupt = ctx.interrupt.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(millis)).await;
+                interrupt.raise();
+            });
+        }
         let created = Created::default();
         let result = run(&ctx, &graph, &created, async |_, step: &Sleep, created: &Created| {
             if let Some(reference) = &step.uses {
@@ -237,6 +278,17 @@ mod tests {
         assert_eq!(failed, ["bad", "worse"]);
         let message = Error::Steps { failures }.to_string();
         assert!(message.starts_with("2 steps failed:") && message.contains("network step `worse` failed"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_starts_nothing_new_drops_waits_and_lets_changes_in_flight_finish() {
+        let change = sleep("change", 60);
+        let wait = Sleep { waits: true, ..sleep("wait", 10_000) };
+        let after = Sleep { uses: Some(Ref::planned("change")), ..sleep("after", 1) };
+        let (result, log) = walk_until(Schedule::Concurrent, vec![change, wait, after], Some(20)).await;
+        assert_eq!(log, ["start change", "start wait", "end change"], "the wait is dropped, nothing new starts");
+        let Err(Error::Interrupted { done, total }) = result else { panic!("{result:?}") };
+        assert_eq!((done, total), (1, 3));
     }
 
     #[tokio::test]

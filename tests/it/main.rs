@@ -4,6 +4,7 @@
 
 mod app;
 mod aws_e2e;
+mod crash;
 mod graph;
 mod network;
 mod stack;

@@ -286,6 +286,9 @@ mod faults {
             if cfg.load::<Injected>().is_some_and(|injected| injected.0 == self.operation) {
                 let mut response = Response::new(StatusCode::try_from(400)?, SdkBody::from(self.error_body.clone()));
                 response.headers_mut().insert("content-type", "text/xml");
+                // As AWS: the request id in a header too, where the SDK reads it.
+                let id = self.error_body.split("<RequestI").nth(1).and_then(|tail| tail.split(['>', '<']).nth(1));
+                response.headers_mut().insert("x-amzn-requestid", id.unwrap_or("injected").to_owned());
                 *context.response_mut() = response;
                 cfg.interceptor_state().unset::<Injected>();
             }

@@ -168,7 +168,12 @@ fn parse_tier(text: &str) -> Result<Tier, String> {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        // The SDK's own warnings (each provider it tried, with Debug dumps) are its
+        // internals: the error says what failed and what to do; RUST_LOG=debug shows them.
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,aws_config=error,aws_smithy_runtime=error,aws_runtime=error".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

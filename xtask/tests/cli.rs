@@ -327,6 +327,36 @@ fn without_an_account_plan_shows_the_plan_for_an_account_without_the_stack() {
     assert_eq!(error.len(), 2, "{stderr}");
     assert!(error[0].contains("no AWS credentials were found") && error[1].starts_with("  fix: "), "{stderr}");
     assert!(!stderr.contains("ProviderAttempt"), "{stderr}");
+    insta::assert_snapshot!("error_no_credentials", error.join("\n"));
+}
+
+#[test]
+fn an_expired_sso_session_is_one_error_that_says_to_log_in_again() {
+    // A profile of an SSO session whose cached token has expired and cannot be refreshed.
+    let home = tempdir("expired-sso");
+    std::fs::create_dir_all(home.join(".aws/sso/cache")).unwrap();
+    let profile = "[profile expired]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Admin\n\n\
+                   [sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = us-east-1\n\
+                   sso_registration_scopes = sso:account:access\n";
+    std::fs::write(home.join(".aws/config"), profile).unwrap();
+    // The cache is named by the SHA-1 of the session's name, "corp".
+    let token = r#"{"startUrl": "https://corp.awsapps.com/start", "region": "us-east-1", "accessToken": "expired", "expiresAt": "2026-01-01T00:00:00Z"}"#;
+    std::fs::write(home.join(".aws/sso/cache/ee0bfd2552fbd840c02cc48b6e823320543c450f.json"), token).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["deploy", "--config", "../config/default.toml"])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("AWS_PROFILE", "expired")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("WARN") && !stderr.contains("ProviderError"), "the SDK's internals stay out: {stderr}");
+    let error: Vec<&str> = stderr.lines().skip_while(|line| !line.starts_with("error:")).collect();
+    insta::assert_snapshot!("error_expired_sso", error.join("\n"));
 }
 
 struct Outcome {

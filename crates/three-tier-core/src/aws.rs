@@ -92,7 +92,7 @@ impl AwsContext {
         // three (Terraform's AWS provider allows 25) ride out a run of refusals of one call.
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))
-            .retry_config(RetryConfig::standard().with_max_attempts(10));
+            .retry_config(RetryConfig::standard().with_max_attempts(10).with_initial_backoff(waits.retry_backoff));
         if let Target::Emulator { endpoint } = target {
             loader = loader
                 .endpoint_url(endpoint)

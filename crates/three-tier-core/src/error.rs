@@ -29,7 +29,7 @@ pub enum Error {
     Aws { operation: &'static str, code: String, message: String, request_id: Option<String>, sdk: BoxError },
 
     /// The request never got an answer from AWS: no credentials, no network, no endpoint.
-    #[error("{operation} could not reach AWS: {detail}\n  fix: {}", unreachable_fix(detail))]
+    #[error("{operation} did not reach AWS: {detail}\n  fix: {}", unreachable_fix(detail))]
     Unreachable { operation: &'static str, detail: String },
 
     #[error("gave up after {}s: {what}\n  fix: {fix}", after.as_secs())]
@@ -197,7 +197,7 @@ impl Error {
 
     /// The SDK found no credentials to sign the request with.
     pub fn is_missing_credentials(&self) -> bool {
-        matches!(self, Error::Unreachable { detail, .. } if detail.to_ascii_lowercase().contains("credential"))
+        matches!(self, Error::Unreachable { detail, .. } if detail.starts_with("no AWS credentials were found"))
     }
 
     /// Something still uses the resource (see [`Answer::InUse`]).
@@ -266,8 +266,21 @@ fn brief_unreachable(full: &str) -> String {
                 roles were tried)"
             .into();
     }
+    if full.contains("SSO token has expired") {
+        return "the AWS SSO session of your profile has expired (its token cannot be refreshed)".into();
+    }
     let first_line = full.lines().next().unwrap_or(full);
-    first_line.split(" (").next().unwrap_or(first_line).to_owned()
+    let mut brief = first_line.split(" (").next().unwrap_or(first_line);
+    // The layers the SDK names before the cause say nothing to a person.
+    for layer in ["dispatch failure: ", "other: ", "io: "] {
+        brief = brief.strip_prefix(layer).unwrap_or(brief);
+    }
+    let repeated = "an error occurred while loading credentials: ";
+    let mut brief = brief.to_owned();
+    while brief.matches(repeated).count() > 1 {
+        brief = brief.replacen(repeated, "", 1);
+    }
+    brief
 }
 
 /// What to do about an AWS error code, where there is something to say.
@@ -280,6 +293,12 @@ fn hint(code: &str, operation: &str) -> Option<String> {
         "AuthFailure" | "RequestExpired" | "ExpiredToken" | "ExpiredTokenException"
         | "InvalidClientTokenId" | "UnrecognizedClientException" | "SignatureDoesNotMatch" => {
             "your AWS credentials are invalid or expired: renew them (`aws sso login`, or new keys)".into()
+        }
+        "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException"
+        | "RequestThrottled" | "SlowDown" => {
+            "AWS kept throttling after 10 attempts: something else is calling this account hard; wait a minute and \
+             run the command again (it picks up where it stopped)"
+                .into()
         }
         "OptInRequired" => "the region is not enabled for this account: enable it, or set another stack.region".into(),
         "VpcLimitExceeded" | "AddressLimitExceeded" | "NatGatewayLimitExceeded"
@@ -323,7 +342,12 @@ fn join(tiers: &[Tier]) -> String {
 
 fn unreachable_fix(detail: &str) -> &'static str {
     let lower = detail.to_ascii_lowercase();
-    if lower.contains("credential") {
+    if lower.contains("sso session") {
+        "run `aws sso login` (with --profile, for the profile in AWS_PROFILE), then the command again"
+    } else if lower.contains("credential") && !lower.contains("no aws credentials were found") {
+        "the SDK could not load your AWS credentials: `aws sts get-caller-identity` shows what it finds; fix the \
+         profile in AWS_PROFILE or ~/.aws/config, or add --emulator to use the local emulator"
+    } else if lower.contains("credential") {
         "no AWS credentials were found: run `aws configure` or `aws sso login` (or set AWS_PROFILE), \
          or add --emulator to use the local emulator"
     } else {

@@ -27,6 +27,9 @@ pub struct WaitSettings {
     /// A delete refused with DependencyViolation while AWS cleans up after something
     /// else: an ALB's network interfaces linger for minutes after it is deleted.
     pub dependency_violation: Duration,
+    /// The SDK's first pause before it retries a throttled or failed request; it doubles
+    /// with each of the ten attempts (up to 20 s).
+    pub retry_backoff: Duration,
 }
 
 impl Default for WaitSettings {
@@ -39,6 +42,7 @@ impl Default for WaitSettings {
             propagation: Duration::from_secs(2 * 60),
             database: Duration::from_secs(30 * 60),
             dependency_violation: Duration::from_secs(15 * 60),
+            retry_backoff: Duration::from_secs(1),
         }
     }
 }
@@ -46,7 +50,11 @@ impl Default for WaitSettings {
 impl WaitSettings {
     /// The same bounds, polled often: for an endpoint that answers in milliseconds.
     pub fn fast_poll() -> Self {
-        WaitSettings { poll_interval: Duration::from_millis(100), ..WaitSettings::default() }
+        WaitSettings {
+            poll_interval: Duration::from_millis(100),
+            retry_backoff: Duration::from_millis(10),
+            ..WaitSettings::default()
+        }
     }
 }
 

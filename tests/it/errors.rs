@@ -1,0 +1,89 @@
+//! What the tool prints when AWS says no: a few lines each. The call (and, in a run, the
+//! tier and step), AWS's code and message, the request id on its own line for AWS
+//! support, and a `fix:` line; never the SDK's Debug dump. AWS's answers are injected into
+//! the SDK's real parsing (see `support::FailFirst`).
+
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+use three_tier_core::{AwsResultExt, Tier};
+
+use crate::support::{FailFirst, clean, config_in, context, context_with, emulator};
+
+/// EC2's error document, as AWS sends it.
+fn ec2_error(code: &str, message: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code><Message>{message}</Message>\
+         </Error></Errors><RequestID>5f2c6e1a-0d3b-4c6e-9d8f-1a2b3c4d5e6f</RequestID></Response>"
+    )
+}
+
+fn failing(operation: &'static str, times: u32, code: &str, message: &str) -> Vec<SharedInterceptor> {
+    vec![SharedInterceptor::new(FailFirst::new(operation, times, ec2_error(code, message)))]
+}
+
+/// Every line short enough to read, and no Rust structure in sight.
+fn assert_readable(text: &str) {
+    assert!(text.lines().count() <= 4, "a few lines: {text}");
+    assert!(text.lines().any(|line| line.starts_with("  fix: ")), "a fix: {text}");
+    for internal in ["Error {", "ErrorMetadata", "aws_request_id", "SdkError", "ServiceError"] {
+        assert!(!text.contains(internal), "{internal} is the SDK's: {text}");
+    }
+}
+
+#[tokio::test]
+async fn the_common_errors_read_in_a_few_lines_with_the_request_id_and_a_fix() {
+    let config = config_in("it-errors", "eu-north-1");
+    clean(&context(&config).await, &config).await;
+
+    // Access denied, in a deploy: the tier and the step come first.
+    let denied = "You are not authorized to perform this operation. User: arn:aws:iam::123456789012:user/dev is not \
+                  authorized to perform: ec2:CreateVpc because no identity-based policy allows the ec2:CreateVpc action";
+    let ctx = context_with(&config, failing("CreateVpc", 1, "UnauthorizedOperation", denied)).await;
+    let err = stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap_err().to_string();
+    assert_readable(&err);
+    insta::assert_snapshot!("error_access_denied", err);
+    clean(&ctx, &config).await;
+
+    // An account quota reached.
+    let ctx = context_with(
+        &config,
+        failing("CreateVpc", 1, "VpcLimitExceeded", "The maximum number of VPCs has been reached."),
+    )
+    .await;
+    let err = ctx.ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.aws("CreateVpc").unwrap_err().to_string();
+    assert_readable(&err);
+    insta::assert_snapshot!("error_limit_exceeded", err);
+
+    // Throttled on every one of the SDK's ten attempts.
+    let ctx =
+        context_with(&config, failing("DescribeVpcs", 10, "RequestLimitExceeded", "Request limit exceeded.")).await;
+    let mark = emulator().request_mark().unwrap();
+    let err = ctx.ec2.describe_vpcs().send().await.aws("DescribeVpcs").unwrap_err().to_string();
+    let attempts = emulator().requests_since(mark, &config.stack.region).unwrap().len();
+    assert_eq!(attempts, 10, "the SDK tried ten times before it gave up");
+    assert_readable(&err);
+    insta::assert_snapshot!("error_throttled_past_the_bound", err);
+
+    // A name the stack needs, held by something that is not the stack's: refused before
+    // any change, naming what holds it and what to do.
+    let ctx = context(&config).await;
+    let vpc = ctx.ec2.create_vpc().cidr_block("10.8.0.0/16").send().await.unwrap();
+    let vpc = vpc.vpc().and_then(|v| v.vpc_id()).unwrap().to_owned();
+    let group = ctx
+        .elbv2
+        .create_target_group()
+        .name(config.app_target_group_name())
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(&vpc)
+        .send()
+        .await
+        .unwrap();
+    let group = group.target_groups()[0].target_group_arn().unwrap().to_owned();
+    let mark = ctx.calls.mark();
+    let err = stack::deploy(&ctx, &config, &[Tier::Network, Tier::Alb]).await.unwrap_err().to_string();
+    assert!(ctx.calls.since(mark).iter().all(|c| !c.is_mutating()), "refused before any change");
+    assert_readable(&err);
+    insta::assert_snapshot!("error_conflict", err.replace(&vpc, "vpc-[id]"));
+    ctx.elbv2.delete_target_group().target_group_arn(group).send().await.unwrap();
+    ctx.ec2.delete_vpc().vpc_id(vpc).send().await.unwrap();
+}

@@ -2,6 +2,7 @@
 //! orchestration's order, verify, and a teardown that leaves nothing.
 
 use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
+use aws_sdk_iam::types::SummaryKeyType;
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use three_tier_core::schedule::Schedule;
 use three_tier_core::{Error, Tier};
@@ -361,4 +362,52 @@ async fn a_deploy_that_would_cross_an_account_quota_is_refused_before_any_change
     for vpc in filler {
         ctx.ec2.delete_vpc().vpc_id(vpc).send().await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_deploy_that_would_cross_the_accounts_iam_role_quota_is_refused_before_any_change() {
+    use three_tier_core::wait::WaitSettings;
+    use three_tier_core::{AwsContext, Target, progress::Progress};
+    // IAM's quotas are the whole account's: filled in an emulator of this test's own, so
+    // the other tests' roles are not refused meanwhile.
+    struct StopOnDrop(emulator::Emulator);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.stop();
+        }
+    }
+    let private = StopOnDrop(emulator::Emulator::default().private("it-iam-quota"));
+    let running = private.0.ensure_running().expect("a private emulator starts");
+    let config = config_in("it-roles", "us-east-1");
+    let target = Target::Emulator { endpoint: running.endpoint() };
+    let ctx = AwsContext::connect(&target, "us-east-1", WaitSettings::fast_poll(), Progress::silent()).await;
+    let summary = ctx.iam.get_account_summary().send().await.unwrap();
+    let count = |key| summary.summary_map().and_then(|m| m.get(&key).copied()).unwrap_or_default();
+    let (roles, quota) = (count(SummaryKeyType::Roles), count(SummaryKeyType::RolesQuota));
+    assert_eq!(quota, 1000, "the account's own limit, as IAM reports it");
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let mut fill = tokio::task::JoinSet::new();
+    for n in roles..quota {
+        let iam = ctx.iam.clone();
+        fill.spawn(async move {
+            iam.create_role().role_name(format!("filler-{n}")).assume_role_policy_document(trust).send().await
+        });
+        if fill.len() >= 16 {
+            fill.join_next().await.unwrap().unwrap().unwrap();
+        }
+    }
+    while let Some(created) = fill.join_next().await {
+        created.unwrap().unwrap();
+    }
+
+    let plan = stack::plan_deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    let compute = plan.tier(Tier::Compute).unwrap();
+    let conflict = compute.conflicts.iter().find(|c| c.resource.contains("Roles per account"));
+    let conflict = conflict.unwrap_or_else(|| panic!("{}", plan.render()));
+    assert_eq!(conflict.resource, "quota \"Roles per account\" of the account");
+    assert!(conflict.problem.contains("1000 of 1000"), "{conflict:?}");
+    let mark = ctx.calls.mark();
+    let err = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap_err();
+    assert!(err.to_string().contains("Roles per account"), "{err}");
+    assert!(ctx.calls.since(mark).iter().all(|c| !c.is_mutating()), "refused before any change");
 }

@@ -4,30 +4,39 @@
 //! so `plan` shows it and `deploy` refuses before any change.
 
 use aws_sdk_ec2::types::{Filter, NatGatewayState};
+use aws_sdk_iam::types::SummaryKeyType;
 use three_tier_core::{AwsContext, AwsResultExt, Config, Conflict, Plan, Result, Tier};
 
 use crate::StackStep;
 
-/// One quota the stack needs room in: its name in Service Quotas, AWS's default, and
-/// how many of them the plan creates.
+/// One quota the stack needs room in: its name in Service Quotas, where it counts, AWS's
+/// default, and which tier's plan creates what it counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Quota {
     tier: Tier,
     name: &'static str,
+    /// "in <region>", or the whole account for IAM.
+    regional: bool,
     default: usize,
 }
 
-const VPCS: Quota = Quota { tier: Tier::Network, name: "VPCs per Region", default: 5 };
-const ADDRESSES: Quota = Quota { tier: Tier::Network, name: "EC2-VPC Elastic IPs", default: 5 };
-const NAT_GATEWAYS: Quota = Quota { tier: Tier::Network, name: "NAT gateways per Availability Zone", default: 5 };
-const LOAD_BALANCERS: Quota = Quota { tier: Tier::Alb, name: "Application Load Balancers per Region", default: 50 };
-const DB_INSTANCES: Quota = Quota { tier: Tier::Database, name: "DB instances", default: 40 };
+const VPCS: Quota = Quota { tier: Tier::Network, name: "VPCs per Region", regional: true, default: 5 };
+const ADDRESSES: Quota = Quota { tier: Tier::Network, name: "EC2-VPC Elastic IPs", regional: true, default: 5 };
+const NAT_GATEWAYS: Quota =
+    Quota { tier: Tier::Network, name: "NAT gateways per Availability Zone", regional: true, default: 5 };
+const LOAD_BALANCERS: Quota =
+    Quota { tier: Tier::Alb, name: "Application Load Balancers per Region", regional: true, default: 50 };
+const DB_INSTANCES: Quota = Quota { tier: Tier::Database, name: "DB instances", regional: true, default: 40 };
+const ROLES: Quota = Quota { tier: Tier::Compute, name: "Roles per account", regional: false, default: 1000 };
+const INSTANCE_PROFILES: Quota =
+    Quota { tier: Tier::Compute, name: "Instance profiles per account", regional: false, default: 1000 };
 
 /// Adds a conflict to the tier's plan for each quota that its creates would cross.
 pub(crate) async fn check(ctx: &AwsContext, config: &Config, plans: &mut [Plan<StackStep>]) -> Result<()> {
     let creates = |wanted: &dyn Fn(&StackStep) -> bool| {
         plans.iter().flat_map(|plan| &plan.steps).filter(|step| wanted(step)).count()
     };
+    use compute::ComputeStep;
     use network::NetworkStep;
     let needs = [
         (VPCS, creates(&|s| matches!(s, StackStep::Network(NetworkStep::CreateVpc { .. })))),
@@ -35,25 +44,35 @@ pub(crate) async fn check(ctx: &AwsContext, config: &Config, plans: &mut [Plan<S
         (NAT_GATEWAYS, creates(&|s| matches!(s, StackStep::Network(NetworkStep::CreateNatGateway { .. })))),
         (LOAD_BALANCERS, creates(&|s| matches!(s, StackStep::Alb(alb::AlbStep::CreateLoadBalancer { .. })))),
         (DB_INSTANCES, creates(&|s| matches!(s, StackStep::Database(database::DatabaseStep::CreateDbInstance { .. })))),
+        (ROLES, creates(&|s| matches!(s, StackStep::Compute(ComputeStep::CreateRole { .. })))),
+        (INSTANCE_PROFILES, creates(&|s| matches!(s, StackStep::Compute(ComputeStep::CreateInstanceProfile { .. })))),
     ];
     for (quota, wanted) in needs.into_iter().filter(|(_, wanted)| *wanted > 0) {
         let (used, limit) = usage(ctx, config, quota).await?;
-        if used + wanted > limit {
-            let conflict = Conflict {
-                resource: format!("quota \"{}\" in {}", quota.name, config.stack.region),
-                problem: format!("has {used} of {limit} in use, and the stack needs {wanted} more"),
-                fix: format!(
-                    "free one (`cargo xtask stacks` lists this tool's stacks; `cargo xtask teardown --stack NAME` removes \
-                     one), or request a higher \"{}\" in the Service Quotas console",
-                    quota.name
-                ),
-            };
-            if let Some(plan) = plans.iter_mut().find(|plan| plan.tier == quota.tier) {
-                plan.conflicts.push(conflict);
-            }
+        if let Some(conflict) = crossed(quota, &config.stack.region, used, limit, wanted)
+            && let Some(plan) = plans.iter_mut().find(|plan| plan.tier == quota.tier)
+        {
+            plan.conflicts.push(conflict);
         }
     }
     Ok(())
+}
+
+/// The conflict when `wanted` more would take `used` past `limit`.
+fn crossed(quota: Quota, region: &str, used: usize, limit: usize, wanted: usize) -> Option<Conflict> {
+    (used + wanted > limit).then(|| Conflict {
+        resource: if quota.regional {
+            format!("quota \"{}\" in {region}", quota.name)
+        } else {
+            format!("quota \"{}\" of the account", quota.name)
+        },
+        problem: format!("has {used} of {limit} in use, and the stack needs {wanted} more"),
+        fix: format!(
+            "free one (`cargo xtask stacks` lists this tool's stacks; `cargo xtask teardown --stack NAME` removes \
+             one), or request a higher \"{}\" in the Service Quotas console",
+            quota.name
+        ),
+    })
 }
 
 /// How many of the quota's resources the account uses in the region, and its limit: from
@@ -84,14 +103,45 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota) -> Result<(usize
             (live.count(), quota.default)
         }
         LOAD_BALANCERS => {
-            let answer = ctx.elbv2.describe_load_balancers().send().await.aws("DescribeLoadBalancers")?;
-            (answer.load_balancers().len(), quota.default)
+            let (balancers, limits) = ctx
+                .both(async { ctx.elbv2.describe_load_balancers().send().await.aws("DescribeLoadBalancers") }, async {
+                    ctx.elbv2.describe_account_limits().send().await.aws("DescribeAccountLimits")
+                })
+                .await?;
+            let limit = limits
+                .limits()
+                .iter()
+                .find(|l| l.name() == Some("application-load-balancers"))
+                .and_then(|l| l.max()?.parse().ok());
+            (balancers.load_balancers().len(), limit.unwrap_or(quota.default))
         }
-        _ => (
-            ctx.rds.describe_db_instances().send().await.aws("DescribeDBInstances")?.db_instances().len(),
-            quota.default,
-        ),
+        DB_INSTANCES => {
+            let used = ctx.rds.describe_db_instances().send().await.aws("DescribeDBInstances")?.db_instances().len();
+            (used, db_instance_limit(ctx).await.unwrap_or(quota.default))
+        }
+        _ => {
+            // IAM reports both the count and the limit, account-wide.
+            let summary = ctx.iam.get_account_summary().send().await.aws("GetAccountSummary")?;
+            let map = summary.summary_map().cloned().unwrap_or_default();
+            let value = |key: SummaryKeyType| map.get(&key).and_then(|v| usize::try_from(*v).ok());
+            let (used, limit) = if quota == ROLES {
+                (SummaryKeyType::Roles, SummaryKeyType::RolesQuota)
+            } else {
+                (SummaryKeyType::InstanceProfiles, SummaryKeyType::InstanceProfilesQuota)
+            };
+            (value(used).unwrap_or_default(), value(limit).unwrap_or(quota.default))
+        }
     })
+}
+
+/// The account's DB instance limit, which RDS reports (`DBInstances` of its account
+/// quotas). Where the call is not answered (the emulator, moto 5.2, lacks it), AWS's
+/// default stands: the count still protects a default account.
+async fn db_instance_limit(ctx: &AwsContext) -> Option<usize> {
+    let answer = ctx.rds.describe_account_attributes().send().await.aws("DescribeAccountAttributes");
+    let answer = answer.inspect_err(|err| tracing::debug!(%err, "RDS account quotas unread")).ok()?;
+    let quota = answer.account_quotas().iter().find(|q| q.account_quota_name() == Some("DBInstances"))?;
+    usize::try_from(quota.max()?).ok()
 }
 
 /// The account's Elastic IP limit, which EC2 reports (`vpc-max-elastic-ips`).
@@ -108,4 +158,21 @@ async fn elastic_ip_limit(ctx: &AwsContext) -> Result<Option<usize>> {
         .iter()
         .flat_map(|a| a.attribute_values())
         .find_map(|v| v.attribute_value()?.parse().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quota_is_crossed_only_past_its_limit_and_an_account_quota_says_so() {
+        assert_eq!(crossed(ROLES, "eu-west-1", 998, 1000, 1), None);
+        assert_eq!(crossed(ROLES, "eu-west-1", 999, 1000, 1), None);
+        let full = crossed(ROLES, "eu-west-1", 1000, 1000, 1).unwrap();
+        assert_eq!(full.resource, "quota \"Roles per account\" of the account");
+        assert_eq!(full.problem, "has 1000 of 1000 in use, and the stack needs 1 more");
+        let vpcs = crossed(VPCS, "eu-west-1", 5, 5, 1).unwrap();
+        assert_eq!(vpcs.resource, "quota \"VPCs per Region\" in eu-west-1");
+        assert!(vpcs.fix.contains("Service Quotas"), "{vpcs:?}");
+    }
 }

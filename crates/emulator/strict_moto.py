@@ -11,7 +11,7 @@ launcher wraps moto's backends, in this process, before it serves:
   unknown image or type or another VPC's security group; an ALB in fewer than two zones or
   with another VPC's security group; a second listener on a port; registering an instance
   EC2 does not know; a DB subnet group in one zone; RDS password, storage and final
-  snapshot parameters.
+  snapshot parameters. RDS reports its account quotas (DescribeAccountAttributes), as AWS does.
 - Time: NAT gateways are `pending` and then `deleting` for a while, load balancers
   `provisioning`, their network interfaces linger after deletion, RDS instances are
   `creating`. Durations are SPEC.md's typical AWS times times THREE_TIER_TIME_SCALE
@@ -70,20 +70,18 @@ class Clocks:
         return base_clock + (real - base_real) * rate
 
     def set(self, region, change):
-        """`change`: {"freeze": true} | {"rate": R} (1 runs it as real time again) |
-        {"advance": seconds of AWS time} | {"reset": true}."""
-        now = self.now(region)
+        """`change`: {"freeze": true} | {"rate": R} (1 runs it as real time again, from
+        where it stands) | {"advance": seconds of AWS time}."""
         with self.lock:
-            _, _, rate = self.regions.get(region, (0.0, 0.0, 1.0))
-            if change.get("reset"):
-                self.regions.pop(region, None)
-                return {"region": region, "rate": 1.0}
+            real = time.monotonic()
+            base_real, base_clock, rate = self.regions.get(region, (0.0, 0.0, 1.0))
+            now = base_clock + (real - base_real) * rate
             if change.get("freeze"):
                 rate = 0.0
             if "rate" in change:
                 rate = float(change["rate"])
             now += float(change.get("advance", 0.0)) * SCALE
-            self.regions[region] = (time.monotonic(), now, rate)
+            self.regions[region] = (real, now, rate)
             return {"region": region, "rate": rate}
 
     def region(self):
@@ -491,6 +489,16 @@ def install():
 
     EC2Backend.release_address = release_address
 
+    # --- RDS account quotas (moto 5.2 answers DescribeAccountAttributes with a 500) ---
+    from moto.core.responses import ActionResult
+    from moto.rds.responses import RDSResponse
+
+    def describe_account_attributes(self):
+        used = len([db for db in self.backend.databases.values() if db.status != "deleted"])
+        return ActionResult({"AccountQuotas": [{"AccountQuotaName": "DBInstances", "Used": used, "Max": 40}]})
+
+    RDSResponse.describe_account_attributes = describe_account_attributes
+
     # --- ELBv2 rules ---
     original_create_lb = ELBv2Backend.create_load_balancer
 
@@ -769,8 +777,7 @@ class RequestLog:
       from across a network (80 ms is a typical round trip to a nearby region).
 
     POST /three-tier/clock sets a region's clock (see Clocks): {"region": R, "freeze":
-    true}, {"region": R, "advance": 120}, {"region": R, "rate": 10}, {"region": R,
-    "reset": true}.
+    true}, {"region": R, "advance": 120}, {"region": R, "rate": 10}.
     """
 
     def __init__(self, app):

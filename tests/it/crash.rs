@@ -3,21 +3,16 @@
 //! completes it: the whole stack with exactly one of each resource, or nothing left of it,
 //! and nothing of anyone else's touched. Each sweep runs its region's AWS time fast.
 
-use emulator::{Clock, LoggedRequest};
 use three_tier_core::{AwsContext, Config};
 
-use crate::support::{clean, config_in, context, emulator};
+use crate::support::{RegionClock, clean, config_in, context, emulator};
 
 /// How much faster than the emulator's usual pace AWS time runs in a sweep's region.
 const FAST: f64 = 20.0;
 
-fn is_change(request: &LoggedRequest) -> bool {
-    !["Describe", "List", "Get"].iter().any(|read| request.action.starts_with(read))
-}
-
 /// The changes the emulator saw in `region` since `mark`.
 fn changes_since(mark: usize, region: &str) -> usize {
-    emulator().requests_since(mark, region).unwrap().iter().filter(|r| is_change(r)).count()
+    emulator().requests_since(mark, region).unwrap().iter().filter(|r| r.is_mutating()).count()
 }
 
 /// Runs `run` with the `n`-th change in the config's region failing; returns whether the
@@ -67,7 +62,7 @@ async fn a_deploy_that_dies_at_any_change_completes_when_run_again() {
     let config = config_in("it-crash-deploy", "il-central-1");
     let region = config.stack.region.clone();
     let ctx = context(&config).await;
-    emulator().set_clock(&region, Clock::Rate(FAST)).unwrap();
+    let _fast = RegionClock::at_rate(&region, FAST);
     clean(&ctx, &config).await;
     let mark = emulator().request_mark().unwrap();
     stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
@@ -85,7 +80,6 @@ async fn a_deploy_that_dies_at_any_change_completes_when_run_again() {
     // A run can make a few changes fewer than the first, which retried calls AWS was not
     // ready for: its last N are not reached.
     assert!(died + 3 >= changes, "nearly every run died where it was told to ({died} of {changes})");
-    emulator().set_clock(&region, Clock::Rate(1.0)).unwrap();
 }
 
 #[tokio::test]
@@ -93,7 +87,7 @@ async fn a_teardown_that_dies_at_any_change_completes_when_run_again_and_touches
     let config = config_in("it-crash-down", "ap-southeast-4");
     let region = config.stack.region.clone();
     let ctx = context(&config).await;
-    emulator().set_clock(&region, Clock::Rate(FAST)).unwrap();
+    let _fast = RegionClock::at_rate(&region, FAST);
     clean(&ctx, &config).await;
     // Someone else's VPC in the same region, with a stack tag of another name.
     let foreign = ctx.ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap();
@@ -121,5 +115,4 @@ async fn a_teardown_that_dies_at_any_change_completes_when_run_again_and_touches
     let vpcs = ctx.ec2.describe_vpcs().vpc_ids(&foreign).send().await.unwrap();
     assert_eq!(vpcs.vpcs().len(), 1, "the other stack's VPC stands");
     ctx.ec2.delete_vpc().vpc_id(&foreign).send().await.unwrap();
-    emulator().set_clock(&region, Clock::Rate(1.0)).unwrap();
 }

@@ -54,12 +54,14 @@ async fn the_common_errors_read_in_a_few_lines_with_the_request_id_and_a_fix() {
     insta::assert_snapshot!("error_limit_exceeded", err);
 
     // Throttled on every one of the SDK's ten attempts.
-    let ctx =
-        context_with(&config, failing("DescribeVpcs", 10, "RequestLimitExceeded", "Request limit exceeded.")).await;
+    let throttled =
+        failing("DescribeVpcs", three_tier_core::aws::MAX_ATTEMPTS, "RequestLimitExceeded", "Request limit exceeded.");
+    let ctx = context_with(&config, throttled).await;
     let mark = emulator().request_mark().unwrap();
     let err = ctx.ec2.describe_vpcs().send().await.aws("DescribeVpcs").unwrap_err().to_string();
     let attempts = emulator().requests_since(mark, &config.stack.region).unwrap().len();
-    assert_eq!(attempts, 10, "the SDK tried ten times before it gave up");
+    let bound = usize::try_from(three_tier_core::aws::MAX_ATTEMPTS).unwrap();
+    assert_eq!(attempts, bound, "the SDK tried {bound} times before it gave up");
     assert_readable(&err);
     insta::assert_snapshot!("error_throttled_past_the_bound", err);
 

@@ -134,8 +134,7 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     stack::teardown(&ctx, &plan).await.unwrap();
     // The region's AWS time at a quarter of its pace: the states below last long enough
     // to be seen however loaded the machine.
-    let emulator = crate::support::emulator();
-    emulator.set_clock(&config.stack.region, emulator::Clock::Rate(0.25)).unwrap();
+    let slow = crate::support::RegionClock::at_rate(&config.stack.region, 0.25);
     let redeployed = stack::deploy(&ctx, &config, &[Tier::Compute]).await.unwrap();
     // Its SSM agent registers a minute after it runs: the database check waits for it.
     let mark = ctx.calls.mark();
@@ -147,7 +146,7 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     let health = ctx.elbv2.describe_target_health().target_group_arn(group).send().await.unwrap();
     let state = health.target_health_descriptions()[0].target_health().and_then(|h| h.state()).cloned();
     assert_ne!(state, Some(TargetHealthStateEnum::Healthy), "a target just registered");
-    emulator.set_clock(&config.stack.region, emulator::Clock::Rate(1.0)).unwrap();
+    drop(slow);
     let checks = stack::verify(&ctx, &config, false, stack::VerifyLimits::default()).await.unwrap();
     assert_eq!(checks[0].outcome, stack::Outcome::Passed, "{checks:?}");
 

@@ -2,15 +2,11 @@
 //! passes for what AWS takes minutes to do. (These tests need the strict emulator, the
 //! default; they are skipped with a note under `THREE_TIER_EMULATOR=plain`.)
 
-use std::time::Duration;
-
 use aws_sdk_ec2::types::NatGatewayState;
 use three_tier_core::error::Answer;
 use three_tier_core::{AwsContext, AwsResultExt, Config, Result, RouteTableRole, SecurityGroupRole, SubnetRole};
 
-use emulator::Clock;
-
-use crate::support::{clean, config_in, context, emulator};
+use crate::support::{RegionClock, clean, config_in, context, emulator};
 
 fn strict() -> bool {
     let strict = emulator().mode.strict;
@@ -27,32 +23,6 @@ fn code<T: std::fmt::Debug>(result: Result<T>) -> String {
 async fn nat_state(ctx: &AwsContext, id: &str) -> NatGatewayState {
     let answer = ctx.ec2.describe_nat_gateways().nat_gateway_ids(id).send().await.unwrap();
     answer.nat_gateways()[0].state().cloned().unwrap()
-}
-
-/// A region's clock in the strict emulator, stopped: a state holds exactly as long as the
-/// test needs, however loaded the machine, and ends when the test moves the clock on past
-/// its AWS duration. It runs again, from where it stands, when dropped.
-struct FrozenClock {
-    region: String,
-}
-
-impl FrozenClock {
-    fn stop(region: &str) -> FrozenClock {
-        emulator().set_clock(region, Clock::Freeze).unwrap();
-        FrozenClock { region: region.to_owned() }
-    }
-
-    /// Moves it on past AWS's typical time for `duration` (a key of durations.json).
-    fn pass(&self, duration: &str) {
-        let seconds = three_tier_core::Durations::aws().get(duration) + 1.0;
-        emulator().set_clock(&self.region, Clock::Advance(Duration::from_secs_f64(seconds))).unwrap();
-    }
-}
-
-impl Drop for FrozenClock {
-    fn drop(&mut self) {
-        let _ = emulator().set_clock(&self.region, Clock::Rate(1.0));
-    }
 }
 
 #[tokio::test]
@@ -96,7 +66,7 @@ async fn a_teardown_in_the_wrong_order_fails_on_the_rules_aws_enforces() {
     assert_eq!(code(ec2.delete_vpc().vpc_id(&network.vpc_id).send().await.aws("DeleteVpc")), "DependencyViolation");
 
     // The NAT gateway is `deleting` for a while, and its address stays held until it is `deleted`.
-    let clock = FrozenClock::stop(&config.stack.region);
+    let clock = RegionClock::stopped(&config.stack.region);
     ec2.delete_nat_gateway().nat_gateway_id(&network.nat_gateway_id).send().await.unwrap();
     assert_eq!(nat_state(&ctx, &network.nat_gateway_id).await, NatGatewayState::Deleting);
     assert_eq!(
@@ -129,7 +99,7 @@ async fn a_deleted_load_balancers_interfaces_hold_its_subnets_for_a_while() {
     let network = network::deploy(&ctx, &config).await.unwrap();
     let alb_out = alb::deploy(&ctx, &config, &network).await.unwrap();
 
-    let clock = FrozenClock::stop(&config.stack.region);
+    let clock = RegionClock::stopped(&config.stack.region);
     ctx.elbv2.delete_load_balancer().load_balancer_arn(&alb_out.load_balancer_arn).send().await.unwrap();
     let subnet = network.subnet(SubnetRole::AlbB);
     assert_eq!(code(ctx.ec2.delete_subnet().subnet_id(subnet).send().await.aws("DeleteSubnet")), "DependencyViolation");
@@ -210,7 +180,7 @@ async fn invalid_alb_and_rds_requests_are_refused_with_aws_codes() {
     );
 
     // An RDS instance is `creating` for a while; deleting it needs SkipFinalSnapshot or a snapshot name.
-    let clock = FrozenClock::stop(&config.stack.region);
+    let clock = RegionClock::stopped(&config.stack.region);
     db("it-strict-db").manage_master_user_password(true).send().await.unwrap();
     let status = || async {
         let answer = ctx.rds.describe_db_instances().db_instance_identifier("it-strict-db").send().await.unwrap();
@@ -364,7 +334,7 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
     let ec2 = &ctx.ec2;
 
     // From here the region's clock moves only when the test says.
-    let clock = FrozenClock::stop(&config.stack.region);
+    let clock = RegionClock::stopped(&config.stack.region);
 
     // A new NAT gateway is `pending` for a while, then `available`.
     let address = ec2.allocate_address().domain(aws_sdk_ec2::types::DomainType::Vpc).send().await.unwrap();
@@ -488,7 +458,7 @@ async fn new_security_groups_route_tables_and_nat_gateways_are_unknown_by_id_for
     let config = config_in("it-young", "ap-east-1");
     let ctx = context(&config).await;
     let ec2 = &ctx.ec2;
-    let clock = FrozenClock::stop(&config.stack.region);
+    let clock = RegionClock::stopped(&config.stack.region);
     let vpc = ec2.create_vpc().cidr_block("10.9.0.0/16").send().await.unwrap();
     let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).unwrap().to_owned();
 
@@ -549,7 +519,7 @@ async fn a_new_instance_profile_is_refused_by_run_instances_for_a_while() {
     let _ = ctx.iam.delete_instance_profile().instance_profile_name(name).send().await;
     let _ = ctx.iam.delete_role().role_name(name).send().await;
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    let clock = FrozenClock::stop(&config.stack.region);
+    let clock = RegionClock::stopped(&config.stack.region);
     ctx.iam.create_role().role_name(name).assume_role_policy_document(trust).send().await.unwrap();
     ctx.iam.create_instance_profile().instance_profile_name(name).send().await.unwrap();
     ctx.iam.add_role_to_instance_profile().instance_profile_name(name).role_name(name).send().await.unwrap();

@@ -45,6 +45,43 @@ pub async fn context_with(config: &Config, interceptors: Vec<SharedInterceptor>)
         .await
 }
 
+/// A region's clock in the strict emulator, set for a test: stopped, a state holds exactly
+/// as long as the test needs, however loaded the machine, and ends when the test moves the
+/// clock past its AWS duration; or run at another pace. It runs at real time again, from
+/// where it stands, when dropped, also when the test fails.
+pub struct RegionClock {
+    region: String,
+}
+
+impl RegionClock {
+    pub fn stopped(region: &str) -> RegionClock {
+        RegionClock::set(region, emulator::Clock::Freeze)
+    }
+
+    /// AWS time at `rate` times its usual pace in the emulator.
+    pub fn at_rate(region: &str, rate: f64) -> RegionClock {
+        RegionClock::set(region, emulator::Clock::Rate(rate))
+    }
+
+    fn set(region: &str, change: emulator::Clock) -> RegionClock {
+        emulator().set_clock(region, change).unwrap();
+        RegionClock { region: region.to_owned() }
+    }
+
+    /// Moves it on past AWS's typical time for `duration` (a key of durations.json).
+    pub fn pass(&self, duration: &str) {
+        let seconds = three_tier_core::Durations::aws().get(duration) + 1.0;
+        let advance = emulator::Clock::Advance(std::time::Duration::from_secs_f64(seconds));
+        emulator().set_clock(&self.region, advance).unwrap();
+    }
+}
+
+impl Drop for RegionClock {
+    fn drop(&mut self) {
+        let _ = emulator().set_clock(&self.region, emulator::Clock::Rate(1.0));
+    }
+}
+
 /// A context for a stack with nothing left from an earlier run of the same test.
 pub async fn fresh_stack(stack: &str) -> (Config, AwsContext) {
     let config = config(stack);

@@ -23,16 +23,21 @@ pub fn deploy(session: &Session) -> anyhow::Result<()> {
     if let Some(database) = &outputs.database {
         ctx.progress.line(format!("database: {}:{}", database.endpoint_address, database.port));
     }
-    cost_line(session, &ctx)?;
+    cost_line(session, &ctx);
     summarize(session, &ctx);
     Ok(())
 }
 
-/// "this stack costs about $X a month while it runs", for what runs of it now.
-fn cost_line(session: &Session, ctx: &three_tier_core::AwsContext) -> anyhow::Result<()> {
-    let stacks = session.runtime.block_on(stack::stacks(ctx))?;
-    let Some(deployed) = stacks.into_iter().find(|s| s.name == session.config.stack.name) else {
-        return Ok(());
+/// "this stack costs about $X a month while it runs", for what runs of it now. The
+/// deploy is done whatever this read says: a failed read is a note, not an error.
+fn cost_line(session: &Session, ctx: &three_tier_core::AwsContext) {
+    let deployed = match session.runtime.block_on(stack::stack_named(ctx, &session.config.stack.name)) {
+        Ok(Some(deployed)) => deployed,
+        Ok(None) => return,
+        Err(err) => {
+            ctx.progress.line(format!("(what it costs is not shown: {}; `cargo xtask cost` tries again)", err.brief()));
+            return;
+        }
     };
     let which = if deployed.tiers.len() == stack::TIERS.len() {
         String::new()
@@ -44,7 +49,6 @@ fn cost_line(session: &Session, ctx: &three_tier_core::AwsContext) -> anyhow::Re
         "this stack{which} costs {} a month while it runs; `cargo xtask teardown` stops it (`cargo xtask cost` itemizes)",
         deployed.cost.amount()
     );
-    Ok(())
 }
 
 /// Shows what deploy (or teardown) would do; returns whether it would change anything.

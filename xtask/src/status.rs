@@ -1,7 +1,7 @@
 //! `cargo xtask outputs` and `cargo xtask status`.
 
+use stack::TierStatus;
 use stack::cost::Running;
-use stack::{StackSummary, TierStatus};
 use three_tier_core::AwsContext;
 
 use crate::session::Session;
@@ -50,31 +50,26 @@ pub fn stacks(session: &Session, all_regions: bool) -> anyhow::Result<()> {
         vec![session.config.stack.region.clone()]
     };
     let contexts: Vec<AwsContext> = regions.iter().map(|region| session.connect_in(region)).collect();
-    // Every region at once: each is a handful of reads.
-    let found = session.runtime.block_on(async {
-        let mut reads = tokio::task::JoinSet::new();
-        for ctx in contexts {
-            reads.spawn(async move { stack::stacks(&ctx).await.map(|stacks| (ctx.region.clone(), stacks)) });
+    let found = session.runtime.block_on(stack::stacks_in_regions(contexts));
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+    let mut rows = Vec::new();
+    let mut unread = Vec::new();
+    for (region, read) in found {
+        match read {
+            Ok(stacks) => rows.extend(stacks.into_iter().map(|summary| (region.clone(), summary))),
+            Err(err) => unread.push(format!("{region}: {}", err.brief())),
         }
-        let mut found = Vec::new();
-        while let Some(read) = reads.join_next().await {
-            found.push(read??);
-        }
-        anyhow::Ok(found)
-    })?;
-    let mut rows: Vec<(String, StackSummary)> =
-        found.into_iter().flat_map(|(region, stacks)| stacks.into_iter().map(move |s| (region.clone(), s))).collect();
-    rows.sort_by(|a, b| (&a.0, &a.1.name).cmp(&(&b.0, &b.1.name)));
+    }
     let place = if all_regions { format!("the {} enabled regions", regions.len()) } else { regions.join(", ") };
     if rows.is_empty() {
         println!("no stack of three-tier in {place}");
-        return Ok(());
+    } else {
+        println!("{:<16} {:<20} {:<32} {:<8} {:>16}  lock", "region", "stack", "tiers", "age", "a month");
     }
-    let now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-    println!("{:<16} {:<20} {:<32} {:<8} {:>10}  lock", "region", "stack", "tiers", "age", "a month");
     let mut total = 0.0;
-    for (region, summary) in rows {
+    let mut complete = true;
+    for (region, summary) in &rows {
         let tiers: Vec<&str> = summary.tiers.iter().map(|t| t.as_str()).collect();
         let age = summary.since.map_or("-".to_owned(), |since| {
             let seconds = now.saturating_sub(u64::try_from(since).unwrap_or_default());
@@ -85,11 +80,21 @@ pub fn stacks(session: &Session, all_regions: bool) -> anyhow::Result<()> {
             }
         });
         total += summary.cost.monthly;
-        let lock = summary.locked_by.unwrap_or_else(|| "-".into());
+        complete &= summary.cost.is_complete();
+        let lock = summary.locked_by.clone().unwrap_or_else(|| "-".into());
         let cost = summary.cost.amount().replace("about ", "");
-        println!("{region:<16} {:<20} {:<32} {age:<8} {cost:>10}  {lock}", summary.name, tiers.join(", "));
+        println!("{region:<16} {:<20} {:<32} {age:<8} {cost:>16}  {lock}", summary.name, tiers.join(", "));
     }
-    println!("together about ${total:.2} a month while they run; `cargo xtask cost --stack NAME` itemizes one");
+    if rows.len() > 1 {
+        let words = if complete { "about" } else { "at least" };
+        println!("together {words} ${total:.2} a month while they run; `cargo xtask cost --stack NAME` itemizes one");
+    }
+    for line in &unread {
+        eprintln!("not read: {line}");
+    }
+    if !unread.is_empty() && rows.is_empty() {
+        anyhow::bail!("no region could be read: the lines above say why");
+    }
     Ok(())
 }
 
@@ -101,8 +106,8 @@ pub fn cost(session: &Session, plan: bool) -> anyhow::Result<()> {
         Running::planned(config, &session.tiers)
     } else {
         let ctx = session.connect();
-        let stacks = session.runtime.block_on(stack::stacks(&ctx))?;
-        stacks.into_iter().find(|s| s.name == config.stack.name).map(|s| s.running).unwrap_or_default()
+        let found = session.runtime.block_on(stack::stack_named(&ctx, &config.stack.name))?;
+        found.map(|summary| summary.running).unwrap_or_default()
     };
     if running.is_empty() {
         println!("nothing of {} runs: it costs nothing", session.describe_target());

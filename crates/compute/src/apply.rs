@@ -110,10 +110,9 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
             // IAM is eventually consistent: a new instance profile can be unknown to EC2
             // for seconds, and RunInstances then fails with "Invalid IAM Instance Profile".
             let answer = retry_while(
-                &ctx.progress,
+                ctx,
                 &format!("waiting for instance profile {instance_profile} to reach EC2"),
                 ctx.waits.propagation,
-                ctx.waits.poll_interval,
                 &fix,
                 |err| err.is(Answer::ProfilePropagating),
                 || async {
@@ -221,10 +220,9 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
             let target = TargetDescription::builder().id(&id).port(i32::from(*port)).build();
             // A new instance can be unknown to ELB for a few seconds (InvalidTarget).
             retry_while(
-                &ctx.progress,
+                ctx,
                 &format!("waiting for instance {id} to be known to the load balancer"),
                 ctx.waits.propagation,
-                ctx.waits.poll_interval,
                 "run deploy again in a minute",
                 |err| err.is(Answer::UnknownTarget),
                 || async {
@@ -252,10 +250,9 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
             // be known everywhere in EC2 yet (a deploy stopped right after launching it):
             // retried, lest it be left running. One still unknown after that is gone.
             let terminated = retry_while(
-                &ctx.progress,
+                ctx,
                 &format!("waiting for EC2 to know instance {id}"),
                 ctx.waits.propagation,
-                ctx.waits.poll_interval,
                 "run teardown again",
                 Error::is_not_found,
                 || async { ec2.terminate_instances().instance_ids(id).send().await.aws("TerminateInstances") },

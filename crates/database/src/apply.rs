@@ -142,10 +142,9 @@ pub async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Re
                 "DB subnet group {name} is still used by an RDS instance outside this stack: delete it and run teardown again"
             );
             retry_while(
-                &ctx.progress,
+                ctx,
                 &format!("waiting for DB subnet group {name} to be unused"),
                 ctx.waits.dependency_violation,
-                ctx.waits.poll_interval,
                 &fix,
                 Error::is_in_use,
                 || async {

@@ -80,11 +80,6 @@ impl Running {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Every request the strict emulator received, in order.
-    pub fn requests(&self) -> Result<Vec<LoggedRequest>> {
-        self.read_log("/three-tier/requests")
-    }
-
     /// Where the request log ends now: a mark for [`Running::requests_since`].
     pub fn request_mark(&self) -> Result<usize> {
         self.read_log("/three-tier/requests/count")
@@ -118,7 +113,6 @@ impl Running {
             Clock::Freeze => serde_json::json!({"region": region, "freeze": true}),
             Clock::Advance(seconds) => serde_json::json!({"region": region, "advance": seconds.as_secs_f64()}),
             Clock::Rate(rate) => serde_json::json!({"region": region, "rate": rate}),
-            Clock::Reset => serde_json::json!({"region": region, "reset": true}),
         };
         http_with_body(self.port, "POST", "/three-tier/clock", &change.to_string()).map(|_| ())
     }
@@ -131,10 +125,9 @@ pub enum Clock {
     Freeze,
     /// Moves it on by this much AWS time (the emulator's time scale applies).
     Advance(Duration),
-    /// Runs it at this multiple of real time: 1 is real time again, 10 ten times faster.
+    /// Runs it, from where it stands, at this multiple of real time: 1 is real time
+    /// again, 10 ten times faster.
     Rate(f64),
-    /// Back to real time, as if never changed.
-    Reset,
 }
 
 /// One request as the strict emulator logged it.
@@ -146,6 +139,14 @@ pub struct LoggedRequest {
     #[serde(default)]
     pub region: String,
     pub status: u16,
+}
+
+impl LoggedRequest {
+    /// Whether the call changes something: what `fail_nth_mutating` counts (the strict
+    /// emulator's `READS` are the reads).
+    pub fn is_mutating(&self) -> bool {
+        !["Describe", "List", "Get"].iter().any(|read| self.action.starts_with(read))
+    }
 }
 
 impl Running {

@@ -238,10 +238,9 @@ pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Res
             );
             let after_its_gateway = |err: &Error| err.is_in_use() || err.is(Answer::AuthFailure);
             retry_while(
-                &ctx.progress,
+                ctx,
                 &format!("waiting for Elastic IP {name} to be released"),
                 ctx.waits.dependency_violation,
-                ctx.waits.poll_interval,
                 &fix,
                 after_its_gateway,
                 || async {

@@ -64,7 +64,7 @@ pub async fn run_script(
          shows it; it needs the role's AmazonSSMManagedInstanceCore and a way out through the NAT gateway"
     );
     let not_registered = |err: &three_tier_core::Error| err.is(Answer::AgentNotReady);
-    let answer = retry_while(&ctx.progress, &what, limit, ctx.waits.poll_interval, &fix, not_registered, send).await?;
+    let answer = retry_while(ctx, &what, limit, &fix, not_registered, send).await?;
     let command_id = answer.command().and_then(|c| c.command_id()).unwrap_or_default().to_owned();
     let started = Instant::now();
     let waiting = ctx.progress.waiting(format!("SSM command {command_id} on {instance}"), limit);

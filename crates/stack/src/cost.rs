@@ -236,10 +236,9 @@ struct PriceTable {
     region: BTreeMap<String, RegionPrices>,
 }
 
+/// Where a price came from (its `url` and `note` are for people), and its date.
 #[derive(Debug, Deserialize)]
 struct Source {
-    #[allow(dead_code, reason = "read by people, kept in the table")]
-    url: String,
     date: String,
 }
 

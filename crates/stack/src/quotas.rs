@@ -5,6 +5,7 @@
 
 use aws_sdk_ec2::types::{Filter, NatGatewayState};
 use aws_sdk_iam::types::SummaryKeyType;
+use three_tier_core::error::Answer;
 use three_tier_core::{AwsContext, AwsResultExt, Config, Conflict, Plan, Result, Tier};
 
 use crate::StackStep;
@@ -13,6 +14,7 @@ use crate::StackStep;
 /// default, and which tier's plan creates what it counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Quota {
+    kind: Kind,
     tier: Tier,
     name: &'static str,
     /// "in <region>", or the whole account for IAM.
@@ -20,16 +22,47 @@ struct Quota {
     default: usize,
 }
 
-const VPCS: Quota = Quota { tier: Tier::Network, name: "VPCs per Region", regional: true, default: 5 };
-const ADDRESSES: Quota = Quota { tier: Tier::Network, name: "EC2-VPC Elastic IPs", regional: true, default: 5 };
-const NAT_GATEWAYS: Quota =
-    Quota { tier: Tier::Network, name: "NAT gateways per Availability Zone", regional: true, default: 5 };
-const LOAD_BALANCERS: Quota =
-    Quota { tier: Tier::Alb, name: "Application Load Balancers per Region", regional: true, default: 50 };
-const DB_INSTANCES: Quota = Quota { tier: Tier::Database, name: "DB instances", regional: true, default: 40 };
-const ROLES: Quota = Quota { tier: Tier::Compute, name: "Roles per account", regional: false, default: 1000 };
-const INSTANCE_PROFILES: Quota =
-    Quota { tier: Tier::Compute, name: "Instance profiles per account", regional: false, default: 1000 };
+/// What a quota counts, and so where its usage and limit are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Vpcs,
+    Addresses,
+    NatGateways,
+    LoadBalancers,
+    DbInstances,
+    Roles,
+    InstanceProfiles,
+}
+
+const VPCS: Quota =
+    Quota { kind: Kind::Vpcs, tier: Tier::Network, name: "VPCs per Region", regional: true, default: 5 };
+const ADDRESSES: Quota =
+    Quota { kind: Kind::Addresses, tier: Tier::Network, name: "EC2-VPC Elastic IPs", regional: true, default: 5 };
+const NAT_GATEWAYS: Quota = Quota {
+    kind: Kind::NatGateways,
+    tier: Tier::Network,
+    name: "NAT gateways per Availability Zone",
+    regional: true,
+    default: 5,
+};
+const LOAD_BALANCERS: Quota = Quota {
+    kind: Kind::LoadBalancers,
+    tier: Tier::Alb,
+    name: "Application Load Balancers per Region",
+    regional: true,
+    default: 50,
+};
+const DB_INSTANCES: Quota =
+    Quota { kind: Kind::DbInstances, tier: Tier::Database, name: "DB instances", regional: true, default: 40 };
+const ROLES: Quota =
+    Quota { kind: Kind::Roles, tier: Tier::Compute, name: "Roles per account", regional: false, default: 1000 };
+const INSTANCE_PROFILES: Quota = Quota {
+    kind: Kind::InstanceProfiles,
+    tier: Tier::Compute,
+    name: "Instance profiles per account",
+    regional: false,
+    default: 1000,
+};
 
 /// Adds a conflict to the tier's plan for each quota that its creates would cross.
 pub(crate) async fn check(ctx: &AwsContext, config: &Config, plans: &mut [Plan<StackStep>]) -> Result<()> {
@@ -75,17 +108,17 @@ fn crossed(quota: Quota, region: &str, used: usize, limit: usize, wanted: usize)
     })
 }
 
-/// How many of the quota's resources the account uses in the region, and its limit: from
-/// the account where an API reports it, else AWS's default.
+/// How many of the quota's resources the account uses (in the region, or account-wide
+/// for IAM), and its limit: from the account where an API reports it, else AWS's default.
 async fn usage(ctx: &AwsContext, config: &Config, quota: Quota) -> Result<(usize, usize)> {
     let ec2 = &ctx.ec2;
-    Ok(match quota {
-        VPCS => (ec2.describe_vpcs().send().await.aws("DescribeVpcs")?.vpcs().len(), quota.default),
-        ADDRESSES => {
+    Ok(match quota.kind {
+        Kind::Vpcs => (ec2.describe_vpcs().send().await.aws("DescribeVpcs")?.vpcs().len(), quota.default),
+        Kind::Addresses => {
             let used = ec2.describe_addresses().send().await.aws("DescribeAddresses")?.addresses().len();
             (used, elastic_ip_limit(ctx).await?.unwrap_or(quota.default))
         }
-        NAT_GATEWAYS => {
+        Kind::NatGateways => {
             // The stack's NAT gateway goes in the first ALB subnet's zone.
             let zone = &config.network.subnets.alb_a.availability_zone;
             let answer = ec2.describe_nat_gateways().send().await.aws("DescribeNatGateways")?;
@@ -102,29 +135,32 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota) -> Result<(usize
             });
             (live.count(), quota.default)
         }
-        LOAD_BALANCERS => {
-            let (balancers, limits) = ctx
-                .both(async { ctx.elbv2.describe_load_balancers().send().await.aws("DescribeLoadBalancers") }, async {
-                    ctx.elbv2.describe_account_limits().send().await.aws("DescribeAccountLimits")
-                })
-                .await?;
-            let limit = limits
-                .limits()
-                .iter()
-                .find(|l| l.name() == Some("application-load-balancers"))
-                .and_then(|l| l.max()?.parse().ok());
+        Kind::LoadBalancers => {
+            let limits = async { ctx.elbv2.describe_account_limits().send().await.aws("DescribeAccountLimits") };
+            let balancers = async { ctx.elbv2.describe_load_balancers().send().await.aws("DescribeLoadBalancers") };
+            let (balancers, limits) = ctx.both(balancers, async { unless_unreadable(limits.await) }).await?;
+            let limit = limits.as_ref().and_then(|limits| {
+                let balancers = limits.limits().iter().find(|l| l.name() == Some("application-load-balancers"))?;
+                balancers.max()?.parse().ok()
+            });
             (balancers.load_balancers().len(), limit.unwrap_or(quota.default))
         }
-        DB_INSTANCES => {
+        Kind::DbInstances => {
             let used = ctx.rds.describe_db_instances().send().await.aws("DescribeDBInstances")?.db_instances().len();
-            (used, db_instance_limit(ctx).await.unwrap_or(quota.default))
+            let quotas = ctx.rds.describe_account_attributes().send().await.aws("DescribeAccountAttributes");
+            let limit = unless_unreadable(quotas)?.and_then(|answer| {
+                let instances =
+                    answer.account_quotas().iter().find(|q| q.account_quota_name() == Some("DBInstances"))?;
+                usize::try_from(instances.max()?).ok()
+            });
+            (used, limit.unwrap_or(quota.default))
         }
-        _ => {
+        Kind::Roles | Kind::InstanceProfiles => {
             // IAM reports both the count and the limit, account-wide.
             let summary = ctx.iam.get_account_summary().send().await.aws("GetAccountSummary")?;
             let map = summary.summary_map().cloned().unwrap_or_default();
             let value = |key: SummaryKeyType| map.get(&key).and_then(|v| usize::try_from(*v).ok());
-            let (used, limit) = if quota == ROLES {
+            let (used, limit) = if quota.kind == Kind::Roles {
                 (SummaryKeyType::Roles, SummaryKeyType::RolesQuota)
             } else {
                 (SummaryKeyType::InstanceProfiles, SummaryKeyType::InstanceProfilesQuota)
@@ -134,14 +170,17 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota) -> Result<(usize
     })
 }
 
-/// The account's DB instance limit, which RDS reports (`DBInstances` of its account
-/// quotas). Where the call is not answered (the emulator, moto 5.2, lacks it), AWS's
-/// default stands: the count still protects a default account.
-async fn db_instance_limit(ctx: &AwsContext) -> Option<usize> {
-    let answer = ctx.rds.describe_account_attributes().send().await.aws("DescribeAccountAttributes");
-    let answer = answer.inspect_err(|err| tracing::debug!(%err, "RDS account quotas unread")).ok()?;
-    let quota = answer.account_quotas().iter().find(|q| q.account_quota_name() == Some("DBInstances"))?;
-    usize::try_from(quota.max()?).ok()
+/// An account's limit where the caller may not read it (an identity without that one
+/// permission): none, and AWS's default stands. Any other error stops the check.
+fn unless_unreadable<T>(answer: Result<T>) -> Result<Option<T>> {
+    match answer {
+        Ok(answer) => Ok(Some(answer)),
+        Err(err) if err.is(Answer::AccessDenied) => {
+            tracing::debug!(%err, "an account limit unread: AWS's default stands");
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// The account's Elastic IP limit, which EC2 reports (`vpc-max-elastic-ips`).

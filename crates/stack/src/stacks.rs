@@ -58,28 +58,43 @@ impl Found {
 pub async fn stacks(ctx: &AwsContext) -> Result<Vec<StackSummary>> {
     let (ec2, (balancers, databases)) =
         ctx.both(ec2_resources(ctx), ctx.both(load_balancers(ctx), databases(ctx))).await?;
-    let mut found: BTreeMap<String, StackSummary> = BTreeMap::new();
+    // By stack: its tiers, its oldest date, and what it runs.
+    let mut found: BTreeMap<String, (BTreeSet<Tier>, Option<i64>, Running)> = BTreeMap::new();
     for resource in ec2.into_iter().chain(balancers).chain(databases) {
-        let summary = found.entry(resource.stack.clone()).or_insert_with(|| StackSummary {
-            name: resource.stack.clone(),
-            tiers: BTreeSet::new(),
-            since: None,
-            locked_by: None,
-            running: Running::default(),
-            cost: cost::estimate(&ctx.region, &Running::default()),
-        });
-        summary.tiers.extend(resource.tier);
+        let (tiers, since, running) = found.entry(resource.stack).or_default();
+        tiers.extend(resource.tier);
         if let Some(created) = resource.created {
-            summary.since = Some(summary.since.map_or(created, |since| since.min(created)));
+            *since = Some(since.map_or(created, |since| since.min(created)));
         }
-        summary.running.add(resource.bills);
+        running.add(resource.bills);
     }
-    let mut summaries: Vec<StackSummary> = found.into_values().collect();
-    for summary in &mut summaries {
-        summary.cost = cost::estimate(&ctx.region, &summary.running);
-        summary.locked_by = lock::read(ctx, &summary.name).await?.describe();
+    let mut summaries = Vec::new();
+    for (name, (tiers, since, running)) in found {
+        let locked_by = lock::read(ctx, &name).await?.describe();
+        let cost = cost::estimate(&ctx.region, &running);
+        summaries.push(StackSummary { name, tiers, since, locked_by, running, cost });
     }
     Ok(summaries)
+}
+
+/// The stack named `name` in the context's region, if anything of it exists.
+pub async fn stack_named(ctx: &AwsContext, name: &str) -> Result<Option<StackSummary>> {
+    Ok(stacks(ctx).await?.into_iter().find(|summary| summary.name == name))
+}
+
+/// Every stack in each of `contexts`' regions, all regions at once: each region's own
+/// answer, so one region that refuses (an organisation's policy, say) hides no other.
+pub async fn stacks_in_regions(contexts: Vec<AwsContext>) -> Vec<(String, Result<Vec<StackSummary>>)> {
+    let mut reads = tokio::task::JoinSet::new();
+    for ctx in contexts {
+        reads.spawn(async move { (ctx.region.clone(), stacks(&ctx).await) });
+    }
+    let mut found = Vec::new();
+    while let Some(read) = reads.join_next().await {
+        found.push(read.expect("a region's read does not panic"));
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
 }
 
 /// The stacks' VPCs, Elastic IPs (which outlive a VPC, and are billed), NAT gateways,

@@ -25,6 +25,11 @@ pub fn ec2_tag_spec(
     aws_sdk_ec2::types::TagSpecification::builder().resource_type(resource_type).set_tags(Some(tags)).build()
 }
 
+/// How many times the SDK sends a request AWS throttles or fails with a 5xx. A deploy
+/// sends some 200 calls, many at once, and AWS throttles bursts: more attempts than the
+/// default three (Terraform's AWS provider allows 25) ride out a run of refusals of one call.
+pub const MAX_ATTEMPTS: u32 = 10;
+
 /// Where the SDK sends its requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -87,12 +92,10 @@ impl AwsContext {
         progress: Progress,
         interceptors: Vec<SharedInterceptor>,
     ) -> AwsContext {
-        // Throttling and 5xx answers are retried by the SDK. A deploy sends some 200 calls,
-        // many of them at once, and AWS throttles bursts: more attempts than the default
-        // three (Terraform's AWS provider allows 25) ride out a run of refusals of one call.
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(region.to_owned()))
-            .retry_config(RetryConfig::standard().with_max_attempts(10).with_initial_backoff(waits.retry_backoff));
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region.to_owned())).retry_config(
+                RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS).with_initial_backoff(waits.retry_backoff),
+            );
         if let Target::Emulator { endpoint } = target {
             loader = loader
                 .endpoint_url(endpoint)

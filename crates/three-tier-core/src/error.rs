@@ -29,8 +29,8 @@ pub enum Error {
     Aws { operation: &'static str, code: String, message: String, request_id: Option<String>, sdk: BoxError },
 
     /// The request never got an answer from AWS: no credentials, no network, no endpoint.
-    #[error("{operation} did not reach AWS: {detail}\n  fix: {}", unreachable_fix(detail))]
-    Unreachable { operation: &'static str, detail: String },
+    #[error("{operation} did not reach AWS: {detail}\n  fix: {}", why.fix())]
+    Unreachable { operation: &'static str, why: Unanswered, detail: String },
 
     #[error("gave up after {}s: {what}\n  fix: {fix}", after.as_secs())]
     Timeout { what: String, after: Duration, fix: String },
@@ -96,6 +96,10 @@ pub enum Error {
     )]
     Interrupted { done: usize, total: usize },
 
+    /// Ctrl-C came while a step waited or retried: it stopped between two attempts.
+    #[error("stopped by Ctrl-C while {what}\n  fix: run the same command again: it continues where it stopped")]
+    Stopped { what: String },
+
     /// A command needs a tier that is not deployed.
     #[error("the {tier} tier is not deployed in stack {stack}\n  fix: run `cargo xtask deploy` first")]
     NotDeployed { tier: Tier, stack: String },
@@ -138,6 +142,8 @@ pub enum Answer {
     /// AWS refuses the caller: invalid credentials, or, for ReleaseAddress, an address
     /// whose NAT gateway was deleted moments ago.
     AuthFailure,
+    /// The caller's identity may not make this call.
+    AccessDenied,
 }
 
 impl Error {
@@ -163,6 +169,7 @@ impl Error {
             "Gateway.NotAttached" => Answer::NotAttached,
             "InvocationDoesNotExist" => Answer::NoInvocationYet,
             "AuthFailure" => Answer::AuthFailure,
+            "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => Answer::AccessDenied,
             "InvalidInstanceId" => Answer::AgentNotReady,
             "ParameterAlreadyExists" => Answer::AlreadyExists,
             code if code.starts_with("InvalidAMIID") => Answer::UnknownImage,
@@ -197,7 +204,7 @@ impl Error {
 
     /// The SDK found no credentials to sign the request with.
     pub fn is_missing_credentials(&self) -> bool {
-        matches!(self, Error::Unreachable { detail, .. } if detail.starts_with("no AWS credentials were found"))
+        matches!(self, Error::Unreachable { why: Unanswered::NoCredentials, .. })
     }
 
     /// Something still uses the resource (see [`Answer::InUse`]).
@@ -251,23 +258,59 @@ where
             _ => {
                 let full = DisplayErrorContext(&err).to_string();
                 tracing::debug!(operation, error = %full, "the request got no answer from AWS");
-                Error::Unreachable { operation, detail: brief_unreachable(&full) }
+                let (why, detail) = brief_unreachable(&full);
+                Error::Unreachable { operation, why, detail }
             }
         })
     }
 }
 
-/// The SDK's account of a request that got no answer, in a line: its context names every
-/// provider and layer it tried and ends with a Debug dump of them all, which goes to the
-/// debug log (`RUST_LOG=debug`) instead.
-fn brief_unreachable(full: &str) -> String {
+/// Why a request got no answer from AWS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unanswered {
+    /// The SDK's chain found no credentials at all.
+    NoCredentials,
+    /// The profile's SSO session has expired and cannot be refreshed.
+    SsoExpired,
+    /// Credentials were found but could not be loaded (a broken profile, a failed role).
+    Credentials,
+    /// No answer came: the network, the endpoint.
+    Network,
+}
+
+impl Unanswered {
+    fn fix(self) -> &'static str {
+        match self {
+            Unanswered::NoCredentials => {
+                "run `aws configure` or `aws sso login` (or set AWS_PROFILE), or add --emulator to use the local emulator"
+            }
+            Unanswered::SsoExpired => {
+                "run `aws sso login` (with --profile, for the profile in AWS_PROFILE), then the command again"
+            }
+            Unanswered::Credentials => {
+                "`aws sts get-caller-identity` shows what the SDK finds; fix the profile in AWS_PROFILE or \
+                 ~/.aws/config, or add --emulator to use the local emulator"
+            }
+            Unanswered::Network => {
+                "check the network and the endpoint (AWS_ENDPOINT_URL); with --emulator, check \
+                 `cargo xtask emulator status`"
+            }
+        }
+    }
+}
+
+/// The SDK's account of a request that got no answer, in a line, and why: its context
+/// names every provider and layer it tried and ends with a Debug dump of them all, which
+/// goes to the debug log (`RUST_LOG=debug`) instead.
+fn brief_unreachable(full: &str) -> (Unanswered, String) {
     if full.contains("no credentials found") {
-        return "no AWS credentials were found (environment, profiles and SSO, web identity, container and instance \
-                roles were tried)"
-            .into();
+        let detail = "no AWS credentials were found (environment, profiles and SSO, web identity, container and \
+                      instance roles were tried)";
+        return (Unanswered::NoCredentials, detail.into());
     }
     if full.contains("SSO token has expired") {
-        return "the AWS SSO session of your profile has expired (its token cannot be refreshed)".into();
+        let detail = "the AWS SSO session of your profile has expired (its token cannot be refreshed)";
+        return (Unanswered::SsoExpired, detail.into());
     }
     let first_line = full.lines().next().unwrap_or(full);
     let mut brief = first_line.split(" (").next().unwrap_or(first_line);
@@ -280,7 +323,8 @@ fn brief_unreachable(full: &str) -> String {
     while brief.matches(repeated).count() > 1 {
         brief = brief.replacen(repeated, "", 1);
     }
-    brief
+    let why = if brief.contains("credentials") { Unanswered::Credentials } else { Unanswered::Network };
+    (why, brief)
 }
 
 /// What to do about an AWS error code, where there is something to say.
@@ -296,9 +340,11 @@ fn hint(code: &str, operation: &str) -> Option<String> {
         }
         "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException"
         | "RequestThrottled" | "SlowDown" => {
-            "AWS kept throttling after 10 attempts: something else is calling this account hard; wait a minute and \
-             run the command again (it picks up where it stopped)"
-                .into()
+            format!(
+                "AWS kept throttling through the SDK's {} attempts: something else is calling this account hard; \
+                 wait a minute and run the command again (it picks up where it stopped)",
+                crate::aws::MAX_ATTEMPTS
+            )
         }
         "OptInRequired" => "the region is not enabled for this account: enable it, or set another stack.region".into(),
         "VpcLimitExceeded" | "AddressLimitExceeded" | "NatGatewayLimitExceeded"
@@ -338,20 +384,4 @@ fn render_failures(failures: &[StepFailure]) -> String {
 
 fn join(tiers: &[Tier]) -> String {
     tiers.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(" ")
-}
-
-fn unreachable_fix(detail: &str) -> &'static str {
-    let lower = detail.to_ascii_lowercase();
-    if lower.contains("sso session") {
-        "run `aws sso login` (with --profile, for the profile in AWS_PROFILE), then the command again"
-    } else if lower.contains("credential") && !lower.contains("no aws credentials were found") {
-        "the SDK could not load your AWS credentials: `aws sts get-caller-identity` shows what it finds; fix the \
-         profile in AWS_PROFILE or ~/.aws/config, or add --emulator to use the local emulator"
-    } else if lower.contains("credential") {
-        "no AWS credentials were found: run `aws configure` or `aws sso login` (or set AWS_PROFILE), \
-         or add --emulator to use the local emulator"
-    } else {
-        "check the network and the endpoint (AWS_ENDPOINT_URL); with --emulator, check \
-         `cargo xtask emulator status`"
-    }
 }

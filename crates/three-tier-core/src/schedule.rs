@@ -55,15 +55,9 @@ pub async fn run<S: Step>(
             let result = if uses_new {
                 let what = format!("AWS to know what `{}` uses", node.step.describe());
                 let fix = "AWS has not made a resource this run created visible yet: run the command again in a minute";
-                retry_while(
-                    &ctx.progress,
-                    &what,
-                    ctx.waits.propagation,
-                    ctx.waits.poll_interval,
-                    fix,
-                    Error::is_not_found,
-                    || run(ctx, &node.step, created),
-                )
+                retry_while(ctx, &what, ctx.waits.propagation, fix, Error::is_not_found, || {
+                    run(ctx, &node.step, created)
+                })
                 .await
             } else {
                 run(ctx, &node.step, created).await
@@ -77,7 +71,8 @@ pub async fn run<S: Step>(
     let mut done = 0;
     let mut interrupted = false;
     loop {
-        if failures.is_empty() && !interrupted {
+        // Ctrl-C may come before the first step (while the run planned): then none starts.
+        if failures.is_empty() && !ctx.interrupt.is_raised() {
             match ctx.schedule {
                 Schedule::Concurrent => running.extend(ready.drain(..).map(start)),
                 Schedule::Ordered if running.is_empty() && !ready.is_empty() => running.push(start(ready.remove(0))),
@@ -119,6 +114,8 @@ pub async fn run<S: Step>(
                     }
                 }
             }
+            // Stopped by Ctrl-C between two attempts: not done, and not a failure.
+            Err(Error::Stopped { .. }) => {}
             Err(error) => {
                 let node = &graph.nodes[index];
                 failures.push(StepFailure { tier: node.tier, step: node.step.describe(), error: Box::new(error) });
@@ -127,7 +124,7 @@ pub async fn run<S: Step>(
     }
     if !failures.is_empty() {
         Err(Error::Steps { failures })
-    } else if interrupted {
+    } else if ctx.interrupt.is_raised() && done < graph.nodes.len() {
         Err(Error::Interrupted { done, total: graph.nodes.len() })
     } else {
         Ok(())
@@ -210,25 +207,9 @@ mod tests {
 
     /// Runs `steps`, recording when each starts and ends (in steps of the log).
     async fn walk(schedule: Schedule, steps: Vec<Sleep>) -> (Result<()>, Vec<String>) {
-        walk_until(schedule, steps, None).await
-    }
-
-    /// As [`walk`], with Ctrl-C pressed after `interrupt_after` milliseconds.
-    async fn walk_until(
-        schedule: Schedule,
-        steps: Vec<Sleep>,
-        interrupt_after: Option<u64>,
-    ) -> (Result<()>, Vec<String>) {
         let graph = Graph::build(steps.into_iter().map(|s| (Tier::Network, s))).unwrap();
         let log = Mutex::new(Vec::new());
         let ctx = context(schedule).await;
-        if let Some(millis) = interrupt_after {
-            let interrupt = ctx.interrupt.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(millis)).await;
-                interrupt.raise();
-            });
-        }
         let created = Created::default();
         let result = run(&ctx, &graph, &created, async |_, step: &Sleep, created: &Created| {
             if let Some(reference) = &step.uses {
@@ -282,13 +263,43 @@ mod tests {
 
     #[tokio::test]
     async fn ctrl_c_starts_nothing_new_drops_waits_and_lets_changes_in_flight_finish() {
-        let change = sleep("change", 60);
+        let change = sleep("change", 50);
         let wait = Sleep { waits: true, ..sleep("wait", 10_000) };
         let after = Sleep { uses: Some(Ref::planned("change")), ..sleep("after", 1) };
-        let (result, log) = walk_until(Schedule::Concurrent, vec![change, wait, after], Some(20)).await;
+        let graph = Graph::build([change, wait, after].map(|s| (Tier::Network, s))).unwrap();
+        let ctx = context(Schedule::Concurrent).await;
+        let log = Mutex::new(Vec::new());
+        let result = run(&ctx, &graph, &Created::default(), async |ctx, step: &Sleep, created: &Created| {
+            log.lock().unwrap().push(format!("start {}", step.name));
+            // Ctrl-C while the change is in flight and the wait waits.
+            if step.name == "change" {
+                ctx.interrupt.raise();
+            }
+            tokio::time::sleep(Duration::from_millis(step.millis)).await;
+            log.lock().unwrap().push(format!("end {}", step.name));
+            created.insert(step.name, format!("id-{}", step.name));
+            Ok(())
+        })
+        .await;
+        let log = log.into_inner().unwrap();
         assert_eq!(log, ["start change", "start wait", "end change"], "the wait is dropped, nothing new starts");
         let Err(Error::Interrupted { done, total }) = result else { panic!("{result:?}") };
         assert_eq!((done, total), (1, 3));
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_before_the_first_step_starts_none() {
+        let graph = Graph::build([(Tier::Network, sleep("a", 1)), (Tier::Network, sleep("b", 1))]).unwrap();
+        let ctx = context(Schedule::Concurrent).await;
+        ctx.interrupt.raise();
+        let started = Mutex::new(Vec::new());
+        let result = run(&ctx, &graph, &Created::default(), async |_, step: &Sleep, _: &Created| {
+            started.lock().unwrap().push(step.name);
+            Ok(())
+        })
+        .await;
+        assert!(started.into_inner().unwrap().is_empty());
+        assert!(matches!(result, Err(Error::Interrupted { done: 0, total: 2 })), "{result:?}");
     }
 
     #[tokio::test]

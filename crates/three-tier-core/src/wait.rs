@@ -6,7 +6,6 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::progress::Progress;
 
 /// How long to wait for things AWS finishes in its own time.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,10 +60,9 @@ impl WaitSettings {
 /// Runs `attempt` until it succeeds, fails with an error `retry_if` does not accept, or
 /// `limit` passes; then fails with a timeout that says `fix`.
 pub async fn retry_while<T, Fut>(
-    progress: &Progress,
+    ctx: &crate::AwsContext,
     what: &str,
     limit: Duration,
-    poll_interval: Duration,
     fix: &str,
     retry_if: impl Fn(&Error) -> bool,
     mut attempt: impl FnMut() -> Fut,
@@ -90,8 +88,13 @@ where
                         fix: fix.to_owned(),
                     });
                 }
-                waiting.get_or_insert_with(|| progress.waiting(what, limit));
-                tokio::time::sleep(poll_interval).await;
+                waiting.get_or_insert_with(|| ctx.progress.waiting(what, limit));
+                if pause_unless_interrupted(ctx).await {
+                    if let Some(waiting) = waiting.take() {
+                        waiting.done("stopped by Ctrl-C");
+                    }
+                    return Err(Error::Stopped { what: what.to_owned() });
+                }
             }
             Err(err) => return Err(err),
         }
@@ -142,9 +145,24 @@ where
                         .into(),
                 });
             }
-            Poll::Pending(_) => tokio::time::sleep(ctx.waits.poll_interval).await,
+            Poll::Pending(_) => {
+                if pause_unless_interrupted(ctx).await {
+                    waiting.done("stopped by Ctrl-C");
+                    return Err(Error::Stopped { what: what.to_owned() });
+                }
+            }
         }
     }
+}
+
+/// Pauses for the poll interval; true, at once, when Ctrl-C is pressed: the loop stops
+/// between two attempts, each a whole call, so nothing is left half-made.
+async fn pause_unless_interrupted(ctx: &crate::AwsContext) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(ctx.waits.poll_interval) => {}
+        () = ctx.interrupt.raised() => {}
+    }
+    ctx.interrupt.is_raised()
 }
 
 /// Retries a delete or detach that AWS refuses while something still uses the resource
@@ -158,22 +176,21 @@ pub async fn retry_in_use<Fut>(
 where
     Fut: Future<Output = Result<()>>,
 {
-    retry_while(
-        &ctx.progress,
-        &format!("waiting for {what}"),
-        ctx.waits.dependency_violation,
-        ctx.waits.poll_interval,
-        fix,
-        Error::is_in_use,
-        attempt,
-    )
-    .await
+    retry_while(ctx, &format!("waiting for {what}"), ctx.waits.dependency_violation, fix, Error::is_in_use, attempt)
+        .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A context that polls every millisecond; no request is sent.
+    async fn context() -> crate::AwsContext {
+        let target = crate::Target::Emulator { endpoint: "http://127.0.0.1:9".into() };
+        let waits = WaitSettings { poll_interval: Duration::from_millis(1), ..WaitSettings::fast_poll() };
+        crate::AwsContext::connect(&target, "us-east-1", waits, crate::progress::Progress::silent()).await
+    }
 
     fn violation() -> Error {
         Error::Aws {
@@ -188,15 +205,9 @@ mod tests {
     #[tokio::test]
     async fn retries_until_the_refusal_clears() {
         let tries = AtomicU32::new(0);
-        let result = retry_while(
-            &Progress::silent(),
-            "subnet",
-            Duration::from_secs(5),
-            Duration::from_millis(1),
-            "",
-            Error::is_in_use,
-            || async { if tries.fetch_add(1, Ordering::SeqCst) < 3 { Err(violation()) } else { Ok(7) } },
-        )
+        let result = retry_while(&context().await, "subnet", Duration::from_secs(5), "", Error::is_in_use, || async {
+            if tries.fetch_add(1, Ordering::SeqCst) < 3 { Err(violation()) } else { Ok(7) }
+        })
         .await;
         assert_eq!(result.unwrap(), 7);
         assert_eq!(tries.load(Ordering::SeqCst), 4);
@@ -205,10 +216,9 @@ mod tests {
     #[tokio::test]
     async fn gives_up_after_the_limit_with_the_fix() {
         let result: Result<()> = retry_while(
-            &Progress::silent(),
+            &context().await,
             "subnet alb-subnet",
             Duration::from_millis(20),
-            Duration::from_millis(5),
             "delete the ALB",
             Error::is_in_use,
             || async { Err(violation()) },
@@ -222,20 +232,28 @@ mod tests {
     #[tokio::test]
     async fn other_errors_are_not_retried() {
         let tries = AtomicU32::new(0);
-        let result: Result<()> = retry_while(
-            &Progress::silent(),
-            "x",
-            Duration::from_secs(5),
-            Duration::from_millis(1),
-            "",
-            Error::is_in_use,
-            || async {
+        let result: Result<()> =
+            retry_while(&context().await, "x", Duration::from_secs(5), "", Error::is_in_use, || async {
                 tries.fetch_add(1, Ordering::SeqCst);
                 Err(Error::Conflict { resource: "r".into(), problem: "p".into(), fix: "f".into() })
-            },
-        )
-        .await;
+            })
+            .await;
         assert!(result.is_err());
         assert_eq!(tries.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_stops_the_retries_between_two_attempts() {
+        let ctx = context().await;
+        let tries = AtomicU32::new(0);
+        let result: Result<()> = retry_while(&ctx, "subnet", Duration::from_secs(60), "", Error::is_in_use, || async {
+            if tries.fetch_add(1, Ordering::SeqCst) == 2 {
+                ctx.interrupt.raise();
+            }
+            Err(violation())
+        })
+        .await;
+        assert!(matches!(result, Err(Error::Stopped { .. })), "{result:?}");
+        assert_eq!(tries.load(Ordering::SeqCst), 3, "no attempt after Ctrl-C");
     }
 }

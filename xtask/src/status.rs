@@ -1,4 +1,4 @@
-//! `cargo xtask outputs` and `cargo xtask status`.
+//! `cargo xtask outputs`, `status`, `stacks` and `cost`.
 
 use stack::TierStatus;
 use stack::cost::Running;

@@ -203,7 +203,7 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
     let top = Group {
         id: "region".to_owned(),
         label: vec![format!("{} (stack {})", config.stack.region, names.stack())],
-        nodes: Vec::new(),
+        nodes: vec![node("internet", Shape::Circle, vec!["internet".to_owned()], Vec::new())],
         groups: vec![vpc],
     };
 
@@ -248,8 +248,6 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
         edges.push(edge(resource, &subnet_id(role), None, Line::Placed));
     }
 
-    let mut top = top;
-    top.nodes.push(node("internet", Shape::Circle, vec!["internet".to_owned()], Vec::new()));
     let title = match deployed {
         Some(_) => format!("three-tier stack {}, as deployed", names.stack()),
         None => format!("three-tier stack {}, as the config plans it", names.stack()),

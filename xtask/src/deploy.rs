@@ -96,6 +96,9 @@ pub fn plan(session: &Session, teardown: bool, json: bool) -> anyhow::Result<boo
                 .line(format!("cost: {} a month while it runs (`cargo xtask cost --plan` itemizes)", cost.amount()));
         }
     }
+    // A conflict (a name held by another, a quota reached) is what deploy would refuse on:
+    // shown above with the rest, then an error, as Terraform's plan fails on one.
+    plan.check_conflicts()?;
     Ok(changes)
 }
 

@@ -451,3 +451,37 @@ fn ctrl_c_stops_between_steps_releases_the_lock_and_the_next_deploy_finishes() {
     let teardown = command(&["teardown", "--yes"]).output().unwrap();
     assert_eq!(teardown.status.code(), Some(0), "{}", String::from_utf8_lossy(&teardown.stderr));
 }
+
+#[test]
+fn a_plan_with_a_conflict_deploy_would_refuse_on_shows_it_and_exits_1() {
+    let running = emulator::Emulator::default().ensure_running().expect("the emulator starts");
+    let dir = tempdir("conflict");
+    let (deployed, moved) = (dir.join("deployed.toml"), dir.join("moved.toml"));
+    let config = DEFAULT.replace("ap-northeast-1", "us-east-2");
+    std::fs::write(&deployed, &config).unwrap();
+    // The app subnet's CIDR changed: AWS cannot change a subnet's block in place.
+    std::fs::write(&moved, config.replace("cidr = \"10.0.0.0/26\"", "cidr = \"10.0.2.0/26\"")).unwrap();
+    let command = |config: &Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(args)
+            .args(["--stack", "cli-conflict", "--config"])
+            .arg(config)
+            .env("AWS_ENDPOINT_URL", running.endpoint())
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap()
+    };
+    let built = command(&deployed, &["deploy", "network"]);
+    assert_eq!(built.status.code(), Some(0), "{}", String::from_utf8_lossy(&built.stderr));
+
+    let planned = command(&moved, &["plan", "network"]);
+    let stderr = String::from_utf8_lossy(&planned.stderr).into_owned();
+    assert_eq!(planned.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("network:") && stderr.contains("error: "), "the plan, then the error: {stderr}");
+    let detailed = command(&moved, &["plan", "network", "--detailed-exitcode"]);
+    assert_eq!(detailed.status.code(), Some(1), "{}", String::from_utf8_lossy(&detailed.stderr));
+
+    let teardown = command(&deployed, &["teardown", "--yes"]);
+    assert_eq!(teardown.status.code(), Some(0), "{}", String::from_utf8_lossy(&teardown.stderr));
+}

@@ -867,11 +867,14 @@ class RequestLog:
         CLOCKS.local.region = region
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         action = target.split(".")[-1] if target else (parse_qs(body.decode("utf-8", "replace")).get("Action") or [""])[0]
+        def record(status):
+            with self.lock:
+                self.entries.append({"service": service, "action": action, "region": region, "status": status})
+
         injected = self.inject(service, region, action, start_response) if service and action else None
         if injected is not None:
             code, response = injected
-            with self.lock:
-                self.entries.append({"service": service, "action": action, "region": region, "status": code})
+            record(code)
             return response
         status = {}
 
@@ -881,8 +884,7 @@ class RequestLog:
 
         result = self.app(environ, recording_start_response)
         if service and action:
-            with self.lock:
-                self.entries.append({"service": service, "action": action, "region": region, "status": status.get("code", 0)})
+            record(status.get("code", 0))
         return result
 
 

@@ -8,16 +8,8 @@ use three_tier_core::{AwsResultExt, Tier};
 
 use crate::support::{FailFirst, clean, config_in, context, context_with, emulator};
 
-/// EC2's error document, as AWS sends it.
-fn ec2_error(code: &str, message: &str) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code><Message>{message}</Message>\
-         </Error></Errors><RequestID>5f2c6e1a-0d3b-4c6e-9d8f-1a2b3c4d5e6f</RequestID></Response>"
-    )
-}
-
 fn failing(operation: &'static str, times: u32, code: &str, message: &str) -> Vec<SharedInterceptor> {
-    vec![SharedInterceptor::new(FailFirst::new(operation, times, ec2_error(code, message)))]
+    vec![SharedInterceptor::new(FailFirst::ec2(operation, times, code, message))]
 }
 
 /// Every line short enough to read, and no Rust structure in sight.

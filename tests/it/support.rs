@@ -201,6 +201,9 @@ mod faults {
         type Storer = StoreReplace<Self>;
     }
 
+    /// The request id of every injected answer, shaped as AWS's are.
+    pub const INJECTED_REQUEST_ID: &str = "5f2c6e1a-0d3b-4c6e-9d8f-1a2b3c4d5e6f";
+
     /// A read the emulator answers harmlessly, sent in place of a call that is to fail,
     /// so the emulator does not act on it.
     const HARMLESS: &str = "Action=DescribeRegions&Version=2016-11-15";
@@ -210,41 +213,37 @@ mod faults {
             FailFirst { operation, remaining: AtomicU32::new(times), error_body }
         }
 
+        /// EC2 answering `operation` with `code` and `message`, in its error document.
+        pub fn ec2(operation: &'static str, times: u32, code: &str, message: &str) -> FailFirst {
+            let body = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>{code}</Code>\
+                 <Message>{message}</Message></Error></Errors><RequestID>{INJECTED_REQUEST_ID}</RequestID></Response>"
+            );
+            FailFirst::new(operation, times, body)
+        }
+
         /// EC2's answer to RunInstances with an instance profile IAM has not propagated.
         pub fn instance_profile_not_yet_visible(times: u32) -> FailFirst {
-            FailFirst::new(
-                "RunInstances",
-                times,
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>InvalidParameterValue</Code>\
-                 <Message>Value (three-tier-app-profile) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name</Message>\
-                 </Error></Errors><RequestID>injected</RequestID></Response>"
-                    .into(),
-            )
+            let message = "Value (three-tier-app-profile) for parameter iamInstanceProfile.name is invalid. \
+                           Invalid IAM Instance Profile name";
+            FailFirst::ec2("RunInstances", times, "InvalidParameterValue", message)
         }
 
         /// EC2's answer to TerminateInstances for an instance too new to be known
         /// everywhere in EC2.
         pub fn instance_not_yet_known(times: u32) -> FailFirst {
-            FailFirst::new(
-                "TerminateInstances",
-                times,
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Errors><Error><Code>InvalidInstanceID.NotFound</Code>\
-                 <Message>The instance ID 'i-0123456789abcdef0' does not exist</Message>\
-                 </Error></Errors><RequestID>injected</RequestID></Response>"
-                    .into(),
-            )
+            let message = "The instance ID 'i-0123456789abcdef0' does not exist";
+            FailFirst::ec2("TerminateInstances", times, "InvalidInstanceID.NotFound", message)
         }
 
         /// ELB's answer to RegisterTargets for an instance it does not know yet.
         pub fn target_not_yet_known(times: u32) -> FailFirst {
-            FailFirst::new(
-                "RegisterTargets",
-                times,
+            let body = format!(
                 "<ErrorResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\"><Error><Type>Sender</Type>\
                  <Code>InvalidTarget</Code><Message>The following targets are not in a running state and cannot be registered</Message>\
-                 </Error><RequestId>injected</RequestId></ErrorResponse>"
-                    .into(),
-            )
+                 </Error><RequestId>{INJECTED_REQUEST_ID}</RequestId></ErrorResponse>"
+            );
+            FailFirst::new("RegisterTargets", times, body)
         }
     }
 
@@ -324,8 +323,7 @@ mod faults {
                 let mut response = Response::new(StatusCode::try_from(400)?, SdkBody::from(self.error_body.clone()));
                 response.headers_mut().insert("content-type", "text/xml");
                 // As AWS: the request id in a header too, where the SDK reads it.
-                let id = self.error_body.split("<RequestI").nth(1).and_then(|tail| tail.split(['>', '<']).nth(1));
-                response.headers_mut().insert("x-amzn-requestid", id.unwrap_or("injected").to_owned());
+                response.headers_mut().insert("x-amzn-requestid", INJECTED_REQUEST_ID);
                 *context.response_mut() = response;
                 cfg.interceptor_state().unset::<Injected>();
             }

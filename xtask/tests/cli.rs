@@ -138,15 +138,7 @@ fn an_endpoint_override_is_an_emulator_and_verify_says_what_needs_real_aws() {
     let running = emulator::Emulator::default().ensure_running().expect("the emulator starts");
     let stack = "cli-endpoint";
     let run = |args: &[&str]| {
-        let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .args(args)
-            .args(["--stack", stack, "--config", "../config/default.toml"])
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
-            .env("AWS_ENDPOINT_URL", running.endpoint())
-            .env_remove("AWS_REGION")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .unwrap();
+        let output = on_emulator(&running, stack, Path::new("../config/default.toml"), args).output().unwrap();
         let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
         (output.status.code(), text(&output.stdout), text(&output.stderr))
     };
@@ -185,26 +177,9 @@ fn two_deploys_at_once_end_with_one_stack_and_one_clear_refusal() {
     let running = emulator::Emulator::default().ensure_running().expect("the emulator starts");
     let stack = "cli-twice";
     // Another stack in another region, e.g. Paris, with a config of its own.
-    let default =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/default.toml")).unwrap();
-    let paris = tempdir("paris").join("paris.toml");
-    std::fs::write(&paris, default.replace("ap-northeast-1", "eu-west-3")).unwrap();
-    let command_for = |stack: &str, args: &[&str]| {
-        let config = if stack == "cli-away" { paris.as_path() } else { Path::new("../config/default.toml") };
-        let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-        command
-            .args(args)
-            .args(["--stack", stack])
-            .arg("--config")
-            .arg(config)
-            .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
-            .env("AWS_ENDPOINT_URL", running.endpoint())
-            .env_remove("AWS_REGION")
-            .env_remove("AWS_PROFILE");
-        command
-    };
-    let command = |args: &[&str]| command_for(stack, args);
-    let away = |args: &[&str]| command_for("cli-away", args).output().unwrap();
+    let paris = default_config_in("paris", "eu-west-3");
+    let command = |args: &[&str]| on_emulator(&running, stack, Path::new("../config/default.toml"), args);
+    let away = |args: &[&str]| on_emulator(&running, "cli-away", &paris, args).output().unwrap();
     // What a failed earlier run of this test left.
     assert!(command(&["teardown", "--yes"]).output().unwrap().status.success());
     assert!(away(&["teardown", "--yes"]).status.success());
@@ -388,6 +363,28 @@ fn run_xtask(args: &[&str]) -> Outcome {
     }
 }
 
+/// The xtask binary run against the emulator at `running`, for `stack` with `config`,
+/// outside any AWS account or profile.
+fn on_emulator(running: &emulator::Running, stack: &str, config: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    command
+        .args(args)
+        .args(["--stack", stack, "--config"])
+        .arg(config)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .env("AWS_ENDPOINT_URL", running.endpoint())
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_PROFILE");
+    command
+}
+
+/// The default config moved to `region`, written to a file of the test's own.
+fn default_config_in(test: &str, region: &str) -> std::path::PathBuf {
+    let path = tempdir(test).join(format!("{region}.toml"));
+    std::fs::write(&path, DEFAULT.replace("ap-northeast-1", region)).unwrap();
+    path
+}
+
 fn tempdir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("three-tier-cli-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -399,19 +396,8 @@ fn ctrl_c_stops_between_steps_releases_the_lock_and_the_next_deploy_finishes() {
     use std::io::{BufRead, BufReader};
     let running = emulator::Emulator::default().ensure_running().expect("the emulator starts");
     let (stack, region) = ("cli-interrupt", "ca-west-1");
-    let config = tempdir("interrupt").join("config.toml");
-    std::fs::write(&config, DEFAULT.replace("ap-northeast-1", region)).unwrap();
-    let command = |args: &[&str]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-        command
-            .args(args)
-            .args(["--stack", stack, "--config"])
-            .arg(&config)
-            .env("AWS_ENDPOINT_URL", running.endpoint())
-            .env_remove("AWS_REGION")
-            .env_remove("AWS_PROFILE");
-        command
-    };
+    let config = default_config_in("interrupt", region);
+    let command = |args: &[&str]| on_emulator(&running, stack, &config, args);
     // What a failed earlier run of this test left.
     running.set_clock(region, emulator::Clock::Rate(1.0)).unwrap();
     assert!(command(&["teardown", "--yes"]).output().unwrap().status.success());
@@ -455,23 +441,12 @@ fn ctrl_c_stops_between_steps_releases_the_lock_and_the_next_deploy_finishes() {
 #[test]
 fn a_plan_with_a_conflict_deploy_would_refuse_on_shows_it_and_exits_1() {
     let running = emulator::Emulator::default().ensure_running().expect("the emulator starts");
-    let dir = tempdir("conflict");
-    let (deployed, moved) = (dir.join("deployed.toml"), dir.join("moved.toml"));
-    let config = DEFAULT.replace("ap-northeast-1", "us-east-2");
-    std::fs::write(&deployed, &config).unwrap();
+    let deployed = default_config_in("conflict", "us-east-2");
     // The app subnet's CIDR changed: AWS cannot change a subnet's block in place.
+    let moved = deployed.with_file_name("moved.toml");
+    let config = std::fs::read_to_string(&deployed).unwrap();
     std::fs::write(&moved, config.replace("cidr = \"10.0.0.0/26\"", "cidr = \"10.0.2.0/26\"")).unwrap();
-    let command = |config: &Path, args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .args(args)
-            .args(["--stack", "cli-conflict", "--config"])
-            .arg(config)
-            .env("AWS_ENDPOINT_URL", running.endpoint())
-            .env_remove("AWS_REGION")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .unwrap()
-    };
+    let command = |config: &Path, args: &[&str]| on_emulator(&running, "cli-conflict", config, args).output().unwrap();
     let built = command(&deployed, &["deploy", "network"]);
     assert_eq!(built.status.code(), Some(0), "{}", String::from_utf8_lossy(&built.stderr));
 

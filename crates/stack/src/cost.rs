@@ -150,81 +150,66 @@ impl Estimate {
 pub fn estimate(region: &str, running: &Running) -> Estimate {
     let prices = PRICES.region.get(region);
     let mut items = Vec::new();
-    let mut sources = std::collections::BTreeSet::new();
-    let missing = |what: &str| format!("no price for {what} in {region} in the table");
-    let mut item = |what: String, how: String, monthly: Option<f64>| items.push(Item { what, how, monthly });
+    // One line of the bill: how it is priced and what it comes to, or, where the table has
+    // no price for it in the region, which price is missing.
+    let mut item = |what: String, priced: Option<(String, f64)>, lacking: &str| {
+        let (how, monthly) = match priced {
+            Some((how, monthly)) => (how, Some(monthly)),
+            None => (format!("no price for {lacking} in {region} in the table"), None),
+        };
+        items.push(Item { what, how, monthly });
+    };
     let hourly = |rate: f64| rate * HOURS_PER_MONTH;
-    if let Some(prices) = prices {
-        sources.extend(prices.sources.iter().cloned());
-    }
 
     if running.nat_gateways > 0 {
         let n = f64::from(running.nat_gateways);
-        match prices {
-            Some(p) => item(
-                format!("NAT gateway × {}", running.nat_gateways),
-                format!(
-                    "${}/h, and ${}/GB for {ASSUMED_NAT_GB_PER_MONTH} GB a month (assumed)",
-                    p.nat_gateway_hour, p.nat_gateway_gb
-                ),
-                Some(n * (hourly(p.nat_gateway_hour) + ASSUMED_NAT_GB_PER_MONTH * p.nat_gateway_gb)),
-            ),
-            None => item(format!("NAT gateway × {}", running.nat_gateways), missing("NAT gateways"), None),
-        }
+        let priced = prices.map(|p| {
+            let how = format!(
+                "${}/h, and ${}/GB for {ASSUMED_NAT_GB_PER_MONTH} GB a month (assumed)",
+                p.nat_gateway_hour, p.nat_gateway_gb
+            );
+            (how, n * (hourly(p.nat_gateway_hour) + ASSUMED_NAT_GB_PER_MONTH * p.nat_gateway_gb))
+        });
+        item(format!("NAT gateway × {}", running.nat_gateways), priced, "NAT gateways");
     }
     if running.public_ipv4 > 0 {
-        let what = format!("public IPv4 × {}", running.public_ipv4);
-        match prices {
-            Some(p) => item(
-                what,
-                format!("${}/h each: the NAT's Elastic IP, one per zone of the ALB", p.public_ipv4_hour),
-                Some(f64::from(running.public_ipv4) * hourly(p.public_ipv4_hour)),
-            ),
-            None => item(what, missing("public IPv4 addresses"), None),
-        }
+        let priced = prices.map(|p| {
+            let how = format!("${}/h each: the NAT's Elastic IP, one per zone of the ALB", p.public_ipv4_hour);
+            (how, f64::from(running.public_ipv4) * hourly(p.public_ipv4_hour))
+        });
+        item(format!("public IPv4 × {}", running.public_ipv4), priced, "public IPv4 addresses");
     }
     if running.load_balancers > 0 {
-        let what = format!("load balancer × {}", running.load_balancers);
-        match prices {
-            Some(p) => item(
-                what,
-                format!("${}/h, and ${}/LCU-h for {ASSUMED_ALB_LCU} LCU (assumed)", p.alb_hour, p.alb_lcu_hour),
-                Some(f64::from(running.load_balancers) * hourly(p.alb_hour + ASSUMED_ALB_LCU * p.alb_lcu_hour)),
-            ),
-            None => item(what, missing("load balancers"), None),
-        }
+        let priced = prices.map(|p| {
+            let how = format!("${}/h, and ${}/LCU-h for {ASSUMED_ALB_LCU} LCU (assumed)", p.alb_hour, p.alb_lcu_hour);
+            (how, f64::from(running.load_balancers) * hourly(p.alb_hour + ASSUMED_ALB_LCU * p.alb_lcu_hour))
+        });
+        item(format!("load balancer × {}", running.load_balancers), priced, "load balancers");
     }
     for instance_type in &running.instances {
-        let rate = prices.and_then(|p| p.ec2_hour.get(instance_type));
-        match rate {
-            Some(rate) => item(format!("EC2 {instance_type}"), format!("${rate}/h, Linux"), Some(hourly(*rate))),
-            None => item(format!("EC2 {instance_type}"), missing(instance_type), None),
-        }
+        let priced = prices.and_then(|p| p.ec2_hour.get(instance_type));
+        let priced = priced.map(|rate| (format!("${rate}/h, Linux"), hourly(*rate)));
+        item(format!("EC2 {instance_type}"), priced, instance_type);
     }
     for volume in &running.volumes {
+        let priced = prices.and_then(|p| p.ebs_gb_month.get(&volume.volume_type));
+        let priced = priced.map(|rate| (format!("${rate}/GiB-month"), f64::from(volume.gib) * rate));
         let what = format!("EBS {} {} GiB", volume.volume_type, volume.gib);
-        let rate = prices.and_then(|p| p.ebs_gb_month.get(&volume.volume_type));
-        match rate {
-            Some(rate) => item(what, format!("${rate}/GiB-month"), Some(f64::from(volume.gib) * rate)),
-            None => item(what, missing(&format!("EBS {}", volume.volume_type)), None),
-        }
+        item(what, priced, &format!("EBS {}", volume.volume_type));
     }
     for database in &running.databases {
+        let priced = prices.filter(|_| database.engine == "mysql").and_then(|p| p.rds_mysql_hour.get(&database.class));
+        let priced = priced.map(|rate| (format!("${rate}/h, single-AZ"), hourly(*rate)));
         let what = format!("RDS {} {}", database.engine, database.class);
-        let rate = prices.filter(|_| database.engine == "mysql").and_then(|p| p.rds_mysql_hour.get(&database.class));
-        match rate {
-            Some(rate) => item(what, format!("${rate}/h, single-AZ"), Some(hourly(*rate))),
-            None => item(what, missing(&format!("RDS {} {}", database.engine, database.class)), None),
-        }
+        item(what.clone(), priced, &what);
+        let priced = prices.and_then(|p| p.rds_storage_gb_month.get(&database.storage_type));
+        let priced = priced.map(|rate| (format!("${rate}/GiB-month"), f64::from(database.gib) * rate));
         let what = format!("RDS storage {} {} GiB", database.storage_type, database.gib);
-        let rate = prices.and_then(|p| p.rds_storage_gb_month.get(&database.storage_type));
-        match rate {
-            Some(rate) => item(what, format!("${rate}/GiB-month"), Some(f64::from(database.gib) * rate)),
-            None => item(what, missing(&format!("RDS {} storage", database.storage_type)), None),
-        }
+        item(what, priced, &format!("RDS {} storage", database.storage_type));
     }
 
     let monthly = items.iter().filter_map(|item| item.monthly).sum();
+    let sources = prices.map(|p| p.sources.as_slice()).unwrap_or_default();
     let prices_of = sources.iter().filter_map(|id| PRICES.source.get(id)).map(|s| s.date.clone()).min();
     Estimate { region: region.to_owned(), items, monthly, prices_of: prices_of.unwrap_or_else(|| "-".into()) }
 }

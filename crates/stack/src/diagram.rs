@@ -282,9 +282,9 @@ impl Diagram {
         draw(&mut out, &self.top, 1);
         for edge in &self.edges {
             let arrow = match (edge.line, &edge.label) {
-                (Line::Allowed, Some(text)) => format!("-->|\"{}\"|", text.replace('"', "#quot;")),
+                (Line::Allowed, Some(text)) => format!("-->|\"{}\"|", label(std::slice::from_ref(text))),
                 (Line::Allowed, None) => "-->".to_owned(),
-                (Line::Egress, Some(text)) => format!("-.->|\"{}\"|", text.replace('"', "#quot;")),
+                (Line::Egress, Some(text)) => format!("-.->|\"{}\"|", label(std::slice::from_ref(text))),
                 (Line::Egress, None) => "-.->".to_owned(),
                 (Line::Placed, _) => "-.-".to_owned(),
                 (Line::Layout, _) => "~~~".to_owned(),

@@ -35,6 +35,8 @@ import threading
 import time
 from urllib.parse import parse_qs
 
+import dataplane
+
 SCALE = float(os.environ.get("THREE_TIER_TIME_SCALE", "0.01"))
 
 # Typical AWS durations in seconds: durations.json beside this file, which the tool's plans
@@ -194,28 +196,32 @@ def install():
         return original_register(self, targets)
 
     FakeTargetGroup.register = register
-    original_health_for = FakeTargetGroup.health_for
 
-    def health_for(self, target, ec2_backend):
-        """As AWS: `initial` through the first checks; then, while the instance's user data
-        is still starting the app, `unhealthy`; a target that failed meanwhile needs five
-        passing checks 30 s apart after the app is up."""
-        health = original_health_for(self, target, ec2_backend)
-        since = self.__dict__.get("_three_tier_registered", {}).get(target["Id"])
-        if health.status != "healthy" or since is None:
+    # Without the data plane's servers (their packages missing), target health follows
+    # AWS's typical timeline; with them, it comes from real health checks (dataplane.py).
+    if dataplane.missing_packages():
+        original_health_for = FakeTargetGroup.health_for
+
+        def health_for(self, target, ec2_backend):
+            """As AWS: `initial` through the first checks; then, while the instance's user data
+            is still starting the app, `unhealthy`; a target that failed meanwhile needs five
+            passing checks 30 s apart after the app is up."""
+            health = original_health_for(self, target, ec2_backend)
+            since = self.__dict__.get("_three_tier_registered", {}).get(target["Id"])
+            if health.status != "healthy" or since is None:
+                return health
+            instance = ec2_backend.get_instance_by_id(target["Id"])
+            launched = getattr(instance, "_three_tier_launched", None)
+            # How long ago the checks began, and the app came up (negative: not yet).
+            checked = age(since) - scaled("target_healthy")
+            app_up = age(since) if launched is None else age(launched) - scaled("instance_running") - scaled("user_data_boot")
+            if checked < 0:
+                health.status, health.reason, health.description = "initial", "Elb.InitialHealthChecking", "Initial health checks in progress"
+            elif app_up < checked and app_up < scaled("target_recovery"):
+                health.status, health.reason, health.description = "unhealthy", "Target.FailedHealthChecks", "Health checks failed"
             return health
-        instance = ec2_backend.get_instance_by_id(target["Id"])
-        launched = getattr(instance, "_three_tier_launched", None)
-        # How long ago the checks began, and the app came up (negative: not yet).
-        checked = age(since) - scaled("target_healthy")
-        app_up = age(since) if launched is None else age(launched) - scaled("instance_running") - scaled("user_data_boot")
-        if checked < 0:
-            health.status, health.reason, health.description = "initial", "Elb.InitialHealthChecking", "Initial health checks in progress"
-        elif app_up < checked and app_up < scaled("target_recovery"):
-            health.status, health.reason, health.description = "unhealthy", "Target.FailedHealthChecks", "Health checks failed"
-        return health
 
-    FakeTargetGroup.health_for = health_for
+        FakeTargetGroup.health_for = health_for
 
     def gateways_in_use(ec2, subnet_id=None):
         return [
@@ -588,6 +594,8 @@ def install():
                 "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.",
             )
         deleted = original_delete_db(self, db_instance_identifier, final_db_snapshot_identifier, skip_final_snapshot, delete_automated_backups)
+        # The data plane dumps the server's data into it before stopping the server.
+        deleted._three_tier_final_snapshot = None if skip_final_snapshot else final_db_snapshot_identifier
         # AWS takes minutes: the instance stays, `deleting`, until then.
         deleted.status = "deleting"
         deleted._three_tier_deleting = stamp()
@@ -844,6 +852,14 @@ class RequestLog:
             with self.lock:
                 entries = [e for e in self.entries[since:] if region is None or e["region"] == region]
             return self.answer(start_response, entries)
+        if path == "/three-tier/dataplane":
+            return self.answer(start_response, dataplane.DATAPLANE.status())
+        if path == "/three-tier/dataplane/resolve":
+            query = parse_qs(environ.get("QUERY_STRING", ""))
+            found = dataplane.DATAPLANE.resolve((query.get("host") or [""])[0], int((query.get("port") or ["80"])[0]))
+            if found is None:
+                return error_response(start_response, "json", "NotFound", "no server of the data plane has this name", "404 Not Found")
+            return self.answer(start_response, found)
         if path == "/three-tier/requests/count":
             with self.lock:
                 return self.answer(start_response, len(self.entries))
@@ -905,6 +921,8 @@ def main():
         if flag == "-p":
             port = int(value)
     os.environ.setdefault("MOTO_PORT", str(port))
+    here = os.path.dirname(os.path.abspath(__file__))
+    dataplane.install(CLOCKS, scaled, SCALE, os.path.join(here, "dataplane"), port)
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(host, port, RequestLog(app), threaded=True, use_reloader=False)
 

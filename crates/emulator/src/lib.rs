@@ -8,6 +8,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,6 +21,22 @@ pub const REQUIREMENTS: &str = include_str!("../requirements.txt");
 
 /// The strict launcher: moto with the AWS rules and time this stack meets (see the file).
 pub const STRICT_LAUNCHER: &str = include_str!("../strict_moto.py");
+
+/// The data plane the strict launcher starts: real servers behind the control plane.
+pub const DATA_PLANE: &str = include_str!("../dataplane.py");
+
+/// The programs that stand, in a Run Command sandbox, for what exists only on an EC2
+/// instance: (path under the launcher's directory, text).
+pub const STAND_INS: [(&str, &str); 3] = [
+    ("stand-ins/instance/docker", include_str!("../stand-ins/instance/docker")),
+    ("stand-ins/instance/curl", include_str!("../stand-ins/instance/curl")),
+    ("stand-ins/container/apt-get", include_str!("../stand-ins/container/apt-get")),
+];
+
+/// The Debian packages of the data plane's servers, with a command of each that answers
+/// `-V`: what `cargo xtask ci` and `--emulator` install when missing.
+pub const DATA_PLANE_PACKAGES: [(&str, &str); 3] =
+    [("nginx", "nginx-light"), ("mariadbd", "mariadb-server-core"), ("mariadb", "mariadb-client-core")];
 
 /// AWS's typical durations (seconds) that the strict emulator's clock follows: the same
 /// file the plans' predictions read (`three_tier_core::graph::Durations`).
@@ -43,6 +60,8 @@ impl Mode {
         let launcher = STRICT_LAUNCHER
             .bytes()
             .chain(DURATIONS.bytes())
+            .chain(DATA_PLANE.bytes())
+            .chain(STAND_INS.iter().flat_map(|(_, text)| text.bytes()))
             .fold(0xcbf29ce484222325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
         Mode { strict, time_scale, launcher }
     }
@@ -272,6 +291,15 @@ impl Emulator {
             let launcher = self.dir.join("strict_moto.py");
             fs::write(&launcher, STRICT_LAUNCHER).map_err(io("write the strict launcher", FIX_DISK))?;
             fs::write(self.dir.join("durations.json"), DURATIONS).map_err(io("write the durations", FIX_DISK))?;
+            fs::write(self.dir.join("dataplane.py"), DATA_PLANE).map_err(io("write the data plane", FIX_DISK))?;
+            for (path, text) in STAND_INS {
+                let path = self.dir.join(path);
+                fs::create_dir_all(path.parent().expect("a file in a folder"))
+                    .map_err(io("create the stand-ins' folder", FIX_DISK))?;
+                fs::write(&path, text).map_err(io("write a stand-in", FIX_DISK))?;
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+                    .map_err(io("make a stand-in executable", FIX_DISK))?;
+            }
             let mut command = Command::new(self.venv().join("bin/python"));
             command.arg(launcher).env("THREE_TIER_TIME_SCALE", &mode.time_scale);
             command

@@ -1096,7 +1096,14 @@ class Sandbox:
         return "\n".join(lines) + "\n"
 
     def run(self, command, invocation, script):
-        directory = os.path.join(self.plane.root, "commands", command.command_id)
+        try:
+            self.run_script(command, invocation, script)
+        except Exception:
+            log(f"command {command.command_id} on {self.instance.id} could not run: {traceback.format_exc()}")
+            invocation.update({"Status": "Failed", "StatusDetails": "Failed", "ResponseCode": -1, "StandardErrorContent": "the emulator could not run the command (its log says why)"})
+
+    def run_script(self, command, invocation, script):
+        directory = os.path.join(self.plane.root, "commands", f"{command.command_id}-{self.instance.id}")
         instance_dir = self.plane.instance_dir(self.instance.id)
         for path in ("root/tmp", "root/var/log", "root/opt", "container/tmp"):
             os.makedirs(os.path.join(instance_dir, path), exist_ok=True)
@@ -1236,6 +1243,12 @@ def install(clocks, scaled, scale, root, moto_port):
         script = "\n".join((command.parameters or {}).get("commands") or [])
         ec2 = ec2_backends[self.account_id][self.region_name]
         command.status = "InProgress"
+        # moto 5.2 bug: a command for instance ids also targets every instance of the region
+        # (its empty Targets filter matches them all); AWS runs it on the ids asked for.
+        asked = set(kwargs.get("instance_ids") or [])
+        if asked:
+            command.invocations = [i for i in command.invocations if i["InstanceId"] in asked]
+            command.instance_ids = [i for i in command.instance_ids if i in asked]
         for invocation in command.invocations:
             instance = ec2.get_instance_by_id(invocation["InstanceId"])
             invocation.update({"Status": "InProgress", "StatusDetails": "InProgress"})

@@ -35,7 +35,7 @@ async fn the_seeds_goals_hold_on_real_aws() {
 
     let outcome = async {
         stack::deploy(&ctx, &config, stack::TIERS).await?;
-        stack::verify(&ctx, &config, true, stack::VerifyLimits::default()).await
+        stack::verify(&ctx, &config, &stack::Traffic::Aws, stack::VerifyLimits::default()).await
     }
     .await;
 

@@ -5,6 +5,7 @@
 mod app;
 mod aws_e2e;
 mod crash;
+mod dataplane;
 mod errors;
 mod graph;
 mod network;

@@ -19,6 +19,19 @@ pub fn emulator() -> emulator::Running {
     RUNNING.get_or_init(|| emulator::Emulator::default().ensure_running().expect("the emulator starts")).clone()
 }
 
+/// The strict emulator's data plane, serving verify's traffic: the tests need its servers.
+pub fn traffic() -> stack::Traffic {
+    let endpoint = emulator().endpoint();
+    let plane = emulator::data_plane(&endpoint).expect("the strict emulator answers for its data plane");
+    assert!(
+        plane.enabled,
+        "the emulator's data plane needs {}: `cargo xtask ci` installs them (Debian: `apt-get install {}`), then `cargo xtask emulator stop`",
+        plane.missing.join(", "),
+        plane.missing.join(" ")
+    );
+    stack::Traffic::Emulator { endpoint }
+}
+
 /// The default config, for a stack of the test's own.
 pub fn config(stack: &str) -> Config {
     config_in(stack, "ap-northeast-1")

@@ -15,7 +15,12 @@ pub fn deploy(session: &Session) -> anyhow::Result<()> {
         ctx.progress.line(format!("network: VPC {}, NAT gateway {}", network.vpc_id, network.nat_gateway_id));
     }
     if let Some(alb) = &outputs.alb {
-        ctx.progress.line(format!("alb: http://{}/", alb.dns_name));
+        ctx.progress.line(format!("alb: {}", alb.url()));
+        if let Some(local) = session.local_url(alb) {
+            ctx.progress.line(format!(
+                "  on this machine: {local} (the emulator's data plane serves the stack: open it in a browser)"
+            ));
+        }
     }
     if let Some(compute) = &outputs.compute {
         ctx.progress.line(format!("compute: instance {} ({})", compute.instance_id, compute.private_ip));

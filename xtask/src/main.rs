@@ -6,6 +6,7 @@ mod ci;
 mod deploy;
 mod diagram;
 mod emulator;
+mod packages;
 mod session;
 mod shell;
 mod status;

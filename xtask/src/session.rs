@@ -31,6 +31,7 @@ impl Session {
         let tiers: Vec<Tier> =
             stack::TIERS.iter().copied().filter(|tier| args.tiers.is_empty() || args.tiers.contains(tier)).collect();
         let target = if args.emulator {
+            crate::packages::ensure_data_plane(&xshell::Shell::new()?);
             let running = emulator::Emulator::default().ensure_running().context("starting the emulator")?;
             Target::Emulator { endpoint: running.endpoint() }
         } else if let Some(endpoint) = endpoint_override() {
@@ -65,8 +66,7 @@ impl Session {
         ctx.interrupt = self.interrupt.clone();
         if let Target::Emulator { .. } = self.target {
             // The strict emulator's clock runs AWS's durations at its time scale.
-            let scale = emulator::Mode::from_env().time_scale.parse().unwrap_or(1.0);
-            ctx.durations = Durations::aws().scaled(scale);
+            ctx.durations = Durations::aws().scaled(emulator_time_scale());
         }
         ctx
     }
@@ -88,6 +88,46 @@ impl Session {
         });
     }
 
+    /// Who serves verify's traffic: AWS, the strict emulator's data plane, or nobody.
+    pub fn traffic(&self) -> stack::Traffic {
+        let Target::Emulator { endpoint } = &self.target else {
+            return stack::Traffic::Aws;
+        };
+        match emulator::data_plane(endpoint) {
+            Some(plane) if plane.enabled => stack::Traffic::Emulator { endpoint: endpoint.clone() },
+            Some(plane) => {
+                let missing = plane.missing.join(" ");
+                stack::Traffic::None {
+                    why: format!(
+                        "the emulator's data plane is off: install {missing} (Debian: `apt-get install {missing}`), then `cargo xtask emulator stop`"
+                    ),
+                }
+            }
+            None => stack::Traffic::None { why: format!("the emulator at {endpoint} serves no traffic") },
+        }
+    }
+
+    /// On the emulator's data plane, the local URL at which a browser shows what the ALB
+    /// serves (its name map stands for AWS's DNS).
+    pub fn local_url(&self, alb: &three_tier_core::outputs::AlbOutputs) -> Option<String> {
+        let stack::Traffic::Emulator { endpoint } = self.traffic() else {
+            return None;
+        };
+        let address = emulator::resolve(&endpoint, &alb.dns_name, alb.listener_port)?;
+        Some(match address.port() {
+            80 => format!("http://{}/", address.ip()),
+            port => format!("http://{}:{port}/", address.ip()),
+        })
+    }
+
+    /// How long verify waits: AWS's times, or the emulator's scaled ones.
+    pub fn verify_limits(&self) -> stack::VerifyLimits {
+        match self.target {
+            Target::Aws => stack::VerifyLimits::default(),
+            Target::Emulator { .. } => stack::VerifyLimits::on_emulator(emulator_time_scale()),
+        }
+    }
+
     pub fn describe_target(&self) -> String {
         let stack = &self.config.stack;
         match &self.target {
@@ -97,6 +137,10 @@ impl Session {
             }
         }
     }
+}
+
+fn emulator_time_scale() -> f64 {
+    emulator::Mode::from_env().time_scale.parse().unwrap_or(1.0)
 }
 
 /// `AWS_ENDPOINT_URL` when it names something other than AWS itself (moto, LocalStack):

@@ -19,7 +19,10 @@ pub fn outputs(session: &Session, json: bool) -> anyhow::Result<()> {
         rows.push(("nat gateway", network.nat_gateway_id.clone()));
     }
     if let Some(alb) = &outputs.alb {
-        rows.push(("url", format!("http://{}/", alb.dns_name)));
+        rows.push(("url", alb.url()));
+        if let Some(local) = session.local_url(alb) {
+            rows.push(("on this machine", local));
+        }
         rows.push(("load balancer", alb.load_balancer_arn.clone()));
         rows.push(("target group", alb.app_target_group_arn.clone()));
     }

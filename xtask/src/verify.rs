@@ -1,16 +1,14 @@
 //! `cargo xtask verify`.
 
-use stack::{Outcome, VerifyLimits};
-use three_tier_core::Target;
+use stack::{Outcome, Traffic};
 
 use crate::session::Session;
 
 pub fn verify(session: &Session) -> anyhow::Result<()> {
     let ctx = session.connect();
-    let on_emulator = matches!(session.target, Target::Emulator { .. });
+    let traffic = session.traffic();
     ctx.progress.line(format!("verifying {}", session.describe_target()));
-    let checks =
-        session.runtime.block_on(stack::verify(&ctx, &session.config, !on_emulator, VerifyLimits::default()))?;
+    let checks = session.runtime.block_on(stack::verify(&ctx, &session.config, &traffic, session.verify_limits()))?;
     for check in &checks {
         let mark = match check.outcome {
             Outcome::Passed => "✓ passed",
@@ -25,8 +23,16 @@ pub fn verify(session: &Session) -> anyhow::Result<()> {
             "{failed} check(s) failed: each line above says where to look; `cargo xtask status` shows whether the stack matches the config"
         );
     }
-    if on_emulator {
-        println!("the emulator shows the control plane only: run `cargo xtask verify` against AWS for the full checks");
+    match &traffic {
+        Traffic::None { .. } => {
+            println!(
+                "the emulator shows the control plane only: run `cargo xtask verify` against AWS for the full checks"
+            )
+        }
+        Traffic::Emulator { .. } => println!(
+            "the emulator's data plane served this traffic: real nginx and MariaDB servers on this machine, reached only where the stack's security groups, network ACLs and routes let it through"
+        ),
+        Traffic::Aws => {}
     }
     Ok(())
 }

@@ -79,6 +79,7 @@ pub fn outputs(config: &Config, observed: &Observed) -> Option<AlbOutputs> {
         load_balancer_arn: lb.arn.clone(),
         dns_name: lb.dns_name.clone(),
         listener_arn: listener.arn.clone(),
+        listener_port: config.ports.http.get(),
         app_target_group_arn: observed.target_group(&app_name)?.arn.clone(),
         target_group_arns: observed.target_groups.iter().map(|g| (g.name.clone(), g.arn.clone())).collect(),
     })

@@ -149,6 +149,59 @@ pub enum Clock {
     Rate(f64),
 }
 
+/// What the strict emulator's data plane runs: its servers and the names that resolve
+/// to them (GET /three-tier/dataplane).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DataPlane {
+    /// False when the machine lacks a package of its servers ([`DataPlane::missing`]).
+    pub enabled: bool,
+    /// The Debian packages to install for it.
+    pub missing: Vec<String>,
+    pub servers: Vec<Server>,
+    /// AWS names (the ALB's DNS name, RDS endpoints) and the local address of each.
+    pub names: std::collections::BTreeMap<String, String>,
+}
+
+/// A server of the data plane: `nginx` (an instance's app), `mariadb` (an RDS instance)
+/// or `listener` (an ALB listener, a thread of the emulator's own, without a pid).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Server {
+    pub kind: String,
+    pub region: String,
+    pub resource: String,
+    pub address: String,
+    pub port: u16,
+    pub pid: Option<u32>,
+}
+
+/// The data plane of the emulator at `endpoint` (an `AWS_ENDPOINT_URL`), when it is the
+/// strict emulator on this machine; `None` for any other endpoint (plain moto, LocalStack).
+pub fn data_plane(endpoint: &str) -> Option<DataPlane> {
+    let body = http(local_port(endpoint)?, "GET", "/three-tier/dataplane").ok()?;
+    serde_json::from_str(&body).ok()
+}
+
+/// Where `host`:`port` (an AWS name the data plane serves) is on this machine: the
+/// emulator's name map, which stands for AWS's DNS. `None` while no server has the name.
+pub fn resolve(endpoint: &str, host: &str, port: u16) -> Option<SocketAddr> {
+    #[derive(Deserialize)]
+    struct Found {
+        address: Ipv4Addr,
+        port: u16,
+    }
+    let query = format!("/three-tier/dataplane/resolve?host={host}&port={port}");
+    let found: Found = serde_json::from_str(&http(local_port(endpoint)?, "GET", &query).ok()?).ok()?;
+    Some(SocketAddr::from((found.address, found.port)))
+}
+
+/// The port of an endpoint URL on this machine (`http://127.0.0.1:PORT`).
+fn local_port(endpoint: &str) -> Option<u16> {
+    let authority = endpoint.strip_prefix("http://")?.split('/').next()?;
+    let (host, port) = authority.rsplit_once(':')?;
+    matches!(host, "127.0.0.1" | "localhost").then_some(())?;
+    port.parse().ok()
+}
+
 /// One request as the strict emulator logged it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoggedRequest {

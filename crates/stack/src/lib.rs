@@ -46,7 +46,9 @@ pub use command::{Ran, instance_logs, logs_script, run_script};
 pub use diagram::{Diagram, diagram};
 pub use stacks::{StackSummary, enabled_regions, stack_named, stacks, stacks_in_regions};
 pub use status::{TierStatus, status};
-pub use verify::{Check, NGINX_WELCOME, Outcome, VerifyLimits, database_check_script, verify, verify_database};
+pub use verify::{
+    Check, NGINX_WELCOME, Outcome, Traffic, VerifyLimits, database_check_script, verify, verify_database,
+};
 
 /// Every tier, in deploy order.
 pub const TIERS: &[Tier] = &[Tier::Network, Tier::Alb, Tier::Compute, Tier::Database];

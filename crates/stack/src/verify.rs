@@ -4,12 +4,13 @@
 //! 2. From inside the nginx container, a MySQL client reaches RDS and `SHOW DATABASES`
 //!    lists the initial database; run through SSM Run Command, as the seed does by hand.
 //!
-//! On the emulator no traffic flows and no command runs: verify then checks what the
-//! control plane shows (target health, the command's status) and says which checks need
-//! real AWS.
+//! The same checks run on AWS and on the strict emulator, whose data plane serves real
+//! traffic (its servers stand for the ALB, nginx and MySQL, and its name map for DNS); an
+//! emulator that serves none (plain moto, LocalStack's free tier) shows the control plane
+//! only, and verify says which checks need real AWS.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
@@ -40,6 +41,28 @@ pub enum Outcome {
     NeedsRealAws,
 }
 
+/// Who serves the checks' traffic: the only difference between AWS and the emulator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Traffic {
+    /// AWS: the ALB's name resolves through DNS; commands run on the instance.
+    Aws,
+    /// The strict emulator's data plane at this endpoint: its name map stands for DNS.
+    Emulator { endpoint: String },
+    /// An emulator that serves no traffic, and why: the data-plane checks need real AWS.
+    None { why: String },
+}
+
+impl Traffic {
+    /// Where `host`:`port` is, or why it cannot be reached yet.
+    fn resolve(&self, host: &str, port: u16) -> std::io::Result<SocketAddr> {
+        let found = match self {
+            Traffic::Emulator { endpoint } => emulator::resolve(endpoint, host, port),
+            Traffic::Aws | Traffic::None { .. } => (host, port).to_socket_addrs()?.next(),
+        };
+        found.ok_or_else(|| std::io::Error::other(format!("{host} does not resolve (yet)")))
+    }
+}
+
 /// How long verify keeps trying while targets become healthy and the container starts.
 #[derive(Debug, Clone, Copy)]
 pub struct VerifyLimits {
@@ -49,6 +72,16 @@ pub struct VerifyLimits {
     pub health: Duration,
     pub http: Duration,
     pub command: Duration,
+}
+
+impl VerifyLimits {
+    /// On an emulator whose clock runs AWS's durations at `time_scale`: the target's and
+    /// the page's waits scaled (at least 30 s), the command's real (it runs for real).
+    pub fn on_emulator(time_scale: f64) -> VerifyLimits {
+        let scaled = |limit: Duration| limit.mul_f64(time_scale).max(Duration::from_secs(30));
+        let default = VerifyLimits::default();
+        VerifyLimits { health: scaled(default.health), http: scaled(default.http), command: Duration::from_secs(120) }
+    }
 }
 
 impl Default for VerifyLimits {
@@ -61,31 +94,23 @@ impl Default for VerifyLimits {
     }
 }
 
-/// Runs both checks. `traffic_flows` is false on the emulator.
-pub async fn verify(
-    ctx: &AwsContext,
-    config: &Config,
-    traffic_flows: bool,
-    limits: VerifyLimits,
-) -> Result<Vec<Check>> {
+/// Runs both checks, with their traffic served by `traffic`.
+pub async fn verify(ctx: &AwsContext, config: &Config, traffic: &Traffic, limits: VerifyLimits) -> Result<Vec<Check>> {
     let outputs = deployed(ctx, config, &[Tier::Alb, Tier::Compute, Tier::Database]).await?;
     let StackOutputs { alb: Some(alb), compute: Some(compute), database: Some(database), .. } = &outputs else {
         unreachable!("deployed() checked these tiers")
     };
     let mut checks = vec![target_health(ctx, alb, compute, limits.health).await?];
-    if traffic_flows {
-        checks.push(http_check(ctx, alb, limits.http).await);
-    } else {
+    if let Traffic::None { why } = traffic {
         checks.push(Check {
             name: "the ALB serves the nginx page".into(),
             outcome: Outcome::NeedsRealAws,
-            detail: format!(
-                "no traffic flows on the emulator: on AWS, GET http://{}/ must answer 200 with \"{NGINX_WELCOME}\"",
-                alb.dns_name
-            ),
+            detail: format!("{why}: on AWS, GET {} must answer 200 with \"{NGINX_WELCOME}\"", alb.url()),
         });
+    } else {
+        checks.push(http_check(ctx, alb, traffic, limits.http).await);
     }
-    checks.push(database_check(ctx, config, compute, database, traffic_flows, limits.command).await?);
+    checks.push(database_check(ctx, config, compute, database, traffic, limits.command).await?);
     Ok(checks)
 }
 
@@ -94,14 +119,14 @@ pub async fn verify(
 pub async fn verify_database(
     ctx: &AwsContext,
     config: &Config,
-    traffic_flows: bool,
+    traffic: &Traffic,
     limits: VerifyLimits,
 ) -> Result<Check> {
     let outputs = deployed(ctx, config, &[Tier::Compute, Tier::Database]).await?;
     let (Some(compute), Some(database)) = (&outputs.compute, &outputs.database) else {
         unreachable!("deployed() checked these tiers")
     };
-    database_check(ctx, config, compute, database, traffic_flows, limits.command).await
+    database_check(ctx, config, compute, database, traffic, limits.command).await
 }
 
 /// The stack's outputs, refused with the first of `tiers` that is not deployed.
@@ -169,46 +194,44 @@ async fn target_health(ctx: &AwsContext, alb: &AlbOutputs, compute: &ComputeOutp
     }
 }
 
-async fn http_check(ctx: &AwsContext, alb: &AlbOutputs, limit: Duration) -> Check {
+async fn http_check(ctx: &AwsContext, alb: &AlbOutputs, traffic: &Traffic, limit: Duration) -> Check {
     let name = "the ALB serves the nginx page".to_owned();
-    let host = alb.dns_name.clone();
+    let url = alb.url();
     let started = Instant::now();
-    let waiting = ctx.progress.waiting(format!("GET http://{host}/ answering with the nginx page"), limit);
+    let waiting = ctx.progress.waiting(format!("GET {url} answering with the nginx page"), limit);
     let mut last = String::new();
     while started.elapsed() < limit {
-        let host = host.clone();
-        let answer = tokio::task::spawn_blocking(move || http_get(&host)).await;
+        let (traffic, host, port) = (traffic.clone(), alb.dns_name.clone(), alb.listener_port);
+        let answer = tokio::task::spawn_blocking(move || http_get(traffic.resolve(&host, port)?, &host)).await;
         match answer {
             Ok(Ok((200, body))) if body.contains(NGINX_WELCOME) => {
                 waiting.done("200, nginx page");
                 return Check {
                     name,
                     outcome: Outcome::Passed,
-                    detail: format!("GET http://{}/ → 200 \"{NGINX_WELCOME}\"", alb.dns_name),
+                    detail: format!("GET {url} → 200 \"{NGINX_WELCOME}\""),
                 };
             }
             Ok(Ok((status, _))) => last = format!("answered {status}"),
             Ok(Err(err)) => last = err.to_string(),
             Err(err) => last = err.to_string(),
         }
-        tokio::time::sleep(ctx.waits.poll_interval.max(Duration::from_secs(1))).await;
+        tokio::time::sleep(ctx.waits.poll_interval.max(Duration::from_millis(200))).await;
     }
     waiting.done("gave up");
     Check {
         name,
         outcome: Outcome::Failed,
         detail: format!(
-            "GET http://{}/ did not return the nginx page within {}s (last: {last}); the target's health and the instance's \
-             /var/log/cloud-init-output.log (through `aws ssm start-session`) say why",
-            alb.dns_name,
+            "GET {url} did not return the nginx page within {}s (last: {last}); the target's health and the instance's \
+             /var/log/cloud-init-output.log (`cargo xtask logs`) say why",
             limit.as_secs()
         ),
     }
 }
 
-/// A plain HTTP/1.1 GET of `/`: the status code and the body.
-fn http_get(host: &str) -> std::io::Result<(u16, String)> {
-    let address = (host, 80).to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))?;
+/// A plain HTTP/1.1 GET of `/` from `address`, for `host`: the status code and the body.
+fn http_get(address: SocketAddr, host: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(10))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     write!(stream, "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: three-tier-verify\r\n\r\n")?;
@@ -245,7 +268,7 @@ async fn database_check(
     config: &Config,
     compute: &ComputeOutputs,
     database: &DatabaseOutputs,
-    traffic_flows: bool,
+    traffic: &Traffic,
     limit: Duration,
 ) -> Result<Check> {
     let name = format!("the nginx container lists the `{}` database", config.database.database_name);
@@ -263,12 +286,12 @@ async fn database_check(
     };
     let Ran { command_id, status, output, errors } = ran;
     let listed = output.lines().any(|line| line.trim() == config.database.database_name);
-    let (outcome, detail) = match (status.as_str(), listed, traffic_flows) {
+    let (outcome, detail) = match (status.as_str(), listed, traffic) {
         ("Success", true, _) => (Outcome::Passed, format!("SHOW DATABASES lists {}", config.database.database_name)),
-        ("Success", false, false) => (
+        ("Success", false, Traffic::None { why }) => (
             Outcome::NeedsRealAws,
             format!(
-                "the emulator accepted command {command_id} ({status}) but runs nothing: the SHOW DATABASES output needs real AWS"
+                "{why}: the emulator accepted command {command_id} ({status}) but runs nothing: the SHOW DATABASES output needs real AWS"
             ),
         ),
         _ => (Outcome::Failed, format!("command {command_id} ended {status}; output: {output} {errors}")),

@@ -79,9 +79,11 @@ impl From<&NetworkOutputs> for NetworkRefs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlbOutputs {
     pub load_balancer_arn: String,
-    /// The address the stack answers on: `http://<dns_name>/`.
+    /// The load balancer's DNS name: the stack answers on [`AlbOutputs::url`].
     pub dns_name: String,
     pub listener_arn: String,
+    /// The listener's port (`ports.http`).
+    pub listener_port: u16,
     /// The target group the instance registers in (app-target-group).
     pub app_target_group_arn: String,
     /// Every target group of the tier, by its AWS name.
@@ -101,6 +103,17 @@ pub struct ComputeOutputs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AlbRefs {
     pub app_target_group: Ref,
+}
+
+impl AlbOutputs {
+    /// The address the stack answers on: `http://<dns_name>/`, with the listener's port
+    /// when it is not HTTP's own.
+    pub fn url(&self) -> String {
+        match self.listener_port {
+            80 => format!("http://{}/", self.dns_name),
+            port => format!("http://{}:{port}/", self.dns_name),
+        }
+    }
 }
 
 impl From<&AlbOutputs> for AlbRefs {

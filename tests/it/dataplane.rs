@@ -1,0 +1,220 @@
+//! The seed's two goals from real traffic: the strict emulator's data plane serves the
+//! ALB (a real HTTP listener with real health checks), the instance's nginx and the RDS
+//! instance's MySQL, reached only where the stack's groups and routes let traffic through.
+//!
+//! Each test judges what AWS (the emulator) holds and serves with its own code: the page is
+//! fetched here, target health read here, the servers listed from the emulator.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::types::{IpPermission, UserIdGroupPair};
+use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealthStateEnum};
+use three_tier_core::outputs::AlbOutputs;
+use three_tier_core::roles::{SecurityGroupRole, SubnetRole};
+use three_tier_core::{AwsContext, Config};
+
+use crate::support;
+
+/// The default config in `region`, whose zones are `<region>a` and `<region>b`, with
+/// `edit` applied to its text.
+fn config_in(stack: &str, region: &str, edit: impl Fn(String) -> String) -> Config {
+    let text =
+        edit(Config::DEFAULT_TOML.replace("ap-northeast-1c", &format!("{region}b")).replace("ap-northeast-1", region));
+    let mut config = Config::parse(Path::new("test"), &text).expect("test config parses");
+    config.stack.name = stack.to_owned();
+    config.validate(Path::new("test")).expect("test config is valid");
+    config
+}
+
+/// GET / of the stack's URL as a browser on this machine would: the name through the
+/// emulator's name map (standing for DNS), then plain HTTP. The status and the response.
+fn get_page(alb: &AlbOutputs) -> (u16, String) {
+    let endpoint = support::emulator().endpoint();
+    let address = emulator::resolve(&endpoint, &alb.dns_name, alb.listener_port).expect("the ALB's name resolves");
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET / HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", alb.dns_name).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, response)
+}
+
+/// The data plane's servers of `region`.
+fn servers_in(region: &str) -> Vec<emulator::Server> {
+    let plane = emulator::data_plane(&support::emulator().endpoint()).unwrap();
+    plane.servers.into_iter().filter(|s| s.region == region).collect()
+}
+
+/// Waits (on the region's clock, at most a minute of real time) until `target` is in
+/// `state` in `group`; returns its health's reason and description.
+async fn wait_for_target(ctx: &AwsContext, group: &str, target: &str, state: TargetHealthStateEnum) -> String {
+    let started = Instant::now();
+    loop {
+        let health = ctx.elbv2.describe_target_health().target_group_arn(group).send().await.unwrap();
+        let found = health
+            .target_health_descriptions()
+            .iter()
+            .find(|d| d.target().and_then(|t| t.id()) == Some(target))
+            .and_then(|d| d.target_health())
+            .cloned();
+        if let Some(health) = &found
+            && health.state() == Some(&state)
+        {
+            return format!("{:?}: {}", health.reason(), health.description().unwrap_or_default());
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{target} never became {state:?}: {found:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn limits() -> stack::VerifyLimits {
+    stack::VerifyLimits {
+        health: Duration::from_secs(3),
+        http: Duration::from_secs(3),
+        command: Duration::from_secs(60),
+    }
+}
+
+/// A rule of `group` letting TCP `port` in from `source`, as the network tier authorizes it.
+fn from_group(port: u16, source: &str) -> IpPermission {
+    IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(port.into())
+        .to_port(port.into())
+        .user_id_group_pairs(UserIdGroupPair::builder().group_id(source).build())
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_proves_both_goals_from_real_traffic_and_fails_where_a_rule_is_missing() {
+    let config = config_in("it-dataplane", "ca-central-1", |text| text);
+    let ctx = support::context(&config).await;
+    support::clean(&ctx, &config).await;
+    let traffic = support::traffic();
+    let outputs = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    let (network, alb, compute) = (outputs.network.unwrap(), outputs.alb.unwrap(), outputs.compute.unwrap());
+    let [alb_group, app_group, db_group] = [SecurityGroupRole::Alb, SecurityGroupRole::App, SecurityGroupRole::Db]
+        .map(|r| network.security_group(r).to_owned());
+
+    // Right after deploy: both goals pass, from real traffic.
+    let checks = stack::verify(&ctx, &config, &traffic, stack::VerifyLimits::default()).await.unwrap();
+    assert!(checks.iter().all(|c| c.outcome == stack::Outcome::Passed), "{checks:?}");
+    assert!(checks[2].detail.contains("SHOW DATABASES lists sample"), "{checks:?}");
+    let (status, page) = get_page(&alb);
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Welcome to nginx!") && page.contains("Server: nginx"), "nginx's own page: {page}");
+    let servers = servers_in("ca-central-1");
+    let kinds: Vec<&str> = servers.iter().map(|s| s.kind.as_str()).collect();
+    for kind in ["nginx", "mariadb", "listener"] {
+        assert_eq!(kinds.iter().filter(|k| **k == kind).count(), 1, "{kinds:?}");
+    }
+
+    // A second instance whose compose file publishes another port than the target
+    // group's, registered beside the first, as a console user might: it never becomes
+    // healthy, and the page is still served by the first.
+    let described = ctx.ec2.describe_instances().instance_ids(&compute.instance_id).send().await.unwrap();
+    let image = described.reservations()[0].instances()[0].image_id().unwrap().to_owned();
+    let other_port = compute::user_data::render(9090);
+    let launched = ctx
+        .ec2
+        .run_instances()
+        .image_id(image)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(network.subnet(SubnetRole::App))
+        .security_group_ids(&app_group)
+        .user_data(aws_smithy_types::base64::encode(other_port))
+        .send()
+        .await
+        .unwrap();
+    let stray = launched.instances()[0].instance_id().unwrap().to_owned();
+    let target = TargetDescription::builder().id(&stray).port(config.ports.app.get().into()).build();
+    let started = Instant::now();
+    while let Err(err) =
+        ctx.elbv2.register_targets().target_group_arn(&alb.app_target_group_arn).targets(target.clone()).send().await
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "{err:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let why = wait_for_target(&ctx, &alb.app_target_group_arn, &stray, TargetHealthStateEnum::Unhealthy).await;
+    assert!(why.contains("FailedHealthChecks"), "nothing answers on the target group's port: {why}");
+    assert_eq!(get_page(&alb).0, 200, "the healthy target serves");
+    ctx.elbv2.deregister_targets().target_group_arn(&alb.app_target_group_arn).targets(target).send().await.unwrap();
+    ctx.ec2.terminate_instances().instance_ids(&stray).send().await.unwrap();
+
+    // sg001 no longer lets the ALB in: the health checks time out, the target turns
+    // unhealthy, and the ALB, failing open to its only target, cannot reach it: AWS
+    // answers 504 (503 is for a target group without registered targets).
+    let ingress = from_group(config.ports.app.get(), &alb_group);
+    ctx.ec2.revoke_security_group_ingress().group_id(&app_group).ip_permissions(ingress).send().await.unwrap();
+    let why =
+        wait_for_target(&ctx, &alb.app_target_group_arn, &compute.instance_id, TargetHealthStateEnum::Unhealthy).await;
+    assert!(why.contains("Timeout") && why.contains(&app_group), "the hop is named: {why}");
+    let (status, page) = get_page(&alb);
+    assert_eq!(status, 504, "{page}");
+    let checks = stack::verify(&ctx, &config, &traffic, limits()).await.unwrap();
+    assert_eq!(checks[0].outcome, stack::Outcome::Failed, "{checks:?}");
+    assert!(checks[0].detail.contains(&app_group), "verify names the group: {checks:?}");
+    assert_eq!(checks[1].outcome, stack::Outcome::Failed, "{checks:?}");
+
+    // deploy repairs the rule; the target passes its checks again and the page is back.
+    stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    wait_for_target(&ctx, &alb.app_target_group_arn, &compute.instance_id, TargetHealthStateEnum::Healthy).await;
+    assert_eq!(get_page(&alb).0, 200);
+
+    // db-sg001 no longer lets the instance in: the container's client cannot connect.
+    let ingress = from_group(config.ports.database.get(), &app_group);
+    ctx.ec2.revoke_security_group_ingress().group_id(&db_group).ip_permissions(ingress).send().await.unwrap();
+    let check = stack::verify_database(&ctx, &config, &traffic, limits()).await.unwrap();
+    assert_eq!(check.outcome, stack::Outcome::Failed, "{check:?}");
+    assert!(check.detail.contains("Can't connect"), "the client's own words: {check:?}");
+    stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    let check = stack::verify_database(&ctx, &config, &traffic, limits()).await.unwrap();
+    assert_eq!(check.outcome, stack::Outcome::Passed, "{check:?}");
+
+    // Teardown stops every server it started: none is listed, and their processes are gone.
+    let pids: Vec<u32> = servers_in("ca-central-1").iter().filter_map(|s| s.pid).collect();
+    assert_eq!(pids.len(), 2, "nginx and mariadbd");
+    support::clean(&ctx, &config).await;
+    let started = Instant::now();
+    while !servers_in("ca-central-1").is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(30), "{:?}", servers_in("ca-central-1"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for pid in pids {
+        assert!(!Path::new(&format!("/proc/{pid}")).exists(), "process {pid} still runs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_stack_with_other_ports_and_addresses_passes_the_same() {
+    let config = config_in("it-dp-ports", "us-west-1", |text| {
+        text.replace("http = 80", "http = 8080")
+            .replace("app = 3030", "app = 8081")
+            .replace("database = 3306", "database = 3307")
+            .replace("10.0.", "10.20.")
+    });
+    assert_eq!((config.ports.http.get(), config.ports.app.get(), config.ports.database.get()), (8080, 8081, 3307));
+    let ctx = support::context(&config).await;
+    support::clean(&ctx, &config).await;
+    let outputs = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    let alb = outputs.alb.unwrap();
+    assert!(alb.url().ends_with(":8080/"), "{}", alb.url());
+
+    let checks = stack::verify(&ctx, &config, &support::traffic(), stack::VerifyLimits::default()).await.unwrap();
+    assert!(checks.iter().all(|c| c.outcome == stack::Outcome::Passed), "{checks:?}");
+    assert!(checks[1].detail.contains(":8080/"), "the check used the listener's port: {checks:?}");
+    let (status, page) = get_page(&alb);
+    assert!(status == 200 && page.contains("Welcome to nginx!"), "{page}");
+    let servers = servers_in("us-west-1");
+    let ports: Vec<(&str, u16)> = servers.iter().map(|s| (s.kind.as_str(), s.port)).collect();
+    for expected in [("nginx", 8081), ("mariadb", 3307), ("listener", 8080)] {
+        assert!(ports.contains(&expected), "{ports:?}");
+    }
+    support::clean(&ctx, &config).await;
+}

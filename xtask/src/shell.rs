@@ -34,8 +34,11 @@ pub fn shell(sh: &Shell, session: &Session) -> anyhow::Result<()> {
 
 pub fn logs(session: &Session) -> anyhow::Result<()> {
     let instance = instance_id(session)?;
-    if let Target::Emulator { .. } = session.target {
-        println!("the emulator runs no instance and keeps no logs: `cargo xtask logs` needs real AWS");
+    // The emulator's data plane runs the script in the sandbox that stands for the instance.
+    if let stack::Traffic::None { why } = session.traffic() {
+        println!(
+            "{why}: it runs no instance and keeps no logs: `cargo xtask logs` needs real AWS or the emulator's data plane"
+        );
         return Ok(());
     }
     let ctx = session.connect();

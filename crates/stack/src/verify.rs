@@ -255,7 +255,14 @@ pub fn database_check_script(config: &Config, database: &DatabaseOutputs) -> Str
 MYSQL_PWD="$(aws secretsmanager get-secret-value --region '{region}' --secret-id '{master_secret_arn}' --query SecretString --output text | python3 -c 'import json, sys; print(json.load(sys.stdin)["password"])')"
 export MYSQL_PWD
 curl --fail --silent --show-error --retry 5 --output /tmp/rds-global-bundle.pem https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
-container="$(docker compose -f '{compose}' ps -q nginx)"
+# Right after a deploy the user data may still be installing Docker and starting the container.
+container=""
+for _ in $(seq 60); do
+  container="$(docker compose -f '{compose}' ps -q nginx 2>/dev/null || true)"
+  [ -n "$container" ] && break
+  sleep 5
+done
+[ -n "$container" ] || {{ echo "no nginx container after 5 minutes: see /var/log/cloud-init-output.log" >&2; exit 1; }}
 docker cp /tmp/rds-global-bundle.pem "$container:/tmp/rds-global-bundle.pem"
 docker exec "$container" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-mysql-client > /dev/null'
 docker exec -e MYSQL_PWD "$container" mysql --ssl-ca=/tmp/rds-global-bundle.pem --ssl-verify-server-cert -h '{endpoint_address}' -P {port} -u '{user}' -e 'SHOW DATABASES'

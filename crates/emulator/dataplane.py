@@ -7,7 +7,7 @@ what AWS runs behind those calls, on this machine, on addresses of 127.0.0.0/8 o
   its master user, the password RDS keeps in its managed secret, and TLS with a
   certificate for the endpoint's name signed by a CA of the emulator's (standing for the
   RDS CA bundle); deleting it stops the server and removes its data, a final snapshot
-  keeps a dump;
+  keeps the stopped server's data directory;
 - an EC2 instance runs its user data's compose file once it has booted: each `nginx`
   service is a real nginx (Debian's) serving its default page on the published port,
   provided the instance reached the internet through its routes at boot (the user data

@@ -134,16 +134,17 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     // to be seen however loaded the machine.
     let slow = crate::support::RegionClock::at_rate(&config.stack.region, 0.25);
     let redeployed = stack::deploy(&ctx, &config, &[Tier::Compute]).await.unwrap();
-    // Its SSM agent registers a minute after it runs: the database check waits for it.
+    let group = redeployed.alb.unwrap().app_target_group_arn;
+    let health = ctx.elbv2.describe_target_health().target_group_arn(group).send().await.unwrap();
+    let state = health.target_health_descriptions()[0].target_health().and_then(|h| h.state()).cloned();
+    assert_ne!(state, Some(TargetHealthStateEnum::Healthy), "a target just registered");
+    // Its SSM agent registers a minute after it runs, and its user data starts the
+    // container later still: the database check waits for both.
     let mark = ctx.calls.mark();
     let database_check = stack::verify_database(&ctx, &config, &traffic, stack::VerifyLimits::default()).await.unwrap();
     assert_eq!(database_check.outcome, stack::Outcome::Passed, "{database_check:?}");
     let sends = ctx.calls.since(mark).iter().filter(|c| c.operation == "SendCommand").count();
     assert!(sends > 1, "SendCommand was refused while the agent registered, then retried ({sends})");
-    let group = redeployed.alb.unwrap().app_target_group_arn;
-    let health = ctx.elbv2.describe_target_health().target_group_arn(group).send().await.unwrap();
-    let state = health.target_health_descriptions()[0].target_health().and_then(|h| h.state()).cloned();
-    assert_ne!(state, Some(TargetHealthStateEnum::Healthy), "a target just registered");
     drop(slow);
     let checks = stack::verify(&ctx, &config, &traffic, stack::VerifyLimits::default()).await.unwrap();
     assert!(checks.iter().all(|c| c.outcome == stack::Outcome::Passed), "{checks:?}");

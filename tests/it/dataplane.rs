@@ -103,7 +103,15 @@ async fn verify_proves_both_goals_from_real_traffic_and_fails_where_a_rule_is_mi
     // Right after deploy: both goals pass, from real traffic.
     let checks = stack::verify(&ctx, &config, &traffic, stack::VerifyLimits::default()).await.unwrap();
     assert!(checks.iter().all(|c| c.outcome == stack::Outcome::Passed), "{checks:?}");
-    assert!(checks[2].detail.contains("SHOW DATABASES lists sample"), "{checks:?}");
+    assert!(
+        checks[2].detail.contains("SHOW DATABASES lists sample (information_schema,"),
+        "the server's list: {checks:?}"
+    );
+    // `logs` returns what the sandbox's commands print: the user data's run, and the
+    // access log of the nginx the health checks reach.
+    let logs = stack::instance_logs(&ctx, &compute.instance_id, Duration::from_secs(60)).await.unwrap().unwrap();
+    assert!(logs.output.contains("nginx publishes [3030]"), "{logs:?}");
+    assert!(logs.output.contains("nginx-1  | ") && logs.output.contains("ELB-HealthChecker/2.0"), "{logs:?}");
     let (status, page) = get_page(&alb);
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Welcome to nginx!") && page.contains("Server: nginx"), "nginx's own page: {page}");

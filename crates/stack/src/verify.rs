@@ -294,7 +294,14 @@ async fn database_check(
     let Ran { command_id, status, output, errors } = ran;
     let listed = output.lines().any(|line| line.trim() == config.database.database_name);
     let (outcome, detail) = match (status.as_str(), listed, traffic) {
-        ("Success", true, _) => (Outcome::Passed, format!("SHOW DATABASES lists {}", config.database.database_name)),
+        ("Success", true, _) => {
+            let databases: Vec<&str> =
+                output.lines().map(str::trim).filter(|l| !l.is_empty() && *l != "Database").collect();
+            (
+                Outcome::Passed,
+                format!("SHOW DATABASES lists {} ({})", config.database.database_name, databases.join(", ")),
+            )
+        }
         ("Success", false, Traffic::None { why }) => (
             Outcome::NeedsRealAws,
             format!(

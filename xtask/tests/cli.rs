@@ -134,7 +134,7 @@ fn an_unknown_tier_is_refused() {
 }
 
 #[test]
-fn an_endpoint_override_is_an_emulator_and_verify_says_what_needs_real_aws() {
+fn an_endpoint_override_is_an_emulator_whose_data_plane_verify_and_logs_use() {
     let running = emulator::Emulator::default().ensure_running().expect("the emulator starts");
     let stack = "cli-endpoint";
     let run = |args: &[&str]| {
@@ -150,19 +150,22 @@ fn an_endpoint_override_is_an_emulator_and_verify_says_what_needs_real_aws() {
     let (code, stdout, stderr) = run(&["verify"]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(started.elapsed() < Duration::from_secs(60), "verify took {:?}", started.elapsed());
-    assert!(stdout.contains("✓ passed") && stdout.contains("? needs real AWS"), "{stdout}");
-    assert!(!stdout.contains("FAILED"), "{stdout}");
+    // The endpoint is the strict emulator's: its data plane serves verify's traffic.
+    assert_eq!(stdout.matches("✓ passed").count(), 3, "{stdout}");
+    assert!(stdout.contains("the emulator's data plane served this traffic"), "{stdout}");
+    assert!(!stdout.contains("needs real AWS") && !stdout.contains("FAILED"), "{stdout}");
 
-    // A shell and the logs: the emulator runs no instance, and says what runs on AWS.
+    // A shell: the emulator runs no instance to open one on, and says what runs on AWS.
     let (code, stdout, stderr) = run(&["shell"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
         stdout.contains("aws ssm start-session --target i-") && stdout.contains("--region ap-northeast-1"),
         "{stdout}"
     );
+    // The logs: the same script as on AWS, run in the data plane's sandbox.
     let (code, stdout, stderr) = run(&["logs"]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stdout.contains("needs real AWS"), "{stdout}");
+    assert!(stdout.contains("== docker compose ps") && stdout.contains("0.0.0.0:3030->80/tcp"), "{stdout}");
 
     // Terraform's detailed exit code: 0 when nothing would change.
     let (code, _, stderr) = run(&["plan", "--detailed-exitcode"]);

@@ -826,16 +826,16 @@ class RequestLog:
         server_error_fraction = faults.get("server_error_fraction", 0.0)
         if (every and requests % every == 0) or roll < throttle_fraction:
             code = {"json": "ThrottlingException", "ec2": "RequestLimitExceeded"}.get(kind, "Throttling")
-            return 429 if kind == "json" else 400, error_response(start_response, kind, code, "Rate exceeded")
+            return 429 if kind == "json" else 400, code, error_response(start_response, kind, code, "Rate exceeded")
         if roll < throttle_fraction + server_error_fraction:
             # Half of them 500, half 503, with each service's own codes.
             if roll < throttle_fraction + server_error_fraction / 2:
                 status, code = "500 Internal Server Error", ("InternalError" if kind == "ec2" else "InternalFailure")
             else:
                 status, code = "503 Service Unavailable", ("Unavailable" if kind == "ec2" else "ServiceUnavailable")
-            return int(status.split()[0]), error_response(start_response, kind, code, "three-tier: injected server error", status)
+            return int(status.split()[0]), code, error_response(start_response, kind, code, "three-tier: injected server error", status)
         if nth_mutating is not None and nth_mutating == faults.get("fail_nth_mutating"):
-            return 400, error_response(start_response, kind, "InjectedFailure", f"three-tier: {action} failed on purpose")
+            return 400, "InjectedFailure", error_response(start_response, kind, "InjectedFailure", f"three-tier: {action} failed on purpose")
         return None
 
     def answer(self, start_response, document):
@@ -883,14 +883,18 @@ class RequestLog:
         CLOCKS.local.region = region
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         action = target.split(".")[-1] if target else (parse_qs(body.decode("utf-8", "replace")).get("Action") or [""])[0]
-        def record(status):
+        def record(status, injected=None):
+            entry = {"service": service, "action": action, "region": region, "status": status}
+            if injected:
+                # The error code a fault answered with, moto never seeing the request.
+                entry["injected"] = injected
             with self.lock:
-                self.entries.append({"service": service, "action": action, "region": region, "status": status})
+                self.entries.append(entry)
 
         injected = self.inject(service, region, action, start_response) if service and action else None
         if injected is not None:
-            code, response = injected
-            record(code)
+            code, error, response = injected
+            record(code, error)
             return response
         status = {}
 

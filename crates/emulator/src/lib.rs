@@ -211,6 +211,10 @@ pub struct LoggedRequest {
     #[serde(default)]
     pub region: String,
     pub status: u16,
+    /// The error code of an injected fault (`RequestLimitExceeded`, `InternalError`, ...):
+    /// answered by the emulator before moto saw the request.
+    #[serde(default)]
+    pub injected: Option<String>,
 }
 
 impl LoggedRequest {

@@ -158,6 +158,7 @@ pub fn redact(calls: &[Call]) -> Vec<Call> {
     calls
         .iter()
         .map(|call| Call {
+            refused: call.refused,
             service: call.service.clone(),
             operation: call.operation.clone(),
             params: call
@@ -170,12 +171,43 @@ pub fn redact(calls: &[Call]) -> Vec<Call> {
                 })
                 .collect(),
         })
+        // A call repeated right after a read or a refused attempt of itself is one line: how
+        // many polls a wait took, or how long AWS took to know an id, varies run to run. A
+        // change repeated after it succeeded stays doubled: that is a bug to see.
         .fold(Vec::new(), |mut calls: Vec<Call>, call| {
-            if calls.last() != Some(&call) {
-                calls.push(call);
+            let repeat = calls.last().is_some_and(|last| {
+                (last.service == call.service && last.operation == call.operation && last.params == call.params)
+                    && (!last.is_mutating() || last.refused)
+            });
+            match calls.last_mut() {
+                Some(last) if repeat => last.refused = call.refused,
+                _ => calls.push(call),
             }
             calls
         })
+}
+
+#[test]
+fn redaction_keeps_a_change_made_twice_and_folds_polls_and_refused_attempts() {
+    let call = |operation: &str, refused: bool| Call {
+        service: "EC2".into(),
+        operation: operation.into(),
+        params: BTreeMap::from([("SubnetId".into(), "subnet-0123456789abcdef0".into())]),
+        refused,
+    };
+    let calls = [
+        call("DescribeNatGateways", false),
+        call("DescribeNatGateways", false),
+        call("CreateRoute", true),
+        call("CreateRoute", true),
+        call("CreateRoute", false),
+        call("RunInstances", false),
+        call("RunInstances", false),
+    ];
+    let operations: Vec<(String, bool)> = redact(&calls).into_iter().map(|c| (c.operation, c.refused)).collect();
+    let expected =
+        [("DescribeNatGateways", false), ("CreateRoute", false), ("RunInstances", false), ("RunInstances", false)];
+    assert_eq!(operations, expected.map(|(o, r)| (o.to_owned(), r)));
 }
 
 mod faults {

@@ -7,10 +7,12 @@ use std::time::Instant;
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use serde::Serialize;
 
 /// One API call as it went on the wire: its operation and its parameters, sorted.
@@ -19,6 +21,10 @@ pub struct Call {
     pub service: String,
     pub operation: String,
     pub params: BTreeMap<String, String>,
+    /// Whether AWS refused the call (an error answer after the SDK's retries): a refused
+    /// change changed nothing. Not part of the wire request, so not serialized.
+    #[serde(skip)]
+    pub refused: bool,
 }
 
 impl Call {
@@ -72,9 +78,35 @@ impl Intercept for CallLog {
             cfg.load::<Metadata>().map(|m| (m.service().to_owned(), m.name().to_owned())).unwrap_or_default();
         let body = context.request().body().bytes().unwrap_or_default();
         let params = request_params(body);
-        self.calls.lock().expect("call log lock").push((Instant::now(), Call { service, operation, params }));
+        let mut calls = self.calls.lock().expect("call log lock");
+        cfg.interceptor_state().store_put(LoggedAt(calls.len()));
+        calls.push((Instant::now(), Call { service, operation, params, refused: false }));
         Ok(())
     }
+
+    // Runs once per call, when it has its answer: marks a refused call as such.
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let refused = !matches!(context.output_or_error(), Some(Ok(_)));
+        if let Some(LoggedAt(index)) = cfg.load::<LoggedAt>()
+            && let Some((_, call)) = self.calls.lock().expect("call log lock").get_mut(*index)
+        {
+            call.refused = refused;
+        }
+        Ok(())
+    }
+}
+
+/// Where in the log the call in flight was written, to mark it when it ends.
+#[derive(Debug, Clone)]
+struct LoggedAt(usize);
+
+impl Storable for LoggedAt {
+    type Storer = StoreReplace<Self>;
 }
 
 /// The parameters of a request body: form-encoded (EC2, ELBv2, RDS, IAM) or JSON (SSM).
@@ -137,8 +169,12 @@ mod tests {
 
     #[test]
     fn reads_are_told_from_writes_by_name() {
-        let call =
-            |operation: &str| Call { service: "EC2".into(), operation: operation.into(), params: BTreeMap::new() };
+        let call = |operation: &str| Call {
+            service: "EC2".into(),
+            operation: operation.into(),
+            params: BTreeMap::new(),
+            refused: false,
+        };
         assert!(!call("DescribeVpcs").is_mutating());
         assert!(!call("GetParameter").is_mutating());
         assert!(call("CreateVpc").is_mutating());

@@ -457,8 +457,29 @@ fn a_plan_with_a_conflict_deploy_would_refuse_on_shows_it_and_exits_1() {
     let stderr = String::from_utf8_lossy(&planned.stderr).into_owned();
     assert_eq!(planned.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("network:") && stderr.contains("error: "), "the plan, then the error: {stderr}");
+    assert!(
+        stderr.contains("has CIDR 10.0.0.0/26, but config says 10.0.2.0/26")
+            && stderr.contains("cannot change")
+            && stderr.contains("restore network.subnets."),
+        "the conflict, its reason and its fix: {stderr}"
+    );
     let detailed = command(&moved, &["plan", "network", "--detailed-exitcode"]);
     assert_eq!(detailed.status.code(), Some(1), "{}", String::from_utf8_lossy(&detailed.stderr));
+
+    // deploy refuses the same plan before its first change: no EC2 request changes anything.
+    let mark = running.request_mark().unwrap();
+    let refused = command(&moved, &["deploy", "network"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_ne!(refused.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("has CIDR 10.0.0.0/26, but config says 10.0.2.0/26"), "{stderr}");
+    let changes: Vec<String> = running
+        .requests_since(mark, "us-east-2")
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.is_mutating() && r.service == "ec2")
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(changes, Vec::<String>::new(), "{stderr}");
 
     let teardown = command(&deployed, &["teardown", "--yes"]);
     assert_eq!(teardown.status.code(), Some(0), "{}", String::from_utf8_lossy(&teardown.stderr));

@@ -37,6 +37,12 @@ async fn dies_at<T>(config: &Config, n: usize, run: impl Future<Output = three_t
     }
 }
 
+/// Every run died where it was told to, but for runs told to die at one of the first run's
+/// last three changes: a later run may make that many fewer (the first one's retried calls).
+fn assert_reached_all_but_the_last_three(skipped: &[usize], changes: usize) {
+    assert!(skipped.iter().all(|n| n + 3 > changes), "runs that never reached change N, of {changes}: {skipped:?}");
+}
+
 /// The stack stands whole, matching its config, with one of each billed resource.
 async fn assert_whole(ctx: &AwsContext, config: &Config, n: usize) {
     let states = stack::status(ctx, config).await.unwrap();
@@ -70,16 +76,18 @@ async fn a_deploy_that_dies_at_any_change_completes_when_run_again() {
     assert!(changes > 30, "a whole deploy makes some 40 changes ({changes})");
     clean(&ctx, &config).await;
 
-    let mut died = 0;
+    let mut skipped = Vec::new();
     for n in 1..=changes {
-        died += usize::from(dies_at(&config, n, stack::deploy(&ctx, &config, stack::TIERS)).await);
+        if !dies_at(&config, n, stack::deploy(&ctx, &config, stack::TIERS)).await {
+            skipped.push(n);
+        }
         stack::deploy(&ctx, &config, stack::TIERS).await.unwrap_or_else(|err| panic!("after change {n} failed: {err}"));
         assert_whole(&ctx, &config, n).await;
         clean(&ctx, &config).await;
     }
     // A run can make a few changes fewer than the first, which retried calls AWS was not
-    // ready for: its last N are not reached.
-    assert!(died + 3 >= changes, "nearly every run died where it was told to ({died} of {changes})");
+    // ready for: only its last few N may go unreached.
+    assert_reached_all_but_the_last_three(&skipped, changes);
 }
 
 #[tokio::test]
@@ -101,16 +109,18 @@ async fn a_teardown_that_dies_at_any_change_completes_when_run_again_and_touches
     let changes = changes_since(mark, &region);
     assert!(changes > 25, "a whole teardown makes some 30 changes ({changes})");
 
-    let mut died = 0;
+    let mut skipped = Vec::new();
     for n in 1..=changes {
         stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
         let plan = stack::plan_teardown(&ctx, &config, stack::TIERS, false).await.unwrap();
-        died += usize::from(dies_at(&config, n, stack::teardown(&ctx, &plan)).await);
+        if !dies_at(&config, n, stack::teardown(&ctx, &plan)).await {
+            skipped.push(n);
+        }
         let plan = stack::plan_teardown(&ctx, &config, stack::TIERS, false).await.unwrap();
         stack::teardown(&ctx, &plan).await.unwrap_or_else(|err| panic!("after change {n} failed: {err}"));
         assert_gone(&ctx, &config, n).await;
     }
-    assert!(died + 3 >= changes, "nearly every run died where it was told to ({died} of {changes})");
+    assert_reached_all_but_the_last_three(&skipped, changes);
 
     let vpcs = ctx.ec2.describe_vpcs().vpc_ids(&foreign).send().await.unwrap();
     assert_eq!(vpcs.vpcs().len(), 1, "the other stack's VPC stands");

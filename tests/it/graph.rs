@@ -117,7 +117,9 @@ async fn shuffled(seed: u64, config: Config) {
     assert_eq!(tries("DeleteVpc", "VpcId", &network.vpc_id), 1, "seed {seed}: the VPC");
     assert_eq!(tries("ReleaseAddress", "AllocationId", &network.eip_allocation_id), 1, "seed {seed}: the address");
     assert_eq!(tagged_resources(&ctx.ec2, &stack).await, Vec::<(String, String)>::new(), "seed {seed}");
-    assert!(ctx.rds.describe_db_instances().db_instance_identifier(config.names().db_instance()).send().await.is_err());
+    let err =
+        ctx.rds.describe_db_instances().db_instance_identifier(config.names().db_instance()).send().await.unwrap_err();
+    assert!(err.as_service_error().is_some_and(|e| e.is_db_instance_not_found_fault()), "{err:?}");
     let states = stack::status(&ctx, &config).await.unwrap();
     assert!(states.iter().all(|(_, s)| *s == stack::TierStatus::Absent), "seed {seed}: {states:?}");
 }

@@ -164,8 +164,11 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     assert_eq!(delete.params.get("DeleteAutomatedBackups").map(String::as_str), Some("true"));
     let states = stack::status(&ctx, &config).await.unwrap();
     assert!(states.iter().all(|(_, s)| *s == stack::TierStatus::Absent), "{states:?}");
-    assert!(ctx.rds.describe_db_instances().db_instance_identifier("it-stack-db").send().await.is_err());
-    assert!(ctx.rds.describe_db_subnet_groups().db_subnet_group_name("it-stack-db-subnet-group").send().await.is_err());
+    let err = ctx.rds.describe_db_instances().db_instance_identifier("it-stack-db").send().await.unwrap_err();
+    assert!(err.as_service_error().is_some_and(|e| e.is_db_instance_not_found_fault()), "{err:?}");
+    let err =
+        ctx.rds.describe_db_subnet_groups().db_subnet_group_name("it-stack-db-subnet-group").send().await.unwrap_err();
+    assert!(err.as_service_error().is_some_and(|e| e.is_db_subnet_group_not_found_fault()), "{err:?}");
     let vpcs = ctx
         .ec2
         .describe_vpcs()
@@ -297,7 +300,8 @@ async fn the_stack_lock_refuses_a_second_holder_and_is_taken_over_when_stale_or_
     let _abandoned = StackLock::acquire(&ctx, stack, &dead, false).await.unwrap();
     let lock = StackLock::acquire(&ctx, stack, &first, false).await.unwrap();
     lock.release(&ctx).await.unwrap();
-    assert!(ctx.ssm.get_parameter().name(parameter_name(stack)).send().await.is_err(), "released");
+    let err = ctx.ssm.get_parameter().name(parameter_name(stack)).send().await.unwrap_err();
+    assert!(err.as_service_error().is_some_and(|e| e.is_parameter_not_found()), "released: {err:?}");
 }
 
 #[tokio::test]

@@ -197,7 +197,11 @@ async fn invalid_alb_and_rds_requests_are_refused_with_aws_codes() {
     assert_eq!(status().await, "deleting");
     clock.pass("db_instance_deleted");
     let gone = ctx.rds.describe_db_instances().db_instance_identifier("it-strict-db").send().await;
-    assert!(gone.is_err(), "a deleted RDS instance is gone after a while");
+    assert_eq!(
+        code(gone.aws("DescribeDBInstances")),
+        "DBInstanceNotFound",
+        "a deleted RDS instance is gone after a while"
+    );
     drop(clock);
 
     clean(&ctx, &config).await;

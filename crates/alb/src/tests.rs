@@ -153,7 +153,11 @@ fn names_held_by_others_and_immutable_changes_are_conflicts() {
     let problems: Vec<String> = plan.conflicts.iter().map(|c| format!("{} {}", c.resource, c.problem)).collect();
     assert!(problems.iter().any(|p| p.contains("app-target-group") && p.contains("port 8080")), "{problems:?}");
     assert!(problems.iter().any(|p| p.contains("internal")), "{problems:?}");
-    assert!(plan.check_conflicts().is_err());
+    let refused = plan.check_conflicts();
+    assert!(
+        matches!(&refused, Err(three_tier_core::Error::Conflict { resource, .. }) if *resource == plan.conflicts[0].resource),
+        "the first conflict refuses the plan: {refused:?}"
+    );
 }
 
 #[test]

@@ -265,7 +265,11 @@ fn changes_aws_cannot_make_in_place_are_refused_with_a_fix() {
     assert!(problems.iter().any(|p| p.contains("app-subnet") && p.contains("10.0.2.0/26")), "{problems:?}");
     assert!(problems.iter().any(|p| p.starts_with("VPC exists 2 times")), "{problems:?}");
     assert!(plan.conflicts.iter().all(|c| c.fix.contains("teardown") || c.fix.contains("delete")));
-    assert!(plan.check_conflicts().is_err());
+    let refused = plan.check_conflicts();
+    assert!(
+        matches!(&refused, Err(three_tier_core::Error::Conflict { resource, .. }) if *resource == plan.conflicts[0].resource),
+        "the first conflict refuses the plan: {refused:?}"
+    );
 }
 
 #[test]

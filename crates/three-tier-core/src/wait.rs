@@ -238,7 +238,7 @@ mod tests {
                 Err(Error::Conflict { resource: "r".into(), problem: "p".into(), fix: "f".into() })
             })
             .await;
-        assert!(result.is_err());
+        assert!(matches!(result, Err(Error::Conflict { .. })), "{result:?}");
         assert_eq!(tries.load(Ordering::SeqCst), 1);
     }
 

@@ -137,7 +137,7 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
         .unwrap();
     let encoded = attribute.user_data().and_then(|u| u.value()).unwrap();
     let decoded = String::from_utf8(aws_smithy_types::base64::decode(encoded).unwrap()).unwrap();
-    assert_eq!(decoded, compute::user_data::render(config.ports.app.get()));
+    assert_eq!(decoded, compute::user_data::render(&config.target_ports()));
 
     // The IAM role trusts EC2 and has Session Manager's policy; the profile holds it.
     let role = ctx.iam.get_role().role_name("it-app-spec-app-role").send().await.unwrap();

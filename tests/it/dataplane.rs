@@ -126,7 +126,7 @@ async fn verify_proves_both_goals_from_real_traffic_and_fails_where_a_rule_is_mi
     // healthy, and the page is still served by the first.
     let described = ctx.ec2.describe_instances().instance_ids(&compute.instance_id).send().await.unwrap();
     let image = described.reservations()[0].instances()[0].image_id().unwrap().to_owned();
-    let other_port = compute::user_data::render(9090);
+    let other_port = compute::user_data::render(&[9090]);
     let launched = ctx
         .ec2
         .run_instances()

@@ -398,7 +398,7 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
         .subnet_id(network.subnet(SubnetRole::App))
         // The stack's app: the data plane's health checks reach nginx once it has booted.
         .security_group_ids(network.security_group(SecurityGroupRole::App))
-        .user_data(aws_smithy_types::base64::encode(compute::user_data::render(3030)))
+        .user_data(aws_smithy_types::base64::encode(compute::user_data::render(&[3030])))
         .send()
         .await
         .unwrap();

@@ -62,12 +62,19 @@ pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs)
 /// What the compute tier refers to: the app target group, existing or planned (the same
 /// key [`plan`] creates it under).
 pub fn refs(config: &Config, observed: &Observed) -> AlbRefs {
-    let name = config.app_target_group_name();
-    let app_target_group = match observed.target_group(&name) {
+    let target_group = |name: String| match observed.target_group(&name) {
         Some(group) => Ref::existing(&group.arn),
         None => Ref::planned(format!("target-group/{name}")),
     };
-    AlbRefs { app_target_group }
+    AlbRefs {
+        app_target_group: target_group(config.app_target_group_name()),
+        rule_target_groups: config
+            .alb
+            .rules
+            .iter()
+            .map(|rule| target_group(config.names().account_unique(&rule.target_group_name)))
+            .collect(),
+    }
 }
 
 /// The tier's outputs, when its load balancer, listener and app target group exist.

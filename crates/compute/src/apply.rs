@@ -215,7 +215,7 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
             })
             .await?;
         }
-        ComputeStep::RegisterTarget { target_group, instance, port } => {
+        ComputeStep::RegisterTarget { target_group, instance, port, .. } => {
             let (target_group_arn, id) = (created.resolve(target_group)?, created.resolve(instance)?);
             let target = TargetDescription::builder().id(&id).port(i32::from(*port)).build();
             // A new instance can be unknown to ELB for a few seconds (InvalidTarget).
@@ -237,7 +237,7 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
             )
             .await?;
         }
-        ComputeStep::DeregisterTarget { target_group_arn, instance_id, port } => {
+        ComputeStep::DeregisterTarget { target_group_arn, instance_id, port, .. } => {
             let target = TargetDescription::builder().id(instance_id).port(i32::from(*port)).build();
             let result = ctx.elbv2.deregister_targets().target_group_arn(target_group_arn).targets(target).send().await;
             match result.aws("DeregisterTargets") {

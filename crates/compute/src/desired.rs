@@ -13,7 +13,8 @@ pub struct Desired {
     pub secret_policy: SecretPolicySpec,
     pub instance_profile: InstanceProfileSpec,
     pub instance: InstanceSpec,
-    pub registration: RegistrationSpec,
+    /// In the app target group, then in each listener rule's.
+    pub registrations: Vec<RegistrationSpec>,
 }
 
 /// The instance's IAM role: Session Manager instead of SSH, so no port 22 anywhere.
@@ -110,6 +111,8 @@ impl Image {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RegistrationSpec {
     pub target_group: Ref,
+    /// The target group's AWS name.
+    pub group_name: String,
     pub port: u16,
 }
 
@@ -150,9 +153,19 @@ pub fn desired(config: &Config, network: &NetworkRefs, alb: &AlbRefs) -> Desired
             subnet: network.subnet(SubnetRole::App).clone(),
             security_group: network.security_group(SecurityGroupRole::App).clone(),
             root_volume_gib: compute.root_volume_gib,
-            user_data: crate::user_data::render(config.ports.app.get()),
+            user_data: crate::user_data::render(&config.target_ports()),
         },
-        registration: RegistrationSpec { target_group: alb.app_target_group.clone(), port: config.ports.app.get() },
+        registrations: std::iter::once(RegistrationSpec {
+            target_group: alb.app_target_group.clone(),
+            group_name: config.app_target_group_name(),
+            port: config.ports.app.get(),
+        })
+        .chain(config.alb.rules.iter().zip(&alb.rule_target_groups).map(|(rule, group)| RegistrationSpec {
+            target_group: group.clone(),
+            group_name: names.account_unique(&rule.target_group_name),
+            port: rule.port.get(),
+        }))
+        .collect(),
     }
 }
 

@@ -19,9 +19,9 @@ pub struct Observed {
     pub instance_profile: Option<ObservedInstanceProfile>,
     /// The stack's instances that are not terminated or being terminated.
     pub instances: Vec<ObservedInstance>,
-    /// The ALB tier's app target group, when it exists, and the targets registered in it.
-    pub target_group_arn: Option<String>,
-    pub targets: Vec<ObservedTarget>,
+    /// The ALB tier's target groups that exist (the app's, each listener rule's), each
+    /// with the targets registered in it.
+    pub target_groups: Vec<ObservedTargetGroup>,
     /// The role's and the profile's names when another holds them (IAM names are unique
     /// per account): such a role or profile is not read into the fields above.
     pub foreign_names: Vec<String>,
@@ -59,6 +59,13 @@ pub struct ObservedInstance {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+pub struct ObservedTargetGroup {
+    pub name: String,
+    pub arn: String,
+    pub targets: Vec<ObservedTarget>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct ObservedTarget {
     pub id: String,
     pub port: u16,
@@ -69,6 +76,11 @@ impl Observed {
     pub fn instance(&self) -> Option<&ObservedInstance> {
         self.instances.first()
     }
+
+    /// The targets registered in the target group `arn`.
+    pub fn targets_of(&self, arn: &str) -> &[ObservedTarget] {
+        self.target_groups.iter().find(|g| g.arn == arn).map_or(&[], |g| &g.targets)
+    }
 }
 
 /// Reads the tier's state, independent reads together: the role and the instance profile
@@ -77,13 +89,18 @@ impl Observed {
 pub async fn observe(ctx: &AwsContext, config: &Config) -> Result<Observed> {
     let stack = &config.stack.name;
     let (role_name, profile_name) = iam_names(config);
-    let app_group = config.app_target_group_name();
+    let group_names = std::iter::once(config.app_target_group_name())
+        .chain(config.alb.rules.iter().map(|rule| config.names().account_unique(&rule.target_group_name)));
     let targets = async {
-        let Some(arn) = target_group_arn(ctx, &app_group).await? else { return Ok((None, Vec::new())) };
-        let targets = observe_targets(ctx, &arn).await?;
-        Ok((Some(arn), targets))
+        let mut groups = Vec::new();
+        for name in group_names {
+            let Some(arn) = target_group_arn(ctx, &name).await? else { continue };
+            let targets = observe_targets(ctx, &arn).await?;
+            groups.push(ObservedTargetGroup { name, arn, targets });
+        }
+        Ok(groups)
     };
-    let ((role, instance_profile), (instances, (target_group_arn, targets))) = ctx
+    let ((role, instance_profile), (instances, target_groups)) = ctx
         .both(
             ctx.both(observe_role(ctx, &role_name), observe_profile(ctx, &profile_name)),
             ctx.both(observe_instances(ctx, stack), targets),
@@ -92,7 +109,7 @@ pub async fn observe(ctx: &AwsContext, config: &Config) -> Result<Observed> {
     let mut foreign_names = Vec::new();
     let role = ours(role, |r| &r.tags, stack, &role_name, &mut foreign_names);
     let instance_profile = ours(instance_profile, |p| &p.tags, stack, &profile_name, &mut foreign_names);
-    Ok(Observed { image: None, role, instance_profile, instances, target_group_arn, targets, foreign_names })
+    Ok(Observed { image: None, role, instance_profile, instances, target_groups, foreign_names })
 }
 
 /// The ARN of the target group of this name, if there is one.

@@ -107,11 +107,13 @@ pub enum ComputeStep {
     },
     RegisterTarget {
         target_group: Ref,
+        group_name: String,
         instance: Ref,
         port: u16,
     },
     DeregisterTarget {
         target_group_arn: String,
+        group_name: String,
         instance_id: String,
         port: u16,
     },
@@ -192,11 +194,11 @@ impl Step for ComputeStep {
             RequireImdsV2 { name, .. } => format!("require IMDSv2 on {name}"),
             TagInstance { name, tags, .. } => format!("tag {name}: {}", keys(tags)),
             WaitInstanceRunning { name, .. } => format!("wait for instance {name} to run"),
-            RegisterTarget { port, instance, .. } => {
-                format!("register instance {instance} in the app target group on port {port}")
+            RegisterTarget { port, instance, group_name, .. } => {
+                format!("register instance {instance} in target group {group_name} on port {port}")
             }
-            DeregisterTarget { instance_id, port, .. } => {
-                format!("deregister {instance_id}:{port} from the app target group")
+            DeregisterTarget { instance_id, port, group_name, .. } => {
+                format!("deregister {instance_id}:{port} from target group {group_name}")
             }
             TerminateInstance { name, id } => format!("instance {name} ({id})"),
             WaitInstanceTerminated { name, .. } => format!("wait for instance {name} to terminate"),
@@ -434,26 +436,32 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
         steps.push(ComputeStep::WaitInstanceRunning { name: spec.name.clone(), instance: instance.clone() });
     }
 
-    // Exactly the stack's instance on the app port is registered; anything else is not.
-    let registration = &desired.registration;
-    let wanted =
-        |id: &str, port: u16| matches!(&instance, Ref::Existing(own) if own == id) && port == registration.port;
-    // Targets are observed only in a target group that exists.
-    if let Ref::Existing(target_group_arn) = &registration.target_group {
-        for target in observed.targets.iter().filter(|t| !wanted(&t.id, t.port)) {
+    // In each target group, exactly the stack's instance on the group's port is
+    // registered; anything else is not.
+    for registration in &desired.registrations {
+        let wanted =
+            |id: &str, port: u16| matches!(&instance, Ref::Existing(own) if own == id) && port == registration.port;
+        // Targets are observed only in a target group that exists.
+        let targets = match &registration.target_group {
+            Ref::Existing(arn) => observed.targets_of(arn),
+            Ref::Planned(_) => &[],
+        };
+        for target in targets.iter().filter(|t| !wanted(&t.id, t.port)) {
             steps.push(ComputeStep::DeregisterTarget {
-                target_group_arn: target_group_arn.clone(),
+                target_group_arn: registration.target_group.to_string(),
+                group_name: registration.group_name.clone(),
                 instance_id: target.id.clone(),
                 port: target.port,
             });
         }
-    }
-    if !observed.targets.iter().any(|t| wanted(&t.id, t.port)) {
-        steps.push(ComputeStep::RegisterTarget {
-            target_group: registration.target_group.clone(),
-            instance,
-            port: registration.port,
-        });
+        if !targets.iter().any(|t| wanted(&t.id, t.port)) {
+            steps.push(ComputeStep::RegisterTarget {
+                target_group: registration.target_group.clone(),
+                group_name: registration.group_name.clone(),
+                instance: instance.clone(),
+                port: registration.port,
+            });
+        }
     }
     plan
 }
@@ -464,10 +472,11 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
 pub fn teardown_plan(observed: &Observed) -> Plan<ComputeStep> {
     let mut plan = Plan::new(Tier::Compute);
     let steps = &mut plan.steps;
-    if let Some(arn) = &observed.target_group_arn {
-        for target in observed.targets.iter().filter(|t| observed.instances.iter().any(|i| i.id == t.id)) {
+    for group in &observed.target_groups {
+        for target in group.targets.iter().filter(|t| observed.instances.iter().any(|i| i.id == t.id)) {
             steps.push(ComputeStep::DeregisterTarget {
-                target_group_arn: arn.to_owned(),
+                target_group_arn: group.arn.clone(),
+                group_name: group.name.clone(),
                 instance_id: target.id.clone(),
                 port: target.port,
             });

@@ -8,7 +8,9 @@ use three_tier_core::outputs::{AlbRefs, NetworkRefs};
 use three_tier_core::{Config, Ref, Step};
 
 use crate::desired::{Desired, Image, ImageSource, desired};
-use crate::observe::{Observed, ObservedInstance, ObservedInstanceProfile, ObservedRole, ObservedTarget};
+use crate::observe::{
+    Observed, ObservedInstance, ObservedInstanceProfile, ObservedRole, ObservedTarget, ObservedTargetGroup,
+};
 use crate::plan::{ComputeStep, plan, teardown_plan};
 use crate::user_data;
 
@@ -16,6 +18,7 @@ fn inputs() -> (NetworkRefs, AlbRefs) {
     let network = NetworkRefs::example();
     let alb = AlbRefs {
         app_target_group: Ref::existing("arn:aws:elasticloadbalancing:ap-northeast-1:1:targetgroup/app-target-group/1"),
+        rule_target_groups: Vec::new(),
     };
     (network, alb)
 }
@@ -65,8 +68,11 @@ fn deployed(desired: &Desired) -> Observed {
             http_tokens: Some(HttpTokensState::Required),
             tags: desired.instance.tags.pairs.clone(),
         }],
-        target_group_arn: Some(desired.registration.target_group.to_string()),
-        targets: vec![ObservedTarget { id: "i-1".into(), port: 3030, health: "healthy".into() }],
+        target_groups: vec![ObservedTargetGroup {
+            name: desired.registrations[0].group_name.clone(),
+            arn: desired.registrations[0].target_group.to_string(),
+            targets: vec![ObservedTarget { id: "i-1".into(), port: 3030, health: "healthy".into() }],
+        }],
         foreign_names: vec![],
     }
 }
@@ -121,7 +127,8 @@ fn drift_is_repaired_in_place() {
     instance.http_tokens = Some(HttpTokensState::Optional);
     instance.security_groups = vec!["sg-default".into()];
     observed.role.as_mut().unwrap().attached_policies.push("arn:aws:iam::aws:policy/AdministratorAccess".into());
-    observed.targets = vec![ObservedTarget { id: "i-old".into(), port: 3030, health: "unused".into() }];
+    observed.target_groups[0].targets =
+        vec![ObservedTarget { id: "i-old".into(), port: 3030, health: "unused".into() }];
     let plan = plan(&desired, &observed);
     assert!(plan.conflicts.is_empty(), "{:?}", plan.conflicts);
     insta::assert_snapshot!("compute_drift_plan_text", plan.render());
@@ -191,12 +198,12 @@ fn a_launch_uses_the_images_id_and_a_root_volume_that_holds_its_snapshot() {
 
 #[test]
 fn user_data_is_the_rendered_template() {
-    insta::assert_snapshot!("user_data", user_data::render(3030));
+    insta::assert_snapshot!("user_data", user_data::render(&[3030]));
 }
 
 #[test]
 fn user_data_writes_the_seeds_compose_file() {
-    let script = user_data::render(Config::default_config().ports.app.get());
+    let script = user_data::render(&Config::default_config().target_ports());
     let compose = user_data::compose_file_in(&script).expect("the script writes a compose file");
     let written: serde_yaml_ng::Value = serde_yaml_ng::from_str(&compose).unwrap();
     // The seed's file, as its blog post shows it.
@@ -228,7 +235,7 @@ fn the_compose_file_publishes_nginx_on_the_configured_app_port() {
     let written: serde_yaml_ng::Value = serde_yaml_ng::from_str(&compose).unwrap();
     let ports = &written["services"]["nginx"]["ports"];
     assert_eq!(ports, &serde_yaml_ng::Value::Sequence(vec!["8081:80".into()]), "{compose}");
-    assert_eq!(desired.registration.port, 8081, "the target registers on the same port");
+    assert_eq!(desired.registrations[0].port, 8081, "the target registers on the same port");
     assert!(desired.instance.user_data.contains("Environment=HOME=/root"));
 }
 
@@ -237,7 +244,7 @@ fn user_data_passes_shellcheck() {
     let dir = std::env::temp_dir().join(format!("three-tier-user-data-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("user-data.sh");
-    std::fs::write(&path, user_data::render(3030)).unwrap();
+    std::fs::write(&path, user_data::render(&[3030])).unwrap();
     let output = Command::new("shellcheck").arg("--severity=style").arg(&path).output().unwrap_or_else(|err| {
         panic!("shellcheck is needed ({err}): `cargo xtask ci` installs it, or `apt-get install shellcheck`")
     });
@@ -246,7 +253,7 @@ fn user_data_passes_shellcheck() {
 
 #[test]
 fn user_data_holds_no_secret() {
-    let script = user_data::render(3030).to_lowercase();
+    let script = user_data::render(&[3030]).to_lowercase();
     for word in ["password", "secret", "aws_secret_access_key"] {
         assert!(!script.contains(word), "{word}");
     }

@@ -15,19 +15,38 @@ pub const APP_DIR: &str = "/opt/three-tier/nginx";
 
 const TEMPLATE: &str = include_str!("user-data.sh");
 
-/// The compose file, publishing nginx's port 80 on `app_port` (`ports.app`).
-pub fn compose_file(app_port: u16) -> String {
-    COMPOSE_TEMPLATE.replace("{{APP_PORT}}", &app_port.to_string())
+/// The compose file, publishing nginx's port 80 on each of `ports` (`ports.app`, then
+/// each listener rule's target group port). With the app port alone, the seed's file.
+pub fn compose_file(ports: &[u16]) -> String {
+    let line =
+        COMPOSE_TEMPLATE.lines().find(|l| l.contains("{{APP_PORT}}")).expect("the template publishes the app port");
+    let lines: Vec<String> = ports.iter().map(|port| line.replace("{{APP_PORT}}", &port.to_string())).collect();
+    COMPOSE_TEMPLATE.replace(line, &lines.join("\n"))
 }
 
 /// The script, ready for RunInstances (before base64 encoding), for nginx published on
-/// `app_port`. It holds no secret.
-pub fn render(app_port: u16) -> String {
+/// each of `ports`. It holds no secret.
+pub fn render(ports: &[u16]) -> String {
     TEMPLATE
         .replace("{{COMPOSE_VERSION}}", COMPOSE_VERSION)
         .replace("{{COMPOSE_SHA256}}", COMPOSE_SHA256)
         .replace("{{APP_DIR}}", APP_DIR)
-        .replace("{{COMPOSE_FILE}}", &compose_file(app_port))
+        .replace("{{COMPOSE_FILE}}", &compose_file(ports))
+}
+
+/// What a compose file publishes: each `"host:container"` port mapping of its services.
+pub fn published(compose: &str) -> Vec<(u16, u16)> {
+    compose
+        .lines()
+        .filter_map(|line| {
+            let mapping = line.trim().strip_prefix("- ")?.trim().trim_matches(|c| c == '"' || c == '\'');
+            let mapping = mapping.split('/').next()?;
+            let mut parts = mapping.rsplit(':');
+            let container = parts.next()?.parse().ok()?;
+            let host = parts.next()?.parse().ok()?;
+            Some((host, container))
+        })
+        .collect()
 }
 
 /// The compose file a rendered script writes: the lines of its here-document.

@@ -52,12 +52,12 @@ pub struct NatGatewaySpec {
 pub struct SecurityGroupSpec {
     pub name: String,
     pub description: String,
-    pub ingress: IngressSpec,
+    pub ingress: Vec<IngressSpec>,
     pub tags: Tags,
 }
 
-/// The one inbound rule of each group: TCP on one port, from an address block or from
-/// another of the stack's groups (a group reference, not an address).
+/// An inbound rule: TCP on one port, from an address block or from another of the
+/// stack's groups (a group reference, not an address).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IngressSpec {
     pub port: u16,
@@ -114,7 +114,7 @@ pub fn desired(config: &Config) -> Desired {
 
     let groups = &network.security_groups;
     let ports = &config.ports;
-    let group = |role: SecurityGroupRole, name: &str, description: &str, ingress: IngressSpec| {
+    let group = |role: SecurityGroupRole, name: &str, description: &str, ingress: Vec<IngressSpec>| {
         let spec = SecurityGroupSpec {
             name: name.to_owned(),
             description: description.to_owned(),
@@ -128,31 +128,36 @@ pub fn desired(config: &Config) -> Desired {
             SecurityGroupRole::Alb,
             &groups.alb,
             "three-tier ALB: HTTP from the internet",
-            IngressSpec {
+            vec![IngressSpec {
                 port: ports.http.get(),
                 from: IngressFrom::Cidr(ANYWHERE.parse().expect("literal CIDR")),
                 description: "HTTP from the internet".into(),
-            },
+            }],
         ),
         group(
             SecurityGroupRole::App,
             &groups.app,
             "three-tier app instance: nginx from the ALB",
-            IngressSpec {
-                port: ports.app.get(),
-                from: IngressFrom::Group(SecurityGroupRole::Alb),
-                description: "nginx from the ALB".into(),
-            },
+            // One rule per target group port: each listener rule's target group too.
+            config
+                .target_ports()
+                .into_iter()
+                .map(|port| IngressSpec {
+                    port,
+                    from: IngressFrom::Group(SecurityGroupRole::Alb),
+                    description: "nginx from the ALB".into(),
+                })
+                .collect(),
         ),
         group(
             SecurityGroupRole::Db,
             &groups.db,
             "three-tier database: MySQL from the app instance",
-            IngressSpec {
+            vec![IngressSpec {
                 port: ports.database.get(),
                 from: IngressFrom::Group(SecurityGroupRole::App),
                 description: "MySQL from the app instance".into(),
-            },
+            }],
         ),
     ]);
 

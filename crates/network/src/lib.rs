@@ -13,7 +13,7 @@ mod rules;
 use std::collections::BTreeMap;
 
 pub use apply::{apply, run};
-pub use desired::{Desired, IngressFrom, desired};
+pub use desired::{DefaultRoute, Desired, IngressFrom, desired};
 pub use observe::{Observed, observe};
 pub use plan::{NetworkStep, RouteTarget, VpcAttribute, plan, teardown_plan};
 pub use rules::{IngressRule, Source};

@@ -725,26 +725,32 @@ impl<'a> Planner<'a> {
         Ref::existing(&group.id)
     }
 
-    /// Each group holds exactly its one rule: a missing rule is added, any other removed.
+    /// Each group holds exactly its rules: a missing rule is added, any other removed.
     fn ingress(&mut self, desired: &Desired, role: SecurityGroupRole, groups: &BTreeMap<SecurityGroupRole, Ref>) {
         let spec = &desired.security_groups[&role];
-        let source = match &spec.ingress.from {
-            IngressFrom::Cidr(cidr) => Source::Cidr(cidr.to_string()),
-            IngressFrom::Group(from) => Source::Group(groups[from].clone()),
-        };
-        let wanted = IngressRule::tcp(spec.ingress.port, source);
+        let wanted: Vec<(IngressRule, &str)> = spec
+            .ingress
+            .iter()
+            .map(|ingress| {
+                let source = match &ingress.from {
+                    IngressFrom::Cidr(cidr) => Source::Cidr(cidr.to_string()),
+                    IngressFrom::Group(from) => Source::Group(groups[from].clone()),
+                };
+                (IngressRule::tcp(ingress.port, source), ingress.description.as_str())
+            })
+            .collect();
         let observed = self.observed.security_group(role).filter(|_| matches!(groups[&role], Ref::Existing(_)));
         let present = observed.map(|g| g.ingress.as_slice()).unwrap_or_default();
-        if !present.contains(&wanted) {
+        for (rule, description) in wanted.iter().filter(|(rule, _)| !present.contains(rule)) {
             self.push(NetworkStep::AuthorizeIngress {
                 security_group: groups[&role].clone(),
                 group_name: spec.name.clone(),
-                rule: wanted.clone(),
-                description: spec.ingress.description.clone(),
+                rule: rule.clone(),
+                description: (*description).to_owned(),
             });
         }
         if let Some(group) = observed {
-            for rule in group.ingress.iter().filter(|rule| **rule != wanted) {
+            for rule in group.ingress.iter().filter(|rule| !wanted.iter().any(|(w, _)| w == *rule)) {
                 self.push(NetworkStep::RevokeIngress {
                     security_group: group.id.clone(),
                     group_name: group.name.clone(),

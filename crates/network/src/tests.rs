@@ -87,9 +87,12 @@ fn deployed(desired: &Desired) -> Observed {
             .security_groups
             .iter()
             .map(|(&role, spec)| {
-                let source = match &spec.ingress.from {
-                    IngressFrom::Cidr(cidr) => Source::Cidr(cidr.to_string()),
-                    IngressFrom::Group(from) => Source::Group(Ref::existing(group_id(*from))),
+                let rule = |ingress: &crate::desired::IngressSpec| {
+                    let source = match &ingress.from {
+                        IngressFrom::Cidr(cidr) => Source::Cidr(cidr.to_string()),
+                        IngressFrom::Group(from) => Source::Group(Ref::existing(group_id(*from))),
+                    };
+                    IngressRule::tcp(ingress.port, source)
                 };
                 Tagged {
                     role,
@@ -97,7 +100,7 @@ fn deployed(desired: &Desired) -> Observed {
                         id: group_id(role),
                         name: spec.name.clone(),
                         vpc_id: "vpc-1".into(),
-                        ingress: vec![IngressRule::tcp(spec.ingress.port, source)],
+                        ingress: spec.ingress.iter().map(rule).collect(),
                         tags: tags(&spec.tags),
                     },
                 }

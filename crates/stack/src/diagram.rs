@@ -221,16 +221,20 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
     };
     let mut edges = vec![edge("internet", "igw", None, Line::Allowed)];
     for (&role, group) in &network.security_groups {
-        let from = match group.ingress.from {
+        // A group's rules all come from one place (the internet, or one other group): one
+        // edge, labelled with every port.
+        let Some(first) = group.ingress.first() else { continue };
+        let from = match first.from {
             IngressFrom::Cidr(_) => "igw",
             IngressFrom::Group(source) => group_node(source),
         };
-        let source = match group.ingress.from {
+        let source = match first.from {
             IngressFrom::Cidr(cidr) => format!(" from {cidr}"),
             IngressFrom::Group(_) => String::new(),
         };
+        let ports: Vec<String> = group.ingress.iter().map(|rule| rule.port.to_string()).collect();
         let id = net.map(|n| format!(" ({})", n.security_group(role))).unwrap_or_default();
-        let label = format!("{}{id}: TCP {}{source}", group.name, group.ingress.port);
+        let label = format!("{}{id}: TCP {}{source}", group.name, ports.join(", "));
         edges.push(edge(from, group_node(role), Some(label), Line::Allowed));
     }
     edges.push(edge("instance", "nat", Some("egress 0.0.0.0/0".to_owned()), Line::Egress));

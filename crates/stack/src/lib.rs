@@ -22,6 +22,7 @@ mod command;
 pub mod cost;
 mod diagram;
 mod quotas;
+pub mod reach;
 mod stacks;
 mod status;
 mod verify;
@@ -158,6 +159,9 @@ pub struct StackPlan {
     /// Deploy or teardown.
     pub kind: PlanKind,
     pub tiers: Vec<Plan<StackStep>>,
+    /// A deploy's: the stack's paths as the config builds them (see [`reach`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<reach::Path>,
     #[serde(skip)]
     pub graph: Graph<StackStep>,
 }
@@ -174,7 +178,22 @@ impl StackPlan {
     pub fn new(kind: PlanKind, tiers: Vec<Plan<StackStep>>) -> Result<StackPlan> {
         let graph =
             Graph::build(tiers.iter().flat_map(|plan| plan.steps.iter().map(|step| (plan.tier, step.clone()))))?;
-        Ok(StackPlan { kind, tiers, graph })
+        Ok(StackPlan { kind, tiers, paths: Vec::new(), graph })
+    }
+
+    /// Checks the paths the config builds, hop by hop: a config whose pieces cannot
+    /// connect is a conflict before any change, named by the hop that stays closed.
+    fn check_paths(&mut self, config: &Config) {
+        self.paths = reach::paths(&reach::desired::desired(config));
+        for path in &self.paths {
+            let (Some(hop), Some(plan)) = (path.first_closed(), self.tiers.first_mut()) else { continue };
+            plan.conflicts.push(Conflict {
+                resource: format!("path {}", path.name),
+                problem: format!("stays closed at {}: {}", hop.resource, hop.detail),
+                fix: "the config's ports and rules must connect: the path shows which piece does not (`cargo xtask reach --plan`)"
+                    .into(),
+            });
+        }
     }
 
     pub fn tier(&self, tier: Tier) -> Option<&Plan<StackStep>> {
@@ -184,6 +203,14 @@ impl StackPlan {
     /// The tiers' plans, then the predicted time on AWS and its long pole.
     pub fn render(&self) -> String {
         let mut out: String = self.tiers.iter().map(Plan::render).collect();
+        if !self.paths.is_empty() {
+            let paths: Vec<String> = self
+                .paths
+                .iter()
+                .map(|path| format!("{} {}", path.name, if path.open() { "open" } else { "CLOSED" }))
+                .collect();
+            out.push_str(&format!("paths the config builds: {}\n", paths.join(", ")));
+        }
         if !self.graph.is_empty() {
             out.push_str(&format!("{}: {}\n", self.verb(), self.predict(&Durations::aws()).render()));
         }
@@ -417,7 +444,9 @@ pub fn plan_deploy_from(config: &Config, tiers: &[Tier], observed: &Observations
         let desired = Database::desired(config, &network_refs);
         plans.push(lift(Database::plan(&desired, &observed.database.clone().unwrap_or_default()), StackStep::Database));
     }
-    StackPlan::new(PlanKind::Deploy, plans)
+    let mut plan = StackPlan::new(PlanKind::Deploy, plans)?;
+    plan.check_paths(config);
+    Ok(plan)
 }
 
 /// What deploy would do to `tiers` in an account without the stack: every resource a

@@ -96,3 +96,55 @@ fn a_tier_on_a_missing_tier_is_refused_before_any_plan() {
         "{err}"
     );
 }
+
+/// The default config with the seed's `/api/*` rule, on a port of its own.
+fn with_api_rule(port: u16) -> Config {
+    let text = Config::DEFAULT_TOML.replace(
+        "# [[alb.rules]]\n# priority = 10\n# path_pattern = \"/api/*\"\n# target_group_name = \"api-target-group\"\n# port = 8080",
+        &format!("[[alb.rules]]\npriority = 10\npath_pattern = \"/api/*\"\ntarget_group_name = \"api-target-group\"\nport = {port}"),
+    );
+    Config::parse(std::path::Path::new("config/api.toml"), &text).unwrap()
+}
+
+#[track_caller]
+fn assert_every_path_open(plan: &crate::StackPlan) {
+    assert_eq!(plan.paths.len(), 3);
+    for path in &plan.paths {
+        assert!(path.open(), "{}", path.render());
+    }
+    assert!(plan.conflicts().next().is_none(), "{}", plan.render());
+    assert!(plan.render().contains(
+        "paths the config builds: internet → ALB → nginx open, nginx → MySQL open, instance → internet open"
+    ));
+}
+
+#[test]
+fn a_listener_rules_target_group_is_reachable_on_its_own_port() {
+    let config = with_api_rule(8082);
+    let plan = plan_deploy_from(&config, crate::TIERS, &empty_account()).unwrap();
+    assert_every_path_open(&plan);
+    let text = plan.render();
+    // sg001 lets the ALB in on the rule's port, the instance is registered there, and its
+    // compose file publishes it to nginx.
+    assert!(text.contains("allow tcp 8082 from group (new security-group/alb) into sg001"), "{text}");
+    assert!(text.contains("in target group api-target-group on port 8082"), "{text}");
+    let web = plan.paths.iter().find(|p| p.name == crate::reach::INTERNET_TO_NGINX).unwrap().render();
+    assert!(
+        web.contains("listener :80 rule 10 /api/*") && web.contains("forwards to api-target-group (port 8082)"),
+        "{web}"
+    );
+    assert!(web.contains("publishes 8082 to nginx's port 80"), "{web}");
+}
+
+#[test]
+fn other_ports_build_the_same_open_paths() {
+    let mut config = Config::default_config();
+    let port = |n| three_tier_core::config::Port::new(n).unwrap();
+    (config.ports.http, config.ports.app, config.ports.database) = (port(8080), port(8081), port(3307));
+    let plan = plan_deploy_from(&config, crate::TIERS, &empty_account()).unwrap();
+    assert_every_path_open(&plan);
+    let rendered: String = plan.paths.iter().map(crate::reach::Path::render).collect();
+    for expected in ["allows tcp 8080 from 0.0.0.0/0", "allows tcp 8081 from alb-sg001", "allows tcp 3307 from sg001"] {
+        assert!(rendered.contains(expected), "{expected}: {rendered}");
+    }
+}

@@ -249,6 +249,19 @@ impl Config {
         self.names().account_unique(&self.alb.target_group_name)
     }
 
+    /// The ports of every target group, the app's first, each once: the instance serves
+    /// nginx on each, so its group lets the ALB in on each and its compose file publishes
+    /// each (a listener rule's target group on a port no one opened would answer 502).
+    pub fn target_ports(&self) -> Vec<u16> {
+        let mut ports = vec![self.ports.app.get()];
+        for rule in &self.alb.rules {
+            if !ports.contains(&rule.port.get()) {
+                ports.push(rule.port.get());
+            }
+        }
+        ports
+    }
+
     /// Every rule that AWS or the architecture imposes and a TOML type cannot express.
     pub fn validate(&self, file: &Path) -> Result<(), ConfigError> {
         let fail = |key: &str, problem: String, fix: String| ConfigError {

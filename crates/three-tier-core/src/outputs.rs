@@ -99,10 +99,12 @@ pub struct ComputeOutputs {
     pub instance_profile_arn: String,
 }
 
-/// What other tiers refer to of the ALB tier: the target group the instance registers in.
+/// What other tiers refer to of the ALB tier: the target groups the instance registers in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AlbRefs {
     pub app_target_group: Ref,
+    /// Each listener rule's target group, in the config's order.
+    pub rule_target_groups: Vec<Ref>,
 }
 
 impl AlbOutputs {
@@ -118,7 +120,13 @@ impl AlbOutputs {
 
 impl From<&AlbOutputs> for AlbRefs {
     fn from(outputs: &AlbOutputs) -> AlbRefs {
-        AlbRefs { app_target_group: Ref::existing(&outputs.app_target_group_arn) }
+        let rule_target_groups = outputs
+            .target_group_arns
+            .iter()
+            .filter(|(_, arn)| **arn != outputs.app_target_group_arn)
+            .map(|(_, arn)| Ref::existing(arn))
+            .collect();
+        AlbRefs { app_target_group: Ref::existing(&outputs.app_target_group_arn), rule_target_groups }
     }
 }
 

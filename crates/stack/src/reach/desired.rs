@@ -1,0 +1,169 @@
+//! The snapshot of the stack a deploy of the config builds, from the tiers' own desired
+//! states: what plan checks before any change. Resources are named by their planned keys
+//! (the names the plan shows); AWS's defaults stand where the stack sets nothing (a new
+//! group's egress to anywhere, the VPC's default network ACL, the main route table).
+
+use three_tier_core::{Config, Ref, SecurityGroupRole, SubnetRole};
+
+use super::*;
+use network::{DefaultRoute, IngressFrom};
+
+/// The stack as a deploy of `config` leaves it.
+pub fn desired(config: &Config) -> Snapshot {
+    let network_refs = network::refs(&Default::default());
+    let alb_refs = alb::refs(config, &Default::default());
+    let net = network::desired(config);
+    let balancer = alb::desired(config, &network_refs);
+    let compute = compute::desired(config, &network_refs, &alb_refs);
+    let database = database::desired(config, &network_refs);
+
+    let subnet = |role: SubnetRole| network_refs.subnet(role).to_string();
+    let group = |role: SecurityGroupRole| network_refs.security_group(role).to_string();
+    let target_group_key = |name: &str| Ref::planned(format!("target-group/{name}")).to_string();
+    let internet_gateway = format!("(new {})", net.internet_gateway.name);
+    let nat_gateway = format!("(new {})", net.nat_gateway.name);
+    let local = Route { destination: net.vpc.cidr, target: RouteTarget::Local, active: true };
+
+    let mut route_tables = vec![RouteTable {
+        id: "(the VPC's main table)".into(),
+        name: "(the VPC's main table)".into(),
+        main: true,
+        subnets: Vec::new(),
+        routes: vec![local.clone()],
+    }];
+    for spec in net.route_tables.values() {
+        let mut routes = vec![local.clone()];
+        routes.extend(spec.default_route.map(|route| Route {
+            destination: INTERNET,
+            target: match route {
+                DefaultRoute::InternetGateway => RouteTarget::InternetGateway(internet_gateway.clone()),
+                DefaultRoute::NatGateway => RouteTarget::NatGateway(nat_gateway.clone()),
+            },
+            active: true,
+        }));
+        route_tables.push(RouteTable {
+            id: format!("(new {})", spec.name),
+            name: spec.name.clone(),
+            main: false,
+            subnets: spec.subnets.iter().map(|&role| subnet(role)).collect(),
+            routes,
+        });
+    }
+
+    let security_groups = net
+        .security_groups
+        .iter()
+        .map(|(&role, spec)| SecurityGroup {
+            id: group(role),
+            name: spec.name.clone(),
+            ingress: spec
+                .ingress
+                .iter()
+                .map(|rule| Permission {
+                    protocol: "tcp".into(),
+                    from_port: rule.port.into(),
+                    to_port: rule.port.into(),
+                    peer: match rule.from {
+                        IngressFrom::Cidr(cidr) => Peer::Cidr(cidr),
+                        IngressFrom::Group(from) => Peer::Group(group(from)),
+                    },
+                })
+                .collect(),
+            // What AWS gives a new group, and the stack leaves as it is.
+            egress: vec![Permission { protocol: "-1".into(), from_port: -1, to_port: -1, peer: Peer::Cidr(INTERNET) }],
+        })
+        .collect();
+
+    let instance_id = format!("(new {})", compute.instance.name);
+    let target_groups = balancer
+        .target_groups
+        .iter()
+        .map(|spec| {
+            let key = target_group_key(&spec.name);
+            TargetGroup {
+                name: spec.name.clone(),
+                port: spec.port,
+                health_check_port: spec.port,
+                targets: compute
+                    .registrations
+                    .iter()
+                    .filter(|r| r.target_group.to_string() == key)
+                    .map(|r| Target { id: instance_id.clone(), port: r.port, health: None })
+                    .collect(),
+                key,
+            }
+        })
+        .collect();
+    let listener = Listener {
+        port: balancer.listener.port,
+        default_target_group: Some(target_group_key(&balancer.listener.default_target_group)),
+        rules: balancer
+            .rules
+            .iter()
+            .map(|rule| ListenerRule {
+                priority: rule.priority,
+                path_pattern: rule.path_pattern.clone(),
+                target_group: Some(target_group_key(&rule.target_group)),
+            })
+            .collect(),
+    };
+    let published = compute::user_data::compose_file_in(&compute.instance.user_data)
+        .map(|compose| compute::user_data::published(&compose))
+        .unwrap_or_default();
+
+    Snapshot {
+        vpc_cidr: Some(net.vpc.cidr),
+        internet_gateways: vec![InternetGateway { id: internet_gateway, attached: true }],
+        nat_gateways: vec![NatGateway {
+            id: nat_gateway,
+            state: "available".into(),
+            subnet: subnet(net.nat_gateway.subnet),
+            public_ip: Some(format!("(new {})", net.nat_address.name)),
+        }],
+        subnets: net
+            .subnets
+            .iter()
+            .map(|(&role, spec)| Subnet { id: subnet(role), name: spec.name.clone(), cidr: spec.cidr })
+            .collect(),
+        route_tables,
+        network_acls: vec![default_acl()],
+        security_groups,
+        load_balancer: Some(LoadBalancer {
+            name: balancer.load_balancer.name.clone(),
+            subnets: balancer.load_balancer.subnets.iter().map(Ref::to_string).collect(),
+            security_groups: balancer.load_balancer.security_groups.iter().map(Ref::to_string).collect(),
+            listeners: vec![listener],
+        }),
+        target_groups,
+        instance: Some(Instance {
+            id: instance_id,
+            subnet: compute.instance.subnet.to_string(),
+            security_groups: vec![compute.instance.security_group.to_string()],
+            published,
+        }),
+        database: Some(Database {
+            id: database.instance.identifier.clone(),
+            subnets: database.subnet_group.subnets.iter().map(Ref::to_string).collect(),
+            security_groups: vec![database.instance.security_group.to_string()],
+            port: database.instance.port,
+        }),
+    }
+}
+
+/// The network ACL AWS gives a new VPC, which every subnet the stack makes uses: all
+/// traffic allowed both ways.
+fn default_acl() -> NetworkAcl {
+    let entry =
+        |number, egress, allow| AclEntry { number, egress, protocol: "-1".into(), ports: None, cidr: INTERNET, allow };
+    NetworkAcl {
+        id: "(the VPC's default ACL)".into(),
+        default: true,
+        subnets: Vec::new(),
+        entries: vec![
+            entry(100, false, true),
+            entry(32767, false, false),
+            entry(100, true, true),
+            entry(32767, true, false),
+        ],
+    }
+}

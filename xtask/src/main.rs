@@ -7,6 +7,7 @@ mod deploy;
 mod diagram;
 mod emulator;
 mod packages;
+mod reach;
 mod session;
 mod shell;
 mod status;
@@ -45,6 +46,9 @@ enum Command {
     /// Check the seed's two goals on the deployed stack: the ALB serves nginx, and the
     /// nginx container reaches MySQL.
     Verify(StackArgs),
+    /// Prove the stack's paths hop by hop, as AWS evaluates them: internet → ALB → nginx,
+    /// nginx → MySQL, instance → internet. Exits 1 when one is closed.
+    Reach(ReachArgs),
     /// Draw the stack (VPC, zones, subnets, gateways, ALB, instance, database, security
     /// groups) as Mermaid text, and as an SVG when Graphviz is installed.
     Diagram(DiagramArgs),
@@ -115,6 +119,18 @@ struct CostArgs {
     /// Price the stack the config describes (the named tiers), without reading AWS.
     #[arg(long)]
     plan: bool,
+}
+
+#[derive(Debug, Args)]
+struct ReachArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// The paths the config builds, without reading AWS.
+    #[arg(long)]
+    plan: bool,
+    /// Print the paths and their hops as JSON, for scripts.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +257,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stacks(args) => status::stacks(&session::Session::open(&args.stack)?, args.all_regions),
         Command::Cost(args) => status::cost(&session::Session::open(&args.stack)?, args.plan),
         Command::Verify(args) => verify::verify(&session::Session::open(&args)?),
+        Command::Reach(args) => reach::reach(&session::Session::open(&args.stack)?, args.plan, args.json),
         Command::Diagram(args) => diagram::diagram(&session::Session::open(&args.stack)?, args.plan, args.svg),
         Command::Shell(args) => shell::shell(&sh, &session::Session::open(&args)?),
         Command::Logs(args) => shell::logs(&session::Session::open(&args)?),

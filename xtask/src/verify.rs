@@ -14,8 +14,15 @@ pub fn verify(session: &Session) -> anyhow::Result<()> {
             Outcome::Passed => "✓ passed",
             Outcome::Failed => "✗ FAILED",
             Outcome::NeedsRealAws => "? needs real AWS",
+            Outcome::Skipped => "- skipped",
         };
         println!("{mark:<17} {}: {}", check.name, check.detail);
+        if let Some(path) = &check.path {
+            // The hops under their check, like a traceroute.
+            for line in path.render().lines().skip(1) {
+                println!("{:<17} {line}", "");
+            }
+        }
     }
     let failed = checks.iter().filter(|c| c.outcome == Outcome::Failed).count();
     if failed > 0 {

@@ -1,5 +1,8 @@
 //! `cargo xtask verify`: the seed's two success criteria, checked on a deployed stack.
 //!
+//! First the paths they need, hop by hop, on what AWS holds (see [`crate::reach`]): a
+//! closed path fails naming its hop, and the checks that need it are skipped. Then:
+//!
 //! 1. The ALB answers HTTP GET with the nginx default page.
 //! 2. From inside the nginx container, a MySQL client reaches RDS and `SHOW DATABASES`
 //!    lists the initial database; run through SSM Run Command, as the seed does by hand.
@@ -19,17 +22,21 @@ use three_tier_core::outputs::{AlbOutputs, ComputeOutputs, DatabaseOutputs};
 use three_tier_core::progress::Waiting;
 use three_tier_core::{AwsContext, AwsResultExt, Config, Error, Result, Tier};
 
-use crate::StackOutputs;
 use crate::command::{Ran, run_script};
+use crate::reach::{self, INSTANCE_TO_INTERNET, INTERNET_TO_NGINX, NGINX_TO_MYSQL, Path};
+use crate::{Observations, StackOutputs, TIERS};
 
 /// The page nginx serves by default.
 pub const NGINX_WELCOME: &str = "Welcome to nginx!";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Check {
     pub name: String,
     pub outcome: Outcome,
     pub detail: String,
+    /// A path check's hops.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<Path>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -39,6 +46,8 @@ pub enum Outcome {
     Failed,
     /// Only real AWS can show this.
     NeedsRealAws,
+    /// Not run: a path it needs is closed.
+    Skipped,
 }
 
 /// Who serves the checks' traffic: the only difference between AWS and the emulator.
@@ -94,24 +103,67 @@ impl Default for VerifyLimits {
     }
 }
 
-/// Runs both checks, with their traffic served by `traffic`.
+/// The paths, then both goals' checks, with their traffic served by `traffic`.
 pub async fn verify(ctx: &AwsContext, config: &Config, traffic: &Traffic, limits: VerifyLimits) -> Result<Vec<Check>> {
-    let outputs = deployed(ctx, config, &[Tier::Alb, Tier::Compute, Tier::Database]).await?;
-    let StackOutputs { alb: Some(alb), compute: Some(compute), database: Some(database), .. } = &outputs else {
-        unreachable!("deployed() checked these tiers")
-    };
-    let mut checks = vec![target_health(ctx, alb, compute, limits.health).await?];
-    if let Traffic::None { why } = traffic {
-        checks.push(Check {
-            name: "the ALB serves the nginx page".into(),
-            outcome: Outcome::NeedsRealAws,
-            detail: format!("{why}: on AWS, GET {} must answer 200 with \"{NGINX_WELCOME}\"", alb.url()),
-        });
-    } else {
-        checks.push(http_check(ctx, alb, traffic, limits.http).await);
+    let observed = Observations::read(ctx, config, TIERS).await?;
+    let outputs = observed.outputs(config);
+    if let Some(tier) = outputs.missing(&[Tier::Alb, Tier::Compute, Tier::Database]) {
+        return Err(Error::NotDeployed { tier, stack: config.stack.name.clone() });
     }
-    checks.push(database_check(ctx, config, compute, database, traffic, limits.command).await?);
+    let StackOutputs { alb: Some(alb), compute: Some(compute), database: Some(database), .. } = &outputs else {
+        unreachable!("checked above")
+    };
+    let paths = reach::paths(&reach::observe::observe(ctx, config, &observed).await?);
+    let mut checks: Vec<Check> = paths.iter().map(path_check).collect();
+    // The user data installs Docker and starts nginx only with a way out.
+    let closed = |names: &[&str]| {
+        let closed: Vec<&str> = paths.iter().filter(|p| names.contains(&p.name) && !p.open()).map(|p| p.name).collect();
+        (!closed.is_empty()).then(|| format!("skipped: the path {} is closed", closed.join(" and the path ")))
+    };
+    let web = "the ALB serves the nginx page";
+    if let Some(why) = closed(&[INTERNET_TO_NGINX, INSTANCE_TO_INTERNET]) {
+        checks.push(skipped("the instance is a healthy target", &why));
+        checks.push(skipped(web, &why));
+    } else {
+        checks.push(target_health(ctx, alb, compute, limits.health).await?);
+        if let Traffic::None { why } = traffic {
+            let detail = format!("{why}: on AWS, GET {} must answer 200 with \"{NGINX_WELCOME}\"", alb.url());
+            checks.push(Check { name: web.into(), outcome: Outcome::NeedsRealAws, detail, path: None });
+        } else {
+            checks.push(http_check(ctx, alb, traffic, limits.http).await);
+        }
+    }
+    if let Some(why) = closed(&[NGINX_TO_MYSQL, INSTANCE_TO_INTERNET]) {
+        checks.push(skipped(&database_check_name(config), &why));
+    } else {
+        checks.push(database_check(ctx, config, compute, database, traffic, limits.command).await?);
+    }
     Ok(checks)
+}
+
+/// A path as a check: failed at its first closed hop, with what repairs it.
+fn path_check(path: &Path) -> Check {
+    let (outcome, detail) = match path.first_closed() {
+        None => (Outcome::Passed, format!("{} hops open", path.hops.len())),
+        Some(hop) => (
+            Outcome::Failed,
+            format!(
+                "closed at {}: {}{}",
+                hop.resource,
+                hop.detail,
+                hop.repair.as_ref().map(|fix| format!("; fix: {fix}")).unwrap_or_default()
+            ),
+        ),
+    };
+    Check { name: format!("path {}", path.name), outcome, detail, path: Some(path.clone()) }
+}
+
+fn skipped(name: &str, why: &str) -> Check {
+    Check { name: name.into(), outcome: Outcome::Skipped, detail: why.into(), path: None }
+}
+
+fn database_check_name(config: &Config) -> String {
+    format!("the nginx container lists the `{}` database", config.database.database_name)
 }
 
 /// The second goal alone: the nginx container lists the database. The instance's SSM
@@ -161,7 +213,7 @@ async fn target_health(ctx: &AwsContext, alb: &AlbOutputs, compute: &ComputeOutp
         let Some(health) = health else {
             let detail =
                 format!("{instance} is not registered in the app target group: run `cargo xtask deploy compute`");
-            return Ok(Check { name, outcome: Outcome::Failed, detail });
+            return Ok(Check { name, outcome: Outcome::Failed, detail, path: None });
         };
         let state = health.state().cloned().unwrap_or(TargetHealthStateEnum::Initial);
         if state == TargetHealthStateEnum::Healthy {
@@ -169,7 +221,7 @@ async fn target_health(ctx: &AwsContext, alb: &AlbOutputs, compute: &ComputeOutp
                 waiting.done("healthy");
             }
             let detail = format!("{instance} is healthy in the app target group");
-            return Ok(Check { name, outcome: Outcome::Passed, detail });
+            return Ok(Check { name, outcome: Outcome::Passed, detail, path: None });
         }
         let reason = health.reason().map(|r| r.as_str().to_owned()).unwrap_or_default();
         if started.elapsed() >= limit {
@@ -184,7 +236,7 @@ async fn target_health(ctx: &AwsContext, alb: &AlbOutputs, compute: &ComputeOutp
                 limit.as_secs(),
                 health.description().unwrap_or("no description"),
             );
-            return Ok(Check { name, outcome: Outcome::Failed, detail });
+            return Ok(Check { name, outcome: Outcome::Failed, detail, path: None });
         }
         waiting.get_or_insert_with(|| {
             ctx.progress
@@ -210,6 +262,7 @@ async fn http_check(ctx: &AwsContext, alb: &AlbOutputs, traffic: &Traffic, limit
                     name,
                     outcome: Outcome::Passed,
                     detail: format!("GET {url} → 200 \"{NGINX_WELCOME}\""),
+                    path: None,
                 };
             }
             Ok(Ok((status, _))) => last = format!("answered {status}"),
@@ -227,6 +280,7 @@ async fn http_check(ctx: &AwsContext, alb: &AlbOutputs, traffic: &Traffic, limit
              /var/log/cloud-init-output.log (`cargo xtask logs`) say why",
             limit.as_secs()
         ),
+        path: None,
     }
 }
 
@@ -278,7 +332,7 @@ async fn database_check(
     traffic: &Traffic,
     limit: Duration,
 ) -> Result<Check> {
-    let name = format!("the nginx container lists the `{}` database", config.database.database_name);
+    let name = database_check_name(config);
     let comment = "three-tier verify: SHOW DATABASES from the nginx container";
     let script = database_check_script(config, database);
     let ran = match run_script(ctx, &compute.instance_id, comment, script, limit).await? {
@@ -288,7 +342,7 @@ async fn database_check(
                 "command {command_id} did not finish within {}s; is the SSM agent online? (`aws ssm describe-instance-information`)",
                 limit.as_secs()
             );
-            return Ok(Check { name, outcome: Outcome::Failed, detail });
+            return Ok(Check { name, outcome: Outcome::Failed, detail, path: None });
         }
     };
     let Ran { command_id, status, output, errors } = ran;
@@ -310,7 +364,7 @@ async fn database_check(
         ),
         _ => (Outcome::Failed, format!("command {command_id} ended {status}; output: {output} {errors}")),
     };
-    Ok(Check { name, outcome, detail })
+    Ok(Check { name, outcome, detail, path: None })
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@
 
 pub mod desired;
 pub mod observe;
+
+use three_tier_core::{AwsContext, Config, Error, Result};
 #[cfg(test)]
 mod tests;
 
@@ -250,15 +252,26 @@ impl Path {
     /// The path like a traceroute: a line a hop.
     pub fn render(&self) -> String {
         let mut out = format!("{} — {}\n", self.name, if self.open() { "open" } else { "CLOSED" });
+        let width = self.hops.iter().map(|hop| hop.resource.chars().count()).max().unwrap_or(0).min(44);
         for (number, hop) in self.hops.iter().enumerate() {
             let mark = if hop.open { "✓" } else { "✗" };
-            out.push_str(&format!("  {:>2} {mark} {:<34} {}\n", number + 1, hop.resource, hop.detail));
+            out.push_str(&format!("  {:>2} {mark} {:<width$}  {}\n", number + 1, hop.resource, hop.detail));
             if let Some(repair) = hop.repair.as_ref().filter(|_| !hop.open) {
                 out.push_str(&format!("       fix: {repair}\n"));
             }
         }
         out
     }
+}
+
+/// The paths of the deployed stack, on what AWS holds: refused, with the command that
+/// deploys it, when its network is not there.
+pub async fn deployed(ctx: &AwsContext, config: &Config) -> Result<Vec<Path>> {
+    let observed = crate::Observations::read(ctx, config, crate::TIERS).await?;
+    if observed.network.as_ref().and_then(|n| n.vpc()).is_none() {
+        return Err(Error::NotDeployed { tier: Tier::Network, stack: config.stack.name.clone() });
+    }
+    Ok(paths(&observe::observe(ctx, config, &observed).await?))
 }
 
 /// The three paths, each hop evaluated.
@@ -339,8 +352,9 @@ impl<'a> Network<'a> {
         self.snapshot.security_groups.iter().find(|g| g.id == id)
     }
 
+    /// A subnet by its name: the stack's names are unique in its VPC, and shorter.
     fn subnet_label(&self, id: &str) -> String {
-        label(id, self.subnet(id).map(|s| s.name.as_str()))
+        self.subnet(id).map_or_else(|| id.to_owned(), |s| s.name.clone())
     }
 
     fn group_label(&self, id: &str) -> String {
@@ -377,7 +391,7 @@ impl<'a> Network<'a> {
 
     /// `subnet` routes the internet to an attached internet gateway.
     fn route_to_internet_gateway(&self, subnet: &str) -> Hop {
-        let resource = format!("route {}", self.subnet_label(subnet));
+        let resource = format!("{} route", self.subnet_label(subnet));
         let Some((table, route)) = self.route(subnet, INTERNET) else {
             return closed(resource, "no route for 0.0.0.0/0", repair(Tier::Network));
         };
@@ -403,18 +417,31 @@ impl<'a> Network<'a> {
         }
     }
 
-    /// Traffic from `from`'s subnet to `to`'s stays in the VPC: the longest prefix is local.
-    fn local_route(&self, subnet: &str, to: Ipv4Net) -> Option<Hop> {
-        let resource = format!("route {}", self.subnet_label(subnet));
-        match self.route(subnet, to) {
-            Some((_, route)) if route.target == RouteTarget::Local => None,
-            Some((table, route)) => Some(closed(
-                resource,
-                format!("{to} goes to {} ({} in {}), not within the VPC", route.target, route.destination, table.id),
-                repair(Tier::Network),
-            )),
-            None => Some(closed(resource, format!("no route for {to}"), repair(Tier::Network))),
+    /// Traffic from `subnet` to the blocks `to` stays in the VPC: for each, the longest
+    /// prefix is the `local` route.
+    fn local_routes(&self, subnet: &str, to: &[Ipv4Net]) -> Hop {
+        let resource = format!("{} route", self.subnet_label(subnet));
+        let mut through = Vec::new();
+        let mut tables = Vec::new();
+        for &to in to {
+            match self.route(subnet, to) {
+                Some((table, route)) if route.target == RouteTarget::Local => {
+                    through.push(to.to_string());
+                    if !tables.contains(&table.id) {
+                        tables.push(table.id.clone());
+                    }
+                }
+                Some((table, route)) => {
+                    let detail = format!(
+                        "{to} goes to {} ({} in {}), not within the VPC",
+                        route.target, route.destination, table.id
+                    );
+                    return closed(resource, detail, repair(Tier::Network));
+                }
+                None => return closed(resource, format!("no route for {to}"), repair(Tier::Network)),
+            }
         }
+        open(resource, format!("{} → local in {}", through.join(", "), tables.join(", ")))
     }
 
     /// The ACL that filters `subnet`'s traffic: its association, else the default.
@@ -425,12 +452,14 @@ impl<'a> Network<'a> {
 
     /// Whether `subnet`'s ACL lets TCP on `ports` cross in `direction` from or to `peer`:
     /// for each port the lowest-numbered entry that matches decides.
-    fn acl_allows(&self, subnet: &str, direction: Direction, peer: Ipv4Net, ports: (u16, u16)) -> Result<(), String> {
-        let Some(acl) = self.network_acl(subnet) else {
-            // A subnet always has an ACL in AWS; a snapshot without one keeps the VPC's
-            // default, which allows everything.
-            return Ok(());
-        };
+    fn acl_allows(
+        &self,
+        acl: &NetworkAcl,
+        direction: Direction,
+        peer: Ipv4Net,
+        ports: (u16, u16),
+    ) -> Result<Vec<i32>, String> {
+        let way = if direction == Direction::Egress { "egress to" } else { "ingress from" };
         let mut entries: Vec<&AclEntry> =
             acl.entries.iter().filter(|e| e.egress == (direction == Direction::Egress)).collect();
         entries.sort_by_key(|e| e.number);
@@ -445,8 +474,9 @@ impl<'a> Network<'a> {
             .collect();
         stretches.sort_unstable();
         stretches.dedup();
+        let mut deciding = Vec::new();
         for port in stretches {
-            let mut decided = false;
+            let mut decided = None;
             for entry in &entries {
                 let protocol = matches!(entry.protocol.as_str(), "-1" | "6" | "tcp");
                 let port_matches = entry.ports.is_none_or(|(low, high)| (low..=high).contains(&port));
@@ -455,58 +485,74 @@ impl<'a> Network<'a> {
                     continue;
                 }
                 if !entry.allow {
-                    return Err(format!(
-                        "{}: entry {} denies {} {} {peer} on port {port}",
-                        acl.id,
-                        entry.number,
-                        if direction == Direction::Egress { "egress to" } else { "ingress from" },
-                        if entry.cidr == peer { String::new() } else { format!("({})", entry.cidr) },
-                    )
-                    .replace("  ", " "));
+                    let within =
+                        if entry.cidr == peer { String::new() } else { format!(" (as part of {})", entry.cidr) };
+                    return Err(format!("entry {} denies {way} {peer}{within} on port {port}", entry.number));
                 }
                 if entry.cidr.contains(&peer) {
-                    decided = true;
+                    decided = Some(entry.number);
                     break;
                 }
                 // An allow for part of the peer's addresses: the rest is up to later entries.
             }
-            if !decided {
-                return Err(format!(
-                    "{}: no entry allows {} {peer} on port {port}: the final * entry denies it",
-                    acl.id,
-                    if direction == Direction::Egress { "egress to" } else { "ingress from" },
-                ));
+            match decided {
+                Some(number) => deciding.push(number),
+                None => {
+                    return Err(format!("no entry allows {way} {peer} on port {port}: the final * entry denies it"));
+                }
             }
         }
-        Ok(())
+        Ok(deciding)
     }
 
-    /// A TCP flow on `port` from `from` to `to`, and its replies, through the ACLs of
-    /// the subnets on either side (traffic within one subnet meets none): one hop for each
-    /// ACL that blocks it.
-    fn acls_between(&self, from: &[Place], to: &[Place], port: u16) -> Vec<Hop> {
+    /// A TCP flow on `port` from `from` to `to`, and its replies on ephemeral ports,
+    /// through the ACL of each subnet on either side (traffic within one subnet meets
+    /// none): one hop per subnet, naming the entries that let it through.
+    fn acls_between(&self, from: &[Place], to: &[Place], ports: &[u16]) -> Vec<Hop> {
         let mut hops = Vec::new();
-        let mut check = |subnet: &str, direction, peer: Ipv4Net, ports: (u16, u16)| {
-            if let Err(why) = self.acl_allows(subnet, direction, peer, ports) {
+        let sides = [(from, to, Direction::Egress, "out to"), (to, from, Direction::Ingress, "in from")];
+        for (own, peers, direction, way) in sides {
+            for (subnet, _) in own {
+                let Some(subnet) = subnet else { continue };
+                let peers: Vec<Ipv4Net> =
+                    peers.iter().filter(|(other, _)| other.as_ref() != Some(subnet)).map(|(_, cidr)| *cidr).collect();
+                // A subnet always has an ACL in AWS; a snapshot without one has no say.
+                let (Some(acl), false) = (self.network_acl(subnet), peers.is_empty()) else { continue };
                 let label = self.subnet_label(subnet);
-                let fix = format!(
-                    "allow it in the ACL, or associate {label} with the VPC's default ACL, which the stack relies on"
-                );
-                hops.push(closed(format!("network ACL of {label}"), why, Some(fix)));
-            }
-        };
-        for (from_subnet, from_cidr) in from {
-            for (to_subnet, to_cidr) in to {
-                if from_subnet.is_some() && from_subnet == to_subnet {
-                    continue;
-                }
-                if let Some(subnet) = from_subnet {
-                    check(subnet, Direction::Egress, *to_cidr, (port, port));
-                    check(subnet, Direction::Ingress, *to_cidr, EPHEMERAL);
-                }
-                if let Some(subnet) = to_subnet {
-                    check(subnet, Direction::Ingress, *from_cidr, (port, port));
-                    check(subnet, Direction::Egress, *from_cidr, EPHEMERAL);
+                let resource = format!("{label} ACL {}", acl.id);
+                let reply = if direction == Direction::Egress { Direction::Ingress } else { Direction::Egress };
+                let mut numbers = Vec::new();
+                let checked: Result<(), String> = peers.iter().try_for_each(|&peer| {
+                    for &port in ports {
+                        numbers.extend(self.acl_allows(acl, direction, peer, (port, port))?);
+                    }
+                    numbers.extend(self.acl_allows(acl, reply, peer, EPHEMERAL)?);
+                    Ok(())
+                });
+                let port: Vec<String> = ports.iter().map(ToString::to_string).collect();
+                let port = port.join(", ");
+                let peers: Vec<String> = peers.iter().map(ToString::to_string).collect();
+                match checked {
+                    Ok(()) => {
+                        numbers.sort_unstable();
+                        numbers.dedup();
+                        let numbers: Vec<String> = numbers.iter().map(ToString::to_string).collect();
+                        hops.push(open(
+                            resource,
+                            format!(
+                                "entry {} let tcp {port} {way} {} and the replies back",
+                                numbers.join(", "),
+                                peers.join(", ")
+                            ),
+                        ));
+                    }
+                    Err(why) => {
+                        let fix = format!(
+                            "allow it in {}, or associate {label} with the VPC's default ACL, which the stack relies on",
+                            acl.id
+                        );
+                        hops.push(closed(resource, why, Some(fix)));
+                    }
                 }
             }
         }
@@ -525,6 +571,10 @@ impl<'a> Network<'a> {
                 || (matches!(rule.protocol.as_str(), "tcp" | "6")
                     && (rule.from_port..=rule.to_port).contains(&i32::from(port)))
         };
+        // The hop names the groups: a rule names its own only when there are several.
+        let named = |group: &SecurityGroup, rule: String| {
+            if groups.len() > 1 { format!("{} {rule}", group.name) } else { rule }
+        };
         let candidates: Vec<(&SecurityGroup, &Permission)> = groups
             .iter()
             .filter_map(|id| self.group(id))
@@ -535,7 +585,7 @@ impl<'a> Network<'a> {
         if let Some((group, rule)) =
             candidates.iter().find(|(_, rule)| matches!(&rule.peer, Peer::Group(g) if peer.groups.contains(g)))
         {
-            return Ok(format!("{} {}", group.name, self.rule_text(rule, direction)));
+            return Ok(named(group, self.rule_text(rule, direction)));
         }
         // ...or by address: each of the peer's subnets inside some rule's block.
         let mut through = Vec::new();
@@ -543,7 +593,7 @@ impl<'a> Network<'a> {
             let found =
                 candidates.iter().find(|(_, rule)| matches!(&rule.peer, Peer::Cidr(block) if block.contains(cidr)));
             match found {
-                Some((group, rule)) => through.push(format!("{} {}", group.name, self.rule_text(rule, direction))),
+                Some((group, rule)) => through.push(named(group, self.rule_text(rule, direction))),
                 None => {
                     let names: Vec<String> = groups.iter().map(|g| self.group_label(g)).collect();
                     let way = if direction == Direction::Ingress { "in from" } else { "out to" };
@@ -623,7 +673,7 @@ impl<'a> Network<'a> {
         let mut forwarded: Vec<&TargetGroup> = Vec::new();
         for listener in &balancer.listeners {
             let port = listener.port;
-            hops.extend(self.acls_between(&Party::internet().places, &alb.places, port));
+            hops.extend(self.acls_between(&Party::internet().places, &alb.places, &[port]));
             hops.push(self.group_hop(
                 "the ALB",
                 &balancer.security_groups,
@@ -700,12 +750,10 @@ impl<'a> Network<'a> {
                 Tier::Network,
             ));
             for subnet in &balancer.subnets {
-                hops.extend(app.cidrs().into_iter().filter_map(|cidr| self.local_route(subnet, cidr)));
+                hops.push(self.local_routes(subnet, &app.cidrs()));
             }
-            for cidr in alb.cidrs() {
-                hops.extend(self.local_route(&instance.subnet, cidr));
-            }
-            hops.extend(self.acls_between(&alb.places, &app.places, port));
+            hops.push(self.local_routes(&instance.subnet, &alb.cidrs()));
+            hops.extend(self.acls_between(&alb.places, &app.places, &[port]));
             hops.push(self.group_hop(
                 "the instance",
                 &instance.security_groups,
@@ -764,13 +812,11 @@ impl<'a> Network<'a> {
             &db,
             Tier::Network,
         )];
-        for cidr in db.cidrs() {
-            hops.extend(self.local_route(&instance.subnet, cidr));
-        }
+        hops.push(self.local_routes(&instance.subnet, &db.cidrs()));
         for subnet in &database.subnets {
-            hops.extend(app.cidrs().into_iter().filter_map(|cidr| self.local_route(subnet, cidr)));
+            hops.push(self.local_routes(subnet, &app.cidrs()));
         }
-        hops.extend(self.acls_between(&app.places, &db.places, port));
+        hops.extend(self.acls_between(&app.places, &db.places, &[port]));
         hops.push(self.group_hop(
             "the DB instance",
             &database.security_groups,
@@ -799,7 +845,7 @@ impl<'a> Network<'a> {
                 Tier::Network,
             ));
         }
-        let resource = format!("route {}", self.subnet_label(&instance.subnet));
+        let resource = format!("{} route", self.subnet_label(&instance.subnet));
         let Some((table, route)) = self.route(&instance.subnet, INTERNET) else {
             hops.push(closed(
                 resource,
@@ -837,14 +883,11 @@ impl<'a> Network<'a> {
             (state, _) => hops.push(closed(nat_resource, format!("is {state}, not available"), repair(Tier::Network))),
         }
         let nat_places = self.places(std::slice::from_ref(&nat.subnet));
-        for (_, cidr) in &nat_places {
-            hops.extend(self.local_route(&instance.subnet, *cidr));
-        }
-        hops.extend(app.cidrs().into_iter().filter_map(|cidr| self.local_route(&nat.subnet, cidr)));
-        for port in BOOT_PORTS {
-            hops.extend(self.acls_between(&app.places, &nat_places, port));
-            hops.extend(self.acls_between(&nat_places, &Party::internet().places, port));
-        }
+        let nat_cidrs: Vec<Ipv4Net> = nat_places.iter().map(|(_, cidr)| *cidr).collect();
+        hops.push(self.local_routes(&instance.subnet, &nat_cidrs));
+        hops.push(self.local_routes(&nat.subnet, &app.cidrs()));
+        hops.extend(self.acls_between(&app.places, &nat_places, &BOOT_PORTS));
+        hops.extend(self.acls_between(&nat_places, &Party::internet().places, &BOOT_PORTS));
         hops.push(self.route_to_internet_gateway(&nat.subnet));
         hops.push(self.internet_gateway());
         hops

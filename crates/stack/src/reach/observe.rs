@@ -6,13 +6,13 @@
 use aws_sdk_ec2::types::{Filter, IpPermission, NetworkAclEntry, RouteState, RuleAction};
 use aws_sdk_elasticloadbalancingv2::types::TargetHealthDescription;
 use ipnet::Ipv4Net;
-use three_tier_core::{AwsContext, AwsResultExt, Result};
+use three_tier_core::{AwsContext, AwsResultExt, Config, Result};
 
 use super::*;
 use crate::Observations;
 
 /// What AWS holds of the stack's paths. Nothing of a tier that does not stand is read.
-pub async fn observe(ctx: &AwsContext, observed: &Observations) -> Result<Snapshot> {
+pub async fn observe(ctx: &AwsContext, config: &Config, observed: &Observations) -> Result<Snapshot> {
     let network = observed.network.as_ref();
     let Some(vpc) = network.and_then(|n| n.vpc()) else {
         return Ok(Snapshot::default());
@@ -94,7 +94,7 @@ pub async fn observe(ctx: &AwsContext, observed: &Observations) -> Result<Snapsh
         load_balancer: load_balancer(observed),
         target_groups,
         instance,
-        database: database(observed),
+        database: database(config, observed),
     })
 }
 
@@ -275,13 +275,14 @@ async fn instance(ctx: &AwsContext, observed: &Observations) -> Result<Option<In
     }))
 }
 
-fn database(observed: &Observations) -> Option<Database> {
+fn database(config: &Config, observed: &Observations) -> Option<Database> {
     let database = observed.database.as_ref()?;
     let instance = database.instance.as_ref()?;
     Some(Database {
         id: instance.arn.rsplit(':').next().unwrap_or(&instance.arn).to_owned(),
         subnets: database.subnet_group.as_ref().map(|g| g.subnet_ids.clone()).unwrap_or_default(),
         security_groups: instance.security_groups.clone(),
-        port: instance.endpoint.as_ref().map_or(0, |(_, port)| *port),
+        // Until RDS has made the endpoint, the port it will have.
+        port: instance.endpoint.as_ref().map_or(config.ports.database.get(), |(_, port)| *port),
     })
 }

@@ -172,7 +172,8 @@ fn the_seeds_network_opens_all_three_paths() {
     assert!(web.contains("alb-sg001 (sg-alb)") && web.contains("allows tcp 80 from 0.0.0.0/0"), "{web}");
     assert!(web.contains("sg001 (sg-app)") && web.contains("allows tcp 3030 from alb-sg001"), "{web}");
     assert!(web.contains("publishes 3030 to nginx's port 80"), "{web}");
-    assert!(path(&paths, NGINX_TO_MYSQL).render().contains("db-sg001 allows tcp 3306 from sg001"));
+    let database = path(&paths, NGINX_TO_MYSQL).render();
+    assert!(database.contains("db-sg001 (sg-db)") && database.contains("allows tcp 3306 from sg001"), "{database}");
     let out = path(&paths, INSTANCE_TO_INTERNET).render();
     assert!(out.contains("0.0.0.0/0 → nat-1 in rtb-app") && out.contains("public address 203.0.113.10"), "{out}");
 }
@@ -251,7 +252,7 @@ fn the_internet_gateway_and_the_public_route_open_the_web_path() {
     let closed = closed_hops(&snapshot);
     assert_eq!(closed.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [INTERNET_TO_NGINX, INSTANCE_TO_INTERNET]);
     assert!(
-        closed[0].1.resource.contains("route subnet-alb-a") && closed[0].1.detail.contains("no route for 0.0.0.0/0")
+        closed[0].1.resource.contains("subnet-alb-a route") && closed[0].1.detail.contains("no route for 0.0.0.0/0")
     );
 }
 
@@ -259,11 +260,11 @@ fn the_internet_gateway_and_the_public_route_open_the_web_path() {
 fn a_route_missing_or_to_a_deleted_nat_gateway_closes_the_way_out() {
     let mut snapshot = seed();
     route_table(&mut snapshot, "rtb-app").routes.retain(|r| r.target == RouteTarget::Local);
-    assert_closed(&snapshot, INSTANCE_TO_INTERNET, "route subnet-app", "no route for 0.0.0.0/0");
+    assert_closed(&snapshot, INSTANCE_TO_INTERNET, "subnet-app route", "no route for 0.0.0.0/0");
 
     let mut snapshot = seed();
     snapshot.nat_gateways[0].state = "deleted".into();
-    assert_closed(&snapshot, INSTANCE_TO_INTERNET, "route subnet-app", "that NAT gateway is deleted");
+    assert_closed(&snapshot, INSTANCE_TO_INTERNET, "subnet-app route", "that NAT gateway is deleted");
 
     let mut snapshot = seed();
     snapshot.nat_gateways[0].public_ip = None;
@@ -272,7 +273,7 @@ fn a_route_missing_or_to_a_deleted_nat_gateway_closes_the_way_out() {
     // Out through the internet gateway: a private instance has no public address.
     let mut snapshot = seed();
     route_table(&mut snapshot, "rtb-app").routes[1].target = RouteTarget::InternetGateway("igw-1".into());
-    assert_closed(&snapshot, INSTANCE_TO_INTERNET, "route subnet-app", "not to a NAT gateway");
+    assert_closed(&snapshot, INSTANCE_TO_INTERNET, "subnet-app route", "not to a NAT gateway");
 }
 
 #[test]
@@ -284,7 +285,7 @@ fn the_longest_prefix_decides_the_route() {
     // The NAT gateway's replies to the instance leave from an ALB subnet too.
     assert_eq!(closed.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [INTERNET_TO_NGINX, INSTANCE_TO_INTERNET]);
     for (_, hop) in closed {
-        assert_eq!(hop.resource, "route subnet-alb-a");
+        assert_eq!(hop.resource, "subnet-alb-a route");
         assert_eq!(hop.detail, "10.0.3.0/24 goes to eni-1 (10.0.3.0/24 in rtb-public), not within the VPC");
     }
 }
@@ -299,7 +300,12 @@ fn a_network_acl_is_stateless_and_first_match_wins() {
     acl.subnets = vec!["subnet-app".into()];
     acl.entries.push(entry(50, false, Some((3030, 3030)), "10.0.2.0/24", false));
     snapshot.network_acls.push(acl.clone());
-    assert_closed(&snapshot, INTERNET_TO_NGINX, "network ACL of subnet-app", "entry 50 denies ingress from");
+    assert_closed(
+        &snapshot,
+        INTERNET_TO_NGINX,
+        "subnet-app ACL acl-app",
+        "entry 50 denies ingress from 10.0.2.0/24 on port 3030",
+    );
 
     // Replies: an ACL letting requests in but no ephemeral ports out closes the path.
     let mut snapshot = seed();

@@ -118,7 +118,7 @@ pub async fn verify(ctx: &AwsContext, config: &Config, traffic: &Traffic, limits
     // The user data installs Docker and starts nginx only with a way out.
     let closed = |names: &[&str]| {
         let closed: Vec<&str> = paths.iter().filter(|p| names.contains(&p.name) && !p.open()).map(|p| p.name).collect();
-        (!closed.is_empty()).then(|| format!("skipped: the path {} is closed", closed.join(" and the path ")))
+        (!closed.is_empty()).then(|| format!("the path {} is closed", closed.join(" and the path ")))
     };
     let web = "the ALB serves the nginx page";
     if let Some(why) = closed(&[INTERNET_TO_NGINX, INSTANCE_TO_INTERNET]) {

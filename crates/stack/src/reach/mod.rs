@@ -607,7 +607,9 @@ impl<'a> Network<'a> {
                     } else {
                         format!("its group {}, or {cidr}", peer_groups.join(", "))
                     };
-                    return Err(format!("no rule of {} lets tcp {port} {way} {} ({by})", names.join(", "), peer.what));
+                    // The hop names a single group already.
+                    let of = if names.len() > 1 { format!(" of {}", names.join(", ")) } else { String::new() };
+                    return Err(format!("no rule{of} lets tcp {port} {way} {} ({by})", peer.what));
                 }
             }
         }

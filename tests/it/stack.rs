@@ -110,7 +110,8 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     let traffic = crate::support::traffic();
     let checks = stack::verify(&ctx, &config, &traffic, stack::VerifyLimits::default()).await.unwrap();
     let outcomes: Vec<stack::Outcome> = checks.iter().map(|c| c.outcome).collect();
-    assert_eq!(outcomes, [stack::Outcome::Passed; 3], "{checks:?}");
+    // The three paths, then the three checks of the goals.
+    assert_eq!(outcomes, [stack::Outcome::Passed; 6], "{checks:?}");
     let sent = ctx.calls.calls().into_iter().find(|c| c.operation == "SendCommand").unwrap();
     let script = sent.params.get("Parameters.commands.1").unwrap();
     assert!(script.contains(&database.endpoint_address) && script.contains("SHOW DATABASES"), "{script}");

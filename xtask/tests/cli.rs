@@ -151,7 +151,11 @@ fn an_endpoint_override_is_an_emulator_whose_data_plane_verify_and_logs_use() {
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(started.elapsed() < Duration::from_secs(60), "verify took {:?}", started.elapsed());
     // The endpoint is the strict emulator's: its data plane serves verify's traffic.
-    assert_eq!(stdout.matches("✓ passed").count(), 3, "{stdout}");
+    // The three paths, hop by hop, then the three checks of the goals.
+    assert_eq!(stdout.matches("✓ passed").count(), 6, "{stdout}");
+    for path in ["path internet → ALB → nginx: 17 hops open", "path nginx → MySQL: 9 hops open"] {
+        assert!(stdout.contains(path), "{path}: {stdout}");
+    }
     assert!(stdout.contains("the emulator's data plane served this traffic"), "{stdout}");
     assert!(!stdout.contains("needs real AWS") && !stdout.contains("FAILED"), "{stdout}");
 
@@ -166,6 +170,16 @@ fn an_endpoint_override_is_an_emulator_whose_data_plane_verify_and_logs_use() {
     let (code, stdout, stderr) = run(&["logs"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("== docker compose ps") && stdout.contains("0.0.0.0:3030->80/tcp"), "{stdout}");
+
+    // The paths alone, for scripts: every hop of each open.
+    let (code, stdout, stderr) = run(&["reach", "--json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let paths: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let names: Vec<&str> = paths.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["internet → ALB → nginx", "nginx → MySQL", "instance → internet"]);
+    let hops = paths.as_array().unwrap().iter().flat_map(|p| p["hops"].as_array().unwrap());
+    assert!(hops.clone().all(|hop| hop["open"] == true), "{paths:#}");
+    assert!(hops.clone().any(|hop| hop["resource"].as_str().unwrap().starts_with("sg001 (sg-")), "{paths:#}");
 
     // Terraform's detailed exit code: 0 when nothing would change.
     let (code, _, stderr) = run(&["plan", "--detailed-exitcode"]);
@@ -275,6 +289,7 @@ fn without_an_account_plan_shows_the_plan_for_an_account_without_the_stack() {
     }
     assert!(stderr.contains("instance three-tier-app (t3.micro, (looked up at deploy)"), "{stderr}");
     assert!(stderr.contains("deploy: about 6m01s; long pole: VPC three-tier-vpc"), "{stderr}");
+    assert!(stderr.contains("paths the config builds: internet → ALB → nginx open, nginx → MySQL open"), "{stderr}");
     assert!(stderr.contains("cost: about $") && stderr.contains("a month while it runs"), "{stderr}");
 
     let (code, stdout, stderr) = run_without_account(&["plan", "--json"]);
@@ -296,6 +311,16 @@ fn without_an_account_plan_shows_the_plan_for_an_account_without_the_stack() {
     let (code, stdout, stderr) = run_without_account(&["diagram", "--plan", "--svg", "/dev/null"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("flowchart TB") && stdout.contains("10.0.0.64/26"), "{stdout}");
+
+    // The paths the config builds, offline: the plan's names stand for the ids.
+    let (code, stdout, stderr) = run_without_account(&["reach", "--plan"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout.matches(" — open").count(), 3, "{stdout}");
+    assert!(stdout.contains("sg001") && stdout.contains("allows tcp 3030 from alb-sg001"), "{stdout}");
+    // Without --plan, reach reads AWS, and cannot without an account.
+    let (code, _, stderr) = run_without_account(&["reach"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no AWS credentials were found"), "{stderr}");
 
     // deploy cannot do without one: a short error that says so and what to do, not the
     // SDK's dump of every provider it tried.

@@ -29,6 +29,7 @@ of the sandbox's own mount namespace. The machine's /etc/hosts is never touched.
 """
 
 import base64
+import concurrent.futures
 import ctypes
 import http.client
 import http.server
@@ -76,7 +77,13 @@ def log(message):
 
 
 def die_with_parent():
-    """Runs in a server's child before exec: the server dies when the emulator does."""
+    """Runs in a server's child before exec: the server dies when the emulator does.
+
+    PR_SET_PDEATHSIG fires when the *thread* that started the child ends, not the process:
+    servers are therefore started on one thread that lives as long as the emulator (see
+    `DataPlane.spawn`). Started from a request's thread (DescribeTargetHealth catches the
+    health checks up), nginx died as the request ended, and the ALB answered 502 until the
+    next tick started it again."""
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
@@ -400,8 +407,16 @@ class DataPlane:
         os.makedirs(root, exist_ok=True)
         self.short = tempfile.mkdtemp(prefix="three-tier-dp-")
         self.stopping = False
+        # The one thread servers are started on: it lives as long as the emulator.
+        self.spawner = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataplane-spawner")
         if not self.enabled:
             log(f"off: missing {', '.join(self.missing)} (Debian: apt-get install {' '.join(self.missing)})")
+
+    def spawn(self, args, stderr):
+        """Starts a server process on the spawner thread, whatever thread asks (see
+        `die_with_parent`)."""
+        start = lambda: subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, preexec_fn=die_with_parent)
+        return self.spawner.submit(start).result()
 
     # -- addresses and names --
 
@@ -599,10 +614,9 @@ http {{
 """
         with open(os.path.join(directory, "nginx.conf"), "w") as out:
             out.write(config)
-        process = subprocess.Popen(
+        process = self.spawn(
             [self.tools["nginx"], "-c", os.path.join(directory, "nginx.conf"), "-p", directory, "-e", os.path.join(directory, "error.log")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(os.path.join(directory, "stderr.log"), "w"),
-            preexec_fn=die_with_parent,
+            stderr=open(os.path.join(directory, "stderr.log"), "w"),
         )
         with self.lock:
             self.servers[key] = Server("nginx", region, instance.id, address, port, process, dir=directory)
@@ -679,13 +693,12 @@ http {{
         address = self.address("db", f"{region}:{db.db_instance_identifier}")
         port = int(db.port or 3306)
         socket_path = os.path.join(self.short, f"{n}.sock")
-        process = subprocess.Popen(
+        process = self.spawn(
             [self.tools["mariadbd"], "--no-defaults", f"--datadir={directory}/data", f"--bind-address={address}", f"--port={port}", f"--socket={socket_path}",
              f"--pid-file={directory}/mariadbd.pid", f"--ssl-ca={ca}/ca.pem", f"--ssl-cert={directory}/server.pem", f"--ssl-key={directory}/server.key",
              f"--init-file={init}", "--skip-log-bin", "--innodb-buffer-pool-size=16M", "--innodb-log-file-size=4M", "--performance-schema=OFF",
              "--innodb-temp-data-file-path=ibtmp1:1M:autoextend", "--skip-name-resolve"] + (["--user=root"] if os.geteuid() == 0 else []),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(f"{directory}/mariadbd.log", "w"),
-            preexec_fn=die_with_parent,
+            stderr=open(f"{directory}/mariadbd.log", "w"),
         )
         server = Server("mariadb", region, db.db_instance_identifier, address, port, process, dir=directory)
         server.socket = socket_path

@@ -331,6 +331,21 @@ async fn a_listener_rules_target_group_is_served_by_the_instance_on_its_own_port
     assert_eq!(config.alb.rules.len(), 1);
     let ctx = support::context(&config).await;
     support::clean(&ctx, &config).await;
+
+    // Deployed first without the rule: the running instance publishes 3030 alone, and
+    // cloud-init will not run a new user data on it. Adding the rule is refused before
+    // any change, naming the instance and what replaces it.
+    let without_rule = Config { alb: Config::default_config().alb, ..config.clone() };
+    stack::deploy(&ctx, &without_rule, stack::TIERS).await.unwrap();
+    let mark = ctx.calls.mark();
+    let err = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap_err();
+    let three_tier_core::Error::Conflict { problem, fix, .. } = &err else { panic!("{err:?}") };
+    assert_eq!(problem, "runs nginx published on 3030, not on the target groups' ports 3030, 8082");
+    assert!(fix.contains("cargo xtask teardown compute"), "{fix}");
+    assert!(!ctx.calls.since(mark).iter().any(|c| c.is_mutating()), "refused before any change");
+    let plan = stack::plan_teardown(&ctx, &config, &[three_tier_core::Tier::Compute], false).await.unwrap();
+    stack::teardown(&ctx, &plan).await.unwrap();
+
     let outputs = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
     let (network, alb, compute) = (outputs.network.unwrap(), outputs.alb.unwrap(), outputs.compute.unwrap());
     let [alb_group, app_group] =

@@ -55,6 +55,8 @@ pub struct ObservedInstance {
     pub public_ip: Option<String>,
     pub instance_profile_arn: Option<String>,
     pub http_tokens: Option<HttpTokensState>,
+    /// The user data it was launched with, decoded (cloud-init runs it at first boot only).
+    pub user_data: Option<String>,
     pub tags: BTreeMap<String, String>,
 }
 
@@ -208,6 +210,7 @@ async fn observe_instances(ctx: &AwsContext, stack: &str) -> Result<Vec<Observed
             public_ip: instance.public_ip_address().map(str::to_owned),
             instance_profile_arn: instance.iam_instance_profile().and_then(|p| p.arn()).map(str::to_owned),
             http_tokens: instance.metadata_options().and_then(|m| m.http_tokens()).cloned(),
+            user_data: None,
             tags: instance
                 .tags()
                 .iter()
@@ -216,8 +219,27 @@ async fn observe_instances(ctx: &AwsContext, stack: &str) -> Result<Vec<Observed
         })
         .collect();
     instances.sort_by(|a, b| a.id.cmp(&b.id));
-
+    for instance in &mut instances {
+        instance.user_data = user_data(ctx, &instance.id).await?;
+    }
     Ok(instances)
+}
+
+/// The user data `instance` was launched with, decoded.
+async fn user_data(ctx: &AwsContext, instance: &str) -> Result<Option<String>> {
+    let answer = ctx
+        .ec2
+        .describe_instance_attribute()
+        .instance_id(instance)
+        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+        .send()
+        .await
+        .aws("DescribeInstanceAttribute")?;
+    Ok(answer
+        .user_data()
+        .and_then(|d| d.value())
+        .and_then(|encoded| aws_smithy_types::base64::decode(encoded).ok())
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// The targets registered in a target group.

@@ -392,6 +392,16 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
                     format!("is a {}, not a {}", instance.instance_type, spec.instance_type),
                 ),
                 (instance.public_ip.is_some(), "has a public IP address".to_owned()),
+                // Cloud-init runs the user data at first boot only: a compose file that
+                // publishes other ports than the target groups' leaves them unanswered.
+                (
+                    instance.user_data.as_deref().is_some_and(|data| published(data) != published(&spec.user_data)),
+                    format!(
+                        "runs nginx published on {}, not on the target groups' ports {}",
+                        ports_text(&published(instance.user_data.as_deref().unwrap_or_default())),
+                        ports_text(&published(&spec.user_data)),
+                    ),
+                ),
                 (
                     observed
                         .instance_profile
@@ -512,4 +522,19 @@ pub fn teardown_plan(observed: &Observed) -> Plan<ComputeStep> {
         steps.push(ComputeStep::DeleteRole { name });
     }
     plan
+}
+
+/// The host ports a user data's compose file publishes.
+fn published(user_data: &str) -> Vec<u16> {
+    let compose = crate::user_data::compose_file_in(user_data).unwrap_or_default();
+    let mut ports: Vec<u16> = crate::user_data::published(&compose).into_iter().map(|(host, _)| host).collect();
+    ports.sort_unstable();
+    ports
+}
+
+fn ports_text(ports: &[u16]) -> String {
+    if ports.is_empty() {
+        return "no port".into();
+    }
+    ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
 }

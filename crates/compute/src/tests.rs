@@ -66,6 +66,7 @@ fn deployed(desired: &Desired) -> Observed {
             public_ip: None,
             instance_profile_arn: Some(format!("arn:aws:iam::1:instance-profile/{}", desired.instance_profile.name)),
             http_tokens: Some(HttpTokensState::Required),
+            user_data: Some(desired.instance.user_data.clone()),
             tags: desired.instance.tags.pairs.clone(),
         }],
         target_groups: vec![ObservedTargetGroup {
@@ -292,4 +293,36 @@ fn an_instance_still_stopping_is_waited_for_before_it_is_started() {
         })
         .collect();
     assert_eq!(kinds, ["wait stopped", "start", "wait running"]);
+}
+
+#[test]
+fn an_instance_whose_compose_file_misses_a_target_groups_port_must_be_replaced() {
+    // Deployed before the config gained a listener rule on 8082: the running instance
+    // publishes 3030 alone, and cloud-init will not run the new user data on it.
+    let deployed_desired = default_desired();
+    let observed = deployed(&deployed_desired);
+    let mut config = Config::default_config();
+    config.alb.rules.push(three_tier_core::config::ListenerRuleConfig {
+        priority: 10,
+        path_pattern: "/api/*".into(),
+        target_group_name: "api-target-group".into(),
+        port: three_tier_core::config::Port::new(8082).unwrap(),
+    });
+    let (network, mut alb) = inputs();
+    alb.rule_target_groups.push(Ref::planned("target-group/api-target-group"));
+    let desired = desired(&config, &network, &alb);
+    let plan = plan(&desired, &observed);
+    let problems: Vec<&str> = plan.conflicts.iter().map(|c| c.problem.as_str()).collect();
+    assert_eq!(problems, ["runs nginx published on 3030, not on the target groups' ports 3030, 8082"]);
+    assert!(plan.conflicts[0].fix.contains("cargo xtask teardown compute"));
+    // The same ports, whatever else of the script changed: no conflict.
+    let mut observed = deployed(&deployed_desired);
+    let edited = deployed_desired.instance.user_data.replace("set -euxo pipefail", "set -eux");
+    assert_ne!(edited, deployed_desired.instance.user_data);
+    observed.instances[0].user_data = Some(edited);
+    assert!(plan_conflicts(&deployed_desired, &observed).is_empty());
+}
+
+fn plan_conflicts(desired: &Desired, observed: &Observed) -> Vec<String> {
+    plan(desired, observed).conflicts.into_iter().map(|c| c.problem).collect()
 }

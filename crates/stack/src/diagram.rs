@@ -11,6 +11,7 @@ use network::IngressFrom;
 use three_tier_core::{Config, SecurityGroupRole, SubnetRole};
 
 use crate::StackOutputs;
+use crate::reach::{Path, Segment};
 
 /// A drawing: boxes nested in boxes (VPC, zones), the resources in them, and the edges
 /// between resources.
@@ -65,6 +66,8 @@ pub enum Line {
     Placed,
     /// None drawn: keeps a zone's subnets in one column, public above private above isolated.
     Layout,
+    /// A stretch of a path that is closed (see [`crate::reach`]), drawn red and crossed.
+    Closed,
 }
 
 /// Draws the stack of `config`. With `deployed`, each resource shows its id and address,
@@ -284,7 +287,11 @@ impl Diagram {
         }
         let mut out = format!("---\ntitle: {}\n---\nflowchart TB\n", self.title);
         draw(&mut out, &self.top, 1);
-        for edge in &self.edges {
+        let mut closed = Vec::new();
+        for (index, edge) in self.edges.iter().enumerate() {
+            if edge.line == Line::Closed {
+                closed.push(index.to_string());
+            }
             let arrow = match (edge.line, &edge.label) {
                 (Line::Allowed, Some(text)) => format!("-->|\"{}\"|", label(std::slice::from_ref(text))),
                 (Line::Allowed, None) => "-->".to_owned(),
@@ -292,8 +299,13 @@ impl Diagram {
                 (Line::Egress, None) => "-.->".to_owned(),
                 (Line::Placed, _) => "-.-".to_owned(),
                 (Line::Layout, _) => "~~~".to_owned(),
+                (Line::Closed, Some(text)) => format!("--x|\"{}\"|", label(std::slice::from_ref(text))),
+                (Line::Closed, None) => "--x".to_owned(),
             };
             let _ = writeln!(out, "  {} {arrow} {}", edge.from, edge.to);
+        }
+        if !closed.is_empty() {
+            let _ = writeln!(out, "  linkStyle {} stroke:#d00,color:#d00", closed.join(","));
         }
         out
     }
@@ -342,11 +354,32 @@ impl Diagram {
                     attributes.extend(["style=dotted", "arrowhead=none", "constraint=false"].map(String::from))
                 }
                 Line::Layout => attributes.push("style=invis".to_owned()),
+                Line::Closed => attributes.extend(["color=red", "fontcolor=red", "arrowhead=tee"].map(String::from)),
             }
             let _ = writeln!(out, "  {} -> {} [{}];", edge.from, edge.to, attributes.join(", "));
         }
         out.push_str("}\n");
         out
+    }
+}
+
+impl Diagram {
+    /// Marks the stretch where each closed path first stops, labelled with that hop.
+    pub fn mark_closed(&mut self, paths: &[Path]) {
+        for path in paths {
+            let Some(hop) = path.first_closed() else { continue };
+            let (from, to) = match hop.segment {
+                Segment::InternetToAlb => ("igw", "alb"),
+                Segment::AlbToInstance => ("alb", "instance"),
+                Segment::InstanceToDatabase => ("instance", "database"),
+                Segment::InstanceToNat => ("instance", "nat"),
+                Segment::NatToInternet => ("nat", "igw"),
+            };
+            if let Some(edge) = self.edges.iter_mut().find(|e| e.from == from && e.to == to) {
+                edge.line = Line::Closed;
+                edge.label = Some(format!("✗ closed at {}", hop.resource));
+            }
+        }
     }
 }
 
@@ -380,5 +413,31 @@ mod tests {
         let drawing = diagram(&config, None);
         insta::assert_snapshot!("diagram_plan_mermaid", drawing.mermaid());
         insta::assert_snapshot!("diagram_plan_dot", drawing.dot());
+    }
+
+    #[test]
+    fn a_closed_path_is_drawn_red_where_it_stops() {
+        let config = Config::default_config();
+        let mut snapshot = crate::reach::desired::desired(&config);
+        let app = snapshot.security_groups.iter_mut().find(|g| g.name == "sg001").unwrap();
+        app.ingress.clear();
+        let paths = crate::reach::paths(&snapshot);
+        let mut drawing = diagram(&config, None);
+        drawing.mark_closed(&paths);
+        let closed: Vec<(&str, &str, Option<&str>)> = drawing
+            .edges
+            .iter()
+            .filter(|e| e.line == Line::Closed)
+            .map(|e| (e.from.as_str(), e.to.as_str(), e.label.as_deref()))
+            .collect();
+        assert_eq!(closed, [("alb", "instance", Some("✗ closed at sg001"))]);
+        let mermaid = drawing.mermaid();
+        assert!(mermaid.contains("  alb --x|\"✗ closed at sg001\"| instance\n"), "{mermaid}");
+        assert!(mermaid.contains("linkStyle ") && mermaid.contains("stroke:#d00"), "{mermaid}");
+        assert!(drawing.dot().contains("alb -> instance [label=\"✗ closed at sg001\", color=red"), "{}", drawing.dot());
+        // Open paths mark nothing.
+        let mut open = diagram(&config, None);
+        open.mark_closed(&crate::reach::paths(&crate::reach::desired::desired(&config)));
+        assert_eq!(open, diagram(&config, None));
     }
 }

@@ -224,6 +224,19 @@ pub struct Hop {
     /// What repairs a closed hop.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub repair: Option<String>,
+    /// The stretch of the path it is on: where a diagram marks it.
+    pub segment: Segment,
+}
+
+/// A stretch of a path, between two of the stack's pieces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Segment {
+    InternetToAlb,
+    AlbToInstance,
+    InstanceToDatabase,
+    InstanceToNat,
+    NatToInternet,
 }
 
 pub const INTERNET_TO_NGINX: &str = "internet → ALB → nginx";
@@ -283,8 +296,19 @@ pub fn paths(snapshot: &Snapshot) -> Vec<Path> {
     };
     vec![
         path(INTERNET_TO_NGINX, network.internet_to_nginx()),
-        path(NGINX_TO_MYSQL, network.nginx_to_mysql()),
-        path(INSTANCE_TO_INTERNET, network.instance_to_internet()),
+        path(NGINX_TO_MYSQL, on(Segment::InstanceToDatabase, network.nginx_to_mysql()).collect()),
+        // The way out never crosses the ALB: hops not put beyond the NAT gateway are before it.
+        path(
+            INSTANCE_TO_INTERNET,
+            network
+                .instance_to_internet()
+                .into_iter()
+                .map(|hop| match hop.segment {
+                    Segment::InternetToAlb => Hop { segment: Segment::InstanceToNat, ..hop },
+                    _ => hop,
+                })
+                .collect(),
+        ),
     ]
 }
 
@@ -302,12 +326,18 @@ fn repair(tier: Tier) -> Option<String> {
     Some(format!("cargo xtask deploy {tier}"))
 }
 
+/// An open hop, on the path's first stretch until [`on`] says otherwise.
 fn open(resource: impl Into<String>, detail: impl Into<String>) -> Hop {
-    Hop { resource: resource.into(), detail: detail.into(), open: true, repair: None }
+    Hop { resource: resource.into(), detail: detail.into(), open: true, repair: None, segment: Segment::InternetToAlb }
 }
 
 fn closed(resource: impl Into<String>, detail: impl Into<String>, repair: Option<String>) -> Hop {
-    Hop { resource: resource.into(), detail: detail.into(), open: false, repair }
+    Hop { resource: resource.into(), detail: detail.into(), open: false, repair, segment: Segment::InternetToAlb }
+}
+
+/// `hops`, on `segment`.
+fn on(segment: Segment, hops: impl IntoIterator<Item = Hop>) -> impl Iterator<Item = Hop> {
+    hops.into_iter().map(move |hop| Hop { segment, ..hop })
 }
 
 const INTERNET: Ipv4Net = Ipv4Net::new_assert(std::net::Ipv4Addr::UNSPECIFIED, 0);
@@ -706,12 +736,13 @@ impl<'a> Network<'a> {
             }
         }
         let Some(instance) = &self.snapshot.instance else {
-            hops.push(closed("instance", "the stack has no instance", repair(Tier::Compute)));
+            let missing = closed("instance", "the stack has no instance", repair(Tier::Compute));
+            hops.extend(on(Segment::AlbToInstance, [missing]));
             return hops;
         };
         let app = self.instance_party(instance);
         for group in forwarded {
-            hops.extend(self.alb_to_instance(balancer, &alb, group, instance, &app));
+            hops.extend(on(Segment::AlbToInstance, self.alb_to_instance(balancer, &alb, group, instance, &app)));
         }
         hops
     }
@@ -889,9 +920,10 @@ impl<'a> Network<'a> {
         hops.push(self.local_routes(&instance.subnet, &nat_cidrs));
         hops.push(self.local_routes(&nat.subnet, &app.cidrs()));
         hops.extend(self.acls_between(&app.places, &nat_places, &BOOT_PORTS));
-        hops.extend(self.acls_between(&nat_places, &Party::internet().places, &BOOT_PORTS));
-        hops.push(self.route_to_internet_gateway(&nat.subnet));
-        hops.push(self.internet_gateway());
+        let mut hops: Vec<Hop> = on(Segment::InstanceToNat, hops).collect();
+        let beyond = self.acls_between(&nat_places, &Party::internet().places, &BOOT_PORTS).into_iter();
+        let beyond = beyond.chain([self.route_to_internet_gateway(&nat.subnet), self.internet_gateway()]);
+        hops.extend(on(Segment::NatToInternet, beyond));
         hops
     }
 }

@@ -387,3 +387,30 @@ fn other_ports_open_the_same_paths() {
     group(&mut snapshot, "alb-sg001").ingress = vec![tcp(80, Peer::Cidr(net("0.0.0.0/0")))];
     assert_closed(&snapshot, INTERNET_TO_NGINX, "alb-sg001", "tcp 8080 in from the internet");
 }
+
+#[test]
+fn each_hop_says_which_stretch_of_its_path_it_is_on() {
+    let segments = |snapshot: &Snapshot| -> Vec<(&'static str, Segment)> {
+        closed_hops(snapshot).into_iter().map(|(name, hop)| (name, hop.segment)).collect()
+    };
+    let mut snapshot = seed();
+    group(&mut snapshot, "alb-sg001").ingress.clear();
+    assert_eq!(segments(&snapshot), [(INTERNET_TO_NGINX, Segment::InternetToAlb)]);
+    let mut snapshot = seed();
+    group(&mut snapshot, "sg001").ingress.clear();
+    assert_eq!(segments(&snapshot), [(INTERNET_TO_NGINX, Segment::AlbToInstance)]);
+    let mut snapshot = seed();
+    group(&mut snapshot, "db-sg001").ingress.clear();
+    assert_eq!(segments(&snapshot), [(NGINX_TO_MYSQL, Segment::InstanceToDatabase)]);
+    let mut snapshot = seed();
+    route_table(&mut snapshot, "rtb-app").routes.retain(|r| r.target == RouteTarget::Local);
+    assert_eq!(segments(&snapshot), [(INSTANCE_TO_INTERNET, Segment::InstanceToNat)]);
+    // The NAT gateway's subnet without its way to the internet gateway: beyond the NAT
+    // gateway for the way out, and at the ALB's subnet for the way in.
+    let mut snapshot = seed();
+    route_table(&mut snapshot, "rtb-public").routes.retain(|r| r.target == RouteTarget::Local);
+    assert_eq!(
+        segments(&snapshot),
+        [(INTERNET_TO_NGINX, Segment::InternetToAlb), (INSTANCE_TO_INTERNET, Segment::NatToInternet)]
+    );
+}

@@ -783,6 +783,9 @@ class RequestLog:
       the run died there.
     - "latency_ms": N: every request of the region is answered N ms late, as AWS answers
       from across a network (80 ms is a typical round trip to a nearby region).
+    - "answer_500": ["rds:DescribeAccountAttributes", ...]: these calls (service:action)
+      always answer 500, as an emulator or endpoint that lacks them does (plain moto 5.2
+      answers RDS's DescribeAccountAttributes so).
 
     POST /three-tier/clock sets a region's clock (see Clocks): {"region": R, "freeze":
     true}, {"region": R, "advance": 120}, {"region": R, "rate": 10}.
@@ -821,6 +824,9 @@ class RequestLog:
                 counts["mutating"] += 1
             nth_mutating = counts["mutating"] if mutating else None
             roll = draws.random()
+        if f"{service}:{action}" in (faults.get("answer_500") or []):
+            code = "InternalError" if kind == "ec2" else "InternalFailure"
+            return 500, code, error_response(start_response, kind, code, f"three-tier: {action} is not answered here", "500 Internal Server Error")
         every = faults.get("throttle_every")
         throttle_fraction = faults.get("throttle_fraction", 0.0)
         server_error_fraction = faults.get("server_error_fraction", 0.0)

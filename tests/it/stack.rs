@@ -414,3 +414,53 @@ async fn a_deploy_that_would_cross_the_accounts_iam_role_quota_is_refused_before
     assert!(err.to_string().contains("Roles per account"), "{err}");
     assert!(ctx.calls.since(mark).iter().all(|c| !c.is_mutating()), "refused before any change");
 }
+
+#[tokio::test]
+async fn an_account_limit_that_cannot_be_read_leaves_awss_default_with_a_note() {
+    use three_tier_core::wait::WaitSettings;
+    use three_tier_core::{AwsContext, Target, progress::Progress};
+    // An endpoint that answers the limit reads with 500, as plain moto 5.2 answers RDS's
+    // DescribeAccountAttributes: in an emulator of this test's own, whose faults no other
+    // test shares.
+    struct StopOnDrop(emulator::Emulator);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.stop();
+        }
+    }
+    let private = StopOnDrop(emulator::Emulator::default().private("it-limits"));
+    let running = private.0.ensure_running().expect("a private emulator starts");
+    let region = "us-east-2";
+    let limit_reads = [
+        "rds:DescribeAccountAttributes",
+        "ec2:DescribeAccountAttributes",
+        "elasticloadbalancing:DescribeAccountLimits",
+    ];
+    running.set_faults(&serde_json::json!({"region": region, "answer_500": limit_reads})).unwrap();
+    let config = config_in("it-limits", region);
+    let target = Target::Emulator { endpoint: running.endpoint() };
+    let ctx = AwsContext::connect(&target, region, WaitSettings::fast_poll(), Progress::silent()).await;
+
+    let plan = stack::plan_deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    assert_eq!(plan.conflicts().count(), 0, "{}", plan.render());
+    let mut notes = plan.notes.clone();
+    notes.sort();
+    assert_eq!(notes.len(), 3, "{notes:#?}");
+    for (note, quota, default) in [
+        (&notes[0], "Application Load Balancers per Region", 50),
+        (&notes[1], "DB instances", 40),
+        (&notes[2], "EC2-VPC Elastic IPs", 5),
+    ] {
+        assert!(note.starts_with(&format!("quota \"{quota}\": the account's limit could not be read (")), "{note}");
+        assert!(note.ends_with(&format!("AWS's default of {default} is assumed")), "{note}");
+    }
+    assert!(plan.render().contains("note: quota \"DB instances\""), "{}", plan.render());
+    // The reads were tried (and retried), and answered 500 every time.
+    let answered = running.requests_since(0, region).unwrap();
+    let failed: Vec<&str> = answered.iter().filter(|r| r.status == 500).map(|r| r.action.as_str()).collect();
+    assert!(failed.contains(&"DescribeAccountAttributes") && failed.contains(&"DescribeAccountLimits"), "{failed:?}");
+
+    // The deploy goes on with the defaults.
+    let outputs = stack::deploy(&ctx, &config, &[Tier::Network, Tier::Database]).await.unwrap();
+    assert!(outputs.database.is_some());
+}

@@ -159,6 +159,9 @@ pub struct StackPlan {
     /// Deploy or teardown.
     pub kind: PlanKind,
     pub tiers: Vec<Plan<StackStep>>,
+    /// What the plan could not read and assumed instead (an account limit).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// A deploy's: the stack's paths as the config builds them (see [`reach`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<reach::Path>,
@@ -178,7 +181,7 @@ impl StackPlan {
     pub fn new(kind: PlanKind, tiers: Vec<Plan<StackStep>>) -> Result<StackPlan> {
         let graph =
             Graph::build(tiers.iter().flat_map(|plan| plan.steps.iter().map(|step| (plan.tier, step.clone()))))?;
-        Ok(StackPlan { kind, tiers, paths: Vec::new(), graph })
+        Ok(StackPlan { kind, tiers, notes: Vec::new(), paths: Vec::new(), graph })
     }
 
     /// Checks the paths the config builds, hop by hop: a config whose pieces cannot
@@ -203,6 +206,9 @@ impl StackPlan {
     /// The tiers' plans, then the predicted time on AWS and its long pole.
     pub fn render(&self) -> String {
         let mut out: String = self.tiers.iter().map(Plan::render).collect();
+        for note in &self.notes {
+            out.push_str(&format!("note: {note}\n"));
+        }
         if !self.paths.is_empty() {
             let paths: Vec<String> = self
                 .paths
@@ -400,7 +406,7 @@ async fn plan_and_observe(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> 
     let observed = observe_for_deploy(ctx, config, tiers).await?;
     let mut plan = plan_deploy_from(config, tiers, &observed)?;
     // Before any change: room in the account's quotas for what the plan creates.
-    quotas::check(ctx, config, &mut plan.tiers).await?;
+    quotas::check(ctx, config, &mut plan.tiers, &mut plan.notes).await?;
     Ok((plan, observed))
 }
 

@@ -64,8 +64,14 @@ const INSTANCE_PROFILES: Quota = Quota {
     default: 1000,
 };
 
-/// Adds a conflict to the tier's plan for each quota that its creates would cross.
-pub(crate) async fn check(ctx: &AwsContext, config: &Config, plans: &mut [Plan<StackStep>]) -> Result<()> {
+/// Adds a conflict to the tier's plan for each quota that its creates would cross, and a
+/// note for each limit that could not be read (AWS's default then stands).
+pub(crate) async fn check(
+    ctx: &AwsContext,
+    config: &Config,
+    plans: &mut [Plan<StackStep>],
+    notes: &mut Vec<String>,
+) -> Result<()> {
     let creates = |wanted: &dyn Fn(&StackStep) -> bool| {
         plans.iter().flat_map(|plan| &plan.steps).filter(|step| wanted(step)).count()
     };
@@ -81,7 +87,7 @@ pub(crate) async fn check(ctx: &AwsContext, config: &Config, plans: &mut [Plan<S
         (INSTANCE_PROFILES, creates(&|s| matches!(s, StackStep::Compute(ComputeStep::CreateInstanceProfile { .. })))),
     ];
     for (quota, wanted) in needs.into_iter().filter(|(_, wanted)| *wanted > 0) {
-        let (used, limit) = usage(ctx, config, quota).await?;
+        let (used, limit) = usage(ctx, config, quota, notes).await?;
         if let Some(conflict) = crossed(quota, &config.stack.region, used, limit, wanted)
             && let Some(plan) = plans.iter_mut().find(|plan| plan.tier == quota.tier)
         {
@@ -110,13 +116,14 @@ fn crossed(quota: Quota, region: &str, used: usize, limit: usize, wanted: usize)
 
 /// How many of the quota's resources the account uses (in the region, or account-wide
 /// for IAM), and its limit: from the account where an API reports it, else AWS's default.
-async fn usage(ctx: &AwsContext, config: &Config, quota: Quota) -> Result<(usize, usize)> {
+async fn usage(ctx: &AwsContext, config: &Config, quota: Quota, notes: &mut Vec<String>) -> Result<(usize, usize)> {
     let ec2 = &ctx.ec2;
     Ok(match quota.kind {
         Kind::Vpcs => (ec2.describe_vpcs().send().await.aws("DescribeVpcs")?.vpcs().len(), quota.default),
         Kind::Addresses => {
             let used = ec2.describe_addresses().send().await.aws("DescribeAddresses")?.addresses().len();
-            (used, elastic_ip_limit(ctx).await?.unwrap_or(quota.default))
+            let limit = unless_unreadable(elastic_ip_limit(ctx).await, quota, notes).flatten();
+            (used, limit.unwrap_or(quota.default))
         }
         Kind::NatGateways => {
             // The stack's NAT gateway goes in the first ALB subnet's zone.
@@ -138,8 +145,8 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota) -> Result<(usize
         Kind::LoadBalancers => {
             let limits = async { ctx.elbv2.describe_account_limits().send().await.aws("DescribeAccountLimits") };
             let balancers = async { ctx.elbv2.describe_load_balancers().send().await.aws("DescribeLoadBalancers") };
-            let (balancers, limits) = ctx.both(balancers, async { unless_unreadable(limits.await) }).await?;
-            let limit = limits.as_ref().and_then(|limits| {
+            let (balancers, limits) = ctx.both(balancers, async { Ok(limits.await) }).await?;
+            let limit = unless_unreadable(limits, quota, notes).and_then(|limits| {
                 let balancers = limits.limits().iter().find(|l| l.name() == Some("application-load-balancers"))?;
                 balancers.max()?.parse().ok()
             });
@@ -148,7 +155,7 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota) -> Result<(usize
         Kind::DbInstances => {
             let used = ctx.rds.describe_db_instances().send().await.aws("DescribeDBInstances")?.db_instances().len();
             let quotas = ctx.rds.describe_account_attributes().send().await.aws("DescribeAccountAttributes");
-            let limit = unless_unreadable(quotas)?.and_then(|answer| {
+            let limit = unless_unreadable(quotas, quota, notes).and_then(|answer| {
                 let instances =
                     answer.account_quotas().iter().find(|q| q.account_quota_name() == Some("DBInstances"))?;
                 usize::try_from(instances.max()?).ok()
@@ -170,17 +177,26 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota) -> Result<(usize
     })
 }
 
-/// An account's limit where the caller may not read it (an identity without that one
-/// permission): none, and AWS's default stands. Any other error stops the check.
-fn unless_unreadable<T>(answer: Result<T>) -> Result<Option<T>> {
+/// An account's limit that could not be read: none, and AWS's default stands, with a
+/// note saying so. Whatever the reason (an identity without that one permission, an
+/// endpoint that lacks the call, a 5xx after the SDK's retries), a limit is an estimate
+/// AWS enforces anyway: it never stops the stack.
+fn unless_unreadable<T>(answer: Result<T>, quota: Quota, notes: &mut Vec<String>) -> Option<T> {
     match answer {
-        Ok(answer) => Ok(Some(answer)),
-        Err(err) if err.is(Answer::AccessDenied) => {
-            tracing::debug!(%err, "an account limit unread: AWS's default stands");
-            Ok(None)
+        Ok(answer) => Some(answer),
+        Err(err) => {
+            let why = if err.is(Answer::AccessDenied) { "access denied".to_owned() } else { first_line(&err) };
+            notes.push(format!(
+                "quota \"{}\": the account's limit could not be read ({why}); AWS's default of {} is assumed",
+                quota.name, quota.default
+            ));
+            None
         }
-        Err(err) => Err(err),
     }
+}
+
+fn first_line(err: &three_tier_core::Error) -> String {
+    err.to_string().lines().next().unwrap_or_default().to_owned()
 }
 
 /// The account's Elastic IP limit, which EC2 reports (`vpc-max-elastic-ips`).

@@ -369,21 +369,11 @@ async fn a_deploy_that_would_cross_an_account_quota_is_refused_before_any_change
 
 #[tokio::test]
 async fn a_deploy_that_would_cross_the_accounts_iam_role_quota_is_refused_before_any_change() {
-    use three_tier_core::wait::WaitSettings;
-    use three_tier_core::{AwsContext, Target, progress::Progress};
     // IAM's quotas are the whole account's: filled in an emulator of this test's own, so
     // the other tests' roles are not refused meanwhile.
-    struct StopOnDrop(emulator::Emulator);
-    impl Drop for StopOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.stop();
-        }
-    }
-    let private = StopOnDrop(emulator::Emulator::default().private("it-iam-quota"));
-    let running = private.0.ensure_running().expect("a private emulator starts");
+    let private = crate::support::PrivateEmulator::start("it-iam-quota");
     let config = config_in("it-roles", "us-east-1");
-    let target = Target::Emulator { endpoint: running.endpoint() };
-    let ctx = AwsContext::connect(&target, "us-east-1", WaitSettings::fast_poll(), Progress::silent()).await;
+    let ctx = private.context("us-east-1").await;
     let summary = ctx.iam.get_account_summary().send().await.unwrap();
     let count = |key| summary.summary_map().and_then(|m| m.get(&key).copied()).unwrap_or_default();
     let (roles, quota) = (count(SummaryKeyType::Roles), count(SummaryKeyType::RolesQuota));
@@ -417,19 +407,11 @@ async fn a_deploy_that_would_cross_the_accounts_iam_role_quota_is_refused_before
 
 #[tokio::test]
 async fn an_account_limit_that_cannot_be_read_leaves_awss_default_with_a_note() {
-    use three_tier_core::wait::WaitSettings;
-    use three_tier_core::{AwsContext, Target, progress::Progress};
     // An endpoint that answers the limit reads with 500, as plain moto 5.2 answers RDS's
     // DescribeAccountAttributes: in an emulator of this test's own, whose faults no other
     // test shares.
-    struct StopOnDrop(emulator::Emulator);
-    impl Drop for StopOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.stop();
-        }
-    }
-    let private = StopOnDrop(emulator::Emulator::default().private("it-limits"));
-    let running = private.0.ensure_running().expect("a private emulator starts");
+    let private = crate::support::PrivateEmulator::start("it-limits");
+    let running = &private.running;
     let region = "us-east-2";
     let limit_reads = [
         "rds:DescribeAccountAttributes",
@@ -438,8 +420,7 @@ async fn an_account_limit_that_cannot_be_read_leaves_awss_default_with_a_note() 
     ];
     running.set_faults(&serde_json::json!({"region": region, "answer_500": limit_reads})).unwrap();
     let config = config_in("it-limits", region);
-    let target = Target::Emulator { endpoint: running.endpoint() };
-    let ctx = AwsContext::connect(&target, region, WaitSettings::fast_poll(), Progress::silent()).await;
+    let ctx = private.context(region).await;
 
     let plan = stack::plan_deploy(&ctx, &config, stack::TIERS).await.unwrap();
     assert_eq!(plan.conflicts().count(), 0, "{}", plan.render());
@@ -463,4 +444,78 @@ async fn an_account_limit_that_cannot_be_read_leaves_awss_default_with_a_note() 
     // The deploy goes on with the defaults.
     let outputs = stack::deploy(&ctx, &config, &[Tier::Network, Tier::Database]).await.unwrap();
     assert!(outputs.database.is_some());
+}
+
+#[tokio::test]
+async fn quotas_count_a_deleting_nat_gateway_and_not_a_network_load_balancer() {
+    // The region's counts are this test's alone in an emulator of its own.
+    let private = crate::support::PrivateEmulator::start("it-counts");
+    let region = "us-west-2";
+    let config = config_in("it-counts", region);
+    let ctx = private.context(region).await;
+    // The clock stopped: a gateway being deleted stays `deleting`.
+    private.running.set_clock(region, emulator::Clock::Freeze).unwrap();
+    let ec2 = &ctx.ec2;
+    let vpc = ec2.create_vpc().cidr_block("10.50.0.0/16").send().await.unwrap();
+    let vpc = vpc.vpc().and_then(|v| v.vpc_id()).unwrap().to_owned();
+    let mut subnets = Vec::new();
+    for (block, zone) in [("10.50.1.0/24", "a"), ("10.50.2.0/24", "b")] {
+        let zone = format!("{region}{zone}");
+        let subnet = ec2.create_subnet().vpc_id(&vpc).cidr_block(block).availability_zone(zone).send().await.unwrap();
+        subnets.push(subnet.subnet().and_then(|s| s.subnet_id()).unwrap().to_owned());
+    }
+    assert_eq!(config.network.subnets.alb_a.availability_zone, format!("{region}a"), "the stack's NAT zone");
+    // Five NAT gateways of another owner in the stack's NAT zone, one of them being deleted.
+    let mut gateways = Vec::new();
+    for _ in 0..5 {
+        let address = ec2.allocate_address().domain(aws_sdk_ec2::types::DomainType::Vpc).send().await.unwrap();
+        let nat = ec2
+            .create_nat_gateway()
+            .subnet_id(&subnets[0])
+            .allocation_id(address.allocation_id().unwrap())
+            .send()
+            .await
+            .unwrap();
+        gateways.push(nat.nat_gateway().and_then(|n| n.nat_gateway_id()).unwrap().to_owned());
+    }
+    ec2.delete_nat_gateway().nat_gateway_id(&gateways[0]).send().await.unwrap();
+    let in_vpc = aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(&vpc).build();
+    let listed = ec2.describe_nat_gateways().filter(in_vpc).send().await.unwrap();
+    let deleted = listed.nat_gateways().iter().find(|n| n.nat_gateway_id() == Some(gateways[0].as_str())).unwrap();
+    assert_eq!(deleted.state(), Some(&aws_sdk_ec2::types::NatGatewayState::Deleting));
+    // Application load balancers one short of the account's limit, and a network one.
+    let limits = ctx.elbv2.describe_account_limits().send().await.unwrap();
+    let limit: usize = limits
+        .limits()
+        .iter()
+        .find(|l| l.name() == Some("application-load-balancers"))
+        .and_then(|l| l.max()?.parse().ok())
+        .unwrap();
+    for n in 1..limit {
+        ctx.elbv2
+            .create_load_balancer()
+            .name(format!("other-{n}"))
+            .set_subnets(Some(subnets.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    ctx.elbv2
+        .create_load_balancer()
+        .name("other-network")
+        .r#type(aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Network)
+        .set_subnets(Some(subnets.clone()))
+        .send()
+        .await
+        .unwrap();
+
+    let plan = stack::plan_deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    let conflicts: Vec<String> = plan.conflicts().map(|c| format!("{}: {}", c.resource, c.problem)).collect();
+    assert!(
+        conflicts.contains(&format!(
+            "quota \"NAT gateways per Availability Zone\" in {region}: has 5 of 5 in use, and the stack needs 1 more"
+        )),
+        "the deleting one counts: {conflicts:#?}"
+    );
+    assert!(!conflicts.iter().any(|c| c.contains("Application Load Balancers")), "the NLB does not: {conflicts:#?}");
 }

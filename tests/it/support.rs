@@ -58,6 +58,34 @@ pub async fn context_with(config: &Config, interceptors: Vec<SharedInterceptor>)
         .await
 }
 
+/// A strict emulator of a test's own, for what the shared one cannot hold apart: an
+/// account-wide quota filled, faults that would reach other tests, a region's counts.
+/// Stopped when dropped, also when the test fails.
+pub struct PrivateEmulator {
+    emulator: emulator::Emulator,
+    pub running: emulator::Running,
+}
+
+impl PrivateEmulator {
+    pub fn start(name: &str) -> PrivateEmulator {
+        let emulator = emulator::Emulator::default().private(name);
+        let running = emulator.ensure_running().expect("a private emulator starts");
+        PrivateEmulator { emulator, running }
+    }
+
+    /// A context for `region` of this emulator.
+    pub async fn context(&self, region: &str) -> AwsContext {
+        let target = Target::Emulator { endpoint: self.running.endpoint() };
+        AwsContext::connect(&target, region, WaitSettings::fast_poll(), Progress::silent()).await
+    }
+}
+
+impl Drop for PrivateEmulator {
+    fn drop(&mut self) {
+        let _ = self.emulator.stop();
+    }
+}
+
 /// A region's clock in the strict emulator, set for a test: stopped, a state holds exactly
 /// as long as the test needs, however loaded the machine, and ends when the test moves the
 /// clock past its AWS duration; or run at another pace. It runs at real time again, from

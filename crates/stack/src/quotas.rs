@@ -136,9 +136,13 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota, notes: &mut Vec<
                 .await
                 .aws("DescribeSubnets")?;
             let in_zone: Vec<&str> = zone_subnets.subnets().iter().filter_map(|s| s.subnet_id()).collect();
+            // AWS counts a gateway until it is deleted: one `deleting` (a teardown just
+            // run) still holds its place.
             let live = answer.nat_gateways().iter().filter(|n| {
-                matches!(n.state(), Some(NatGatewayState::Pending | NatGatewayState::Available))
-                    && n.subnet_id().is_some_and(|s| in_zone.contains(&s))
+                matches!(
+                    n.state(),
+                    Some(NatGatewayState::Pending | NatGatewayState::Available | NatGatewayState::Deleting)
+                ) && n.subnet_id().is_some_and(|s| in_zone.contains(&s))
             });
             (live.count(), quota.default)
         }
@@ -150,7 +154,15 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota, notes: &mut Vec<
                 let balancers = limits.limits().iter().find(|l| l.name() == Some("application-load-balancers"))?;
                 balancers.max()?.parse().ok()
             });
-            (balancers.load_balancers().len(), limit.unwrap_or(quota.default))
+            // Network and gateway load balancers have quotas of their own.
+            let applications = balancers
+                .load_balancers()
+                .iter()
+                .filter(|b| {
+                    b.r#type() == Some(&aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Application)
+                })
+                .count();
+            (applications, limit.unwrap_or(quota.default))
         }
         Kind::DbInstances => {
             let used = ctx.rds.describe_db_instances().send().await.aws("DescribeDBInstances")?.db_instances().len();

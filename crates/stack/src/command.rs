@@ -37,6 +37,12 @@ pub struct Ran {
     pub errors: String,
 }
 
+/// Whether a command invocation's status is its last: `Cancelling` is on its way to
+/// `Cancelled`, and `Delayed` waits for the agent (GetCommandInvocation's statuses).
+fn is_final(status: &str) -> bool {
+    !matches!(status, "Pending" | "InProgress" | "Delayed" | "Cancelling")
+}
+
 /// Runs `script` on `instance` and waits, within `limit`, for its SSM agent to register
 /// (about a minute after boot) and then for the command to finish. `Ok(Err(id))` when it
 /// did not finish in time.
@@ -84,7 +90,7 @@ pub async fn run_script(
         };
         if let Some(invocation) = invocation {
             let status = invocation.status().map(|s| s.as_str().to_owned()).unwrap_or_default();
-            if !matches!(status.as_str(), "Pending" | "InProgress" | "Delayed") {
+            if is_final(&status) {
                 waiting.done(&status);
                 return Ok(Ok(Ran {
                     command_id,
@@ -99,5 +105,18 @@ pub async fn run_script(
             return Ok(Err(command_id));
         }
         tokio::time::sleep(ctx.waits.poll_interval.max(Duration::from_secs(1))).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_command_being_cancelled_is_waited_for_until_it_is_cancelled() {
+        for status in ["Pending", "InProgress", "Delayed", "Cancelling"] {
+            assert!(!super::is_final(status), "{status}");
+        }
+        for status in ["Success", "Cancelled", "TimedOut", "Failed"] {
+            assert!(super::is_final(status), "{status}");
+        }
     }
 }

@@ -319,7 +319,9 @@ done
 [ -n "$container" ] || {{ echo "no nginx container after 5 minutes: see /var/log/cloud-init-output.log" >&2; exit 1; }}
 docker cp /tmp/rds-global-bundle.pem "$container:/tmp/rds-global-bundle.pem"
 docker exec "$container" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-mysql-client > /dev/null'
-docker exec -e MYSQL_PWD "$container" mysql --ssl-ca=/tmp/rds-global-bundle.pem --ssl-verify-server-cert -h '{endpoint_address}' -P {port} -u '{user}' -e 'SHOW DATABASES'
+# Debian's client is MariaDB's: `mariadb`, and `mysql` only where its compatibility links are installed.
+# shellcheck disable=SC2016
+docker exec -e MYSQL_PWD "$container" sh -c 'exec "$(command -v mariadb || command -v mysql)" "$@"' client --ssl-ca=/tmp/rds-global-bundle.pem --ssl-verify-server-cert -h '{endpoint_address}' -P {port} -u '{user}' -e 'SHOW DATABASES'
 "#
     )
 }
@@ -386,7 +388,8 @@ mod tests {
         insta::assert_snapshot!("database_check_script", script);
         assert!(script.contains("apt-get install -y -qq default-mysql-client"), "the seed's client, in the container");
         assert!(script.contains("--ssl-ca=/tmp/rds-global-bundle.pem --ssl-verify-server-cert"), "TLS, verified");
-        assert!(script.contains("docker exec -e MYSQL_PWD \"$container\" mysql"), "the password in the environment");
+        assert!(script.contains("docker exec -e MYSQL_PWD \"$container\" sh -c"), "the password in the environment");
+        assert!(script.contains("command -v mariadb || command -v mysql"), "whichever client the image installed");
         assert!(!script.contains("-p'") && !script.contains("--password"), "no password on a command line");
     }
 

@@ -129,6 +129,9 @@ def timed_attribute(cls, attribute, young):
     setattr(cls, attribute, property(get, set))
 
 
+# Quotas a test raised: (region, service code, quota code) -> the applied value.
+RAISED_QUOTAS = {}
+
 # Deleted load balancers whose interfaces still hold their subnets and groups:
 # (subnet ids, security group ids, deleted at).
 LINGERING = []
@@ -738,6 +741,21 @@ def install():
 
     SimpleSystemManagerBackend.send_command = send_command
 
+    # Service Quotas: moto answers AWS's defaults (service code vpc only); a test raises a
+    # quota of a region as an account's support case would (POST /three-tier/quota).
+    from moto.servicequotas.models import ServiceQuotasBackend
+
+    original_get_service_quota = ServiceQuotasBackend.get_service_quota
+
+    def get_service_quota(self, service_code, quota_code):
+        quota = dict(original_get_service_quota(self, service_code, quota_code))
+        raised = RAISED_QUOTAS.get((self.region_name, service_code, quota_code))
+        if raised is not None:
+            quota["Value"] = float(raised)
+        return quota
+
+    ServiceQuotasBackend.get_service_quota = get_service_quota
+
 
 READS = ("Describe", "List", "Get")
 
@@ -789,6 +807,9 @@ class RequestLog:
 
     POST /three-tier/clock sets a region's clock (see Clocks): {"region": R, "freeze":
     true}, {"region": R, "advance": 120}, {"region": R, "rate": 10}.
+
+    POST /three-tier/quota raises a quota of a region, as Service Quotas then applies it:
+    {"region": R, "service_code": "vpc", "quota_code": "L-F678F1CE", "value": 10}.
     """
 
     def __init__(self, app):
@@ -879,6 +900,10 @@ class RequestLog:
         if path == "/three-tier/clock":
             change = json.loads(body or b"{}")
             return self.answer(start_response, CLOCKS.set(change["region"], change))
+        if path == "/three-tier/quota":
+            quota = json.loads(body or b"{}")
+            RAISED_QUOTAS[(quota["region"], quota["service_code"], quota["quota_code"])] = quota["value"]
+            return self.answer(start_response, quota)
         service = region = ""
         authorization = environ.get("HTTP_AUTHORIZATION", "")
         if "Credential=" in authorization:

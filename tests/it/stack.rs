@@ -519,3 +519,27 @@ async fn quotas_count_a_deleting_nat_gateway_and_not_a_network_load_balancer() {
     );
     assert!(!conflicts.iter().any(|c| c.contains("Application Load Balancers")), "the NLB does not: {conflicts:#?}");
 }
+
+#[tokio::test]
+async fn a_raised_quota_is_read_from_service_quotas() {
+    // Six VPCs in the region, and a VPC quota of 10 that the account had raised: in an
+    // emulator of this test's own, whose fillers no other test meets.
+    let private = crate::support::PrivateEmulator::start("it-raised");
+    let region = "eu-west-1";
+    let config = config_in("it-raised", region);
+    let ctx = private.context(region).await;
+    private.running.raise_quota(region, "vpc", "L-F678F1CE", 10.0).unwrap();
+    let present = ctx.ec2.describe_vpcs().send().await.unwrap().vpcs().len();
+    for index in present..6 {
+        ctx.ec2.create_vpc().cidr_block(format!("10.{}.0.0/16", 100 + index)).send().await.unwrap();
+    }
+    assert_eq!(ctx.ec2.describe_vpcs().send().await.unwrap().vpcs().len(), 6);
+
+    let plan = stack::plan_deploy(&ctx, &config, &[Tier::Network]).await.unwrap();
+    assert_eq!(plan.conflicts().count(), 0, "{}", plan.render());
+    assert!(plan.notes.is_empty(), "every limit was read: {:?}", plan.notes);
+    let asked = ctx.calls.calls().into_iter().filter(|c| c.operation == "GetServiceQuota").count();
+    assert!(asked >= 1, "the VPC quota came from Service Quotas");
+    stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap();
+    assert_eq!(ctx.ec2.describe_vpcs().send().await.unwrap().vpcs().len(), 7);
+}

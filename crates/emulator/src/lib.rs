@@ -126,6 +126,12 @@ impl Running {
         http_with_body(self.port, "POST", "/three-tier/faults", &faults.to_string()).map(|_| ())
     }
 
+    /// Raises a quota of a region, as Service Quotas then reports it (its applied value).
+    pub fn raise_quota(&self, region: &str, service_code: &str, quota_code: &str, value: f64) -> Result<()> {
+        let quota = serde_json::json!({"region": region, "service_code": service_code, "quota_code": quota_code, "value": value});
+        http_with_body(self.port, "POST", "/three-tier/quota", &quota.to_string()).map(|_| ())
+    }
+
     /// Sets a region's clock: AWS's time there, which the strict emulator's states follow.
     pub fn set_clock(&self, region: &str, change: Clock) -> Result<()> {
         let change = match change {

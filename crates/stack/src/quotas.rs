@@ -20,12 +20,16 @@ struct Quota {
     /// "in <region>", or the whole account for IAM.
     regional: bool,
     default: usize,
+    /// Its service and quota codes in Service Quotas, which reports the value applied to
+    /// the account (raised or not), where the service's own API does not.
+    codes: Option<(&'static str, &'static str)>,
 }
 
 /// What a quota counts, and so where its usage and limit are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Vpcs,
+    InternetGateways,
     Addresses,
     NatGateways,
     LoadBalancers,
@@ -34,16 +38,37 @@ enum Kind {
     InstanceProfiles,
 }
 
-const VPCS: Quota =
-    Quota { kind: Kind::Vpcs, tier: Tier::Network, name: "VPCs per Region", regional: true, default: 5 };
-const ADDRESSES: Quota =
-    Quota { kind: Kind::Addresses, tier: Tier::Network, name: "EC2-VPC Elastic IPs", regional: true, default: 5 };
+const VPCS: Quota = Quota {
+    kind: Kind::Vpcs,
+    tier: Tier::Network,
+    name: "VPCs per Region",
+    regional: true,
+    default: 5,
+    codes: Some(("vpc", "L-F678F1CE")),
+};
+const INTERNET_GATEWAYS: Quota = Quota {
+    kind: Kind::InternetGateways,
+    tier: Tier::Network,
+    name: "Internet gateways per Region",
+    regional: true,
+    default: 5,
+    codes: Some(("vpc", "L-A4707A72")),
+};
+const ADDRESSES: Quota = Quota {
+    kind: Kind::Addresses,
+    tier: Tier::Network,
+    name: "EC2-VPC Elastic IPs",
+    regional: true,
+    default: 5,
+    codes: None,
+};
 const NAT_GATEWAYS: Quota = Quota {
     kind: Kind::NatGateways,
     tier: Tier::Network,
     name: "NAT gateways per Availability Zone",
     regional: true,
     default: 5,
+    codes: Some(("vpc", "L-FE5A380F")),
 };
 const LOAD_BALANCERS: Quota = Quota {
     kind: Kind::LoadBalancers,
@@ -51,17 +76,31 @@ const LOAD_BALANCERS: Quota = Quota {
     name: "Application Load Balancers per Region",
     regional: true,
     default: 50,
+    codes: None,
 };
-const DB_INSTANCES: Quota =
-    Quota { kind: Kind::DbInstances, tier: Tier::Database, name: "DB instances", regional: true, default: 40 };
-const ROLES: Quota =
-    Quota { kind: Kind::Roles, tier: Tier::Compute, name: "Roles per account", regional: false, default: 1000 };
+const DB_INSTANCES: Quota = Quota {
+    kind: Kind::DbInstances,
+    tier: Tier::Database,
+    name: "DB instances",
+    regional: true,
+    default: 40,
+    codes: None,
+};
+const ROLES: Quota = Quota {
+    kind: Kind::Roles,
+    tier: Tier::Compute,
+    name: "Roles per account",
+    regional: false,
+    default: 1000,
+    codes: None,
+};
 const INSTANCE_PROFILES: Quota = Quota {
     kind: Kind::InstanceProfiles,
     tier: Tier::Compute,
     name: "Instance profiles per account",
     regional: false,
     default: 1000,
+    codes: None,
 };
 
 /// Adds a conflict to the tier's plan for each quota that its creates would cross, and a
@@ -79,6 +118,7 @@ pub(crate) async fn check(
     use network::NetworkStep;
     let needs = [
         (VPCS, creates(&|s| matches!(s, StackStep::Network(NetworkStep::CreateVpc { .. })))),
+        (INTERNET_GATEWAYS, creates(&|s| matches!(s, StackStep::Network(NetworkStep::CreateInternetGateway { .. })))),
         (ADDRESSES, creates(&|s| matches!(s, StackStep::Network(NetworkStep::AllocateAddress { .. })))),
         (NAT_GATEWAYS, creates(&|s| matches!(s, StackStep::Network(NetworkStep::CreateNatGateway { .. })))),
         (LOAD_BALANCERS, creates(&|s| matches!(s, StackStep::Alb(alb::AlbStep::CreateLoadBalancer { .. })))),
@@ -119,7 +159,15 @@ fn crossed(quota: Quota, region: &str, used: usize, limit: usize, wanted: usize)
 async fn usage(ctx: &AwsContext, config: &Config, quota: Quota, notes: &mut Vec<String>) -> Result<(usize, usize)> {
     let ec2 = &ctx.ec2;
     Ok(match quota.kind {
-        Kind::Vpcs => (ec2.describe_vpcs().send().await.aws("DescribeVpcs")?.vpcs().len(), quota.default),
+        Kind::Vpcs => {
+            let used = ec2.describe_vpcs().send().await.aws("DescribeVpcs")?.vpcs().len();
+            (used, applied(ctx, quota, notes).await.unwrap_or(quota.default))
+        }
+        Kind::InternetGateways => {
+            // Detached ones count too.
+            let answer = ec2.describe_internet_gateways().send().await.aws("DescribeInternetGateways")?;
+            (answer.internet_gateways().len(), applied(ctx, quota, notes).await.unwrap_or(quota.default))
+        }
         Kind::Addresses => {
             let used = ec2.describe_addresses().send().await.aws("DescribeAddresses")?.addresses().len();
             let limit = unless_unreadable(elastic_ip_limit(ctx).await, quota, notes).flatten();
@@ -144,7 +192,7 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota, notes: &mut Vec<
                     Some(NatGatewayState::Pending | NatGatewayState::Available | NatGatewayState::Deleting)
                 ) && n.subnet_id().is_some_and(|s| in_zone.contains(&s))
             });
-            (live.count(), quota.default)
+            (live.count(), applied(ctx, quota, notes).await.unwrap_or(quota.default))
         }
         Kind::LoadBalancers => {
             let limits = async { ctx.elbv2.describe_account_limits().send().await.aws("DescribeAccountLimits") };
@@ -187,6 +235,17 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota, notes: &mut Vec<
             (value(used).unwrap_or_default(), value(limit).unwrap_or(quota.default))
         }
     })
+}
+
+/// The quota's value applied to the account, as Service Quotas reports it: a raised
+/// quota is seen.
+async fn applied(ctx: &AwsContext, quota: Quota, notes: &mut Vec<String>) -> Option<usize> {
+    let (service, code) = quota.codes?;
+    let answer =
+        ctx.quotas.get_service_quota().service_code(service).quota_code(code).send().await.aws("GetServiceQuota");
+    let value = unless_unreadable(answer, quota, notes)?.quota()?.value()?;
+    // Quotas are whole numbers that Service Quotas reports as doubles.
+    Some(value.max(0.0).round() as usize)
 }
 
 /// An account's limit that could not be read: none, and AWS's default stands, with a

@@ -49,6 +49,8 @@ pub struct AwsContext {
     pub rds: aws_sdk_rds::Client,
     pub iam: aws_sdk_iam::Client,
     pub ssm: aws_sdk_ssm::Client,
+    /// Service Quotas: the quotas applied to the account, raised or not.
+    pub quotas: aws_sdk_servicequotas::Client,
     /// Every call made through the clients above.
     pub calls: CallLog,
     pub waits: WaitSettings,
@@ -120,6 +122,7 @@ impl AwsContext {
             rds: client!(aws_sdk_rds),
             iam: client!(aws_sdk_iam),
             ssm: client!(aws_sdk_ssm),
+            quotas: client!(aws_sdk_servicequotas),
             calls,
             waits,
             progress,

@@ -658,6 +658,9 @@ def install():
 
     original_run = EC2Backend.run_instances
 
+    from moto.ec2.exceptions import InvalidInstanceTypeError
+    from moto.ec2.models.instance_types import INSTANCE_TYPES
+
     def run_instances(self, image_id, count, user_data, security_group_names, **kwargs):
         subnet_id, group_ids = kwargs.get("subnet_id"), list(kwargs.get("security_group_ids") or [])
         for nic in kwargs.get("nics") or []:
@@ -677,7 +680,19 @@ def install():
                     "InvalidParameterValue",
                     f"Value ({name or arn}) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name",
                 )
-        reservation = original_run(self, image_id, count, user_data, security_group_names, **kwargs)
+        try:
+            reservation = original_run(self, image_id, count, user_data, security_group_names, **kwargs)
+        except InvalidInstanceTypeError:
+            # moto answers InvalidInstanceType.NotFound; AWS refuses a type it does not know
+            # as a bad parameter, and one its zone does not offer as Unsupported.
+            wanted = kwargs.get("instance_type")
+            if wanted in INSTANCE_TYPES:
+                zone = self.get_subnet(subnet_id).availability_zone if subnet_id else self.region_name
+                raise EC2ClientError(
+                    "Unsupported",
+                    f"Your requested instance type ({wanted}) is not supported in your requested Availability Zone ({zone}).",
+                )
+            raise EC2ClientError("InvalidParameterValue", f"Invalid value '{wanted}' for InstanceType.")
         for instance in reservation.instances:
             instance._three_tier_launched = stamp()
         return reservation

@@ -112,7 +112,6 @@ pub fn desired(config: &Config) -> Snapshot {
         .unwrap_or_default();
 
     Snapshot {
-        vpc_cidr: Some(net.vpc.cidr),
         internet_gateways: vec![InternetGateway { id: internet_gateway, attached: true }],
         nat_gateways: vec![NatGateway {
             id: nat_gateway,

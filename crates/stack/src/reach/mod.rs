@@ -36,8 +36,6 @@ use three_tier_core::Tier;
 /// What the analysis reads: the stack's network as AWS holds it (or will).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Snapshot {
-    /// The VPC's address block: the `local` route's destination.
-    pub vpc_cidr: Option<Ipv4Net>,
     pub internet_gateways: Vec<InternetGateway>,
     pub nat_gateways: Vec<NatGateway>,
     pub subnets: Vec<Subnet>,

@@ -84,7 +84,6 @@ pub async fn observe(ctx: &AwsContext, config: &Config, observed: &Observations)
     ))
     .await?;
     Ok(Snapshot {
-        vpc_cidr: Some(vpc.cidr),
         internet_gateways,
         nat_gateways,
         subnets,

@@ -64,7 +64,6 @@ fn subnet(id: &str, cidr: &str) -> Subnet {
 /// The seed's stack, every path open.
 fn seed() -> Snapshot {
     Snapshot {
-        vpc_cidr: Some(net("10.0.0.0/16")),
         internet_gateways: vec![InternetGateway { id: "igw-1".into(), attached: true }],
         nat_gateways: vec![NatGateway {
             id: "nat-1".into(),

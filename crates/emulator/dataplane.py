@@ -635,6 +635,9 @@ http {{
     def keep_database(self, region, ec2, db):
         if getattr(db, "_three_tier_deleting", None) is not None or db.status in ("deleted", "deleting"):
             return set()
+        # MariaDB stands for MySQL (and MariaDB) only: another engine gets no server.
+        if str(getattr(db, "engine", "")).lower() not in ("mysql", "mariadb"):
+            return set()
         key = ("mariadb", f"{region}:{db.db_instance_identifier}")
         if key not in self.servers:
             try:

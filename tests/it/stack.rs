@@ -543,3 +543,42 @@ async fn a_raised_quota_is_read_from_service_quotas() {
     stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap();
     assert_eq!(ctx.ec2.describe_vpcs().send().await.unwrap().vpcs().len(), 7);
 }
+
+#[tokio::test]
+async fn db_instances_are_counted_across_pages() {
+    // RDS answers 100 a page: 150 DB instances of another owner (PostgreSQL, which the data
+    // plane serves no server for) in an emulator of this test's own.
+    let private = crate::support::PrivateEmulator::start("it-pages");
+    let region = "eu-central-1";
+    let config = config_in("it-pages", region);
+    let ctx = private.context(region).await;
+    let mut create = tokio::task::JoinSet::new();
+    for n in 0..150 {
+        let rds = ctx.rds.clone();
+        create.spawn(async move {
+            rds.create_db_instance()
+                .db_instance_identifier(format!("other-{n}"))
+                .engine("postgres")
+                .db_instance_class("db.t3.micro")
+                .allocated_storage(20)
+                .master_username("other")
+                .manage_master_user_password(true)
+                .send()
+                .await
+        });
+        if create.len() >= 16 {
+            create.join_next().await.unwrap().unwrap().unwrap();
+        }
+    }
+    while let Some(created) = create.join_next().await {
+        created.unwrap().unwrap();
+    }
+    let first_page = ctx.rds.describe_db_instances().send().await.unwrap();
+    assert_eq!(first_page.db_instances().len(), 100, "one page is not all of them");
+
+    let plan = stack::plan_deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    let database = plan.tier(Tier::Database).unwrap();
+    let quota = database.conflicts.iter().find(|c| c.resource.contains("DB instances"));
+    let quota = quota.unwrap_or_else(|| panic!("{}", plan.render()));
+    assert_eq!(quota.problem, "has 150 of 40 in use, and the stack needs 1 more", "{quota:?}");
+}

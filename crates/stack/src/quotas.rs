@@ -160,13 +160,15 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota, notes: &mut Vec<
     let ec2 = &ctx.ec2;
     Ok(match quota.kind {
         Kind::Vpcs => {
-            let used = ec2.describe_vpcs().send().await.aws("DescribeVpcs")?.vpcs().len();
+            let pages = ec2.describe_vpcs().into_paginator().items().send();
+            let used = pages.try_collect().await.aws("DescribeVpcs")?.len();
             (used, applied(ctx, quota, notes).await.unwrap_or(quota.default))
         }
         Kind::InternetGateways => {
             // Detached ones count too.
-            let answer = ec2.describe_internet_gateways().send().await.aws("DescribeInternetGateways")?;
-            (answer.internet_gateways().len(), applied(ctx, quota, notes).await.unwrap_or(quota.default))
+            let pages = ec2.describe_internet_gateways().into_paginator().items().send();
+            let used = pages.try_collect().await.aws("DescribeInternetGateways")?.len();
+            (used, applied(ctx, quota, notes).await.unwrap_or(quota.default))
         }
         Kind::Addresses => {
             let used = ec2.describe_addresses().send().await.aws("DescribeAddresses")?.addresses().len();
@@ -176,17 +178,15 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota, notes: &mut Vec<
         Kind::NatGateways => {
             // The stack's NAT gateway goes in the first ALB subnet's zone.
             let zone = &config.network.subnets.alb_a.availability_zone;
-            let answer = ec2.describe_nat_gateways().send().await.aws("DescribeNatGateways")?;
-            let zone_subnets = ec2
-                .describe_subnets()
-                .filters(Filter::builder().name("availability-zone").values(zone).build())
-                .send()
-                .await
-                .aws("DescribeSubnets")?;
-            let in_zone: Vec<&str> = zone_subnets.subnets().iter().filter_map(|s| s.subnet_id()).collect();
+            let gateways = ec2.describe_nat_gateways().into_paginator().items().send();
+            let gateways = gateways.try_collect().await.aws("DescribeNatGateways")?;
+            let in_zone = Filter::builder().name("availability-zone").values(zone).build();
+            let zone_subnets = ec2.describe_subnets().filters(in_zone).into_paginator().items().send();
+            let zone_subnets = zone_subnets.try_collect().await.aws("DescribeSubnets")?;
+            let in_zone: Vec<&str> = zone_subnets.iter().filter_map(|s| s.subnet_id()).collect();
             // AWS counts a gateway until it is deleted: one `deleting` (a teardown just
             // run) still holds its place.
-            let live = answer.nat_gateways().iter().filter(|n| {
+            let live = gateways.iter().filter(|n| {
                 matches!(
                     n.state(),
                     Some(NatGatewayState::Pending | NatGatewayState::Available | NatGatewayState::Deleting)
@@ -196,7 +196,10 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota, notes: &mut Vec<
         }
         Kind::LoadBalancers => {
             let limits = async { ctx.elbv2.describe_account_limits().send().await.aws("DescribeAccountLimits") };
-            let balancers = async { ctx.elbv2.describe_load_balancers().send().await.aws("DescribeLoadBalancers") };
+            let balancers = async {
+                let pages = ctx.elbv2.describe_load_balancers().into_paginator().items().send();
+                pages.try_collect().await.aws("DescribeLoadBalancers")
+            };
             let (balancers, limits) = ctx.both(balancers, async { Ok(limits.await) }).await?;
             let limit = unless_unreadable(limits, quota, notes).and_then(|limits| {
                 let balancers = limits.limits().iter().find(|l| l.name() == Some("application-load-balancers"))?;
@@ -204,7 +207,6 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota, notes: &mut Vec<
             });
             // Network and gateway load balancers have quotas of their own.
             let applications = balancers
-                .load_balancers()
                 .iter()
                 .filter(|b| {
                     b.r#type() == Some(&aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Application)
@@ -213,7 +215,9 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota, notes: &mut Vec<
             (applications, limit.unwrap_or(quota.default))
         }
         Kind::DbInstances => {
-            let used = ctx.rds.describe_db_instances().send().await.aws("DescribeDBInstances")?.db_instances().len();
+            // RDS answers 100 a page.
+            let pages = ctx.rds.describe_db_instances().into_paginator().items().send();
+            let used = pages.try_collect().await.aws("DescribeDBInstances")?.len();
             let quotas = ctx.rds.describe_account_attributes().send().await.aws("DescribeAccountAttributes");
             let limit = unless_unreadable(quotas, quota, notes).and_then(|answer| {
                 let instances =

@@ -7,7 +7,7 @@ use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use three_tier_core::schedule::Schedule;
 use three_tier_core::{Error, Tier};
 
-use crate::support::{HoldNatPending, clean, config_in, context, context_with, redact};
+use crate::support::{FailFirst, HoldNatPending, clean, config_in, context, context_with, redact};
 
 #[tokio::test]
 async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_to_nothing() {
@@ -581,4 +581,35 @@ async fn db_instances_are_counted_across_pages() {
     let quota = database.conflicts.iter().find(|c| c.resource.contains("DB instances"));
     let quota = quota.unwrap_or_else(|| panic!("{}", plan.render()));
     assert_eq!(quota.problem, "has 150 of 40 in use, and the stack needs 1 more", "{quota:?}");
+}
+
+#[tokio::test]
+async fn a_lock_given_back_while_it_is_read_is_created_again_never_overwritten() {
+    use three_tier_core::lock::{Holder, StackLock, parameter_name};
+    let config = config_in("it-lock-race", "eu-west-1");
+    let stack = &config.stack.name;
+    let plain = context(&config).await;
+    let _ = plain.ssm.delete_parameter().name(parameter_name(stack)).send().await;
+    let first = Holder::this_process("cargo xtask deploy");
+    let held = StackLock::acquire(&plain, stack, &first, false).await.unwrap();
+
+    // The second run's create finds the lock, and its read finds none, as if the first run
+    // gave it back in between; the first run in fact still holds it when the second
+    // creates again: refused, not overwritten.
+    let racing = FailFirst::ssm("GetParameter", 1, "ParameterNotFound", "Parameter not found.");
+    let ctx = context_with(&config, vec![SharedInterceptor::new(racing)]).await;
+    let second = Holder { who: "someone@elsewhere (pid 1)".into(), ..Holder::this_process("cargo xtask teardown") };
+    let err = StackLock::acquire(&ctx, stack, &second, false).await.unwrap_err();
+    assert!(matches!(&err, Error::Locked { holder, .. } if holder.contains(&first.who)), "{err}");
+    let puts: Vec<Option<String>> = ctx
+        .calls
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "PutParameter")
+        .map(|c| c.params.get("Overwrite").cloned())
+        .collect();
+    assert_eq!(puts, [Some("false".to_owned()), Some("false".to_owned())], "created twice, never overwritten");
+    let value = plain.ssm.get_parameter().name(parameter_name(stack)).send().await.unwrap();
+    assert!(value.parameter().and_then(|p| p.value()).unwrap().contains(&first.who));
+    held.release(&plain).await.unwrap();
 }

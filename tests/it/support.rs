@@ -263,6 +263,7 @@ mod faults {
         operation: &'static str,
         remaining: AtomicU32,
         error_body: String,
+        content_type: &'static str,
     }
 
     /// Marks a call as failed by the interceptor of this operation (every client carries
@@ -283,7 +284,13 @@ mod faults {
 
     impl FailFirst {
         pub fn new(operation: &'static str, times: u32, error_body: String) -> FailFirst {
-            FailFirst { operation, remaining: AtomicU32::new(times), error_body }
+            FailFirst { operation, remaining: AtomicU32::new(times), error_body, content_type: "text/xml" }
+        }
+
+        /// SSM (a JSON protocol) answering `operation` with `code` and `message`.
+        pub fn ssm(operation: &'static str, times: u32, code: &str, message: &str) -> FailFirst {
+            let body = serde_json::json!({"__type": code, "message": message}).to_string();
+            FailFirst { content_type: "application/x-amz-json-1.1", ..FailFirst::new(operation, times, body) }
         }
 
         /// EC2 answering `operation` with `code` and `message`, in its error document.
@@ -394,7 +401,7 @@ mod faults {
         ) -> Result<(), BoxError> {
             if cfg.load::<Injected>().is_some_and(|injected| injected.0 == self.operation) {
                 let mut response = Response::new(StatusCode::try_from(400)?, SdkBody::from(self.error_body.clone()));
-                response.headers_mut().insert("content-type", "text/xml");
+                response.headers_mut().insert("content-type", self.content_type);
                 // As AWS: the request id in a header too, where the SDK reads it.
                 response.headers_mut().insert("x-amzn-requestid", INJECTED_REQUEST_ID);
                 *context.response_mut() = response;

@@ -96,35 +96,42 @@ impl StackLock {
     pub async fn acquire(ctx: &AwsContext, stack: &str, holder: &Holder, force: bool) -> Result<StackLock> {
         let name = parameter_name(stack);
         let value = serde_json::to_string(holder).expect("a holder serialises");
-        let created = ctx
-            .ssm
-            .put_parameter()
-            .name(&name)
-            .value(&value)
-            .r#type(ParameterType::String)
-            .description("three-tier: the run that is changing this stack")
-            .overwrite(false)
-            .tags(Tag::builder().key(STACK_TAG).value(stack).build().expect("key and value are set"))
-            .send()
-            .await
-            .aws("PutParameter");
-        match created {
-            Ok(_) => return Ok(StackLock { name, value }),
-            Err(err) if err.is(Answer::AlreadyExists) => {}
-            Err(err) => return Err(err),
-        }
-        let previous = match read(ctx, stack).await? {
-            Lock::Held(held) if !force && held.age() < STALE_AFTER => {
-                return Err(Error::Locked { stack: stack.to_owned(), holder: held.describe() });
+        // A lock released between our create and our read is free: created again, never
+        // overwritten (an overwrite would take a lock another run took meanwhile).
+        for _ in 0..3 {
+            let created = ctx
+                .ssm
+                .put_parameter()
+                .name(&name)
+                .value(&value)
+                .r#type(ParameterType::String)
+                .description("three-tier: the run that is changing this stack")
+                .overwrite(false)
+                .tags(Tag::builder().key(STACK_TAG).value(stack).build().expect("key and value are set"))
+                .send()
+                .await
+                .aws("PutParameter");
+            match created {
+                Ok(_) => return Ok(StackLock { name, value }),
+                Err(err) if err.is(Answer::AlreadyExists) => {}
+                Err(err) => return Err(err),
             }
-            current => current.describe(),
-        };
-        if let Some(previous) = previous {
+            let previous = match read(ctx, stack).await? {
+                Lock::Free => continue,
+                Lock::Held(held) if !force && held.age() < STALE_AFTER => {
+                    return Err(Error::Locked { stack: stack.to_owned(), holder: held.describe() });
+                }
+                current => current.describe().unwrap_or_default(),
+            };
             let why = if force { "--force-unlock" } else { "it is older than an hour" };
             ctx.progress.line(format!("taking over the lock of stack {stack} from {previous} ({why})"));
+            ctx.ssm.put_parameter().name(&name).value(&value).overwrite(true).send().await.aws("PutParameter")?;
+            return Ok(StackLock { name, value });
         }
-        ctx.ssm.put_parameter().name(&name).value(&value).overwrite(true).send().await.aws("PutParameter")?;
-        Ok(StackLock { name, value })
+        Err(Error::Locked {
+            stack: stack.to_owned(),
+            holder: "other runs, taking and giving it back as we read it".into(),
+        })
     }
 
     /// Gives the lock back, unless another run took it over meanwhile.

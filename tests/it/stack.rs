@@ -379,19 +379,11 @@ async fn a_deploy_that_would_cross_the_accounts_iam_role_quota_is_refused_before
     let (roles, quota) = (count(SummaryKeyType::Roles), count(SummaryKeyType::RolesQuota));
     assert_eq!(quota, 1000, "the account's own limit, as IAM reports it");
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    let mut fill = tokio::task::JoinSet::new();
-    for n in roles..quota {
+    crate::support::sixteen_at_once((roles..quota).map(|n| {
         let iam = ctx.iam.clone();
-        fill.spawn(async move {
-            iam.create_role().role_name(format!("filler-{n}")).assume_role_policy_document(trust).send().await
-        });
-        if fill.len() >= 16 {
-            fill.join_next().await.unwrap().unwrap().unwrap();
-        }
-    }
-    while let Some(created) = fill.join_next().await {
-        created.unwrap().unwrap();
-    }
+        async move { iam.create_role().role_name(format!("filler-{n}")).assume_role_policy_document(trust).send().await }
+    }))
+    .await;
 
     let plan = stack::plan_deploy(&ctx, &config, stack::TIERS).await.unwrap();
     let compute = plan.tier(Tier::Compute).unwrap();
@@ -552,10 +544,9 @@ async fn db_instances_are_counted_across_pages() {
     let region = "eu-central-1";
     let config = config_in("it-pages", region);
     let ctx = private.context(region).await;
-    let mut create = tokio::task::JoinSet::new();
-    for n in 0..150 {
+    crate::support::sixteen_at_once((0..150).map(|n| {
         let rds = ctx.rds.clone();
-        create.spawn(async move {
+        async move {
             rds.create_db_instance()
                 .db_instance_identifier(format!("other-{n}"))
                 .engine("postgres")
@@ -565,14 +556,9 @@ async fn db_instances_are_counted_across_pages() {
                 .manage_master_user_password(true)
                 .send()
                 .await
-        });
-        if create.len() >= 16 {
-            create.join_next().await.unwrap().unwrap().unwrap();
         }
-    }
-    while let Some(created) = create.join_next().await {
-        created.unwrap().unwrap();
-    }
+    }))
+    .await;
     let first_page = ctx.rds.describe_db_instances().send().await.unwrap();
     assert_eq!(first_page.db_instances().len(), 100, "one page is not all of them");
 

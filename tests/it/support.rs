@@ -58,6 +58,25 @@ pub async fn context_with(config: &Config, interceptors: Vec<SharedInterceptor>)
         .await
 }
 
+/// Runs the calls `calls` makes, sixteen in flight at a time (filling an account fast
+/// without flooding the emulator), each to succeed.
+pub async fn sixteen_at_once<T, E>(calls: impl IntoIterator<Item = impl Future<Output = Result<T, E>> + Send + 'static>)
+where
+    T: Send + 'static,
+    E: std::fmt::Debug + Send + 'static,
+{
+    let mut running = tokio::task::JoinSet::new();
+    for call in calls {
+        running.spawn(call);
+        if running.len() >= 16 {
+            running.join_next().await.unwrap().unwrap().unwrap();
+        }
+    }
+    while let Some(done) = running.join_next().await {
+        done.unwrap().unwrap();
+    }
+}
+
 /// A strict emulator of a test's own, for what the shared one cannot hold apart: an
 /// account-wide quota filled, faults that would reach other tests, a region's counts.
 /// Stopped when dropped, also when the test fails.

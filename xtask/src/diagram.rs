@@ -14,15 +14,7 @@ pub fn diagram(session: &Session, plan: bool, svg: Option<PathBuf>) -> anyhow::R
         stack::diagram(config, None)
     } else {
         let ctx = session.connect();
-        let outputs = session.runtime.block_on(stack::outputs(&ctx, config))?;
-        let mut drawing = stack::diagram(config, Some(&outputs));
-        // A closed path is drawn where it stops; a stack without its network has none.
-        match session.runtime.block_on(stack::reach::deployed(&ctx, config)) {
-            Ok(paths) => drawing.mark_closed(&paths),
-            Err(three_tier_core::Error::NotDeployed { .. }) => {}
-            Err(err) => return Err(err.into()),
-        }
-        drawing
+        session.runtime.block_on(stack::diagram_deployed(&ctx, config))?
     };
     print!("{}", drawing.mermaid());
     let path = svg.unwrap_or_else(|| PathBuf::from(format!("{}.svg", config.stack.name)));

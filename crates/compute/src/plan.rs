@@ -526,8 +526,7 @@ pub fn teardown_plan(observed: &Observed) -> Plan<ComputeStep> {
 
 /// The host ports a user data's compose file publishes.
 fn published(user_data: &str) -> Vec<u16> {
-    let compose = crate::user_data::compose_file_in(user_data).unwrap_or_default();
-    let mut ports: Vec<u16> = crate::user_data::published(&compose).into_iter().map(|(host, _)| host).collect();
+    let mut ports: Vec<u16> = crate::user_data::published(user_data).into_iter().map(|(host, _)| host).collect();
     ports.sort_unstable();
     ports
 }

@@ -34,8 +34,10 @@ pub fn render(ports: &[u16]) -> String {
         .replace("{{COMPOSE_FILE}}", &compose_file(ports))
 }
 
-/// What a compose file publishes: each `"host:container"` port mapping of its services.
-pub fn published(compose: &str) -> Vec<(u16, u16)> {
+/// What the compose file a user data script writes publishes: each `"host:container"`
+/// port mapping of its services; nothing without a compose file.
+pub fn published(script: &str) -> Vec<(u16, u16)> {
+    let compose = compose_file_in(script).unwrap_or_default();
     compose
         .lines()
         .filter_map(|line| {

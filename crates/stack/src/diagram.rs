@@ -8,10 +8,10 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use network::IngressFrom;
-use three_tier_core::{Config, SecurityGroupRole, SubnetRole};
+use three_tier_core::{AwsContext, Config, Result, SecurityGroupRole, SubnetRole};
 
-use crate::StackOutputs;
 use crate::reach::{Path, Segment};
+use crate::{Observations, StackOutputs, TIERS};
 
 /// A drawing: boxes nested in boxes (VPC, zones), the resources in them, and the edges
 /// between resources.
@@ -361,6 +361,17 @@ impl Diagram {
         out.push_str("}\n");
         out
     }
+}
+
+/// The deployed stack drawn (see [`diagram`]), each closed path marked where it stops:
+/// what AWS holds, read once.
+pub async fn deployed(ctx: &AwsContext, config: &Config) -> Result<Diagram> {
+    let observed = Observations::read(ctx, config, TIERS).await?;
+    let mut drawing = diagram(config, Some(&observed.outputs(config)));
+    if let Some(paths) = crate::reach::of_observed(ctx, config, &observed).await? {
+        drawing.mark_closed(&paths);
+    }
+    Ok(drawing)
 }
 
 impl Diagram {

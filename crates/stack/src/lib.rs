@@ -44,7 +44,7 @@ use database::Database;
 use network::Network;
 
 pub use command::{Ran, instance_logs, logs_script, run_script};
-pub use diagram::{Diagram, diagram};
+pub use diagram::{Diagram, deployed as diagram_deployed, diagram};
 pub use stacks::{StackSummary, enabled_regions, stack_named, stacks, stacks_in_regions};
 pub use status::{TierStatus, status};
 pub use verify::{

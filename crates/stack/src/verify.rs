@@ -106,12 +106,9 @@ impl Default for VerifyLimits {
 /// The paths, then both goals' checks, with their traffic served by `traffic`.
 pub async fn verify(ctx: &AwsContext, config: &Config, traffic: &Traffic, limits: VerifyLimits) -> Result<Vec<Check>> {
     let observed = Observations::read(ctx, config, TIERS).await?;
-    let outputs = observed.outputs(config);
-    if let Some(tier) = outputs.missing(&[Tier::Alb, Tier::Compute, Tier::Database]) {
-        return Err(Error::NotDeployed { tier, stack: config.stack.name.clone() });
-    }
+    let outputs = deployed(observed.outputs(config), config, &[Tier::Alb, Tier::Compute, Tier::Database])?;
     let StackOutputs { alb: Some(alb), compute: Some(compute), database: Some(database), .. } = &outputs else {
-        unreachable!("checked above")
+        unreachable!("deployed() checked these tiers")
     };
     let paths = reach::paths(&reach::observe::observe(ctx, config, &observed).await?);
     let mut checks: Vec<Check> = paths.iter().map(path_check).collect();
@@ -174,7 +171,7 @@ pub async fn verify_database(
     traffic: &Traffic,
     limits: VerifyLimits,
 ) -> Result<Check> {
-    let outputs = deployed(ctx, config, &[Tier::Compute, Tier::Database]).await?;
+    let outputs = deployed(crate::outputs(ctx, config).await?, config, &[Tier::Compute, Tier::Database])?;
     let (Some(compute), Some(database)) = (&outputs.compute, &outputs.database) else {
         unreachable!("deployed() checked these tiers")
     };
@@ -182,8 +179,7 @@ pub async fn verify_database(
 }
 
 /// The stack's outputs, refused with the first of `tiers` that is not deployed.
-async fn deployed(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<StackOutputs> {
-    let outputs = crate::outputs(ctx, config).await?;
+fn deployed(outputs: StackOutputs, config: &Config, tiers: &[Tier]) -> Result<StackOutputs> {
     match outputs.missing(tiers) {
         Some(tier) => Err(Error::NotDeployed { tier, stack: config.stack.name.clone() }),
         None => Ok(outputs),

@@ -107,9 +107,6 @@ pub fn desired(config: &Config) -> Snapshot {
             })
             .collect(),
     };
-    let published = compute::user_data::compose_file_in(&compute.instance.user_data)
-        .map(|compose| compute::user_data::published(&compose))
-        .unwrap_or_default();
 
     Snapshot {
         internet_gateways: vec![InternetGateway { id: internet_gateway, attached: true }],
@@ -138,7 +135,7 @@ pub fn desired(config: &Config) -> Snapshot {
             id: instance_id,
             subnet: compute.instance.subnet.to_string(),
             security_groups: vec![compute.instance.security_group.to_string()],
-            published,
+            published: compute::user_data::published(&compute.instance.user_data),
         }),
         database: Some(Database {
             id: database.instance.identifier.clone(),

@@ -279,10 +279,20 @@ impl Path {
 /// deploys it, when its network is not there.
 pub async fn deployed(ctx: &AwsContext, config: &Config) -> Result<Vec<Path>> {
     let observed = crate::Observations::read(ctx, config, crate::TIERS).await?;
+    let paths = of_observed(ctx, config, &observed).await?;
+    paths.ok_or_else(|| Error::NotDeployed { tier: Tier::Network, stack: config.stack.name.clone() })
+}
+
+/// The paths of what `observed` holds; `None` without the stack's network.
+pub async fn of_observed(
+    ctx: &AwsContext,
+    config: &Config,
+    observed: &crate::Observations,
+) -> Result<Option<Vec<Path>>> {
     if observed.network.as_ref().and_then(|n| n.vpc()).is_none() {
-        return Err(Error::NotDeployed { tier: Tier::Network, stack: config.stack.name.clone() });
+        return Ok(None);
     }
-    Ok(paths(&observe::observe(ctx, config, &observed).await?))
+    Ok(Some(paths(&observe::observe(ctx, config, observed).await?)))
 }
 
 /// The three paths, each hop evaluated.

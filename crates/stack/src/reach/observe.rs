@@ -1,7 +1,7 @@
 //! The snapshot of what AWS holds: the tiers' observations name the stack's VPC, load
-//! balancer, instance and DB instance; the rest is read here by VPC, every table, ACL and
-//! group in it (a path crosses whatever AWS applies, the stack's or not), with read-only
-//! describes in flight together.
+//! balancer, instance (with its user data) and DB instance; the rest is read here by VPC,
+//! every table, ACL and group in it (a path crosses whatever AWS applies, the stack's or
+//! not), with read-only describes in flight together.
 
 use aws_sdk_ec2::types::{Filter, IpPermission, NetworkAclEntry, RouteState, RuleAction};
 use aws_sdk_elasticloadbalancingv2::types::TargetHealthDescription;
@@ -74,13 +74,10 @@ pub async fn observe(ctx: &AwsContext, config: &Config, observed: &Observations)
     };
     let (
         (subnets, route_tables),
-        ((network_acls, security_groups), ((internet_gateways, nat_gateways), (target_groups, instance))),
+        ((network_acls, security_groups), ((internet_gateways, nat_gateways), target_groups)),
     ) = Box::pin(ctx.both(
         ctx.both(subnets, route_tables),
-        ctx.both(
-            ctx.both(network_acls, security_groups),
-            ctx.both(gateways, ctx.both(target_groups(ctx, observed), instance(ctx, observed))),
-        ),
+        ctx.both(ctx.both(network_acls, security_groups), ctx.both(gateways, target_groups(ctx, observed))),
     ))
     .await?;
     Ok(Snapshot {
@@ -92,7 +89,7 @@ pub async fn observe(ctx: &AwsContext, config: &Config, observed: &Observations)
         security_groups,
         load_balancer: load_balancer(observed),
         target_groups,
-        instance,
+        instance: instance(observed),
         database: database(config, observed),
     })
 }
@@ -247,31 +244,16 @@ async fn target_groups(ctx: &AwsContext, observed: &Observations) -> Result<Vec<
     Ok(groups)
 }
 
-/// The stack's instance, with what its user data's compose file publishes.
-async fn instance(ctx: &AwsContext, observed: &Observations) -> Result<Option<Instance>> {
-    let Some(instance) = observed.compute.as_ref().and_then(|c| c.instance()) else { return Ok(None) };
-    let answer = ctx
-        .ec2
-        .describe_instance_attribute()
-        .instance_id(&instance.id)
-        .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
-        .send()
-        .await
-        .aws("DescribeInstanceAttribute")?;
-    let script = answer
-        .user_data()
-        .and_then(|d| d.value())
-        .and_then(|encoded| aws_smithy_types::base64::decode(encoded).ok())
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        .unwrap_or_default();
-    let published =
-        compute::user_data::compose_file_in(&script).map(|c| compute::user_data::published(&c)).unwrap_or_default();
-    Ok(Some(Instance {
+/// The stack's instance, with what its user data's compose file publishes (the compute
+/// tier's observation read the user data).
+fn instance(observed: &Observations) -> Option<Instance> {
+    let instance = observed.compute.as_ref()?.instance()?;
+    Some(Instance {
         id: instance.id.clone(),
         subnet: instance.subnet_id.clone(),
         security_groups: instance.security_groups.clone(),
-        published,
-    }))
+        published: instance.user_data.as_deref().map(compute::user_data::published).unwrap_or_default(),
+    })
 }
 
 fn database(config: &Config, observed: &Observations) -> Option<Database> {

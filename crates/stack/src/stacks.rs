@@ -109,8 +109,11 @@ async fn ec2_resources(ctx: &AwsContext) -> Result<Vec<Found>> {
         Some((value(STACK_TAG)?.to_owned(), value(TIER_TAG).and_then(Tier::from_tag)))
     };
     let mut found = Vec::new();
-    let vpcs = ec2.describe_vpcs().filters(tagged()).send().await.aws("DescribeVpcs")?;
-    for (stack, tier) in vpcs.vpcs().iter().filter_map(|v| owner(v.tags())) {
+    // Every page: an account that ran many stacks holds many terminated instances, and
+    // the live one may be on a later page than the first.
+    let vpcs = ec2.describe_vpcs().filters(tagged()).into_paginator().items().send();
+    let vpcs = vpcs.try_collect().await.aws("DescribeVpcs")?;
+    for (stack, tier) in vpcs.iter().filter_map(|v| owner(v.tags())) {
         found.push(Found::new(&stack, tier, None, Running::default()));
     }
     let addresses = ec2.describe_addresses().filters(tagged()).send().await.aws("DescribeAddresses")?;
@@ -118,16 +121,17 @@ async fn ec2_resources(ctx: &AwsContext) -> Result<Vec<Found>> {
         found.push(Found::new(&stack, tier, None, Running { public_ipv4: 1, ..Running::default() }));
     }
     // Tags are checked here: the emulator (moto 5.2) ignores tag filters on this call.
-    let nats = ec2.describe_nat_gateways().filter(tagged()).send().await.aws("DescribeNatGateways")?;
-    for nat in nats.nat_gateways().iter().filter(|n| n.state() != Some(&NatGatewayState::Deleted)) {
+    let nats = ec2.describe_nat_gateways().filter(tagged()).into_paginator().items().send();
+    let nats = nats.try_collect().await.aws("DescribeNatGateways")?;
+    for nat in nats.iter().filter(|n| n.state() != Some(&NatGatewayState::Deleted)) {
         if let Some((stack, tier)) = owner(nat.tags()) {
             let bills = Running { nat_gateways: 1, ..Running::default() };
             found.push(Found::new(&stack, tier, nat.create_time().map(|t| t.secs()), bills));
         }
     }
-    let instances = ec2.describe_instances().filters(tagged()).send().await.aws("DescribeInstances")?;
-    let live = instances
-        .reservations()
+    let reservations = ec2.describe_instances().filters(tagged()).into_paginator().items().send();
+    let reservations = reservations.try_collect().await.aws("DescribeInstances")?;
+    let live = reservations
         .iter()
         .flat_map(|r| r.instances())
         .filter(|i| i.state().and_then(|s| s.name()) != Some(&InstanceStateName::Terminated));
@@ -140,8 +144,9 @@ async fn ec2_resources(ctx: &AwsContext) -> Result<Vec<Found>> {
             found.push(Found::new(&stack, tier, instance.launch_time().map(|t| t.secs()), bills));
         }
     }
-    let volumes = ec2.describe_volumes().filters(tagged()).send().await.aws("DescribeVolumes")?;
-    for volume in volumes.volumes() {
+    let volumes = ec2.describe_volumes().filters(tagged()).into_paginator().items().send();
+    let volumes = volumes.try_collect().await.aws("DescribeVolumes")?;
+    for volume in &volumes {
         if let Some((stack, tier)) = owner(volume.tags()) {
             let volume_type = volume.volume_type().map(|t| t.as_str().to_owned()).unwrap_or_default();
             let gib = u32::try_from(volume.size().unwrap_or_default()).unwrap_or_default();
@@ -154,9 +159,10 @@ async fn ec2_resources(ctx: &AwsContext) -> Result<Vec<Found>> {
 
 /// The stacks' load balancers, each with a public address per zone when internet-facing.
 async fn load_balancers(ctx: &AwsContext) -> Result<Vec<Found>> {
-    let answer = ctx.elbv2.describe_load_balancers().send().await.aws("DescribeLoadBalancers")?;
+    let pages = ctx.elbv2.describe_load_balancers().into_paginator().items().send();
+    let answer = pages.try_collect().await.aws("DescribeLoadBalancers")?;
     let balancers: BTreeMap<&str, &LoadBalancer> =
-        answer.load_balancers().iter().filter_map(|lb| Some((lb.load_balancer_arn()?, lb))).collect();
+        answer.iter().filter_map(|lb| Some((lb.load_balancer_arn()?, lb))).collect();
     let arns: Vec<String> = balancers.keys().map(|arn| (*arn).to_owned()).collect();
     let mut found = Vec::new();
     for chunk in arns.chunks(20) {
@@ -179,9 +185,9 @@ async fn load_balancers(ctx: &AwsContext) -> Result<Vec<Found>> {
 
 /// The stacks' RDS instances.
 async fn databases(ctx: &AwsContext) -> Result<Vec<Found>> {
-    let answer = ctx.rds.describe_db_instances().send().await.aws("DescribeDBInstances")?;
+    let pages = ctx.rds.describe_db_instances().into_paginator().items().send();
+    let answer = pages.try_collect().await.aws("DescribeDBInstances")?;
     Ok(answer
-        .db_instances()
         .iter()
         .filter_map(|db| {
             let stack = db.tag_list().iter().find(|t| t.key() == Some(STACK_TAG))?.value()?;

@@ -361,6 +361,25 @@ def nginx_ports(compose_text):
 
 # --- the servers ------------------------------------------------------------------------
 
+# Bound on 127.<block>.0.1 while an emulator runs: its claim on that block.
+CLAIM_PORT = 47999
+
+
+def claim_block():
+    """The /16 of 127.0.0.0/8 this emulator's servers listen on, and the socket that holds
+    it: emulators running at once on one machine (the shared one, and tests' private ones)
+    would otherwise start their servers on the same addresses and ports. The first free
+    block is taken, so a lone emulator serves on 127.0.x.y; the claim goes with the process."""
+    for block in range(0, 255):
+        claim = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            claim.bind((f"127.{block}.0.1", CLAIM_PORT))
+            return block, claim
+        except OSError:
+            claim.close()
+    raise RuntimeError("every block of 127.0.0.0/8 is claimed by another emulator's data plane")
+
+
 
 class Server:
     """Something the data plane runs: a process (nginx, mariadbd) or a listener thread."""
@@ -396,6 +415,7 @@ class DataPlane:
         self.missing = missing_packages()
         self.enabled = not self.missing
         self.next_address = 0
+        self.block, self.claim = claim_block()
         self.addresses = {}  # (kind, resource) -> address
         self.names = {}  # DNS name -> address
         self.ports = {}  # (address, port asked) -> port bound
@@ -425,7 +445,7 @@ class DataPlane:
             if (kind, resource) not in self.addresses:
                 self.next_address += 1
                 n = self.next_address
-                self.addresses[(kind, resource)] = f"127.0.{10 + n // 250}.{1 + n % 250}"
+                self.addresses[(kind, resource)] = f"127.{self.block}.{10 + n // 250}.{1 + n % 250}"
             return self.addresses[(kind, resource)]
 
     def resolve(self, host, port):

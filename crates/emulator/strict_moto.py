@@ -698,6 +698,24 @@ def install():
         return reservation
 
     EC2Backend.run_instances = run_instances
+    original_replace_association = EC2Backend.replace_iam_instance_profile_association
+
+    def replace_iam_instance_profile_association(self, association_id, iam_instance_profile_name=None, iam_instance_profile_arn=None):
+        name, arn = iam_instance_profile_name, iam_instance_profile_arn
+        profile = filter_iam_instance_profiles(self.account_id, self.partition, arn, name)
+        if young(profile, "_three_tier_changed", "instance_profile_usable"):
+            raise EC2ClientError(
+                "InvalidParameterValue",
+                f"Value ({name or arn}) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name",
+            )
+        association = original_replace_association(self, association_id, name, arn)
+        # moto 5.2 keeps the old profile in DescribeInstances after a replace; AWS shows the new one.
+        self.modify_instance_attribute(
+            association.instance_id, "iam_instance_profile", {"Arn": profile.arn, "Id": association_id}
+        )
+        return association
+
+    EC2Backend.replace_iam_instance_profile_association = replace_iam_instance_profile_association
 
     def refuse_young_instances(ec2, instance_ids):
         wanted = set(instance_ids)

@@ -38,11 +38,11 @@ async fn leftovers(ctx: &three_tier_core::AwsContext, config: &three_tier_core::
             .flat_map(|r| r.instances())
             .map(|i| format!("instance {}", i.instance_id().unwrap())),
     );
-    let role = format!("{stack}-app-role");
+    let role = format!("{stack}-app-role-{}", ctx.region);
     if ctx.iam.get_role().role_name(&role).send().await.is_ok() {
         found.push(format!("role {role}"));
     }
-    let profile = format!("{stack}-app-profile");
+    let profile = format!("{stack}-app-profile-{}", ctx.region);
     if ctx.iam.get_instance_profile().instance_profile_name(&profile).send().await.is_ok() {
         found.push(format!("instance profile {profile}"));
     }
@@ -140,17 +140,19 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
     assert_eq!(decoded, compute::user_data::render(&config.target_ports()));
 
     // The IAM role trusts EC2 and has Session Manager's policy; the profile holds it.
-    let role = ctx.iam.get_role().role_name("it-app-spec-app-role").send().await.unwrap();
+    let role = ctx.iam.get_role().role_name("it-app-spec-app-role-us-east-2").send().await.unwrap();
     let trust = role.role().unwrap().assume_role_policy_document().unwrap();
     let trust =
         trust.replace("%22", "\"").replace("%3A", ":").replace("%2C", ",").replace("%7B", "{").replace("%7D", "}");
     assert!(trust.contains("ec2.amazonaws.com") && trust.contains("sts:AssumeRole"), "{trust}");
-    let attached = ctx.iam.list_attached_role_policies().role_name("it-app-spec-app-role").send().await.unwrap();
+    let attached =
+        ctx.iam.list_attached_role_policies().role_name("it-app-spec-app-role-us-east-2").send().await.unwrap();
     let attached: Vec<&str> = attached.attached_policies().iter().filter_map(|p| p.policy_arn()).collect();
     assert_eq!(attached, ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]);
-    let profile = ctx.iam.get_instance_profile().instance_profile_name("it-app-spec-app-profile").send().await.unwrap();
+    let profile =
+        ctx.iam.get_instance_profile().instance_profile_name("it-app-spec-app-profile-us-east-2").send().await.unwrap();
     let roles: Vec<&str> = profile.instance_profile().unwrap().roles().iter().map(|r| r.role_name()).collect();
-    assert_eq!(roles, ["it-app-spec-app-role"]);
+    assert_eq!(roles, ["it-app-spec-app-role-us-east-2"]);
 
     // Registered in app-target-group on port 3030, and only it.
     let health = elb.describe_target_health().target_group_arn(&alb_out.app_target_group_arn).send().await.unwrap();

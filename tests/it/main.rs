@@ -9,6 +9,7 @@ mod dataplane;
 mod errors;
 mod graph;
 mod network;
+mod regions;
 mod stack;
 mod strict;
 mod support;

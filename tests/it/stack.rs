@@ -64,7 +64,7 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     let policy = ctx
         .iam
         .get_role_policy()
-        .role_name("it-stack-app-role")
+        .role_name("it-stack-app-role-sa-east-1")
         .policy_name("read-database-secret")
         .send()
         .await
@@ -245,7 +245,7 @@ async fn the_wire_requests_of_a_database_deploy() {
     clean(&ctx, &config).await;
 }
 
-fn percent_decode(text: &str) -> String {
+pub fn percent_decode(text: &str) -> String {
     let mut out = Vec::new();
     let bytes = text.as_bytes();
     let mut i = 0;

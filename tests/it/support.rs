@@ -323,7 +323,7 @@ mod faults {
 
         /// EC2's answer to RunInstances with an instance profile IAM has not propagated.
         pub fn instance_profile_not_yet_visible(times: u32) -> FailFirst {
-            let message = "Value (three-tier-app-profile) for parameter iamInstanceProfile.name is invalid. \
+            let message = "Value (three-tier-app-profile-ap-northeast-1) for parameter iamInstanceProfile.name is invalid. \
                            Invalid IAM Instance Profile name";
             FailFirst::ec2("RunInstances", times, "InvalidParameterValue", message)
         }

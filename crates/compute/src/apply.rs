@@ -1,7 +1,7 @@
 //! Runs a compute plan against AWS, riding out IAM's and EC2's eventual consistency.
 
 use aws_sdk_ec2::types::{
-    BlockDeviceMapping, EbsBlockDevice, HttpTokensState, IamInstanceProfileSpecification,
+    BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState, IamInstanceProfileSpecification,
     InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceNetworkInterfaceSpecification,
     InstanceStateName, InstanceType, ResourceType, VolumeType,
 };
@@ -166,6 +166,38 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
                 .to_owned();
             ctx.progress.line(format!("    instance {name} is {id}"));
             created.insert(key, id);
+        }
+        ComputeStep::MoveInstanceProfile { id, to, .. } => {
+            let answer = ec2
+                .describe_iam_instance_profile_associations()
+                .filters(Filter::builder().name("instance-id").values(id).build())
+                .filters(Filter::builder().name("state").values("associated").build())
+                .send()
+                .await
+                .aws("DescribeIamInstanceProfileAssociations")?;
+            let association = required(
+                answer.iam_instance_profile_associations().first().and_then(|a| a.association_id()),
+                "DescribeIamInstanceProfileAssociations",
+                "AssociationId",
+            )?;
+            let profile = IamInstanceProfileSpecification::builder().name(to).build();
+            // A profile created seconds ago can be unknown to EC2, as at RunInstances.
+            retry_while(
+                ctx,
+                &format!("waiting for instance profile {to} to reach EC2"),
+                ctx.waits.propagation,
+                &format!("IAM has not made instance profile {to} visible to EC2 yet; run deploy again in a minute"),
+                |err| err.is(Answer::ProfilePropagating),
+                || async {
+                    ec2.replace_iam_instance_profile_association()
+                        .association_id(association)
+                        .iam_instance_profile(profile.clone())
+                        .send()
+                        .await
+                        .aws("ReplaceIamInstanceProfileAssociation")
+                },
+            )
+            .await?;
         }
         ComputeStep::WaitInstanceStopped { id, name } => {
             let what = format!("instance {name} ({id}) stopping");

@@ -2,7 +2,7 @@
 //! network and ALB tiers.
 
 use serde::Serialize;
-use three_tier_core::naming::Tags;
+use three_tier_core::naming::{REGION_TAG, Tags};
 use three_tier_core::outputs::{AlbRefs, NetworkRefs};
 use three_tier_core::{Config, Ref, SecurityGroupRole, SubnetRole, Tier};
 
@@ -123,13 +123,18 @@ pub fn desired(config: &Config, network: &NetworkRefs, alb: &AlbRefs) -> Desired
     let names = config.names();
     let stack = names.stack();
     let tags = |role: &str, name: &str| Tags::new(stack, Tier::Compute, role, name, &config.stack.tags);
+    let iam_tags = |role: &str, name: &str| {
+        let mut tags = tags(role, name);
+        tags.pairs.insert(REGION_TAG.into(), config.stack.region.clone());
+        tags
+    };
     let compute = &config.compute;
     let (role_name, profile_name) = iam_names(config);
     let instance_name = names.unnamed("app");
     let partition = partition(&config.stack.region);
     Desired {
         role: RoleSpec {
-            tags: tags("role", &role_name),
+            tags: iam_tags("role", &role_name),
             name: role_name.clone(),
             trust_policy: TRUST_POLICY.into(),
             managed_policies: vec![format!("arn:{partition}:iam::aws:policy/AmazonSSMManagedInstanceCore")],
@@ -141,7 +146,7 @@ pub fn desired(config: &Config, network: &NetworkRefs, alb: &AlbRefs) -> Desired
             db_instance_identifier: names.db_instance(),
         },
         instance_profile: InstanceProfileSpec {
-            tags: tags("instance-profile", &profile_name),
+            tags: iam_tags("instance-profile", &profile_name),
             name: profile_name,
             role: role_name,
         },
@@ -177,9 +182,18 @@ pub fn image_source(config: &Config) -> ImageSource {
     }
 }
 
-/// The names of the instance's IAM role and instance profile: IAM names are unique per
-/// account, and these carry the stack's name.
+/// The names of the instance's IAM role and instance profile. IAM names are unique per
+/// account while a stack is regional: they carry the stack's name and its region, so the
+/// same stack name in two regions holds two roles (`<stack>-app-role-<region>`).
 pub fn iam_names(config: &Config) -> (String, String) {
+    let names = config.names();
+    let region = &config.stack.region;
+    (names.unnamed(&format!("app-role-{region}")), names.unnamed(&format!("app-profile-{region}")))
+}
+
+/// The names stacks deployed before the region was in them used (`<stack>-app-role`): a
+/// deploy moves the instance off them, and removes them once no instance uses them.
+pub fn legacy_iam_names(config: &Config) -> (String, String) {
     let names = config.names();
     (names.unnamed("app-role"), names.unnamed("app-profile"))
 }

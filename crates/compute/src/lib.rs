@@ -73,14 +73,24 @@ pub async fn deploy(
     deploy_alone::<Compute>(ctx, config, &(network.into(), alb.into())).await
 }
 
-/// The tier's outputs, when the role, profile and a running instance exist.
+/// The tier's outputs, when the role, profile and a running instance exist. An instance
+/// deployed before IAM names carried the region runs with the legacy ones until a deploy
+/// moves it: those are its role and profile until then.
 pub fn outputs(observed: &Observed) -> Option<ComputeOutputs> {
     let instance = observed.instance().filter(|i| i.state == aws_sdk_ec2::types::InstanceStateName::Running)?;
+    let legacy = observed
+        .legacy
+        .as_ref()
+        .filter(|l| l.profile.as_ref().is_some_and(|p| instance.instance_profile_arn.as_ref() == Some(&p.arn)));
+    let (role, profile) = match legacy {
+        Some(legacy) => (legacy.role.as_ref()?, legacy.profile.as_ref()?),
+        None => (observed.role.as_ref()?, observed.instance_profile.as_ref()?),
+    };
     Some(ComputeOutputs {
         instance_id: instance.id.clone(),
         private_ip: instance.private_ip.clone(),
-        role_arn: observed.role.as_ref()?.arn.clone(),
-        instance_profile_arn: observed.instance_profile.as_ref()?.arn.clone(),
+        role_arn: role.arn.clone(),
+        instance_profile_arn: profile.arn.clone(),
     })
 }
 

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{Filter, HttpTokensState, InstanceStateName};
 use three_tier_core::error::{Answer, required};
-use three_tier_core::naming::{STACK_TAG, TIER_TAG, ours};
+use three_tier_core::naming::{REGION_TAG, STACK_TAG, TIER_TAG, belongs_to, ours};
 use three_tier_core::{AwsContext, AwsResultExt, Config, Error, Result, Tier};
 
-use crate::desired::{Image, ImageSource, iam_names};
+use crate::desired::{Image, ImageSource, iam_names, legacy_iam_names};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
@@ -23,8 +23,25 @@ pub struct Observed {
     /// with the targets registered in it.
     pub target_groups: Vec<ObservedTargetGroup>,
     /// The role's and the profile's names when another holds them (IAM names are unique
-    /// per account): such a role or profile is not read into the fields above.
+    /// per account; a role of the same stack in another region is another's): such a role
+    /// or profile is not read into the fields above.
     pub foreign_names: Vec<String>,
+    /// The stack's role and profile under the names used before they carried the region,
+    /// when either is still there.
+    pub legacy: Option<LegacyIam>,
+}
+
+/// The role and instance profile a stack deployed before IAM names carried the region
+/// holds (`<stack>-app-role`, `<stack>-app-profile`). The same stack name in another
+/// region may run its instance with them too: IAM is account-wide.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LegacyIam {
+    pub role: Option<ObservedRole>,
+    pub profile: Option<ObservedInstanceProfile>,
+    /// The instances other than this stack's (in this region) associated with the legacy
+    /// profile, in any region, as (region, instance id): while there is one, the legacy
+    /// role and profile stay.
+    pub users: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,16 +119,88 @@ pub async fn observe(ctx: &AwsContext, config: &Config) -> Result<Observed> {
         }
         Ok(groups)
     };
-    let ((role, instance_profile), (instances, target_groups)) = ctx
-        .both(
-            ctx.both(observe_role(ctx, &role_name), observe_profile(ctx, &profile_name)),
-            ctx.both(observe_instances(ctx, stack), targets),
-        )
-        .await?;
+    let (legacy_role_name, legacy_profile_name) = legacy_iam_names(config);
+    let iam = ctx.both(
+        ctx.both(observe_role(ctx, &role_name), observe_profile(ctx, &profile_name)),
+        ctx.both(observe_role(ctx, &legacy_role_name), observe_profile(ctx, &legacy_profile_name)),
+    );
+    let (((role, instance_profile), (legacy_role, legacy_profile)), (instances, target_groups)) =
+        ctx.both(iam, ctx.both(observe_instances(ctx, stack), targets)).await?;
     let mut foreign_names = Vec::new();
-    let role = ours(role, |r| &r.tags, stack, &role_name, &mut foreign_names);
-    let instance_profile = ours(instance_profile, |p| &p.tags, stack, &profile_name, &mut foreign_names);
-    Ok(Observed { image: None, role, instance_profile, instances, target_groups, foreign_names })
+    let role = ours_here(role, |r| &r.tags, config, &role_name, &mut foreign_names);
+    let instance_profile = ours_here(instance_profile, |p| &p.tags, config, &profile_name, &mut foreign_names);
+    let legacy = legacy(ctx, config, legacy_role, legacy_profile, &instances).await?;
+    Ok(Observed { image: None, role, instance_profile, instances, target_groups, foreign_names, legacy })
+}
+
+/// What `ours` keeps of an IAM resource, unless its region tag names another region: the
+/// same stack name in another region is another stack.
+fn ours_here<T>(
+    found: Option<T>,
+    tags: impl Fn(&T) -> &BTreeMap<String, String>,
+    config: &Config,
+    name: &str,
+    foreign: &mut Vec<String>,
+) -> Option<T> {
+    let found = ours(found, &tags, &config.stack.name, name, foreign)?;
+    if tags(&found).get(REGION_TAG).is_some_and(|region| *region != config.stack.region) {
+        foreign.push(name.to_owned());
+        return None;
+    }
+    Some(found)
+}
+
+/// The stack's role and profile under the names used before they carried the region (names
+/// another holds are not the stack's, and left alone), and who else runs with that profile
+/// but the stack's own `instances` here.
+async fn legacy(
+    ctx: &AwsContext,
+    config: &Config,
+    role: Option<ObservedRole>,
+    profile: Option<ObservedInstanceProfile>,
+    instances: &[ObservedInstance],
+) -> Result<Option<LegacyIam>> {
+    let own = |tags: &BTreeMap<String, String>| belongs_to(tags, &config.stack.name, Some(Tier::Compute));
+    let role = role.filter(|r| own(&r.tags));
+    let profile = profile.filter(|p| own(&p.tags));
+    if role.is_none() && profile.is_none() {
+        return Ok(None);
+    }
+    let mut users = match &profile {
+        // Boxed: the SDK's paginated futures nest deep, beyond a worker thread's stack.
+        Some(profile) => Box::pin(profile_users(ctx, &profile.arn)).await?,
+        None => Vec::new(),
+    };
+    users.retain(|(region, id)| !(*region == ctx.region && instances.iter().any(|i| i.id == *id)));
+    Ok(Some(LegacyIam { role, profile, users }))
+}
+
+/// The instances associated with the instance profile `arn` in every region the account
+/// has enabled, as (region, instance id).
+async fn profile_users(ctx: &AwsContext, arn: &str) -> Result<Vec<(String, String)>> {
+    let regions = ctx.ec2.describe_regions().send().await.aws("DescribeRegions")?;
+    let mut users = Vec::new();
+    for region in regions.regions().iter().filter_map(|r| r.region_name()) {
+        let ec2 = aws_sdk_ec2::Client::from_conf(
+            ctx.ec2.config().to_builder().region(aws_sdk_ec2::config::Region::new(region.to_owned())).build(),
+        );
+        let mut pages = ec2
+            .describe_iam_instance_profile_associations()
+            .filters(Filter::builder().name("state").values("associated").values("associating").build())
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.aws("DescribeIamInstanceProfileAssociations")?;
+            for association in page.iam_instance_profile_associations() {
+                let instance =
+                    required(association.instance_id(), "DescribeIamInstanceProfileAssociations", "InstanceId")?;
+                if association.iam_instance_profile().and_then(|p| p.arn()) == Some(arn) {
+                    users.push((region.to_owned(), instance.to_owned()));
+                }
+            }
+        }
+    }
+    Ok(users)
 }
 
 /// The ARN of the target group of this name, if there is one.

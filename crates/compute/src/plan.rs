@@ -9,18 +9,17 @@ use three_tier_core::naming::{Tags, name_or_id};
 use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
 
 use crate::desired::{Desired, Image, ImageSource, SecretPolicySpec};
-use crate::observe::Observed;
+use crate::observe::{Observed, ObservedInstanceProfile, ObservedRole};
 
 // Readiness keys within the tier.
 const ROLE: &str = "role";
 const INSTANCE_PROFILE: &str = "instance-profile";
 const PROFILE_HOLDS_ROLE: &str = "instance-profile/role";
-const ROLE_REMOVED: &str = "instance-profile/role-removed";
-const POLICY_REMOVED: &str = "role/policy-removed";
 const INSTANCE_STOPPED: &str = "instance/stopped";
 const INSTANCE_STARTED: &str = "instance/started";
 const INSTANCE_RUNNING: &str = "instance/running";
 const INSTANCE_TERMINATING: &str = "instance/terminating";
+const PROFILE_MOVED: &str = "instance/profile-moved";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
@@ -78,6 +77,15 @@ pub enum ComputeStep {
         instance_profile: String,
         user_data: String,
         tags: Tags,
+    },
+    /// Moves a running instance to another instance profile (off the names used before
+    /// they carried the region); `kept` names who else still runs with the old one.
+    MoveInstanceProfile {
+        id: String,
+        name: String,
+        from: String,
+        to: String,
+        kept: Vec<String>,
     },
     WaitInstanceStopped {
         id: String,
@@ -149,6 +157,7 @@ impl Step for ComputeStep {
             | AddRoleToInstanceProfile { .. }
             | RemoveRoleFromInstanceProfile { .. }
             | StartInstance { .. }
+            | MoveInstanceProfile { .. }
             | SetInstanceSecurityGroups { .. }
             | RequireImdsV2 { .. }
             | TagInstance { .. }
@@ -185,6 +194,14 @@ impl Step for ComputeStep {
                     image.id
                 )
             }
+            MoveInstanceProfile { name, from, to, kept, .. } => {
+                let old = if kept.is_empty() {
+                    format!("{from} goes")
+                } else {
+                    format!("{from} stays: {} still run with it", kept.join(", "))
+                };
+                format!("move instance {name} to instance profile {to} (the region is in IAM names now; {old})")
+            }
             WaitInstanceStopped { name, .. } => format!("wait for instance {name} to stop"),
             StartInstance { name, id } => format!("start stopped instance {name} ({id})"),
             SetInstanceSecurityGroups { name, security_groups, .. } => {
@@ -214,10 +231,11 @@ impl Step for ComputeStep {
             CreateRole { .. } => &[ROLE],
             CreateInstanceProfile { .. } => &[INSTANCE_PROFILE],
             AddRoleToInstanceProfile { .. } => &[PROFILE_HOLDS_ROLE],
-            RemoveRoleFromInstanceProfile { .. } => &[ROLE_REMOVED],
-            DetachRolePolicy { .. } | DeleteRolePolicy { .. } => &[POLICY_REMOVED],
+            RemoveRoleFromInstanceProfile { profile, role } => return vec![emptied(profile), out_of_profiles(role)],
+            DetachRolePolicy { role, .. } | DeleteRolePolicy { role, .. } => return vec![policy_removed(role)],
             WaitInstanceStopped { .. } => &[INSTANCE_STOPPED],
             StartInstance { .. } => &[INSTANCE_STARTED],
+            MoveInstanceProfile { .. } => &[PROFILE_MOVED],
             WaitInstanceRunning { .. } => &[INSTANCE_RUNNING],
             DeregisterTarget { .. } => &[ready::TARGETS_DEREGISTERED],
             TerminateInstance { .. } => &[INSTANCE_TERMINATING],
@@ -230,14 +248,18 @@ impl Step for ComputeStep {
     /// IAM's order (a role before its policies and profile, emptied before it goes), the
     /// instance's (its profile usable, its user data's downloads through an available NAT
     /// gateway, running before it is registered), and a teardown's (deregistered before
-    /// terminated, terminated before its profile goes).
+    /// terminated, terminated or moved to another profile before its profile goes).
     fn after(&self) -> Vec<String> {
         use ComputeStep::*;
         let after: &[&str] = match self {
             TagRole { .. } | AttachRolePolicy { .. } | PutSecretReadPolicy { .. } => &[ROLE],
             TagInstanceProfile { .. } => &[INSTANCE_PROFILE],
-            AddRoleToInstanceProfile { .. } => &[ROLE, INSTANCE_PROFILE, ROLE_REMOVED],
-            RemoveRoleFromInstanceProfile { .. } => &[ready::INSTANCE_TERMINATED],
+            AddRoleToInstanceProfile { profile, .. } => {
+                return vec![ROLE.into(), INSTANCE_PROFILE.into(), emptied(profile)];
+            }
+            RemoveRoleFromInstanceProfile { .. } => &[ready::INSTANCE_TERMINATED, PROFILE_MOVED],
+            DetachRolePolicy { .. } | DeleteRolePolicy { .. } => &[PROFILE_MOVED],
+            MoveInstanceProfile { .. } => &[PROFILE_HOLDS_ROLE, INSTANCE_PROFILE],
             // The user data downloads through the NAT gateway: it and the app subnet's
             // route to it must be in place.
             RunInstance { .. } => {
@@ -248,8 +270,8 @@ impl Step for ComputeStep {
             RegisterTarget { .. } => &[INSTANCE_RUNNING],
             TerminateInstance { .. } => &[ready::TARGETS_DEREGISTERED],
             WaitInstanceTerminated { .. } => &[INSTANCE_TERMINATING],
-            DeleteInstanceProfile { .. } => &[ROLE_REMOVED, ready::INSTANCE_TERMINATED],
-            DeleteRole { .. } => &[POLICY_REMOVED, ROLE_REMOVED],
+            DeleteInstanceProfile { name } => return vec![emptied(name), ready::INSTANCE_TERMINATED.into()],
+            DeleteRole { name } => return vec![policy_removed(name), out_of_profiles(name)],
             _ => &[],
         };
         after.iter().map(|key| key.to_string()).collect()
@@ -258,7 +280,9 @@ impl Step for ComputeStep {
     /// A role just put in an instance profile reaches EC2 some seconds later.
     fn typical(&self) -> Option<&'static str> {
         match self {
-            ComputeStep::AddRoleToInstanceProfile { .. } => Some("instance_profile_usable"),
+            ComputeStep::AddRoleToInstanceProfile { .. } | ComputeStep::MoveInstanceProfile { .. } => {
+                Some("instance_profile_usable")
+            }
             ComputeStep::WaitInstanceRunning { .. } => Some("instance_running"),
             ComputeStep::WaitInstanceTerminated { .. } => Some("instance_terminated"),
             _ => None,
@@ -266,9 +290,26 @@ impl Step for ComputeStep {
     }
 }
 
+// Readiness keys of one IAM resource: a profile holds one role, so the role it is to hold
+// goes in once the one it held is out; a role or profile goes once emptied. Keyed by name,
+// so retiring the legacy role and profile waits for nothing of the new ones.
+fn emptied(profile: &str) -> String {
+    format!("instance-profile/{profile}/emptied")
+}
+
+fn out_of_profiles(role: &str) -> String {
+    format!("role/{role}/out-of-profiles")
+}
+
+fn policy_removed(role: &str) -> String {
+    format!("role/{role}/policy-removed")
+}
+
 /// The steps from what exists to what is desired: role, profile, instance, registration.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
     let mut plan = Plan::new(Tier::Compute);
+    let legacy_users: Vec<String> =
+        observed.legacy.iter().flat_map(|l| &l.users).map(|(region, id)| format!("{id} in {region}")).collect();
     let steps = &mut plan.steps;
     let conflicts = &mut plan.conflicts;
     let recreate = "run `cargo xtask teardown compute` and deploy it again";
@@ -382,6 +423,13 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
             (Ref::planned("instance"), true)
         }
         (Some(instance), _) => {
+            // An instance deployed before IAM names carried the region runs with the
+            // stack's legacy profile: it moves to the regional one.
+            let legacy_profile = observed
+                .legacy
+                .as_ref()
+                .and_then(|l| l.profile.as_ref())
+                .filter(|p| instance.instance_profile_arn.as_ref() == Some(&p.arn));
             let fixed = [
                 (
                     !spec.subnet.is(&instance.subnet_id),
@@ -403,13 +451,23 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
                     ),
                 ),
                 (
-                    observed
-                        .instance_profile
-                        .as_ref()
-                        .is_some_and(|p| instance.instance_profile_arn.as_ref() != Some(&p.arn)),
+                    legacy_profile.is_none()
+                        && observed
+                            .instance_profile
+                            .as_ref()
+                            .is_some_and(|p| instance.instance_profile_arn.as_ref() != Some(&p.arn)),
                     "does not use the stack's instance profile".to_owned(),
                 ),
             ];
+            if let Some(legacy) = legacy_profile {
+                steps.push(ComputeStep::MoveInstanceProfile {
+                    id: instance.id.clone(),
+                    name: spec.name.clone(),
+                    from: iam_name(&legacy.arn),
+                    to: profile.name.clone(),
+                    kept: legacy_users.clone(),
+                });
+            }
             for (differs, problem) in fixed {
                 if differs {
                     conflicts.push(Conflict {
@@ -445,6 +503,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
     if needs_wait {
         steps.push(ComputeStep::WaitInstanceRunning { name: spec.name.clone(), instance: instance.clone() });
     }
+    retire_legacy(observed, steps);
 
     // In each target group, exactly the stack's instance on the group's port is
     // registered; anything else is not.
@@ -504,15 +563,22 @@ pub fn teardown_plan(observed: &Observed) -> Plan<ComputeStep> {
             name: name_or_id(&instance.tags, &instance.id),
         });
     }
-    if let Some(profile) = &observed.instance_profile {
-        let name = profile.arn.rsplit('/').next().unwrap_or(&profile.arn).to_owned();
+    remove_iam(observed.instance_profile.as_ref(), observed.role.as_ref(), steps);
+    retire_legacy(observed, steps);
+    plan
+}
+
+/// Removes an instance profile (emptied first) and a role (its policies first).
+fn remove_iam(profile: Option<&ObservedInstanceProfile>, role: Option<&ObservedRole>, steps: &mut Vec<ComputeStep>) {
+    if let Some(profile) = profile {
+        let name = iam_name(&profile.arn);
         for role in &profile.roles {
             steps.push(ComputeStep::RemoveRoleFromInstanceProfile { profile: name.clone(), role: role.clone() });
         }
         steps.push(ComputeStep::DeleteInstanceProfile { name });
     }
-    if let Some(role) = &observed.role {
-        let name = role.arn.rsplit('/').next().unwrap_or(&role.arn).to_owned();
+    if let Some(role) = role {
+        let name = iam_name(&role.arn);
         for policy in &role.attached_policies {
             steps.push(ComputeStep::DetachRolePolicy { role: name.clone(), policy_arn: policy.clone() });
         }
@@ -521,7 +587,20 @@ pub fn teardown_plan(observed: &Observed) -> Plan<ComputeStep> {
         }
         steps.push(ComputeStep::DeleteRole { name });
     }
-    plan
+}
+
+/// Removes the role and profile under the names used before they carried the region, once
+/// no instance but the stack's own here (moved or terminated first) runs with them: the
+/// same stack name in another region may, until its next deploy moves it.
+fn retire_legacy(observed: &Observed, steps: &mut Vec<ComputeStep>) {
+    if let Some(legacy) = observed.legacy.as_ref().filter(|l| l.users.is_empty()) {
+        remove_iam(legacy.profile.as_ref(), legacy.role.as_ref(), steps);
+    }
+}
+
+/// An IAM resource's name: the last part of its ARN (after its path).
+fn iam_name(arn: &str) -> String {
+    arn.rsplit('/').next().unwrap_or(arn).to_owned()
 }
 
 /// The host ports a user data's compose file publishes.

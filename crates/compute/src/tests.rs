@@ -9,7 +9,7 @@ use three_tier_core::{Config, Ref, Step};
 
 use crate::desired::{Desired, Image, ImageSource, desired};
 use crate::observe::{
-    Observed, ObservedInstance, ObservedInstanceProfile, ObservedRole, ObservedTarget, ObservedTargetGroup,
+    LegacyIam, Observed, ObservedInstance, ObservedInstanceProfile, ObservedRole, ObservedTarget, ObservedTargetGroup,
 };
 use crate::plan::{ComputeStep, plan, teardown_plan};
 use crate::user_data;
@@ -75,6 +75,7 @@ fn deployed(desired: &Desired) -> Observed {
             targets: vec![ObservedTarget { id: "i-1".into(), port: 3030, health: "healthy".into() }],
         }],
         foreign_names: vec![],
+        legacy: None,
     }
 }
 
@@ -146,7 +147,9 @@ fn iam_names_held_by_others_and_public_instances_are_conflicts() {
     let plan = plan(&desired, &observed);
     let problems: Vec<String> = plan.conflicts.iter().map(|c| format!("{} {}", c.resource, c.problem)).collect();
     assert!(
-        problems.iter().any(|p| p.starts_with("IAM role three-tier-app-role exists and is not this stack's")),
+        problems
+            .iter()
+            .any(|p| p.starts_with(&format!("IAM role {} exists and is not this stack's", desired.role.name))),
         "{problems:?}"
     );
     assert!(problems.iter().any(|p| p.contains("public IP")), "{problems:?}");
@@ -325,4 +328,106 @@ fn an_instance_whose_compose_file_misses_a_target_groups_port_must_be_replaced()
 
 fn plan_conflicts(desired: &Desired, observed: &Observed) -> Vec<String> {
     plan(desired, observed).conflicts.into_iter().map(|c| c.problem).collect()
+}
+
+#[test]
+fn iam_names_carry_the_region_and_the_region_tag() {
+    let mut config = Config::default_config();
+    config.stack.name = "shop".into();
+    config.stack.region = "eu-west-1".into();
+    let (network, alb) = inputs();
+    let desired = desired(&config, &network, &alb);
+    assert_eq!(desired.role.name, "shop-app-role-eu-west-1");
+    assert_eq!(desired.instance_profile.name, "shop-app-profile-eu-west-1");
+    assert_eq!(desired.instance_profile.role, desired.role.name);
+    for tags in [&desired.role.tags, &desired.instance_profile.tags] {
+        assert_eq!(tags.pairs.get("three-tier:region").map(String::as_str), Some("eu-west-1"));
+    }
+    // The longest stack name in the longest region still fits IAM's 64 characters.
+    config.stack.name = "a".repeat(24);
+    config.stack.region = "ap-southeast-5".into();
+    let desired = crate::desired::desired(&config, &network, &alb);
+    assert!(desired.role.name.len() <= 64, "{}", desired.role.name);
+}
+
+/// A stack deployed before IAM names carried the region: its instance runs with the
+/// legacy profile, which holds the legacy role.
+fn deployed_with_legacy_names(desired: &Desired, users: Vec<(String, String)>) -> Observed {
+    let mut observed = deployed(desired);
+    let role =
+        observed.role.take().map(|role| ObservedRole { arn: "arn:aws:iam::1:role/three-tier-app-role".into(), ..role });
+    let profile = ObservedInstanceProfile {
+        arn: "arn:aws:iam::1:instance-profile/three-tier-app-profile".into(),
+        roles: vec!["three-tier-app-role".into()],
+        tags: observed.instance_profile.take().unwrap().tags,
+    };
+    observed.instances[0].instance_profile_arn = Some(profile.arn.clone());
+    observed.legacy = Some(LegacyIam { role, profile: Some(profile), users });
+    observed
+}
+
+#[test]
+fn an_instance_on_the_legacy_profile_moves_to_the_regional_one_and_the_legacy_goes_after() {
+    let desired = default_desired();
+    let observed = deployed_with_legacy_names(&desired, vec![]);
+    let plan = plan(&desired, &observed);
+    assert!(plan.conflicts.is_empty(), "{:?}", plan.conflicts);
+    let graph =
+        three_tier_core::graph::Graph::build(plan.steps.iter().map(|s| (three_tier_core::Tier::Compute, s.clone())));
+    assert!(graph.is_ok(), "the steps make one graph: {:?}", graph.err());
+    let moved = plan.steps.iter().find(|s| matches!(s, ComputeStep::MoveInstanceProfile { .. }));
+    let Some(ComputeStep::MoveInstanceProfile { id, from, to, kept, .. }) = moved else { panic!("{:#?}", plan.steps) };
+    assert_eq!(
+        (id.as_str(), from.as_str(), to.as_str()),
+        ("i-1", "three-tier-app-profile", desired.instance_profile.name.as_str())
+    );
+    assert!(kept.is_empty());
+    // The new profile holds its role before the instance moves to it, and the legacy role
+    // and profile are emptied only after the move.
+    let produced = |step: &ComputeStep| step.produces();
+    let holds_role = plan.steps.iter().find(|s| matches!(s, ComputeStep::AddRoleToInstanceProfile { .. })).unwrap();
+    assert!(moved.unwrap().after().iter().any(|key| produced(holds_role).contains(key)));
+    let removals: Vec<&ComputeStep> = plan
+        .steps
+        .iter()
+        .filter(|s| {
+            matches!(s, ComputeStep::RemoveRoleFromInstanceProfile { profile, .. } if profile == "three-tier-app-profile")
+                || matches!(s, ComputeStep::DetachRolePolicy { role, .. } | ComputeStep::DeleteRolePolicy { role, .. } if role == "three-tier-app-role")
+        })
+        .collect();
+    assert_eq!(removals.len(), 3, "{:#?}", plan.steps);
+    for removal in removals {
+        assert!(removal.after().iter().any(|key| produced(moved.unwrap()).contains(key)), "{removal:?}");
+    }
+    assert!(plan.steps.contains(&ComputeStep::DeleteInstanceProfile { name: "three-tier-app-profile".into() }));
+    assert!(plan.steps.contains(&ComputeStep::DeleteRole { name: "three-tier-app-role".into() }));
+    assert!(!plan.steps.iter().any(|s| matches!(s, ComputeStep::DeleteRole { name } if *name == desired.role.name)));
+}
+
+#[test]
+fn a_legacy_profile_another_region_runs_with_stays() {
+    let desired = default_desired();
+    let users = vec![("eu-west-1".to_owned(), "i-9".to_owned())];
+    let observed = deployed_with_legacy_names(&desired, users);
+    for plan in [plan(&desired, &observed), teardown_plan(&observed)] {
+        assert!(
+            !plan.steps.iter().any(|s| matches!(s,
+                ComputeStep::DeleteRole { name } | ComputeStep::DeleteInstanceProfile { name } if name.ends_with("-app-role") || name.ends_with("-app-profile"))),
+            "{:#?}",
+            plan.steps
+        );
+    }
+    let plan = plan(&desired, &observed);
+    let text = plan.render();
+    assert!(text.contains("three-tier-app-profile stays: i-9 in eu-west-1 still run with it"), "{text}");
+    // Torn down here, the stack's regional role goes; the legacy one stays for eu-west-1.
+    let mut teardown_observed = observed.clone();
+    teardown_observed.role = deployed(&desired).role;
+    let teardown = teardown_plan(&teardown_observed);
+    assert!(teardown.steps.contains(&ComputeStep::DeleteRole { name: desired.role.name.clone() }));
+    // With no other user, a teardown removes the legacy role and profile too.
+    let alone = deployed_with_legacy_names(&desired, vec![]);
+    let teardown = teardown_plan(&alone);
+    assert!(teardown.steps.contains(&ComputeStep::DeleteInstanceProfile { name: "three-tier-app-profile".into() }));
+    assert!(teardown.steps.contains(&ComputeStep::DeleteRole { name: "three-tier-app-role".into() }));
 }

@@ -14,6 +14,9 @@ pub const STACK_TAG: &str = "three-tier:stack";
 pub const TIER_TAG: &str = "three-tier:tier";
 pub const ROLE_TAG: &str = "three-tier:role";
 pub const NAME_TAG: &str = "Name";
+/// On IAM resources only: IAM is account-wide while a stack is regional, so the same stack
+/// name in two regions owns two roles, each marked with its region.
+pub const REGION_TAG: &str = "three-tier:region";
 
 /// Names of one stack's resources.
 #[derive(Debug, Clone, Copy)]

@@ -11,7 +11,9 @@ launcher wraps moto's backends, in this process, before it serves:
   unknown image or type or another VPC's security group; an ALB in fewer than two zones or
   with another VPC's security group; a second listener on a port; registering an instance
   EC2 does not know; a DB subnet group in one zone; RDS password, storage and final
-  snapshot parameters. RDS reports its account quotas (DescribeAccountAttributes), as AWS does.
+  snapshot parameters; an instance type its subnet's zone does not offer. RDS reports its
+  account quotas (DescribeAccountAttributes) and what it offers for MySQL
+  (DescribeOrderableDBInstanceOptions), Service Quotas EC2's vCPU quota, as AWS does.
 - Time: NAT gateways are `pending` and then `deleting` for a while, load balancers
   `provisioning`, their network interfaces linger after deletion, RDS instances are
   `creating`. Durations are SPEC.md's typical AWS times times THREE_TIER_TIME_SCALE
@@ -131,6 +133,21 @@ def timed_attribute(cls, attribute, young):
 
 # Quotas a test raised: (region, service code, quota code) -> the applied value.
 RAISED_QUOTAS = {}
+
+# EC2's quotas Service Quotas reports (moto 5.2 knows VPC's only), as an account a few
+# years old has them: Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances,
+# in vCPUs.
+EC2_QUOTAS = {
+    "L-1216C47A": {"QuotaName": "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", "Value": 64.0},
+}
+
+# What RDS offers for MySQL, as DescribeOrderableDBInstanceOptions lists it: a few current
+# releases and classes (the ones the tests use), every storage type. A class not listed
+# (db.r6gd.xlarge, say) stands for one RDS does not offer for MySQL 8.4.
+ORDERABLE_MYSQL_ENGINES = ("mysql",)
+ORDERABLE_MYSQL_VERSIONS = ("8.0.40", "8.4.3", "8.4.4", "8.4.5")
+ORDERABLE_MYSQL_CLASSES = ("db.t3.micro", "db.t3.small", "db.t3.medium", "db.t4g.micro", "db.t4g.small", "db.m5.large", "db.m6g.large", "db.r5.large")
+ORDERABLE_STORAGE = ("gp2", "gp3", "io1", "standard")
 
 # Deleted load balancers whose interfaces still hold their subnets and groups:
 # (subnet ids, security group ids, deleted at).
@@ -508,6 +525,42 @@ def install():
 
     RDSResponse.describe_account_attributes = describe_account_attributes
 
+    # --- RDS orderable options (moto 5.2 lists none for MySQL; AWS lists thousands) ---
+    from moto.rds.models import RDSBackend as OrderableBackend
+
+    original_orderable = OrderableBackend.describe_orderable_db_instance_options
+
+    def describe_orderable_db_instance_options(self, engine, engine_version):
+        if engine not in ORDERABLE_MYSQL_ENGINES:
+            return original_orderable(self, engine, engine_version)
+        options = []
+        for version in ORDERABLE_MYSQL_VERSIONS:
+            if engine_version and version != engine_version:
+                continue
+            for db_class in ORDERABLE_MYSQL_CLASSES:
+                for storage in ORDERABLE_STORAGE:
+                    options.append({
+                        "Engine": engine, "EngineVersion": version, "DBInstanceClass": db_class,
+                        "LicenseModel": "general-public-license", "StorageType": storage,
+                        "AvailabilityZones": [], "MultiAZCapable": True, "ReadReplicaCapable": True,
+                        "Vpc": True, "SupportsStorageEncryption": True,
+                    })
+        return options
+
+    OrderableBackend.describe_orderable_db_instance_options = describe_orderable_db_instance_options
+
+    # moto 5.2 ignores the DBInstanceClass filter; AWS lists that class's options only.
+    from moto.core.responses import PaginatedResult
+
+    def describe_orderable_options_response(self):
+        options = self.backend.describe_orderable_db_instance_options(self.params.get("Engine"), self.params.get("EngineVersion"))
+        wanted = self.params.get("DBInstanceClass")
+        if wanted:
+            options = [o for o in options if o.get("DBInstanceClass") == wanted]
+        return PaginatedResult({"OrderableDBInstanceOptions": options})
+
+    RDSResponse.describe_orderable_db_instance_options = describe_orderable_options_response
+
     # --- ELBv2 rules ---
     original_create_lb = ELBv2Backend.create_load_balancer
 
@@ -680,6 +733,18 @@ def install():
                     "InvalidParameterValue",
                     f"Value ({name or arn}) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name",
                 )
+        wanted = kwargs.get("instance_type")
+        if subnet_id and wanted in INSTANCE_TYPES:
+            zone = self.get_subnet(subnet_id).availability_zone
+            offered = self.describe_instance_type_offerings("availability-zone", {"location": [zone], "instance-type": [wanted]})
+            # A zone moto has no offerings data for is not judged.
+            known = self.describe_instance_type_offerings("availability-zone", {"location": [zone]})
+            if known and not offered:
+                raise EC2ClientError(
+                    "Unsupported",
+                    f"Your requested instance type ({wanted}) is not supported in your requested Availability Zone ({zone}). "
+                    "Please retry your request by not specifying an Availability Zone or choosing another one.",
+                )
         try:
             reservation = original_run(self, image_id, count, user_data, security_group_names, **kwargs)
         except InvalidInstanceTypeError:
@@ -781,7 +846,11 @@ def install():
     original_get_service_quota = ServiceQuotasBackend.get_service_quota
 
     def get_service_quota(self, service_code, quota_code):
-        quota = dict(original_get_service_quota(self, service_code, quota_code))
+        if service_code == "ec2" and quota_code in EC2_QUOTAS:
+            quota = {"ServiceCode": "ec2", "ServiceName": "Amazon Elastic Compute Cloud (Amazon EC2)", "QuotaCode": quota_code,
+                     "Unit": "None", "Adjustable": True, "GlobalQuota": False, **EC2_QUOTAS[quota_code]}
+        else:
+            quota = dict(original_get_service_quota(self, service_code, quota_code))
         raised = RAISED_QUOTAS.get((self.region_name, service_code, quota_code))
         if raised is not None:
             quota["Value"] = float(raised)

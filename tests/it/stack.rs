@@ -5,7 +5,7 @@ use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
 use aws_sdk_iam::types::SummaryKeyType;
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use three_tier_core::schedule::Schedule;
-use three_tier_core::{Error, Tier};
+use three_tier_core::{Config, Error, Tier};
 
 use crate::support::{FailFirst, HoldNatPending, clean, config_in, context, context_with, redact};
 
@@ -296,13 +296,74 @@ async fn the_stack_lock_refuses_a_second_holder_and_is_taken_over_when_stale_or_
     assert!(held.parameter().and_then(|p| p.value()).unwrap().contains("cargo xtask deploy"));
     forced.release(&ctx).await.unwrap();
 
-    // A lock left by a run that died long ago is taken over without force.
-    let dead = Holder { since: 0, ..second.clone() };
-    let _abandoned = StackLock::acquire(&ctx, stack, &dead, false).await.unwrap();
-    let lock = StackLock::acquire(&ctx, stack, &first, false).await.unwrap();
-    lock.release(&ctx).await.unwrap();
+    // Taken over by the same holder (the same value), the run it was taken from gives
+    // back nothing: release compares the version it last wrote.
+    let mine = StackLock::acquire(&ctx, stack, &first, false).await.unwrap();
+    let again = StackLock::acquire(&ctx, stack, &first, true).await.unwrap();
+    mine.release(&ctx).await.unwrap();
+    assert!(ctx.ssm.get_parameter().name(parameter_name(stack)).send().await.is_ok(), "the takeover's lock stands");
+    again.release(&ctx).await.unwrap();
     let err = ctx.ssm.get_parameter().name(parameter_name(stack)).send().await.unwrap_err();
     assert!(err.as_service_error().is_some_and(|e| e.is_parameter_not_found()), "released: {err:?}");
+}
+
+#[tokio::test]
+async fn a_lock_written_through_a_long_run_is_not_taken_over_and_one_left_unwritten_is() {
+    use std::time::Duration;
+    use three_tier_core::lock::{Holder, StackLock, parameter_name, stale_after};
+    let config = config_in("it-lock-stale", "eu-west-1");
+    let mut ctx = context(&config).await;
+    // Written every 300 ms: stale after 1.5 s unwritten, by AWS's LastModifiedDate.
+    ctx.waits.lock_refresh = Duration::from_millis(300);
+    assert_eq!(stale_after(ctx.waits.lock_refresh), Duration::from_millis(1500));
+    let stack = &config.stack.name;
+    let _ = ctx.ssm.delete_parameter().name(parameter_name(stack)).send().await;
+    let first = Holder::this_process("cargo xtask deploy");
+    let second = Holder { who: "someone@elsewhere (pid 1)".into(), ..Holder::this_process("cargo xtask teardown") };
+
+    // A run of 4 s (a long wait) holds the lock; at 3 s, twice the staleness past its
+    // taking, a second run is refused: the lock was written all along.
+    let mut lock = StackLock::acquire(&ctx, stack, &first, false).await.unwrap();
+    let long_run = async {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        Ok(())
+    };
+    let contender = async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        StackLock::acquire(&ctx, stack, &second, false).await
+    };
+    let (held, refused) = tokio::join!(lock.hold(&ctx, long_run), contender);
+    held.unwrap();
+    let err = refused.unwrap_err();
+    assert!(matches!(&err, Error::Locked { holder, .. } if holder.contains(&first.who)), "{err}");
+    let writes = ctx.calls.calls().iter().filter(|c| c.operation == "PutParameter").count();
+    assert!(writes >= 8, "written every 300 ms through 4 s: {writes} writes");
+    // Written again and again, its version moved on: release still finds it its own.
+    lock.release(&ctx).await.unwrap();
+    assert!(ctx.ssm.get_parameter().name(parameter_name(stack)).send().await.is_err(), "released");
+
+    // A lock its run stopped writing (the run died) is taken over once stale.
+    let dead = StackLock::acquire(&ctx, stack, &second, false).await.unwrap();
+    let err = StackLock::acquire(&ctx, stack, &first, false).await.unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "not stale yet: {err}");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let mut taken = StackLock::acquire(&ctx, stack, &first, false).await.unwrap();
+    // Were the dead run to come back, its release leaves the new holder's lock alone.
+    dead.release(&ctx).await.unwrap();
+    let value = ctx.ssm.get_parameter().name(parameter_name(stack)).send().await.unwrap();
+    assert!(value.parameter().and_then(|p| p.value()).unwrap().contains(&first.who));
+
+    // A run whose lock another takes over (here by force) stops starting steps and says
+    // who took it.
+    let _forced = StackLock::acquire(&ctx, stack, &second, true).await.unwrap();
+    let run = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok(())
+    };
+    let err = taken.hold(&ctx, run).await.unwrap_err();
+    assert!(matches!(&err, Error::LockTakenOver { holder, .. } if holder.contains(&second.who)), "{err}");
+    assert!(ctx.interrupt.is_raised(), "the scheduler starts no further step");
+    let _ = ctx.ssm.delete_parameter().name(parameter_name(stack)).send().await;
 }
 
 #[tokio::test]
@@ -330,6 +391,15 @@ async fn every_stack_in_the_region_is_listed_with_its_tiers_age_and_lock() {
     assert!(stacks[0].cost.is_complete() && stacks[1].cost.monthly > stacks[0].cost.monthly, "{stacks:?}");
     assert_eq!(stacks[0].locked_by, None);
     assert!(stacks[1].locked_by.as_deref().is_some_and(|holder| holder.contains("cargo xtask deploy")), "{stacks:?}");
+    // An identity that may not read another stack's lock lists every stack all the same,
+    // that lock "unknown".
+    let denied =
+        FailFirst::ssm("GetParameter", 1, "AccessDeniedException", "not authorized to perform: ssm:GetParameter");
+    let limited = context_with(&one, vec![SharedInterceptor::new(denied)]).await;
+    let listed = stack::stacks(&limited).await.unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed[0].locked_by.as_deref().is_some_and(|l| l.starts_with("unknown")), "{listed:?}");
+    assert!(listed[1].locked_by.as_deref().is_some_and(|holder| holder.contains("cargo xtask deploy")), "{listed:?}");
 
     lock.release(&ctx).await.unwrap();
     clean(&ctx, &one).await;
@@ -598,4 +668,93 @@ async fn a_lock_given_back_while_it_is_read_is_created_again_never_overwritten()
     let value = plain.ssm.get_parameter().name(parameter_name(stack)).send().await.unwrap();
     assert!(value.parameter().and_then(|p| p.value()).unwrap().contains(&first.who));
     held.release(&plain).await.unwrap();
+}
+
+/// The AWS operations of `calls` that change something (not a Describe, List or Get).
+fn changes(calls: &[three_tier_core::calls::Call]) -> Vec<&str> {
+    let read = |op: &str| ["Describe", "List", "Get"].iter().any(|prefix| op.starts_with(prefix));
+    calls.iter().map(|c| c.operation.as_str()).filter(|op| !read(op)).collect()
+}
+
+#[tokio::test]
+async fn an_instance_type_or_db_class_aws_does_not_offer_is_refused_before_any_change() {
+    // us-east-1e offers no t3 type (EC2's own offerings data, which moto carries).
+    let text = Config::DEFAULT_TOML.replace("ap-northeast-1a", "us-east-1e").replace("ap-northeast-1", "us-east-1");
+    let mut config = Config::parse(std::path::Path::new("test"), &text).unwrap();
+    config.stack.name = "it-offer".into();
+    config.database.instance_class = "db.r6gd.xlarge".into();
+    config.validate(std::path::Path::new("test")).unwrap();
+    let ctx = context(&config).await;
+
+    let plan = stack::plan_deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    let compute = plan.tier(Tier::Compute).unwrap();
+    let offered = compute.conflicts.iter().find(|c| c.resource == "instance type t3.micro");
+    let offered = offered.unwrap_or_else(|| panic!("{}", plan.render()));
+    assert_eq!(offered.problem, "is not offered in us-east-1e, the app subnet's zone (RunInstances would refuse it)");
+    assert!(offered.fix.contains("e.g. t2.") || offered.fix.contains("e.g. t3a."), "nearest offered: {offered:?}");
+    let database = plan.tier(Tier::Database).unwrap();
+    let class = database.conflicts.iter().find(|c| c.resource == "DB instance class db.r6gd.xlarge");
+    let class = class.unwrap_or_else(|| panic!("{}", plan.render()));
+    assert_eq!(
+        class.problem,
+        "is not offered for mysql 8.4 with gp2 storage in us-east-1 (CreateDBInstance would refuse it)"
+    );
+    assert!(class.fix.contains("db.t3.micro"), "what is offered: {class:?}");
+
+    // deploy refuses, naming the first, and changes nothing.
+    let mark = ctx.calls.calls().len();
+    let err = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap_err();
+    assert!(matches!(&err, Error::Conflict { resource, .. } if resource == "instance type t3.micro"), "{err}");
+    assert_eq!(changes(&ctx.calls.calls()[mark..]), Vec::<&str>::new());
+
+    // A type no zone offers (a typo) is refused the same way, with the family's sizes.
+    let mut typo = config_in("it-offer", "us-east-1");
+    typo.compute.instance_type = "t3.gigantic".into();
+    let plan = stack::plan_deploy(&ctx, &typo, stack::TIERS).await.unwrap();
+    let compute = plan.tier(Tier::Compute).unwrap();
+    let refused = compute.conflicts.iter().find(|c| c.resource == "instance type t3.gigantic");
+    let refused = refused.unwrap_or_else(|| panic!("{}", plan.render()));
+    assert!(refused.fix.contains("t3.large") && refused.fix.contains("t3.micro"), "{refused:?}");
+    // The default config's choices are offered: no conflict.
+    let plan = stack::plan_deploy(&ctx, &config_in("it-offer", "us-east-1"), stack::TIERS).await.unwrap();
+    assert!(plan.tiers.iter().all(|t| t.conflicts.is_empty()), "{}", plan.render());
+}
+
+#[tokio::test]
+async fn the_instance_types_vcpus_count_against_the_on_demand_vcpu_quota() {
+    let private = crate::support::PrivateEmulator::start("it-vcpus");
+    let region = "eu-west-1";
+    let config = config_in("it-vcpus", region);
+    let ctx = private.context(region).await;
+    let vcpu_quota = |value: f64| private.running.raise_quota(region, "ec2", "L-1216C47A", value).unwrap();
+    let quota_conflict = |plan: &stack::StackPlan| {
+        let compute = plan.tier(Tier::Compute).unwrap();
+        compute.conflicts.iter().find(|c| c.resource.contains("On-Demand Standard")).map(|c| c.problem.clone())
+    };
+    // Another owner's t3.micro runs in the region: 2 vCPUs of 4.
+    vcpu_quota(4.0);
+    let image = ctx.ec2.describe_images().send().await.unwrap();
+    let image = image.images()[0].image_id().unwrap().to_owned();
+    let launched = ctx
+        .ec2
+        .run_instances()
+        .image_id(&image)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(launched.instances().len(), 1);
+    let plan = stack::plan_deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    assert_eq!(quota_conflict(&plan), None, "2 of 4 in use, 2 more fit: {}", plan.render());
+    // A quota of 3: the stack's t3.micro (2 vCPUs) no longer fits.
+    vcpu_quota(3.0);
+    let plan = stack::plan_deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    assert_eq!(
+        quota_conflict(&plan).as_deref(),
+        Some("has 2 of 3 in use, and the stack needs 2 more"),
+        "{}",
+        plan.render()
+    );
 }

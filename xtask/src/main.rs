@@ -218,7 +218,9 @@ fn main() -> ExitCode {
                 err.chain().any(|cause| cause.downcast_ref::<three_tier_core::Error>().is_some_and(wanted))
             };
             // Another run holds the stack: nothing was done, and running again later may work.
-            let locked = is(|e| matches!(e, three_tier_core::Error::Locked { .. }));
+            let locked = is(|e| {
+                matches!(e, three_tier_core::Error::Locked { .. } | three_tier_core::Error::LockTakenOver { .. })
+            });
             // Ctrl-C: 130, as a shell reports a command ended by SIGINT.
             let interrupted = is(|e| matches!(e, three_tier_core::Error::Interrupted { .. }));
             if interrupted {

@@ -509,3 +509,70 @@ fn a_plan_with_a_conflict_deploy_would_refuse_on_shows_it_and_exits_1() {
     let teardown = command(&deployed, &["teardown", "--yes"]);
     assert_eq!(teardown.status.code(), Some(0), "{}", String::from_utf8_lossy(&teardown.stderr));
 }
+
+#[test]
+fn plain_moto_at_aws_endpoint_url_deploys_and_tears_down_the_whole_stack() {
+    // The endpoint a new user points AWS_ENDPOINT_URL at: moto as published, without the
+    // strict emulator's rules, clocks and data plane (it lacks some reads AWS answers).
+    let plain = emulator::Emulator::default().private("cli-plain");
+    let mode = emulator::Mode { strict: false, ..emulator::Mode::from_env() };
+    let running = plain.ensure_running_as(&mode).expect("plain moto starts");
+    let (stack, region) = ("cli-plain", "eu-west-1");
+    let config = default_config_in("plain", region);
+    let run = |args: &[&str]| {
+        let output = on_emulator(&running, stack, &config, args).output().unwrap();
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        (output.status.code(), text(&output.stdout), text(&output.stderr))
+    };
+    let (code, stdout, stderr) = run(&["deploy"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    // The limits and offerings plain moto cannot answer are notes, not refusals.
+    assert!(stderr.contains("note:") || stdout.contains("note:"), "{stdout}{stderr}");
+
+    // Judged by this test's own reads of moto: one of each billed resource.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let count = || {
+        runtime.block_on(async {
+            let target = three_tier_core::Target::Emulator { endpoint: running.endpoint() };
+            let waits = three_tier_core::wait::WaitSettings::fast_poll();
+            let progress = three_tier_core::progress::Progress::silent();
+            let ctx = three_tier_core::AwsContext::connect(&target, region, waits, progress).await;
+            let tagged = |tags: Vec<(Option<String>, Option<String>)>| {
+                tags.iter().any(|(k, v)| k.as_deref() == Some("three-tier:stack") && v.as_deref() == Some(stack))
+            };
+            let vpcs = ctx.ec2.describe_vpcs().send().await.unwrap();
+            let vpcs = vpcs
+                .vpcs()
+                .iter()
+                .filter(|v| tagged(v.tags().iter().map(|t| (t.key.clone(), t.value.clone())).collect()))
+                .count();
+            let instances = ctx.ec2.describe_instances().send().await.unwrap();
+            let instances = instances
+                .reservations()
+                .iter()
+                .flat_map(|r| r.instances())
+                .filter(|i| i.state().and_then(|s| s.name()).is_some_and(|s| s.as_str() == "running"))
+                .filter(|i| tagged(i.tags().iter().map(|t| (t.key.clone(), t.value.clone())).collect()))
+                .count();
+            let balancers = ctx.elbv2.describe_load_balancers().send().await.unwrap();
+            let balancers = balancers
+                .load_balancers()
+                .iter()
+                .filter(|b| b.load_balancer_name() == Some(&format!("{stack}-sample-alb")))
+                .count();
+            let databases = ctx.rds.describe_db_instances().send().await.unwrap();
+            let databases = databases
+                .db_instances()
+                .iter()
+                .filter(|d| d.db_instance_identifier() == Some(&format!("{stack}-db")))
+                .count();
+            [vpcs, instances, balancers, databases]
+        })
+    };
+    assert_eq!(count(), [1, 1, 1, 1], "VPC, instance, load balancer, DB instance");
+
+    let (code, stdout, stderr) = run(&["teardown", "--yes"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert_eq!(count(), [0, 0, 0, 0], "torn down to nothing");
+    let _ = plain.stop();
+}

@@ -21,6 +21,7 @@
 mod command;
 pub mod cost;
 mod diagram;
+mod offerings;
 mod quotas;
 pub mod reach;
 mod stacks;
@@ -342,9 +343,9 @@ pub async fn deploy_locked(
     if plan.graph.is_empty() {
         return Box::pin(apply_deploy(ctx, config, tiers, plan, observed)).await;
     }
-    let lock = StackLock::acquire(ctx, &config.stack.name, holder, force_unlock).await?;
+    let mut lock = StackLock::acquire(ctx, &config.stack.name, holder, force_unlock).await?;
     // Planned again under the lock: another run may have changed the stack meanwhile.
-    let deployed = Box::pin(deploy(ctx, config, tiers)).await;
+    let deployed = lock.hold(ctx, Box::pin(deploy(ctx, config, tiers))).await;
     release(ctx, lock, deployed).await
 }
 
@@ -357,9 +358,10 @@ pub async fn teardown_locked(
     holder: &Holder,
     force_unlock: bool,
 ) -> Result<()> {
-    let lock = StackLock::acquire(ctx, &config.stack.name, holder, force_unlock).await?;
+    let mut lock = StackLock::acquire(ctx, &config.stack.name, holder, force_unlock).await?;
     let torn_down = async { teardown(ctx, &plan_teardown(ctx, config, tiers, cascade).await?).await };
-    release(ctx, lock, Box::pin(torn_down).await).await
+    let torn_down = lock.hold(ctx, Box::pin(torn_down)).await;
+    release(ctx, lock, torn_down).await
 }
 
 /// Gives the lock back, whatever the run's outcome; the run's error comes first.
@@ -405,8 +407,10 @@ pub async fn plan_deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> R
 async fn plan_and_observe(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<(StackPlan, Observations)> {
     let observed = observe_for_deploy(ctx, config, tiers).await?;
     let mut plan = plan_deploy_from(config, tiers, &observed)?;
-    // Before any change: room in the account's quotas for what the plan creates.
+    // Before any change: room in the account's quotas for what the plan creates, and
+    // AWS offering what it creates where it goes.
     quotas::check(ctx, config, &mut plan.tiers, &mut plan.notes).await?;
+    offerings::check(ctx, config, &mut plan.tiers, &mut plan.notes).await?;
     Ok((plan, observed))
 }
 

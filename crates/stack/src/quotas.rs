@@ -36,6 +36,8 @@ enum Kind {
     DbInstances,
     Roles,
     InstanceProfiles,
+    /// vCPUs of running On-Demand instances of the standard families.
+    StandardVcpus,
 }
 
 const VPCS: Quota = Quota {
@@ -103,6 +105,16 @@ const INSTANCE_PROFILES: Quota = Quota {
     codes: None,
 };
 
+const STANDARD_VCPUS: Quota = Quota {
+    kind: Kind::StandardVcpus,
+    tier: Tier::Compute,
+    name: "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
+    regional: true,
+    // In vCPUs; new accounts start low.
+    default: 5,
+    codes: Some(("ec2", "L-1216C47A")),
+};
+
 /// Adds a conflict to the tier's plan for each quota that its creates would cross, and a
 /// note for each limit that could not be read (AWS's default then stands).
 pub(crate) async fn check(
@@ -125,8 +137,23 @@ pub(crate) async fn check(
         (DB_INSTANCES, creates(&|s| matches!(s, StackStep::Database(database::DatabaseStep::CreateDbInstance { .. })))),
         (ROLES, creates(&|s| matches!(s, StackStep::Compute(ComputeStep::CreateRole { .. })))),
         (INSTANCE_PROFILES, creates(&|s| matches!(s, StackStep::Compute(ComputeStep::CreateInstanceProfile { .. })))),
+        (STANDARD_VCPUS, creates(&|s| matches!(s, StackStep::Compute(ComputeStep::RunInstance { .. })))),
     ];
-    for (quota, wanted) in needs.into_iter().filter(|(_, wanted)| *wanted > 0) {
+    for (quota, mut wanted) in needs.into_iter().filter(|(_, wanted)| *wanted > 0) {
+        if quota.kind == Kind::StandardVcpus {
+            // Counted in vCPUs, of a standard family only. A type EC2 does not know has
+            // no count: the offerings check refuses it.
+            let instance_type = &config.compute.instance_type;
+            let vcpus = match vcpus(ctx, std::slice::from_ref(instance_type)).await {
+                Ok(vcpus) => vcpus.get(instance_type).copied().unwrap_or_default(),
+                Err(err) if err.code().is_some_and(|code| code.starts_with("InvalidInstanceType")) => 0,
+                Err(err) => return Err(err),
+            };
+            wanted *= if is_standard(instance_type) { vcpus } else { 0 };
+            if wanted == 0 {
+                continue;
+            }
+        }
         let (used, limit) = usage(ctx, config, quota, notes).await?;
         if let Some(conflict) = crossed(quota, &config.stack.region, used, limit, wanted)
             && let Some(plan) = plans.iter_mut().find(|plan| plan.tier == quota.tier)
@@ -238,7 +265,48 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota, notes: &mut Vec<
             };
             (value(used).unwrap_or_default(), value(limit).unwrap_or(quota.default))
         }
+        Kind::StandardVcpus => {
+            let running = Filter::builder().name("instance-state-name").values("pending").values("running").build();
+            let pages = ec2.describe_instances().filters(running).into_paginator().items().send();
+            let reservations = pages.try_collect().await.aws("DescribeInstances")?;
+            let types: Vec<String> = reservations
+                .iter()
+                .flat_map(|r| r.instances())
+                .filter_map(|i| i.instance_type().map(|t| t.as_str().to_owned()))
+                .filter(|t| is_standard(t))
+                .collect();
+            let mut distinct = types.clone();
+            distinct.sort();
+            distinct.dedup();
+            let per_type = vcpus(ctx, &distinct).await?;
+            let used = types.iter().map(|t| per_type.get(t).copied().unwrap_or_default()).sum();
+            (used, applied(ctx, quota, notes).await.unwrap_or(quota.default))
+        }
     })
+}
+
+/// Whether an instance type is of a family the standard On-Demand vCPU quota counts (A,
+/// C, D, H, I, M, R, T, Z; not `inf`, `g`, `p`, `x` and the others of their own quotas).
+fn is_standard(instance_type: &str) -> bool {
+    let family: String = instance_type.chars().take_while(char::is_ascii_lowercase).collect();
+    matches!(family.as_str(), "a" | "c" | "d" | "h" | "i" | "im" | "is" | "m" | "r" | "t" | "z")
+}
+
+/// The vCPUs of each of `types`, as EC2 describes them (100 types a call).
+async fn vcpus(ctx: &AwsContext, types: &[String]) -> Result<std::collections::BTreeMap<String, usize>> {
+    let mut vcpus = std::collections::BTreeMap::new();
+    for batch in types.chunks(100) {
+        let types = batch.iter().map(|t| aws_sdk_ec2::types::InstanceType::from(t.as_str())).collect();
+        let pages = ctx.ec2.describe_instance_types().set_instance_types(Some(types)).into_paginator().items().send();
+        for described in pages.try_collect().await.aws("DescribeInstanceTypes")? {
+            if let (Some(name), Some(count)) =
+                (described.instance_type(), described.v_cpu_info().and_then(|v| v.default_v_cpus()))
+            {
+                vcpus.insert(name.as_str().to_owned(), usize::try_from(count).unwrap_or_default());
+            }
+        }
+    }
+    Ok(vcpus)
 }
 
 /// The quota's value applied to the account, as Service Quotas reports it: a raised
@@ -304,5 +372,15 @@ mod tests {
         let vpcs = crossed(VPCS, "eu-west-1", 5, 5, 1).unwrap();
         assert_eq!(vpcs.resource, "quota \"VPCs per Region\" in eu-west-1");
         assert!(vpcs.fix.contains("Service Quotas"), "{vpcs:?}");
+    }
+
+    #[test]
+    fn the_standard_vcpu_quota_counts_its_families_only() {
+        for standard in ["t3.micro", "m5.large", "c7g.xlarge", "r6i.2xlarge", "i4i.large", "z1d.large", "a1.medium"] {
+            assert!(is_standard(standard), "{standard}");
+        }
+        for other in ["inf1.xlarge", "g5.xlarge", "p4d.24xlarge", "x2idn.16xlarge", "f1.2xlarge", "trn1.2xlarge"] {
+            assert!(!is_standard(other), "{other}");
+        }
     }
 }

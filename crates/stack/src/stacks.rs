@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_ec2::types::{Filter, InstanceStateName, NatGatewayState, Tag};
 use aws_sdk_elasticloadbalancingv2::types::{LoadBalancer, LoadBalancerSchemeEnum};
 use serde::Serialize;
+use three_tier_core::error::Answer;
 use three_tier_core::lock;
 use three_tier_core::naming::{STACK_TAG, TIER_TAG};
 use three_tier_core::{AwsContext, AwsResultExt, Result, Tier};
@@ -70,7 +71,13 @@ pub async fn stacks(ctx: &AwsContext) -> Result<Vec<StackSummary>> {
     }
     let mut summaries = Vec::new();
     for (name, (tiers, since, running)) in found {
-        let locked_by = lock::read(ctx, &name).await?.describe();
+        // Another stack's lock may be out of this identity's reach: its column says so, and
+        // the rest of the list stands.
+        let locked_by = match lock::read(ctx, &name).await {
+            Ok(lock) => lock.describe(),
+            Err(err) if err.is(Answer::AccessDenied) => Some("unknown (ssm:GetParameter is denied)".into()),
+            Err(err) => return Err(err),
+        };
         let cost = cost::estimate(&ctx.region, &running);
         summaries.push(StackSummary { name, tiers, since, locked_by, running, cost });
     }

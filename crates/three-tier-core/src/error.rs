@@ -86,9 +86,15 @@ pub enum Error {
 
     /// Another run holds the stack's lock.
     #[error(
-        "stack {stack} is locked by {holder}\n  fix: wait for that run to finish; if it died, run the command again with --force-unlock (a lock older than an hour is taken over by itself)"
+        "stack {stack} is locked by {holder}\n  fix: wait for that run to finish; if it died, run the command again with --force-unlock (a lock its run has not written for 5 minutes is taken over by itself)"
     )]
     Locked { stack: String, holder: String },
+
+    /// Another run took over the lock this run held: this one stopped starting steps.
+    #[error(
+        "stopped: the lock of stack {stack} was taken over by {holder} while this run held it; the steps under way finished, no other started\n  fix: let that run finish, then run this command again: it plans from what exists"
+    )]
+    LockTakenOver { stack: String, holder: String },
 
     /// Ctrl-C stopped a run between steps.
     #[error(

@@ -1,7 +1,13 @@
 //! The stack's lock, kept in AWS since the tool keeps no local state: an SSM parameter per
-//! stack, created only if it does not exist, naming who holds it, where, for which command
-//! and since when. `deploy` and `teardown` take it before their first change; reads do not.
+//! stack, created only if it does not exist, naming who holds it, where and for which
+//! command. `deploy` and `teardown` take it before their first change; reads do not.
+//!
+//! The holder writes it again every [`crate::wait::WaitSettings::lock_refresh`] while it
+//! runs, and a lock is judged by when AWS last saw it written (the parameter's
+//! `LastModifiedDate`, AWS's clock), not by the holder's clock: a lock not written for
+//! [`STALE_AFTER_REFRESHES`] periods belongs to a run that died, and is taken over.
 
+use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ssm::types::{ParameterType, Tag};
@@ -12,9 +18,9 @@ use crate::error::{Answer, AwsResultExt, Error, Result, required};
 use crate::naming::STACK_TAG;
 use crate::progress::human;
 
-/// A lock older than this is taken to belong to a run that died, and is taken over: the
-/// longest deploy (RDS's minutes, a slow NAT gateway) ends well within it.
-pub const STALE_AFTER: Duration = Duration::from_secs(60 * 60);
+/// A lock AWS has not seen written for this many refresh periods is taken over: a live
+/// run writes it every period, so missing several is a run that died (or cannot reach AWS).
+pub const STALE_AFTER_REFRESHES: u32 = 5;
 
 /// Who holds a stack's lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,7 +28,7 @@ pub struct Holder {
     /// `user@host` and the process id.
     pub who: String,
     pub command: String,
-    /// Seconds since the Unix epoch.
+    /// Seconds since the Unix epoch, by the holder's clock: shown, never compared.
     pub since: u64,
 }
 
@@ -35,13 +41,9 @@ impl Holder {
         Holder { who: format!("{user}@{host} (pid {})", std::process::id()), command: command.to_owned(), since: now() }
     }
 
-    /// How long it has been held.
-    pub fn age(&self) -> Duration {
-        Duration::from_secs(now().saturating_sub(self.since))
-    }
-
     pub fn describe(&self) -> String {
-        format!("{} running `{}`, {} ago", self.who, self.command, human(self.age()))
+        let age = Duration::from_secs(now().saturating_sub(self.since));
+        format!("{} running `{}` since {} ago", self.who, self.command, human(age))
     }
 }
 
@@ -49,9 +51,15 @@ impl Holder {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lock {
     Free,
-    Held(Holder),
-    /// A parameter that does not read as a holder: taken over as if stale.
-    Unreadable,
+    /// Held by `holder`, last written `written` ago (by AWS's record of it).
+    Held {
+        holder: Holder,
+        written: Duration,
+    },
+    /// A parameter that does not read as a holder: taken over once stale, like any.
+    Unreadable {
+        written: Duration,
+    },
 }
 
 impl Lock {
@@ -59,29 +67,61 @@ impl Lock {
     pub fn describe(&self) -> Option<String> {
         match self {
             Lock::Free => None,
-            Lock::Held(holder) => Some(holder.describe()),
-            Lock::Unreadable => Some("an unreadable lock".into()),
+            Lock::Held { holder, written } => {
+                Some(format!("{} (last written {} ago)", holder.describe(), human(*written)))
+            }
+            Lock::Unreadable { written } => Some(format!("an unreadable lock (last written {} ago)", human(*written))),
+        }
+    }
+
+    /// How long ago it was last written; zero when free.
+    fn written(&self) -> Duration {
+        match self {
+            Lock::Free => Duration::ZERO,
+            Lock::Held { written, .. } | Lock::Unreadable { written } => *written,
         }
     }
 }
 
+/// How long a lock may go unwritten before it is taken over.
+pub fn stale_after(refresh: Duration) -> Duration {
+    refresh * STALE_AFTER_REFRESHES
+}
+
 /// The state of `stack`'s lock.
 pub async fn read(ctx: &AwsContext, stack: &str) -> Result<Lock> {
-    match ctx.ssm.get_parameter().name(parameter_name(stack)).send().await.aws("GetParameter") {
-        Ok(answer) => {
-            let value = required(answer.parameter().and_then(|p| p.value()), "GetParameter", "Parameter.Value")?;
-            Ok(serde_json::from_str(value).map_or(Lock::Unreadable, Lock::Held))
-        }
-        Err(err) if err.is_not_found() => Ok(Lock::Free),
-        Err(err) => Err(err),
-    }
+    Ok(read_versioned(ctx, &parameter_name(stack)).await?.map_or(Lock::Free, |(lock, _, _)| lock))
+}
+
+/// The lock parameter `name`, its value and its version, when it exists.
+async fn read_versioned(ctx: &AwsContext, name: &str) -> Result<Option<(Lock, String, i64)>> {
+    let answer = match ctx.ssm.get_parameter().name(name).send().await.aws("GetParameter") {
+        Ok(answer) => answer,
+        Err(err) if err.is_not_found() => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    let parameter = required(answer.parameter(), "GetParameter", "Parameter")?;
+    let value = required(parameter.value(), "GetParameter", "Parameter.Value")?.to_owned();
+    let written = parameter
+        .last_modified_date()
+        .and_then(|date| SystemTime::try_from(*date).ok())
+        // A date ahead of this machine's clock is a skew of the clocks: just written.
+        .map_or(Duration::ZERO, |date| SystemTime::now().duration_since(date).unwrap_or_default());
+    let lock = match serde_json::from_str(&value) {
+        Ok(holder) => Lock::Held { holder, written },
+        Err(_) => Lock::Unreadable { written },
+    };
+    Ok(Some((lock, value, parameter.version())))
 }
 
 /// A lock this process holds; [`StackLock::release`] gives it back.
 #[derive(Debug)]
 pub struct StackLock {
+    stack: String,
     name: String,
     value: String,
+    /// The parameter's version this process last wrote.
+    version: i64,
 }
 
 /// The parameter that holds a stack's lock.
@@ -91,11 +131,12 @@ pub fn parameter_name(stack: &str) -> String {
 
 impl StackLock {
     /// Takes the stack's lock for `holder`. Refused, naming the holder, while another run
-    /// holds it; a lock older than [`STALE_AFTER`], or any with `force`, is taken over
-    /// with a message saying whose it was.
+    /// holds it; a lock not written for [`STALE_AFTER_REFRESHES`] refresh periods, or any
+    /// with `force`, is taken over with a message saying whose it was.
     pub async fn acquire(ctx: &AwsContext, stack: &str, holder: &Holder, force: bool) -> Result<StackLock> {
         let name = parameter_name(stack);
         let value = serde_json::to_string(holder).expect("a holder serialises");
+        let stale = stale_after(ctx.waits.lock_refresh);
         // A lock released between our create and our read is free: created again, never
         // overwritten (an overwrite would take a lock another run took meanwhile).
         for _ in 0..3 {
@@ -112,21 +153,28 @@ impl StackLock {
                 .await
                 .aws("PutParameter");
             match created {
-                Ok(_) => return Ok(StackLock { name, value }),
+                Ok(answer) => return Ok(StackLock { stack: stack.to_owned(), name, value, version: answer.version() }),
                 Err(err) if err.is(Answer::AlreadyExists) => {}
                 Err(err) => return Err(err),
             }
-            let previous = match read(ctx, stack).await? {
+            let current = match read(ctx, stack).await? {
                 Lock::Free => continue,
-                Lock::Held(held) if !force && held.age() < STALE_AFTER => {
-                    return Err(Error::Locked { stack: stack.to_owned(), holder: held.describe() });
+                current if !force && current.written() < stale => {
+                    let holder = current.describe().unwrap_or_default();
+                    return Err(Error::Locked { stack: stack.to_owned(), holder });
                 }
-                current => current.describe().unwrap_or_default(),
+                current => current,
             };
-            let why = if force { "--force-unlock" } else { "it is older than an hour" };
+            let why = if force {
+                "--force-unlock".to_owned()
+            } else {
+                format!("it has not been written for {}: its run died", human(current.written()))
+            };
+            let previous = current.describe().unwrap_or_default();
             ctx.progress.line(format!("taking over the lock of stack {stack} from {previous} ({why})"));
-            ctx.ssm.put_parameter().name(&name).value(&value).overwrite(true).send().await.aws("PutParameter")?;
-            return Ok(StackLock { name, value });
+            let mut lock = StackLock { stack: stack.to_owned(), name, value, version: 0 };
+            lock.write(ctx).await?;
+            return Ok(lock);
         }
         Err(Error::Locked {
             stack: stack.to_owned(),
@@ -134,15 +182,76 @@ impl StackLock {
         })
     }
 
-    /// Gives the lock back, unless another run took it over meanwhile.
+    /// Writes the lock again, so AWS's record of it shows this run alive.
+    async fn write(&mut self, ctx: &AwsContext) -> Result<()> {
+        let answer = ctx
+            .ssm
+            .put_parameter()
+            .name(&self.name)
+            .value(&self.value)
+            .r#type(ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+            .aws("PutParameter")?;
+        self.version = answer.version();
+        Ok(())
+    }
+
+    /// Writes the lock again while this process holds it; `Ok(Some(holder))` when another
+    /// run has taken it over (a refresh that failed for a long while, then a takeover).
+    pub async fn refresh(&mut self, ctx: &AwsContext) -> Result<Option<String>> {
+        match read_versioned(ctx, &self.name).await? {
+            Some((_, value, _)) if value == self.value => {
+                self.write(ctx).await?;
+                Ok(None)
+            }
+            Some((lock, _, _)) => Ok(Some(lock.describe().unwrap_or_default())),
+            None => Ok(Some("nobody: it was deleted".into())),
+        }
+    }
+
+    /// Runs `run` while writing the lock every refresh period. When another run has taken
+    /// the lock over, this one stops starting steps (as at Ctrl-C) and fails saying so.
+    pub async fn hold<T>(&mut self, ctx: &AwsContext, run: impl Future<Output = Result<T>>) -> Result<T> {
+        let mut run = std::pin::pin!(run);
+        let mut lost = None;
+        let period = ctx.waits.lock_refresh;
+        let mut next = tokio::time::Instant::now() + period;
+        loop {
+            tokio::select! {
+                outcome = &mut run => {
+                    return match lost {
+                        Some(holder) => Err(Error::LockTakenOver { stack: self.stack.clone(), holder }),
+                        None => outcome,
+                    };
+                }
+                () = tokio::time::sleep_until(next), if lost.is_none() => {
+                    next = tokio::time::Instant::now() + period;
+                    match self.refresh(ctx).await {
+                        Ok(None) => {}
+                        Ok(Some(holder)) => {
+                            ctx.progress.line(format!(
+                                "the lock of stack {} was taken over by {holder}: stopping after the steps under way",
+                                self.stack
+                            ));
+                            ctx.interrupt.raise();
+                            lost = Some(holder);
+                        }
+                        // Tried again next period: a lock goes stale only after several.
+                        Err(err) => ctx.progress.line(format!("could not write the lock of stack {}: {err}", self.stack)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gives the lock back, unless another run took it over meanwhile: the parameter is
+    /// deleted only while it holds the version this run last wrote.
     pub async fn release(self, ctx: &AwsContext) -> Result<()> {
-        let answer = match ctx.ssm.get_parameter().name(&self.name).send().await.aws("GetParameter") {
-            Ok(answer) => answer,
-            Err(err) if err.is_not_found() => return Ok(()),
-            Err(err) => return Err(err),
-        };
-        if answer.parameter().and_then(|p| p.value()) != Some(self.value.as_str()) {
-            return Ok(());
+        match read_versioned(ctx, &self.name).await? {
+            Some((_, value, version)) if value == self.value && version == self.version => {}
+            _ => return Ok(()),
         }
         match ctx.ssm.delete_parameter().name(&self.name).send().await.aws("DeleteParameter") {
             Err(err) if !err.is_not_found() => Err(err),

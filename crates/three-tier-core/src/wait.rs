@@ -29,6 +29,8 @@ pub struct WaitSettings {
     /// The SDK's first pause before it retries a throttled or failed request; it doubles
     /// with each of the ten attempts (up to 20 s).
     pub retry_backoff: Duration,
+    /// How often a run holding the stack's lock writes it again (see `crate::lock`).
+    pub lock_refresh: Duration,
 }
 
 impl Default for WaitSettings {
@@ -42,6 +44,7 @@ impl Default for WaitSettings {
             database: Duration::from_secs(30 * 60),
             dependency_violation: Duration::from_secs(15 * 60),
             retry_backoff: Duration::from_secs(1),
+            lock_refresh: Duration::from_secs(60),
         }
     }
 }

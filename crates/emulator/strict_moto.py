@@ -8,8 +8,9 @@ launcher wraps moto's backends, in this process, before it serves:
   internet gateway while public addresses are mapped, or attaching a second one;
   associating a subnet that has a route table already; a route to a NAT gateway that does
   not exist; releasing an Elastic IP that a NAT gateway still holds; an instance with an
-  unknown image or type or another VPC's security group; an ALB in fewer than two zones or
-  with another VPC's security group; a second listener on a port; registering an instance
+  unknown image or type or another VPC's security group; an ALB in fewer than two zones,
+  with another VPC's security group, or internet-facing in a VPC without an attached
+  internet gateway; a second listener on a port; registering an instance
   EC2 does not know; a DB subnet group in one zone; RDS password, storage and final
   snapshot parameters; an instance type its subnet's zone does not offer. RDS reports its
   account quotas (DescribeAccountAttributes) and what it offers for MySQL
@@ -21,8 +22,11 @@ launcher wraps moto's backends, in this process, before it serves:
 - Eventual consistency: a new instance profile (or one just given its role) is refused by
   RunInstances for a while, and a new instance is unknown by its id to DescribeInstances,
   TerminateInstances and RegisterTargets for a moment.
+- Idempotency: RunInstances and CreateNatGateway sent again with a ClientToken already
+  used answer with what the first made.
 - A log of every request (service, action, region, status), served at GET
-  /three-tier/requests, fault injection per region, and a clock per region that tests
+  /three-tier/requests, fault injection per region (a call refused, or done with its
+  answer lost), and a clock per region that tests
   freeze, advance or speed up (see RequestLog and Clocks).
 
 It is pinned to the moto version in requirements.txt: it reaches into moto's models.
@@ -561,6 +565,33 @@ def install():
 
     RDSResponse.describe_orderable_db_instance_options = describe_orderable_options_response
 
+    # --- Idempotency tokens: a create sent again with the ClientToken of one that was
+    # made answers with what that one made, as AWS does (moto would make a second). The SDK
+    # sends the same token when it retries a call whose answer was lost. ---
+    from moto.ec2.responses.instances import InstanceResponse
+    from moto.ec2.responses.nat_gateways import NatGateways
+
+    made_with_token = {}
+    tokens_lock = threading.Lock()
+
+    def idempotent(action, original):
+        def create(self):
+            token = self._get_param("ClientToken")
+            if not token:
+                return original(self)
+            key = (self.current_account, self.region, action, token)
+            with tokens_lock:
+                if key in made_with_token:
+                    return made_with_token[key]
+            result = original(self)
+            with tokens_lock:
+                return made_with_token.setdefault(key, result)
+
+        return create
+
+    InstanceResponse.run_instances = idempotent("RunInstances", InstanceResponse.run_instances)
+    NatGateways.create_nat_gateway = idempotent("CreateNatGateway", NatGateways.create_nat_gateway)
+
     # --- ELBv2 rules ---
     original_create_lb = ELBv2Backend.create_load_balancer
 
@@ -579,6 +610,13 @@ def install():
             group = ec2.get_security_group_from_id(group_id)
             if group is None or group.vpc_id not in vpcs:
                 raise ELBClientError("InvalidSecurityGroup", f"Security group '{group_id}' does not exist in the load balancer's VPC")
+        # An internet-facing load balancer needs its VPC's internet gateway attached (AWS
+        # answers InvalidSubnet); an internal one does not.
+        scheme = kwargs.get("scheme", args[1] if len(args) > 1 else "internet-facing")
+        if scheme != "internal":
+            attached = {g.vpc.id for g in ec2.internet_gateways.values() if g.vpc is not None}
+            for vpc_id in sorted(vpcs - attached):
+                raise ELBClientError("InvalidSubnet", f"VPC {vpc_id} has no internet gateway")
         return original_create_lb(self, name, security_groups, subnet_ids, *args, **kwargs)
 
     ELBv2Backend.create_load_balancer = create_load_balancer
@@ -906,6 +944,9 @@ class RequestLog:
     - "answer_500": ["rds:DescribeAccountAttributes", ...]: these calls (service:action)
       always answer 500, as an emulator or endpoint that lacks them does (plain moto 5.2
       answers RDS's DescribeAccountAttributes so).
+    - "apply_then_500": ["ec2:RunInstances", ...]: the first of each of these calls that
+      succeeds is answered with a 500 instead, as when AWS's answer is lost on the way: a
+      retry must not make a second (the idempotency tokens above are what prevent it).
 
     POST /three-tier/clock sets a region's clock (see Clocks): {"region": R, "freeze":
     true}, {"region": R, "advance": 120}, {"region": R, "rate": 10}.
@@ -966,6 +1007,24 @@ class RequestLog:
         if nth_mutating is not None and nth_mutating == faults.get("fail_nth_mutating"):
             return 400, "InjectedFailure", error_response(start_response, kind, "InjectedFailure", f"three-tier: {action} failed on purpose")
         return None
+
+    def answer_to_lose(self, service, region, action):
+        """Whether this call's answer is to be lost if it succeeds (apply_then_500)."""
+        with self.lock:
+            faults, counts, _ = self.faults.get(region, (None, None, None))
+            call = f"{service}:{action}"
+            return bool(faults) and call in (faults.get("apply_then_500") or []) and call not in counts.get("lost", set())
+
+    def answer_lost(self, service, region, action):
+        """Marks this call's answer as lost; false when another request lost it meanwhile."""
+        with self.lock:
+            _, counts, _ = self.faults.get(region, (None, {}, None))
+            lost = counts.setdefault("lost", set())
+            call = f"{service}:{action}"
+            if call in lost:
+                return False
+            lost.add(call)
+            return True
 
     def answer(self, start_response, document):
         body = json.dumps(document).encode()
@@ -1029,6 +1088,25 @@ class RequestLog:
             code, error, response = injected
             record(code, error)
             return response
+        if service and action and self.answer_to_lose(service, region, action):
+            # Done by moto; a success's answer is dropped, once, and a 500 sent instead.
+            done = {}
+
+            def capture(status_line, headers, exc_info=None):
+                done["status"], done["headers"] = status_line, headers
+
+            answer = self.app(environ, capture)
+            body = b"".join(answer)
+            if hasattr(answer, "close"):
+                answer.close()
+            if done["status"].startswith("2") and self.answer_lost(service, region, action):
+                code = "InternalError" if service == "ec2" else "InternalFailure"
+                record(500, code)
+                kind = "ec2" if service == "ec2" else "query"
+                return error_response(start_response, kind, code, "three-tier: done, but the answer was lost", "500 Internal Server Error")
+            record(int(done["status"].split()[0]))
+            start_response(done["status"], done["headers"])
+            return [body]
         status = {}
 
         def recording_start_response(status_line, headers, exc_info=None):

@@ -7,46 +7,11 @@ use three_tier_core::naming::STACK_TAG;
 use three_tier_core::schedule::Schedule;
 use three_tier_core::{Error, Tier};
 
+use crate::oracle;
 use crate::support::{FailFirst, clean, config_in, context, context_with, redact};
 
 fn stack_filter(stack: &str) -> Filter {
     Filter::builder().name(format!("tag:{STACK_TAG}")).values(stack).build()
-}
-
-/// The stack's load balancers and target groups (by name), live instances (by id) and
-/// IAM role and instance profile: what teardown must leave at nothing.
-async fn leftovers(ctx: &three_tier_core::AwsContext, config: &three_tier_core::Config) -> Vec<String> {
-    let stack = &config.stack.name;
-    let mut found = Vec::new();
-    let alb = alb::observe(ctx, stack).await.unwrap();
-    found.extend(alb.load_balancers.iter().map(|lb| format!("load balancer {}", lb.name)));
-    found.extend(alb.target_groups.iter().map(|g| format!("target group {}", g.name)));
-    let instances = ctx
-        .ec2
-        .describe_instances()
-        .filters(stack_filter(stack))
-        .filters(
-            Filter::builder().name("instance-state-name").values("pending").values("running").values("stopped").build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    found.extend(
-        instances
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .map(|i| format!("instance {}", i.instance_id().unwrap())),
-    );
-    let role = format!("{stack}-app-role-{}", ctx.region);
-    if ctx.iam.get_role().role_name(&role).send().await.is_ok() {
-        found.push(format!("role {role}"));
-    }
-    let profile = format!("{stack}-app-profile-{}", ctx.region);
-    if ctx.iam.get_instance_profile().instance_profile_name(&profile).send().await.is_ok() {
-        found.push(format!("instance profile {profile}"));
-    }
-    found
 }
 
 #[tokio::test]
@@ -172,12 +137,37 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
     let mutating: Vec<String> = calls.iter().filter(|c| c.is_mutating()).map(|c| c.operation.clone()).collect();
     assert_eq!(mutating, Vec::<String>::new());
 
+    // Someone stops the instance and gives its role AdministratorAccess: deploy starts it
+    // again and takes the extra policy off.
+    let instance = &compute_out.instance_id;
+    let role = "it-app-spec-app-role-us-east-2";
+    let admin = "arn:aws:iam::aws:policy/AdministratorAccess";
+    ctx.ec2.stop_instances().instance_ids(instance).send().await.unwrap();
+    ctx.iam.attach_role_policy().role_name(role).policy_arn(admin).send().await.unwrap();
+    stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    let described = ctx.ec2.describe_instances().instance_ids(instance).send().await.unwrap();
+    let state = described.reservations()[0].instances()[0].state().and_then(|s| s.name()).cloned();
+    assert_eq!(state, Some(aws_sdk_ec2::types::InstanceStateName::Running));
+    let attached = ctx.iam.list_attached_role_policies().role_name(role).send().await.unwrap();
+    let attached: Vec<&str> = attached.attached_policies().iter().filter_map(|p| p.policy_arn()).collect();
+    assert_eq!(attached, ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]);
+
+    // Another instance type is a change the tool does not make to a running instance:
+    // refused before any change, naming the instance and the fix.
+    let mut bigger = config.clone();
+    bigger.compute.instance_type = "t3.small".into();
+    let mark = ctx.calls.mark();
+    let err = stack::deploy(&ctx, &bigger, stack::TIERS).await.unwrap_err();
+    let Error::Conflict { resource, problem, fix } = &err else { panic!("{err}") };
+    assert!(resource.contains(instance.as_str()) && problem.contains("is a t3.micro, not a t3.small"), "{err}");
+    assert!(fix.contains("cargo xtask teardown compute"), "{err}");
+    assert!(ctx.calls.since(mark).iter().all(|c| !c.is_mutating()), "no change");
+
     // Teardown of the whole stack leaves nothing.
     let plan = stack::plan_teardown(&ctx, &config, stack::TIERS, false).await.unwrap();
     stack::teardown(&ctx, &plan).await.unwrap();
-    assert_eq!(leftovers(&ctx, &config).await, Vec::<String>::new());
-    let vpcs = ctx.ec2.describe_vpcs().filters(stack_filter("it-app-spec")).send().await.unwrap();
-    assert!(vpcs.vpcs().is_empty());
+    let left = oracle::holdings(&ctx, &config.stack.name).await;
+    assert!(left.is_empty(), "{left:#?}");
 }
 
 #[tokio::test]
@@ -205,8 +195,10 @@ async fn each_tier_deploys_and_tears_down_on_its_own() {
     stack::teardown(&ctx, &plan).await.unwrap();
     let alb_left = alb::observe(&ctx, &config.stack.name).await.unwrap();
     assert!(alb::outputs(&config, &alb_left).is_some(), "the ALB survives a compute teardown");
-    let left = leftovers(&ctx, &config).await;
-    assert!(!left.iter().any(|l| l.starts_with("instance") || l.starts_with("role")), "{left:?}");
+    let left = oracle::holdings(&ctx, &config.stack.name).await;
+    assert!(left.of(Tier::Compute).is_empty(), "{left:#?}");
+    assert!(!left.0.contains_key("role policy"), "{left:#?}");
+    assert_eq!(left.of(Tier::Alb).counts(), oracle::whole_tier(&config, Tier::Alb));
     let health = ctx
         .elbv2
         .describe_target_health()
@@ -219,7 +211,8 @@ async fn each_tier_deploys_and_tears_down_on_its_own() {
     // Then the ALB alone; the network stays.
     let plan = stack::plan_teardown(&ctx, &config, &[Tier::Alb], false).await.unwrap();
     stack::teardown(&ctx, &plan).await.unwrap();
-    assert_eq!(leftovers(&ctx, &config).await, Vec::<String>::new());
+    let left = oracle::holdings(&ctx, &config.stack.name).await;
+    assert!(left.of(Tier::Compute).is_empty() && left.of(Tier::Alb).is_empty(), "{left:#?}");
     assert!(network::outputs(&network::observe(&ctx, &config.stack.name).await.unwrap()).is_some());
 
     clean(&ctx, &config).await;
@@ -256,8 +249,8 @@ async fn the_seeds_api_rule_routes_to_a_target_group_of_its_own() {
     stack::deploy(&ctx, &config, &[Tier::Alb]).await.unwrap();
     let rules = ctx.elbv2.describe_rules().listener_arn(&alb_out.listener_arn).send().await.unwrap();
     assert!(rules.rules().iter().all(|r| r.is_default() == Some(true)));
-    let left = leftovers(&ctx, &config).await;
-    assert!(!left.iter().any(|l| l.contains("api-target-group")), "{left:?}");
+    let alb_left = oracle::holdings(&ctx, &config.stack.name).await.of(Tier::Alb).counts();
+    assert_eq!(alb_left, oracle::whole_tier(&config, Tier::Alb), "the rule and its target group are gone");
 
     clean(&ctx, &config).await;
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::{IpPermission, UserIdGroupPair};
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealthStateEnum};
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use three_tier_core::outputs::AlbOutputs;
 use three_tier_core::roles::{SecurityGroupRole, SubnetRole};
 use three_tier_core::{AwsContext, Config};
@@ -268,7 +269,9 @@ async fn verify_names_the_hop_a_console_user_closed_and_deploy_reopens_it() {
     let config = config_in("it-reach", "eu-west-3", |text| text);
     let ctx = support::context(&config).await;
     support::clean(&ctx, &config).await;
-    let network = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap().network.unwrap();
+    let outputs = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    let (network, alb, instance) =
+        (outputs.network.unwrap(), outputs.alb.unwrap(), outputs.compute.unwrap().instance_id);
     let [alb_group, app_group, db_group] = [SecurityGroupRole::Alb, SecurityGroupRole::App, SecurityGroupRole::Db]
         .map(|r| network.security_group(r).to_owned());
     let app_table = &network.route_table_ids[&three_tier_core::RouteTableRole::App];
@@ -316,6 +319,56 @@ async fn verify_names_the_hop_a_console_user_closed_and_deploy_reopens_it() {
     stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
     let checks = verified(&ctx, &config).await;
     assert!(checks.iter().all(|c| c.outcome == stack::Outcome::Passed), "{checks:#?}");
+
+    // The health check asks for a page nginx does not have: every path is open, but the
+    // target stays unhealthy past verify's limit, which says so with AWS's reason. The
+    // ALB, failing open to its only target, still serves the page.
+    let group = &alb.app_target_group_arn;
+    ctx.elbv2.modify_target_group().target_group_arn(group).health_check_path("/missing").send().await.unwrap();
+    let why = wait_for_target(&ctx, group, &instance, TargetHealthStateEnum::Unhealthy).await;
+    assert!(why.contains("ResponseCodeMismatch"), "{why}");
+    let checks = verified(&ctx, &config).await;
+    let failed: Vec<&str> =
+        checks.iter().filter(|c| c.outcome == stack::Outcome::Failed).map(|c| c.name.as_str()).collect();
+    assert_eq!(failed, ["the instance is a healthy target"], "{checks:#?}");
+    let target = check(&checks, "the instance is a healthy target");
+    for words in [&format!("{instance} is still unhealthy"), "after 3s", "Target.ResponseCodeMismatch", "[404]"] {
+        assert!(target.detail.contains(words), "{words}: {}", target.detail);
+    }
+    assert_eq!(check(&checks, "the ALB serves").outcome, stack::Outcome::Passed, "{checks:#?}");
+    stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    wait_for_target(&ctx, group, &instance, TargetHealthStateEnum::Healthy).await;
+
+    // The instance taken out of the target group: the web path is closed there, and the
+    // checks behind it are skipped; deploy registers it again.
+    let registered = TargetDescription::builder().id(&instance).port(config.ports.app.get().into()).build();
+    ctx.elbv2.deregister_targets().target_group_arn(group).targets(registered).send().await.unwrap();
+    let checks = verified(&ctx, &config).await;
+    let failed: Vec<&str> =
+        checks.iter().filter(|c| c.outcome == stack::Outcome::Failed).map(|c| c.name.as_str()).collect();
+    assert_eq!(failed, ["path internet → ALB → nginx"], "{checks:#?}");
+    let web = check(&checks, "path internet → ALB → nginx");
+    for words in [
+        &format!("closed at target group {}", config.app_target_group_name()),
+        &format!("{instance} is not registered in it"),
+        "fix: cargo xtask deploy compute",
+    ] {
+        assert!(web.detail.contains(words), "{words}: {}", web.detail);
+    }
+    assert_eq!(check(&checks, "the instance is a healthy target").outcome, stack::Outcome::Skipped);
+    stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    wait_for_target(&ctx, group, &instance, TargetHealthStateEnum::Healthy).await;
+
+    // An agent that never finishes the command: the database check fails at its limit,
+    // naming the command and what to look at.
+    let stuck = SharedInterceptor::new(support::HoldCommandInProgress);
+    let stuck = support::context_with(&config, vec![stuck]).await;
+    let short = stack::VerifyLimits { command: Duration::from_secs(2), ..limits() };
+    let database = stack::verify_database(&stuck, &config, &support::traffic(), short).await.unwrap();
+    assert_eq!(database.outcome, stack::Outcome::Failed, "{database:?}");
+    for words in ["did not finish within 2s", "is the SSM agent online?"] {
+        assert!(database.detail.contains(words), "{words}: {}", database.detail);
+    }
 
     support::clean(&ctx, &config).await;
 }

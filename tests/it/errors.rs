@@ -80,4 +80,40 @@ async fn the_common_errors_read_in_a_few_lines_with_the_request_id_and_a_fix() {
     insta::assert_snapshot!("error_conflict", err.replace(&vpc, "vpc-[id]"));
     ctx.elbv2.delete_target_group().target_group_arn(group).send().await.unwrap();
     ctx.ec2.delete_vpc().vpc_id(vpc).send().await.unwrap();
+
+    // The IAM role's and the RDS instance's names held by another stack: each refused
+    // before any change, and neither touched.
+    let role = format!("it-errors-app-role-{}", config.stack.region);
+    let other = aws_sdk_iam::types::Tag::builder().key("three-tier:stack").value("someone-else").build().unwrap();
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    // (One a killed run of this test left is taken as it stands.)
+    let _ = ctx.iam.create_role().role_name(&role).assume_role_policy_document(trust).tags(other).send().await;
+    let mark = ctx.calls.mark();
+    let err = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap_err();
+    assert!(ctx.calls.since(mark).iter().all(|c| !c.is_mutating()), "refused before any change");
+    let three_tier_core::Error::Conflict { resource, problem, .. } = &err else { panic!("{err}") };
+    assert!(resource.contains(&role) && problem.contains("is not this stack's"), "{err}");
+    ctx.iam.delete_role().role_name(&role).send().await.unwrap();
+
+    let other = aws_sdk_rds::types::Tag::builder().key("three-tier:stack").value("someone-else").build();
+    let _ = ctx
+        .rds
+        .create_db_instance()
+        .db_instance_identifier("it-errors-db")
+        .db_instance_class("db.t3.micro")
+        .engine("mysql")
+        .allocated_storage(20)
+        .master_username("admin")
+        .manage_master_user_password(true)
+        .tags(other)
+        .send()
+        .await;
+    let mark = ctx.calls.mark();
+    let err = stack::deploy(&ctx, &config, &[Tier::Network, Tier::Database]).await.unwrap_err();
+    assert!(ctx.calls.since(mark).iter().all(|c| !c.is_mutating()), "refused before any change");
+    let three_tier_core::Error::Conflict { resource, problem, .. } = &err else { panic!("{err}") };
+    assert!(resource.contains("it-errors-db") && problem.contains("is not this stack's"), "{err}");
+    let db = ctx.rds.describe_db_instances().db_instance_identifier("it-errors-db").send().await.unwrap();
+    assert!(db.db_instances()[0].tag_list().iter().any(|t| t.value() == Some("someone-else")), "untouched");
+    ctx.rds.delete_db_instance().db_instance_identifier("it-errors-db").skip_final_snapshot(true).send().await.unwrap();
 }

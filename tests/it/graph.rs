@@ -9,7 +9,7 @@ use std::time::Duration;
 use three_tier_core::schedule::Schedule;
 use three_tier_core::{Config, SecurityGroupRole, SubnetRole};
 
-use crate::network::tagged_resources;
+use crate::oracle;
 use crate::support::{clean, context};
 
 /// The default config in `region`, for `stack`; with `other_addresses`, the VPC and its
@@ -30,7 +30,15 @@ fn config(stack: &str, region: &str, other_addresses: bool) -> Config {
 
 #[tokio::test]
 async fn any_order_the_graph_allows_deploys_the_spec_and_tears_down_to_nothing() {
-    // Boxed: six whole-stack runs side by side would not fit on a test thread's stack.
+    // The readiness edges these orders check, each because the strict emulator refuses
+    // what AWS refuses without it: anything used before it exists (a subnet, group, table,
+    // the NAT gateway a route names, the subnet group an RDS instance names); the
+    // internet-facing load balancer before the VPC's internet gateway is attached (seed 1
+    // of "it-any-g" orders it first without that edge); RunInstances with an instance
+    // profile IAM has not propagated; a target EC2 does not know yet. On teardown: a
+    // subnet, group or VPC deleted while something uses it; the NAT gateway's address
+    // released while the gateway holds it; the gateway detached while addresses are mapped.
+    // Boxed: seven whole-stack runs side by side would not fit on a test thread's stack.
     tokio::join!(
         Box::pin(shuffled(11, config("it-any-a", "ap-northeast-3", false))),
         Box::pin(shuffled(23, config("it-any-b", "eu-central-2", true))),
@@ -38,6 +46,7 @@ async fn any_order_the_graph_allows_deploys_the_spec_and_tears_down_to_nothing()
         Box::pin(shuffled(7, config("it-any-d", "ap-northeast-3", true))),
         Box::pin(shuffled(5, config("it-any-e", "eu-central-2", false))),
         Box::pin(shuffled(3, config("it-any-f", "eu-south-1", false))),
+        Box::pin(shuffled(1, config("it-any-g", "ap-east-1", false))),
     );
 }
 
@@ -88,6 +97,9 @@ async fn shuffled(seed: u64, config: Config) {
     assert_eq!(db.allocated_storage(), i32::try_from(config.database.allocated_storage_gib).ok());
     assert_eq!(db.endpoint().and_then(|e| e.address()), Some(database.endpoint_address.as_str()));
 
+    let held = oracle::holdings(&ctx, &stack).await;
+    assert_eq!(held.counts(), oracle::whole_stack(&config), "seed {seed}: one of each\n{held:#?}");
+
     // Converged: a second deploy, in another order, changes nothing.
     ctx.schedule = Schedule::Shuffled { seed: seed + 1 };
     let mark = ctx.calls.mark();
@@ -99,7 +111,8 @@ async fn shuffled(seed: u64, config: Config) {
     let mark = ctx.calls.mark();
     stack::teardown(&ctx, &plan).await.unwrap_or_else(|err| panic!("seed {seed}: {err}"));
     // Deletes run in the order AWS accepts, not retried into it: only what a deleted load
-    // balancer's lingering interfaces hold (its subnets and group) is tried more than once.
+    // balancer's lingering interfaces hold (its subnets and group) and the NAT gateway's
+    // address are tried more than once.
     let calls = ctx.calls.since(mark);
     let tries = |operation: &str, param: &str, id: &str| {
         calls.iter().filter(|c| c.operation == operation && c.params.get(param).map(String::as_str) == Some(id)).count()
@@ -115,8 +128,18 @@ async fn shuffled(seed: u64, config: Config) {
         );
     }
     assert_eq!(tries("DeleteVpc", "VpcId", &network.vpc_id), 1, "seed {seed}: the VPC");
-    assert_eq!(tries("ReleaseAddress", "AllocationId", &network.eip_allocation_id), 1, "seed {seed}: the address");
-    assert_eq!(tagged_resources(&ctx.ec2, &stack).await, Vec::<(String, String)>::new(), "seed {seed}");
+    // The address is released once the gateway that held it is seen deleted, not before
+    // (then tried again through AWS's AuthFailure window after the deletion).
+    let released = calls.iter().position(|c| c.operation == "ReleaseAddress").unwrap();
+    let nat_seen = calls
+        .iter()
+        .rposition(|c| c.operation == "DescribeNatGateways" && c.params.values().any(|v| *v == network.nat_gateway_id));
+    assert!(
+        nat_seen.is_some_and(|seen| seen < released),
+        "seed {seed}: the address released while its NAT gateway stood"
+    );
+    let left = oracle::holdings(&ctx, &stack).await;
+    assert!(left.is_empty(), "seed {seed}: {left:#?}");
     let err =
         ctx.rds.describe_db_instances().db_instance_identifier(config.names().db_instance()).send().await.unwrap_err();
     assert!(err.as_service_error().is_some_and(|e| e.is_db_instance_not_found_fault()), "{err:?}");

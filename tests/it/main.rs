@@ -9,6 +9,7 @@ mod dataplane;
 mod errors;
 mod graph;
 mod network;
+mod oracle;
 mod regions;
 mod stack;
 mod strict;

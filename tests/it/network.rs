@@ -17,7 +17,7 @@ fn tag<'a>(tags: &'a [aws_sdk_ec2::types::Tag], key: &str) -> Option<&'a str> {
 
 /// Every resource the stack's tags find, as (kind, Name) pairs; NAT gateways that AWS
 /// still lists as `deleted` are gone.
-pub(crate) async fn tagged_resources(ec2: &aws_sdk_ec2::Client, stack: &str) -> Vec<(String, String)> {
+async fn tagged_resources(ec2: &aws_sdk_ec2::Client, stack: &str) -> Vec<(String, String)> {
     let mut found = Vec::new();
     let name = |tags: &[aws_sdk_ec2::types::Tag]| tag(tags, "Name").unwrap_or("?").to_owned();
     let vpcs = ec2.describe_vpcs().filters(stack_filter(stack)).send().await.unwrap();
@@ -320,6 +320,47 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
         .await
         .unwrap();
     assert_eq!(hostnames.enable_dns_hostnames().and_then(|a| a.value()), Some(true));
+    let (_, after) = network::plan_deploy(&ctx, &config).await.unwrap();
+    assert!(after.steps.is_empty(), "{}", after.render());
+
+    // Someone points the app subnet's way out at the internet gateway, moves a DB subnet
+    // onto the public table and strips a subnet's Name tag: deploy puts each back.
+    use three_tier_core::{RouteTableRole, SubnetRole};
+    let app_table = &outputs.route_table_ids[&RouteTableRole::App];
+    let public_table = &outputs.route_table_ids[&RouteTableRole::Public];
+    let db_subnet = outputs.subnet(SubnetRole::DbA);
+    ec2.replace_route()
+        .route_table_id(app_table)
+        .destination_cidr_block("0.0.0.0/0")
+        .gateway_id(&outputs.internet_gateway_id)
+        .send()
+        .await
+        .unwrap();
+    let association = |subnet: &str| {
+        let subnet = subnet.to_owned();
+        async move {
+            let filter = Filter::builder().name("association.subnet-id").values(&subnet).build();
+            let tables = ec2.describe_route_tables().filters(filter).send().await.unwrap();
+            let table = &tables.route_tables()[0];
+            let found = table.associations().iter().find(|a| a.subnet_id() == Some(subnet.as_str())).unwrap();
+            (table.route_table_id().unwrap().to_owned(), found.route_table_association_id().unwrap().to_owned())
+        }
+    };
+    let (_, moved) = association(db_subnet).await;
+    ec2.replace_route_table_association().association_id(moved).route_table_id(public_table).send().await.unwrap();
+    let tag = aws_sdk_ec2::types::Tag::builder().key("Name").build();
+    ec2.delete_tags().resources(outputs.subnet(SubnetRole::AlbB)).tags(tag).send().await.unwrap();
+    let (_, plan) = network::plan_deploy(&ctx, &config).await.unwrap();
+    assert_eq!(plan.steps.len(), 3, "{}", plan.render());
+    network::deploy(&ctx, &config).await.unwrap();
+
+    let tables = ec2.describe_route_tables().route_table_ids(app_table).send().await.unwrap();
+    let default = tables.route_tables()[0].routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"));
+    assert_eq!(default.and_then(|r| r.nat_gateway_id()), Some(outputs.nat_gateway_id.as_str()), "{default:?}");
+    assert_eq!(association(db_subnet).await.0, outputs.route_table_ids[&RouteTableRole::Db]);
+    let subnets = ec2.describe_subnets().subnet_ids(outputs.subnet(SubnetRole::AlbB)).send().await.unwrap();
+    let name = subnets.subnets()[0].tags().iter().find(|t| t.key() == Some("Name")).and_then(|t| t.value());
+    assert_eq!(name, Some(config.network.subnets.get(SubnetRole::AlbB).name.as_str()));
     let (_, after) = network::plan_deploy(&ctx, &config).await.unwrap();
     assert!(after.steps.is_empty(), "{}", after.render());
 

@@ -7,11 +7,13 @@ use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use three_tier_core::schedule::Schedule;
 use three_tier_core::{Config, Error, Tier};
 
+use crate::oracle;
 use crate::support::{FailFirst, HoldNatPending, clean, config_in, context, context_with, redact};
 
 #[tokio::test]
 async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_to_nothing() {
-    let config = config_in("it-stack", "sa-east-1");
+    let mut config = config_in("it-stack", "sa-east-1");
+    config.stack.tags = [("team", "web"), ("cost-center", "42")].map(|(k, v)| (k.to_owned(), v.to_owned())).into();
     let ctx = context(&config).await;
     clean(&ctx, &config).await;
 
@@ -19,6 +21,24 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     let network = outputs.network.clone().unwrap();
     let database = outputs.database.clone().unwrap();
     assert!(outputs.alb.is_some() && outputs.compute.is_some());
+
+    // One of each resource SPEC.md names, by the test's own describes; every one AWS tags
+    // carries its name, the stack's and its tier's tags, a role of its own, and the user's tags.
+    let held = oracle::holdings(&ctx, "it-stack").await;
+    assert_eq!(held.counts(), oracle::whole_stack(&config), "{held:#?}");
+    let mut roles = std::collections::BTreeSet::new();
+    for (kind, tier) in oracle::KINDS.iter().filter_map(|(kind, tier)| Some((*kind, (*tier)?))) {
+        for (id, tags) in held.0.get(kind).into_iter().flatten() {
+            let tag = |key: &str| tags.get(key).map(String::as_str);
+            assert!(tag("Name").is_some_and(|n| !n.is_empty()), "{kind} {id}: {tags:?}");
+            assert_eq!(tag("three-tier:stack"), Some("it-stack"), "{kind} {id}: {tags:?}");
+            assert_eq!(tag("three-tier:tier"), Some(tier.as_str()), "{kind} {id}: {tags:?}");
+            assert!(roles.insert(tag("three-tier:role").unwrap_or_default().to_owned()), "{kind} {id}: {tags:?}");
+            for (key, value) in &config.stack.tags {
+                assert_eq!(tags.get(key), Some(value), "{kind} {id} has the user's tag {key}: {tags:?}");
+            }
+        }
+    }
 
     // The DB subnet group spans both DB subnets.
     let groups =
@@ -79,12 +99,22 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     for fact in [&network.vpc_id, &network.nat_public_ip, &compute.private_ip, &database.endpoint_address] {
         assert!(mermaid.contains(fact.as_str()), "{fact} is drawn:\n{mermaid}");
     }
-    insta::with_settings!({ filters => vec![
-        (r"\b(vpc|subnet|igw|nat|sg|i)-[0-9a-f]{8,17}\b", "$1-[id]"),
-        (r"(private|public) IP [0-9.]+", "$1 IP [address]"),
-        (r"-[0-9]+\.sa-east-1\.elb", "-[number].sa-east-1.elb"),
-        (r"it-stack-db\.[a-z0-9]+\.", "it-stack-db.[id]."),
-    ]}, {
+    // Each id and address is drawn where its role is: a swapped id fails.
+    let mut by_role = vec![
+        (network.vpc_id.clone(), "[vpc]".to_owned()),
+        (network.internet_gateway_id.clone(), "[internet gateway]".to_owned()),
+        (network.nat_gateway_id.clone(), "[nat gateway]".to_owned()),
+        (network.nat_public_ip.clone(), "[nat address]".to_owned()),
+        (compute.instance_id.clone(), "[instance]".to_owned()),
+        (compute.private_ip.clone(), "[instance address]".to_owned()),
+    ];
+    by_role.extend(network.subnet_ids.iter().map(|(role, id)| (id.clone(), format!("[subnet {role}]"))));
+    by_role.extend(network.security_group_ids.iter().map(|(role, id)| (id.clone(), format!("[group {role}]"))));
+    let mut filters: Vec<(String, String)> =
+        by_role.into_iter().map(|(id, role)| (format!(r"\b{}\b", id.replace('.', r"\.")), role)).collect();
+    filters.push((r"-[0-9]+\.sa-east-1\.elb".into(), "-[number].sa-east-1.elb".into()));
+    filters.push((r"it-stack-db\.[a-z0-9]+\.".into(), "it-stack-db.[id].".into()));
+    insta::with_settings!({ filters => filters.iter().map(|(f, r)| (f.as_str(), r.as_str())).collect::<Vec<_>>() }, {
         insta::assert_snapshot!("stack_diagram_mermaid", mermaid);
     });
     let svg = drawing.svg().unwrap_or_else(|err| {
@@ -127,6 +157,38 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
         ctx.calls.since(mark).iter().filter(|c| c.is_mutating()).map(|c| c.operation.clone()).collect();
     assert_eq!(mutating, Vec::<String>::new());
 
+    // A lock left by a run that died: a deploy with nothing to change neither needs nor
+    // touches it; with --force-unlock it clears it, and changes nothing else.
+    use three_tier_core::lock::{Holder, Lock, StackLock};
+    let dead = Holder { who: "someone@elsewhere (pid 1)".into(), ..Holder::this_process("cargo xtask deploy") };
+    drop(StackLock::acquire(&ctx, "it-stack", &dead, false).await.unwrap());
+    let me = Holder::this_process("cargo xtask deploy");
+    let changes_since = |mark| -> Vec<String> {
+        let calls = ctx.calls.since(mark);
+        calls.iter().filter(|c| c.is_mutating() && !c.refused).map(|c| c.operation.clone()).collect()
+    };
+    let mark = ctx.calls.mark();
+    stack::deploy_locked(&ctx, &config, stack::TIERS, &me, false).await.unwrap();
+    // Reads answer while it is held; a teardown is refused, naming the holder.
+    stack::plan_deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    stack::status(&ctx, &config).await.unwrap();
+    stack::outputs(&ctx, &config).await.unwrap();
+    stack::stacks(&ctx).await.unwrap();
+    let err = stack::teardown_locked(&ctx, &config, stack::TIERS, false, &me, false).await.unwrap_err();
+    assert!(matches!(&err, Error::Locked { holder, .. } if holder.contains(&dead.who)), "{err}");
+    assert_eq!(changes_since(mark), Vec::<String>::new());
+    assert!(
+        matches!(three_tier_core::lock::read(&ctx, "it-stack").await.unwrap(), Lock::Held { holder, .. } if holder == dead)
+    );
+    let mark = ctx.calls.mark();
+    stack::deploy_locked(&ctx, &config, stack::TIERS, &me, true).await.unwrap();
+    assert_eq!(three_tier_core::lock::read(&ctx, "it-stack").await.unwrap(), Lock::Free);
+    assert_eq!(
+        changes_since(mark),
+        ["PutParameter", "DeleteParameter"],
+        "the lock taken over and given back, nothing else"
+    );
+
     // Verify right after a deploy waits for the new target: `initial`, then `unhealthy`
     // while the user data starts nginx, then `healthy`.
     let plan = stack::plan_teardown(&ctx, &config, &[Tier::Compute], false).await.unwrap();
@@ -165,6 +227,8 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     assert_eq!(delete.params.get("DeleteAutomatedBackups").map(String::as_str), Some("true"));
     let states = stack::status(&ctx, &config).await.unwrap();
     assert!(states.iter().all(|(_, s)| *s == stack::TierStatus::Absent), "{states:?}");
+    let left = oracle::holdings(&ctx, "it-stack").await;
+    assert!(left.is_empty(), "{left:#?}");
     let err = ctx.rds.describe_db_instances().db_instance_identifier("it-stack-db").send().await.unwrap_err();
     assert!(err.as_service_error().is_some_and(|e| e.is_db_instance_not_found_fault()), "{err:?}");
     let err =
@@ -223,6 +287,28 @@ async fn teardown_refuses_to_strand_the_tiers_built_on_a_tier() {
     );
     assert!(err.to_string().contains("--cascade"), "{err}");
     assert!(ctx.calls.since(mark).iter().all(|c| !c.is_mutating()));
+
+    // The database tier alone, with `final_snapshot = true`: RDS is asked for the snapshot,
+    // the tier goes and the network stands; then it is deployed alone again.
+    let mut keep = config.clone();
+    keep.database.final_snapshot = true;
+    let plan = stack::plan_teardown(&ctx, &keep, &[Tier::Database], false).await.unwrap();
+    let mark = ctx.calls.mark();
+    stack::teardown(&ctx, &plan).await.unwrap();
+    let calls = ctx.calls.since(mark);
+    let delete = calls.iter().find(|c| c.operation == "DeleteDBInstance").unwrap();
+    assert_eq!(delete.params.get("SkipFinalSnapshot").map(String::as_str), Some("false"), "{delete:?}");
+    let snapshot = delete.params.get("FinalDBSnapshotIdentifier").unwrap();
+    assert!(snapshot.starts_with("it-refuse-db-final-"), "{snapshot}");
+    let held = oracle::holdings(&ctx, "it-refuse").await;
+    assert!(held.of(Tier::Database).is_empty(), "{held:#?}");
+    assert_eq!(held.of(Tier::Network).counts(), oracle::whole_tier(&config, Tier::Network), "{held:#?}");
+    let snapshots = ctx.rds.describe_db_snapshots().db_snapshot_identifier(snapshot).send().await.unwrap();
+    assert_eq!(snapshots.db_snapshots().len(), 1, "the final snapshot is kept");
+    ctx.rds.delete_db_snapshot().db_snapshot_identifier(snapshot).send().await.unwrap();
+    stack::deploy(&ctx, &config, &[Tier::Database]).await.unwrap();
+    let held = oracle::holdings(&ctx, "it-refuse").await;
+    assert_eq!(held.of(Tier::Database).counts(), oracle::whole_tier(&config, Tier::Database), "{held:#?}");
 
     let plan = stack::plan_teardown(&ctx, &config, &[Tier::Network], true).await.unwrap();
     assert!(plan.tier(Tier::Database).is_some(), "--cascade takes the database along");

@@ -6,7 +6,8 @@ use aws_sdk_ec2::types::NatGatewayState;
 use three_tier_core::error::Answer;
 use three_tier_core::{AwsContext, AwsResultExt, Config, Result, RouteTableRole, SecurityGroupRole, SubnetRole};
 
-use crate::support::{RegionClock, clean, config_in, context, emulator};
+use crate::oracle;
+use crate::support::{PrivateEmulator, RegionClock, clean, config_in, context, emulator, with_faults};
 
 fn strict() -> bool {
     let strict = emulator().mode.strict;
@@ -572,12 +573,9 @@ async fn throttling_is_ridden_out_and_a_run_that_dies_half_way_completes_when_ru
 
     // Every third request throttled: the SDK's retries ride it out.
     let region = config.stack.region.as_str();
-    let no_faults = serde_json::json!({ "region": region });
     let mark = emulator.request_mark().unwrap();
-    emulator.set_faults(&serde_json::json!({"region": region, "throttle_every": 3})).unwrap();
-    let deployed = network::deploy(&ctx, &config).await;
-    emulator.set_faults(&no_faults).unwrap();
-    deployed.unwrap();
+    let every_third = serde_json::json!({"region": region, "throttle_every": 3});
+    with_faults(&emulator, every_third, network::deploy(&ctx, &config)).await.unwrap();
     // This test's own requests only: every test shares the emulator's log.
     let own = emulator.requests_since(mark, region).unwrap();
     // Counted by the throttling code: eventual consistency's refusals are EC2 400s too.
@@ -590,10 +588,7 @@ async fn throttling_is_ridden_out_and_a_run_that_dies_half_way_completes_when_ru
     let mark = emulator.request_mark().unwrap();
     let bad_day =
         serde_json::json!({"region": region, "throttle_fraction": 0.1, "server_error_fraction": 0.1, "seed": 7});
-    emulator.set_faults(&bad_day).unwrap();
-    let deployed = network::deploy(&ctx, &config).await;
-    emulator.set_faults(&no_faults).unwrap();
-    deployed.unwrap();
+    with_faults(&emulator, bad_day, network::deploy(&ctx, &config)).await.unwrap();
     let injected: Vec<String> =
         emulator.requests_since(mark, region).unwrap().into_iter().filter_map(|r| r.injected).collect();
     for code in ["RequestLimitExceeded", "InternalError", "Unavailable"] {
@@ -608,9 +603,8 @@ async fn throttling_is_ridden_out_and_a_run_that_dies_half_way_completes_when_ru
     clean(&ctx, &config).await;
 
     // The tenth change fails for good: the run stops there, and the next one completes.
-    emulator.set_faults(&serde_json::json!({"region": region, "fail_nth_mutating": 10})).unwrap();
-    let failed = network::deploy(&ctx, &config).await;
-    emulator.set_faults(&no_faults).unwrap();
+    let tenth = serde_json::json!({"region": region, "fail_nth_mutating": 10});
+    let failed = with_faults(&emulator, tenth, network::deploy(&ctx, &config)).await;
     assert_eq!(failed.unwrap_err().code(), Some("InjectedFailure"));
     network::deploy(&ctx, &config).await.unwrap();
     let observed = network::observe(&ctx, &config.stack.name).await.unwrap();
@@ -620,6 +614,36 @@ async fn throttling_is_ridden_out_and_a_run_that_dies_half_way_completes_when_ru
         "no duplicates"
     );
     clean(&ctx, &config).await;
+}
+
+#[tokio::test]
+async fn a_create_aws_did_but_whose_answer_was_lost_is_sent_again_without_making_a_second() {
+    if !strict() {
+        return;
+    }
+    // An emulator of its own: every RunInstances of the region it logs is this test's.
+    let private = PrivateEmulator::start("lost-answer");
+    let config = config_in("it-lost-answer", "eu-west-1");
+    let region = config.stack.region.as_str();
+    let ctx = private.context(region).await;
+
+    // AWS makes the NAT gateway and the instance, and the answers are lost: the SDK sends
+    // each call again, with the same ClientToken, and AWS answers with what it made.
+    let lost = serde_json::json!({"region": region, "apply_then_500": ["ec2:CreateNatGateway", "ec2:RunInstances"]});
+    with_faults(&private.running, lost, stack::deploy(&ctx, &config, stack::TIERS)).await.unwrap();
+    let requests = private.running.requests_since(0, region).unwrap();
+    for action in ["CreateNatGateway", "RunInstances"] {
+        let answers: Vec<(u16, Option<&str>)> =
+            requests.iter().filter(|r| r.action == action).map(|r| (r.status, r.injected.as_deref())).collect();
+        assert_eq!(
+            answers.first(),
+            Some(&(500, Some("InternalError"))),
+            "{action}: done, its answer lost: {answers:?}"
+        );
+        assert_eq!(answers.iter().filter(|(status, _)| *status == 200).count(), 1, "{action}: {answers:?}");
+    }
+    let held = oracle::holdings(&ctx, &config.stack.name).await;
+    assert_eq!(held.counts(), oracle::whole_stack(&config), "one NAT gateway, one instance: {held:#?}");
 }
 
 #[tokio::test]

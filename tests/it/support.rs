@@ -11,7 +11,7 @@ use three_tier_core::wait::WaitSettings;
 use three_tier_core::{AwsContext, Config, Target};
 
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
-pub use faults::{FailFirst, HoldNatPending};
+pub use faults::{FailFirst, HoldCommandInProgress, HoldNatPending};
 
 /// The emulator, started once per test process (and shared with other processes).
 pub fn emulator() -> emulator::Running {
@@ -75,6 +75,19 @@ where
     while let Some(done) = running.join_next().await {
         done.unwrap().unwrap();
     }
+}
+
+/// Runs `run` with `faults` (see the strict emulator's `RequestLog`) set on `emulator`
+/// for their region, and clears them after, however it ended.
+pub async fn with_faults<T>(
+    emulator: &emulator::Running,
+    faults: serde_json::Value,
+    run: impl Future<Output = T>,
+) -> T {
+    emulator.set_faults(&faults).unwrap();
+    let outcome = run.await;
+    emulator.set_faults(&serde_json::json!({ "region": faults["region"] })).unwrap();
+    outcome
 }
 
 /// A strict emulator of a test's own, for what the shared one cannot hold apart: an
@@ -265,6 +278,8 @@ mod faults {
 
     use aws_sdk_ec2::operation::describe_nat_gateways::DescribeNatGatewaysOutput;
     use aws_sdk_ec2::types::{NatGateway, NatGatewayState};
+    use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationOutput;
+    use aws_sdk_ssm::types::CommandInvocationStatus;
     use aws_smithy_runtime_api::box_error::BoxError;
     use aws_smithy_runtime_api::client::interceptors::Intercept;
     use aws_smithy_runtime_api::client::interceptors::context::{
@@ -384,6 +399,34 @@ mod faults {
                 for gateway in available {
                     gateway.state = Some(NatGatewayState::Pending);
                 }
+            }
+            Ok(())
+        }
+    }
+
+    /// Reports every Run Command invocation as `InProgress`: an agent that never finishes
+    /// the command.
+    #[derive(Debug)]
+    pub struct HoldCommandInProgress;
+
+    impl Intercept for HoldCommandInProgress {
+        fn name(&self) -> &'static str {
+            "hold command in progress"
+        }
+
+        fn modify_before_completion(
+            &self,
+            context: &mut FinalizerInterceptorContextMut<'_>,
+            _runtime_components: &RuntimeComponents,
+            cfg: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            if cfg.load::<Metadata>().is_none_or(|m| m.name() != "GetCommandInvocation") {
+                return Ok(());
+            }
+            let Some(Ok(output)) = context.output_or_error_mut() else { return Ok(()) };
+            if let Some(output) = output.downcast_mut::<GetCommandInvocationOutput>() {
+                output.status = Some(CommandInvocationStatus::InProgress);
+                output.status_details = Some("InProgress".into());
             }
             Ok(())
         }

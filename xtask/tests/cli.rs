@@ -462,8 +462,62 @@ fn ctrl_c_stops_between_steps_releases_the_lock_and_the_next_deploy_finishes() {
     assert_eq!(resumed.status.code(), Some(0), "{}", String::from_utf8_lossy(&resumed.stderr));
     let status = String::from_utf8_lossy(&command(&["status"]).output().unwrap().stdout).into_owned();
     assert_eq!(status.matches("matches the config").count(), 4, "{status}");
-    let teardown = command(&["teardown", "--yes"]).output().unwrap();
-    assert_eq!(teardown.status.code(), Some(0), "{}", String::from_utf8_lossy(&teardown.stderr));
+
+    // A teardown whose every call AWS answers slowly, interrupted twice: the first Ctrl-C
+    // lets the calls in flight finish, the second stops the process at once, leaving its
+    // lock. The next teardown is refused, naming it; with --force-unlock it is taken over,
+    // saying from whom, and the teardown completes.
+    running.set_faults(&serde_json::json!({"region": region, "latency_ms": 3000})).unwrap();
+    let mut teardown = command(&["teardown", "--yes"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(teardown.stderr.take().unwrap()).lines().map_while(Result::ok);
+    let mut seen = Vec::new();
+    let interrupt = |child: &std::process::Child| {
+        assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    };
+    // A step announced ("  - compute: ..."; the plan's lines name no tier): its call is
+    // in flight.
+    let announced = |line: &str| {
+        let tiers = ["network", "alb", "compute", "database"];
+        ["+", "~", "-"].iter().any(|sign| tiers.iter().any(|tier| line.starts_with(&format!("  {sign} {tier}: "))))
+    };
+    for line in lines.by_ref() {
+        let started = announced(&line);
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    interrupt(&teardown);
+    for line in lines.by_ref() {
+        let stopping = line.contains("interrupted: starting nothing new");
+        seen.push(line);
+        if stopping {
+            break;
+        }
+    }
+    interrupt(&teardown);
+    seen.extend(lines);
+    let code = teardown.wait().unwrap().code();
+    running.set_faults(&serde_json::json!({ "region": region })).unwrap();
+    let stderr = seen.join("\n");
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("stopped at once: what was in flight may be half-made"), "{stderr}");
+    assert!(!stderr.contains("steps done, the rest not started"), "no orderly end: {stderr}");
+    let refused = command(&["teardown", "--yes"]).output().unwrap();
+    let refusal = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(3), "{refusal}");
+    assert!(refusal.contains(&format!("stack {stack} is locked by")) && refusal.contains("teardown"), "{refusal}");
+    let forced = command(&["teardown", "--yes", "--force-unlock"]).output().unwrap();
+    let taken = String::from_utf8_lossy(&forced.stderr).into_owned();
+    assert_eq!(forced.status.code(), Some(0), "{taken}");
+    assert!(taken.contains(&format!("taking over the lock of stack {stack} from")), "{taken}");
+    assert!(taken.contains("(--force-unlock)"), "{taken}");
+    let status = String::from_utf8_lossy(&command(&["status"]).output().unwrap().stdout).into_owned();
+    assert_eq!(status.matches("not deployed").count(), 4, "{status}");
 }
 
 #[test]

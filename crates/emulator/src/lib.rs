@@ -218,7 +218,8 @@ pub struct LoggedRequest {
     pub region: String,
     pub status: u16,
     /// The error code of an injected fault (`RequestLimitExceeded`, `InternalError`, ...):
-    /// answered by the emulator before moto saw the request.
+    /// answered by the emulator before moto saw the request, or, for `apply_then_500`,
+    /// after moto did it.
     #[serde(default)]
     pub injected: Option<String>,
 }

@@ -30,6 +30,9 @@ pub struct Running {
     pub instances: Vec<String>,
     pub volumes: Vec<Volume>,
     pub databases: Vec<DatabaseInstance>,
+    /// Secrets Manager secrets: the database's master password, which RDS keeps in one
+    /// (ManageMasterUserPassword). Billed per secret per month.
+    pub secrets: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -64,12 +67,15 @@ impl Running {
                     running.instances.push(config.compute.instance_type.clone());
                     running.volumes.push(Volume { volume_type: "gp3".into(), gib: config.compute.root_volume_gib });
                 }
-                Tier::Database => running.databases.push(DatabaseInstance {
-                    class: config.database.instance_class.clone(),
-                    engine: config.database.engine.clone(),
-                    storage_type: config.database.storage_type.clone(),
-                    gib: config.database.allocated_storage_gib,
-                }),
+                Tier::Database => {
+                    running.databases.push(DatabaseInstance {
+                        class: config.database.instance_class.clone(),
+                        engine: config.database.engine.clone(),
+                        storage_type: config.database.storage_type.clone(),
+                        gib: config.database.allocated_storage_gib,
+                    });
+                    running.secrets += 1;
+                }
             }
         }
         running
@@ -83,6 +89,7 @@ impl Running {
         self.instances.extend(other.instances);
         self.volumes.extend(other.volumes);
         self.databases.extend(other.databases);
+        self.secrets += other.secrets;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -207,6 +214,13 @@ pub fn estimate(region: &str, running: &Running) -> Estimate {
         let what = format!("RDS storage {} {} GiB", database.storage_type, database.gib);
         item(what, priced, &format!("RDS {} storage", database.storage_type));
     }
+    if running.secrets > 0 {
+        let priced = prices.map(|p| {
+            let how = format!("${}/secret-month: the database's password, kept by RDS", p.secret_month);
+            (how, f64::from(running.secrets) * p.secret_month)
+        });
+        item(format!("Secrets Manager secret × {}", running.secrets), priced, "Secrets Manager secrets");
+    }
 
     let monthly = items.iter().filter_map(|item| item.monthly).sum();
     let sources = prices.map(|p| p.sources.as_slice()).unwrap_or_default();
@@ -234,6 +248,8 @@ struct RegionPrices {
     public_ipv4_hour: f64,
     alb_hour: f64,
     alb_lcu_hour: f64,
+    /// Secrets Manager, per secret a month.
+    secret_month: f64,
     /// EBS by volume type; the table holds gp3, the type of the instance's root volume.
     #[serde(default)]
     ebs_gb_month: BTreeMap<String, f64>,
@@ -257,7 +273,10 @@ mod tests {
     fn the_table_has_the_hourly_prices_and_rds_storage_of_every_region_with_a_dated_source() {
         for (region, prices) in &PRICES.region {
             assert!(
-                prices.nat_gateway_hour > 0.0 && prices.alb_hour > 0.0 && prices.public_ipv4_hour > 0.0,
+                prices.nat_gateway_hour > 0.0
+                    && prices.alb_hour > 0.0
+                    && prices.public_ipv4_hour > 0.0
+                    && prices.secret_month > 0.0,
                 "{region}"
             );
             assert!(["gp2", "gp3", "standard", "io1"].iter().all(|t| prices.rds_storage_gb_month.contains_key(*t)));

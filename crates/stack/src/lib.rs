@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use three_tier_core::graph::{Durations, Graph};
-use three_tier_core::lock::{Holder, StackLock};
+use three_tier_core::lock::{Holder, Lock, StackLock};
 use three_tier_core::outputs::{AlbOutputs, AlbRefs, ComputeOutputs, DatabaseOutputs, NetworkOutputs, NetworkRefs};
 use three_tier_core::progress::human;
 use three_tier_core::{
@@ -341,6 +341,11 @@ pub async fn deploy_locked(
 ) -> Result<StackOutputs> {
     let (plan, observed) = Box::pin(plan_and_observe(ctx, config, tiers)).await?;
     if plan.graph.is_empty() {
+        // Nothing to change, so no lock; but a lock a dead run left is cleared when the
+        // user asks (--force-unlock), or the stack would stay locked until it goes stale.
+        if force_unlock && three_tier_core::lock::read(ctx, &config.stack.name).await? != Lock::Free {
+            StackLock::acquire(ctx, &config.stack.name, holder, true).await?.release(ctx).await?;
+        }
         return Box::pin(apply_deploy(ctx, config, tiers, plan, observed)).await;
     }
     let mut lock = StackLock::acquire(ctx, &config.stack.name, holder, force_unlock).await?;

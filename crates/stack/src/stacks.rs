@@ -205,6 +205,7 @@ async fn databases(ctx: &AwsContext) -> Result<Vec<Found>> {
                     storage_type: db.storage_type().unwrap_or_default().to_owned(),
                     gib: u32::try_from(db.allocated_storage().unwrap_or_default()).unwrap_or_default(),
                 }],
+                secrets: u32::from(db.master_user_secret().is_some()),
                 ..Running::default()
             };
             Some(Found::new(stack, Some(Tier::Database), db.instance_create_time().map(|t| t.secs()), bills))

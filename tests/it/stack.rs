@@ -246,7 +246,7 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
 
 #[tokio::test]
 async fn the_database_starts_while_the_nat_gateway_is_still_pending() {
-    let config = config_in("it-order", "eu-west-2");
+    let config = config_in("it-order", "us-west-2");
     clean(&context(&config).await, &config).await;
     // Twice `pending`: after the network's first part, and at the waiter's first poll.
     let ctx = context_with(&config, vec![SharedInterceptor::new(HoldNatPending::new(2))]).await;
@@ -274,7 +274,7 @@ async fn the_database_starts_while_the_nat_gateway_is_still_pending() {
 
 #[tokio::test]
 async fn teardown_refuses_to_strand_the_tiers_built_on_a_tier() {
-    let config = config_in("it-refuse", "eu-north-1");
+    let config = config_in("it-refuse", "ap-south-1");
     let ctx = context(&config).await;
     clean(&ctx, &config).await;
     stack::deploy(&ctx, &config, &[Tier::Network, Tier::Database]).await.unwrap();
@@ -606,6 +606,10 @@ async fn quotas_count_a_deleting_nat_gateway_and_not_a_network_load_balancer() {
     let ec2 = &ctx.ec2;
     let vpc = ec2.create_vpc().cidr_block("10.50.0.0/16").send().await.unwrap();
     let vpc = vpc.vpc().and_then(|v| v.vpc_id()).unwrap().to_owned();
+    // Internet-facing load balancers need the VPC's internet gateway.
+    let gateway = ec2.create_internet_gateway().send().await.unwrap();
+    let gateway = gateway.internet_gateway().and_then(|g| g.internet_gateway_id()).unwrap().to_owned();
+    ec2.attach_internet_gateway().internet_gateway_id(gateway).vpc_id(&vpc).send().await.unwrap();
     let mut subnets = Vec::new();
     for (block, zone) in [("10.50.1.0/24", "a"), ("10.50.2.0/24", "b")] {
         let zone = format!("{region}{zone}");

@@ -303,6 +303,19 @@ async fn network_instance_and_listener_requests_aws_refuses_are_refused() {
         .default_actions(forward);
     assert_eq!(code(listener.send().await.aws("CreateListener")), "DuplicateListener");
 
+    // An internet-facing ALB in a VPC with no internet gateway attached.
+    let mut unreachable = Vec::new();
+    let zones = [&config.network.subnets.alb_a.availability_zone, &config.network.subnets.alb_b.availability_zone];
+    for (block, zone) in ["10.9.1.0/24", "10.9.2.0/24"].into_iter().zip(zones) {
+        let subnet = ec2.create_subnet().vpc_id(other_vpc).cidr_block(block).availability_zone(zone).send().await;
+        unreachable.push(subnet.unwrap().subnet().and_then(|s| s.subnet_id()).unwrap().to_owned());
+    }
+    let load_balancer =
+        ctx.elbv2.create_load_balancer().name("it-refusals-no-gateway").set_subnets(Some(unreachable.clone()));
+    assert_eq!(code(load_balancer.send().await.aws("CreateLoadBalancer")), "InvalidSubnet");
+    for subnet in unreachable {
+        ec2.delete_subnet().subnet_id(subnet).send().await.unwrap();
+    }
     ec2.delete_security_group().group_id(&other_group).send().await.unwrap();
     ec2.delete_vpc().vpc_id(other_vpc).send().await.unwrap();
     clean(&ctx, &config).await;

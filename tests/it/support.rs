@@ -53,6 +53,7 @@ pub async fn context(config: &Config) -> AwsContext {
 }
 
 pub async fn context_with(config: &Config, interceptors: Vec<SharedInterceptor>) -> AwsContext {
+    regions::used(&config.stack.region);
     let target = Target::Emulator { endpoint: emulator().endpoint() };
     AwsContext::connect_with(&target, &config.stack.region, WaitSettings::fast_poll(), Progress::silent(), interceptors)
         .await
@@ -77,6 +78,66 @@ where
     }
 }
 
+pub use regions::own_region;
+
+mod regions {
+    //! Which test uses which region of the shared emulator. A test that moves a region's
+    //! clock, injects faults there or counts its requests has the region to itself: a
+    //! second test in it would be slowed, failed or counted. Checked as the tests run:
+    //! two tests meeting in such a region stop with both names.
+
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::{LazyLock, Mutex, PoisonError};
+
+    #[derive(Default)]
+    struct Users {
+        /// The test that has the region to itself.
+        owner: Option<String>,
+        tests: BTreeSet<String>,
+    }
+
+    static REGIONS: LazyLock<Mutex<BTreeMap<String, Users>>> = LazyLock::new(Mutex::default);
+
+    /// The running test: libtest names each test's thread after it. `None` off a test's
+    /// own thread (a runtime's worker), whose test is unknown.
+    fn this_test() -> Option<String> {
+        let thread = std::thread::current();
+        thread.name().filter(|name| !name.starts_with("tokio-runtime-worker")).map(str::to_owned)
+    }
+
+    /// Notes that the running test works in `region`.
+    pub fn used(region: &str) {
+        let Some(test) = this_test() else { return };
+        let mut regions = REGIONS.lock().unwrap_or_else(PoisonError::into_inner);
+        let users = regions.entry(region.to_owned()).or_default();
+        if let Some(owner) = users.owner.as_ref().filter(|owner| **owner != test) {
+            panic!(
+                "{test} works in {region}, which {owner} has to itself (it moves its clock, injects faults or \
+                 counts its requests): give one of them another region"
+            );
+        }
+        users.tests.insert(test);
+    }
+
+    /// Claims `region` for the running test alone; returns it.
+    pub fn own_region(region: &str) -> &str {
+        let Some(test) = this_test() else { return region };
+        let mut regions = REGIONS.lock().unwrap_or_else(PoisonError::into_inner);
+        let users = regions.entry(region.to_owned()).or_default();
+        if let Some(owner) = users.owner.as_ref().filter(|owner| **owner != test) {
+            panic!("{test} needs {region} to itself, which {owner} has: give one of them another region");
+        }
+        let others: Vec<&String> = users.tests.iter().filter(|t| **t != test).collect();
+        assert!(
+            others.is_empty(),
+            "{test} needs {region} to itself, where {others:?} work: give one of them another region"
+        );
+        users.owner = Some(test.clone());
+        users.tests.insert(test);
+        region
+    }
+}
+
 /// Runs `run` with `faults` (see the strict emulator's `RequestLog`) set on `emulator`
 /// for their region, and clears them after, however it ended.
 pub async fn with_faults<T>(
@@ -84,6 +145,10 @@ pub async fn with_faults<T>(
     faults: serde_json::Value,
     run: impl Future<Output = T>,
 ) -> T {
+    // The shared emulator's region is the test's alone while its faults are set.
+    if emulator.endpoint() == self::emulator().endpoint() {
+        own_region(faults["region"].as_str().expect("faults name their region"));
+    }
     emulator.set_faults(&faults).unwrap();
     let outcome = run.await;
     emulator.set_faults(&serde_json::json!({ "region": faults["region"] })).unwrap();
@@ -137,6 +202,7 @@ impl RegionClock {
     }
 
     fn set(region: &str, change: emulator::Clock) -> RegionClock {
+        own_region(region);
         emulator().set_clock(region, change).unwrap();
         RegionClock { region: region.to_owned() }
     }

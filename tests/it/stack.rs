@@ -540,6 +540,15 @@ async fn a_deploy_that_would_cross_the_accounts_iam_role_quota_is_refused_before
         async move { iam.create_role().role_name(format!("filler-{n}")).assume_role_policy_document(trust).send().await }
     }))
     .await;
+    // Instance profiles filled to their quota too.
+    let (profiles, profile_quota) =
+        (count(SummaryKeyType::InstanceProfiles), count(SummaryKeyType::InstanceProfilesQuota));
+    assert_eq!(profile_quota, 1000, "the account's own limit, as IAM reports it");
+    crate::support::sixteen_at_once((profiles..profile_quota).map(|n| {
+        let iam = ctx.iam.clone();
+        async move { iam.create_instance_profile().instance_profile_name(format!("filler-{n}")).send().await }
+    }))
+    .await;
 
     let plan = stack::plan_deploy(&ctx, &config, stack::TIERS).await.unwrap();
     let compute = plan.tier(Tier::Compute).unwrap();
@@ -547,6 +556,9 @@ async fn a_deploy_that_would_cross_the_accounts_iam_role_quota_is_refused_before
     let conflict = conflict.unwrap_or_else(|| panic!("{}", plan.render()));
     assert_eq!(conflict.resource, "quota \"Roles per account\" of the account");
     assert!(conflict.problem.contains("1000 of 1000"), "{conflict:?}");
+    let profiles = compute.conflicts.iter().find(|c| c.resource.contains("Instance profiles per account"));
+    let profiles = profiles.unwrap_or_else(|| panic!("{}", plan.render()));
+    assert!(profiles.problem.contains(&format!("{profile_quota} of {profile_quota}")), "{profiles:?}");
     let mark = ctx.calls.mark();
     let err = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap_err();
     assert!(err.to_string().contains("Roles per account"), "{err}");
@@ -670,6 +682,18 @@ async fn quotas_count_a_deleting_nat_gateway_and_not_a_network_load_balancer() {
         "the deleting one counts: {conflicts:#?}"
     );
     assert!(!conflicts.iter().any(|c| c.contains("Application Load Balancers")), "the NLB does not: {conflicts:#?}");
+    // The five gateways' addresses fill the Elastic IP quota, which the stack's NAT needs one more of.
+    let addresses = format!("quota \"EC2-VPC Elastic IPs\" in {region}: has 5 of 5 in use, and the stack needs 1 more");
+    assert!(conflicts.contains(&addresses), "{conflicts:#?}");
+
+    // One more application load balancer, and the stack's would cross that quota.
+    ctx.elbv2.create_load_balancer().name("other-last").set_subnets(Some(subnets.clone())).send().await.unwrap();
+    let plan = stack::plan_deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    let conflicts: Vec<String> = plan.conflicts().map(|c| format!("{}: {}", c.resource, c.problem)).collect();
+    let balancers = format!(
+        "quota \"Application Load Balancers per Region\" in {region}: has {limit} of {limit} in use, and the stack needs 1 more"
+    );
+    assert!(conflicts.contains(&balancers), "{conflicts:#?}");
 }
 
 #[tokio::test]

@@ -35,9 +35,11 @@ async fn any_order_the_graph_allows_deploys_the_spec_and_tears_down_to_nothing()
     // the NAT gateway a route names, the subnet group an RDS instance names); the
     // internet-facing load balancer before the VPC's internet gateway is attached (seed 1
     // of "it-any-g" orders it first without that edge); RunInstances with an instance
-    // profile IAM has not propagated; a target EC2 does not know yet. On teardown: a
-    // subnet, group or VPC deleted while something uses it; the NAT gateway's address
-    // released while the gateway holds it; the gateway detached while addresses are mapped.
+    // profile IAM has not propagated; a target EC2 does not know yet; an instance launched
+    // before its route to the NAT gateway (the data plane never starts its nginx: seed 3
+    // fails without that edge). On teardown: a subnet, group or VPC deleted while something
+    // uses it; the NAT gateway's address released while the gateway holds it; the gateway
+    // detached while addresses are mapped.
     // Boxed: seven whole-stack runs side by side would not fit on a test thread's stack.
     tokio::join!(
         Box::pin(shuffled(11, config("it-any-a", "ap-northeast-3", false))),
@@ -99,6 +101,20 @@ async fn shuffled(seed: u64, config: Config) {
 
     let held = oracle::holdings(&ctx, &stack).await;
     assert_eq!(held.counts(), oracle::whole_stack(&config), "seed {seed}: one of each\n{held:#?}");
+    // The instance became a healthy target: the data plane starts its nginx only if it
+    // reached the internet at boot, so an instance launched before its route to the NAT
+    // gateway never answers (the edge from the NAT route to RunInstances).
+    let started = std::time::Instant::now();
+    loop {
+        let health =
+            ctx.elbv2.describe_target_health().target_group_arn(&alb.app_target_group_arn).send().await.unwrap();
+        let state = health.target_health_descriptions().first().and_then(|d| d.target_health()).cloned();
+        if state.as_ref().and_then(|h| h.state()).is_some_and(|s| s.as_str() == "healthy") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "seed {seed}: the target never became healthy: {state:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // Converged: a second deploy, in another order, changes nothing.
     ctx.schedule = Schedule::Shuffled { seed: seed + 1 };

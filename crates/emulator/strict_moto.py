@@ -944,6 +944,9 @@ class RequestLog:
     - "answer_500": ["rds:DescribeAccountAttributes", ...]: these calls (service:action)
       always answer 500, as an emulator or endpoint that lacks them does (plain moto 5.2
       answers RDS's DescribeAccountAttributes so).
+    - "deny": ["ec2:DescribeAccountAttributes", ...]: these calls are refused as an
+      identity without the permission is (403, UnauthorizedOperation on EC2, AccessDenied
+      on the query services);
     - "apply_then_500": ["ec2:RunInstances", ...]: the first of each of these calls that
       succeeds is answered with a 500 instead, as when AWS's answer is lost on the way: a
       retry must not make a second (the idempotency tokens above are what prevent it).
@@ -988,6 +991,10 @@ class RequestLog:
                 counts["mutating"] += 1
             nth_mutating = counts["mutating"] if mutating else None
             roll = draws.random()
+        if f"{service}:{action}" in (faults.get("deny") or []):
+            code = {"ec2": "UnauthorizedOperation", "json": "AccessDeniedException"}.get(kind, "AccessDenied")
+            message = f"User: arn:aws:iam::123456789012:user/three-tier is not authorized to perform: {service}:{action}"
+            return 403, code, error_response(start_response, kind, code, message, "403 Forbidden")
         if f"{service}:{action}" in (faults.get("answer_500") or []):
             code = "InternalError" if kind == "ec2" else "InternalFailure"
             return 500, code, error_response(start_response, kind, code, f"three-tier: {action} is not answered here", "500 Internal Server Error")

@@ -601,6 +601,14 @@ async fn an_account_limit_that_cannot_be_read_leaves_awss_default_with_a_note() 
     let failed: Vec<&str> = answered.iter().filter(|r| r.status == 500).map(|r| r.action.as_str()).collect();
     assert!(failed.contains(&"DescribeAccountAttributes") && failed.contains(&"DescribeAccountLimits"), "{failed:?}");
 
+    // An identity that may not read them: the same notes, saying so.
+    running.set_faults(&serde_json::json!({"region": region, "deny": limit_reads})).unwrap();
+    let plan = stack::plan_deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    assert_eq!(plan.conflicts().count(), 0, "{}", plan.render());
+    let notes = &plan.notes;
+    assert_eq!(notes.len(), 3, "{notes:#?}");
+    assert!(notes.iter().all(|n| n.contains("could not be read (access denied); AWS's default")), "{notes:#?}");
+
     // The deploy goes on with the defaults.
     let outputs = stack::deploy(&ctx, &config, &[Tier::Network, Tier::Database]).await.unwrap();
     assert!(outputs.database.is_some());

@@ -252,11 +252,14 @@ async fn verified(ctx: &AwsContext, config: &Config) -> Vec<stack::Check> {
     stack::verify(ctx, config, &support::traffic(), limits()).await.unwrap()
 }
 
+/// The names of the checks that failed.
+fn failed(checks: &[stack::Check]) -> Vec<&str> {
+    checks.iter().filter(|c| c.outcome == stack::Outcome::Failed).map(|c| c.name.as_str()).collect()
+}
+
 #[track_caller]
 fn assert_only_closed(checks: &[stack::Check], path: &str, hop: &[&str]) {
-    let failed: Vec<&str> =
-        checks.iter().filter(|c| c.outcome == stack::Outcome::Failed).map(|c| c.name.as_str()).collect();
-    assert_eq!(failed, [format!("path {path}")], "{checks:#?}");
+    assert_eq!(failed(checks), [format!("path {path}")], "{checks:#?}");
     let closed = check(checks, &format!("path {path}"));
     for words in hop {
         assert!(closed.detail.contains(words), "{words}: {}", closed.detail);
@@ -328,9 +331,7 @@ async fn verify_names_the_hop_a_console_user_closed_and_deploy_reopens_it() {
     let why = wait_for_target(&ctx, group, &instance, TargetHealthStateEnum::Unhealthy).await;
     assert!(why.contains("ResponseCodeMismatch"), "{why}");
     let checks = verified(&ctx, &config).await;
-    let failed: Vec<&str> =
-        checks.iter().filter(|c| c.outcome == stack::Outcome::Failed).map(|c| c.name.as_str()).collect();
-    assert_eq!(failed, ["the instance is a healthy target"], "{checks:#?}");
+    assert_eq!(failed(&checks), ["the instance is a healthy target"], "{checks:#?}");
     let target = check(&checks, "the instance is a healthy target");
     for words in [&format!("{instance} is still unhealthy"), "after 3s", "Target.ResponseCodeMismatch", "[404]"] {
         assert!(target.detail.contains(words), "{words}: {}", target.detail);
@@ -344,9 +345,7 @@ async fn verify_names_the_hop_a_console_user_closed_and_deploy_reopens_it() {
     let registered = TargetDescription::builder().id(&instance).port(config.ports.app.get().into()).build();
     ctx.elbv2.deregister_targets().target_group_arn(group).targets(registered).send().await.unwrap();
     let checks = verified(&ctx, &config).await;
-    let failed: Vec<&str> =
-        checks.iter().filter(|c| c.outcome == stack::Outcome::Failed).map(|c| c.name.as_str()).collect();
-    assert_eq!(failed, ["path internet → ALB → nginx"], "{checks:#?}");
+    assert_eq!(failed(&checks), ["path internet → ALB → nginx"], "{checks:#?}");
     let web = check(&checks, "path internet → ALB → nginx");
     for words in [
         &format!("closed at target group {}", config.app_target_group_name()),

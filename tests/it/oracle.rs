@@ -21,6 +21,21 @@ impl Holdings {
         self.0.entry(kind).or_default().insert(id.into(), tags);
     }
 
+    /// Of `found` (EC2 resources: each id with its tags), those tagged with `stack`.
+    fn insert_ec2<'a>(
+        &mut self,
+        stack: &str,
+        kind: &'static str,
+        found: impl IntoIterator<Item = (Option<&'a str>, &'a [aws_sdk_ec2::types::Tag])>,
+    ) {
+        for (id, tags) in found {
+            let tags = ec2_tags(tags);
+            if is_ours(&tags, stack) {
+                self.insert(kind, id.unwrap(), tags);
+            }
+        }
+    }
+
     /// How many of each kind it holds.
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
         self.0.iter().map(|(kind, ids)| (*kind, ids.len())).filter(|(_, n)| *n > 0).collect()
@@ -136,19 +151,9 @@ fn is_ours(tags: &TagMap, stack: &str) -> bool {
 async fn network(ctx: &AwsContext, stack: &str, held: &mut Holdings) {
     let ec2 = &ctx.ec2;
     let vpcs = ec2.describe_vpcs().into_paginator().items().send().try_collect().await.unwrap();
-    for vpc in vpcs {
-        let tags = ec2_tags(vpc.tags());
-        if is_ours(&tags, stack) {
-            held.insert("vpc", vpc.vpc_id().unwrap(), tags);
-        }
-    }
+    held.insert_ec2(stack, "vpc", vpcs.iter().map(|v| (v.vpc_id(), v.tags())));
     let subnets = ec2.describe_subnets().into_paginator().items().send().try_collect().await.unwrap();
-    for subnet in subnets {
-        let tags = ec2_tags(subnet.tags());
-        if is_ours(&tags, stack) {
-            held.insert("subnet", subnet.subnet_id().unwrap(), tags);
-        }
-    }
+    held.insert_ec2(stack, "subnet", subnets.iter().map(|s| (s.subnet_id(), s.tags())));
     let tables = ec2.describe_route_tables().into_paginator().items().send().try_collect().await.unwrap();
     for table in tables {
         let tags = ec2_tags(table.tags());
@@ -167,27 +172,12 @@ async fn network(ctx: &AwsContext, stack: &str, held: &mut Holdings) {
         held.insert("route table", table_id, tags);
     }
     let gateways = ec2.describe_internet_gateways().into_paginator().items().send().try_collect().await.unwrap();
-    for gateway in gateways {
-        let tags = ec2_tags(gateway.tags());
-        if is_ours(&tags, stack) {
-            held.insert("internet gateway", gateway.internet_gateway_id().unwrap(), tags);
-        }
-    }
+    held.insert_ec2(stack, "internet gateway", gateways.iter().map(|g| (g.internet_gateway_id(), g.tags())));
     let nats = ec2.describe_nat_gateways().into_paginator().items().send().try_collect().await.unwrap();
-    for nat in nats {
-        let tags = ec2_tags(nat.tags());
-        let gone = nat.state().is_some_and(|s| s.as_str() == "deleted");
-        if is_ours(&tags, stack) && !gone {
-            held.insert("nat gateway", nat.nat_gateway_id().unwrap(), tags);
-        }
-    }
+    let standing = nats.iter().filter(|n| n.state().is_none_or(|s| s.as_str() != "deleted"));
+    held.insert_ec2(stack, "nat gateway", standing.map(|n| (n.nat_gateway_id(), n.tags())));
     let addresses = ec2.describe_addresses().send().await.unwrap();
-    for address in addresses.addresses() {
-        let tags = ec2_tags(address.tags());
-        if is_ours(&tags, stack) {
-            held.insert("elastic ip", address.allocation_id().unwrap(), tags);
-        }
-    }
+    held.insert_ec2(stack, "elastic ip", addresses.addresses().iter().map(|a| (a.allocation_id(), a.tags())));
     let groups = ec2.describe_security_groups().into_paginator().items().send().try_collect().await.unwrap();
     for group in groups {
         let tags = ec2_tags(group.tags());
@@ -263,13 +253,11 @@ async fn load_balancing(ctx: &AwsContext, stack: &str, held: &mut Holdings) {
 
 async fn instances(ctx: &AwsContext, stack: &str, held: &mut Holdings) {
     let reservations = ctx.ec2.describe_instances().into_paginator().items().send().try_collect().await.unwrap();
-    for instance in reservations.iter().flat_map(|r| r.instances()) {
-        let tags = ec2_tags(instance.tags());
-        let gone = instance.state().and_then(|s| s.name()).is_some_and(|s| s.as_str() == "terminated");
-        if is_ours(&tags, stack) && !gone {
-            held.insert("instance", instance.instance_id().unwrap(), tags);
-        }
-    }
+    let live = reservations
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter(|i| i.state().and_then(|s| s.name()).is_none_or(|s| s.as_str() != "terminated"));
+    held.insert_ec2(stack, "instance", live.map(|i| (i.instance_id(), i.tags())));
 }
 
 /// The role and profile by their names in this region, and by the names of stacks

@@ -427,6 +427,19 @@ mod faults {
         }
     }
 
+    /// The answer to a call of `operation` that succeeded, for an interceptor to rewrite.
+    fn answer_of<'c, T: std::fmt::Debug + Send + Sync + 'static>(
+        context: &'c mut FinalizerInterceptorContextMut<'_>,
+        cfg: &ConfigBag,
+        operation: &str,
+    ) -> Option<&'c mut T> {
+        if cfg.load::<Metadata>().is_none_or(|m| m.name() != operation) {
+            return None;
+        }
+        let Some(Ok(output)) = context.output_or_error_mut() else { return None };
+        output.downcast_mut::<T>()
+    }
+
     /// Reports the NAT gateway as `pending` in the first `times` DescribeNatGateways
     /// answers that show it `available`: AWS takes 1.5-2 minutes, the emulator no time.
     #[derive(Debug)]
@@ -451,11 +464,9 @@ mod faults {
             _runtime_components: &RuntimeComponents,
             cfg: &mut ConfigBag,
         ) -> Result<(), BoxError> {
-            if cfg.load::<Metadata>().is_none_or(|m| m.name() != "DescribeNatGateways") {
+            let Some(output) = answer_of::<DescribeNatGatewaysOutput>(context, cfg, "DescribeNatGateways") else {
                 return Ok(());
-            }
-            let Some(Ok(output)) = context.output_or_error_mut() else { return Ok(()) };
-            let Some(output) = output.downcast_mut::<DescribeNatGatewaysOutput>() else { return Ok(()) };
+            };
             let gateways = output.nat_gateways.iter_mut().flatten();
             let available: Vec<&mut NatGateway> =
                 gateways.filter(|n| n.state == Some(NatGatewayState::Available)).collect();
@@ -486,11 +497,7 @@ mod faults {
             _runtime_components: &RuntimeComponents,
             cfg: &mut ConfigBag,
         ) -> Result<(), BoxError> {
-            if cfg.load::<Metadata>().is_none_or(|m| m.name() != "GetCommandInvocation") {
-                return Ok(());
-            }
-            let Some(Ok(output)) = context.output_or_error_mut() else { return Ok(()) };
-            if let Some(output) = output.downcast_mut::<GetCommandInvocationOutput>() {
+            if let Some(output) = answer_of::<GetCommandInvocationOutput>(context, cfg, "GetCommandInvocation") {
                 output.status = Some(CommandInvocationStatus::InProgress);
                 output.status_details = Some("InProgress".into());
             }

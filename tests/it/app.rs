@@ -163,6 +163,39 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
     assert!(fix.contains("cargo xtask teardown compute"), "{err}");
     assert!(ctx.calls.since(mark).iter().all(|c| !c.is_mutating()), "no change");
 
+    // An instance cannot move to another subnet. Someone relaunched it by hand (the
+    // console's "launch more like this" copies its tags) into alb-subnet1 and terminated
+    // the first: refused before any change, as the instance type was.
+    let described = ctx.ec2.describe_instances().instance_ids(instance).send().await.unwrap();
+    let first = &described.reservations()[0].instances()[0];
+    let tags = aws_sdk_ec2::types::TagSpecification::builder()
+        .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+        .set_tags(Some(first.tags().to_vec()))
+        .build();
+    let public_subnet = network.subnet(three_tier_core::SubnetRole::AlbA);
+    let relaunched = ctx
+        .ec2
+        .run_instances()
+        .image_id(first.image_id().unwrap())
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(public_subnet)
+        .security_group_ids(network.security_group(three_tier_core::SecurityGroupRole::App))
+        .tag_specifications(tags)
+        .send()
+        .await
+        .unwrap();
+    let relaunched = relaunched.instances()[0].instance_id().unwrap().to_owned();
+    ctx.ec2.terminate_instances().instance_ids(instance).send().await.unwrap();
+    let mark = ctx.calls.mark();
+    let err = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap_err();
+    let Error::Conflict { resource, problem, fix } = &err else { panic!("{err}") };
+    assert!(resource.contains(&relaunched), "{err}");
+    assert!(problem.contains(&format!("is in subnet {public_subnet}")), "{err}");
+    assert!(fix.contains("cargo xtask teardown compute"), "{err}");
+    assert!(ctx.calls.since(mark).iter().all(|c| !c.is_mutating()), "no change");
+
     // Teardown of the whole stack leaves nothing.
     let plan = stack::plan_teardown(&ctx, &config, stack::TIERS, false).await.unwrap();
     stack::teardown(&ctx, &plan).await.unwrap();

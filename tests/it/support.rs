@@ -285,6 +285,7 @@ pub fn redact(calls: &[Call]) -> Vec<Call> {
         .iter()
         .map(|call| Call {
             refused: call.refused,
+            declared: call.declared,
             service: call.service.clone(),
             operation: call.operation.clone(),
             params: call
@@ -320,6 +321,7 @@ fn redaction_keeps_a_change_made_twice_and_folds_polls_and_refused_attempts() {
         operation: operation.into(),
         params: BTreeMap::from([("SubnetId".into(), "subnet-0123456789abcdef0".into())]),
         refused,
+        declared: None,
     };
     let calls = [
         call("DescribeNatGateways", false),

@@ -4,18 +4,11 @@ use std::collections::BTreeMap;
 
 use aws_sdk_elasticloadbalancingv2::types::LoadBalancerStateEnum;
 use serde::Serialize;
-use three_tier_core::graph::ready;
 use three_tier_core::naming::Tags;
-use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
+use three_tier_core::{Change, Conflict, Facts, Key, Plan, Ready, Ref, Step, Tier, keys};
 
 use crate::desired::Desired;
 use crate::observe::Observed;
-
-// Readiness keys within the tier.
-const FORWARDING_MOVED: &str = "listener/forwarding-moved";
-const RULE_DELETED: &str = "listener-rule/deleted";
-const LISTENER_DELETED: &str = "listener/deleted";
-const LOAD_BALANCER_DELETING: &str = "load-balancer/deleting";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
@@ -112,107 +105,154 @@ pub enum AlbStep {
     },
 }
 
+/// Each step's facts. An internet-facing load balancer needs the internet gateway
+/// attached; a target group goes once nothing forwards to it and no target is left in it;
+/// a deleted load balancer's network interfaces linger for minutes, and its subnets and
+/// security group are free only then.
 impl Step for AlbStep {
-    fn change(&self) -> Change {
+    fn facts(&self) -> Facts {
         use AlbStep::*;
         match self {
-            CreateTargetGroup { .. } | CreateLoadBalancer { .. } | CreateListener { .. } | CreateRule { .. } => {
-                Change::Create
-            }
-            ModifyTargetGroupHealthCheck { .. }
-            | SetSubnets { .. }
-            | SetSecurityGroups { .. }
-            | ModifyListenerDefault { .. }
-            | ModifyRule { .. }
-            | AddTags { .. } => Change::Update,
-            WaitLoadBalancerActive { .. } | WaitLoadBalancerDeleted { .. } => Change::Wait,
-            DeleteRule { .. } | DeleteListener { .. } | DeleteLoadBalancer { .. } | DeleteTargetGroup { .. } => {
-                Change::Delete
-            }
-        }
-    }
-
-    fn describe(&self) -> String {
-        use AlbStep::*;
-        match self {
-            CreateTargetGroup { name, port, health_check_path, matcher, .. } => {
-                format!("target group {name} (HTTP {port}, instances, health check {health_check_path} → {matcher})")
-            }
-            ModifyTargetGroupHealthCheck { name, health_check_path, matcher, .. } => {
-                format!("health check of {name}: HTTP {health_check_path} on the traffic port → {matcher}")
-            }
-            CreateLoadBalancer { name, subnets, .. } => {
-                format!("load balancer {name} (application, internet-facing, IPv4, {} subnets)", subnets.len())
-            }
-            SetSubnets { name, subnets, .. } => format!("subnets of {name}: {}", join(subnets)),
-            SetSecurityGroups { name, security_groups, .. } => {
-                format!("security groups of {name}: {}", join(security_groups))
-            }
-            CreateListener { name, port, .. } => format!("listener {name} (HTTP {port})"),
-            ModifyListenerDefault { port, target_group_name, .. } => {
-                format!("listener HTTP {port} forwards to {target_group_name}")
-            }
-            CreateRule { priority, path_pattern, target_group_name, .. } => {
-                format!("rule {priority}: {path_pattern} → {target_group_name}")
-            }
-            ModifyRule { priority, path_pattern, target_group_name, .. } => {
-                format!("rule {priority}: {path_pattern} → {target_group_name}")
-            }
-            WaitLoadBalancerActive { name, .. } => format!("wait for load balancer {name} to be active"),
-            AddTags { name, tags, .. } => {
-                let keys: Vec<&str> = tags.keys().map(String::as_str).collect();
-                format!("tag {name}: {}", keys.join(", "))
-            }
-            DeleteRule { priority, .. } => format!("listener rule {priority}"),
-            DeleteListener { port, .. } => format!("listener HTTP {port}"),
-            DeleteLoadBalancer { name, .. } => format!("load balancer {name}"),
-            WaitLoadBalancerDeleted { name, .. } => format!("wait for load balancer {name} to be deleted"),
-            DeleteTargetGroup { name, .. } => format!("target group {name}"),
-        }
-    }
-
-    fn produces(&self) -> Vec<String> {
-        use AlbStep::*;
-        let produced: &[&str] = match self {
-            CreateTargetGroup { key, .. } | CreateLoadBalancer { key, .. } | CreateListener { key, .. } => {
-                return vec![key.clone()];
-            }
-            ModifyListenerDefault { .. } | ModifyRule { .. } => &[FORWARDING_MOVED],
-            DeleteRule { .. } => &[RULE_DELETED],
-            DeleteListener { .. } => &[LISTENER_DELETED],
-            DeleteLoadBalancer { .. } => &[LOAD_BALANCER_DELETING],
-            WaitLoadBalancerDeleted { .. } => &[ready::LOAD_BALANCER_RELEASED],
-            _ => &[],
-        };
-        produced.iter().map(|key| key.to_string()).collect()
-    }
-
-    /// An internet-facing load balancer needs the internet gateway attached; a target
-    /// group goes once nothing forwards to it and no target is left in it.
-    fn after(&self) -> Vec<String> {
-        use AlbStep::*;
-        let after: &[&str] = match self {
-            CreateLoadBalancer { .. } => &[ready::INTERNET_GATEWAY_ATTACHED],
-            CreateListener { .. } => &[LISTENER_DELETED],
-            CreateRule { .. } => &[RULE_DELETED],
-            DeleteListener { .. } => &[RULE_DELETED],
-            DeleteLoadBalancer { .. } => &[LISTENER_DELETED],
-            WaitLoadBalancerDeleted { .. } => &[LOAD_BALANCER_DELETING],
-            DeleteTargetGroup { .. } => {
-                &[RULE_DELETED, LISTENER_DELETED, FORWARDING_MOVED, ready::TARGETS_DEREGISTERED]
-            }
-            _ => &[],
-        };
-        after.iter().map(|key| key.to_string()).collect()
-    }
-
-    /// A deleted load balancer's network interfaces linger for minutes: its subnets and
-    /// security group are free only then.
-    fn typical(&self) -> Option<&'static str> {
-        match self {
-            AlbStep::WaitLoadBalancerActive { .. } => Some("load_balancer_active"),
-            AlbStep::WaitLoadBalancerDeleted { .. } => Some("load_balancer_interfaces_linger"),
-            _ => None,
+            CreateTargetGroup { key, name, port, health_check_path, matcher, .. } => Facts {
+                change: Change::Create,
+                description: format!(
+                    "target group {name} (HTTP {port}, instances, health check {health_check_path} → {matcher})"
+                ),
+                actions: &["elasticloadbalancing:CreateTargetGroup"],
+                produces: vec![Key::created(key)],
+                after: vec![],
+                typical: None,
+            },
+            ModifyTargetGroupHealthCheck { name, health_check_path, matcher, .. } => Facts {
+                change: Change::Update,
+                description: format!(
+                    "health check of {name}: HTTP {health_check_path} on the traffic port → {matcher}"
+                ),
+                actions: &["elasticloadbalancing:ModifyTargetGroup"],
+                produces: vec![],
+                after: vec![],
+                typical: None,
+            },
+            CreateLoadBalancer { key, name, subnets, .. } => Facts {
+                change: Change::Create,
+                description: format!(
+                    "load balancer {name} (application, internet-facing, IPv4, {} subnets)",
+                    subnets.len()
+                ),
+                actions: &["elasticloadbalancing:CreateLoadBalancer"],
+                produces: vec![Key::created(key)],
+                after: keys([Ready::InternetGatewayAttached]),
+                typical: None,
+            },
+            SetSubnets { name, subnets, .. } => Facts {
+                change: Change::Update,
+                description: format!("subnets of {name}: {}", join(subnets)),
+                actions: &["elasticloadbalancing:SetSubnets"],
+                produces: vec![],
+                after: vec![],
+                typical: None,
+            },
+            SetSecurityGroups { name, security_groups, .. } => Facts {
+                change: Change::Update,
+                description: format!("security groups of {name}: {}", join(security_groups)),
+                actions: &["elasticloadbalancing:SetSecurityGroups"],
+                produces: vec![],
+                after: vec![],
+                typical: None,
+            },
+            CreateListener { key, name, port, .. } => Facts {
+                change: Change::Create,
+                description: format!("listener {name} (HTTP {port})"),
+                actions: &["elasticloadbalancing:CreateListener"],
+                produces: vec![Key::created(key)],
+                after: keys([Ready::ListenerDeleted]),
+                typical: None,
+            },
+            ModifyListenerDefault { port, target_group_name, .. } => Facts {
+                change: Change::Update,
+                description: format!("listener HTTP {port} forwards to {target_group_name}"),
+                actions: &["elasticloadbalancing:ModifyListener"],
+                produces: keys([Ready::ForwardingMoved]),
+                after: vec![],
+                typical: None,
+            },
+            CreateRule { priority, path_pattern, target_group_name, .. } => Facts {
+                change: Change::Create,
+                description: format!("rule {priority}: {path_pattern} → {target_group_name}"),
+                actions: &["elasticloadbalancing:CreateRule"],
+                produces: vec![],
+                after: keys([Ready::RuleDeleted]),
+                typical: None,
+            },
+            ModifyRule { priority, path_pattern, target_group_name, .. } => Facts {
+                change: Change::Update,
+                description: format!("rule {priority}: {path_pattern} → {target_group_name}"),
+                actions: &["elasticloadbalancing:ModifyRule"],
+                produces: keys([Ready::ForwardingMoved]),
+                after: vec![],
+                typical: None,
+            },
+            WaitLoadBalancerActive { name, .. } => Facts {
+                change: Change::Wait,
+                description: format!("wait for load balancer {name} to be active"),
+                actions: &["elasticloadbalancing:DescribeLoadBalancers"],
+                produces: vec![],
+                after: vec![],
+                typical: Some("load_balancer_active"),
+            },
+            AddTags { name, tags, .. } => Facts {
+                change: Change::Update,
+                description: format!("tag {name}: {}", tags.keys().map(String::as_str).collect::<Vec<_>>().join(", ")),
+                actions: &["elasticloadbalancing:AddTags"],
+                produces: vec![],
+                after: vec![],
+                typical: None,
+            },
+            DeleteRule { priority, .. } => Facts {
+                change: Change::Delete,
+                description: format!("listener rule {priority}"),
+                actions: &["elasticloadbalancing:DeleteRule"],
+                produces: keys([Ready::RuleDeleted]),
+                after: vec![],
+                typical: None,
+            },
+            DeleteListener { port, .. } => Facts {
+                change: Change::Delete,
+                description: format!("listener HTTP {port}"),
+                actions: &["elasticloadbalancing:DeleteListener"],
+                produces: keys([Ready::ListenerDeleted]),
+                after: keys([Ready::RuleDeleted]),
+                typical: None,
+            },
+            DeleteLoadBalancer { name, .. } => Facts {
+                change: Change::Delete,
+                description: format!("load balancer {name}"),
+                actions: &["elasticloadbalancing:DeleteLoadBalancer"],
+                produces: keys([Ready::LoadBalancerDeleting]),
+                after: keys([Ready::ListenerDeleted]),
+                typical: None,
+            },
+            WaitLoadBalancerDeleted { name, .. } => Facts {
+                change: Change::Wait,
+                description: format!("wait for load balancer {name} to be deleted"),
+                actions: &["elasticloadbalancing:DescribeLoadBalancers"],
+                produces: keys([Ready::LoadBalancerReleased]),
+                after: keys([Ready::LoadBalancerDeleting]),
+                typical: Some("load_balancer_interfaces_linger"),
+            },
+            DeleteTargetGroup { name, .. } => Facts {
+                change: Change::Delete,
+                description: format!("target group {name}"),
+                actions: &["elasticloadbalancing:DeleteTargetGroup"],
+                produces: vec![],
+                after: keys([
+                    Ready::RuleDeleted,
+                    Ready::ListenerDeleted,
+                    Ready::ForwardingMoved,
+                    Ready::TargetsDeregistered,
+                ]),
+                typical: None,
+            },
         }
     }
 }

@@ -4,22 +4,11 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{HttpTokensState, InstanceStateName};
 use serde::Serialize;
-use three_tier_core::graph::ready;
 use three_tier_core::naming::{Tags, name_or_id};
-use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
+use three_tier_core::{Change, Conflict, Facts, Key, Plan, Ready, Ref, Step, Tier, keys};
 
 use crate::desired::{Desired, Image, ImageSource, SecretPolicySpec};
 use crate::observe::{Observed, ObservedInstanceProfile, ObservedRole};
-
-// Readiness keys within the tier.
-const ROLE: &str = "role";
-const INSTANCE_PROFILE: &str = "instance-profile";
-const PROFILE_HOLDS_ROLE: &str = "instance-profile/role";
-const INSTANCE_STOPPED: &str = "instance/stopped";
-const INSTANCE_STARTED: &str = "instance/started";
-const INSTANCE_RUNNING: &str = "instance/running";
-const INSTANCE_TERMINATING: &str = "instance/terminating";
-const PROFILE_MOVED: &str = "instance/profile-moved";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
@@ -141,58 +130,126 @@ pub enum ComputeStep {
     },
 }
 
+/// Each step's facts. IAM's order (a role before its policies and profile, emptied before
+/// it goes), the instance's (its profile usable, its user data's downloads through an
+/// available NAT gateway, running before it is registered), and a teardown's
+/// (deregistered before terminated, terminated or moved to another profile before its
+/// profile goes). A role just put in an instance profile reaches EC2 some seconds later.
 impl Step for ComputeStep {
-    fn change(&self) -> Change {
+    fn facts(&self) -> Facts {
         use ComputeStep::*;
+        let keys_of = |tags: &BTreeMap<String, String>| tags.keys().cloned().collect::<Vec<_>>().join(", ");
         match self {
-            CreateRole { .. } | CreateInstanceProfile { .. } | RunInstance { .. } => Change::Create,
-            WaitInstanceRunning { .. } | WaitInstanceStopped { .. } | WaitInstanceTerminated { .. } => Change::Wait,
-            TerminateInstance { .. } | DeleteInstanceProfile { .. } | DeleteRole { .. } => Change::Delete,
-            TagRole { .. }
-            | AttachRolePolicy { .. }
-            | DetachRolePolicy { .. }
-            | PutSecretReadPolicy { .. }
-            | DeleteRolePolicy { .. }
-            | TagInstanceProfile { .. }
-            | AddRoleToInstanceProfile { .. }
-            | RemoveRoleFromInstanceProfile { .. }
-            | StartInstance { .. }
-            | MoveInstanceProfile { .. }
-            | SetInstanceSecurityGroups { .. }
-            | RequireImdsV2 { .. }
-            | TagInstance { .. }
-            | RegisterTarget { .. }
-            | DeregisterTarget { .. } => Change::Update,
-        }
-    }
-
-    fn describe(&self) -> String {
-        use ComputeStep::*;
-        let keys = |tags: &BTreeMap<String, String>| tags.keys().cloned().collect::<Vec<_>>().join(", ");
-        match self {
-            CreateRole { name, .. } => format!("IAM role {name} (trusts ec2.amazonaws.com)"),
-            TagRole { name, tags } => format!("tag IAM role {name}: {}", keys(tags)),
-            AttachRolePolicy { role, policy_arn } => {
-                format!("attach {} to {role}", policy_arn.rsplit('/').next().unwrap_or(policy_arn))
-            }
-            DetachRolePolicy { role, policy_arn } => format!("detach {policy_arn} from {role}"),
-            PutSecretReadPolicy { role, policy } => {
-                format!("let {role} read the master secret of {} ({})", policy.db_instance_identifier, policy.name)
-            }
-            DeleteRolePolicy { role, policy_name } => format!("remove inline policy {policy_name} from {role}"),
-            CreateInstanceProfile { name, .. } => format!("instance profile {name}"),
-            TagInstanceProfile { name, tags } => format!("tag instance profile {name}: {}", keys(tags)),
-            AddRoleToInstanceProfile { profile, role } => format!("put role {role} in {profile}"),
-            RemoveRoleFromInstanceProfile { profile, role } => format!("take role {role} out of {profile}"),
-            RunInstance { name, image, instance_type, root_volume_gib, .. } => {
+            CreateRole { name, .. } => Facts {
+                change: Change::Create,
+                description: format!("IAM role {name} (trusts ec2.amazonaws.com)"),
+                actions: &["iam:CreateRole"],
+                produces: keys([Ready::RoleCreated]),
+                after: vec![],
+                typical: None,
+            },
+            TagRole { name, tags } => Facts {
+                change: Change::Update,
+                description: format!("tag IAM role {name}: {}", keys_of(tags)),
+                actions: &["iam:TagRole"],
+                produces: vec![],
+                after: keys([Ready::RoleCreated]),
+                typical: None,
+            },
+            AttachRolePolicy { role, policy_arn } => Facts {
+                change: Change::Update,
+                description: format!("attach {} to {role}", policy_arn.rsplit('/').next().unwrap_or(policy_arn)),
+                actions: &["iam:AttachRolePolicy"],
+                produces: vec![],
+                after: keys([Ready::RoleCreated]),
+                typical: None,
+            },
+            DetachRolePolicy { role, policy_arn } => Facts {
+                change: Change::Update,
+                description: format!("detach {policy_arn} from {role}"),
+                actions: &["iam:DetachRolePolicy"],
+                produces: keys([Ready::RolePolicyRemoved(role.clone())]),
+                after: keys([Ready::ProfileMoved]),
+                typical: None,
+            },
+            PutSecretReadPolicy { role, policy } => Facts {
+                change: Change::Update,
+                description: format!(
+                    "let {role} read the master secret of {} ({})",
+                    policy.db_instance_identifier, policy.name
+                ),
+                actions: &["iam:GetRole", "iam:PutRolePolicy"],
+                produces: vec![],
+                after: keys([Ready::RoleCreated]),
+                typical: None,
+            },
+            DeleteRolePolicy { role, policy_name } => Facts {
+                change: Change::Update,
+                description: format!("remove inline policy {policy_name} from {role}"),
+                actions: &["iam:DeleteRolePolicy"],
+                produces: keys([Ready::RolePolicyRemoved(role.clone())]),
+                after: keys([Ready::ProfileMoved]),
+                typical: None,
+            },
+            CreateInstanceProfile { name, .. } => Facts {
+                change: Change::Create,
+                description: format!("instance profile {name}"),
+                actions: &["iam:CreateInstanceProfile"],
+                produces: keys([Ready::InstanceProfileCreated]),
+                after: vec![],
+                typical: None,
+            },
+            TagInstanceProfile { name, tags } => Facts {
+                change: Change::Update,
+                description: format!("tag instance profile {name}: {}", keys_of(tags)),
+                actions: &["iam:TagInstanceProfile"],
+                produces: vec![],
+                after: keys([Ready::InstanceProfileCreated]),
+                typical: None,
+            },
+            AddRoleToInstanceProfile { profile, role } => Facts {
+                change: Change::Update,
+                description: format!("put role {role} in {profile}"),
+                actions: &["iam:AddRoleToInstanceProfile"],
+                produces: keys([Ready::ProfileHoldsRole]),
+                after: keys([
+                    Ready::RoleCreated,
+                    Ready::InstanceProfileCreated,
+                    Ready::ProfileEmptied(profile.clone()),
+                ]),
+                typical: Some("instance_profile_usable"),
+            },
+            RemoveRoleFromInstanceProfile { profile, role } => Facts {
+                change: Change::Update,
+                description: format!("take role {role} out of {profile}"),
+                actions: &["iam:RemoveRoleFromInstanceProfile"],
+                produces: keys([Ready::ProfileEmptied(profile.clone()), Ready::RoleOutOfProfiles(role.clone())]),
+                after: keys([Ready::InstanceTerminated, Ready::ProfileMoved]),
+                typical: None,
+            },
+            RunInstance { key, name, image, instance_type, root_volume_gib, .. } => {
                 let from = match &image.source {
                     ImageSource::SsmParameter(path) => format!(", the latest of {path}"),
                     ImageSource::Id(_) => String::new(),
                 };
-                format!(
-                    "instance {name} ({instance_type}, {}{from}, no public IP, IMDSv2, encrypted {root_volume_gib} GiB root volume)",
-                    image.id
-                )
+                Facts {
+                    change: Change::Create,
+                    description: format!(
+                        "instance {name} ({instance_type}, {}{from}, no public IP, IMDSv2, encrypted {root_volume_gib} GiB root volume)",
+                        image.id
+                    ),
+                    actions: &["ec2:RunInstances"],
+                    produces: vec![Key::created(key)],
+                    // The user data downloads through the NAT gateway: it and the app
+                    // subnet's route to it must be in place.
+                    after: keys([
+                        Ready::ProfileHoldsRole,
+                        Ready::NatGatewayAvailable,
+                        Ready::NatRouted,
+                        Ready::SubnetsRouted,
+                    ]),
+                    typical: None,
+                }
             }
             MoveInstanceProfile { name, from, to, kept, .. } => {
                 let old = if kept.is_empty() {
@@ -200,109 +257,121 @@ impl Step for ComputeStep {
                 } else {
                     format!("{from} stays: {} still run with it", kept.join(", "))
                 };
-                format!("move instance {name} to instance profile {to} (the region is in IAM names now; {old})")
+                Facts {
+                    change: Change::Update,
+                    description: format!(
+                        "move instance {name} to instance profile {to} (the region is in IAM names now; {old})"
+                    ),
+                    actions: &[
+                        "ec2:DescribeIamInstanceProfileAssociations",
+                        "ec2:ReplaceIamInstanceProfileAssociation",
+                    ],
+                    produces: keys([Ready::ProfileMoved]),
+                    after: keys([Ready::ProfileHoldsRole, Ready::InstanceProfileCreated]),
+                    typical: Some("instance_profile_usable"),
+                }
             }
-            WaitInstanceStopped { name, .. } => format!("wait for instance {name} to stop"),
-            StartInstance { name, id } => format!("start stopped instance {name} ({id})"),
-            SetInstanceSecurityGroups { name, security_groups, .. } => {
-                let groups: Vec<String> = security_groups.iter().map(Ref::to_string).collect();
-                format!("security groups of {name}: {}", groups.join(", "))
-            }
-            RequireImdsV2 { name, .. } => format!("require IMDSv2 on {name}"),
-            TagInstance { name, tags, .. } => format!("tag {name}: {}", keys(tags)),
-            WaitInstanceRunning { name, .. } => format!("wait for instance {name} to run"),
-            RegisterTarget { port, instance, group_name, .. } => {
-                format!("register instance {instance} in target group {group_name} on port {port}")
-            }
-            DeregisterTarget { instance_id, port, group_name, .. } => {
-                format!("deregister {instance_id}:{port} from target group {group_name}")
-            }
-            TerminateInstance { name, id } => format!("instance {name} ({id})"),
-            WaitInstanceTerminated { name, .. } => format!("wait for instance {name} to terminate"),
-            DeleteInstanceProfile { name } => format!("instance profile {name}"),
-            DeleteRole { name } => format!("IAM role {name}"),
+            WaitInstanceStopped { name, .. } => Facts {
+                change: Change::Wait,
+                description: format!("wait for instance {name} to stop"),
+                actions: &["ec2:DescribeInstances"],
+                produces: keys([Ready::InstanceStopped]),
+                after: vec![],
+                typical: None,
+            },
+            StartInstance { name, id } => Facts {
+                change: Change::Update,
+                description: format!("start stopped instance {name} ({id})"),
+                actions: &["ec2:StartInstances"],
+                produces: keys([Ready::InstanceStarted]),
+                after: keys([Ready::InstanceStopped]),
+                typical: None,
+            },
+            SetInstanceSecurityGroups { name, security_groups, .. } => Facts {
+                change: Change::Update,
+                description: format!(
+                    "security groups of {name}: {}",
+                    security_groups.iter().map(Ref::to_string).collect::<Vec<_>>().join(", ")
+                ),
+                actions: &["ec2:ModifyInstanceAttribute"],
+                produces: vec![],
+                after: vec![],
+                typical: None,
+            },
+            RequireImdsV2 { name, .. } => Facts {
+                change: Change::Update,
+                description: format!("require IMDSv2 on {name}"),
+                actions: &["ec2:ModifyInstanceMetadataOptions"],
+                produces: vec![],
+                after: vec![],
+                typical: None,
+            },
+            TagInstance { name, tags, .. } => Facts {
+                change: Change::Update,
+                description: format!("tag {name}: {}", keys_of(tags)),
+                actions: &["ec2:CreateTags"],
+                produces: vec![],
+                after: vec![],
+                typical: None,
+            },
+            WaitInstanceRunning { name, .. } => Facts {
+                change: Change::Wait,
+                description: format!("wait for instance {name} to run"),
+                actions: &["ec2:DescribeInstances"],
+                produces: keys([Ready::InstanceRunning]),
+                after: keys([Ready::InstanceStarted]),
+                typical: Some("instance_running"),
+            },
+            RegisterTarget { port, instance, group_name, .. } => Facts {
+                change: Change::Update,
+                description: format!("register instance {instance} in target group {group_name} on port {port}"),
+                actions: &["elasticloadbalancing:RegisterTargets"],
+                produces: vec![],
+                after: keys([Ready::InstanceRunning]),
+                typical: None,
+            },
+            DeregisterTarget { instance_id, port, group_name, .. } => Facts {
+                change: Change::Update,
+                description: format!("deregister {instance_id}:{port} from target group {group_name}"),
+                actions: &["elasticloadbalancing:DeregisterTargets"],
+                produces: keys([Ready::TargetsDeregistered]),
+                after: vec![],
+                typical: None,
+            },
+            TerminateInstance { name, id } => Facts {
+                change: Change::Delete,
+                description: format!("instance {name} ({id})"),
+                actions: &["ec2:TerminateInstances"],
+                produces: keys([Ready::InstanceTerminating]),
+                after: keys([Ready::TargetsDeregistered]),
+                typical: None,
+            },
+            WaitInstanceTerminated { name, .. } => Facts {
+                change: Change::Wait,
+                description: format!("wait for instance {name} to terminate"),
+                actions: &["ec2:DescribeInstances"],
+                produces: keys([Ready::InstanceTerminated]),
+                after: keys([Ready::InstanceTerminating]),
+                typical: Some("instance_terminated"),
+            },
+            DeleteInstanceProfile { name } => Facts {
+                change: Change::Delete,
+                description: format!("instance profile {name}"),
+                actions: &["iam:DeleteInstanceProfile"],
+                produces: vec![],
+                after: keys([Ready::ProfileEmptied(name.clone()), Ready::InstanceTerminated]),
+                typical: None,
+            },
+            DeleteRole { name } => Facts {
+                change: Change::Delete,
+                description: format!("IAM role {name}"),
+                actions: &["iam:DeleteRole"],
+                produces: vec![],
+                after: keys([Ready::RolePolicyRemoved(name.clone()), Ready::RoleOutOfProfiles(name.clone())]),
+                typical: None,
+            },
         }
     }
-
-    fn produces(&self) -> Vec<String> {
-        use ComputeStep::*;
-        let produced: &[&str] = match self {
-            RunInstance { key, .. } => return vec![key.clone()],
-            CreateRole { .. } => &[ROLE],
-            CreateInstanceProfile { .. } => &[INSTANCE_PROFILE],
-            AddRoleToInstanceProfile { .. } => &[PROFILE_HOLDS_ROLE],
-            RemoveRoleFromInstanceProfile { profile, role } => return vec![emptied(profile), out_of_profiles(role)],
-            DetachRolePolicy { role, .. } | DeleteRolePolicy { role, .. } => return vec![policy_removed(role)],
-            WaitInstanceStopped { .. } => &[INSTANCE_STOPPED],
-            StartInstance { .. } => &[INSTANCE_STARTED],
-            MoveInstanceProfile { .. } => &[PROFILE_MOVED],
-            WaitInstanceRunning { .. } => &[INSTANCE_RUNNING],
-            DeregisterTarget { .. } => &[ready::TARGETS_DEREGISTERED],
-            TerminateInstance { .. } => &[INSTANCE_TERMINATING],
-            WaitInstanceTerminated { .. } => &[ready::INSTANCE_TERMINATED],
-            _ => &[],
-        };
-        produced.iter().map(|key| key.to_string()).collect()
-    }
-
-    /// IAM's order (a role before its policies and profile, emptied before it goes), the
-    /// instance's (its profile usable, its user data's downloads through an available NAT
-    /// gateway, running before it is registered), and a teardown's (deregistered before
-    /// terminated, terminated or moved to another profile before its profile goes).
-    fn after(&self) -> Vec<String> {
-        use ComputeStep::*;
-        let after: &[&str] = match self {
-            TagRole { .. } | AttachRolePolicy { .. } | PutSecretReadPolicy { .. } => &[ROLE],
-            TagInstanceProfile { .. } => &[INSTANCE_PROFILE],
-            AddRoleToInstanceProfile { profile, .. } => {
-                return vec![ROLE.into(), INSTANCE_PROFILE.into(), emptied(profile)];
-            }
-            RemoveRoleFromInstanceProfile { .. } => &[ready::INSTANCE_TERMINATED, PROFILE_MOVED],
-            DetachRolePolicy { .. } | DeleteRolePolicy { .. } => &[PROFILE_MOVED],
-            MoveInstanceProfile { .. } => &[PROFILE_HOLDS_ROLE, INSTANCE_PROFILE],
-            // The user data downloads through the NAT gateway: it and the app subnet's
-            // route to it must be in place.
-            RunInstance { .. } => {
-                &[PROFILE_HOLDS_ROLE, ready::NAT_GATEWAY_AVAILABLE, ready::NAT_ROUTED, ready::SUBNETS_ROUTED]
-            }
-            StartInstance { .. } => &[INSTANCE_STOPPED],
-            WaitInstanceRunning { .. } => &[INSTANCE_STARTED],
-            RegisterTarget { .. } => &[INSTANCE_RUNNING],
-            TerminateInstance { .. } => &[ready::TARGETS_DEREGISTERED],
-            WaitInstanceTerminated { .. } => &[INSTANCE_TERMINATING],
-            DeleteInstanceProfile { name } => return vec![emptied(name), ready::INSTANCE_TERMINATED.into()],
-            DeleteRole { name } => return vec![policy_removed(name), out_of_profiles(name)],
-            _ => &[],
-        };
-        after.iter().map(|key| key.to_string()).collect()
-    }
-
-    /// A role just put in an instance profile reaches EC2 some seconds later.
-    fn typical(&self) -> Option<&'static str> {
-        match self {
-            ComputeStep::AddRoleToInstanceProfile { .. } | ComputeStep::MoveInstanceProfile { .. } => {
-                Some("instance_profile_usable")
-            }
-            ComputeStep::WaitInstanceRunning { .. } => Some("instance_running"),
-            ComputeStep::WaitInstanceTerminated { .. } => Some("instance_terminated"),
-            _ => None,
-        }
-    }
-}
-
-// Readiness keys of one IAM resource: a profile holds one role, so the role it is to hold
-// goes in once the one it held is out; a role or profile goes once emptied. Keyed by name,
-// so retiring the legacy role and profile waits for nothing of the new ones.
-fn emptied(profile: &str) -> String {
-    format!("instance-profile/{profile}/emptied")
-}
-
-fn out_of_profiles(role: &str) -> String {
-    format!("role/{role}/out-of-profiles")
-}
-
-fn policy_removed(role: &str) -> String {
-    format!("role/{role}/policy-removed")
 }
 
 /// The steps from what exists to what is desired: role, profile, instance, registration.

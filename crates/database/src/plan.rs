@@ -3,20 +3,11 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use three_tier_core::graph::ready;
 use three_tier_core::naming::Tags;
-use three_tier_core::{Change, Conflict, Plan, Ref, Step, Tier};
+use three_tier_core::{Change, Conflict, Facts, Plan, Ready, Ref, Step, Tier, keys};
 
 use crate::desired::Desired;
 use crate::observe::{DbStatus, Observed};
-
-// Readiness keys within the tier.
-const SUBNET_GROUP: &str = "db-subnet-group";
-const INSTANCE_CREATED: &str = "db-instance/created";
-const INSTANCE_STARTING: &str = "db-instance/starting";
-const INSTANCE_STARTED: &str = "db-instance/started";
-const INSTANCE_MODIFIED: &str = "db-instance/modified";
-const INSTANCE_DELETING: &str = "db-instance/deleting";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
@@ -80,26 +71,28 @@ pub enum DatabaseStep {
     },
 }
 
+/// Each step's facts. The instance goes into its subnet group; a stopped one takes changes
+/// once started; the subnet group goes once the instance is gone.
 impl Step for DatabaseStep {
-    fn change(&self) -> Change {
+    fn facts(&self) -> Facts {
         use DatabaseStep::*;
         match self {
-            CreateDbSubnetGroup { .. } | CreateDbInstance { .. } => Change::Create,
-            ModifyDbSubnetGroup { .. } | ModifyDbInstance { .. } | StartDbInstance { .. } | AddTags { .. } => {
-                Change::Update
-            }
-            WaitDbInstanceStarted { .. } | WaitDbInstanceAvailable { .. } | WaitDbInstanceDeleted { .. } => {
-                Change::Wait
-            }
-            DeleteDbInstance { .. } | DeleteDbSubnetGroup { .. } => Change::Delete,
-        }
-    }
-
-    fn describe(&self) -> String {
-        use DatabaseStep::*;
-        match self {
-            CreateDbSubnetGroup { name, subnets, .. } => format!("DB subnet group {name} ({} subnets)", subnets.len()),
-            ModifyDbSubnetGroup { name, subnets, .. } => format!("subnets of {name}: {}", join(subnets)),
+            CreateDbSubnetGroup { name, subnets, .. } => Facts {
+                change: Change::Create,
+                description: format!("DB subnet group {name} ({} subnets)", subnets.len()),
+                actions: &["rds:CreateDBSubnetGroup"],
+                produces: keys([Ready::DbSubnetGroupInPlace]),
+                after: vec![],
+                typical: None,
+            },
+            ModifyDbSubnetGroup { name, subnets, .. } => Facts {
+                change: Change::Update,
+                description: format!("subnets of {name}: {}", join(subnets)),
+                actions: &["rds:ModifyDBSubnetGroup"],
+                produces: keys([Ready::DbSubnetGroupInPlace]),
+                after: vec![],
+                typical: None,
+            },
             CreateDbInstance {
                 identifier,
                 engine,
@@ -109,10 +102,17 @@ impl Step for DatabaseStep {
                 allocated_storage_gib,
                 database_name,
                 ..
-            } => format!(
-                "RDS instance {identifier} ({engine} {engine_version}, {instance_class}, {storage_type} {allocated_storage_gib} GiB, \
-                 single AZ, private, encrypted, database {database_name}, password managed by RDS)"
-            ),
+            } => Facts {
+                change: Change::Create,
+                description: format!(
+                    "RDS instance {identifier} ({engine} {engine_version}, {instance_class}, {storage_type} {allocated_storage_gib} GiB, \
+                     single AZ, private, encrypted, database {database_name}, password managed by RDS)"
+                ),
+                actions: &["rds:CreateDBInstance"],
+                produces: keys([Ready::DbInstanceCreated]),
+                after: keys([Ready::DbSubnetGroupInPlace]),
+                typical: None,
+            },
             ModifyDbInstance { identifier, deletion_protection, security_groups } => {
                 let mut changes = Vec::new();
                 if let Some(on) = deletion_protection {
@@ -121,64 +121,76 @@ impl Step for DatabaseStep {
                 if let Some(groups) = security_groups {
                     changes.push(format!("security groups {}", join(groups)));
                 }
-                format!("{identifier}: {}", changes.join(", "))
-            }
-            StartDbInstance { identifier } => format!("start stopped RDS instance {identifier}"),
-            AddTags { name, tags, .. } => {
-                format!("tag {name}: {}", tags.keys().cloned().collect::<Vec<_>>().join(", "))
-            }
-            WaitDbInstanceStarted { identifier } => format!("wait for {identifier} to start"),
-            WaitDbInstanceAvailable { identifier } => format!("wait for {identifier} to be available"),
-            DeleteDbInstance { identifier, final_snapshot } => match final_snapshot {
-                Some(snapshot) => {
-                    format!("RDS instance {identifier} (after final snapshot {snapshot}, with its automated backups)")
+                Facts {
+                    change: Change::Update,
+                    description: format!("{identifier}: {}", changes.join(", ")),
+                    actions: &["rds:ModifyDBInstance"],
+                    produces: keys([Ready::DbInstanceModified]),
+                    after: keys([Ready::DbInstanceStarted]),
+                    typical: None,
                 }
-                None => format!("RDS instance {identifier} (without a final snapshot, with its automated backups)"),
-            },
-            WaitDbInstanceDeleted { identifier } => format!("wait for {identifier} to be deleted"),
-            DeleteDbSubnetGroup { name } => format!("DB subnet group {name}"),
-        }
-    }
-
-    fn produces(&self) -> Vec<String> {
-        use DatabaseStep::*;
-        let produced: &[&str] = match self {
-            CreateDbSubnetGroup { .. } | ModifyDbSubnetGroup { .. } => &[SUBNET_GROUP],
-            CreateDbInstance { .. } => &[INSTANCE_CREATED],
-            StartDbInstance { .. } => &[INSTANCE_STARTING],
-            WaitDbInstanceStarted { .. } => &[INSTANCE_STARTED],
-            ModifyDbInstance { .. } => &[INSTANCE_MODIFIED],
-            DeleteDbInstance { .. } => &[INSTANCE_DELETING],
-            WaitDbInstanceDeleted { .. } => &[ready::DB_INSTANCE_DELETED],
-            DeleteDbSubnetGroup { .. } => &[ready::DB_SUBNET_GROUP_DELETED],
-            _ => &[],
-        };
-        produced.iter().map(|key| key.to_string()).collect()
-    }
-
-    /// The instance goes into its subnet group; a stopped one takes changes once started;
-    /// the subnet group goes once the instance is gone.
-    fn after(&self) -> Vec<String> {
-        use DatabaseStep::*;
-        let after: &[&str] = match self {
-            CreateDbInstance { .. } => &[SUBNET_GROUP],
-            WaitDbInstanceStarted { .. } => &[INSTANCE_STARTING],
-            ModifyDbInstance { .. } => &[INSTANCE_STARTED],
-            WaitDbInstanceAvailable { .. } => &[INSTANCE_CREATED, INSTANCE_STARTED, INSTANCE_MODIFIED],
-            WaitDbInstanceDeleted { .. } => &[INSTANCE_DELETING],
-            DeleteDbSubnetGroup { .. } => &[ready::DB_INSTANCE_DELETED],
-            _ => &[],
-        };
-        after.iter().map(|key| key.to_string()).collect()
-    }
-
-    fn typical(&self) -> Option<&'static str> {
-        match self {
-            DatabaseStep::WaitDbInstanceAvailable { .. } | DatabaseStep::WaitDbInstanceStarted { .. } => {
-                Some("db_instance_available")
             }
-            DatabaseStep::WaitDbInstanceDeleted { .. } => Some("db_instance_deleted"),
-            _ => None,
+            StartDbInstance { identifier } => Facts {
+                change: Change::Update,
+                description: format!("start stopped RDS instance {identifier}"),
+                actions: &["rds:StartDBInstance"],
+                produces: keys([Ready::DbInstanceStarting]),
+                after: vec![],
+                typical: None,
+            },
+            WaitDbInstanceStarted { identifier } => Facts {
+                change: Change::Wait,
+                description: format!("wait for {identifier} to start"),
+                actions: &["rds:DescribeDBInstances"],
+                produces: keys([Ready::DbInstanceStarted]),
+                after: keys([Ready::DbInstanceStarting]),
+                typical: Some("db_instance_available"),
+            },
+            AddTags { name, tags, .. } => Facts {
+                change: Change::Update,
+                description: format!("tag {name}: {}", tags.keys().cloned().collect::<Vec<_>>().join(", ")),
+                actions: &["rds:AddTagsToResource"],
+                produces: vec![],
+                after: vec![],
+                typical: None,
+            },
+            WaitDbInstanceAvailable { identifier } => Facts {
+                change: Change::Wait,
+                description: format!("wait for {identifier} to be available"),
+                actions: &["rds:DescribeDBInstances"],
+                produces: vec![],
+                after: keys([Ready::DbInstanceCreated, Ready::DbInstanceStarted, Ready::DbInstanceModified]),
+                typical: Some("db_instance_available"),
+            },
+            DeleteDbInstance { identifier, final_snapshot } => Facts {
+                change: Change::Delete,
+                description: match final_snapshot {
+                    Some(snapshot) => format!(
+                        "RDS instance {identifier} (after final snapshot {snapshot}, with its automated backups)"
+                    ),
+                    None => format!("RDS instance {identifier} (without a final snapshot, with its automated backups)"),
+                },
+                actions: &["rds:DeleteDBInstance"],
+                produces: keys([Ready::DbInstanceDeleting]),
+                after: vec![],
+                typical: None,
+            },
+            WaitDbInstanceDeleted { identifier } => Facts {
+                change: Change::Wait,
+                description: format!("wait for {identifier} to be deleted"),
+                actions: &["rds:DescribeDBInstances"],
+                produces: keys([Ready::DbInstanceDeleted]),
+                after: keys([Ready::DbInstanceDeleting]),
+                typical: Some("db_instance_deleted"),
+            },
+            DeleteDbSubnetGroup { name } => Facts {
+                change: Change::Delete,
+                description: format!("DB subnet group {name}"),
+                actions: &["rds:DeleteDBSubnetGroup"],
+                produces: keys([Ready::DbSubnetGroupDeleted]),
+                after: keys([Ready::DbInstanceDeleted]),
+                typical: None,
+            },
         }
     }
 }

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use aws_sdk_ec2::types::NatGatewayState;
 use ipnet::Ipv4Net;
 use serde::Serialize;
-use three_tier_core::graph::ready;
 use three_tier_core::naming::{Tags, name_or_id};
-use three_tier_core::{Change, Conflict, Plan, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetRole, Tier};
+use three_tier_core::{
+    Change, Conflict, Facts, Key, Plan, Ready, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetRole, Tier, keys,
+};
 
 use crate::desired::{ANYWHERE, DefaultRoute, Desired, IngressFrom};
 use crate::observe::{Observed, ObservedRouteTable};
@@ -166,16 +167,6 @@ pub enum NetworkStep {
     },
 }
 
-// Readiness keys within the tier (those other tiers meet at are in `ready`).
-const DNS_SUPPORT: &str = "vpc/dns-support";
-const NAT_GATEWAY_DELETING: &str = "nat-gateway/deleting";
-const INGRESS_REVOKED: &str = "security-group/ingress-revoked";
-const ROUTE_TABLE_DISASSOCIATED: &str = "route-table/disassociated";
-const SECURITY_GROUP_DELETED: &str = "security-group/deleted";
-const ROUTE_TABLE_DELETED: &str = "route-table/deleted";
-const SUBNET_DELETED: &str = "subnet/deleted";
-const INTERNET_GATEWAY_DELETED: &str = "internet-gateway/deleted";
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VpcAttribute {
@@ -190,176 +181,276 @@ pub enum RouteTarget {
     NatGateway(Ref),
 }
 
+/// What lives in the subnets and security groups: instance, load balancer, database.
+const TENANTS_GONE: [Ready; 3] = [Ready::InstanceTerminated, Ready::LoadBalancerReleased, Ready::DbInstanceDeleted];
+
+/// Each step's facts. The order AWS demands beyond the ids a step refers to (SPEC.md,
+/// "Order"): a NAT gateway needs the internet gateway attached, routes through it need it
+/// available; a teardown frees what each delete needs free first.
 impl Step for NetworkStep {
-    fn change(&self) -> Change {
+    fn facts(&self) -> Facts {
         use NetworkStep::*;
         match self {
-            CreateVpc { .. }
-            | CreateInternetGateway { .. }
-            | CreateSubnet { .. }
-            | AllocateAddress { .. }
-            | CreateNatGateway { .. }
-            | CreateSecurityGroup { .. }
-            | CreateRouteTable { .. } => Change::Create,
-            WaitNatGatewayAvailable { .. } | WaitNatGatewayDeleted { .. } => Change::Wait,
-            DeleteNatGateway { .. }
-            | ReleaseAddress { .. }
-            | DeleteSecurityGroup { .. }
-            | DeleteRouteTable { .. }
-            | DeleteSubnet { .. }
-            | DeleteInternetGateway { .. }
-            | DeleteVpc { .. } => Change::Delete,
-            EnableVpcAttribute { .. }
-            | AttachInternetGateway { .. }
-            | AuthorizeIngress { .. }
-            | RevokeIngress { .. }
-            | CreateRoute { .. }
-            | ReplaceRoute { .. }
-            | DeleteRoute { .. }
-            | AssociateRouteTable { .. }
-            | ReplaceRouteTableAssociation { .. }
-            | DisassociateRouteTable { .. }
-            | TagResource { .. }
-            | DetachInternetGateway { .. } => Change::Update,
-        }
-    }
-
-    fn describe(&self) -> String {
-        use NetworkStep::*;
-        match self {
-            CreateVpc { name, cidr, .. } => format!("VPC {name} ({cidr})"),
+            CreateVpc { key, name, cidr, .. } => Facts {
+                change: Change::Create,
+                description: format!("VPC {name} ({cidr})"),
+                actions: &["ec2:CreateVpc"],
+                produces: vec![Key::created(key)],
+                after: vec![],
+                typical: None,
+            },
             EnableVpcAttribute { vpc, attribute } => {
-                let what = match attribute {
-                    VpcAttribute::EnableDnsSupport => "DNS support",
-                    VpcAttribute::EnableDnsHostnames => "DNS hostnames",
+                let (what, produces, after) = match attribute {
+                    VpcAttribute::EnableDnsSupport => ("DNS support", keys([Ready::DnsSupport]), vec![]),
+                    VpcAttribute::EnableDnsHostnames => ("DNS hostnames", vec![], keys([Ready::DnsSupport])),
                 };
-                format!("turn on {what} of VPC {vpc}")
+                Facts {
+                    change: Change::Update,
+                    description: format!("turn on {what} of VPC {vpc}"),
+                    actions: &["ec2:ModifyVpcAttribute"],
+                    produces,
+                    after,
+                    typical: None,
+                }
             }
-            CreateInternetGateway { name, .. } => format!("internet gateway {name}"),
-            AttachInternetGateway { internet_gateway, vpc } => {
-                format!("attach internet gateway {internet_gateway} to VPC {vpc}")
-            }
-            CreateSubnet { name, cidr, availability_zone, .. } => {
-                format!("subnet {name} ({cidr}, {availability_zone})")
-            }
-            AllocateAddress { name, .. } => format!("Elastic IP {name}"),
-            CreateNatGateway { name, subnet, .. } => format!("NAT gateway {name} in subnet {subnet}"),
-            WaitNatGatewayAvailable { name, .. } => format!("wait for NAT gateway {name} to be available"),
-            CreateSecurityGroup { name, .. } => format!("security group {name}"),
-            AuthorizeIngress { group_name, rule, .. } => format!("allow {rule} into {group_name}"),
-            RevokeIngress { group_name, rule, .. } => format!("remove rule {rule} from {group_name}"),
-            CreateRouteTable { name, .. } => format!("route table {name}"),
-            CreateRoute { table_name, destination, target, .. } => {
-                format!("route {destination} → {} in {table_name}", target.describe())
-            }
-            ReplaceRoute { table_name, destination, target, .. } => {
-                format!("point route {destination} in {table_name} at {}", target.describe())
-            }
-            DeleteRoute { table_name, destination, .. } => format!("remove route {destination} from {table_name}"),
-            AssociateRouteTable { table_name, subnet_name, .. } => {
-                format!("associate {table_name} with subnet {subnet_name}")
-            }
-            ReplaceRouteTableAssociation { table_name, subnet_name, .. } => {
-                format!("move subnet {subnet_name} to route table {table_name}")
-            }
-            DisassociateRouteTable { table_name, association_id } => {
-                format!("remove association {association_id} from {table_name}")
-            }
-            TagResource { name, tags, .. } => {
-                let keys: Vec<_> = tags.keys().map(String::as_str).collect();
-                format!("tag {name}: {}", keys.join(", "))
-            }
-            DeleteNatGateway { name, id } => format!("NAT gateway {name} ({id})"),
-            WaitNatGatewayDeleted { name, .. } => format!("wait for NAT gateway {name} to be deleted"),
-            ReleaseAddress { name, allocation_id, .. } => format!("Elastic IP {name} ({allocation_id})"),
-            DeleteSecurityGroup { name, id } => format!("security group {name} ({id})"),
-            DeleteRouteTable { name, id } => format!("route table {name} ({id})"),
-            DeleteSubnet { name, id } => format!("subnet {name} ({id})"),
-            DetachInternetGateway { name, vpc_id, .. } => format!("detach internet gateway {name} from {vpc_id}"),
-            DeleteInternetGateway { name, id } => format!("internet gateway {name} ({id})"),
-            DeleteVpc { name, id } => format!("VPC {name} ({id})"),
-        }
-    }
-
-    fn produces(&self) -> Vec<String> {
-        use NetworkStep::*;
-        let produced: &[&str] = match self {
-            CreateVpc { key, .. }
-            | CreateInternetGateway { key, .. }
-            | CreateSubnet { key, .. }
-            | AllocateAddress { key, .. }
-            | CreateNatGateway { key, .. }
-            | CreateSecurityGroup { key, .. }
-            | CreateRouteTable { key, .. } => return vec![key.clone()],
-            EnableVpcAttribute { attribute: VpcAttribute::EnableDnsSupport, .. } => &[DNS_SUPPORT],
-            AttachInternetGateway { .. } => &[ready::INTERNET_GATEWAY_ATTACHED],
-            CreateRoute { target: RouteTarget::NatGateway(_), .. }
-            | ReplaceRoute { target: RouteTarget::NatGateway(_), .. } => &[ready::NAT_ROUTED],
-            AssociateRouteTable { .. } | ReplaceRouteTableAssociation { .. } => &[ready::SUBNETS_ROUTED],
-            WaitNatGatewayAvailable { .. } => &[ready::NAT_GATEWAY_AVAILABLE],
-            DeleteNatGateway { .. } => &[NAT_GATEWAY_DELETING],
-            WaitNatGatewayDeleted { .. } => &[ready::NAT_GATEWAY_DELETED],
-            ReleaseAddress { .. } => &[ready::ADDRESS_RELEASED],
-            RevokeIngress { .. } => &[INGRESS_REVOKED],
-            DisassociateRouteTable { .. } => &[ROUTE_TABLE_DISASSOCIATED],
-            DeleteSecurityGroup { .. } => &[SECURITY_GROUP_DELETED],
-            DeleteRouteTable { .. } => &[ROUTE_TABLE_DELETED],
-            DeleteSubnet { .. } => &[SUBNET_DELETED],
-            DetachInternetGateway { .. } => &[ready::INTERNET_GATEWAY_DETACHED],
-            DeleteInternetGateway { .. } => &[INTERNET_GATEWAY_DELETED],
-            _ => &[],
-        };
-        produced.iter().map(|key| key.to_string()).collect()
-    }
-
-    /// The order AWS demands beyond the ids a step refers to (SPEC.md, "Order"): a NAT
-    /// gateway needs the internet gateway attached, routes through it need it available;
-    /// a teardown frees what each delete needs free first.
-    fn after(&self) -> Vec<String> {
-        use NetworkStep::*;
-        // What lives in the subnets and security groups: instance, load balancer, database.
-        const TENANTS_GONE: [&str; 3] =
-            [ready::INSTANCE_TERMINATED, ready::LOAD_BALANCER_RELEASED, ready::DB_INSTANCE_DELETED];
-        let after: &[&str] = match self {
-            EnableVpcAttribute { attribute: VpcAttribute::EnableDnsHostnames, .. } => &[DNS_SUPPORT],
-            CreateNatGateway { .. } => &[ready::INTERNET_GATEWAY_ATTACHED, ready::NAT_GATEWAY_DELETED],
-            CreateRoute { target: RouteTarget::NatGateway(_), .. }
-            | ReplaceRoute { target: RouteTarget::NatGateway(_), .. } => &[ready::NAT_GATEWAY_AVAILABLE],
-            WaitNatGatewayDeleted { .. } => &[NAT_GATEWAY_DELETING],
-            ReleaseAddress { .. } => &[ready::NAT_GATEWAY_DELETED],
-            DeleteSecurityGroup { .. } => &[INGRESS_REVOKED, TENANTS_GONE[0], TENANTS_GONE[1], TENANTS_GONE[2]],
-            DeleteRouteTable { .. } => &[ROUTE_TABLE_DISASSOCIATED],
-            DeleteSubnet { .. } => &[
-                ROUTE_TABLE_DISASSOCIATED,
-                ready::NAT_GATEWAY_DELETED,
-                ready::DB_SUBNET_GROUP_DELETED,
-                TENANTS_GONE[0],
-                TENANTS_GONE[1],
-                TENANTS_GONE[2],
-            ],
+            CreateInternetGateway { key, name, .. } => Facts {
+                change: Change::Create,
+                description: format!("internet gateway {name}"),
+                actions: &["ec2:CreateInternetGateway"],
+                produces: vec![Key::created(key)],
+                after: vec![],
+                typical: None,
+            },
+            AttachInternetGateway { internet_gateway, vpc } => Facts {
+                change: Change::Update,
+                description: format!("attach internet gateway {internet_gateway} to VPC {vpc}"),
+                actions: &["ec2:AttachInternetGateway"],
+                produces: keys([Ready::InternetGatewayAttached]),
+                after: vec![],
+                typical: None,
+            },
+            CreateSubnet { key, name, cidr, availability_zone, .. } => Facts {
+                change: Change::Create,
+                description: format!("subnet {name} ({cidr}, {availability_zone})"),
+                actions: &["ec2:CreateSubnet"],
+                produces: vec![Key::created(key)],
+                after: vec![],
+                typical: None,
+            },
+            AllocateAddress { key, name, .. } => Facts {
+                change: Change::Create,
+                description: format!("Elastic IP {name}"),
+                actions: &["ec2:AllocateAddress"],
+                produces: vec![Key::created(key)],
+                after: vec![],
+                typical: None,
+            },
+            CreateNatGateway { key, name, subnet, .. } => Facts {
+                change: Change::Create,
+                description: format!("NAT gateway {name} in subnet {subnet}"),
+                actions: &["ec2:CreateNatGateway"],
+                produces: vec![Key::created(key)],
+                after: keys([Ready::InternetGatewayAttached, Ready::NatGatewayDeleted]),
+                typical: None,
+            },
+            WaitNatGatewayAvailable { name, .. } => Facts {
+                change: Change::Wait,
+                description: format!("wait for NAT gateway {name} to be available"),
+                actions: &["ec2:DescribeNatGateways"],
+                produces: keys([Ready::NatGatewayAvailable]),
+                after: vec![],
+                typical: Some("nat_gateway_available"),
+            },
+            CreateSecurityGroup { key, name, .. } => Facts {
+                change: Change::Create,
+                description: format!("security group {name}"),
+                actions: &["ec2:CreateSecurityGroup"],
+                produces: vec![Key::created(key)],
+                after: vec![],
+                typical: None,
+            },
+            AuthorizeIngress { group_name, rule, .. } => Facts {
+                change: Change::Update,
+                description: format!("allow {rule} into {group_name}"),
+                actions: &["ec2:AuthorizeSecurityGroupIngress"],
+                produces: vec![],
+                after: vec![],
+                typical: None,
+            },
+            RevokeIngress { group_name, rule, .. } => Facts {
+                change: Change::Update,
+                description: format!("remove rule {rule} from {group_name}"),
+                actions: &["ec2:RevokeSecurityGroupIngress"],
+                produces: keys([Ready::IngressRevoked]),
+                after: vec![],
+                typical: None,
+            },
+            CreateRouteTable { key, name, .. } => Facts {
+                change: Change::Create,
+                description: format!("route table {name}"),
+                actions: &["ec2:CreateRouteTable"],
+                produces: vec![Key::created(key)],
+                after: vec![],
+                typical: None,
+            },
+            CreateRoute { table_name, destination, target, .. } => Facts {
+                change: Change::Update,
+                description: format!("route {destination} → {} in {table_name}", target.describe()),
+                actions: &["ec2:CreateRoute"],
+                produces: target.routed(),
+                after: target.needs(),
+                typical: None,
+            },
+            ReplaceRoute { table_name, destination, target, .. } => Facts {
+                change: Change::Update,
+                description: format!("point route {destination} in {table_name} at {}", target.describe()),
+                actions: &["ec2:ReplaceRoute"],
+                produces: target.routed(),
+                after: target.needs(),
+                typical: None,
+            },
+            DeleteRoute { table_name, destination, .. } => Facts {
+                change: Change::Update,
+                description: format!("remove route {destination} from {table_name}"),
+                actions: &["ec2:DeleteRoute"],
+                produces: vec![],
+                after: vec![],
+                typical: None,
+            },
+            AssociateRouteTable { table_name, subnet_name, .. } => Facts {
+                change: Change::Update,
+                description: format!("associate {table_name} with subnet {subnet_name}"),
+                actions: &["ec2:AssociateRouteTable"],
+                produces: keys([Ready::SubnetsRouted]),
+                after: vec![],
+                typical: None,
+            },
+            ReplaceRouteTableAssociation { table_name, subnet_name, .. } => Facts {
+                change: Change::Update,
+                description: format!("move subnet {subnet_name} to route table {table_name}"),
+                actions: &["ec2:ReplaceRouteTableAssociation"],
+                produces: keys([Ready::SubnetsRouted]),
+                after: vec![],
+                typical: None,
+            },
+            DisassociateRouteTable { table_name, association_id } => Facts {
+                change: Change::Update,
+                description: format!("remove association {association_id} from {table_name}"),
+                actions: &["ec2:DisassociateRouteTable"],
+                produces: keys([Ready::RouteTableDisassociated]),
+                after: vec![],
+                typical: None,
+            },
+            TagResource { name, tags, .. } => Facts {
+                change: Change::Update,
+                description: format!("tag {name}: {}", tags.keys().map(String::as_str).collect::<Vec<_>>().join(", ")),
+                actions: &["ec2:CreateTags"],
+                produces: vec![],
+                after: vec![],
+                typical: None,
+            },
+            DeleteNatGateway { name, id } => Facts {
+                change: Change::Delete,
+                description: format!("NAT gateway {name} ({id})"),
+                actions: &["ec2:DeleteNatGateway"],
+                produces: keys([Ready::NatGatewayDeleting]),
+                after: vec![],
+                typical: None,
+            },
+            WaitNatGatewayDeleted { name, .. } => Facts {
+                change: Change::Wait,
+                description: format!("wait for NAT gateway {name} to be deleted"),
+                actions: &["ec2:DescribeNatGateways"],
+                produces: keys([Ready::NatGatewayDeleted]),
+                after: keys([Ready::NatGatewayDeleting]),
+                typical: Some("nat_gateway_deleted"),
+            },
+            ReleaseAddress { name, allocation_id, .. } => Facts {
+                change: Change::Delete,
+                description: format!("Elastic IP {name} ({allocation_id})"),
+                actions: &["ec2:ReleaseAddress"],
+                produces: keys([Ready::AddressReleased]),
+                after: keys([Ready::NatGatewayDeleted]),
+                typical: None,
+            },
+            DeleteSecurityGroup { name, id } => Facts {
+                change: Change::Delete,
+                description: format!("security group {name} ({id})"),
+                actions: &["ec2:DeleteSecurityGroup"],
+                produces: keys([Ready::SecurityGroupDeleted]),
+                after: keys([Ready::IngressRevoked]).into_iter().chain(keys(TENANTS_GONE)).collect(),
+                typical: None,
+            },
+            DeleteRouteTable { name, id } => Facts {
+                change: Change::Delete,
+                description: format!("route table {name} ({id})"),
+                actions: &["ec2:DeleteRouteTable"],
+                produces: keys([Ready::RouteTableDeleted]),
+                after: keys([Ready::RouteTableDisassociated]),
+                typical: None,
+            },
+            DeleteSubnet { name, id } => Facts {
+                change: Change::Delete,
+                description: format!("subnet {name} ({id})"),
+                actions: &["ec2:DeleteSubnet"],
+                produces: keys([Ready::SubnetDeleted]),
+                after: keys([Ready::RouteTableDisassociated, Ready::NatGatewayDeleted, Ready::DbSubnetGroupDeleted])
+                    .into_iter()
+                    .chain(keys(TENANTS_GONE))
+                    .collect(),
+                typical: None,
+            },
             // No public address may be mapped in the VPC: the NAT gateway's, the ALB's.
-            DetachInternetGateway { .. } => {
-                &[ready::NAT_GATEWAY_DELETED, ready::ADDRESS_RELEASED, ready::LOAD_BALANCER_RELEASED]
-            }
-            DeleteInternetGateway { .. } => &[ready::INTERNET_GATEWAY_DETACHED],
-            DeleteVpc { .. } => {
-                &[SUBNET_DELETED, SECURITY_GROUP_DELETED, ROUTE_TABLE_DELETED, INTERNET_GATEWAY_DELETED]
-            }
-            _ => &[],
-        };
-        after.iter().map(|key| key.to_string()).collect()
-    }
-
-    fn typical(&self) -> Option<&'static str> {
-        match self {
-            NetworkStep::WaitNatGatewayAvailable { .. } => Some("nat_gateway_available"),
-            NetworkStep::WaitNatGatewayDeleted { .. } => Some("nat_gateway_deleted"),
-            _ => None,
+            DetachInternetGateway { name, vpc_id, .. } => Facts {
+                change: Change::Update,
+                description: format!("detach internet gateway {name} from {vpc_id}"),
+                actions: &["ec2:DetachInternetGateway"],
+                produces: keys([Ready::InternetGatewayDetached]),
+                after: keys([Ready::NatGatewayDeleted, Ready::AddressReleased, Ready::LoadBalancerReleased]),
+                typical: None,
+            },
+            DeleteInternetGateway { name, id } => Facts {
+                change: Change::Delete,
+                description: format!("internet gateway {name} ({id})"),
+                actions: &["ec2:DeleteInternetGateway"],
+                produces: keys([Ready::InternetGatewayDeleted]),
+                after: keys([Ready::InternetGatewayDetached]),
+                typical: None,
+            },
+            DeleteVpc { name, id } => Facts {
+                change: Change::Delete,
+                description: format!("VPC {name} ({id})"),
+                actions: &["ec2:DeleteVpc"],
+                produces: vec![],
+                after: keys([
+                    Ready::SubnetDeleted,
+                    Ready::SecurityGroupDeleted,
+                    Ready::RouteTableDeleted,
+                    Ready::InternetGatewayDeleted,
+                ]),
+                typical: None,
+            },
         }
     }
 }
 
 impl RouteTarget {
+    /// A default route through the NAT gateway is what the instance's downloads wait for.
+    fn routed(&self) -> Vec<Key> {
+        match self {
+            RouteTarget::NatGateway(_) => keys([Ready::NatRouted]),
+            RouteTarget::InternetGateway(_) => vec![],
+        }
+    }
+
+    /// A route through the NAT gateway waits for it to be available.
+    fn needs(&self) -> Vec<Key> {
+        match self {
+            RouteTarget::NatGateway(_) => keys([Ready::NatGatewayAvailable]),
+            RouteTarget::InternetGateway(_) => vec![],
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             RouteTarget::InternetGateway(id) => format!("internet gateway {id}"),

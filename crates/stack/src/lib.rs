@@ -36,7 +36,7 @@ use three_tier_core::lock::{Holder, Lock, StackLock};
 use three_tier_core::outputs::{AlbOutputs, AlbRefs, ComputeOutputs, DatabaseOutputs, NetworkOutputs, NetworkRefs};
 use three_tier_core::progress::human;
 use three_tier_core::{
-    AwsContext, Change, Config, Conflict, Created, Error, Plan, Prediction, Result, Step, Tier, TierCrate,
+    AwsContext, Change, Config, Conflict, Created, Error, Facts, Plan, Prediction, Result, Step, Tier, TierCrate,
 };
 
 use alb::Alb;
@@ -118,24 +118,8 @@ macro_rules! inner {
 }
 
 impl Step for StackStep {
-    fn change(&self) -> Change {
-        inner!(self, step => step.change())
-    }
-
-    fn describe(&self) -> String {
-        inner!(self, step => step.describe())
-    }
-
-    fn produces(&self) -> Vec<String> {
-        inner!(self, step => step.produces())
-    }
-
-    fn after(&self) -> Vec<String> {
-        inner!(self, step => step.after())
-    }
-
-    fn typical(&self) -> Option<&'static str> {
-        inner!(self, step => step.typical())
+    fn facts(&self) -> Facts {
+        inner!(self, step => step.facts())
     }
 }
 

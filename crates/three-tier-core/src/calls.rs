@@ -25,6 +25,10 @@ pub struct Call {
     /// change changed nothing. Not part of the wire request, so not serialized.
     #[serde(skip)]
     pub refused: bool,
+    /// The operations declared by the step or the read that made the call (see
+    /// [`declared`]); `None` for a call made outside any.
+    #[serde(skip)]
+    pub declared: Option<&'static [&'static str]>,
 }
 
 impl Call {
@@ -33,6 +37,38 @@ impl Call {
     pub fn is_mutating(&self) -> bool {
         !["Describe", "List", "Get"].iter().any(|read| self.operation.starts_with(read))
     }
+
+    /// The call as IAM names its action: `ec2:CreateVpc`.
+    pub fn action(&self) -> String {
+        let prefix = match self.service.as_str() {
+            "EC2" => "ec2",
+            "Elastic Load Balancing v2" => "elasticloadbalancing",
+            "RDS" => "rds",
+            "IAM" => "iam",
+            "SSM" => "ssm",
+            "Service Quotas" => "servicequotas",
+            other => other,
+        };
+        format!("{prefix}:{}", self.operation)
+    }
+
+    /// Whether the step or read that made the call declared it.
+    pub fn is_declared(&self) -> bool {
+        let action = self.action();
+        self.declared.is_some_and(|declared| declared.contains(&action.as_str()))
+    }
+}
+
+tokio::task_local! {
+    static DECLARED: &'static [&'static str];
+}
+
+/// Runs `work` (a step's run, or a read) as the maker of the calls it sends, which
+/// `actions` declares: the log holds each call with what its maker declared, so a test
+/// can show that every call is known before it is made (what a least-privilege policy
+/// needs).
+pub async fn declared<F: Future>(actions: &'static [&'static str], work: F) -> F::Output {
+    DECLARED.scope(actions, work).await
 }
 
 /// The shared log every client of one [`crate::AwsContext`] writes to.
@@ -80,7 +116,8 @@ impl Intercept for CallLog {
         let params = request_params(body);
         let mut calls = self.calls.lock().expect("call log lock");
         cfg.interceptor_state().store_put(LoggedAt(calls.len()));
-        calls.push((Instant::now(), Call { service, operation, params, refused: false }));
+        let declared = DECLARED.try_with(|actions| *actions).ok();
+        calls.push((Instant::now(), Call { service, operation, params, refused: false, declared }));
         Ok(())
     }
 
@@ -174,10 +211,31 @@ mod tests {
             operation: operation.into(),
             params: BTreeMap::new(),
             refused: false,
+            declared: None,
         };
         assert!(!call("DescribeVpcs").is_mutating());
         assert!(!call("GetParameter").is_mutating());
         assert!(call("CreateVpc").is_mutating());
         assert!(call("AuthorizeSecurityGroupIngress").is_mutating());
+    }
+
+    #[tokio::test]
+    async fn a_call_is_declared_only_by_the_actions_its_maker_names() {
+        let call = Call {
+            service: "Elastic Load Balancing v2".into(),
+            operation: "CreateListener".into(),
+            params: BTreeMap::new(),
+            refused: false,
+            declared: None,
+        };
+        assert_eq!(call.action(), "elasticloadbalancing:CreateListener");
+        assert!(!call.is_declared(), "made outside any step or read");
+        let made_by = |actions| Call { declared: Some(actions), ..call.clone() };
+        assert!(made_by(&["elasticloadbalancing:CreateListener"]).is_declared());
+        assert!(!made_by(&["elasticloadbalancing:CreateRule", "ec2:CreateListener"]).is_declared());
+        // The maker is the innermost scope the call is sent from.
+        let inner = declared(&["ec2:CreateVpc"], async { DECLARED.try_with(|a| *a).ok() });
+        assert_eq!(declared(&["ec2:DescribeVpcs"], inner).await, Some(&["ec2:CreateVpc"][..]));
+        assert_eq!(DECLARED.try_with(|a| *a).ok(), None);
     }
 }

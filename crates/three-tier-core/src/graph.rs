@@ -4,7 +4,7 @@
 //!
 //! A step needs what it refers to and what it says it must come after:
 //! - every [`Ref::Planned`] key it holds: exactly one step of the graph must create it;
-//! - every key of [`Step::after`]: all the steps that produce it (none means it already
+//! - every condition of [`Step::after`]: all the steps that produce it (none means it already
 //!   holds, e.g. a NAT gateway that is available needs no wait).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,25 +17,89 @@ use crate::plan::{Change, Step};
 use crate::progress::human;
 use crate::roles::Tier;
 
-/// Keys of readiness that steps of different tiers meet at: produced by a step (often a
-/// wait), needed by steps of other tiers. A key no step produces already holds.
-pub mod ready {
-    pub const INTERNET_GATEWAY_ATTACHED: &str = "internet-gateway/attached";
-    pub const INTERNET_GATEWAY_DETACHED: &str = "internet-gateway/detached";
-    pub const NAT_GATEWAY_AVAILABLE: &str = "nat-gateway/available";
+/// A condition a step makes true and other steps wait for, beyond the ids they refer to.
+/// Typed: a misspelt condition does not compile. One no step of the graph makes already
+/// holds (a NAT gateway that is available needs no wait).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Ready {
+    // Met by steps of different tiers.
+    InternetGatewayAttached,
+    InternetGatewayDetached,
+    NatGatewayAvailable,
     /// A default route through the NAT gateway is in place.
-    pub const NAT_ROUTED: &str = "route/nat-gateway";
+    NatRouted,
     /// Subnets are in their route tables.
-    pub const SUBNETS_ROUTED: &str = "route-table/associated";
-    pub const NAT_GATEWAY_DELETED: &str = "nat-gateway/deleted";
-    pub const ADDRESS_RELEASED: &str = "nat-address/released";
-    pub const INSTANCE_TERMINATED: &str = "instance/terminated";
-    pub const TARGETS_DEREGISTERED: &str = "targets/deregistered";
+    SubnetsRouted,
+    NatGatewayDeleted,
+    AddressReleased,
+    InstanceTerminated,
+    TargetsDeregistered,
     /// A deleted load balancer's network interfaces are gone: its subnets and security
     /// group are free.
-    pub const LOAD_BALANCER_RELEASED: &str = "load-balancer/released";
-    pub const DB_INSTANCE_DELETED: &str = "db-instance/deleted";
-    pub const DB_SUBNET_GROUP_DELETED: &str = "db-subnet-group/deleted";
+    LoadBalancerReleased,
+    DbInstanceDeleted,
+    DbSubnetGroupDeleted,
+    // Within the network tier.
+    DnsSupport,
+    NatGatewayDeleting,
+    IngressRevoked,
+    RouteTableDisassociated,
+    SecurityGroupDeleted,
+    RouteTableDeleted,
+    SubnetDeleted,
+    InternetGatewayDeleted,
+    // Within the ALB tier.
+    ForwardingMoved,
+    RuleDeleted,
+    ListenerDeleted,
+    LoadBalancerDeleting,
+    // Within the compute tier. IAM's are per role or profile (by name), so retiring the
+    // legacy role and profile waits for nothing of the new ones.
+    RoleCreated,
+    InstanceProfileCreated,
+    ProfileHoldsRole,
+    InstanceStopped,
+    InstanceStarted,
+    InstanceRunning,
+    InstanceTerminating,
+    ProfileMoved,
+    /// The named instance profile holds no role.
+    ProfileEmptied(String),
+    /// The named role is in no instance profile.
+    RoleOutOfProfiles(String),
+    /// A policy of the named role is removed.
+    RolePolicyRemoved(String),
+    // Within the database tier.
+    DbSubnetGroupInPlace,
+    DbInstanceCreated,
+    DbInstanceStarting,
+    DbInstanceStarted,
+    DbInstanceModified,
+    DbInstanceDeleting,
+}
+
+/// What a step makes: the resource a [`crate::Ref::Planned`] key names, or a condition.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    Created(String),
+    Ready(Ready),
+}
+
+impl Key {
+    pub fn created(key: &str) -> Key {
+        Key::Created(key.to_owned())
+    }
+}
+
+impl From<Ready> for Key {
+    fn from(ready: Ready) -> Key {
+        Key::Ready(ready)
+    }
+}
+
+/// Conditions as keys, for a step's facts.
+pub fn keys<const N: usize>(conditions: [Ready; N]) -> Vec<Key> {
+    conditions.into_iter().map(Key::Ready).collect()
 }
 
 /// A graph that cannot be walked: a bug in a tier's plan, found before any change.
@@ -74,7 +138,7 @@ impl<S: Step> Graph<S> {
     /// Builds the graph of `steps`, each with its tier; their order only breaks ties.
     pub fn build(steps: impl IntoIterator<Item = (Tier, S)>) -> Result<Graph<S>, GraphError> {
         let steps: Vec<(Tier, S)> = steps.into_iter().collect();
-        let mut producers: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut producers: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
         for (index, (_, step)) in steps.iter().enumerate() {
             for key in step.produces() {
                 producers.entry(key).or_default().push(index);
@@ -84,7 +148,7 @@ impl<S: Step> Graph<S> {
         for (index, (tier, step)) in steps.into_iter().enumerate() {
             let mut needs = BTreeSet::new();
             for key in planned_refs(&step) {
-                match producers.get(&key).map(Vec::as_slice) {
+                match producers.get(&Key::Created(key.clone())).map(Vec::as_slice) {
                     Some([producer]) => needs.insert(*producer),
                     None | Some([]) => return Err(GraphError::NoProducer { step: step.describe(), key }),
                     Some(many) => {
@@ -340,26 +404,23 @@ mod tests {
         name: &'static str,
         key: Option<&'static str>,
         uses: Vec<Ref>,
-        after: Vec<&'static str>,
-        produces: Vec<&'static str>,
+        #[serde(skip)]
+        after: Vec<Key>,
+        #[serde(skip)]
+        produces: Vec<Key>,
         typical: Option<&'static str>,
     }
 
     impl Step for TestStep {
-        fn change(&self) -> Change {
-            if self.typical.is_some() { Change::Wait } else { Change::Create }
-        }
-        fn describe(&self) -> String {
-            format!("{} (settings)", self.name)
-        }
-        fn produces(&self) -> Vec<String> {
-            self.key.iter().chain(&self.produces).map(|k| k.to_string()).collect()
-        }
-        fn after(&self) -> Vec<String> {
-            self.after.iter().map(|k| k.to_string()).collect()
-        }
-        fn typical(&self) -> Option<&'static str> {
-            self.typical
+        fn facts(&self) -> crate::plan::Facts {
+            crate::plan::Facts {
+                change: if self.typical.is_some() { Change::Wait } else { Change::Create },
+                description: format!("{} (settings)", self.name),
+                actions: &[],
+                produces: self.key.iter().map(|k| Key::created(k)).chain(self.produces.clone()).collect(),
+                after: self.after.clone(),
+                typical: self.typical,
+            }
         }
     }
 
@@ -375,10 +436,10 @@ mod tests {
     fn references_become_edges_and_readiness_waits_for_every_producer() {
         let vpc = TestStep { key: Some("vpc"), ..step("vpc") };
         let subnet = TestStep { key: Some("subnet"), uses: vec![Ref::planned("vpc")], ..step("subnet") };
-        let revoke_a = TestStep { produces: vec!["revoked"], ..step("revoke a") };
-        let revoke_b = TestStep { produces: vec!["revoked"], ..step("revoke b") };
+        let revoke_a = TestStep { produces: keys([Ready::IngressRevoked]), ..step("revoke a") };
+        let revoke_b = TestStep { produces: keys([Ready::IngressRevoked]), ..step("revoke b") };
         let delete = TestStep {
-            after: vec!["revoked", "nobody makes this"],
+            after: keys([Ready::IngressRevoked, Ready::NatRouted]),
             uses: vec![Ref::existing("sg-1")],
             ..step("delete")
         };
@@ -407,7 +468,7 @@ mod tests {
     fn a_cycle_is_refused_and_named() {
         let a = TestStep { key: Some("a"), uses: vec![Ref::planned("c")], ..step("a") };
         let b = TestStep { key: Some("b"), uses: vec![Ref::planned("a")], ..step("b") };
-        let c = TestStep { key: Some("c"), after: vec!["b"], ..step("c") };
+        let c = TestStep { key: Some("c"), after: vec![Key::created("b")], ..step("c") };
         let free = step("free");
         let err = graph(vec![free, a, b, c]).unwrap_err();
         let GraphError::Cycle { cycle } = &err else { panic!("{err}") };
@@ -422,7 +483,7 @@ mod tests {
             vec![
                 TestStep { key: Some("x"), uses: vec![Ref::planned("w")], ..step("x") },
                 TestStep { key: Some("w"), ..step("w") },
-                TestStep { after: vec!["x"], ..step("y") },
+                TestStep { after: vec![Key::created("x")], ..step("y") },
                 step("z"),
             ]
         };

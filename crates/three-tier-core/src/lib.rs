@@ -23,6 +23,7 @@ pub use aws::{AwsContext, Target};
 pub use config::{Config, ConfigError};
 pub use error::{AwsResultExt, Error, Result};
 pub use graph::{Durations, Graph, Prediction};
-pub use plan::{Change, Conflict, Created, Plan, Ref, Step};
+pub use graph::{Key, Ready, keys};
+pub use plan::{Change, Conflict, Created, Facts, Plan, Ref, Step};
 pub use roles::{RouteTableRole, SecurityGroupRole, SubnetRole, Tier};
 pub use tier::TierCrate;

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::aws::AwsContext;
 use crate::error::{Error, Result};
-use crate::graph::Graph;
+use crate::graph::{Graph, Key};
 use crate::roles::Tier;
 
 /// An id in a plan: of a resource that exists, or of one an earlier step of the same plan
@@ -100,25 +100,48 @@ impl Change {
     }
 }
 
+/// What a step is, stated once beside its variant (see each tier's `facts`): every field
+/// is written for every step, so a new step cannot leave out its edges or its calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub change: Change,
+    /// One line for a person: what, which, and the settings that matter.
+    pub description: String,
+    /// The AWS API operations its run calls, as IAM names them (`ec2:CreateVpc`). A run
+    /// is held to them: the call log marks a call its step did not declare.
+    pub actions: &'static [&'static str],
+    /// The keys it makes: the key of what it creates (what [`Ref::Planned`] names), and
+    /// conditions others wait for.
+    pub produces: Vec<Key>,
+    /// Conditions it must wait for, beyond the planned ids it refers to: it runs after
+    /// every step that produces one. A condition no step produces already holds.
+    pub after: Vec<Key>,
+    /// The name in [`crate::graph::Durations`] of how long AWS typically takes until what
+    /// it did is usable: a wait's duration, or a delay like IAM's propagation.
+    pub typical: Option<&'static str>,
+}
+
 /// One step of a tier's plan, and a node of the stack's graph (see [`crate::graph`]).
 pub trait Step: Serialize {
-    fn change(&self) -> Change;
-    /// One line for a person: what, which, and the settings that matter.
-    fn describe(&self) -> String;
-    /// The keys this step makes: the key of what it creates (what [`Ref::Planned`] names),
-    /// and readiness keys of [`crate::graph::ready`] or of its tier.
-    fn produces(&self) -> Vec<String> {
-        Vec::new()
+    fn facts(&self) -> Facts;
+
+    fn change(&self) -> Change {
+        self.facts().change
     }
-    /// Readiness keys this step must wait for, beyond the planned ids it refers to: it
-    /// runs after every step that produces one. A key no step produces already holds.
-    fn after(&self) -> Vec<String> {
-        Vec::new()
+    fn describe(&self) -> String {
+        self.facts().description
     }
-    /// The name in [`crate::graph::Durations`] of how long AWS typically takes until what
-    /// this step did is usable: a wait's duration, or a delay like IAM's propagation.
+    fn produces(&self) -> Vec<Key> {
+        self.facts().produces
+    }
+    fn after(&self) -> Vec<Key> {
+        self.facts().after
+    }
     fn typical(&self) -> Option<&'static str> {
-        None
+        self.facts().typical
+    }
+    fn actions(&self) -> &'static [&'static str] {
+        self.facts().actions
     }
 }
 

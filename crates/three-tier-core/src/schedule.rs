@@ -51,7 +51,8 @@ pub async fn run<S: Step>(
         // consistency: for a moment the new id is unknown (`*.NotFound`). It is retried for
         // as long as such a delay lasts; the step it needs did finish.
         let uses_new = node.step.change() != Change::Delete && !planned_refs(&node.step).is_empty();
-        let future = Box::pin(async move {
+        // Its calls are logged as the step's, held to the actions it declares.
+        let future = Box::pin(crate::calls::declared(node.step.actions(), async move {
             let result = if uses_new {
                 let what = format!("AWS to know what `{}` uses", node.step.describe());
                 let fix = "AWS has not made a resource this run created visible yet: run the command again in a minute";
@@ -63,7 +64,7 @@ pub async fn run<S: Step>(
                 run(ctx, &node.step, created).await
             };
             (index, result)
-        });
+        }));
         (index, future)
     };
     let mut running = Vec::new();
@@ -182,14 +183,15 @@ mod tests {
     }
 
     impl Step for Sleep {
-        fn change(&self) -> Change {
-            if self.waits { Change::Wait } else { Change::Create }
-        }
-        fn describe(&self) -> String {
-            self.name.into()
-        }
-        fn produces(&self) -> Vec<String> {
-            self.key.iter().map(|k| k.to_string()).collect()
+        fn facts(&self) -> crate::plan::Facts {
+            crate::plan::Facts {
+                change: if self.waits { Change::Wait } else { Change::Create },
+                description: self.name.into(),
+                actions: &[],
+                produces: self.key.iter().map(|k| crate::graph::Key::created(k)).collect(),
+                after: vec![],
+                typical: None,
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use three_tier_core::schedule::Schedule;
 use three_tier_core::{Error, Tier};
 
 use crate::oracle;
-use crate::support::{FailFirst, clean, config_in, context, context_with, redact};
+use crate::support::{FailFirst, assert_declared, clean, config_in, context, context_with, redact};
 
 fn stack_filter(stack: &str) -> Filter {
     Filter::builder().name(format!("tag:{STACK_TAG}")).values(stack).build()
@@ -144,7 +144,9 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
     let admin = "arn:aws:iam::aws:policy/AdministratorAccess";
     ctx.ec2.stop_instances().instance_ids(instance).send().await.unwrap();
     ctx.iam.attach_role_policy().role_name(role).policy_arn(admin).send().await.unwrap();
+    let mark = ctx.calls.mark();
     stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    assert_declared(&ctx.calls.since(mark));
     let described = ctx.ec2.describe_instances().instance_ids(instance).send().await.unwrap();
     let state = described.reservations()[0].instances()[0].state().and_then(|s| s.name()).cloned();
     assert_eq!(state, Some(aws_sdk_ec2::types::InstanceStateName::Running));

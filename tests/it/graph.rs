@@ -10,7 +10,7 @@ use three_tier_core::schedule::Schedule;
 use three_tier_core::{Config, SecurityGroupRole, SubnetRole};
 
 use crate::oracle;
-use crate::support::{clean, context};
+use crate::support::{assert_declared, clean, context};
 
 /// The default config in `region`, for `stack`; with `other_addresses`, the VPC and its
 /// subnets in 10.20.0.0/16, a larger instance type and more storage.
@@ -62,7 +62,9 @@ async fn shuffled(seed: u64, config: Config) {
     ctx.waits.dependency_violation = Duration::from_secs(20);
     let stack = config.stack.name.clone();
 
+    let mark = ctx.calls.mark();
     let outputs = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap_or_else(|err| panic!("seed {seed}: {err}"));
+    assert_declared(&ctx.calls.since(mark));
     let network = outputs.network.clone().unwrap();
     let (alb, compute, database) =
         (outputs.alb.clone().unwrap(), outputs.compute.clone().unwrap(), outputs.database.clone().unwrap());
@@ -130,6 +132,7 @@ async fn shuffled(seed: u64, config: Config) {
     // balancer's lingering interfaces hold (its subnets and group) and the NAT gateway's
     // address are tried more than once.
     let calls = ctx.calls.since(mark);
+    assert_declared(&calls);
     let tries = |operation: &str, param: &str, id: &str| {
         calls.iter().filter(|c| c.operation == operation && c.params.get(param).map(String::as_str) == Some(id)).count()
     };

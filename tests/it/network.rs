@@ -5,7 +5,7 @@ use three_tier_core::naming::{STACK_TAG, TIER_TAG};
 use three_tier_core::schedule::Schedule;
 use three_tier_core::{Change, Step};
 
-use crate::support::{fresh_stack, redact};
+use crate::support::{assert_declared, fresh_stack, redact};
 
 fn stack_filter(stack: &str) -> Filter {
     Filter::builder().name(format!("tag:{STACK_TAG}")).values(stack).build()
@@ -308,7 +308,9 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
             .map(|line| line.replace("{vpc}", &outputs.vpc_id)),
         "{lines:?}"
     );
+    let mark = ctx.calls.mark();
     network::deploy(&ctx, &config).await.unwrap();
+    assert_declared(&ctx.calls.since(mark));
 
     let groups = ec2.describe_security_groups().group_ids(&app_group).send().await.unwrap();
     assert!(!groups.security_groups()[0].ip_permissions().iter().any(|p| p.from_port() == Some(22)));
@@ -352,7 +354,9 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
     ec2.delete_tags().resources(outputs.subnet(SubnetRole::AlbB)).tags(tag).send().await.unwrap();
     let (_, plan) = network::plan_deploy(&ctx, &config).await.unwrap();
     assert_eq!(plan.steps.len(), 3, "{}", plan.render());
+    let mark = ctx.calls.mark();
     network::deploy(&ctx, &config).await.unwrap();
+    assert_declared(&ctx.calls.since(mark));
 
     let tables = ec2.describe_route_tables().route_table_ids(app_table).send().await.unwrap();
     let default = tables.route_tables()[0].routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"));

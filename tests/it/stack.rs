@@ -8,7 +8,7 @@ use three_tier_core::schedule::Schedule;
 use three_tier_core::{Config, Error, Tier};
 
 use crate::oracle;
-use crate::support::{FailFirst, HoldNatPending, clean, config_in, context, context_with, redact};
+use crate::support::{FailFirst, HoldNatPending, assert_declared, clean, config_in, context, context_with, redact};
 
 #[tokio::test]
 async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_to_nothing() {
@@ -17,7 +17,10 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     let ctx = context(&config).await;
     clean(&ctx, &config).await;
 
+    let mark = ctx.calls.mark();
     let outputs = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    // Every call the deploy made was declared by the step or the read that made it.
+    assert_declared(&ctx.calls.since(mark));
     let network = outputs.network.clone().unwrap();
     let database = outputs.database.clone().unwrap();
     assert!(outputs.alb.is_some() && outputs.compute.is_some());
@@ -138,7 +141,9 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     // Verify: the seed's two goals, from real traffic served by the emulator's data plane
     // (the same verify the AWS test runs: only who serves the traffic differs).
     let traffic = crate::support::traffic();
+    let mark = ctx.calls.mark();
     let checks = stack::verify(&ctx, &config, &traffic, stack::VerifyLimits::default()).await.unwrap();
+    assert_declared(&ctx.calls.since(mark));
     let outcomes: Vec<stack::Outcome> = checks.iter().map(|c| c.outcome).collect();
     // The three paths, then the three checks of the goals.
     assert_eq!(outcomes, [stack::Outcome::Passed; 6], "{checks:?}");
@@ -177,6 +182,7 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     let err = stack::teardown_locked(&ctx, &config, stack::TIERS, false, &me, false).await.unwrap_err();
     assert!(matches!(&err, Error::Locked { holder, .. } if holder.contains(&dead.who)), "{err}");
     assert_eq!(changes_since(mark), Vec::<String>::new());
+    assert_declared(&ctx.calls.since(mark));
     assert!(
         matches!(three_tier_core::lock::read(&ctx, "it-stack").await.unwrap(), Lock::Held { holder, .. } if holder == dead)
     );
@@ -217,6 +223,7 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     let mark = ctx.calls.mark();
     stack::teardown(&ctx, &plan).await.unwrap();
     let calls = ctx.calls.since(mark);
+    assert_declared(&calls);
     // The NAT gateway's minute of deletion runs beside the other tiers' teardown.
     let at = |operation: &str| calls.iter().position(|c| c.operation == operation).unwrap();
     let order: Vec<&str> = calls.iter().map(|c| c.operation.as_str()).collect();

@@ -229,10 +229,13 @@ pub async fn fresh_stack(stack: &str) -> (Config, AwsContext) {
     (config, ctx)
 }
 
-/// Tears down every tier of the config's stack.
+/// Tears down every tier of the config's stack, and gives back a lock left on it.
 pub async fn clean(ctx: &AwsContext, config: &Config) {
     let leftovers = stack::plan_teardown(ctx, config, stack::TIERS, false).await.unwrap();
     stack::teardown(ctx, &leftovers).await.unwrap();
+    // A lock an earlier run of the test left (it failed while holding one).
+    let lock = three_tier_core::lock::parameter_name(&config.stack.name);
+    let _ = ctx.ssm.delete_parameter().name(lock).send().await;
 }
 
 /// Recorded calls with volatile values replaced: every AWS id by its prefix and the
@@ -312,6 +315,17 @@ pub fn redact(calls: &[Call]) -> Vec<Call> {
             }
             calls
         })
+}
+
+/// Fails naming each call that the step or read that made it did not declare (see
+/// `three_tier_core::calls::declared`), or that was made outside any.
+pub fn assert_declared(calls: &[Call]) {
+    let undeclared: Vec<String> = calls
+        .iter()
+        .filter(|call| !call.is_declared())
+        .map(|call| format!("{}, made by one declaring {:?}", call.action(), call.declared))
+        .collect();
+    assert!(undeclared.is_empty(), "calls their step or read did not declare: {undeclared:#?}");
 }
 
 #[test]

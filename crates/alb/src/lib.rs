@@ -23,6 +23,13 @@ pub struct Alb;
 
 impl TierCrate for Alb {
     const TIER: Tier = Tier::Alb;
+    const READS: &'static [&'static str] = &[
+        "elasticloadbalancing:DescribeLoadBalancers",
+        "elasticloadbalancing:DescribeTargetGroups",
+        "elasticloadbalancing:DescribeListeners",
+        "elasticloadbalancing:DescribeRules",
+        "elasticloadbalancing:DescribeTags",
+    ];
     type Inputs = NetworkRefs;
     type Observed = Observed;
     type Desired = Desired;

@@ -24,6 +24,21 @@ pub struct Compute;
 
 impl TierCrate for Compute {
     const TIER: Tier = Tier::Compute;
+    const READS: &'static [&'static str] = &[
+        "iam:GetRole",
+        "iam:ListAttachedRolePolicies",
+        "iam:ListRolePolicies",
+        "iam:GetRolePolicy",
+        "iam:GetInstanceProfile",
+        "ec2:DescribeInstances",
+        "ec2:DescribeInstanceAttribute",
+        "ec2:DescribeRegions",
+        "ec2:DescribeIamInstanceProfileAssociations",
+        "elasticloadbalancing:DescribeTargetGroups",
+        "elasticloadbalancing:DescribeTargetHealth",
+        "ssm:GetParameter",
+        "ec2:DescribeImages",
+    ];
     type Inputs = (NetworkRefs, AlbRefs);
     type Observed = Observed;
     type Desired = Desired;

@@ -22,6 +22,8 @@ pub struct Database;
 
 impl TierCrate for Database {
     const TIER: Tier = Tier::Database;
+    const READS: &'static [&'static str] =
+        &["rds:DescribeDBSubnetGroups", "rds:DescribeDBInstances", "rds:ListTagsForResource"];
     type Inputs = NetworkRefs;
     type Observed = Observed;
     type Desired = Desired;

@@ -30,6 +30,16 @@ pub struct Network;
 
 impl TierCrate for Network {
     const TIER: Tier = Tier::Network;
+    const READS: &'static [&'static str] = &[
+        "ec2:DescribeVpcs",
+        "ec2:DescribeVpcAttribute",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeRouteTables",
+        "ec2:DescribeInternetGateways",
+        "ec2:DescribeAddresses",
+        "ec2:DescribeNatGateways",
+        "ec2:DescribeSecurityGroups",
+    ];
     type Inputs = ();
     type Observed = Observed;
     type Desired = Desired;

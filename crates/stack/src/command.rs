@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use three_tier_core::calls::declared;
 use three_tier_core::error::Answer;
 use three_tier_core::wait::retry_while;
 use three_tier_core::{AwsContext, AwsResultExt, Result};
@@ -47,6 +48,19 @@ fn is_final(status: &str) -> bool {
 /// (about a minute after boot) and then for the command to finish. `Ok(Err(id))` when it
 /// did not finish in time.
 pub async fn run_script(
+    ctx: &AwsContext,
+    instance: &str,
+    comment: &str,
+    script: String,
+    limit: Duration,
+) -> Result<Result<Ran, String>> {
+    declared(ACTIONS, run_and_wait(ctx, instance, comment, script, limit)).await
+}
+
+/// The calls a command on the instance makes, as IAM names them.
+pub const ACTIONS: &[&str] = &["ssm:SendCommand", "ssm:GetCommandInvocation"];
+
+async fn run_and_wait(
     ctx: &AwsContext,
     instance: &str,
     comment: &str,

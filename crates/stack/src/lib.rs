@@ -31,6 +31,7 @@ mod verify;
 use std::time::Instant;
 
 use serde::Serialize;
+use three_tier_core::calls::declared;
 use three_tier_core::graph::{Durations, Graph};
 use three_tier_core::lock::{Holder, Lock, StackLock};
 use three_tier_core::outputs::{AlbOutputs, AlbRefs, ComputeOutputs, DatabaseOutputs, NetworkOutputs, NetworkRefs};
@@ -276,7 +277,7 @@ impl Observations {
     /// Observes `tiers`, every independent read at once.
     pub async fn read(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<Observations> {
         async fn read<T: TierCrate>(ctx: &AwsContext, config: &Config, wanted: bool) -> Result<Option<T::Observed>> {
-            if wanted { Ok(Some(T::observe(ctx, config).await?)) } else { Ok(None) }
+            if wanted { Ok(Some(declared(T::READS, T::observe(ctx, config)).await?)) } else { Ok(None) }
         }
         let wants = |tier| tiers.contains(&tier);
         let front =
@@ -398,8 +399,8 @@ async fn plan_and_observe(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> 
     let mut plan = plan_deploy_from(config, tiers, &observed)?;
     // Before any change: room in the account's quotas for what the plan creates, and
     // AWS offering what it creates where it goes.
-    quotas::check(ctx, config, &mut plan.tiers, &mut plan.notes).await?;
-    offerings::check(ctx, config, &mut plan.tiers, &mut plan.notes).await?;
+    declared(quotas::READS, quotas::check(ctx, config, &mut plan.tiers, &mut plan.notes)).await?;
+    declared(offerings::READS, offerings::check(ctx, config, &mut plan.tiers, &mut plan.notes)).await?;
     Ok((plan, observed))
 }
 
@@ -408,7 +409,7 @@ async fn plan_and_observe(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> 
 async fn observe_for_deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<Observations> {
     let mut observed = Observations::read(ctx, config, &with_dependencies(tiers)).await?;
     if let Some(compute) = observed.compute.as_mut().filter(|_| tiers.contains(&Tier::Compute)) {
-        Compute::prepare_deploy(ctx, config, compute).await?;
+        declared(Compute::READS, Compute::prepare_deploy(ctx, config, compute)).await?;
     }
     Ok(observed)
 }

@@ -12,6 +12,9 @@ use crate::StackStep;
 /// How many offered alternatives a refusal names.
 const ALTERNATIVES: usize = 6;
 
+/// The calls `check` makes, as IAM names them.
+pub const READS: &[&str] = &["ec2:DescribeInstanceTypeOfferings", "rds:DescribeOrderableDBInstanceOptions"];
+
 /// Adds a conflict to the compute plan when it launches an instance of a type the app
 /// subnet's zone does not offer, and to the database plan when it creates a DB instance
 /// of a class RDS does not offer for the engine, version and storage type. An endpoint

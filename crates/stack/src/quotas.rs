@@ -115,6 +115,24 @@ const STANDARD_VCPUS: Quota = Quota {
     codes: Some(("ec2", "L-1216C47A")),
 };
 
+/// The calls `check` makes, as IAM names them: what the account holds, and its limits.
+pub const READS: &[&str] = &[
+    "ec2:DescribeVpcs",
+    "ec2:DescribeInternetGateways",
+    "ec2:DescribeNatGateways",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeAddresses",
+    "ec2:DescribeInstances",
+    "ec2:DescribeInstanceTypes",
+    "ec2:DescribeAccountAttributes",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeAccountLimits",
+    "rds:DescribeDBInstances",
+    "rds:DescribeAccountAttributes",
+    "iam:GetAccountSummary",
+    "servicequotas:GetServiceQuota",
+];
+
 /// Adds a conflict to the tier's plan for each quota that its creates would cross, and a
 /// note for each limit that could not be read (AWS's default then stands).
 pub(crate) async fn check(

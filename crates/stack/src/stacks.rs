@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_ec2::types::{Filter, InstanceStateName, NatGatewayState, Tag};
 use aws_sdk_elasticloadbalancingv2::types::{LoadBalancer, LoadBalancerSchemeEnum};
 use serde::Serialize;
+use three_tier_core::calls::declared;
 use three_tier_core::error::Answer;
 use three_tier_core::lock;
 use three_tier_core::naming::{STACK_TAG, TIER_TAG};
@@ -31,9 +32,23 @@ pub struct StackSummary {
     pub cost: Estimate,
 }
 
+/// The calls listing stacks makes, as IAM names them (the lock's declare theirs).
+pub const READS: &[&str] = &[
+    "ec2:DescribeRegions",
+    "ec2:DescribeTags",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeAddresses",
+    "ec2:DescribeNatGateways",
+    "ec2:DescribeInstances",
+    "ec2:DescribeVolumes",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeTags",
+    "rds:DescribeDBInstances",
+];
+
 /// The regions the account has enabled (the opt-in ones it has not are left out).
 pub async fn enabled_regions(ctx: &AwsContext) -> Result<Vec<String>> {
-    let answer = ctx.ec2.describe_regions().send().await.aws("DescribeRegions")?;
+    let answer = declared(READS, ctx.ec2.describe_regions().send()).await.aws("DescribeRegions")?;
     let mut regions: Vec<String> = answer.regions().iter().filter_map(|r| r.region_name().map(str::to_owned)).collect();
     regions.sort();
     Ok(regions)
@@ -57,8 +72,8 @@ impl Found {
 
 /// Every stack whose tags the tool finds in the context's region, by name.
 pub async fn stacks(ctx: &AwsContext) -> Result<Vec<StackSummary>> {
-    let (ec2, (balancers, databases)) =
-        ctx.both(ec2_resources(ctx), ctx.both(load_balancers(ctx), databases(ctx))).await?;
+    let found = ctx.both(ec2_resources(ctx), ctx.both(load_balancers(ctx), databases(ctx)));
+    let (ec2, (balancers, databases)) = declared(READS, found).await?;
     // By stack: its tiers, its oldest date, and what it runs.
     let mut found: BTreeMap<String, (BTreeSet<Tier>, Option<i64>, Running)> = BTreeMap::new();
     for resource in ec2.into_iter().chain(balancers).chain(databases) {

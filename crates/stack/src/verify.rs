@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types::TargetHealthStateEnum;
 use serde::Serialize;
+use three_tier_core::calls::declared;
 use three_tier_core::outputs::{AlbOutputs, ComputeOutputs, DatabaseOutputs};
 use three_tier_core::progress::Waiting;
 use three_tier_core::{AwsContext, AwsResultExt, Config, Error, Result, Tier};
@@ -103,8 +104,16 @@ impl Default for VerifyLimits {
     }
 }
 
+/// The calls verify makes of its own (the tiers' reads, the paths' and the command's
+/// declare theirs), as IAM names them.
+pub const READS: &[&str] = &["elasticloadbalancing:DescribeTargetHealth"];
+
 /// The paths, then both goals' checks, with their traffic served by `traffic`.
 pub async fn verify(ctx: &AwsContext, config: &Config, traffic: &Traffic, limits: VerifyLimits) -> Result<Vec<Check>> {
+    declared(READS, check_all(ctx, config, traffic, limits)).await
+}
+
+async fn check_all(ctx: &AwsContext, config: &Config, traffic: &Traffic, limits: VerifyLimits) -> Result<Vec<Check>> {
     let observed = Observations::read(ctx, config, TIERS).await?;
     let outputs = deployed(observed.outputs(config), config, &[Tier::Alb, Tier::Compute, Tier::Database])?;
     let StackOutputs { alb: Some(alb), compute: Some(compute), database: Some(database), .. } = &outputs else {

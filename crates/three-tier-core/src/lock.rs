@@ -14,6 +14,7 @@ use aws_sdk_ssm::types::{ParameterType, Tag};
 use serde::{Deserialize, Serialize};
 
 use crate::aws::AwsContext;
+use crate::calls::declared;
 use crate::error::{Answer, AwsResultExt, Error, Result, required};
 use crate::naming::STACK_TAG;
 use crate::progress::human;
@@ -90,7 +91,7 @@ pub fn stale_after(refresh: Duration) -> Duration {
 
 /// The state of `stack`'s lock.
 pub async fn read(ctx: &AwsContext, stack: &str) -> Result<Lock> {
-    Ok(read_versioned(ctx, &parameter_name(stack)).await?.map_or(Lock::Free, |(lock, _, _)| lock))
+    Ok(declared(ACTIONS, read_versioned(ctx, &parameter_name(stack))).await?.map_or(Lock::Free, |(lock, _, _)| lock))
 }
 
 /// The lock parameter `name`, its value and its version, when it exists.
@@ -124,6 +125,9 @@ pub struct StackLock {
     version: i64,
 }
 
+/// The calls the lock makes, as IAM names them: on the one parameter [`parameter_name`].
+pub const ACTIONS: &[&str] = &["ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter"];
+
 /// The parameter that holds a stack's lock.
 pub fn parameter_name(stack: &str) -> String {
     format!("/three-tier/{stack}/lock")
@@ -134,6 +138,10 @@ impl StackLock {
     /// holds it; a lock not written for [`STALE_AFTER_REFRESHES`] refresh periods, or any
     /// with `force`, is taken over with a message saying whose it was.
     pub async fn acquire(ctx: &AwsContext, stack: &str, holder: &Holder, force: bool) -> Result<StackLock> {
+        declared(ACTIONS, StackLock::take(ctx, stack, holder, force)).await
+    }
+
+    async fn take(ctx: &AwsContext, stack: &str, holder: &Holder, force: bool) -> Result<StackLock> {
         let name = parameter_name(stack);
         let value = serde_json::to_string(holder).expect("a holder serialises");
         let stale = stale_after(ctx.waits.lock_refresh);
@@ -228,7 +236,7 @@ impl StackLock {
                 }
                 () = tokio::time::sleep_until(next), if lost.is_none() => {
                     next = tokio::time::Instant::now() + period;
-                    match self.refresh(ctx).await {
+                    match declared(ACTIONS, self.refresh(ctx)).await {
                         Ok(None) => {}
                         Ok(Some(holder)) => {
                             ctx.progress.line(format!(
@@ -249,6 +257,10 @@ impl StackLock {
     /// Gives the lock back, unless another run took it over meanwhile: the parameter is
     /// deleted only while it holds the version this run last wrote.
     pub async fn release(self, ctx: &AwsContext) -> Result<()> {
+        declared(ACTIONS, self.give_back(ctx)).await
+    }
+
+    async fn give_back(self, ctx: &AwsContext) -> Result<()> {
         match read_versioned(ctx, &self.name).await? {
             Some((_, value, version)) if value == self.value && version == self.version => {}
             _ => return Ok(()),

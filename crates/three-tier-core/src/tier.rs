@@ -5,6 +5,7 @@
 use std::future::Future;
 
 use crate::aws::AwsContext;
+use crate::calls::declared;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::plan::{Created, Plan, Step};
@@ -21,6 +22,10 @@ pub trait TierCrate {
     type Step: Step + Clone;
     /// What the tiers built on it need, once it stands complete.
     type Outputs;
+
+    /// The AWS operations `observe` and `prepare_deploy` call, as IAM names them
+    /// (`ec2:DescribeVpcs`): they run inside [`crate::calls::declared`] scopes of these.
+    const READS: &'static [&'static str];
 
     /// Reads what exists of the tier, found by the stack's tags and names.
     fn observe(ctx: &AwsContext, config: &Config) -> impl Future<Output = Result<Self::Observed>>;
@@ -49,18 +54,18 @@ pub trait TierCrate {
 /// plan, show the plan, apply it, and return the outputs. On a deployed tier it makes
 /// read calls only.
 pub async fn deploy_alone<T: TierCrate>(ctx: &AwsContext, config: &Config, inputs: &T::Inputs) -> Result<T::Outputs> {
-    let mut observed = T::observe(ctx, config).await?;
-    T::prepare_deploy(ctx, config, &mut observed).await?;
+    let mut observed = declared(T::READS, T::observe(ctx, config)).await?;
+    declared(T::READS, T::prepare_deploy(ctx, config, &mut observed)).await?;
     let plan = T::plan(&T::desired(config, inputs), &observed);
     ctx.progress.line(plan.render().trim_end());
     if !plan.steps.is_empty() || !plan.conflicts.is_empty() {
         plan.apply(ctx, T::run).await?;
-        observed = T::observe(ctx, config).await?;
+        observed = declared(T::READS, T::observe(ctx, config)).await?;
     }
     T::outputs(config, &observed).ok_or_else(|| Error::incomplete(T::TIER, &config.stack.name))
 }
 
 /// Observes and plans the teardown of one tier.
 pub async fn plan_teardown_alone<T: TierCrate>(ctx: &AwsContext, config: &Config) -> Result<Plan<T::Step>> {
-    Ok(T::teardown(config, &T::observe(ctx, config).await?))
+    Ok(T::teardown(config, &declared(T::READS, T::observe(ctx, config)).await?))
 }

@@ -11,8 +11,23 @@ use three_tier_core::{AwsContext, AwsResultExt, Config, Result};
 use super::*;
 use crate::Observations;
 
+/// The calls the paths' reads make, as IAM names them.
+pub const READS: &[&str] = &[
+    "ec2:DescribeSubnets",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeNetworkAcls",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeInternetGateways",
+    "ec2:DescribeNatGateways",
+    "elasticloadbalancing:DescribeTargetHealth",
+];
+
 /// What AWS holds of the stack's paths. Nothing of a tier that does not stand is read.
 pub async fn observe(ctx: &AwsContext, config: &Config, observed: &Observations) -> Result<Snapshot> {
+    three_tier_core::calls::declared(READS, read(ctx, config, observed)).await
+}
+
+async fn read(ctx: &AwsContext, config: &Config, observed: &Observations) -> Result<Snapshot> {
     let network = observed.network.as_ref();
     let Some(vpc) = network.and_then(|n| n.vpc()) else {
         return Ok(Snapshot::default());

@@ -1,11 +1,12 @@
 //! The network tier on the emulator, checked line by line against SPEC.md.
 
 use aws_sdk_ec2::types::{Filter, VpcAttributeName};
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use three_tier_core::naming::{STACK_TAG, TIER_TAG};
 use three_tier_core::schedule::Schedule;
-use three_tier_core::{Change, Step};
+use three_tier_core::{Change, Error, Step, Tier};
 
-use crate::support::{assert_declared, fresh_stack, redact};
+use crate::support::{DropSubnetIds, assert_declared, fresh_stack, redact};
 
 fn stack_filter(stack: &str) -> Filter {
     Filter::builder().name(format!("tag:{STACK_TAG}")).values(stack).build()
@@ -367,6 +368,12 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
     assert_eq!(name, Some(config.network.subnets.get(SubnetRole::AlbB).name.as_str()));
     let (_, after) = network::plan_deploy(&ctx, &config).await.unwrap();
     assert!(after.steps.is_empty(), "{}", after.render());
+
+    // An answer without the ids it must hold is an error naming the call and the field,
+    // never an empty id a plan would act on.
+    let broken = crate::support::context_with(&config, vec![SharedInterceptor::new(DropSubnetIds)]).await;
+    let err = stack::plan_deploy(&broken, &config, &[Tier::Network]).await.map(|p| p.render()).unwrap_err();
+    assert!(matches!(err, Error::MissingField { operation: "DescribeSubnets", field: "SubnetId" }), "{err}");
 
     let plan = network::plan_teardown(&ctx, &config).await.unwrap();
     network::apply(&ctx, &plan).await.unwrap();

@@ -137,6 +137,7 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     planned.volumes = listed.running.volumes.clone();
     assert_eq!(listed.running, planned, "{listed:?}");
     assert!(listed.cost.is_complete(), "{}", listed.cost.render());
+    let listed_running = listed.running.clone();
 
     // Verify: the seed's two goals, from real traffic served by the emulator's data plane
     // (the same verify the AWS test runs: only who serves the traffic differs).
@@ -173,7 +174,11 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
         calls.iter().filter(|c| c.is_mutating() && !c.refused).map(|c| c.operation.clone()).collect()
     };
     let mark = ctx.calls.mark();
-    stack::deploy_locked(&ctx, &config, stack::TIERS, &me, false).await.unwrap();
+    let deployed = stack::deploy_locked(&ctx, &config, stack::TIERS, &me, false).await.unwrap();
+    // Its cost line is read off what it observed, with no read of its own, and counts
+    // what the region's describe calls list.
+    let observed = deployed.observed.completed(&ctx, &config).await.unwrap();
+    assert_eq!(stack::cost::Running::observed(&observed), listed_running);
     // Reads answer while it is held; a teardown is refused, naming the holder.
     stack::plan_deploy(&ctx, &config, stack::TIERS).await.unwrap();
     stack::status(&ctx, &config).await.unwrap();

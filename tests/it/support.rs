@@ -11,7 +11,7 @@ use three_tier_core::wait::WaitSettings;
 use three_tier_core::{AwsContext, Config, Target};
 
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
-pub use faults::{FailFirst, HoldCommandInProgress, HoldNatPending};
+pub use faults::{DropSubnetIds, FailFirst, HoldCommandInProgress, HoldNatPending};
 
 /// The emulator, started once per test process (and shared with other processes).
 pub fn emulator() -> emulator::Running {
@@ -359,6 +359,7 @@ mod faults {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use aws_sdk_ec2::operation::describe_nat_gateways::DescribeNatGatewaysOutput;
+    use aws_sdk_ec2::operation::describe_subnets::DescribeSubnetsOutput;
     use aws_sdk_ec2::types::{NatGateway, NatGatewayState};
     use aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationOutput;
     use aws_sdk_ssm::types::CommandInvocationStatus;
@@ -491,6 +492,31 @@ mod faults {
             {
                 for gateway in available {
                     gateway.state = Some(NatGatewayState::Pending);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// Answers DescribeSubnets without the subnets' ids, as a broken or partial endpoint
+    /// might: what a plan must refuse to read as an empty id.
+    #[derive(Debug)]
+    pub struct DropSubnetIds;
+
+    impl Intercept for DropSubnetIds {
+        fn name(&self) -> &'static str {
+            "drop subnet ids"
+        }
+
+        fn modify_before_completion(
+            &self,
+            context: &mut FinalizerInterceptorContextMut<'_>,
+            _runtime_components: &RuntimeComponents,
+            cfg: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            if let Some(output) = answer_of::<DescribeSubnetsOutput>(context, cfg, "DescribeSubnets") {
+                for subnet in output.subnets.iter_mut().flatten() {
+                    subnet.subnet_id = None;
                 }
             }
             Ok(())

@@ -10,7 +10,8 @@ pub fn deploy(session: &Session) -> anyhow::Result<()> {
     let holder = Holder::this_process("cargo xtask deploy");
     session.stop_on_ctrl_c();
     let deploy = stack::deploy_locked(&ctx, &session.config, &session.tiers, &holder, session.force_unlock);
-    let outputs = session.runtime.block_on(deploy)?;
+    let deployed = session.runtime.block_on(deploy)?;
+    let outputs = &deployed.outputs;
     if let Some(network) = &outputs.network {
         ctx.progress.line(format!("network: VPC {}, NAT gateway {}", network.vpc_id, network.nat_gateway_id));
     }
@@ -28,31 +29,34 @@ pub fn deploy(session: &Session) -> anyhow::Result<()> {
     if let Some(database) = &outputs.database {
         ctx.progress.line(format!("database: {}:{}", database.endpoint_address, database.port));
     }
-    cost_line(session, &ctx);
+    cost_line(session, &ctx, deployed.observed);
     summarize(session, &ctx);
     Ok(())
 }
 
-/// "this stack costs about $X a month while it runs", for what runs of it now. The
-/// deploy is done whatever this read says: a failed read is a note, not an error.
-fn cost_line(session: &Session, ctx: &three_tier_core::AwsContext) {
-    let deployed = match session.runtime.block_on(stack::stack_named(ctx, &session.config.stack.name)) {
-        Ok(Some(deployed)) => deployed,
-        Ok(None) => return,
+/// "this stack costs about $X a month while it runs", for what runs of it now: read off
+/// what the deploy observed (a deploy of some tiers reads the others now). The deploy is
+/// done whatever this read says: a failed read is a note, not an error.
+fn cost_line(session: &Session, ctx: &three_tier_core::AwsContext, observed: stack::Observations) {
+    let config = &session.config;
+    let observed = match session.runtime.block_on(observed.completed(ctx, config)) {
+        Ok(observed) => observed,
         Err(err) => {
             ctx.progress.line(format!("(what it costs is not shown: {}; `cargo xtask cost` tries again)", err.brief()));
             return;
         }
     };
-    let which = if deployed.tiers.len() == stack::TIERS.len() {
+    let standing = observed.standing(config);
+    let which = if standing.len() == stack::TIERS.len() {
         String::new()
     } else {
-        let names: Vec<&str> = deployed.tiers.iter().map(|t| t.as_str()).collect();
+        let names: Vec<&str> = standing.iter().map(|t| t.as_str()).collect();
         format!(" ({} so far)", names.join(", "))
     };
+    let cost = stack::cost::estimate(&config.stack.region, &stack::cost::Running::observed(&observed));
     println!(
         "this stack{which} costs {} a month while it runs; `cargo xtask teardown` stops it (`cargo xtask cost` itemizes)",
-        deployed.cost.amount()
+        cost.amount()
     );
 }
 

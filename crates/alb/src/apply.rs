@@ -13,7 +13,7 @@ use crate::plan::AlbStep;
 
 /// Applies a plan of this tier alone.
 pub async fn apply(ctx: &AwsContext, plan: &Plan<AlbStep>) -> Result<()> {
-    plan.apply(ctx, run).await
+    three_tier_core::schedule::apply(ctx, plan, run).await
 }
 
 const LB_FAILURE: &str = "the load balancer's state reason in the EC2 console says why";

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_elasticloadbalancingv2::types::{Action, LoadBalancerStateEnum, Rule};
+use three_tier_core::error::required;
 use three_tier_core::naming::belongs_to;
 use three_tier_core::{AwsContext, AwsResultExt, Result, Tier};
 
@@ -121,16 +122,16 @@ async fn load_balancers(
     let arns: Vec<String> = all_balancers.iter().filter_map(|lb| lb.load_balancer_arn().map(str::to_owned)).collect();
     let tags = tags_of(ctx, &arns).await?;
     for lb in &all_balancers {
-        let arn = lb.load_balancer_arn().unwrap_or_default().to_owned();
-        let name = lb.load_balancer_name().unwrap_or_default().to_owned();
+        let arn = required(lb.load_balancer_arn(), "DescribeLoadBalancers", "LoadBalancerArn")?.to_owned();
+        let name = required(lb.load_balancer_name(), "DescribeLoadBalancers", "LoadBalancerName")?.to_owned();
         let tags = tags.get(&arn).cloned().unwrap_or_default();
         if !belongs_to(&tags, stack, Some(Tier::Alb)) {
             observed.foreign_names.push(name);
             continue;
         }
         observed.load_balancers.push(ObservedLoadBalancer {
-            dns_name: lb.dns_name().unwrap_or_default().to_owned(),
-            state: lb.state().and_then(|s| s.code()).cloned().unwrap_or(LoadBalancerStateEnum::Provisioning),
+            dns_name: required(lb.dns_name(), "DescribeLoadBalancers", "DNSName")?.to_owned(),
+            state: required(lb.state().and_then(|s| s.code()), "DescribeLoadBalancers", "State.Code")?.clone(),
             scheme: lb.scheme().map(|s| s.as_str().to_owned()).unwrap_or_default(),
             kind: lb.r#type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
             ip_address_type: lb.ip_address_type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
@@ -146,11 +147,11 @@ async fn load_balancers(
     for lb in &observed.load_balancers {
         let answer = elb.describe_listeners().load_balancer_arn(&lb.arn).send().await.aws("DescribeListeners")?;
         for listener in answer.listeners() {
-            let arn = listener.listener_arn().unwrap_or_default().to_owned();
+            let arn = required(listener.listener_arn(), "DescribeListeners", "ListenerArn")?.to_owned();
             let rules = elb.describe_rules().listener_arn(&arn).send().await.aws("DescribeRules")?;
             observed.listeners.push(ObservedListener {
                 load_balancer_arn: lb.arn.clone(),
-                port: port(listener.port()),
+                port: port(listener.port(), "DescribeListeners")?,
                 protocol: listener.protocol().map(|p| p.as_str().to_owned()).unwrap_or_default(),
                 default_target_group: forward_target(listener.default_actions()),
                 rules: rules
@@ -184,8 +185,8 @@ async fn target_groups(ctx: &AwsContext, stack: &str) -> Result<(Vec<ObservedTar
     let arns: Vec<String> = all_groups.iter().filter_map(|g| g.target_group_arn().map(str::to_owned)).collect();
     let tags = tags_of(ctx, &arns).await?;
     for group in &all_groups {
-        let arn = group.target_group_arn().unwrap_or_default().to_owned();
-        let name = group.target_group_name().unwrap_or_default().to_owned();
+        let arn = required(group.target_group_arn(), "DescribeTargetGroups", "TargetGroupArn")?.to_owned();
+        let name = required(group.target_group_name(), "DescribeTargetGroups", "TargetGroupName")?.to_owned();
         let tags = tags.get(&arn).cloned().unwrap_or_default();
         if !belongs_to(&tags, stack, Some(Tier::Alb)) {
             observed.foreign_names.push(name);
@@ -193,8 +194,8 @@ async fn target_groups(ctx: &AwsContext, stack: &str) -> Result<(Vec<ObservedTar
         }
         observed.target_groups.push(ObservedTargetGroup {
             protocol: group.protocol().map(|p| p.as_str().to_owned()).unwrap_or_default(),
-            port: port(group.port()),
-            vpc_id: group.vpc_id().unwrap_or_default().to_owned(),
+            port: port(group.port(), "DescribeTargetGroups")?,
+            vpc_id: required(group.vpc_id(), "DescribeTargetGroups", "VpcId")?.to_owned(),
             target_type: group.target_type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
             health_check_protocol: group.health_check_protocol().map(|p| p.as_str().to_owned()).unwrap_or_default(),
             health_check_port: group.health_check_port().unwrap_or_default().to_owned(),
@@ -244,9 +245,9 @@ fn forward_target(actions: &[Action]) -> Option<String> {
     }
 }
 
-/// A port as AWS gives it (an `i32`); 0 when absent or out of range.
-fn port(port: Option<i32>) -> u16 {
-    port.and_then(|p| u16::try_from(p).ok()).unwrap_or_default()
+/// A port as AWS gives it (an `i32`): a listener's or group's key, so required.
+fn port(port: Option<i32>, operation: &'static str) -> Result<u16> {
+    required(port.and_then(|p| u16::try_from(p).ok()), operation, "Port")
 }
 
 fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
@@ -267,7 +268,7 @@ async fn tags_of(ctx: &AwsContext, arns: &[String]) -> Result<BTreeMap<String, B
                 .iter()
                 .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
                 .collect();
-            tags.insert(description.resource_arn().unwrap_or_default().to_owned(), pairs);
+            tags.insert(required(description.resource_arn(), "DescribeTags", "ResourceArn")?.to_owned(), pairs);
         }
     }
     Ok(tags)

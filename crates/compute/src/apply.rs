@@ -3,7 +3,7 @@
 use aws_sdk_ec2::types::{
     BlockDeviceMapping, EbsBlockDevice, Filter, HttpTokensState, IamInstanceProfileSpecification,
     InstanceMetadataEndpointState, InstanceMetadataOptionsRequest, InstanceNetworkInterfaceSpecification,
-    InstanceStateName, InstanceType, ResourceType, VolumeType,
+    InstanceStateName, InstanceType, ResourceType,
 };
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use three_tier_core::aws::ec2_tag_spec;
@@ -15,7 +15,7 @@ use crate::plan::ComputeStep;
 
 /// Applies a plan of this tier alone.
 pub async fn apply(ctx: &AwsContext, plan: &Plan<ComputeStep>) -> Result<()> {
-    plan.apply(ctx, run).await
+    three_tier_core::schedule::apply(ctx, plan, run).await
 }
 
 const INSTANCE_FAILURE: &str = "`aws ec2 describe-instances` shows its state reason";
@@ -48,11 +48,11 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
         ComputeStep::PutSecretReadPolicy { role, policy } => {
             // The DB instance's ARN names the account, which the role's own ARN tells.
             let answer = iam.get_role().role_name(role).send().await.aws("GetRole")?;
-            let account = answer.role().and_then(|r| r.arn().split(':').nth(4)).unwrap_or_default().to_owned();
+            let account = required(answer.role().and_then(|r| r.arn().split(':').nth(4)), "GetRole", "Role.Arn")?;
             iam.put_role_policy()
                 .role_name(role)
                 .policy_name(&policy.name)
-                .policy_document(policy.document(&account))
+                .policy_document(policy.document(account))
                 .send()
                 .await
                 .aws("PutRolePolicy")?;
@@ -146,7 +146,7 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
                                 .ebs(
                                     EbsBlockDevice::builder()
                                         .encrypted(true)
-                                        .volume_type(VolumeType::Gp3)
+                                        .volume_type(crate::desired::ROOT_VOLUME_TYPE)
                                         .volume_size(volume_gib)
                                         .delete_on_termination(true)
                                         .build(),

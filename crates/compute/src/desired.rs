@@ -1,10 +1,14 @@
 //! What the compute tier should look like, from the config and what it refers to of the
 //! network and ALB tiers.
 
+use aws_sdk_ec2::types::VolumeType;
 use serde::Serialize;
 use three_tier_core::naming::{REGION_TAG, Tags};
 use three_tier_core::outputs::{AlbRefs, NetworkRefs};
 use three_tier_core::{Config, Ref, SecurityGroupRole, SubnetRole, Tier};
+
+/// The root volume's type: gp3, the current general-purpose SSD (and the cheaper).
+pub const ROOT_VOLUME_TYPE: VolumeType = VolumeType::Gp3;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Desired {

@@ -11,7 +11,7 @@ mod plan;
 pub mod user_data;
 
 pub use apply::{apply, run};
-pub use desired::{Desired, Image, ImageSource, TRUST_POLICY, desired, iam_names, image_source};
+pub use desired::{Desired, Image, ImageSource, ROOT_VOLUME_TYPE, TRUST_POLICY, desired, iam_names, image_source};
 pub use observe::{Observed, observe, resolve_image};
 pub use plan::{ComputeStep, plan, teardown_plan};
 
@@ -38,6 +38,7 @@ impl TierCrate for Compute {
         "elasticloadbalancing:DescribeTargetHealth",
         "ssm:GetParameter",
         "ec2:DescribeImages",
+        "ec2:DescribeVolumes",
     ];
     type Inputs = (NetworkRefs, AlbRefs);
     type Observed = Observed;

@@ -74,7 +74,16 @@ pub struct ObservedInstance {
     pub http_tokens: Option<HttpTokensState>,
     /// The user data it was launched with, decoded (cloud-init runs it at first boot only).
     pub user_data: Option<String>,
+    /// Its root volume, which bills by the GB-month.
+    pub root_volume: Option<RootVolume>,
     pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootVolume {
+    pub id: String,
+    pub volume_type: String,
+    pub gib: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -219,7 +228,7 @@ async fn observe_role(ctx: &AwsContext, role_name: &str) -> Result<Option<Observ
         Err(err) if err.is_not_found() => return Ok(None),
         Err(err) => return Err(err),
     };
-    let role = answer.role();
+    let role = required(answer.role(), "GetRole", "Role")?;
     let attached = async {
         let answer =
             iam.list_attached_role_policies().role_name(role_name).send().await.aws("ListAttachedRolePolicies")?;
@@ -237,12 +246,10 @@ async fn observe_role(ctx: &AwsContext, role_name: &str) -> Result<Option<Observ
     };
     let (attached_policies, inline_policies) = ctx.both(attached, inline).await?;
     Ok(Some(ObservedRole {
-        arn: role.map(|r| r.arn().to_owned()).unwrap_or_default(),
+        arn: role.arn().to_owned(),
         inline_policies,
         attached_policies,
-        tags: role
-            .map(|r| r.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect())
-            .unwrap_or_default(),
+        tags: role.tags().iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect(),
     }))
 }
 
@@ -280,36 +287,67 @@ async fn observe_instances(ctx: &AwsContext, stack: &str) -> Result<Vec<Observed
         .reservations()
         .iter()
         .flat_map(|r| r.instances())
-        .map(|instance| ObservedInstance {
-            id: instance.instance_id().unwrap_or_default().to_owned(),
-            state: instance.state().and_then(|s| s.name()).cloned().unwrap_or(InstanceStateName::Pending),
-            subnet_id: instance.subnet_id().unwrap_or_default().to_owned(),
-            // The primary interface's groups are the instance's groups. (moto 5.2 leaves the
-            // instance-level list empty for instances launched with an interface spec.)
-            security_groups: instance
-                .network_interfaces()
-                .iter()
-                .find(|ni| ni.attachment().and_then(|a| a.device_index()) == Some(0))
-                .map(|ni| ni.groups().iter().filter_map(|g| g.group_id().map(str::to_owned)).collect())
-                .unwrap_or_else(|| {
-                    instance.security_groups().iter().filter_map(|g| g.group_id().map(str::to_owned)).collect()
-                }),
-            instance_type: instance.instance_type().map(|t| t.as_str().to_owned()).unwrap_or_default(),
-            private_ip: instance.private_ip_address().unwrap_or_default().to_owned(),
-            public_ip: instance.public_ip_address().map(str::to_owned),
-            instance_profile_arn: instance.iam_instance_profile().and_then(|p| p.arn()).map(str::to_owned),
-            http_tokens: instance.metadata_options().and_then(|m| m.http_tokens()).cloned(),
-            user_data: None,
-            tags: instance
-                .tags()
-                .iter()
-                .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
-                .collect(),
+        .map(|instance| {
+            Ok(ObservedInstance {
+                id: required(instance.instance_id(), "DescribeInstances", "InstanceId")?.to_owned(),
+                state: required(instance.state().and_then(|s| s.name()), "DescribeInstances", "State.Name")?.clone(),
+                subnet_id: required(instance.subnet_id(), "DescribeInstances", "SubnetId")?.to_owned(),
+                // The primary interface's groups are the instance's groups. (moto 5.2 leaves the
+                // instance-level list empty for instances launched with an interface spec.)
+                security_groups: instance
+                    .network_interfaces()
+                    .iter()
+                    .find(|ni| ni.attachment().and_then(|a| a.device_index()) == Some(0))
+                    .map(|ni| ni.groups().iter().filter_map(|g| g.group_id().map(str::to_owned)).collect())
+                    .unwrap_or_else(|| {
+                        instance.security_groups().iter().filter_map(|g| g.group_id().map(str::to_owned)).collect()
+                    }),
+                instance_type: required(instance.instance_type(), "DescribeInstances", "InstanceType")?
+                    .as_str()
+                    .to_owned(),
+                private_ip: required(instance.private_ip_address(), "DescribeInstances", "PrivateIpAddress")?
+                    .to_owned(),
+                public_ip: instance.public_ip_address().map(str::to_owned),
+                instance_profile_arn: instance.iam_instance_profile().and_then(|p| p.arn()).map(str::to_owned),
+                http_tokens: instance.metadata_options().and_then(|m| m.http_tokens()).cloned(),
+                user_data: None,
+                root_volume: None,
+                tags: instance
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+                    .collect(),
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     instances.sort_by(|a, b| a.id.cmp(&b.id));
     for instance in &mut instances {
         instance.user_data = user_data(ctx, &instance.id).await?;
+    }
+    // Each one's root volume, all in one read.
+    let root_ids: BTreeMap<&str, &str> = answer
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|instance| {
+            let root = instance.root_device_name()?;
+            let mapping = instance.block_device_mappings().iter().find(|m| m.device_name() == Some(root))?;
+            Some((instance.instance_id()?, mapping.ebs()?.volume_id()?))
+        })
+        .collect();
+    if !root_ids.is_empty() {
+        let ids = root_ids.values().map(|id| (*id).to_owned()).collect();
+        let answer = ctx.ec2.describe_volumes().set_volume_ids(Some(ids)).send().await.aws("DescribeVolumes")?;
+        let mut volumes = BTreeMap::new();
+        for volume in answer.volumes() {
+            let id = required(volume.volume_id(), "DescribeVolumes", "VolumeId")?;
+            let volume_type = required(volume.volume_type(), "DescribeVolumes", "VolumeType")?.as_str().to_owned();
+            let gib = required(volume.size().and_then(|gib| u32::try_from(gib).ok()), "DescribeVolumes", "Size")?;
+            volumes.insert(id, RootVolume { id: id.to_owned(), volume_type, gib });
+        }
+        for instance in &mut instances {
+            instance.root_volume = root_ids.get(instance.id.as_str()).and_then(|id| volumes.get(id)).cloned();
+        }
     }
     Ok(instances)
 }
@@ -337,19 +375,17 @@ async fn observe_targets(ctx: &AwsContext, arn: &str) -> Result<Vec<ObservedTarg
     let mut targets: Vec<ObservedTarget> = answer
         .target_health_descriptions()
         .iter()
-        .filter_map(|description| {
-            let target = description.target()?;
-            Some(ObservedTarget {
-                id: target.id().unwrap_or_default().to_owned(),
-                port: target.port().and_then(|p| u16::try_from(p).ok()).unwrap_or_default(),
-                health: description
-                    .target_health()
-                    .and_then(|h| h.state())
-                    .map(|s| s.as_str().to_owned())
-                    .unwrap_or_default(),
+        .map(|description| {
+            let target = required(description.target(), "DescribeTargetHealth", "Target")?;
+            let port = target.port().and_then(|p| u16::try_from(p).ok());
+            let health = description.target_health().and_then(|h| h.state());
+            Ok(ObservedTarget {
+                id: required(target.id(), "DescribeTargetHealth", "Target.Id")?.to_owned(),
+                port: required(port, "DescribeTargetHealth", "Target.Port")?,
+                health: required(health, "DescribeTargetHealth", "TargetHealth.State")?.as_str().to_owned(),
             })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     targets.sort_by(|a, b| (&a.id, a.port).cmp(&(&b.id, b.port)));
     Ok(targets)
 }

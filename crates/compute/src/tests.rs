@@ -67,6 +67,7 @@ fn deployed(desired: &Desired) -> Observed {
             instance_profile_arn: Some(format!("arn:aws:iam::1:instance-profile/{}", desired.instance_profile.name)),
             http_tokens: Some(HttpTokensState::Required),
             user_data: Some(desired.instance.user_data.clone()),
+            root_volume: None,
             tags: desired.instance.tags.pairs.clone(),
         }],
         target_groups: vec![ObservedTargetGroup {

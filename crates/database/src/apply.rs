@@ -10,7 +10,7 @@ use crate::plan::DatabaseStep;
 
 /// Applies a plan of this tier alone.
 pub async fn apply(ctx: &AwsContext, plan: &Plan<DatabaseStep>) -> Result<()> {
-    plan.apply(ctx, run).await
+    three_tier_core::schedule::apply(ctx, plan, run).await
 }
 
 const DB_FAILURE: &str = "the instance's events in the RDS console say why";

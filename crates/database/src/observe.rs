@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use three_tier_core::error::required;
 use three_tier_core::naming::ours;
 use three_tier_core::{AwsContext, AwsResultExt, Result};
 
@@ -61,7 +62,8 @@ pub async fn observe(ctx: &AwsContext, stack: &str, subnet_group_name: &str, ide
     {
         Ok(answer) => match answer.db_subnet_groups().first() {
             Some(group) => {
-                let arn = group.db_subnet_group_arn().unwrap_or_default().to_owned();
+                let arn =
+                    required(group.db_subnet_group_arn(), "DescribeDBSubnetGroups", "DBSubnetGroupArn")?.to_owned();
                 let tags = rds.list_tags_for_resource().resource_name(&arn).send().await.aws("ListTagsForResource")?;
                 let mut subnet_ids: Vec<String> =
                     group.subnets().iter().filter_map(|s| s.subnet_identifier().map(str::to_owned)).collect();
@@ -75,37 +77,7 @@ pub async fn observe(ctx: &AwsContext, stack: &str, subnet_group_name: &str, ide
     };
     let instance =
         match rds.describe_db_instances().db_instance_identifier(identifier).send().await.aws("DescribeDBInstances") {
-            Ok(answer) => answer.db_instances().first().map(|db| ObservedInstance {
-                arn: db.db_instance_arn().unwrap_or_default().to_owned(),
-                status: DbStatus::parse(db.db_instance_status().unwrap_or_default()),
-                engine: db.engine().unwrap_or_default().to_owned(),
-                engine_version: db.engine_version().unwrap_or_default().to_owned(),
-                instance_class: db.db_instance_class().unwrap_or_default().to_owned(),
-                storage_type: db.storage_type().unwrap_or_default().to_owned(),
-                allocated_storage_gib: db.allocated_storage().and_then(|g| u32::try_from(g).ok()).unwrap_or_default(),
-                max_allocated_storage_gib: db.max_allocated_storage().and_then(|g| u32::try_from(g).ok()),
-                multi_az: db.multi_az().unwrap_or(false),
-                publicly_accessible: db.publicly_accessible().unwrap_or(false),
-                storage_encrypted: db.storage_encrypted().unwrap_or(false),
-                deletion_protection: db.deletion_protection().unwrap_or(false),
-                subnet_group: db
-                    .db_subnet_group()
-                    .and_then(|g| g.db_subnet_group_name())
-                    .unwrap_or_default()
-                    .to_owned(),
-                // Groups on their way out (`removing`) no longer count.
-                security_groups: db
-                    .vpc_security_groups()
-                    .iter()
-                    .filter(|g| g.status().is_none_or(|s| s == "active" || s == "adding"))
-                    .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
-                    .collect(),
-                database_name: db.db_name().unwrap_or_default().to_owned(),
-                master_username: db.master_username().unwrap_or_default().to_owned(),
-                endpoint: db.endpoint().and_then(|e| Some((e.address()?.to_owned(), u16::try_from(e.port()?).ok()?))),
-                master_secret_arn: db.master_user_secret().and_then(|s| s.secret_arn()).map(str::to_owned),
-                tags: tag_map(db.tag_list()),
-            }),
+            Ok(answer) => answer.db_instances().first().map(observed_instance).transpose()?,
             Err(err) if err.is_not_found() => None,
             Err(err) => return Err(err),
         };
@@ -161,4 +133,40 @@ impl DbStatus {
 
 fn tag_map(tags: &[aws_sdk_rds::types::Tag]) -> BTreeMap<String, String> {
     tags.iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned()))).collect()
+}
+
+/// A DB instance as RDS describes it.
+fn observed_instance(db: &aws_sdk_rds::types::DbInstance) -> Result<ObservedInstance> {
+    Ok(ObservedInstance {
+        arn: required(db.db_instance_arn(), "DescribeDBInstances", "DBInstanceArn")?.to_owned(),
+        status: DbStatus::parse(required(db.db_instance_status(), "DescribeDBInstances", "DBInstanceStatus")?),
+        engine: db.engine().unwrap_or_default().to_owned(),
+        engine_version: db.engine_version().unwrap_or_default().to_owned(),
+        instance_class: db.db_instance_class().unwrap_or_default().to_owned(),
+        storage_type: db.storage_type().unwrap_or_default().to_owned(),
+        allocated_storage_gib: db.allocated_storage().and_then(|g| u32::try_from(g).ok()).unwrap_or_default(),
+        max_allocated_storage_gib: db.max_allocated_storage().and_then(|g| u32::try_from(g).ok()),
+        multi_az: db.multi_az().unwrap_or(false),
+        publicly_accessible: db.publicly_accessible().unwrap_or(false),
+        storage_encrypted: db.storage_encrypted().unwrap_or(false),
+        deletion_protection: db.deletion_protection().unwrap_or(false),
+        subnet_group: required(
+            db.db_subnet_group().and_then(|g| g.db_subnet_group_name()),
+            "DescribeDBInstances",
+            "DBSubnetGroup.DBSubnetGroupName",
+        )?
+        .to_owned(),
+        // Groups on their way out (`removing`) no longer count.
+        security_groups: db
+            .vpc_security_groups()
+            .iter()
+            .filter(|g| g.status().is_none_or(|s| s == "active" || s == "adding"))
+            .filter_map(|g| g.vpc_security_group_id().map(str::to_owned))
+            .collect(),
+        database_name: db.db_name().unwrap_or_default().to_owned(),
+        master_username: db.master_username().unwrap_or_default().to_owned(),
+        endpoint: db.endpoint().and_then(|e| Some((e.address()?.to_owned(), u16::try_from(e.port()?).ok()?))),
+        master_secret_arn: db.master_user_secret().and_then(|s| s.secret_arn()).map(str::to_owned),
+        tags: tag_map(db.tag_list()),
+    })
 }

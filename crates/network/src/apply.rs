@@ -11,7 +11,7 @@ use crate::plan::{NetworkStep, RouteTarget, VpcAttribute};
 /// Applies a plan of this tier alone. Deletes treat "already gone" as done, so a teardown
 /// that was interrupted can simply run again.
 pub async fn apply(ctx: &AwsContext, plan: &Plan<NetworkStep>) -> Result<()> {
-    plan.apply(ctx, run).await
+    three_tier_core::schedule::apply(ctx, plan, run).await
 }
 
 const NAT_FAILURE: &str = "`aws ec2 describe-nat-gateways` shows its FailureMessage";

@@ -150,7 +150,8 @@ pub async fn observe(ctx: &AwsContext, stack: &str) -> Result<Observed> {
             ctx.both(ctx.both(subnets(ctx, stack), addresses(ctx, stack)), security_groups(ctx, stack)),
         )
         .await?;
-    let vpc_ids: Vec<String> = vpcs.iter().map(|v| v.vpc_id().unwrap_or_default().to_owned()).collect();
+    let vpc_ids: Vec<String> =
+        vpcs.iter().map(|v| Ok(required(v.vpc_id(), "DescribeVpcs", "VpcId")?.to_owned())).collect::<Result<_>>()?;
     let (vpcs, (nat_gateways, route_tables)) = if vpc_ids.is_empty() {
         (Vec::new(), (Vec::new(), Vec::new()))
     } else {
@@ -182,7 +183,7 @@ async fn with_attributes(ctx: &AwsContext, vpcs: &[aws_sdk_ec2::types::Vpc]) -> 
     };
     let mut observed = Vec::new();
     for vpc in vpcs {
-        let id = vpc.vpc_id().unwrap_or_default().to_owned();
+        let id = required(vpc.vpc_id(), "DescribeVpcs", "VpcId")?.to_owned();
         let (dns_support, dns_hostnames) = ctx
             .both(
                 attribute(id.clone(), VpcAttributeName::EnableDnsSupport),
@@ -207,12 +208,14 @@ async fn internet_gateways(ctx: &AwsContext, stack: &str) -> Result<Vec<Observed
     let mut internet_gateways: Vec<_> = answer
         .internet_gateways()
         .iter()
-        .map(|igw| ObservedInternetGateway {
-            id: igw.internet_gateway_id().unwrap_or_default().to_owned(),
-            attached_vpcs: igw.attachments().iter().filter_map(|a| a.vpc_id().map(str::to_owned)).collect(),
-            tags: tag_map(igw.tags()),
+        .map(|igw| {
+            Ok(ObservedInternetGateway {
+                id: required(igw.internet_gateway_id(), "DescribeInternetGateways", "InternetGatewayId")?.to_owned(),
+                attached_vpcs: igw.attachments().iter().filter_map(|a| a.vpc_id().map(str::to_owned)).collect(),
+                tags: tag_map(igw.tags()),
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     internet_gateways.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(internet_gateways)
 }
@@ -229,10 +232,11 @@ async fn subnets(ctx: &AwsContext, stack: &str) -> Result<Vec<Tagged<SubnetRole,
         })
         .map(|(role, subnet, tags)| {
             let resource = ObservedSubnet {
-                id: subnet.subnet_id().unwrap_or_default().to_owned(),
+                id: required(subnet.subnet_id(), "DescribeSubnets", "SubnetId")?.to_owned(),
                 cidr: cidr(subnet.cidr_block(), "DescribeSubnets")?,
-                availability_zone: subnet.availability_zone().unwrap_or_default().to_owned(),
-                vpc_id: subnet.vpc_id().unwrap_or_default().to_owned(),
+                availability_zone: required(subnet.availability_zone(), "DescribeSubnets", "AvailabilityZone")?
+                    .to_owned(),
+                vpc_id: required(subnet.vpc_id(), "DescribeSubnets", "VpcId")?.to_owned(),
                 tags,
             };
             Ok(Tagged { role, resource })
@@ -247,13 +251,15 @@ async fn addresses(ctx: &AwsContext, stack: &str) -> Result<Vec<ObservedAddress>
     let mut nat_addresses: Vec<_> = answer
         .addresses()
         .iter()
-        .map(|address| ObservedAddress {
-            allocation_id: address.allocation_id().unwrap_or_default().to_owned(),
-            public_ip: address.public_ip().unwrap_or_default().to_owned(),
-            association_id: address.association_id().map(str::to_owned),
-            tags: tag_map(address.tags()),
+        .map(|address| {
+            Ok(ObservedAddress {
+                allocation_id: required(address.allocation_id(), "DescribeAddresses", "AllocationId")?.to_owned(),
+                public_ip: required(address.public_ip(), "DescribeAddresses", "PublicIp")?.to_owned(),
+                association_id: address.association_id().map(str::to_owned),
+                tags: tag_map(address.tags()),
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     nat_addresses.sort_by(|a, b| a.allocation_id.cmp(&b.allocation_id));
     Ok(nat_addresses)
 }
@@ -271,15 +277,15 @@ async fn nat_gateways(ctx: &AwsContext, stack: &str, vpc_ids: &[String]) -> Resu
     let mut nat_gateways = Vec::new();
     for nat in answer.nat_gateways() {
         let tags = tag_map(nat.tags());
-        let Some(state) = nat.state().cloned() else { continue };
+        let state = required(nat.state(), "DescribeNatGateways", "State")?.clone();
         let live = matches!(state, NatGatewayState::Pending | NatGatewayState::Available | NatGatewayState::Deleting);
         if !belongs_to(&tags, stack, Some(Tier::Network)) || !live {
             continue;
         }
         nat_gateways.push(ObservedNatGateway {
-            id: nat.nat_gateway_id().unwrap_or_default().to_owned(),
+            id: required(nat.nat_gateway_id(), "DescribeNatGateways", "NatGatewayId")?.to_owned(),
             state,
-            subnet_id: nat.subnet_id().unwrap_or_default().to_owned(),
+            subnet_id: required(nat.subnet_id(), "DescribeNatGateways", "SubnetId")?.to_owned(),
             allocation_ids: nat
                 .nat_gateway_addresses()
                 .iter()
@@ -306,7 +312,7 @@ async fn route_tables(ctx: &AwsContext, stack: &str, vpc_ids: &[String]) -> Resu
         let tags = tag_map(table.tags());
         let ours = belongs_to(&tags, stack, None);
         route_tables.push(ObservedRouteTable {
-            id: table.route_table_id().unwrap_or_default().to_owned(),
+            id: required(table.route_table_id(), "DescribeRouteTables", "RouteTableId")?.to_owned(),
             role: role_of(&tags, "route-table/").filter(|_| ours).and_then(RouteTableRole::from_tag),
             routes: table
                 .routes()
@@ -322,11 +328,14 @@ async fn route_tables(ctx: &AwsContext, stack: &str, vpc_ids: &[String]) -> Resu
             associations: table
                 .associations()
                 .iter()
-                .map(|a| ObservedAssociation {
-                    id: a.route_table_association_id().unwrap_or_default().to_owned(),
-                    subnet_id: a.subnet_id().map(str::to_owned),
+                .map(|a| {
+                    Ok(ObservedAssociation {
+                        id: required(a.route_table_association_id(), "DescribeRouteTables", "RouteTableAssociationId")?
+                            .to_owned(),
+                        subnet_id: a.subnet_id().map(str::to_owned),
+                    })
                 })
-                .collect(),
+                .collect::<Result<_>>()?,
             tags,
         });
     }
@@ -349,9 +358,9 @@ async fn security_groups(
         security_groups.push(Tagged {
             role,
             resource: ObservedSecurityGroup {
-                id: group.group_id().unwrap_or_default().to_owned(),
-                name: group.group_name().unwrap_or_default().to_owned(),
-                vpc_id: group.vpc_id().unwrap_or_default().to_owned(),
+                id: required(group.group_id(), "DescribeSecurityGroups", "GroupId")?.to_owned(),
+                name: required(group.group_name(), "DescribeSecurityGroups", "GroupName")?.to_owned(),
+                vpc_id: required(group.vpc_id(), "DescribeSecurityGroups", "VpcId")?.to_owned(),
                 ingress: group.ip_permissions().iter().flat_map(ingress_rules).collect(),
                 tags,
             },

@@ -944,25 +944,24 @@ impl<'a> Planner<'a> {
             Some(table) => Ref::existing(&table.id),
             None => Ref::planned(format!("route-table/{role}")),
         };
-        let present = observed.and_then(|t| t.routes.iter().find(|r| r.destination == ANYWHERE));
+        // The default route present, with the table that holds it.
+        let present = observed.and_then(|t| Some((t, t.routes.iter().find(|r| r.destination == ANYWHERE)?)));
         let destination = ANYWHERE.to_owned();
         match (present, target) {
             (None, None) => vec![],
             (None, Some(target)) => {
                 vec![NetworkStep::CreateRoute { route_table: table, table_name, destination, target }]
             }
-            (Some(route), Some(target)) => {
+            (Some((_, route)), Some(target)) => {
                 if target.matches(route.gateway_id.as_deref(), route.nat_gateway_id.as_deref()) {
                     vec![]
                 } else {
                     vec![NetworkStep::ReplaceRoute { route_table: table, table_name, destination, target }]
                 }
             }
-            (Some(_), None) => vec![NetworkStep::DeleteRoute {
-                route_table: observed.map(|t| t.id.clone()).unwrap_or_default(),
-                table_name,
-                destination,
-            }],
+            (Some((holder, _)), None) => {
+                vec![NetworkStep::DeleteRoute { route_table: holder.id.clone(), table_name, destination }]
+            }
         }
     }
 }

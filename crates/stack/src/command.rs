@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use three_tier_core::calls::declared;
-use three_tier_core::error::Answer;
+use three_tier_core::error::{Answer, required};
 use three_tier_core::wait::retry_while;
 use three_tier_core::{AwsContext, AwsResultExt, Result};
 
@@ -85,7 +85,8 @@ async fn run_and_wait(
     );
     let not_registered = |err: &three_tier_core::Error| err.is(Answer::AgentNotReady);
     let answer = retry_while(ctx, &what, limit, &fix, not_registered, send).await?;
-    let command_id = answer.command().and_then(|c| c.command_id()).unwrap_or_default().to_owned();
+    let command_id =
+        required(answer.command().and_then(|c| c.command_id()), "SendCommand", "Command.CommandId")?.to_owned();
     let started = Instant::now();
     let waiting = ctx.progress.waiting(format!("SSM command {command_id} on {instance}"), limit);
     loop {
@@ -103,7 +104,7 @@ async fn run_and_wait(
             other => Some(other?),
         };
         if let Some(invocation) = invocation {
-            let status = invocation.status().map(|s| s.as_str().to_owned()).unwrap_or_default();
+            let status = required(invocation.status(), "GetCommandInvocation", "Status")?.as_str().to_owned();
             if is_final(&status) {
                 waiting.done(&status);
                 return Ok(Ok(Ran {

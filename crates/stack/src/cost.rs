@@ -7,7 +7,12 @@ use std::fmt::Write;
 use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
-use three_tier_core::{Config, Tier};
+use three_tier_core::{Config, Tier, TierCrate};
+
+use crate::Observations;
+use alb::Alb;
+use compute::Compute;
+use database::Database;
 
 /// AWS bills hourly resources by the hour; its calculators take a month as 730 hours.
 pub const HOURS_PER_MONTH: f64 = 730.0;
@@ -50,33 +55,84 @@ pub struct DatabaseInstance {
 }
 
 impl Running {
-    /// What the config's `tiers` run once deployed.
+    /// What the config's `tiers` run once deployed: read off the tiers' desired states.
     pub fn planned(config: &Config, tiers: &[Tier]) -> Running {
+        let network_refs = network::refs(&Default::default());
         let mut running = Running::default();
         for tier in tiers {
             match tier {
+                // The network's desired state holds one NAT gateway and its Elastic IP.
                 Tier::Network => {
                     running.nat_gateways += 1;
                     running.public_ipv4 += 1;
                 }
                 Tier::Alb => {
+                    let desired = Alb::desired(config, &network_refs);
                     running.load_balancers += 1;
-                    running.public_ipv4 += 2;
+                    // Internet-facing: a public address in each of its subnets' zones.
+                    running.public_ipv4 += count(desired.load_balancer.subnets.len());
                 }
                 Tier::Compute => {
-                    running.instances.push(config.compute.instance_type.clone());
-                    running.volumes.push(Volume { volume_type: "gp3".into(), gib: config.compute.root_volume_gib });
+                    let alb_refs = alb::refs(config, &Default::default());
+                    let desired = Compute::desired(config, &(network_refs.clone(), alb_refs));
+                    running.instances.push(desired.instance.instance_type.clone());
+                    running.volumes.push(Volume {
+                        volume_type: compute::ROOT_VOLUME_TYPE.as_str().to_owned(),
+                        gib: desired.instance.root_volume_gib,
+                    });
                 }
                 Tier::Database => {
+                    let desired = Database::desired(config, &network_refs).instance;
                     running.databases.push(DatabaseInstance {
-                        class: config.database.instance_class.clone(),
-                        engine: config.database.engine.clone(),
-                        storage_type: config.database.storage_type.clone(),
-                        gib: config.database.allocated_storage_gib,
+                        class: desired.instance_class,
+                        engine: desired.engine,
+                        storage_type: desired.storage_type,
+                        gib: desired.allocated_storage_gib,
                     });
+                    // The master password, which RDS keeps in Secrets Manager.
                     running.secrets += 1;
                 }
             }
+        }
+        running
+    }
+
+    /// What runs of what a command observed: its NAT gateways and Elastic IPs, its load
+    /// balancers and their public addresses, its instances that run and their root
+    /// volumes, its DB instances and their secrets.
+    pub fn observed(observed: &Observations) -> Running {
+        let mut running = Running::default();
+        if let Some(network) = &observed.network {
+            running.nat_gateways += count(network.nat_gateways.len());
+            running.public_ipv4 += count(network.nat_addresses.len());
+        }
+        if let Some(alb) = &observed.alb {
+            for balancer in &alb.load_balancers {
+                running.load_balancers += 1;
+                if balancer.scheme == "internet-facing" {
+                    running.public_ipv4 += count(balancer.subnets.len());
+                }
+            }
+        }
+        if let Some(compute) = &observed.compute {
+            for instance in &compute.instances {
+                // A stopped instance bills its volume only.
+                if instance.state != aws_sdk_ec2::types::InstanceStateName::Stopped {
+                    running.instances.push(instance.instance_type.clone());
+                }
+                if let Some(root) = &instance.root_volume {
+                    running.volumes.push(Volume { volume_type: root.volume_type.clone(), gib: root.gib });
+                }
+            }
+        }
+        if let Some(instance) = observed.database.as_ref().and_then(|d| d.instance.as_ref()) {
+            running.databases.push(DatabaseInstance {
+                class: instance.instance_class.clone(),
+                engine: instance.engine.clone(),
+                storage_type: instance.storage_type.clone(),
+                gib: instance.allocated_storage_gib,
+            });
+            running.secrets += u32::from(instance.master_secret_arn.is_some());
         }
         running
     }
@@ -95,6 +151,11 @@ impl Running {
     pub fn is_empty(&self) -> bool {
         *self == Running::default()
     }
+}
+
+/// A count of things, as the bill counts them.
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// The monthly cost of what runs in a region, item by item.

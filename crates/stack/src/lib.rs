@@ -292,6 +292,32 @@ impl Observations {
         Ok(Observations { network, alb, compute, database })
     }
 
+    /// These observations, and those of the tiers not observed yet, read now.
+    pub async fn completed(self, ctx: &AwsContext, config: &Config) -> Result<Observations> {
+        let observed = |tier| match tier {
+            Tier::Network => self.network.is_some(),
+            Tier::Alb => self.alb.is_some(),
+            Tier::Compute => self.compute.is_some(),
+            Tier::Database => self.database.is_some(),
+        };
+        let missing: Vec<Tier> = TIERS.iter().copied().filter(|&tier| !observed(tier)).collect();
+        if missing.is_empty() {
+            return Ok(self);
+        }
+        let read = Box::pin(Observations::read(ctx, config, &missing)).await?;
+        Ok(Observations {
+            network: self.network.or(read.network),
+            alb: self.alb.or(read.alb),
+            compute: self.compute.or(read.compute),
+            database: self.database.or(read.database),
+        })
+    }
+
+    /// The tiers of which something exists.
+    pub fn standing(&self, config: &Config) -> Vec<Tier> {
+        standing(config, self)
+    }
+
     /// The outputs of the tiers that stand complete.
     pub fn outputs(&self, config: &Config) -> StackOutputs {
         StackOutputs {
@@ -310,6 +336,18 @@ fn with_dependencies(tiers: &[Tier]) -> Vec<Tier> {
 
 /// Deploys `tiers` as one graph (see the crate's documentation) and returns their outputs.
 pub async fn deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<StackOutputs> {
+    Ok(Box::pin(deployed(ctx, config, tiers)).await?.outputs)
+}
+
+/// What a deploy leaves: the tiers' outputs, and what it last observed of the stack (the
+/// tiers it deployed and those they build on), which its cost line is read from.
+#[derive(Debug, Clone)]
+pub struct Deployed {
+    pub outputs: StackOutputs,
+    pub observed: Observations,
+}
+
+async fn deployed(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<Deployed> {
     let (plan, observed) = Box::pin(plan_and_observe(ctx, config, tiers)).await?;
     Box::pin(apply_deploy(ctx, config, tiers, plan, observed)).await
 }
@@ -323,7 +361,7 @@ pub async fn deploy_locked(
     tiers: &[Tier],
     holder: &Holder,
     force_unlock: bool,
-) -> Result<StackOutputs> {
+) -> Result<Deployed> {
     let (plan, observed) = Box::pin(plan_and_observe(ctx, config, tiers)).await?;
     if plan.graph.is_empty() {
         // Nothing to change, so no lock; but a lock a dead run left is cleared when the
@@ -335,7 +373,7 @@ pub async fn deploy_locked(
     }
     let mut lock = StackLock::acquire(ctx, &config.stack.name, holder, force_unlock).await?;
     // Planned again under the lock: another run may have changed the stack meanwhile.
-    let deployed = lock.hold(ctx, Box::pin(deploy(ctx, config, tiers))).await;
+    let deployed = lock.hold(ctx, Box::pin(deployed(ctx, config, tiers))).await;
     release(ctx, lock, deployed).await
 }
 
@@ -368,7 +406,7 @@ async fn apply_deploy(
     tiers: &[Tier],
     plan: StackPlan,
     observed: Observations,
-) -> Result<StackOutputs> {
+) -> Result<Deployed> {
     ctx.progress.line(plan.render().trim_end());
     Box::pin(plan.apply(ctx)).await?;
     let observed = if plan.graph.is_empty() {
@@ -383,7 +421,7 @@ async fn apply_deploy(
     let outputs = observed.outputs(config);
     match outputs.missing(tiers) {
         Some(tier) => Err(Error::incomplete(tier, &config.stack.name)),
-        None => Ok(outputs),
+        None => Ok(Deployed { outputs, observed }),
     }
 }
 

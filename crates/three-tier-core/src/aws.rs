@@ -9,6 +9,7 @@ use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use std::future::Future;
 
 use crate::calls::CallLog;
+pub use crate::error::MAX_ATTEMPTS;
 use crate::error::Result;
 use crate::graph::Durations;
 use crate::interrupt::Interrupt;
@@ -24,11 +25,6 @@ pub fn ec2_tag_spec(
     let tags = tags.pairs.iter().map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build()).collect();
     aws_sdk_ec2::types::TagSpecification::builder().resource_type(resource_type).set_tags(Some(tags)).build()
 }
-
-/// How many times the SDK sends a request AWS throttles or fails with a 5xx. A deploy
-/// sends some 200 calls, many at once, and AWS throttles bursts: more attempts than the
-/// default three (Terraform's AWS provider allows 25) ride out a run of refusals of one call.
-pub const MAX_ATTEMPTS: u32 = 10;
 
 /// Where the SDK sends its requests.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -224,6 +224,12 @@ impl Error {
     }
 }
 
+/// How many times the SDK sends a request AWS throttles or fails with a 5xx. A deploy
+/// sends some 200 calls, many at once, and AWS throttles bursts: more attempts than the
+/// default three (Terraform's AWS provider allows 25) ride out a run of refusals of one call.
+/// (Here, not in `aws`, so that errors, which the planner uses, need nothing of the executor.)
+pub const MAX_ATTEMPTS: u32 = 10;
+
 /// A field of an AWS answer that the next step needs (the id of what a create made):
 /// missing, it is an error naming the call, never an empty string sent on.
 pub fn required<T>(value: Option<T>, operation: &'static str, field: &'static str) -> Result<T> {
@@ -349,7 +355,7 @@ fn hint(code: &str, operation: &str) -> Option<String> {
             format!(
                 "AWS kept throttling through the SDK's {} attempts: something else is calling this account hard; \
                  wait a minute and run the command again (it picks up where it stopped)",
-                crate::aws::MAX_ATTEMPTS
+                MAX_ATTEMPTS
             )
         }
         "OptInRequired" => "the region is not enabled for this account: enable it, or set another stack.region".into(),

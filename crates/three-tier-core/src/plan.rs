@@ -9,9 +9,8 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::aws::AwsContext;
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Key};
+use crate::graph::Key;
 use crate::roles::Tier;
 
 /// An id in a plan: of a resource that exists, or of one an earlier step of the same plan
@@ -211,20 +210,5 @@ impl<S: Step> Plan<S> {
             Some(conflict) => Err(conflict.clone().into()),
             None => Ok(()),
         }
-    }
-
-    /// Applies the plan with its tier's `run`: refused whole on a conflict, else its steps
-    /// as the graph of their needs allows (see [`crate::schedule::run`]).
-    pub async fn apply(
-        &self,
-        ctx: &AwsContext,
-        run: impl AsyncFn(&AwsContext, &S, &Created) -> Result<()>,
-    ) -> Result<()>
-    where
-        S: Clone,
-    {
-        self.check_conflicts()?;
-        let graph = Graph::build(self.steps.iter().map(|step| (self.tier, step.clone())))?;
-        crate::schedule::run(ctx, &graph, &Created::default(), run).await
     }
 }

@@ -59,7 +59,7 @@ pub async fn deploy_alone<T: TierCrate>(ctx: &AwsContext, config: &Config, input
     let plan = T::plan(&T::desired(config, inputs), &observed);
     ctx.progress.line(plan.render().trim_end());
     if !plan.steps.is_empty() || !plan.conflicts.is_empty() {
-        plan.apply(ctx, T::run).await?;
+        crate::schedule::apply(ctx, &plan, T::run).await?;
         observed = declared(T::READS, T::observe(ctx, config)).await?;
     }
     T::outputs(config, &observed).ok_or_else(|| Error::incomplete(T::TIER, &config.stack.name))

@@ -6,6 +6,7 @@
 use aws_sdk_ec2::types::{Filter, IpPermission, NetworkAclEntry, RouteState, RuleAction};
 use aws_sdk_elasticloadbalancingv2::types::TargetHealthDescription;
 use ipnet::Ipv4Net;
+use three_tier_core::error::required;
 use three_tier_core::{AwsContext, AwsResultExt, Config, Result};
 
 use super::*;
@@ -41,17 +42,17 @@ async fn read(ctx: &AwsContext, config: &Config, observed: &Observations) -> Res
     let route_tables = async {
         let pages = ec2.describe_route_tables().filters(by_vpc("vpc-id")).into_paginator().items().send();
         let tables = pages.try_collect().await.aws("DescribeRouteTables")?;
-        Ok(tables.iter().map(route_table).collect::<Vec<_>>())
+        tables.iter().map(route_table).collect::<Result<Vec<_>>>()
     };
     let network_acls = async {
         let pages = ec2.describe_network_acls().filters(by_vpc("vpc-id")).into_paginator().items().send();
         let acls = pages.try_collect().await.aws("DescribeNetworkAcls")?;
-        Ok(acls.iter().map(network_acl).collect::<Vec<_>>())
+        acls.iter().map(network_acl).collect::<Result<Vec<_>>>()
     };
     let security_groups = async {
         let pages = ec2.describe_security_groups().filters(by_vpc("vpc-id")).into_paginator().items().send();
         let groups = pages.try_collect().await.aws("DescribeSecurityGroups")?;
-        Ok(groups.iter().map(security_group).collect::<Vec<_>>())
+        groups.iter().map(security_group).collect::<Result<Vec<_>>>()
     };
     let gateways = async {
         let answer = ec2
@@ -69,22 +70,26 @@ async fn read(ctx: &AwsContext, config: &Config, observed: &Observations) -> Res
         let internet_gateways = answer
             .internet_gateways()
             .iter()
-            .map(|g| InternetGateway {
-                id: g.internet_gateway_id().unwrap_or_default().to_owned(),
-                attached: attached(g),
+            .map(|g| {
+                Ok(InternetGateway {
+                    id: required(g.internet_gateway_id(), "DescribeInternetGateways", "InternetGatewayId")?.to_owned(),
+                    attached: attached(g),
+                })
             })
-            .collect::<Vec<_>>();
+            .collect::<Result<Vec<_>>>()?;
         let answer = ec2.describe_nat_gateways().filter(by_vpc("vpc-id")).send().await.aws("DescribeNatGateways")?;
         let nat_gateways = answer
             .nat_gateways()
             .iter()
-            .map(|nat| NatGateway {
-                id: nat.nat_gateway_id().unwrap_or_default().to_owned(),
-                state: nat.state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-                subnet: nat.subnet_id().unwrap_or_default().to_owned(),
-                public_ip: nat.nat_gateway_addresses().iter().find_map(|a| a.public_ip()).map(str::to_owned),
+            .map(|nat| {
+                Ok(NatGateway {
+                    id: required(nat.nat_gateway_id(), "DescribeNatGateways", "NatGatewayId")?.to_owned(),
+                    state: required(nat.state(), "DescribeNatGateways", "State")?.as_str().to_owned(),
+                    subnet: required(nat.subnet_id(), "DescribeNatGateways", "SubnetId")?.to_owned(),
+                    public_ip: nat.nat_gateway_addresses().iter().find_map(|a| a.public_ip()).map(str::to_owned),
+                })
             })
-            .collect::<Vec<_>>();
+            .collect::<Result<Vec<_>>>()?;
         Ok((internet_gateways, nat_gateways))
     };
     let (
@@ -122,8 +127,8 @@ fn subnet(subnet: &aws_sdk_ec2::types::Subnet) -> Option<Subnet> {
     })
 }
 
-fn route_table(table: &aws_sdk_ec2::types::RouteTable) -> RouteTable {
-    let id = table.route_table_id().unwrap_or_default().to_owned();
+fn route_table(table: &aws_sdk_ec2::types::RouteTable) -> Result<RouteTable> {
+    let id = required(table.route_table_id(), "DescribeRouteTables", "RouteTableId")?.to_owned();
     let routes = table
         .routes()
         .iter()
@@ -151,16 +156,16 @@ fn route_table(table: &aws_sdk_ec2::types::RouteTable) -> RouteTable {
             Some(Route { destination, target, active: route.state() != Some(&RouteState::Blackhole) })
         })
         .collect();
-    RouteTable {
+    Ok(RouteTable {
         name: name_tag(table.tags()).unwrap_or(&id).to_owned(),
         main: table.associations().iter().any(|a| a.main() == Some(true)),
         subnets: table.associations().iter().filter_map(|a| a.subnet_id().map(str::to_owned)).collect(),
         routes,
         id,
-    }
+    })
 }
 
-fn network_acl(acl: &aws_sdk_ec2::types::NetworkAcl) -> NetworkAcl {
+fn network_acl(acl: &aws_sdk_ec2::types::NetworkAcl) -> Result<NetworkAcl> {
     let entry = |entry: &NetworkAclEntry| {
         Some(AclEntry {
             number: entry.rule_number()?,
@@ -173,21 +178,21 @@ fn network_acl(acl: &aws_sdk_ec2::types::NetworkAcl) -> NetworkAcl {
             allow: entry.rule_action() == Some(&RuleAction::Allow),
         })
     };
-    NetworkAcl {
-        id: acl.network_acl_id().unwrap_or_default().to_owned(),
+    Ok(NetworkAcl {
+        id: required(acl.network_acl_id(), "DescribeNetworkAcls", "NetworkAclId")?.to_owned(),
         default: acl.is_default() == Some(true),
         subnets: acl.associations().iter().filter_map(|a| a.subnet_id().map(str::to_owned)).collect(),
         entries: acl.entries().iter().filter_map(entry).collect(),
-    }
+    })
 }
 
-fn security_group(group: &aws_sdk_ec2::types::SecurityGroup) -> SecurityGroup {
-    SecurityGroup {
-        id: group.group_id().unwrap_or_default().to_owned(),
-        name: group.group_name().unwrap_or_default().to_owned(),
+fn security_group(group: &aws_sdk_ec2::types::SecurityGroup) -> Result<SecurityGroup> {
+    Ok(SecurityGroup {
+        id: required(group.group_id(), "DescribeSecurityGroups", "GroupId")?.to_owned(),
+        name: required(group.group_name(), "DescribeSecurityGroups", "GroupName")?.to_owned(),
         ingress: group.ip_permissions().iter().flat_map(permissions).collect(),
         egress: group.ip_permissions_egress().iter().flat_map(permissions).collect(),
-    }
+    })
 }
 
 /// One permission per peer: AWS groups the peers of one protocol and port range.

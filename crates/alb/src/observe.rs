@@ -120,7 +120,15 @@ async fn load_balancers(
         }
     }
     let arns: Vec<String> = all_balancers.iter().filter_map(|lb| lb.load_balancer_arn().map(str::to_owned)).collect();
-    let tags = tags_of(ctx, &arns).await?;
+    // The listeners of the load balancers named like the stack's are read beside the
+    // tags that tell whose each one is: a round of calls fewer, where most reads wait.
+    let prefix = format!("{stack}-");
+    let likely: Vec<String> = all_balancers
+        .iter()
+        .filter(|lb| lb.load_balancer_name().is_some_and(|name| name.starts_with(&prefix)))
+        .filter_map(|lb| lb.load_balancer_arn().map(str::to_owned))
+        .collect();
+    let (tags, mut listeners) = ctx.both(tags_of(ctx, &arns), listeners_of(ctx, &likely)).await?;
     for lb in &all_balancers {
         let arn = required(lb.load_balancer_arn(), "DescribeLoadBalancers", "LoadBalancerArn")?.to_owned();
         let name = required(lb.load_balancer_name(), "DescribeLoadBalancers", "LoadBalancerName")?.to_owned();
@@ -144,13 +152,27 @@ async fn load_balancers(
     }
     observed.load_balancers.sort_by(|a, b| a.arn.cmp(&b.arn));
 
-    for lb in &observed.load_balancers {
-        let answer = elb.describe_listeners().load_balancer_arn(&lb.arn).send().await.aws("DescribeListeners")?;
+    // The stack's load balancers named otherwise (a name changed in the config) are read now.
+    let unread: Vec<String> =
+        observed.load_balancers.iter().map(|lb| lb.arn.clone()).filter(|arn| !likely.contains(arn)).collect();
+    listeners.extend(listeners_of(ctx, &unread).await?);
+    let ours: Vec<&str> = observed.load_balancers.iter().map(|lb| lb.arn.as_str()).collect();
+    observed.listeners = listeners.into_iter().filter(|l| ours.contains(&l.load_balancer_arn.as_str())).collect();
+    observed.listeners.sort_by(|a, b| (a.port, &a.arn).cmp(&(b.port, &b.arn)));
+    Ok((observed.load_balancers, observed.listeners, observed.foreign_names))
+}
+
+/// The listeners of these load balancers, with their rules.
+async fn listeners_of(ctx: &AwsContext, load_balancers: &[String]) -> Result<Vec<ObservedListener>> {
+    let elb = &ctx.elbv2;
+    let mut listeners = Vec::new();
+    for load_balancer in load_balancers {
+        let answer = elb.describe_listeners().load_balancer_arn(load_balancer).send().await.aws("DescribeListeners")?;
         for listener in answer.listeners() {
             let arn = required(listener.listener_arn(), "DescribeListeners", "ListenerArn")?.to_owned();
             let rules = elb.describe_rules().listener_arn(&arn).send().await.aws("DescribeRules")?;
-            observed.listeners.push(ObservedListener {
-                load_balancer_arn: lb.arn.clone(),
+            listeners.push(ObservedListener {
+                load_balancer_arn: load_balancer.clone(),
                 port: port(listener.port(), "DescribeListeners")?,
                 protocol: listener.protocol().map(|p| p.as_str().to_owned()).unwrap_or_default(),
                 default_target_group: forward_target(listener.default_actions()),
@@ -164,8 +186,7 @@ async fn load_balancers(
             });
         }
     }
-    observed.listeners.sort_by(|a, b| (a.port, &a.arn).cmp(&(b.port, &b.arn)));
-    Ok((observed.load_balancers, observed.listeners, observed.foreign_names))
+    Ok(listeners)
 }
 
 /// The stack's target groups, and the names of the account's others.

@@ -321,10 +321,7 @@ async fn observe_instances(ctx: &AwsContext, stack: &str) -> Result<Vec<Observed
         })
         .collect::<Result<_>>()?;
     instances.sort_by(|a, b| a.id.cmp(&b.id));
-    for instance in &mut instances {
-        instance.user_data = user_data(ctx, &instance.id).await?;
-    }
-    // Each one's root volume, all in one read.
+    // Each one's root volume, all in one read, beside the reads of their user data.
     let root_ids: BTreeMap<&str, &str> = answer
         .reservations()
         .iter()
@@ -335,21 +332,37 @@ async fn observe_instances(ctx: &AwsContext, stack: &str) -> Result<Vec<Observed
             Some((instance.instance_id()?, mapping.ebs()?.volume_id()?))
         })
         .collect();
-    if !root_ids.is_empty() {
-        let ids = root_ids.values().map(|id| (*id).to_owned()).collect();
-        let answer = ctx.ec2.describe_volumes().set_volume_ids(Some(ids)).send().await.aws("DescribeVolumes")?;
-        let mut volumes = BTreeMap::new();
-        for volume in answer.volumes() {
-            let id = required(volume.volume_id(), "DescribeVolumes", "VolumeId")?;
-            let volume_type = required(volume.volume_type(), "DescribeVolumes", "VolumeType")?.as_str().to_owned();
-            let gib = required(volume.size().and_then(|gib| u32::try_from(gib).ok()), "DescribeVolumes", "Size")?;
-            volumes.insert(id, RootVolume { id: id.to_owned(), volume_type, gib });
+    let ids: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
+    let user_data_of_each = async {
+        let mut read = Vec::new();
+        for id in &ids {
+            read.push(user_data(ctx, id).await?);
         }
-        for instance in &mut instances {
-            instance.root_volume = root_ids.get(instance.id.as_str()).and_then(|id| volumes.get(id)).cloned();
-        }
+        Ok(read)
+    };
+    let (user_data, volumes) = ctx.both(user_data_of_each, root_volumes(ctx, &root_ids)).await?;
+    for (instance, user_data) in instances.iter_mut().zip(user_data) {
+        instance.user_data = user_data;
+        instance.root_volume = root_ids.get(instance.id.as_str()).and_then(|id| volumes.get(*id)).cloned();
     }
     Ok(instances)
+}
+
+/// The root volumes of these instances (by instance id, the volume's id), by volume id.
+async fn root_volumes(ctx: &AwsContext, root_ids: &BTreeMap<&str, &str>) -> Result<BTreeMap<String, RootVolume>> {
+    let mut volumes = BTreeMap::new();
+    if root_ids.is_empty() {
+        return Ok(volumes);
+    }
+    let ids = root_ids.values().map(|id| (*id).to_owned()).collect();
+    let answer = ctx.ec2.describe_volumes().set_volume_ids(Some(ids)).send().await.aws("DescribeVolumes")?;
+    for volume in answer.volumes() {
+        let id = required(volume.volume_id(), "DescribeVolumes", "VolumeId")?.to_owned();
+        let volume_type = required(volume.volume_type(), "DescribeVolumes", "VolumeType")?.as_str().to_owned();
+        let gib = required(volume.size().and_then(|gib| u32::try_from(gib).ok()), "DescribeVolumes", "Size")?;
+        volumes.insert(id.clone(), RootVolume { id, volume_type, gib });
+    }
+    Ok(volumes)
 }
 
 /// The user data `instance` was launched with, decoded.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_elasticloadbalancingv2::types::{Action, LoadBalancerStateEnum, Rule};
+use aws_sdk_elasticloadbalancingv2::types::{Action, LoadBalancerStateEnum, LoadBalancerTypeEnum, Rule};
 use three_tier_core::error::required;
 use three_tier_core::naming::belongs_to;
 use three_tier_core::{AwsContext, AwsResultExt, Result, Tier};
@@ -126,6 +126,7 @@ async fn load_balancers(
     let likely: Vec<String> = all_balancers
         .iter()
         .filter(|lb| lb.load_balancer_name().is_some_and(|name| name.starts_with(&prefix)))
+        .filter(|lb| lb.r#type() == Some(&LoadBalancerTypeEnum::Application))
         .filter_map(|lb| lb.load_balancer_arn().map(str::to_owned))
         .collect();
     let (tags, mut listeners) = ctx.both(tags_of(ctx, &arns), listeners_of(ctx, &likely)).await?;

@@ -41,7 +41,7 @@ pub struct ObservedInstance {
     pub publicly_accessible: bool,
     pub storage_encrypted: bool,
     pub deletion_protection: bool,
-    pub subnet_group: String,
+    pub subnet_group: Option<String>,
     pub security_groups: Vec<String>,
     pub database_name: String,
     pub master_username: String,
@@ -153,12 +153,8 @@ fn observed_instance(db: &aws_sdk_rds::types::DbInstance) -> Result<ObservedInst
         publicly_accessible: db.publicly_accessible().unwrap_or(false),
         storage_encrypted: db.storage_encrypted().unwrap_or(false),
         deletion_protection: db.deletion_protection().unwrap_or(false),
-        subnet_group: required(
-            db.db_subnet_group().and_then(|g| g.db_subnet_group_name()),
-            "DescribeDBInstances",
-            "DBSubnetGroup.DBSubnetGroupName",
-        )?
-        .to_owned(),
+        // None for an instance outside any VPC's subnet group: not the stack's, found by name.
+        subnet_group: db.db_subnet_group().and_then(|g| g.db_subnet_group_name()).map(str::to_owned),
         // Groups on their way out (`removing`) no longer count.
         security_groups: db
             .vpc_security_groups()

@@ -304,7 +304,10 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<DatabaseStep> {
                 (existing.multi_az, "is multi-AZ".to_owned()),
                 (existing.publicly_accessible, "is publicly accessible".to_owned()),
                 (!existing.storage_encrypted, "has unencrypted storage".to_owned()),
-                (existing.subnet_group != group.name, format!("is in subnet group {}", existing.subnet_group)),
+                (
+                    existing.subnet_group.as_ref() != Some(&group.name),
+                    format!("is in subnet group {}", existing.subnet_group.as_deref().unwrap_or("(none)")),
+                ),
                 (
                     existing.database_name != spec.database_name,
                     format!("holds database {}, not {}", existing.database_name, spec.database_name),

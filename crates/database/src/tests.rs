@@ -38,7 +38,7 @@ fn deployed(desired: &Desired) -> Observed {
             publicly_accessible: false,
             storage_encrypted: true,
             deletion_protection: false,
-            subnet_group: desired.subnet_group.name.clone(),
+            subnet_group: Some(desired.subnet_group.name.clone()),
             security_groups: vec![spec.security_group.to_string()],
             database_name: "sample".into(),
             master_username: "admin".into(),

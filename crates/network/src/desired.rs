@@ -113,52 +113,20 @@ pub fn desired(config: &Config) -> Desired {
         .collect();
 
     let groups = &network.security_groups;
-    let ports = &config.ports;
-    let group = |role: SecurityGroupRole, name: &str, description: &str, ingress: Vec<IngressSpec>| {
+    let mut ingress = ingress(config);
+    let mut group = |role: SecurityGroupRole, name: &str, description: &str| {
         let spec = SecurityGroupSpec {
             name: name.to_owned(),
             description: description.to_owned(),
-            ingress,
+            ingress: ingress.remove(&role).unwrap_or_default(),
             tags: tags(&format!("security-group/{role}"), name),
         };
         (role, spec)
     };
     let security_groups = BTreeMap::from([
-        group(
-            SecurityGroupRole::Alb,
-            &groups.alb,
-            "three-tier ALB: HTTP from the internet",
-            vec![IngressSpec {
-                port: ports.http.get(),
-                from: IngressFrom::Cidr(ANYWHERE.parse().expect("literal CIDR")),
-                description: "HTTP from the internet".into(),
-            }],
-        ),
-        group(
-            SecurityGroupRole::App,
-            &groups.app,
-            "three-tier app instance: nginx from the ALB",
-            // One rule per target group port: each listener rule's target group too.
-            config
-                .target_ports()
-                .into_iter()
-                .map(|port| IngressSpec {
-                    port,
-                    from: IngressFrom::Group(SecurityGroupRole::Alb),
-                    description: "nginx from the ALB".into(),
-                })
-                .collect(),
-        ),
-        group(
-            SecurityGroupRole::Db,
-            &groups.db,
-            "three-tier database: MySQL from the app instance",
-            vec![IngressSpec {
-                port: ports.database.get(),
-                from: IngressFrom::Group(SecurityGroupRole::App),
-                description: "MySQL from the app instance".into(),
-            }],
-        ),
+        group(SecurityGroupRole::Alb, &groups.alb, "three-tier ALB: HTTP from the internet"),
+        group(SecurityGroupRole::App, &groups.app, "three-tier app instance: nginx from the ALB"),
+        group(SecurityGroupRole::Db, &groups.db, "three-tier database: MySQL from the app instance"),
     ]);
 
     let route_tables = RouteTableRole::ALL
@@ -193,4 +161,38 @@ pub fn desired(config: &Config) -> Desired {
         security_groups,
         route_tables,
     }
+}
+
+/// Every security group's ingress, derived in one place from what crosses each hop: the
+/// internet to every listener's port, the ALB to every target group's port (a listener
+/// rule's group too: a port no one opened answers 502), the app to the database's port.
+pub fn ingress(config: &Config) -> BTreeMap<SecurityGroupRole, Vec<IngressSpec>> {
+    let rule = |port: u16, from: IngressFrom, description: &str| IngressSpec {
+        port,
+        from,
+        description: description.to_owned(),
+    };
+    let internet = || IngressFrom::Cidr(ANYWHERE.parse().expect("literal CIDR"));
+    BTreeMap::from([
+        (
+            SecurityGroupRole::Alb,
+            config.listener_ports().into_iter().map(|port| rule(port, internet(), "HTTP from the internet")).collect(),
+        ),
+        (
+            SecurityGroupRole::App,
+            config
+                .target_ports()
+                .into_iter()
+                .map(|port| rule(port, IngressFrom::Group(SecurityGroupRole::Alb), "nginx from the ALB"))
+                .collect(),
+        ),
+        (
+            SecurityGroupRole::Db,
+            vec![rule(
+                config.ports.database.get(),
+                IngressFrom::Group(SecurityGroupRole::App),
+                "MySQL from the app instance",
+            )],
+        ),
+    ])
 }

@@ -36,6 +36,7 @@ use three_tier_core::graph::{Durations, Graph};
 use three_tier_core::lock::{Holder, Lock, StackLock};
 use three_tier_core::outputs::{AlbOutputs, AlbRefs, ComputeOutputs, DatabaseOutputs, NetworkOutputs, NetworkRefs};
 use three_tier_core::progress::human;
+use three_tier_core::tier::TierInputs;
 use three_tier_core::{
     AwsContext, Change, Config, Conflict, Created, Error, Facts, Plan, Prediction, Result, Step, Tier, TierCrate,
 };
@@ -82,13 +83,88 @@ impl StackOutputs {
     }
 }
 
-/// The tiers a tier builds on.
-pub fn dependencies(tier: Tier) -> &'static [Tier] {
-    match tier {
-        Tier::Network => &[],
-        Tier::Alb | Tier::Database => &[Tier::Network],
-        Tier::Compute => &[Tier::Network, Tier::Alb],
+/// The one list of the tiers: `$body` with `$t` the crate of `$tier`.
+macro_rules! with_tier {
+    ($tier:expr, $t:ident => $body:expr) => {
+        match $tier {
+            Tier::Network => {
+                type $t = Network;
+                $body
+            }
+            Tier::Alb => {
+                type $t = Alb;
+                $body
+            }
+            Tier::Compute => {
+                type $t = Compute;
+                $body
+            }
+            Tier::Database => {
+                type $t = Database;
+                $body
+            }
+        }
+    };
+}
+
+/// A tier as the stack holds it: where its observation is kept, how its steps join the
+/// stack's graph.
+trait InStack: TierCrate {
+    fn observed(observations: &Observations) -> Option<&Self::Observed>;
+    fn step(step: Self::Step) -> StackStep;
+    /// Its inputs, from what the tiers below hold.
+    fn inputs(network: &NetworkRefs, alb: &AlbRefs) -> Self::Inputs;
+}
+
+impl InStack for Network {
+    fn observed(observations: &Observations) -> Option<&Self::Observed> {
+        observations.network.as_ref()
     }
+    fn inputs(_: &NetworkRefs, _: &AlbRefs) {}
+    fn step(step: Self::Step) -> StackStep {
+        StackStep::Network(step)
+    }
+}
+
+impl InStack for Alb {
+    fn observed(observations: &Observations) -> Option<&Self::Observed> {
+        observations.alb.as_ref()
+    }
+    fn inputs(network: &NetworkRefs, _: &AlbRefs) -> NetworkRefs {
+        network.clone()
+    }
+    fn step(step: Self::Step) -> StackStep {
+        StackStep::Alb(step)
+    }
+}
+
+impl InStack for Compute {
+    fn observed(observations: &Observations) -> Option<&Self::Observed> {
+        observations.compute.as_ref()
+    }
+    fn inputs(network: &NetworkRefs, alb: &AlbRefs) -> (NetworkRefs, AlbRefs) {
+        (network.clone(), alb.clone())
+    }
+    fn step(step: Self::Step) -> StackStep {
+        StackStep::Compute(step)
+    }
+}
+
+impl InStack for Database {
+    fn observed(observations: &Observations) -> Option<&Self::Observed> {
+        observations.database.as_ref()
+    }
+    fn inputs(network: &NetworkRefs, _: &AlbRefs) -> NetworkRefs {
+        network.clone()
+    }
+    fn step(step: Self::Step) -> StackStep {
+        StackStep::Database(step)
+    }
+}
+
+/// The tiers a tier builds on: what its inputs refer to.
+pub fn dependencies(tier: Tier) -> &'static [Tier] {
+    with_tier!(tier, T => <<T as TierCrate>::Inputs as TierInputs>::BUILDS_ON)
 }
 
 /// The tiers built on a tier.
@@ -294,13 +370,8 @@ impl Observations {
 
     /// These observations, and those of the tiers not observed yet, read now.
     pub async fn completed(self, ctx: &AwsContext, config: &Config) -> Result<Observations> {
-        let observed = |tier| match tier {
-            Tier::Network => self.network.is_some(),
-            Tier::Alb => self.alb.is_some(),
-            Tier::Compute => self.compute.is_some(),
-            Tier::Database => self.database.is_some(),
-        };
-        let missing: Vec<Tier> = TIERS.iter().copied().filter(|&tier| !observed(tier)).collect();
+        let missing: Vec<Tier> =
+            TIERS.iter().copied().filter(|&tier| with_tier!(tier, T => T::observed(&self).is_none())).collect();
         if missing.is_empty() {
             return Ok(self);
         }
@@ -463,25 +534,22 @@ pub fn plan_deploy_from(config: &Config, tiers: &[Tier], observed: &Observations
             }
         }
     }
-    let network = observed.network.clone().unwrap_or_default();
-    let alb = observed.alb.clone().unwrap_or_default();
-    let network_refs: NetworkRefs = network::refs(&network);
-    let alb_refs: AlbRefs = alb::refs(config, &alb);
-    let mut plans = Vec::new();
-    if wants(Tier::Network) {
-        plans.push(lift(Network::plan(&Network::desired(config, &()), &network), StackStep::Network));
+    // What the tiers refer to of the tiers below: existing ids, or the keys of this run's creates.
+    let network_refs: NetworkRefs = network::refs(&observed.network.clone().unwrap_or_default());
+    let alb_refs: AlbRefs = alb::refs(config, &observed.alb.clone().unwrap_or_default());
+    fn plan_of<T: InStack>(
+        config: &Config,
+        observed: &Observations,
+        below: (&NetworkRefs, &AlbRefs),
+    ) -> Plan<StackStep> {
+        let desired = T::desired(config, &T::inputs(below.0, below.1));
+        lift(T::plan(&desired, &T::observed(observed).cloned().unwrap_or_default()), T::step)
     }
-    if wants(Tier::Alb) {
-        plans.push(lift(Alb::plan(&Alb::desired(config, &network_refs), &alb), StackStep::Alb));
-    }
-    if wants(Tier::Compute) {
-        let desired = Compute::desired(config, &(network_refs.clone(), alb_refs));
-        plans.push(lift(Compute::plan(&desired, &observed.compute.clone().unwrap_or_default()), StackStep::Compute));
-    }
-    if wants(Tier::Database) {
-        let desired = Database::desired(config, &network_refs);
-        plans.push(lift(Database::plan(&desired, &observed.database.clone().unwrap_or_default()), StackStep::Database));
-    }
+    let plans = TIERS
+        .iter()
+        .filter(|&&tier| wants(tier))
+        .map(|&tier| with_tier!(tier, T => plan_of::<T>(config, observed, (&network_refs, &alb_refs))))
+        .collect();
     let mut plan = StackPlan::new(PlanKind::Deploy, plans)?;
     plan.check_paths(config);
     Ok(plan)
@@ -536,19 +604,10 @@ pub async fn plan_teardown(ctx: &AwsContext, config: &Config, tiers: &[Tier], ca
 
 /// One tier's teardown plan from what was observed.
 fn teardown_of(config: &Config, tier: Tier, observed: &Observations) -> Plan<StackStep> {
-    fn of<T: TierCrate>(
-        config: &Config,
-        observed: &Option<T::Observed>,
-        wrap: fn(T::Step) -> StackStep,
-    ) -> Plan<StackStep> {
-        lift(T::teardown(config, &observed.clone().unwrap_or_default()), wrap)
+    fn of<T: InStack>(config: &Config, observed: &Observations) -> Plan<StackStep> {
+        lift(T::teardown(config, &T::observed(observed).cloned().unwrap_or_default()), T::step)
     }
-    match tier {
-        Tier::Network => of::<Network>(config, &observed.network, StackStep::Network),
-        Tier::Alb => of::<Alb>(config, &observed.alb, StackStep::Alb),
-        Tier::Compute => of::<Compute>(config, &observed.compute, StackStep::Compute),
-        Tier::Database => of::<Database>(config, &observed.database, StackStep::Database),
-    }
+    with_tier!(tier, T => of::<T>(config, observed))
 }
 
 /// The tiers of which something exists: those a teardown would delete something of.

@@ -249,6 +249,11 @@ impl Config {
         self.names().account_unique(&self.alb.target_group_name)
     }
 
+    /// The ports the load balancer listens on: the HTTP listener's.
+    pub fn listener_ports(&self) -> Vec<u16> {
+        vec![self.ports.http.get()]
+    }
+
     /// The ports of every target group, the app's first, each once: the instance serves
     /// nginx on each, so its group lets the ALB in on each and its compose file publishes
     /// each (a listener rule's target group on a port no one opened would answer 502).

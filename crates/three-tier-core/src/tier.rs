@@ -8,13 +8,32 @@ use crate::aws::AwsContext;
 use crate::calls::declared;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::outputs::{AlbRefs, NetworkRefs};
 use crate::plan::{Created, Plan, Step};
 use crate::roles::Tier;
+
+/// What a tier refers to of the tiers it builds on, and so which tiers those are: a
+/// tier's dependencies are read off its inputs' type, and stated nowhere else.
+pub trait TierInputs {
+    const BUILDS_ON: &'static [Tier];
+}
+
+impl TierInputs for () {
+    const BUILDS_ON: &'static [Tier] = &[];
+}
+
+impl TierInputs for NetworkRefs {
+    const BUILDS_ON: &'static [Tier] = &[Tier::Network];
+}
+
+impl TierInputs for (NetworkRefs, AlbRefs) {
+    const BUILDS_ON: &'static [Tier] = &[Tier::Network, Tier::Alb];
+}
 
 pub trait TierCrate {
     const TIER: Tier;
     /// What the tier refers to of the tiers it builds on (existing ids or planned keys).
-    type Inputs;
+    type Inputs: TierInputs;
     /// What exists of the tier. Ownership is decided in `observe`: it holds only what
     /// is the stack's, and the names others hold that the tier wants.
     type Observed: Clone + Default;

@@ -38,42 +38,28 @@ pub async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Re
                 .await
                 .aws("ModifyDBSubnetGroup")?;
         }
-        DatabaseStep::CreateDbInstance {
-            identifier,
-            engine,
-            engine_version,
-            instance_class,
-            storage_type,
-            allocated_storage_gib,
-            database_name,
-            master_username,
-            port,
-            subnet_group,
-            security_group,
-            deletion_protection,
-            tags,
-        } => {
+        DatabaseStep::CreateDbInstance { spec, subnet_group } => {
             rds.create_db_instance()
-                .db_instance_identifier(identifier)
-                .engine(engine)
-                .engine_version(engine_version)
-                .db_instance_class(instance_class)
-                .storage_type(storage_type)
-                .allocated_storage(i32::try_from(*allocated_storage_gib).unwrap_or(i32::MAX))
-                .db_name(database_name)
-                .master_username(master_username)
+                .db_instance_identifier(&spec.identifier)
+                .engine(&spec.engine)
+                .engine_version(&spec.engine_version)
+                .db_instance_class(&spec.instance_class)
+                .storage_type(&spec.storage_type)
+                .allocated_storage(i32::try_from(spec.allocated_storage_gib).unwrap_or(i32::MAX))
+                .db_name(&spec.database_name)
+                .master_username(&spec.master_username)
                 // RDS makes the password and keeps it in Secrets Manager: it never passes
                 // through this tool.
                 .manage_master_user_password(true)
-                .port(i32::from(*port))
+                .port(i32::from(spec.port))
                 .db_subnet_group_name(subnet_group)
-                .vpc_security_group_ids(created.resolve(security_group)?)
+                .vpc_security_group_ids(created.resolve(&spec.security_group)?)
                 .multi_az(false)
                 .publicly_accessible(false)
                 .storage_encrypted(true)
-                .deletion_protection(*deletion_protection)
+                .deletion_protection(spec.deletion_protection)
                 .copy_tags_to_snapshot(true)
-                .set_tags(Some(rds_tags(tags.pairs.iter())))
+                .set_tags(Some(rds_tags(spec.tags.pairs.iter())))
                 .send()
                 .await
                 .aws("CreateDBInstance")?;

@@ -6,7 +6,7 @@ use serde::Serialize;
 use three_tier_core::naming::Tags;
 use three_tier_core::{Change, Conflict, Facts, Plan, Ready, Ref, Step, Tier, keys};
 
-use crate::desired::Desired;
+use crate::desired::{Desired, InstanceSpec};
 use crate::observe::{DbStatus, Observed};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -23,20 +23,12 @@ pub enum DatabaseStep {
         description: String,
         subnets: Vec<Ref>,
     },
+    /// The instance as its spec says, in `subnet_group` (the spec's whole: the step reads
+    /// what it was given, nothing copied field by field).
     CreateDbInstance {
-        identifier: String,
-        engine: String,
-        engine_version: String,
-        instance_class: String,
-        storage_type: String,
-        allocated_storage_gib: u32,
-        database_name: String,
-        master_username: String,
-        port: u16,
+        #[serde(flatten)]
+        spec: InstanceSpec,
         subnet_group: String,
-        security_group: Ref,
-        deletion_protection: bool,
-        tags: Tags,
     },
     ModifyDbInstance {
         identifier: String,
@@ -93,20 +85,17 @@ impl Step for DatabaseStep {
                 after: vec![],
                 typical: None,
             },
-            CreateDbInstance {
-                identifier,
-                engine,
-                engine_version,
-                instance_class,
-                storage_type,
-                allocated_storage_gib,
-                database_name,
-                ..
-            } => Facts {
+            CreateDbInstance { spec, .. } => Facts {
                 change: Change::Create,
                 description: format!(
-                    "RDS instance {identifier} ({engine} {engine_version}, {instance_class}, {storage_type} {allocated_storage_gib} GiB, \
-                     single AZ, private, encrypted, database {database_name}, password managed by RDS)"
+                    "RDS instance {} ({} {}, {}, {} {} GiB, single AZ, private, encrypted, database {}, password managed by RDS)",
+                    spec.identifier,
+                    spec.engine,
+                    spec.engine_version,
+                    spec.instance_class,
+                    spec.storage_type,
+                    spec.allocated_storage_gib,
+                    spec.database_name
                 ),
                 actions: &["rds:CreateDBInstance"],
                 produces: keys([Ready::DbInstanceCreated]),
@@ -255,21 +244,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<DatabaseStep> {
             fix: "use another --stack".into(),
         }),
         None => {
-            steps.push(DatabaseStep::CreateDbInstance {
-                identifier: spec.identifier.clone(),
-                engine: spec.engine.clone(),
-                engine_version: spec.engine_version.clone(),
-                instance_class: spec.instance_class.clone(),
-                storage_type: spec.storage_type.clone(),
-                allocated_storage_gib: spec.allocated_storage_gib,
-                database_name: spec.database_name.clone(),
-                master_username: spec.master_username.clone(),
-                port: spec.port,
-                subnet_group: group.name.clone(),
-                security_group: spec.security_group.clone(),
-                deletion_protection: spec.deletion_protection,
-                tags: spec.tags.clone(),
-            });
+            steps.push(DatabaseStep::CreateDbInstance { spec: spec.clone(), subnet_group: group.name.clone() });
             steps.push(DatabaseStep::WaitDbInstanceAvailable { identifier: spec.identifier.clone() });
         }
         Some(existing) if existing.status == DbStatus::Stopping => conflicts.push(Conflict {

@@ -148,3 +148,15 @@ fn other_ports_build_the_same_open_paths() {
         assert!(rendered.contains(expected), "{expected}: {rendered}");
     }
 }
+
+#[test]
+fn each_tier_builds_on_what_its_inputs_refer_to() {
+    use crate::{dependencies, dependents};
+    assert_eq!(dependencies(Tier::Network), []);
+    assert_eq!(dependencies(Tier::Alb), [Tier::Network]);
+    assert_eq!(dependencies(Tier::Database), [Tier::Network]);
+    assert_eq!(dependencies(Tier::Compute), [Tier::Network, Tier::Alb]);
+    assert_eq!(dependents(Tier::Network), [Tier::Alb, Tier::Compute, Tier::Database]);
+    assert_eq!(dependents(Tier::Alb), [Tier::Compute]);
+    assert!(dependents(Tier::Compute).is_empty() && dependents(Tier::Database).is_empty());
+}

@@ -22,19 +22,19 @@ const LB_FAILURE: &str = "the load balancer's state reason in the EC2 console sa
 pub async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<()> {
     let elb = &ctx.elbv2;
     match step {
-        AlbStep::CreateTargetGroup { key, name, port, vpc, health_check_path, matcher, tags } => {
+        AlbStep::CreateTargetGroup { key, spec } => {
             let answer = elb
                 .create_target_group()
-                .name(name)
+                .name(&spec.name)
                 .protocol(ProtocolEnum::Http)
-                .port(i32::from(*port))
-                .vpc_id(created.resolve(vpc)?)
+                .port(i32::from(spec.port))
+                .vpc_id(created.resolve(&spec.vpc)?)
                 .target_type(TargetTypeEnum::Instance)
                 .health_check_protocol(ProtocolEnum::Http)
                 .health_check_port("traffic-port")
-                .health_check_path(health_check_path)
-                .matcher(Matcher::builder().http_code(matcher).build())
-                .set_tags(Some(elb_tags(tags)))
+                .health_check_path(&spec.health_check_path)
+                .matcher(Matcher::builder().http_code(&spec.matcher).build())
+                .set_tags(Some(elb_tags(&spec.tags)))
                 .send()
                 .await
                 .aws("CreateTargetGroup")?;
@@ -56,16 +56,16 @@ pub async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<
                 .await
                 .aws("ModifyTargetGroup")?;
         }
-        AlbStep::CreateLoadBalancer { key, name, subnets, security_groups, tags } => {
+        AlbStep::CreateLoadBalancer { key, spec } => {
             let answer = elb
                 .create_load_balancer()
-                .name(name)
+                .name(&spec.name)
                 .r#type(LoadBalancerTypeEnum::Application)
                 .scheme(LoadBalancerSchemeEnum::InternetFacing)
                 .ip_address_type(IpAddressType::Ipv4)
-                .set_subnets(Some(created.resolve_all(subnets)?))
-                .set_security_groups(Some(created.resolve_all(security_groups)?))
-                .set_tags(Some(elb_tags(tags)))
+                .set_subnets(Some(created.resolve_all(&spec.subnets)?))
+                .set_security_groups(Some(created.resolve_all(&spec.security_groups)?))
+                .set_tags(Some(elb_tags(&spec.tags)))
                 .send()
                 .await
                 .aws("CreateLoadBalancer")?;

@@ -7,20 +7,17 @@ use serde::Serialize;
 use three_tier_core::naming::Tags;
 use three_tier_core::{Change, Conflict, Facts, Key, Plan, Ready, Ref, Step, Tier, keys};
 
-use crate::desired::Desired;
+use crate::desired::{Desired, LoadBalancerSpec, TargetGroupSpec};
 use crate::observe::Observed;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum AlbStep {
+    /// A target group as its spec says (embedded whole, not copied field by field).
     CreateTargetGroup {
         key: String,
-        name: String,
-        port: u16,
-        vpc: Ref,
-        health_check_path: String,
-        matcher: String,
-        tags: Tags,
+        #[serde(flatten)]
+        spec: TargetGroupSpec,
     },
     ModifyTargetGroupHealthCheck {
         arn: String,
@@ -30,10 +27,8 @@ pub enum AlbStep {
     },
     CreateLoadBalancer {
         key: String,
-        name: String,
-        subnets: Vec<Ref>,
-        security_groups: Vec<Ref>,
-        tags: Tags,
+        #[serde(flatten)]
+        spec: LoadBalancerSpec,
     },
     SetSubnets {
         load_balancer: String,
@@ -113,10 +108,11 @@ impl Step for AlbStep {
     fn facts(&self) -> Facts {
         use AlbStep::*;
         match self {
-            CreateTargetGroup { key, name, port, health_check_path, matcher, .. } => Facts {
+            CreateTargetGroup { key, spec } => Facts {
                 change: Change::Create,
                 description: format!(
-                    "target group {name} (HTTP {port}, instances, health check {health_check_path} → {matcher})"
+                    "target group {} (HTTP {}, instances, health check {} → {})",
+                    spec.name, spec.port, spec.health_check_path, spec.matcher
                 ),
                 actions: &["elasticloadbalancing:CreateTargetGroup"],
                 produces: vec![Key::created(key)],
@@ -133,11 +129,12 @@ impl Step for AlbStep {
                 after: vec![],
                 typical: None,
             },
-            CreateLoadBalancer { key, name, subnets, .. } => Facts {
+            CreateLoadBalancer { key, spec } => Facts {
                 change: Change::Create,
                 description: format!(
-                    "load balancer {name} (application, internet-facing, IPv4, {} subnets)",
-                    subnets.len()
+                    "load balancer {} (application, internet-facing, IPv4, {} subnets)",
+                    spec.name,
+                    spec.subnets.len()
                 ),
                 actions: &["elasticloadbalancing:CreateLoadBalancer"],
                 produces: vec![Key::created(key)],
@@ -348,15 +345,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<AlbStep> {
             }
             None => {
                 let key = format!("target-group/{}", spec.name);
-                steps.push(AlbStep::CreateTargetGroup {
-                    key: key.clone(),
-                    name: spec.name.clone(),
-                    port: spec.port,
-                    vpc: spec.vpc.clone(),
-                    health_check_path: spec.health_check_path.clone(),
-                    matcher: spec.matcher.clone(),
-                    tags: spec.tags.clone(),
-                });
+                steps.push(AlbStep::CreateTargetGroup { key: key.clone(), spec: spec.clone() });
                 Ref::planned(key)
             }
         };
@@ -395,13 +384,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<AlbStep> {
             (Ref::existing(&lb.arn), lb.state == LoadBalancerStateEnum::Provisioning)
         }
         None => {
-            steps.push(AlbStep::CreateLoadBalancer {
-                key: "load-balancer".into(),
-                name: spec.name.clone(),
-                subnets: spec.subnets.clone(),
-                security_groups: spec.security_groups.clone(),
-                tags: spec.tags.clone(),
-            });
+            steps.push(AlbStep::CreateLoadBalancer { key: "load-balancer".into(), spec: spec.clone() });
             (Ref::planned("load-balancer"), true)
         }
     };

@@ -360,7 +360,7 @@ async fn verify_names_the_hop_a_console_user_closed_and_deploy_reopens_it() {
 
     // An agent that never finishes the command: the database check fails at its limit,
     // naming the command and what to look at.
-    let stuck = SharedInterceptor::new(support::HoldCommandInProgress);
+    let stuck = SharedInterceptor::new(support::hold_command_in_progress());
     let stuck = support::context_with(&config, vec![stuck]).await;
     let short = stack::VerifyLimits { command: Duration::from_secs(2), ..limits() };
     let database = stack::verify_database(&stuck, &config, &support::traffic(), short).await.unwrap();

@@ -6,7 +6,7 @@ use three_tier_core::naming::{STACK_TAG, TIER_TAG};
 use three_tier_core::schedule::Schedule;
 use three_tier_core::{Change, Error, Step, Tier};
 
-use crate::support::{DropSubnetIds, assert_declared, fresh_stack, redact};
+use crate::support::{assert_declared, drop_subnet_ids, fresh_stack, redact};
 
 fn stack_filter(stack: &str) -> Filter {
     Filter::builder().name(format!("tag:{STACK_TAG}")).values(stack).build()
@@ -371,7 +371,7 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
 
     // An answer without the ids it must hold is an error naming the call and the field,
     // never an empty id a plan would act on.
-    let broken = crate::support::context_with(&config, vec![SharedInterceptor::new(DropSubnetIds)]).await;
+    let broken = crate::support::context_with(&config, vec![SharedInterceptor::new(drop_subnet_ids())]).await;
     let err = stack::plan_deploy(&broken, &config, &[Tier::Network]).await.map(|p| p.render()).unwrap_err();
     assert!(matches!(err, Error::MissingField { operation: "DescribeSubnets", field: "SubnetId" }), "{err}");
 

@@ -11,7 +11,7 @@ use three_tier_core::wait::WaitSettings;
 use three_tier_core::{AwsContext, Config, Target};
 
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
-pub use faults::{DropSubnetIds, FailFirst, HoldCommandInProgress, HoldNatPending};
+pub use faults::{FailFirst, HoldNatPending, drop_subnet_ids, hold_command_in_progress};
 
 /// The emulator, started once per test process (and shared with other processes).
 pub fn emulator() -> emulator::Running {
@@ -498,14 +498,17 @@ mod faults {
         }
     }
 
-    /// Answers DescribeSubnets without the subnets' ids, as a broken or partial endpoint
-    /// might: what a plan must refuse to read as an empty id.
+    /// Rewrites every answer of one operation, as an endpoint that answered so would.
     #[derive(Debug)]
-    pub struct DropSubnetIds;
+    pub struct Rewrite<T> {
+        name: &'static str,
+        operation: &'static str,
+        rewrite: fn(&mut T),
+    }
 
-    impl Intercept for DropSubnetIds {
+    impl<T: std::fmt::Debug + Send + Sync + 'static> Intercept for Rewrite<T> {
         fn name(&self) -> &'static str {
-            "drop subnet ids"
+            self.name
         }
 
         fn modify_before_completion(
@@ -514,36 +517,33 @@ mod faults {
             _runtime_components: &RuntimeComponents,
             cfg: &mut ConfigBag,
         ) -> Result<(), BoxError> {
-            if let Some(output) = answer_of::<DescribeSubnetsOutput>(context, cfg, "DescribeSubnets") {
-                for subnet in output.subnets.iter_mut().flatten() {
-                    subnet.subnet_id = None;
-                }
+            if let Some(output) = answer_of::<T>(context, cfg, self.operation) {
+                (self.rewrite)(output);
             }
             Ok(())
         }
     }
 
+    /// Answers DescribeSubnets without the subnets' ids, as a broken or partial endpoint
+    /// might: what a plan must refuse to read as an empty id.
+    pub fn drop_subnet_ids() -> Rewrite<DescribeSubnetsOutput> {
+        Rewrite {
+            name: "drop subnet ids",
+            operation: "DescribeSubnets",
+            rewrite: |output| output.subnets.iter_mut().flatten().for_each(|subnet| subnet.subnet_id = None),
+        }
+    }
+
     /// Reports every Run Command invocation as `InProgress`: an agent that never finishes
     /// the command.
-    #[derive(Debug)]
-    pub struct HoldCommandInProgress;
-
-    impl Intercept for HoldCommandInProgress {
-        fn name(&self) -> &'static str {
-            "hold command in progress"
-        }
-
-        fn modify_before_completion(
-            &self,
-            context: &mut FinalizerInterceptorContextMut<'_>,
-            _runtime_components: &RuntimeComponents,
-            cfg: &mut ConfigBag,
-        ) -> Result<(), BoxError> {
-            if let Some(output) = answer_of::<GetCommandInvocationOutput>(context, cfg, "GetCommandInvocation") {
+    pub fn hold_command_in_progress() -> Rewrite<GetCommandInvocationOutput> {
+        Rewrite {
+            name: "hold command in progress",
+            operation: "GetCommandInvocation",
+            rewrite: |output| {
                 output.status = Some(CommandInvocationStatus::InProgress);
                 output.status_details = Some("InProgress".into());
-            }
-            Ok(())
+            },
         }
     }
 

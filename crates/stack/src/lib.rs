@@ -375,13 +375,17 @@ impl Observations {
         if missing.is_empty() {
             return Ok(self);
         }
-        let read = Box::pin(Observations::read(ctx, config, &missing)).await?;
-        Ok(Observations {
-            network: self.network.or(read.network),
-            alb: self.alb.or(read.alb),
-            compute: self.compute.or(read.compute),
-            database: self.database.or(read.database),
-        })
+        Ok(self.or(Box::pin(Observations::read(ctx, config, &missing)).await?))
+    }
+
+    /// These observations, and `other`'s of the tiers these did not read.
+    fn or(self, other: Observations) -> Observations {
+        Observations {
+            network: self.network.or(other.network),
+            alb: self.alb.or(other.alb),
+            compute: self.compute.or(other.compute),
+            database: self.database.or(other.database),
+        }
     }
 
     /// The tiers of which something exists.
@@ -484,10 +488,7 @@ async fn apply_deploy(
         observed
     } else {
         // What the steps made, read back; the tiers built on stand as they were.
-        let mut after = Observations::read(ctx, config, tiers).await?;
-        after.network = after.network.or(observed.network);
-        after.alb = after.alb.or(observed.alb);
-        after
+        Observations::read(ctx, config, tiers).await?.or(observed)
     };
     let outputs = observed.outputs(config);
     match outputs.missing(tiers) {

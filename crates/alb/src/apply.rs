@@ -6,7 +6,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 use three_tier_core::error::{gone_is_done, required};
 use three_tier_core::naming::Tags;
-use three_tier_core::wait::{Poll, retry_in_use, wait_for};
+use three_tier_core::wait::Outcome;
 use three_tier_core::{AwsContext, AwsResultExt, Created, Plan, Result};
 
 use crate::plan::AlbStep;
@@ -18,8 +18,9 @@ pub async fn apply(ctx: &AwsContext, plan: &Plan<AlbStep>) -> Result<()> {
 
 const LB_FAILURE: &str = "the load balancer's state reason in the EC2 console says why";
 
-/// Runs one step; `created` holds the ids of what the steps before it made.
-pub async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<()> {
+/// Makes one attempt at a step (see [`three_tier_core::TierCrate::run`]); `created` holds
+/// the ids of what the steps before it made.
+pub async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<Outcome> {
     let elb = &ctx.elbv2;
     match step {
         AlbStep::CreateTargetGroup { key, spec } => {
@@ -135,18 +136,13 @@ pub async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<
                 .await
                 .aws("ModifyRule")?;
         }
-        AlbStep::WaitLoadBalancerActive { name, load_balancer } => {
-            let arn = created.resolve(load_balancer)?;
-            let what = format!("load balancer {name} becoming active");
-            wait_for(ctx, &what, ctx.waits.load_balancer, LB_FAILURE, || async {
-                Ok(match load_balancer_state(ctx, &arn).await? {
-                    Some(LoadBalancerStateEnum::Active | LoadBalancerStateEnum::ActiveImpaired) => Poll::Ready(()),
-                    // A new load balancer can be unknown for a moment.
-                    Some(LoadBalancerStateEnum::Provisioning) | None => Poll::Pending("provisioning".into()),
-                    Some(other) => Poll::Failed(other.as_str().to_owned()),
-                })
-            })
-            .await?;
+        AlbStep::WaitLoadBalancerActive { load_balancer, .. } => {
+            return Ok(match load_balancer_state(ctx, &created.resolve(load_balancer)?).await? {
+                Some(LoadBalancerStateEnum::Active | LoadBalancerStateEnum::ActiveImpaired) => Outcome::Done(()),
+                // A new load balancer can be unknown for a moment.
+                Some(LoadBalancerStateEnum::Provisioning) | None => Outcome::NotYet("provisioning".into()),
+                Some(other) => Outcome::Failed { state: other.as_str().to_owned(), look: LB_FAILURE },
+            });
         }
         AlbStep::AddTags { arn, tags, .. } => {
             let tags = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
@@ -161,29 +157,19 @@ pub async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<
         AlbStep::DeleteLoadBalancer { arn, .. } => {
             gone_is_done(elb.delete_load_balancer().load_balancer_arn(arn).send().await.aws("DeleteLoadBalancer"))?;
         }
-        AlbStep::WaitLoadBalancerDeleted { arn, name } => {
-            let what = format!("load balancer {name} being deleted");
-            wait_for(ctx, &what, ctx.waits.load_balancer, LB_FAILURE, || async {
-                Ok(match load_balancer_state(ctx, arn).await? {
-                    None => Poll::Ready(()),
-                    Some(state) => Poll::Pending(state.as_str().to_owned()),
-                })
-            })
-            .await?;
+        AlbStep::WaitLoadBalancerDeleted { arn, .. } => {
+            return Ok(match load_balancer_state(ctx, arn).await? {
+                None => Outcome::Done(()),
+                Some(state) => Outcome::NotYet(state.as_str().to_owned()),
+            });
         }
-        AlbStep::DeleteTargetGroup { arn, name } => {
-            // Just after its listener or rule is deleted, AWS may still call the group in use.
-            let fix = format!(
-                "target group {name} is still used by a listener or rule outside this stack: \
-                 find it with `aws elbv2 describe-target-groups --names {name}`, remove that use, and run teardown again"
-            );
-            retry_in_use(ctx, &format!("target group {name} to be unused"), &fix, || async {
-                gone_is_done(elb.delete_target_group().target_group_arn(arn).send().await.aws("DeleteTargetGroup"))
-            })
-            .await?;
+        AlbStep::DeleteTargetGroup { arn, .. } => {
+            let result =
+                gone_is_done(elb.delete_target_group().target_group_arn(arn).send().await.aws("DeleteTargetGroup"));
+            return Outcome::unless_refused(result, three_tier_core::Error::is_in_use);
         }
     }
-    Ok(())
+    Ok(Outcome::Done(()))
 }
 
 fn forward(target_group_arn: String) -> Action {

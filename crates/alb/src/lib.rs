@@ -56,7 +56,7 @@ impl TierCrate for Alb {
         outputs(config, observed)
     }
 
-    async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<()> {
+    async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<three_tier_core::wait::Outcome> {
         run(ctx, step, created).await
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use aws_sdk_elasticloadbalancingv2::types::LoadBalancerStateEnum;
 use serde::Serialize;
 use three_tier_core::naming::Tags;
-use three_tier_core::{Change, Conflict, Facts, Key, Plan, Ready, Ref, Step, Tier, keys};
+use three_tier_core::{Bound, Change, Conflict, Facts, Key, Plan, Ready, Ref, Step, Tier, Wait, keys};
 
 use crate::desired::{Desired, LoadBalancerSpec, TargetGroupSpec};
 use crate::observe::Observed;
@@ -118,6 +118,7 @@ impl Step for AlbStep {
                 produces: vec![Key::created(key)],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             ModifyTargetGroupHealthCheck { name, health_check_path, matcher, .. } => Facts {
                 change: Change::Update,
@@ -128,6 +129,7 @@ impl Step for AlbStep {
                 produces: vec![],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             CreateLoadBalancer { key, spec } => Facts {
                 change: Change::Create,
@@ -140,6 +142,7 @@ impl Step for AlbStep {
                 produces: vec![Key::created(key)],
                 after: keys([Ready::InternetGatewayAttached]),
                 typical: None,
+                wait: None,
             },
             SetSubnets { name, subnets, .. } => Facts {
                 change: Change::Update,
@@ -148,6 +151,7 @@ impl Step for AlbStep {
                 produces: vec![],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             SetSecurityGroups { name, security_groups, .. } => Facts {
                 change: Change::Update,
@@ -156,6 +160,7 @@ impl Step for AlbStep {
                 produces: vec![],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             CreateListener { key, name, port, .. } => Facts {
                 change: Change::Create,
@@ -164,6 +169,7 @@ impl Step for AlbStep {
                 produces: vec![Key::created(key)],
                 after: keys([Ready::ListenerDeleted]),
                 typical: None,
+                wait: None,
             },
             ModifyListenerDefault { port, target_group_name, .. } => Facts {
                 change: Change::Update,
@@ -172,6 +178,7 @@ impl Step for AlbStep {
                 produces: keys([Ready::ForwardingMoved]),
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             CreateRule { priority, path_pattern, target_group_name, .. } => Facts {
                 change: Change::Create,
@@ -180,6 +187,7 @@ impl Step for AlbStep {
                 produces: vec![],
                 after: keys([Ready::RuleDeleted]),
                 typical: None,
+                wait: None,
             },
             ModifyRule { priority, path_pattern, target_group_name, .. } => Facts {
                 change: Change::Update,
@@ -188,6 +196,7 @@ impl Step for AlbStep {
                 produces: keys([Ready::ForwardingMoved]),
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             WaitLoadBalancerActive { name, .. } => Facts {
                 change: Change::Wait,
@@ -196,6 +205,7 @@ impl Step for AlbStep {
                 produces: vec![],
                 after: vec![],
                 typical: Some("load_balancer_active"),
+                wait: Some(Wait::until(format!("load balancer {name} becoming active"), Bound::LoadBalancer)),
             },
             AddTags { name, tags, .. } => Facts {
                 change: Change::Update,
@@ -204,6 +214,7 @@ impl Step for AlbStep {
                 produces: vec![],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             DeleteRule { priority, .. } => Facts {
                 change: Change::Delete,
@@ -212,6 +223,7 @@ impl Step for AlbStep {
                 produces: keys([Ready::RuleDeleted]),
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             DeleteListener { port, .. } => Facts {
                 change: Change::Delete,
@@ -220,6 +232,7 @@ impl Step for AlbStep {
                 produces: keys([Ready::ListenerDeleted]),
                 after: keys([Ready::RuleDeleted]),
                 typical: None,
+                wait: None,
             },
             DeleteLoadBalancer { name, .. } => Facts {
                 change: Change::Delete,
@@ -228,6 +241,7 @@ impl Step for AlbStep {
                 produces: keys([Ready::LoadBalancerDeleting]),
                 after: keys([Ready::ListenerDeleted]),
                 typical: None,
+                wait: None,
             },
             WaitLoadBalancerDeleted { name, .. } => Facts {
                 change: Change::Wait,
@@ -236,6 +250,7 @@ impl Step for AlbStep {
                 produces: keys([Ready::LoadBalancerReleased]),
                 after: keys([Ready::LoadBalancerDeleting]),
                 typical: Some("load_balancer_interfaces_linger"),
+                wait: Some(Wait::until(format!("load balancer {name} being deleted"), Bound::LoadBalancer)),
             },
             DeleteTargetGroup { name, .. } => Facts {
                 change: Change::Delete,
@@ -249,6 +264,15 @@ impl Step for AlbStep {
                     Ready::TargetsDeregistered,
                 ]),
                 typical: None,
+                // Just after its listener or rule is deleted, AWS may still call the group in use.
+                wait: Some(Wait::while_refused(
+                    format!("waiting for target group {name} to be unused"),
+                    Bound::DependencyViolation,
+                    format!(
+                        "target group {name} is still used by a listener or rule outside this stack: find it with \
+                         `aws elbv2 describe-target-groups --names {name}`, remove that use, and run teardown again"
+                    ),
+                )),
             },
         }
     }

@@ -8,7 +8,7 @@ use aws_sdk_ec2::types::{
 use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use three_tier_core::aws::ec2_tag_spec;
 use three_tier_core::error::{Answer, gone_is_done, required};
-use three_tier_core::wait::{Poll, retry_while, wait_for};
+use three_tier_core::wait::Outcome;
 use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Plan, Result};
 
 use crate::plan::ComputeStep;
@@ -20,8 +20,9 @@ pub async fn apply(ctx: &AwsContext, plan: &Plan<ComputeStep>) -> Result<()> {
 
 const INSTANCE_FAILURE: &str = "`aws ec2 describe-instances` shows its state reason";
 
-/// Runs one step; `created` holds the ids of what the steps before it made.
-pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Result<()> {
+/// Makes one attempt at a step (see [`three_tier_core::TierCrate::run`]); `created` holds
+/// the ids of what the steps before it made.
+pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Result<Outcome> {
     let iam = &ctx.iam;
     let ec2 = &ctx.ec2;
     match step {
@@ -104,64 +105,55 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
         } => {
             let (subnet_id, security_group_id) = (created.resolve(subnet)?, created.resolve(security_group)?);
             let volume_gib = i32::try_from(*root_volume_gib).unwrap_or(i32::MAX);
-            let fix = format!(
-                "IAM has not made instance profile {instance_profile} visible to EC2 yet; run deploy again in a minute"
-            );
-            // IAM is eventually consistent: a new instance profile can be unknown to EC2
-            // for seconds, and RunInstances then fails with "Invalid IAM Instance Profile".
-            let answer = retry_while(
-                ctx,
-                &format!("waiting for instance profile {instance_profile} to reach EC2"),
-                ctx.waits.propagation,
-                &fix,
-                |err| err.is(Answer::ProfilePropagating),
-                || async {
-                    ec2.run_instances()
-                        .image_id(&image.id)
-                        .instance_type(InstanceType::from(instance_type.as_str()))
-                        .min_count(1)
-                        .max_count(1)
-                        .network_interfaces(
-                            InstanceNetworkInterfaceSpecification::builder()
-                                .device_index(0)
-                                .subnet_id(&subnet_id)
-                                .groups(&security_group_id)
-                                .associate_public_ip_address(false)
+            let answer = ec2
+                .run_instances()
+                .image_id(&image.id)
+                .instance_type(InstanceType::from(instance_type.as_str()))
+                .min_count(1)
+                .max_count(1)
+                .network_interfaces(
+                    InstanceNetworkInterfaceSpecification::builder()
+                        .device_index(0)
+                        .subnet_id(&subnet_id)
+                        .groups(&security_group_id)
+                        .associate_public_ip_address(false)
+                        .delete_on_termination(true)
+                        .build(),
+                )
+                .iam_instance_profile(IamInstanceProfileSpecification::builder().name(instance_profile).build())
+                .metadata_options(
+                    InstanceMetadataOptionsRequest::builder()
+                        .http_endpoint(InstanceMetadataEndpointState::Enabled)
+                        .http_tokens(HttpTokensState::Required)
+                        // One hop: the instance's credentials (which may read the
+                        // database's secret) stay out of reach of its containers.
+                        .http_put_response_hop_limit(1)
+                        .build(),
+                )
+                .block_device_mappings(
+                    BlockDeviceMapping::builder()
+                        .device_name(&image.root_device)
+                        .ebs(
+                            EbsBlockDevice::builder()
+                                .encrypted(true)
+                                .volume_type(crate::desired::ROOT_VOLUME_TYPE)
+                                .volume_size(volume_gib)
                                 .delete_on_termination(true)
                                 .build(),
                         )
-                        .iam_instance_profile(IamInstanceProfileSpecification::builder().name(instance_profile).build())
-                        .metadata_options(
-                            InstanceMetadataOptionsRequest::builder()
-                                .http_endpoint(InstanceMetadataEndpointState::Enabled)
-                                .http_tokens(HttpTokensState::Required)
-                                // One hop: the instance's credentials (which may read the
-                                // database's secret) stay out of reach of its containers.
-                                .http_put_response_hop_limit(1)
-                                .build(),
-                        )
-                        .block_device_mappings(
-                            BlockDeviceMapping::builder()
-                                .device_name(&image.root_device)
-                                .ebs(
-                                    EbsBlockDevice::builder()
-                                        .encrypted(true)
-                                        .volume_type(crate::desired::ROOT_VOLUME_TYPE)
-                                        .volume_size(volume_gib)
-                                        .delete_on_termination(true)
-                                        .build(),
-                                )
-                                .build(),
-                        )
-                        .user_data(aws_smithy_types::base64::encode(user_data))
-                        .tag_specifications(ec2_tag_spec(ResourceType::Instance, tags))
-                        .tag_specifications(ec2_tag_spec(ResourceType::Volume, tags))
-                        .send()
-                        .await
-                        .aws("RunInstances")
-                },
-            )
-            .await?;
+                        .build(),
+                )
+                .user_data(aws_smithy_types::base64::encode(user_data))
+                .tag_specifications(ec2_tag_spec(ResourceType::Instance, tags))
+                .tag_specifications(ec2_tag_spec(ResourceType::Volume, tags))
+                .send()
+                .await
+                .aws("RunInstances");
+            let answer = match answer {
+                // A profile made moments ago may be unknown to EC2 yet (see the step's wait).
+                Err(err) if err.is(Answer::ProfilePropagating) => return Ok(Outcome::NotYet(err.brief())),
+                other => other?,
+            };
             let id = required(answer.instances().first().and_then(|i| i.instance_id()), "RunInstances", "InstanceId")?
                 .to_owned();
             ctx.progress.line(format!("    instance {name} is {id}"));
@@ -181,34 +173,25 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
                 "AssociationId",
             )?;
             let profile = IamInstanceProfileSpecification::builder().name(to).build();
+            let result = ec2
+                .replace_iam_instance_profile_association()
+                .association_id(association)
+                .iam_instance_profile(profile)
+                .send()
+                .await
+                .aws("ReplaceIamInstanceProfileAssociation");
             // A profile created seconds ago can be unknown to EC2, as at RunInstances.
-            retry_while(
-                ctx,
-                &format!("waiting for instance profile {to} to reach EC2"),
-                ctx.waits.propagation,
-                &format!("IAM has not made instance profile {to} visible to EC2 yet; run deploy again in a minute"),
-                |err| err.is(Answer::ProfilePropagating),
-                || async {
-                    ec2.replace_iam_instance_profile_association()
-                        .association_id(association)
-                        .iam_instance_profile(profile.clone())
-                        .send()
-                        .await
-                        .aws("ReplaceIamInstanceProfileAssociation")
-                },
-            )
-            .await?;
+            return Outcome::unless_refused(result.map(drop), |err| err.is(Answer::ProfilePropagating));
         }
-        ComputeStep::WaitInstanceStopped { id, name } => {
-            let what = format!("instance {name} ({id}) stopping");
-            wait_for(ctx, &what, ctx.waits.instance, INSTANCE_FAILURE, || async {
-                Ok(match instance_state(ctx, id).await? {
-                    Some(InstanceStateName::Stopped) => Poll::Ready(()),
-                    Some(InstanceStateName::Stopping) => Poll::Pending("stopping".into()),
-                    other => Poll::Failed(other.as_ref().map_or("gone", InstanceStateName::as_str).to_owned()),
-                })
-            })
-            .await?;
+        ComputeStep::WaitInstanceStopped { id, .. } => {
+            return Ok(match instance_state(ctx, id).await? {
+                Some(InstanceStateName::Stopped) => Outcome::Done(()),
+                Some(InstanceStateName::Stopping) => Outcome::NotYet("stopping".into()),
+                other => Outcome::Failed {
+                    state: other.as_ref().map_or("gone", InstanceStateName::as_str).to_owned(),
+                    look: INSTANCE_FAILURE,
+                },
+            });
         }
         ComputeStep::StartInstance { id, .. } => {
             ec2.start_instances().instance_ids(id).send().await.aws("StartInstances")?;
@@ -234,40 +217,25 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
             let tags = tags.iter().map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build()).collect();
             ec2.create_tags().resources(id).set_tags(Some(tags)).send().await.aws("CreateTags")?;
         }
-        ComputeStep::WaitInstanceRunning { name, instance } => {
-            let id = created.resolve(instance)?;
-            let what = format!("instance {name} ({id}) starting");
-            wait_for(ctx, &what, ctx.waits.instance, INSTANCE_FAILURE, || async {
-                Ok(match instance_state(ctx, &id).await? {
-                    Some(InstanceStateName::Running) => Poll::Ready(()),
-                    // A new instance can be unknown to EC2 for a few seconds.
-                    Some(InstanceStateName::Pending) | None => Poll::Pending("pending".into()),
-                    Some(other) => Poll::Failed(other.as_str().to_owned()),
-                })
-            })
-            .await?;
+        ComputeStep::WaitInstanceRunning { instance, .. } => {
+            return Ok(match instance_state(ctx, &created.resolve(instance)?).await? {
+                Some(InstanceStateName::Running) => Outcome::Done(()),
+                // A new instance can be unknown to EC2 for a few seconds.
+                Some(InstanceStateName::Pending) | None => Outcome::NotYet("pending".into()),
+                Some(other) => Outcome::Failed { state: other.as_str().to_owned(), look: INSTANCE_FAILURE },
+            });
         }
         ComputeStep::RegisterTarget { target_group, instance, port, .. } => {
-            let (target_group_arn, id) = (created.resolve(target_group)?, created.resolve(instance)?);
-            let target = TargetDescription::builder().id(&id).port(i32::from(*port)).build();
-            // A new instance can be unknown to ELB for a few seconds (InvalidTarget).
-            retry_while(
-                ctx,
-                &format!("waiting for instance {id} to be known to the load balancer"),
-                ctx.waits.propagation,
-                "run deploy again in a minute",
-                |err| err.is(Answer::UnknownTarget),
-                || async {
-                    ctx.elbv2
-                        .register_targets()
-                        .target_group_arn(&target_group_arn)
-                        .targets(target.clone())
-                        .send()
-                        .await
-                        .aws("RegisterTargets")
-                },
-            )
-            .await?;
+            let target = TargetDescription::builder().id(created.resolve(instance)?).port(i32::from(*port)).build();
+            let result = ctx
+                .elbv2
+                .register_targets()
+                .target_group_arn(created.resolve(target_group)?)
+                .targets(target)
+                .send()
+                .await
+                .aws("RegisterTargets");
+            return Outcome::unless_refused(result.map(drop), |err| err.is(Answer::UnknownTarget));
         }
         ComputeStep::DeregisterTarget { target_group_arn, instance_id, port, .. } => {
             let target = TargetDescription::builder().id(instance_id).port(i32::from(*port)).build();
@@ -278,32 +246,15 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
             }
         }
         ComputeStep::TerminateInstance { id, .. } => {
-            // The id came from a describe, so "not found" means the instance is too new to
-            // be known everywhere in EC2 yet (a deploy stopped right after launching it):
-            // retried, lest it be left running. One still unknown after that is gone.
-            let terminated = retry_while(
-                ctx,
-                &format!("waiting for EC2 to know instance {id}"),
-                ctx.waits.propagation,
-                "run teardown again",
-                Error::is_not_found,
-                || async { ec2.terminate_instances().instance_ids(id).send().await.aws("TerminateInstances") },
-            )
-            .await;
-            match terminated {
-                Err(Error::Timeout { .. }) => {}
-                other => gone_is_done(other)?,
-            }
+            // "Not found" is "not yet" here (see the step's wait): the id came from a describe.
+            let result = ec2.terminate_instances().instance_ids(id).send().await.aws("TerminateInstances");
+            return Outcome::unless_refused(result.map(drop), Error::is_not_found);
         }
-        ComputeStep::WaitInstanceTerminated { id, name } => {
-            let what = format!("instance {name} ({id}) terminating");
-            wait_for(ctx, &what, ctx.waits.instance, INSTANCE_FAILURE, || async {
-                Ok(match instance_state(ctx, id).await? {
-                    Some(InstanceStateName::Terminated) | None => Poll::Ready(()),
-                    Some(other) => Poll::Pending(other.as_str().to_owned()),
-                })
-            })
-            .await?;
+        ComputeStep::WaitInstanceTerminated { id, .. } => {
+            return Ok(match instance_state(ctx, id).await? {
+                Some(InstanceStateName::Terminated) | None => Outcome::Done(()),
+                Some(other) => Outcome::NotYet(other.as_str().to_owned()),
+            });
         }
         ComputeStep::DeleteInstanceProfile { name } => {
             let result = iam.delete_instance_profile().instance_profile_name(name).send().await;
@@ -313,7 +264,7 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
             gone_is_done(iam.delete_role().role_name(name).send().await.aws("DeleteRole"))?;
         }
     }
-    Ok(())
+    Ok(Outcome::Done(()))
 }
 
 fn iam_tags<'t>(tags: impl Iterator<Item = (&'t String, &'t String)>) -> Vec<aws_sdk_iam::types::Tag> {

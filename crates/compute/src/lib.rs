@@ -74,7 +74,7 @@ impl TierCrate for Compute {
         outputs(observed)
     }
 
-    async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Result<()> {
+    async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Result<three_tier_core::wait::Outcome> {
         run(ctx, step, created).await
     }
 }

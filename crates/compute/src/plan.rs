@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ec2::types::{HttpTokensState, InstanceStateName};
 use serde::Serialize;
 use three_tier_core::naming::{Tags, name_or_id};
-use three_tier_core::{Change, Conflict, Facts, Key, Plan, Ready, Ref, Step, Tier, keys};
+use three_tier_core::{Bound, Change, Conflict, Facts, Key, Plan, Ready, Ref, Step, Tier, Wait, keys};
 
 use crate::desired::{Desired, Image, ImageSource, SecretPolicySpec};
 use crate::observe::{Observed, ObservedInstanceProfile, ObservedRole};
@@ -147,6 +147,7 @@ impl Step for ComputeStep {
                 produces: keys([Ready::RoleCreated]),
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             TagRole { name, tags } => Facts {
                 change: Change::Update,
@@ -155,6 +156,7 @@ impl Step for ComputeStep {
                 produces: vec![],
                 after: keys([Ready::RoleCreated]),
                 typical: None,
+                wait: None,
             },
             AttachRolePolicy { role, policy_arn } => Facts {
                 change: Change::Update,
@@ -163,6 +165,7 @@ impl Step for ComputeStep {
                 produces: vec![],
                 after: keys([Ready::RoleCreated]),
                 typical: None,
+                wait: None,
             },
             DetachRolePolicy { role, policy_arn } => Facts {
                 change: Change::Update,
@@ -171,6 +174,7 @@ impl Step for ComputeStep {
                 produces: keys([Ready::RolePolicyRemoved(role.clone())]),
                 after: keys([Ready::ProfileMoved]),
                 typical: None,
+                wait: None,
             },
             PutSecretReadPolicy { role, policy } => Facts {
                 change: Change::Update,
@@ -182,6 +186,7 @@ impl Step for ComputeStep {
                 produces: vec![],
                 after: keys([Ready::RoleCreated]),
                 typical: None,
+                wait: None,
             },
             DeleteRolePolicy { role, policy_name } => Facts {
                 change: Change::Update,
@@ -190,6 +195,7 @@ impl Step for ComputeStep {
                 produces: keys([Ready::RolePolicyRemoved(role.clone())]),
                 after: keys([Ready::ProfileMoved]),
                 typical: None,
+                wait: None,
             },
             CreateInstanceProfile { name, .. } => Facts {
                 change: Change::Create,
@@ -198,6 +204,7 @@ impl Step for ComputeStep {
                 produces: keys([Ready::InstanceProfileCreated]),
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             TagInstanceProfile { name, tags } => Facts {
                 change: Change::Update,
@@ -206,6 +213,7 @@ impl Step for ComputeStep {
                 produces: vec![],
                 after: keys([Ready::InstanceProfileCreated]),
                 typical: None,
+                wait: None,
             },
             AddRoleToInstanceProfile { profile, role } => Facts {
                 change: Change::Update,
@@ -218,6 +226,7 @@ impl Step for ComputeStep {
                     Ready::ProfileEmptied(profile.clone()),
                 ]),
                 typical: Some("instance_profile_usable"),
+                wait: None,
             },
             RemoveRoleFromInstanceProfile { profile, role } => Facts {
                 change: Change::Update,
@@ -226,8 +235,9 @@ impl Step for ComputeStep {
                 produces: keys([Ready::ProfileEmptied(profile.clone()), Ready::RoleOutOfProfiles(role.clone())]),
                 after: keys([Ready::InstanceTerminated, Ready::ProfileMoved]),
                 typical: None,
+                wait: None,
             },
-            RunInstance { key, name, image, instance_type, root_volume_gib, .. } => {
+            RunInstance { key, name, image, instance_type, root_volume_gib, instance_profile, .. } => {
                 let from = match &image.source {
                     ImageSource::SsmParameter(path) => format!(", the latest of {path}"),
                     ImageSource::Id(_) => String::new(),
@@ -249,6 +259,7 @@ impl Step for ComputeStep {
                         Ready::SubnetsRouted,
                     ]),
                     typical: None,
+                    wait: Some(profile_reaching_ec2(instance_profile)),
                 }
             }
             MoveInstanceProfile { name, from, to, kept, .. } => {
@@ -269,15 +280,17 @@ impl Step for ComputeStep {
                     produces: keys([Ready::ProfileMoved]),
                     after: keys([Ready::ProfileHoldsRole, Ready::InstanceProfileCreated]),
                     typical: Some("instance_profile_usable"),
+                    wait: Some(profile_reaching_ec2(to)),
                 }
             }
-            WaitInstanceStopped { name, .. } => Facts {
+            WaitInstanceStopped { name, id } => Facts {
                 change: Change::Wait,
                 description: format!("wait for instance {name} to stop"),
                 actions: &["ec2:DescribeInstances"],
                 produces: keys([Ready::InstanceStopped]),
                 after: vec![],
                 typical: None,
+                wait: Some(Wait::until(format!("instance {name} ({id}) stopping"), Bound::Instance)),
             },
             StartInstance { name, id } => Facts {
                 change: Change::Update,
@@ -286,6 +299,7 @@ impl Step for ComputeStep {
                 produces: keys([Ready::InstanceStarted]),
                 after: keys([Ready::InstanceStopped]),
                 typical: None,
+                wait: None,
             },
             SetInstanceSecurityGroups { name, security_groups, .. } => Facts {
                 change: Change::Update,
@@ -297,6 +311,7 @@ impl Step for ComputeStep {
                 produces: vec![],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             RequireImdsV2 { name, .. } => Facts {
                 change: Change::Update,
@@ -305,6 +320,7 @@ impl Step for ComputeStep {
                 produces: vec![],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             TagInstance { name, tags, .. } => Facts {
                 change: Change::Update,
@@ -313,6 +329,7 @@ impl Step for ComputeStep {
                 produces: vec![],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             WaitInstanceRunning { name, .. } => Facts {
                 change: Change::Wait,
@@ -321,6 +338,7 @@ impl Step for ComputeStep {
                 produces: keys([Ready::InstanceRunning]),
                 after: keys([Ready::InstanceStarted]),
                 typical: Some("instance_running"),
+                wait: Some(Wait::until(format!("instance {name} starting"), Bound::Instance)),
             },
             RegisterTarget { port, instance, group_name, .. } => Facts {
                 change: Change::Update,
@@ -329,6 +347,12 @@ impl Step for ComputeStep {
                 produces: vec![],
                 after: keys([Ready::InstanceRunning]),
                 typical: None,
+                // A new instance can be unknown to ELB for a few seconds (InvalidTarget).
+                wait: Some(Wait::while_refused(
+                    format!("waiting for instance {instance} to be known to the load balancer"),
+                    Bound::Propagation,
+                    "run deploy again in a minute",
+                )),
             },
             DeregisterTarget { instance_id, port, group_name, .. } => Facts {
                 change: Change::Update,
@@ -337,6 +361,7 @@ impl Step for ComputeStep {
                 produces: keys([Ready::TargetsDeregistered]),
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             TerminateInstance { name, id } => Facts {
                 change: Change::Delete,
@@ -345,14 +370,26 @@ impl Step for ComputeStep {
                 produces: keys([Ready::InstanceTerminating]),
                 after: keys([Ready::TargetsDeregistered]),
                 typical: None,
+                // The id came from a describe, so "not found" means the instance is too new
+                // to be known everywhere in EC2 yet (a deploy stopped right after launching
+                // it): asked again, lest it be left running.
+                wait: Some(Wait::while_refused(
+                    format!("waiting for EC2 to know instance {id}"),
+                    Bound::Propagation,
+                    format!(
+                        "EC2 still answers that instance {name} ({id}) does not exist: `aws ec2 describe-instances \
+                         --instance-ids {id}` shows whether it runs; run teardown again"
+                    ),
+                )),
             },
-            WaitInstanceTerminated { name, .. } => Facts {
+            WaitInstanceTerminated { name, id } => Facts {
                 change: Change::Wait,
                 description: format!("wait for instance {name} to terminate"),
                 actions: &["ec2:DescribeInstances"],
                 produces: keys([Ready::InstanceTerminated]),
                 after: keys([Ready::InstanceTerminating]),
                 typical: Some("instance_terminated"),
+                wait: Some(Wait::until(format!("instance {name} ({id}) terminating"), Bound::Instance)),
             },
             DeleteInstanceProfile { name } => Facts {
                 change: Change::Delete,
@@ -361,6 +398,7 @@ impl Step for ComputeStep {
                 produces: vec![],
                 after: keys([Ready::ProfileEmptied(name.clone()), Ready::InstanceTerminated]),
                 typical: None,
+                wait: None,
             },
             DeleteRole { name } => Facts {
                 change: Change::Delete,
@@ -369,9 +407,21 @@ impl Step for ComputeStep {
                 produces: vec![],
                 after: keys([Ready::RolePolicyRemoved(name.clone()), Ready::RoleOutOfProfiles(name.clone())]),
                 typical: None,
+                wait: None,
             },
         }
     }
+}
+
+/// IAM is eventually consistent: a new instance profile can be unknown to EC2 for
+/// seconds, and RunInstances (or a profile's replacement) then fails with "Invalid IAM
+/// Instance Profile".
+fn profile_reaching_ec2(profile: &str) -> Wait {
+    Wait::while_refused(
+        format!("waiting for instance profile {profile} to reach EC2"),
+        Bound::Propagation,
+        format!("IAM has not made instance profile {profile} visible to EC2 yet; run deploy again in a minute"),
+    )
 }
 
 /// The steps from what exists to what is desired: role, profile, instance, registration.

@@ -2,7 +2,7 @@
 
 use aws_sdk_rds::types::Tag;
 use three_tier_core::error::{Answer, gone_is_done};
-use three_tier_core::wait::{Poll, retry_while, wait_for};
+use three_tier_core::wait::Outcome;
 use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Plan, Result};
 
 use crate::observe::DbStatus;
@@ -15,8 +15,9 @@ pub async fn apply(ctx: &AwsContext, plan: &Plan<DatabaseStep>) -> Result<()> {
 
 const DB_FAILURE: &str = "the instance's events in the RDS console say why";
 
-/// Runs one step; `created` holds the ids of what the steps before it made.
-pub async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Result<()> {
+/// Makes one attempt at a step (see [`three_tier_core::TierCrate::run`]); `created` holds
+/// the ids of what the steps before it made.
+pub async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Result<Outcome> {
     let rds = &ctx.rds;
     match step {
         DatabaseStep::CreateDbSubnetGroup { name, description, subnets, tags } => {
@@ -88,18 +89,14 @@ pub async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Re
                 .aws("AddTagsToResource")?;
         }
         DatabaseStep::WaitDbInstanceAvailable { identifier } | DatabaseStep::WaitDbInstanceStarted { identifier } => {
-            let what = format!("RDS instance {identifier} becoming available");
-            wait_for(ctx, &what, ctx.waits.database, DB_FAILURE, || async {
-                Ok(match db_status(ctx, identifier).await? {
-                    Some(DbStatus::Available) => Poll::Ready(()),
-                    Some(failed @ (DbStatus::Stuck(_) | DbStatus::Stopped | DbStatus::Deleting)) => {
-                        Poll::Failed(failed.as_str().to_owned())
-                    }
-                    Some(other) => Poll::Pending(other.as_str().to_owned()),
-                    None => Poll::Failed("gone".into()),
-                })
-            })
-            .await?;
+            return Ok(match db_status(ctx, identifier).await? {
+                Some(DbStatus::Available) => Outcome::Done(()),
+                Some(failed @ (DbStatus::Stuck(_) | DbStatus::Stopped | DbStatus::Deleting)) => {
+                    Outcome::Failed { state: failed.as_str().to_owned(), look: DB_FAILURE }
+                }
+                Some(other) => Outcome::NotYet(other.as_str().to_owned()),
+                None => Outcome::Failed { state: "gone".into(), look: DB_FAILURE },
+            });
         }
         DatabaseStep::DeleteDbInstance { identifier, final_snapshot } => {
             let request = rds.delete_db_instance().db_instance_identifier(identifier).delete_automated_backups(true);
@@ -114,35 +111,19 @@ pub async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Re
             }
         }
         DatabaseStep::WaitDbInstanceDeleted { identifier } => {
-            let what = format!("RDS instance {identifier} being deleted");
-            wait_for(ctx, &what, ctx.waits.database, DB_FAILURE, || async {
-                Ok(match db_status(ctx, identifier).await? {
-                    None => Poll::Ready(()),
-                    Some(status) => Poll::Pending(status.as_str().to_owned()),
-                })
-            })
-            .await?;
+            return Ok(match db_status(ctx, identifier).await? {
+                None => Outcome::Done(()),
+                Some(status) => Outcome::NotYet(status.as_str().to_owned()),
+            });
         }
         DatabaseStep::DeleteDbSubnetGroup { name } => {
-            let fix = format!(
-                "DB subnet group {name} is still used by an RDS instance outside this stack: delete it and run teardown again"
+            let result = gone_is_done(
+                rds.delete_db_subnet_group().db_subnet_group_name(name).send().await.aws("DeleteDBSubnetGroup"),
             );
-            retry_while(
-                ctx,
-                &format!("waiting for DB subnet group {name} to be unused"),
-                ctx.waits.dependency_violation,
-                &fix,
-                Error::is_in_use,
-                || async {
-                    gone_is_done(
-                        rds.delete_db_subnet_group().db_subnet_group_name(name).send().await.aws("DeleteDBSubnetGroup"),
-                    )
-                },
-            )
-            .await?;
+            return Outcome::unless_refused(result, Error::is_in_use);
         }
     }
-    Ok(())
+    Ok(Outcome::Done(()))
 }
 
 fn rds_tags<'t>(tags: impl Iterator<Item = (&'t String, &'t String)>) -> Vec<Tag> {

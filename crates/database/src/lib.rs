@@ -56,7 +56,7 @@ impl TierCrate for Database {
         outputs(observed)
     }
 
-    async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Result<()> {
+    async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Result<three_tier_core::wait::Outcome> {
         run(ctx, step, created).await
     }
 }

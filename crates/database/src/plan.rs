@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use three_tier_core::naming::Tags;
-use three_tier_core::{Change, Conflict, Facts, Plan, Ready, Ref, Step, Tier, keys};
+use three_tier_core::{Bound, Change, Conflict, Facts, Plan, Ready, Ref, Step, Tier, Wait, keys};
 
 use crate::desired::{Desired, InstanceSpec};
 use crate::observe::{DbStatus, Observed};
@@ -76,6 +76,7 @@ impl Step for DatabaseStep {
                 produces: keys([Ready::DbSubnetGroupInPlace]),
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             ModifyDbSubnetGroup { name, subnets, .. } => Facts {
                 change: Change::Update,
@@ -84,6 +85,7 @@ impl Step for DatabaseStep {
                 produces: keys([Ready::DbSubnetGroupInPlace]),
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             CreateDbInstance { spec, .. } => Facts {
                 change: Change::Create,
@@ -101,6 +103,7 @@ impl Step for DatabaseStep {
                 produces: keys([Ready::DbInstanceCreated]),
                 after: keys([Ready::DbSubnetGroupInPlace]),
                 typical: None,
+                wait: None,
             },
             ModifyDbInstance { identifier, deletion_protection, security_groups } => {
                 let mut changes = Vec::new();
@@ -117,6 +120,7 @@ impl Step for DatabaseStep {
                     produces: keys([Ready::DbInstanceModified]),
                     after: keys([Ready::DbInstanceStarted]),
                     typical: None,
+                    wait: None,
                 }
             }
             StartDbInstance { identifier } => Facts {
@@ -126,6 +130,7 @@ impl Step for DatabaseStep {
                 produces: keys([Ready::DbInstanceStarting]),
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             WaitDbInstanceStarted { identifier } => Facts {
                 change: Change::Wait,
@@ -134,6 +139,7 @@ impl Step for DatabaseStep {
                 produces: keys([Ready::DbInstanceStarted]),
                 after: keys([Ready::DbInstanceStarting]),
                 typical: Some("db_instance_available"),
+                wait: Some(Wait::until(format!("RDS instance {identifier} becoming available"), Bound::Database)),
             },
             AddTags { name, tags, .. } => Facts {
                 change: Change::Update,
@@ -142,6 +148,7 @@ impl Step for DatabaseStep {
                 produces: vec![],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             WaitDbInstanceAvailable { identifier } => Facts {
                 change: Change::Wait,
@@ -150,6 +157,7 @@ impl Step for DatabaseStep {
                 produces: vec![],
                 after: keys([Ready::DbInstanceCreated, Ready::DbInstanceStarted, Ready::DbInstanceModified]),
                 typical: Some("db_instance_available"),
+                wait: Some(Wait::until(format!("RDS instance {identifier} becoming available"), Bound::Database)),
             },
             DeleteDbInstance { identifier, final_snapshot } => Facts {
                 change: Change::Delete,
@@ -163,6 +171,7 @@ impl Step for DatabaseStep {
                 produces: keys([Ready::DbInstanceDeleting]),
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             WaitDbInstanceDeleted { identifier } => Facts {
                 change: Change::Wait,
@@ -171,6 +180,7 @@ impl Step for DatabaseStep {
                 produces: keys([Ready::DbInstanceDeleted]),
                 after: keys([Ready::DbInstanceDeleting]),
                 typical: Some("db_instance_deleted"),
+                wait: Some(Wait::until(format!("RDS instance {identifier} being deleted"), Bound::Database)),
             },
             DeleteDbSubnetGroup { name } => Facts {
                 change: Change::Delete,
@@ -179,6 +189,14 @@ impl Step for DatabaseStep {
                 produces: keys([Ready::DbSubnetGroupDeleted]),
                 after: keys([Ready::DbInstanceDeleted]),
                 typical: None,
+                wait: Some(Wait::while_refused(
+                    format!("waiting for DB subnet group {name} to be unused"),
+                    Bound::DependencyViolation,
+                    format!(
+                        "DB subnet group {name} is still used by an RDS instance outside this stack: delete it and \
+                         run teardown again"
+                    ),
+                )),
             },
         }
     }

@@ -3,7 +3,7 @@
 use aws_sdk_ec2::types::{AttributeBooleanValue, DomainType, NatGatewayState, ResourceType, Tag};
 use three_tier_core::aws::ec2_tag_spec;
 use three_tier_core::error::{Answer, gone_is_done, required};
-use three_tier_core::wait::{Poll, retry_in_use, retry_while, wait_for};
+use three_tier_core::wait::Outcome;
 use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Plan, Result};
 
 use crate::plan::{NetworkStep, RouteTarget, VpcAttribute};
@@ -16,8 +16,9 @@ pub async fn apply(ctx: &AwsContext, plan: &Plan<NetworkStep>) -> Result<()> {
 
 const NAT_FAILURE: &str = "`aws ec2 describe-nat-gateways` shows its FailureMessage";
 
-/// Runs one step; `created` holds the ids of what the steps before it made.
-pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Result<()> {
+/// Makes one attempt at a step (see [`three_tier_core::TierCrate::run`]); `created` holds
+/// the ids of what the steps before it made.
+pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Result<Outcome> {
     let ec2 = &ctx.ec2;
     match step {
         NetworkStep::CreateVpc { key, cidr, tags, .. } => {
@@ -99,27 +100,18 @@ pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Res
                 required(answer.nat_gateway().and_then(|n| n.nat_gateway_id()), "CreateNatGateway", "NatGatewayId")?,
             );
         }
-        NetworkStep::WaitNatGatewayAvailable { name, nat_gateway } => {
-            let id = created.resolve(nat_gateway)?;
-            let what = format!("NAT gateway {name} ({id}) becoming available");
-            wait_for(ctx, &what, ctx.waits.nat_gateway, NAT_FAILURE, || async {
-                Ok(match nat_state(ctx, &id).await? {
-                    Some(NatGatewayState::Available) => Poll::Ready(()),
-                    Some(NatGatewayState::Pending) | None => Poll::Pending("pending".into()),
-                    Some(other) => Poll::Failed(other.as_str().to_owned()),
-                })
-            })
-            .await?;
+        NetworkStep::WaitNatGatewayAvailable { nat_gateway, .. } => {
+            return Ok(match nat_state(ctx, &created.resolve(nat_gateway)?).await? {
+                Some(NatGatewayState::Available) => Outcome::Done(()),
+                Some(NatGatewayState::Pending) | None => Outcome::NotYet("pending".into()),
+                Some(other) => Outcome::Failed { state: other.as_str().to_owned(), look: NAT_FAILURE },
+            });
         }
-        NetworkStep::WaitNatGatewayDeleted { name, id } => {
-            let what = format!("NAT gateway {name} ({id}) being deleted");
-            wait_for(ctx, &what, ctx.waits.nat_gateway, NAT_FAILURE, || async {
-                Ok(match nat_state(ctx, id).await? {
-                    Some(NatGatewayState::Deleted) | None => Poll::Ready(()),
-                    Some(other) => Poll::Pending(other.as_str().to_owned()),
-                })
-            })
-            .await?;
+        NetworkStep::WaitNatGatewayDeleted { id, .. } => {
+            return Ok(match nat_state(ctx, id).await? {
+                Some(NatGatewayState::Deleted) | None => Outcome::Done(()),
+                Some(other) => Outcome::NotYet(other.as_str().to_owned()),
+            });
         }
         NetworkStep::CreateSecurityGroup { key, name, description, vpc, tags } => {
             let answer = ec2
@@ -225,95 +217,51 @@ pub async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Res
             let result = ec2.delete_nat_gateway().nat_gateway_id(id).send().await.aws("DeleteNatGateway");
             gone_is_done(result)?;
         }
-        NetworkStep::ReleaseAddress { name, allocation_id, nat_gateway } => {
+        NetworkStep::ReleaseAddress { allocation_id, .. } => {
             // The address can stay associated for a moment after its NAT gateway is deleted,
             // and AWS then answers AuthFailure for a while, as if it were not ours. (Bad
             // credentials would have failed the reads before this step.)
-            let gateway =
-                nat_gateway.as_ref().map_or("the NAT gateway that held it".to_owned(), |g| format!("NAT gateway {g}"));
-            let fix = format!(
-                "AWS still counts Elastic IP {name} ({allocation_id}) as {gateway}'s, deleted moments ago (or it is \
-                 associated elsewhere: `aws ec2 describe-addresses --allocation-ids {allocation_id}`); run teardown \
-                 again in a few minutes"
-            );
-            let after_its_gateway = |err: &Error| err.is_in_use() || err.is(Answer::AuthFailure);
-            retry_while(
-                ctx,
-                &format!("waiting for Elastic IP {name} to be released"),
-                ctx.waits.dependency_violation,
-                &fix,
-                after_its_gateway,
-                || async {
-                    gone_is_done(ec2.release_address().allocation_id(allocation_id).send().await.aws("ReleaseAddress"))
-                },
-            )
-            .await?;
+            let result =
+                gone_is_done(ec2.release_address().allocation_id(allocation_id).send().await.aws("ReleaseAddress"));
+            return Outcome::unless_refused(result, |err| err.is_in_use() || err.is(Answer::AuthFailure));
         }
-        NetworkStep::DeleteSecurityGroup { name, id } => {
-            let fix = format!(
-                "something outside the network tier still uses {name}: an instance, a load balancer or \
-                 database, or another group's rule (an ALB deleted minutes ago keeps its interfaces for a \
-                 while). Find them with `aws ec2 describe-network-interfaces --filters Name=group-id,Values={id}`, \
-                 remove them (or tear down the tiers that use it first), and run teardown again"
-            );
-            retry_in_use(ctx, &format!("security group {name} ({id}) to be free"), &fix, || async {
-                gone_is_done(ec2.delete_security_group().group_id(id).send().await.aws("DeleteSecurityGroup"))
-            })
-            .await?;
+        NetworkStep::DeleteSecurityGroup { id, .. } => {
+            let result = gone_is_done(ec2.delete_security_group().group_id(id).send().await.aws("DeleteSecurityGroup"));
+            return Outcome::unless_refused(result, Error::is_in_use);
         }
         NetworkStep::DeleteRouteTable { id, .. } => {
             let result = ec2.delete_route_table().route_table_id(id).send().await.aws("DeleteRouteTable");
             gone_is_done(result)?;
         }
-        NetworkStep::DeleteSubnet { name, id } => {
-            let fix = format!(
-                "a network interface is still in subnet {name}: an instance, NAT gateway, load balancer or \
-                 database (an ALB deleted minutes ago keeps its interfaces for a while). Find it with \
-                 `aws ec2 describe-network-interfaces --filters Name=subnet-id,Values={id}`, remove it (or \
-                 tear down the tiers that use the subnet first), and run teardown again"
-            );
-            retry_in_use(ctx, &format!("subnet {name} ({id}) to be free"), &fix, || async {
-                gone_is_done(ec2.delete_subnet().subnet_id(id).send().await.aws("DeleteSubnet"))
-            })
-            .await?;
+        NetworkStep::DeleteSubnet { id, .. } => {
+            let result = gone_is_done(ec2.delete_subnet().subnet_id(id).send().await.aws("DeleteSubnet"));
+            return Outcome::unless_refused(result, Error::is_in_use);
         }
-        NetworkStep::DetachInternetGateway { name, id, vpc_id } => {
-            let fix = format!(
-                "a public address is still mapped in {vpc_id} (an Elastic IP, or a public IP of an \
-                 instance or load balancer): release or remove it and run teardown again"
-            );
-            retry_in_use(ctx, &format!("internet gateway {name} ({id}) to be detachable"), &fix, || async {
-                let result = ec2
-                    .detach_internet_gateway()
-                    .internet_gateway_id(id)
-                    .vpc_id(vpc_id)
-                    .send()
-                    .await
-                    .aws("DetachInternetGateway");
-                match result {
-                    Err(err) if err.is(Answer::NotAttached) => Ok(()),
-                    other => gone_is_done(other),
-                }
-            })
-            .await?;
+        NetworkStep::DetachInternetGateway { id, vpc_id, .. } => {
+            let result = ec2
+                .detach_internet_gateway()
+                .internet_gateway_id(id)
+                .vpc_id(vpc_id)
+                .send()
+                .await
+                .aws("DetachInternetGateway");
+            let result = match result {
+                Err(err) if err.is(Answer::NotAttached) => Ok(()),
+                other => gone_is_done(other),
+            };
+            return Outcome::unless_refused(result, Error::is_in_use);
         }
         NetworkStep::DeleteInternetGateway { id, .. } => {
             let result =
                 ec2.delete_internet_gateway().internet_gateway_id(id).send().await.aws("DeleteInternetGateway");
             gone_is_done(result)?;
         }
-        NetworkStep::DeleteVpc { name, id } => {
-            let fix = format!(
-                "VPC {name} still holds something this stack did not create (a subnet, security group, \
-                 endpoint or gateway): find it in the VPC console for {id}, remove it, and run teardown again"
-            );
-            retry_in_use(ctx, &format!("VPC {name} ({id}) to be empty"), &fix, || async {
-                gone_is_done(ec2.delete_vpc().vpc_id(id).send().await.aws("DeleteVpc"))
-            })
-            .await?;
+        NetworkStep::DeleteVpc { id, .. } => {
+            let result = gone_is_done(ec2.delete_vpc().vpc_id(id).send().await.aws("DeleteVpc"));
+            return Outcome::unless_refused(result, Error::is_in_use);
         }
     }
-    Ok(())
+    Ok(Outcome::Done(()))
 }
 
 /// A NAT gateway's state; `None` when AWS does not list it: gone, or just created and not

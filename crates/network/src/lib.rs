@@ -66,7 +66,7 @@ impl TierCrate for Network {
         outputs(observed)
     }
 
-    async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Result<()> {
+    async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Result<three_tier_core::wait::Outcome> {
         run(ctx, step, created).await
     }
 }

@@ -8,7 +8,8 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 use three_tier_core::naming::{Tags, name_or_id};
 use three_tier_core::{
-    Change, Conflict, Facts, Key, Plan, Ready, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetRole, Tier, keys,
+    Bound, Change, Conflict, Facts, Key, Plan, Ready, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetRole, Tier,
+    Wait, keys,
 };
 
 use crate::desired::{ANYWHERE, DefaultRoute, Desired, IngressFrom};
@@ -198,6 +199,7 @@ impl Step for NetworkStep {
                 produces: vec![Key::created(key)],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             EnableVpcAttribute { vpc, attribute } => {
                 let (what, produces, after) = match attribute {
@@ -211,6 +213,7 @@ impl Step for NetworkStep {
                     produces,
                     after,
                     typical: None,
+                    wait: None,
                 }
             }
             CreateInternetGateway { key, name, .. } => Facts {
@@ -220,6 +223,7 @@ impl Step for NetworkStep {
                 produces: vec![Key::created(key)],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             AttachInternetGateway { internet_gateway, vpc } => Facts {
                 change: Change::Update,
@@ -228,6 +232,7 @@ impl Step for NetworkStep {
                 produces: keys([Ready::InternetGatewayAttached]),
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             CreateSubnet { key, name, cidr, availability_zone, .. } => Facts {
                 change: Change::Create,
@@ -236,6 +241,7 @@ impl Step for NetworkStep {
                 produces: vec![Key::created(key)],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             AllocateAddress { key, name, .. } => Facts {
                 change: Change::Create,
@@ -244,6 +250,7 @@ impl Step for NetworkStep {
                 produces: vec![Key::created(key)],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             CreateNatGateway { key, name, subnet, .. } => Facts {
                 change: Change::Create,
@@ -252,6 +259,7 @@ impl Step for NetworkStep {
                 produces: vec![Key::created(key)],
                 after: keys([Ready::InternetGatewayAttached, Ready::NatGatewayDeleted]),
                 typical: None,
+                wait: None,
             },
             WaitNatGatewayAvailable { name, .. } => Facts {
                 change: Change::Wait,
@@ -260,6 +268,7 @@ impl Step for NetworkStep {
                 produces: keys([Ready::NatGatewayAvailable]),
                 after: vec![],
                 typical: Some("nat_gateway_available"),
+                wait: Some(Wait::until(format!("NAT gateway {name} becoming available"), Bound::NatGateway)),
             },
             CreateSecurityGroup { key, name, .. } => Facts {
                 change: Change::Create,
@@ -268,6 +277,7 @@ impl Step for NetworkStep {
                 produces: vec![Key::created(key)],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             AuthorizeIngress { group_name, rule, .. } => Facts {
                 change: Change::Update,
@@ -276,6 +286,7 @@ impl Step for NetworkStep {
                 produces: vec![],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             RevokeIngress { group_name, rule, .. } => Facts {
                 change: Change::Update,
@@ -284,6 +295,7 @@ impl Step for NetworkStep {
                 produces: keys([Ready::IngressRevoked]),
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             CreateRouteTable { key, name, .. } => Facts {
                 change: Change::Create,
@@ -292,6 +304,7 @@ impl Step for NetworkStep {
                 produces: vec![Key::created(key)],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             CreateRoute { table_name, destination, target, .. } => Facts {
                 change: Change::Update,
@@ -300,6 +313,7 @@ impl Step for NetworkStep {
                 produces: target.routed(),
                 after: target.needs(),
                 typical: None,
+                wait: None,
             },
             ReplaceRoute { table_name, destination, target, .. } => Facts {
                 change: Change::Update,
@@ -308,6 +322,7 @@ impl Step for NetworkStep {
                 produces: target.routed(),
                 after: target.needs(),
                 typical: None,
+                wait: None,
             },
             DeleteRoute { table_name, destination, .. } => Facts {
                 change: Change::Update,
@@ -316,6 +331,7 @@ impl Step for NetworkStep {
                 produces: vec![],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             AssociateRouteTable { table_name, subnet_name, .. } => Facts {
                 change: Change::Update,
@@ -324,6 +340,7 @@ impl Step for NetworkStep {
                 produces: keys([Ready::SubnetsRouted]),
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             ReplaceRouteTableAssociation { table_name, subnet_name, .. } => Facts {
                 change: Change::Update,
@@ -332,6 +349,7 @@ impl Step for NetworkStep {
                 produces: keys([Ready::SubnetsRouted]),
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             DisassociateRouteTable { table_name, association_id } => Facts {
                 change: Change::Update,
@@ -340,6 +358,7 @@ impl Step for NetworkStep {
                 produces: keys([Ready::RouteTableDisassociated]),
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             TagResource { name, tags, .. } => Facts {
                 change: Change::Update,
@@ -348,6 +367,7 @@ impl Step for NetworkStep {
                 produces: vec![],
                 after: vec![],
                 typical: None,
+                wait: None,
             },
             DeleteNatGateway { name, id } => Facts {
                 change: Change::Delete,
@@ -356,22 +376,37 @@ impl Step for NetworkStep {
                 produces: keys([Ready::NatGatewayDeleting]),
                 after: vec![],
                 typical: None,
+                wait: None,
             },
-            WaitNatGatewayDeleted { name, .. } => Facts {
+            WaitNatGatewayDeleted { name, id } => Facts {
                 change: Change::Wait,
                 description: format!("wait for NAT gateway {name} to be deleted"),
                 actions: &["ec2:DescribeNatGateways"],
                 produces: keys([Ready::NatGatewayDeleted]),
                 after: keys([Ready::NatGatewayDeleting]),
                 typical: Some("nat_gateway_deleted"),
+                wait: Some(Wait::until(format!("NAT gateway {name} ({id}) being deleted"), Bound::NatGateway)),
             },
-            ReleaseAddress { name, allocation_id, .. } => Facts {
+            ReleaseAddress { name, allocation_id, nat_gateway } => Facts {
                 change: Change::Delete,
                 description: format!("Elastic IP {name} ({allocation_id})"),
                 actions: &["ec2:ReleaseAddress"],
                 produces: keys([Ready::AddressReleased]),
                 after: keys([Ready::NatGatewayDeleted]),
-                typical: None,
+                // AWS answers AuthFailure for a while after the gateway is deleted.
+                typical: Some("address_release_delay"),
+                wait: Some(Wait::while_refused(
+                    format!("waiting for Elastic IP {name} to be released"),
+                    Bound::DependencyViolation,
+                    format!(
+                        "AWS still counts Elastic IP {name} ({allocation_id}) as {}'s, deleted moments ago (or it is \
+                         associated elsewhere: `aws ec2 describe-addresses --allocation-ids {allocation_id}`); run \
+                         teardown again in a few minutes",
+                        nat_gateway
+                            .as_ref()
+                            .map_or("the NAT gateway that held it".to_owned(), |g| format!("NAT gateway {g}"))
+                    ),
+                )),
             },
             DeleteSecurityGroup { name, id } => Facts {
                 change: Change::Delete,
@@ -380,6 +415,16 @@ impl Step for NetworkStep {
                 produces: keys([Ready::SecurityGroupDeleted]),
                 after: keys([Ready::IngressRevoked]).into_iter().chain(keys(TENANTS_GONE)).collect(),
                 typical: None,
+                wait: Some(Wait::while_refused(
+                    format!("waiting for security group {name} ({id}) to be free"),
+                    Bound::DependencyViolation,
+                    format!(
+                        "something outside the network tier still uses {name}: an instance, a load balancer or \
+                         database, or another group's rule (an ALB deleted minutes ago keeps its interfaces for a \
+                         while). Find them with `aws ec2 describe-network-interfaces --filters Name=group-id,Values={id}`, \
+                         remove them (or tear down the tiers that use it first), and run teardown again"
+                    ),
+                )),
             },
             DeleteRouteTable { name, id } => Facts {
                 change: Change::Delete,
@@ -388,6 +433,7 @@ impl Step for NetworkStep {
                 produces: keys([Ready::RouteTableDeleted]),
                 after: keys([Ready::RouteTableDisassociated]),
                 typical: None,
+                wait: None,
             },
             DeleteSubnet { name, id } => Facts {
                 change: Change::Delete,
@@ -399,15 +445,33 @@ impl Step for NetworkStep {
                     .chain(keys(TENANTS_GONE))
                     .collect(),
                 typical: None,
+                wait: Some(Wait::while_refused(
+                    format!("waiting for subnet {name} ({id}) to be free"),
+                    Bound::DependencyViolation,
+                    format!(
+                        "a network interface is still in subnet {name}: an instance, NAT gateway, load balancer or \
+                         database (an ALB deleted minutes ago keeps its interfaces for a while). Find it with \
+                         `aws ec2 describe-network-interfaces --filters Name=subnet-id,Values={id}`, remove it (or \
+                         tear down the tiers that use the subnet first), and run teardown again"
+                    ),
+                )),
             },
             // No public address may be mapped in the VPC: the NAT gateway's, the ALB's.
-            DetachInternetGateway { name, vpc_id, .. } => Facts {
+            DetachInternetGateway { name, id, vpc_id } => Facts {
                 change: Change::Update,
                 description: format!("detach internet gateway {name} from {vpc_id}"),
                 actions: &["ec2:DetachInternetGateway"],
                 produces: keys([Ready::InternetGatewayDetached]),
                 after: keys([Ready::NatGatewayDeleted, Ready::AddressReleased, Ready::LoadBalancerReleased]),
                 typical: None,
+                wait: Some(Wait::while_refused(
+                    format!("waiting for internet gateway {name} ({id}) to be detachable"),
+                    Bound::DependencyViolation,
+                    format!(
+                        "a public address is still mapped in {vpc_id} (an Elastic IP, or a public IP of an \
+                         instance or load balancer): release or remove it and run teardown again"
+                    ),
+                )),
             },
             DeleteInternetGateway { name, id } => Facts {
                 change: Change::Delete,
@@ -416,6 +480,7 @@ impl Step for NetworkStep {
                 produces: keys([Ready::InternetGatewayDeleted]),
                 after: keys([Ready::InternetGatewayDetached]),
                 typical: None,
+                wait: None,
             },
             DeleteVpc { name, id } => Facts {
                 change: Change::Delete,
@@ -429,6 +494,14 @@ impl Step for NetworkStep {
                     Ready::InternetGatewayDeleted,
                 ]),
                 typical: None,
+                wait: Some(Wait::while_refused(
+                    format!("waiting for VPC {name} ({id}) to be empty"),
+                    Bound::DependencyViolation,
+                    format!(
+                        "VPC {name} still holds something this stack did not create (a subnet, security group, \
+                         endpoint or gateway): find it in the VPC console for {id}, remove it, and run teardown again"
+                    ),
+                )),
             },
         }
     }

@@ -191,6 +191,20 @@ fn teardown_frees_what_each_delete_needs_free() {
 }
 
 #[test]
+fn the_teardown_prediction_counts_the_refusals_it_waits_out() {
+    let teardown = teardown_plan(&deployed(&default_desired()));
+    let graph = Graph::build(teardown.steps.iter().map(|s| (Tier::Network, s.clone()))).unwrap();
+    let aws = three_tier_core::Durations::aws();
+    let prediction = graph.predict(&aws);
+    // The address is refused (AuthFailure) for a while after its NAT gateway is deleted:
+    // the chain runs through that wait, not only through the gateway's deletion.
+    let pole: Vec<&str> = prediction.long_pole.iter().map(|s| s.label.as_str()).collect();
+    assert!(pole.iter().any(|label| label.starts_with("Elastic IP")), "{pole:?}");
+    let waits = aws.get("nat_gateway_deleted") + aws.get("address_release_delay");
+    assert!(prediction.seconds > waits && prediction.seconds < waits + 5.0, "{prediction:?}");
+}
+
+#[test]
 fn a_complete_deploy_plans_nothing() {
     let desired = default_desired();
     let plan = plan(&desired, &deployed(&desired));

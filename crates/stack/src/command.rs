@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use three_tier_core::calls::declared;
 use three_tier_core::error::{Answer, required};
-use three_tier_core::wait::retry_while;
+use three_tier_core::wait::{Outcome, until};
 use three_tier_core::{AwsContext, AwsResultExt, Result};
 
 /// The first things to read when `verify` fails on AWS: the tail of the user data's
@@ -68,7 +68,8 @@ async fn run_and_wait(
     limit: Duration,
 ) -> Result<Result<Ran, String>> {
     let send = || async {
-        ctx.ssm
+        let sent = ctx
+            .ssm
             .send_command()
             .document_name("AWS-RunShellScript")
             .instance_ids(instance)
@@ -76,15 +77,15 @@ async fn run_and_wait(
             .parameters("commands", vec![script.clone()])
             .send()
             .await
-            .aws("SendCommand")
+            .aws("SendCommand");
+        Outcome::unless_refused(sent, |err| err.is(Answer::AgentNotReady))
     };
     let what = format!("the SSM agent on {instance} to register");
     let fix = format!(
         "the instance's SSM agent is not online: `aws ssm describe-instance-information --filters Key=InstanceIds,Values={instance}` \
          shows it; it needs the role's AmazonSSMManagedInstanceCore and a way out through the NAT gateway"
     );
-    let not_registered = |err: &three_tier_core::Error| err.is(Answer::AgentNotReady);
-    let answer = retry_while(ctx, &what, limit, &fix, not_registered, send).await?;
+    let answer = until(ctx, &what, limit, &fix, send).await?;
     let command_id =
         required(answer.command().and_then(|c| c.command_id()), "SendCommand", "Command.CommandId")?.to_owned();
     let started = Instant::now();

@@ -37,6 +37,7 @@ use three_tier_core::lock::{Holder, Lock, StackLock};
 use three_tier_core::outputs::{AlbOutputs, AlbRefs, ComputeOutputs, DatabaseOutputs, NetworkOutputs, NetworkRefs};
 use three_tier_core::progress::human;
 use three_tier_core::tier::TierInputs;
+use three_tier_core::wait;
 use three_tier_core::{
     AwsContext, Change, Config, Conflict, Created, Error, Facts, Plan, Prediction, Result, Step, Tier, TierCrate,
 };
@@ -200,8 +201,8 @@ impl Step for StackStep {
     }
 }
 
-/// Runs one step with its tier's code.
-async fn run(ctx: &AwsContext, step: &StackStep, created: &Created) -> Result<()> {
+/// Makes one attempt at a step with its tier's code.
+async fn run(ctx: &AwsContext, step: &StackStep, created: &Created) -> Result<wait::Outcome> {
     match step {
         StackStep::Network(step) => Network::run(ctx, step, created).await,
         StackStep::Alb(step) => Alb::run(ctx, step, created).await,

@@ -420,6 +420,7 @@ mod tests {
                 produces: self.key.iter().map(|k| Key::created(k)).chain(self.produces.clone()).collect(),
                 after: self.after.clone(),
                 typical: self.typical,
+                wait: None,
             }
         }
     }

@@ -24,7 +24,7 @@ pub use config::{Config, ConfigError};
 pub use error::{AwsResultExt, Error, Result};
 pub use graph::{Durations, Graph, Prediction};
 pub use graph::{Key, Ready, keys};
-pub use plan::{Change, Conflict, Created, Facts, Plan, Ref, Step};
+pub use plan::{Bound, Change, Conflict, Created, Facts, Plan, Ref, Step, Wait};
 pub use roles::{RouteTableRole, SecurityGroupRole, SubnetRole, Tier};
 pub use tier::TierCrate;
 

@@ -118,6 +118,62 @@ pub struct Facts {
     /// The name in [`crate::graph::Durations`] of how long AWS typically takes until what
     /// it did is usable: a wait's duration, or a delay like IAM's propagation.
     pub typical: Option<&'static str>,
+    /// What the step waits for when AWS answers "not yet" (a state on its way, or a call
+    /// refused for now): the scheduler asks again until the bound passes. `None`: only
+    /// the eventual consistency every step meets (see [`Wait::to_know`]).
+    pub wait: Option<Wait>,
+}
+
+/// What a step waits for, stated with its other facts: its run makes one attempt and
+/// answers done or "not yet"; the scheduler alone polls, keeps the deadline, stops at
+/// Ctrl-C and shows progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wait {
+    /// What is awaited, as the progress line and a timeout say it.
+    pub what: String,
+    /// Which of the settings' limits bounds it.
+    pub bound: Bound,
+    /// What the user can do when the bound passes.
+    pub fix: String,
+}
+
+/// The limits of waits: each names one of the executor's `WaitSettings`, which a run
+/// (or a test) sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    NatGateway,
+    LoadBalancer,
+    Instance,
+    Database,
+    /// AWS's eventual consistency: what a step just made is not known everywhere yet.
+    Propagation,
+    /// A delete refused while AWS cleans up after something else (DependencyViolation).
+    DependencyViolation,
+}
+
+impl Wait {
+    /// For something AWS does in its own time (a state to reach): past the bound, AWS is
+    /// slower than usual, and running again continues.
+    pub fn until(what: impl Into<String>, bound: Bound) -> Wait {
+        let fix = "AWS is slower than usual; run the same command again later: it continues where it stopped";
+        Wait { what: what.into(), bound, fix: fix.into() }
+    }
+
+    /// For a call AWS refuses for now and accepts later: past the bound, `fix` says what
+    /// still holds it up.
+    pub fn while_refused(what: impl Into<String>, bound: Bound, fix: impl Into<String>) -> Wait {
+        Wait { what: what.into(), bound, fix: fix.into() }
+    }
+
+    /// The wait of a step that uses what an earlier step of the run made: EC2's eventual
+    /// consistency can answer "not found" for a moment after the create.
+    pub fn to_know(description: &str) -> Wait {
+        Wait::while_refused(
+            format!("AWS to know what `{description}` uses"),
+            Bound::Propagation,
+            "AWS has not made a resource this run created visible yet: run the command again in a minute",
+        )
+    }
 }
 
 /// One step of a tier's plan, and a node of the stack's graph (see [`crate::graph`]).
@@ -141,6 +197,9 @@ pub trait Step: Serialize {
     }
     fn actions(&self) -> &'static [&'static str] {
         self.facts().actions
+    }
+    fn wait(&self) -> Option<Wait> {
+        self.facts().wait
     }
 }
 

@@ -9,8 +9,8 @@ use std::task::Poll;
 use crate::aws::AwsContext;
 use crate::error::{Error, Result, StepFailure};
 use crate::graph::{Graph, planned_refs};
-use crate::plan::{Change, Created, Plan, Step};
-use crate::wait::retry_while;
+use crate::plan::{Change, Created, Plan, Step, Wait};
+use crate::wait::{Outcome, until};
 
 /// How the scheduler picks among the nodes that are ready.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub enum Schedule {
 pub async fn apply<S: Step + Clone>(
     ctx: &AwsContext,
     plan: &Plan<S>,
-    run_step: impl AsyncFn(&AwsContext, &S, &Created) -> Result<()>,
+    run_step: impl AsyncFn(&AwsContext, &S, &Created) -> Result<Outcome>,
 ) -> Result<()> {
     plan.check_conflicts()?;
     let graph = Graph::build(plan.steps.iter().map(|step| (plan.tier, step.clone())))?;
@@ -39,12 +39,13 @@ pub async fn apply<S: Step + Clone>(
 }
 
 /// Runs the steps of `graph` with their tier's `run`, as their needs allow. `created`
-/// carries the ids of what steps make to the steps that refer to them.
+/// carries the ids of what steps make to the steps that refer to them. A step's run makes
+/// one attempt; while it answers "not yet" it is asked again, within its wait's bound.
 pub async fn run<S: Step>(
     ctx: &AwsContext,
     graph: &Graph<S>,
     created: &Created,
-    run: impl AsyncFn(&AwsContext, &S, &Created) -> Result<()>,
+    run: impl AsyncFn(&AwsContext, &S, &Created) -> Result<Outcome>,
 ) -> Result<()> {
     let dependents = graph.dependents();
     let mut waiting: Vec<usize> = graph.nodes.iter().map(|node| node.needs.len()).collect();
@@ -60,21 +61,20 @@ pub async fn run<S: Step>(
         let node = &graph.nodes[index];
         ctx.progress.announce(node.tier, &node.step);
         // A step that uses what a step of this run just made meets EC2's eventual
-        // consistency: for a moment the new id is unknown (`*.NotFound`). It is retried for
-        // as long as such a delay lasts; the step it needs did finish.
+        // consistency: for a moment the new id is unknown (`*.NotFound`). That is "not yet"
+        // too, for as long as such a delay lasts; the step it needs did finish.
         let uses_new = node.step.change() != Change::Delete && !planned_refs(&node.step).is_empty();
+        let wait = node.step.wait().unwrap_or_else(|| Wait::to_know(&node.step.describe()));
         // Its calls are logged as the step's, held to the actions it declares.
         let future = Box::pin(crate::calls::declared(node.step.actions(), async move {
-            let result = if uses_new {
-                let what = format!("AWS to know what `{}` uses", node.step.describe());
-                let fix = "AWS has not made a resource this run created visible yet: run the command again in a minute";
-                retry_while(ctx, &what, ctx.waits.propagation, fix, Error::is_not_found, || {
-                    run(ctx, &node.step, created)
-                })
-                .await
-            } else {
-                run(ctx, &node.step, created).await
-            };
+            let limit = ctx.waits.limit(wait.bound);
+            let result = until(ctx, &wait.what, limit, &wait.fix, || async {
+                match run(ctx, &node.step, created).await {
+                    Err(err) if uses_new && err.is_not_found() => Ok(Outcome::NotYet(err.brief())),
+                    outcome => outcome,
+                }
+            })
+            .await;
             (index, result)
         }));
         (index, future)
@@ -203,6 +203,7 @@ mod tests {
                 produces: self.key.iter().map(|k| crate::graph::Key::created(k)).collect(),
                 after: vec![],
                 typical: None,
+                wait: self.waits.then(|| Wait::until(format!("{} done", self.name), crate::plan::Bound::Propagation)),
             }
         }
     }
@@ -242,7 +243,7 @@ mod tests {
             if let Some(key) = step.key {
                 created.insert(key, format!("id-{key}"));
             }
-            Ok(())
+            Ok(Outcome::Done(()))
         })
         .await;
         (result, log.into_inner().unwrap())
@@ -292,13 +293,60 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(step.millis)).await;
             log.lock().unwrap().push(format!("end {}", step.name));
             created.insert(step.name, format!("id-{}", step.name));
-            Ok(())
+            Ok(Outcome::Done(()))
         })
         .await;
         let log = log.into_inner().unwrap();
         assert_eq!(log, ["start change", "start wait", "end change"], "the wait is dropped, nothing new starts");
         let Err(Error::Interrupted { done, total }) = result else { panic!("{result:?}") };
         assert_eq!((done, total), (1, 3));
+    }
+
+    #[tokio::test]
+    async fn a_step_answering_not_yet_is_asked_again_until_done_or_its_bound() {
+        let wait = Sleep { waits: true, ..sleep("wait", 1) };
+        let after = Sleep { uses: Some(Ref::planned("wait")), ..sleep("after", 1) };
+        let graph = Graph::build([wait, after].map(|s| (Tier::Network, s))).unwrap();
+        let attempts = Mutex::new(Vec::new());
+        let run = async |_: &AwsContext, step: &Sleep, created: &Created| {
+            attempts.lock().unwrap().push(step.name);
+            let tries = attempts.lock().unwrap().iter().filter(|name| **name == step.name).count();
+            if step.waits && tries < 3 {
+                return Ok(Outcome::NotYet(format!("try {tries}")));
+            }
+            created.insert(step.name, format!("id-{}", step.name));
+            Ok(Outcome::Done(()))
+        };
+        run_with(&context(Schedule::Concurrent).await, &graph, &run).await.unwrap();
+        assert_eq!(
+            attempts.lock().unwrap().as_slice(),
+            ["wait", "wait", "wait", "after"],
+            "asked until done, then the next"
+        );
+
+        // Past its bound, the wait fails with its last state and its fix; nothing after it starts.
+        attempts.lock().unwrap().clear();
+        let mut ctx = context(Schedule::Concurrent).await;
+        ctx.waits.propagation = Duration::from_millis(150);
+        let never = async |_: &AwsContext, step: &Sleep, _: &Created| {
+            attempts.lock().unwrap().push(step.name);
+            Ok(Outcome::NotYet("provisioning".into()))
+        };
+        let Err(Error::Steps { failures }) = run_with(&ctx, &graph, &never).await else { panic!("a timeout") };
+        let message = failures[0].error.to_string();
+        assert!(
+            message.contains("wait done (still provisioning)") && message.contains("slower than usual"),
+            "{message}"
+        );
+        assert!(!attempts.lock().unwrap().contains(&"after"));
+    }
+
+    async fn run_with(
+        ctx: &AwsContext,
+        graph: &Graph<Sleep>,
+        run_step: &impl AsyncFn(&AwsContext, &Sleep, &Created) -> Result<Outcome>,
+    ) -> Result<()> {
+        run(ctx, graph, &Created::default(), async |ctx, step, created| run_step(ctx, step, created).await).await
     }
 
     #[tokio::test]
@@ -309,7 +357,7 @@ mod tests {
         let started = Mutex::new(Vec::new());
         let result = run(&ctx, &graph, &Created::default(), async |_, step: &Sleep, _: &Created| {
             started.lock().unwrap().push(step.name);
-            Ok(())
+            Ok(Outcome::Done(()))
         })
         .await;
         assert!(started.into_inner().unwrap().is_empty());

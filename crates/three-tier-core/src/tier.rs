@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::outputs::{AlbRefs, NetworkRefs};
 use crate::plan::{Created, Plan, Step};
 use crate::roles::Tier;
+use crate::wait::Outcome;
 
 /// What a tier refers to of the tiers it builds on, and so which tiers those are: a
 /// tier's dependencies are read off its inputs' type, and stated nowhere else.
@@ -65,8 +66,10 @@ pub trait TierCrate {
     fn teardown(config: &Config, observed: &Self::Observed) -> Plan<Self::Step>;
     /// The tier's outputs, when it stands complete.
     fn outputs(config: &Config, observed: &Self::Observed) -> Option<Self::Outputs>;
-    /// Runs one step; `created` holds the ids of what the steps before it made.
-    fn run(ctx: &AwsContext, step: &Self::Step, created: &Created) -> impl Future<Output = Result<()>>;
+    /// Makes one attempt at a step: done, or "not yet" for the scheduler to ask again
+    /// (within the step's declared wait); `created` holds the ids of what the steps before
+    /// it made.
+    fn run(ctx: &AwsContext, step: &Self::Step, created: &Created) -> impl Future<Output = Result<Outcome>>;
 }
 
 /// Deploys one tier alone on what it refers to of the tiers below, which stand: observe,

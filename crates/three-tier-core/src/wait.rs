@@ -1,11 +1,12 @@
-//! Waiting for AWS: the bounds of every wait, and the retry loop for what AWS refuses now
-//! but will accept later (delayed clean-ups, eventual consistency), which the SDK's own
-//! retries do not cover.
+//! Waiting for AWS: the bounds of every wait, and the one loop that asks again, both for
+//! a state on its way and for what AWS refuses now but accepts later (delayed clean-ups,
+//! eventual consistency), which the SDK's own retries do not cover.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::plan::Bound;
 
 /// How long to wait for things AWS finishes in its own time.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,100 +61,97 @@ impl WaitSettings {
     }
 }
 
-/// Runs `attempt` until it succeeds, fails with an error `retry_if` does not accept, or
-/// `limit` passes; then fails with a timeout that says `fix`.
-pub async fn retry_while<T, Fut>(
-    ctx: &crate::AwsContext,
-    what: &str,
-    limit: Duration,
-    fix: &str,
-    retry_if: impl Fn(&Error) -> bool,
-    mut attempt: impl FnMut() -> Fut,
-) -> Result<T>
-where
-    Fut: Future<Output = Result<T>>,
-{
-    let started = Instant::now();
-    let mut waiting = None;
-    loop {
-        match attempt().await {
-            Ok(value) => {
-                if let Some(waiting) = waiting.take() {
-                    crate::progress::Waiting::done(waiting, "done");
-                }
-                return Ok(value);
-            }
-            Err(err) if retry_if(&err) => {
-                if started.elapsed() >= limit {
-                    return Err(Error::Timeout {
-                        what: format!("{what} (last answer: {})", err.brief()),
-                        after: limit,
-                        fix: fix.to_owned(),
-                    });
-                }
-                waiting.get_or_insert_with(|| ctx.progress.waiting(what, limit));
-                if pause_unless_interrupted(ctx).await {
-                    if let Some(waiting) = waiting.take() {
-                        waiting.done("stopped by Ctrl-C");
-                    }
-                    return Err(Error::Stopped { what: what.to_owned() });
-                }
-            }
-            Err(err) => return Err(err),
+impl WaitSettings {
+    /// The limit a step's wait names.
+    pub fn limit(&self, bound: Bound) -> Duration {
+        match bound {
+            Bound::NatGateway => self.nat_gateway,
+            Bound::LoadBalancer => self.load_balancer,
+            Bound::Instance => self.instance,
+            Bound::Database => self.database,
+            Bound::Propagation => self.propagation,
+            Bound::DependencyViolation => self.dependency_violation,
         }
     }
 }
 
-/// One look at something AWS is doing.
+/// What one attempt at something AWS finishes in its own time found, as kube-rs's
+/// reconcilers answer `Action::requeue`: the attempt does one round of calls; the asking
+/// again is [`until`]'s.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Poll<T> {
-    Ready(T),
-    /// Still on its way, in this state.
-    Pending(String),
-    /// It will not get there: the state, and what AWS said about it.
-    Failed(String),
+pub enum Outcome<T = ()> {
+    Done(T),
+    /// Not there yet, in this state (or AWS refused the call for now, with this answer).
+    NotYet(String),
+    /// It will not get there: its state, and where AWS says why.
+    Failed {
+        state: String,
+        look: &'static str,
+    },
 }
 
-/// Polls `check` every `poll_interval` until it is ready, failed, or `limit` passes. The
-/// tool polls with its own loop rather than the SDK's waiters: theirs wait at least 15-30
-/// seconds between polls, which delays every step after a wait by that much.
-pub async fn wait_for<T, Fut>(
+impl<T> Outcome<T> {
+    /// A call's result, where an error `for_now` accepts means "not yet" (AWS accepts the
+    /// call later: a clean-up to finish, a new name to propagate).
+    pub fn unless_refused(result: Result<T>, for_now: impl Fn(&Error) -> bool) -> Result<Outcome<T>> {
+        match result {
+            Ok(value) => Ok(Outcome::Done(value)),
+            Err(err) if for_now(&err) => Ok(Outcome::NotYet(err.brief())),
+            Err(err) => Err(err),
+        }
+    }
+}
+
+/// Makes `attempt` until it is done, fails, or `limit` passes (then fails with a timeout
+/// that says `fix`), pausing `poll_interval` between two attempts. The one loop of the
+/// tool's waits: the scheduler runs every step through it, so a step's run makes one
+/// attempt and says what it found. The tool polls with its own loop rather than the SDK's
+/// waiters: theirs wait at least 15-30 seconds between polls, which delays every step
+/// after a wait by that much.
+pub async fn until<T, Fut>(
     ctx: &crate::AwsContext,
     what: &str,
     limit: Duration,
-    failure_hint: &str,
-    mut check: impl FnMut() -> Fut,
+    fix: &str,
+    mut attempt: impl FnMut() -> Fut,
 ) -> Result<T>
 where
-    Fut: Future<Output = Result<Poll<T>>>,
+    Fut: Future<Output = Result<Outcome<T>>>,
 {
     let started = Instant::now();
-    let waiting = ctx.progress.waiting(what, limit);
+    // Shown from the first "not yet": a step done at its first attempt shows no wait.
+    let mut waiting = None;
+    let finish = |waiting: Option<crate::progress::Waiting>, outcome: &str| {
+        if let Some(waiting) = waiting {
+            waiting.done(outcome);
+        }
+    };
     loop {
-        match check().await? {
-            Poll::Ready(value) => {
-                waiting.done("done");
+        let state = match attempt().await {
+            Ok(Outcome::Done(value)) => {
+                finish(waiting, "done");
                 return Ok(value);
             }
-            Poll::Failed(state) => {
-                waiting.done(&format!("failed: {state}"));
-                return Err(Error::WaitFailed { what: what.to_owned(), state, fix: failure_hint.to_owned() });
+            Ok(Outcome::NotYet(state)) => state,
+            Ok(Outcome::Failed { state, look }) => {
+                finish(waiting, &format!("failed: {state}"));
+                return Err(Error::WaitFailed { what: what.to_owned(), state, fix: look.to_owned() });
             }
-            Poll::Pending(state) if started.elapsed() >= limit => {
-                waiting.done("gave up");
-                return Err(Error::Timeout {
-                    what: format!("{what} (still {state})"),
-                    after: limit,
-                    fix: "AWS is slower than usual; run the same command again later: it continues where it stopped"
-                        .into(),
-                });
+            Err(err) => {
+                finish(waiting, "failed");
+                return Err(err);
             }
-            Poll::Pending(_) => {
-                if pause_unless_interrupted(ctx).await {
-                    waiting.done("stopped by Ctrl-C");
-                    return Err(Error::Stopped { what: what.to_owned() });
-                }
-            }
+        };
+        if started.elapsed() >= limit {
+            finish(waiting, "gave up");
+            return Err(Error::Timeout { what: format!("{what} (still {state})"), after: limit, fix: fix.to_owned() });
+        }
+        if waiting.is_none() {
+            waiting = Some(ctx.progress.waiting(what, limit));
+        }
+        if pause_unless_interrupted(ctx).await {
+            finish(waiting, "stopped by Ctrl-C");
+            return Err(Error::Stopped { what: what.to_owned() });
         }
     }
 }
@@ -166,21 +164,6 @@ async fn pause_unless_interrupted(ctx: &crate::AwsContext) -> bool {
         () = ctx.interrupt.raised() => {}
     }
     ctx.interrupt.is_raised()
-}
-
-/// Retries a delete or detach that AWS refuses while something still uses the resource
-/// (see [`Error::is_in_use`]), for as long as the context's settings allow.
-pub async fn retry_in_use<Fut>(
-    ctx: &crate::AwsContext,
-    what: &str,
-    fix: &str,
-    attempt: impl FnMut() -> Fut,
-) -> Result<()>
-where
-    Fut: Future<Output = Result<()>>,
-{
-    retry_while(ctx, &format!("waiting for {what}"), ctx.waits.dependency_violation, fix, Error::is_in_use, attempt)
-        .await
 }
 
 #[cfg(test)]
@@ -205,11 +188,16 @@ mod tests {
         }
     }
 
+    /// One attempt that AWS refuses as in use.
+    async fn refused() -> Result<Outcome<u32>> {
+        Outcome::unless_refused(Err(violation()), Error::is_in_use)
+    }
+
     #[tokio::test]
-    async fn retries_until_the_refusal_clears() {
+    async fn asks_again_until_done() {
         let tries = AtomicU32::new(0);
-        let result = retry_while(&context().await, "subnet", Duration::from_secs(5), "", Error::is_in_use, || async {
-            if tries.fetch_add(1, Ordering::SeqCst) < 3 { Err(violation()) } else { Ok(7) }
+        let result = until(&context().await, "subnet", Duration::from_secs(5), "", || async {
+            if tries.fetch_add(1, Ordering::SeqCst) < 3 { refused().await } else { Ok(Outcome::Done(7)) }
         })
         .await;
         assert_eq!(result.unwrap(), 7);
@@ -217,43 +205,45 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn gives_up_after_the_limit_with_the_fix() {
-        let result: Result<()> = retry_while(
-            &context().await,
-            "subnet alb-subnet",
-            Duration::from_millis(20),
-            "delete the ALB",
-            Error::is_in_use,
-            || async { Err(violation()) },
-        )
-        .await;
+    async fn gives_up_after_the_limit_with_the_last_state_and_the_fix() {
+        let result =
+            until(&context().await, "subnet alb-subnet", Duration::from_millis(20), "delete the ALB", refused).await;
         let message = result.unwrap_err().to_string();
-        assert!(message.contains("subnet alb-subnet"), "{message}");
+        assert!(message.contains("subnet alb-subnet (still DeleteSubnet failed: DependencyViolation"), "{message}");
         assert!(message.contains("fix: delete the ALB"), "{message}");
     }
 
     #[tokio::test]
-    async fn other_errors_are_not_retried() {
+    async fn a_failed_state_and_other_errors_end_the_wait_at_once() {
         let tries = AtomicU32::new(0);
-        let result: Result<()> =
-            retry_while(&context().await, "x", Duration::from_secs(5), "", Error::is_in_use, || async {
-                tries.fetch_add(1, Ordering::SeqCst);
-                Err(Error::Conflict { resource: "r".into(), problem: "p".into(), fix: "f".into() })
-            })
-            .await;
+        let result: Result<()> = until(&context().await, "x", Duration::from_secs(5), "", || async {
+            tries.fetch_add(1, Ordering::SeqCst);
+            Outcome::unless_refused(
+                Err(Error::Conflict { resource: "r".into(), problem: "p".into(), fix: "f".into() }),
+                Error::is_in_use,
+            )
+        })
+        .await;
         assert!(matches!(result, Err(Error::Conflict { .. })), "{result:?}");
-        assert_eq!(tries.load(Ordering::SeqCst), 1);
+        let failed: Result<()> = until(&context().await, "NAT gateway", Duration::from_secs(5), "", || async {
+            tries.fetch_add(1, Ordering::SeqCst);
+            Ok(Outcome::Failed { state: "failed".into(), look: "its FailureMessage" })
+        })
+        .await;
+        let message = failed.unwrap_err().to_string();
+        assert!(message.contains("NAT gateway") && message.contains("its FailureMessage"), "{message}");
+        assert_eq!(tries.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
-    async fn ctrl_c_stops_the_retries_between_two_attempts() {
+    async fn ctrl_c_stops_the_asking_between_two_attempts() {
         let ctx = context().await;
         let tries = AtomicU32::new(0);
-        let result: Result<()> = retry_while(&ctx, "subnet", Duration::from_secs(60), "", Error::is_in_use, || async {
+        let result: Result<u32> = until(&ctx, "subnet", Duration::from_secs(60), "", || async {
             if tries.fetch_add(1, Ordering::SeqCst) == 2 {
                 ctx.interrupt.raise();
             }
-            Err(violation())
+            refused().await
         })
         .await;
         assert!(matches!(result, Err(Error::Stopped { .. })), "{result:?}");

@@ -816,7 +816,7 @@ async fn an_instance_type_or_db_class_aws_does_not_offer_is_refused_before_any_c
     let text = Config::DEFAULT_TOML.replace("ap-northeast-1a", "us-east-1e").replace("ap-northeast-1", "us-east-1");
     let mut config = Config::parse(std::path::Path::new("test"), &text).unwrap();
     config.stack.name = "it-offer".into();
-    config.database.instance_class = "db.r6gd.xlarge".into();
+    config.database.instance_class = three_tier_core::config::DbInstanceClass::parse("db.r6gd.xlarge").unwrap();
     config.validate(std::path::Path::new("test")).unwrap();
     let ctx = context(&config).await;
 
@@ -843,7 +843,7 @@ async fn an_instance_type_or_db_class_aws_does_not_offer_is_refused_before_any_c
 
     // A type no zone offers (a typo) is refused the same way, with the family's sizes.
     let mut typo = config_in("it-offer", "us-east-1");
-    typo.compute.instance_type = "t3.gigantic".into();
+    typo.compute.instance_type = three_tier_core::config::InstanceType::parse("t3.gigantic").unwrap();
     let plan = stack::plan_deploy(&ctx, &typo, stack::TIERS).await.unwrap();
     let compute = plan.tier(Tier::Compute).unwrap();
     let refused = compute.conflicts.iter().find(|c| c.resource == "instance type t3.gigantic");

@@ -1,15 +1,17 @@
 //! Runs an ALB plan against AWS.
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, IpAddressType, LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum,
-    Matcher, PathPatternConditionConfig, ProtocolEnum, RuleCondition, Tag, TargetTypeEnum,
+    Action, ActionTypeEnum, Certificate, IpAddressType, LoadBalancerSchemeEnum, LoadBalancerStateEnum,
+    LoadBalancerTypeEnum, Matcher, PathPatternConditionConfig, ProtocolEnum, RedirectActionConfig,
+    RedirectActionStatusCodeEnum, RuleCondition, Tag, TargetTypeEnum,
 };
 use three_tier_core::error::{gone_is_done, required};
 use three_tier_core::naming::Tags;
 use three_tier_core::wait::Outcome;
 use three_tier_core::{AwsContext, AwsResultExt, Created, Plan, Result};
 
-use crate::plan::AlbStep;
+use crate::desired::{DefaultAction, ListenerSpec, Protocol, TLS_POLICY};
+use crate::plan::{AlbStep, GroupRef};
 
 /// Applies a plan of this tier alone.
 pub async fn apply(ctx: &AwsContext, plan: &Plan<AlbStep>) -> Result<()> {
@@ -93,25 +95,33 @@ pub async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<
                 .await
                 .aws("SetSecurityGroups")?;
         }
-        AlbStep::CreateListener { key, load_balancer, port, target_group, tags, .. } => {
+        AlbStep::CreateListener { spec, load_balancer } => {
+            let (protocol, certificates, ssl_policy) = listening(spec);
             let answer = elb
                 .create_listener()
                 .load_balancer_arn(created.resolve(load_balancer)?)
-                .protocol(ProtocolEnum::Http)
-                .port(i32::from(*port))
-                .default_actions(forward(created.resolve(target_group)?))
-                .set_tags(Some(elb_tags(tags)))
+                .protocol(protocol)
+                .port(i32::from(spec.port))
+                .set_certificates(certificates)
+                .set_ssl_policy(ssl_policy)
+                .default_actions(default_action(spec, created)?)
+                .set_tags(Some(elb_tags(&spec.tags)))
                 .send()
                 .await
                 .aws("CreateListener")?;
             let arn =
                 required(answer.listeners().first().and_then(|l| l.listener_arn()), "CreateListener", "ListenerArn")?;
-            created.insert(key, arn);
+            created.insert(&spec.key, arn);
         }
-        AlbStep::ModifyListenerDefault { listener, target_group, .. } => {
+        AlbStep::ModifyListener { arn, spec } => {
+            let (protocol, certificates, ssl_policy) = listening(spec);
             elb.modify_listener()
-                .listener_arn(listener)
-                .default_actions(forward(created.resolve(target_group)?))
+                .listener_arn(arn)
+                .protocol(protocol)
+                .port(i32::from(spec.port))
+                .set_certificates(certificates)
+                .set_ssl_policy(ssl_policy)
+                .default_actions(default_action(spec, created)?)
                 .send()
                 .await
                 .aws("ModifyListener")?;
@@ -170,6 +180,34 @@ pub async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<
         }
     }
     Ok(Outcome::Done(()))
+}
+
+/// What a listener takes: its protocol, and for HTTPS its certificate and TLS policy.
+fn listening<G>(spec: &ListenerSpec<G>) -> (ProtocolEnum, Option<Vec<Certificate>>, Option<String>) {
+    match &spec.protocol {
+        Protocol::Http => (ProtocolEnum::Http, None, None),
+        Protocol::Https { certificate } => (
+            ProtocolEnum::Https,
+            Some(vec![Certificate::builder().certificate_arn(certificate).build()]),
+            Some(TLS_POLICY.to_owned()),
+        ),
+    }
+}
+
+fn default_action(spec: &ListenerSpec<GroupRef>, created: &Created) -> Result<Action> {
+    Ok(match &spec.default_action {
+        DefaultAction::Forward(group) => forward(created.resolve(&group.reference)?),
+        DefaultAction::RedirectToHttps { port } => Action::builder()
+            .r#type(ActionTypeEnum::Redirect)
+            .redirect_config(
+                RedirectActionConfig::builder()
+                    .protocol("HTTPS")
+                    .port(port.to_string())
+                    .status_code(RedirectActionStatusCodeEnum::Http301)
+                    .build(),
+            )
+            .build(),
+    })
 }
 
 fn forward(target_group_arn: String) -> Action {

@@ -11,7 +11,8 @@ pub struct Desired {
     pub load_balancer: LoadBalancerSpec,
     /// The app target group first, then one per listener rule.
     pub target_groups: Vec<TargetGroupSpec>,
-    pub listener: ListenerSpec,
+    /// One per port, in the order they are created.
+    pub listeners: Vec<ListenerSpec>,
     pub rules: Vec<RuleSpec>,
 }
 
@@ -36,17 +37,75 @@ pub struct TargetGroupSpec {
     pub tags: Tags,
 }
 
+/// A listener: a load balancer has one per port. `G` names a target group: by name in
+/// the desired state, by reference (and name) in a plan's step.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ListenerSpec {
+pub struct ListenerSpec<G = String> {
+    /// Its key in plans, which is also its role tag (`listener` for the seed's HTTP one).
+    pub key: String,
     pub name: String,
     pub port: u16,
-    /// The name of the target group the default action forwards to.
-    pub default_target_group: String,
+    pub protocol: Protocol,
+    /// What it does with a request no rule takes.
+    pub default_action: DefaultAction<G>,
     pub tags: Tags,
+}
+
+/// What a listener speaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Protocol {
+    #[serde(rename = "HTTP")]
+    Http,
+    /// TLS ends at the load balancer, with this certificate (an ACM ARN) under
+    /// [`TLS_POLICY`].
+    #[serde(rename = "HTTPS")]
+    Https { certificate: String },
+}
+
+/// AWS's recommended security policy for HTTPS listeners: TLS 1.3, and 1.2 with forward
+/// secrecy only.
+pub const TLS_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
+
+impl Protocol {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Protocol::Http => "HTTP",
+            Protocol::Https { .. } => "HTTPS",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DefaultAction<G> {
+    Forward(G),
+    /// A permanent (301) redirect to HTTPS on this port: same host, path and query.
+    RedirectToHttps {
+        port: u16,
+    },
+}
+
+impl<G> ListenerSpec<G> {
+    /// The same listener, its target group named another way (by reference, in a step).
+    pub fn naming_groups<H>(&self, name: impl Fn(&G) -> H) -> ListenerSpec<H> {
+        ListenerSpec {
+            key: self.key.clone(),
+            name: self.name.clone(),
+            port: self.port,
+            protocol: self.protocol.clone(),
+            default_action: match &self.default_action {
+                DefaultAction::Forward(group) => DefaultAction::Forward(name(group)),
+                DefaultAction::RedirectToHttps { port } => DefaultAction::RedirectToHttps { port: *port },
+            },
+            tags: self.tags.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleSpec {
+    /// The port of the listener it belongs to.
+    pub listener: u16,
     pub priority: u32,
     pub path_pattern: String,
     pub target_group: String,
@@ -75,6 +134,7 @@ pub fn desired(config: &Config, network: &NetworkRefs) -> Desired {
     for rule in &alb.rules {
         let group = target_group(&rule.target_group_name, rule.port.get());
         rules.push(RuleSpec {
+            listener: config.ports.http.get(),
             priority: rule.priority,
             path_pattern: rule.path_pattern.clone(),
             target_group: group.name.clone(),
@@ -91,12 +151,14 @@ pub fn desired(config: &Config, network: &NetworkRefs) -> Desired {
             subnets: SubnetRole::ALB.iter().map(|&role| network.subnet(role).clone()).collect(),
             security_groups: vec![network.security_group(SecurityGroupRole::Alb).clone()],
         },
-        listener: ListenerSpec {
+        listeners: vec![ListenerSpec {
+            key: "listener".into(),
             tags: tags("listener", &listener_name),
             name: listener_name,
             port: config.ports.http.get(),
-            default_target_group: app_group.name,
-        },
+            protocol: Protocol::Http,
+            default_action: DefaultAction::Forward(app_group.name),
+        }],
         target_groups,
         rules,
     }

@@ -10,7 +10,7 @@ mod observe;
 mod plan;
 
 pub use apply::{apply, run};
-pub use desired::{Desired, desired};
+pub use desired::{DefaultAction, Desired, ListenerSpec, Protocol, desired};
 pub use observe::{Observed, observe};
 pub use plan::{AlbStep, plan, teardown_plan};
 

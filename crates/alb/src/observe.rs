@@ -4,10 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_elasticloadbalancingv2::types::{Action, LoadBalancerStateEnum, LoadBalancerTypeEnum, Rule};
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum, ProtocolEnum, RedirectActionStatusCodeEnum,
+    Rule,
+};
 use three_tier_core::error::required;
 use three_tier_core::naming::belongs_to;
 use three_tier_core::{AwsContext, AwsResultExt, Result, Tier};
+
+use crate::desired::{DefaultAction, Protocol};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
@@ -54,10 +59,22 @@ pub struct ObservedListener {
     pub arn: String,
     pub load_balancer_arn: String,
     pub port: u16,
-    pub protocol: String,
-    /// The target group of a plain forward default action.
-    pub default_target_group: Option<String>,
+    /// `None`: a protocol this tier does not set.
+    pub protocol: Option<Protocol>,
+    /// A plain forward (to a target group's ARN) or redirect to HTTPS, as this tier writes
+    /// them; `None`: any other.
+    pub default_action: Option<DefaultAction<String>>,
     pub rules: Vec<ObservedRule>,
+}
+
+impl ObservedListener {
+    /// The target group its default action forwards to.
+    pub fn default_target_group(&self) -> Option<&str> {
+        match &self.default_action {
+            Some(DefaultAction::Forward(arn)) => Some(arn),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -175,8 +192,19 @@ async fn listeners_of(ctx: &AwsContext, load_balancers: &[String]) -> Result<Vec
             listeners.push(ObservedListener {
                 load_balancer_arn: load_balancer.clone(),
                 port: port(listener.port(), "DescribeListeners")?,
-                protocol: listener.protocol().map(|p| p.as_str().to_owned()).unwrap_or_default(),
-                default_target_group: forward_target(listener.default_actions()),
+                protocol: match listener.protocol() {
+                    Some(ProtocolEnum::Http) => Some(Protocol::Http),
+                    Some(ProtocolEnum::Https) => Some(Protocol::Https {
+                        certificate: required(
+                            listener.certificates().first().and_then(|c| c.certificate_arn()),
+                            "DescribeListeners",
+                            "Certificates",
+                        )?
+                        .to_owned(),
+                    }),
+                    _ => None,
+                },
+                default_action: default_action(listener.default_actions()),
                 rules: rules
                     .rules()
                     .iter()
@@ -249,6 +277,23 @@ fn observed_rule(rule: &Rule) -> Option<ObservedRule> {
         path_patterns,
         target_group: forward_target(rule.actions()),
     })
+}
+
+/// A listener's default action, when it is one this tier writes.
+fn default_action(actions: &[Action]) -> Option<DefaultAction<String>> {
+    if let Some(group) = forward_target(actions) {
+        return Some(DefaultAction::Forward(group));
+    }
+    let [action] = actions else { return None };
+    let redirect = action.redirect_config().filter(|_| action.r#type() == Some(&ActionTypeEnum::Redirect))?;
+    let to_https = redirect.protocol() == Some("HTTPS")
+        && redirect.status_code() == Some(&RedirectActionStatusCodeEnum::Http301)
+        && [redirect.host(), redirect.path(), redirect.query()]
+            .iter()
+            .zip(["#{host}", "/#{path}", "#{query}"])
+            .all(|(kept, default)| kept.is_none_or(|value| value == default));
+    let port = redirect.port()?.parse().ok()?;
+    to_https.then_some(DefaultAction::RedirectToHttps { port })
 }
 
 /// The target group of a single forward action, as the tier writes them.

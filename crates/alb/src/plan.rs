@@ -7,8 +7,8 @@ use serde::Serialize;
 use three_tier_core::naming::Tags;
 use three_tier_core::{Bound, Change, Conflict, Facts, Key, Plan, Ready, Ref, Step, Tier, Wait, keys};
 
-use crate::desired::{Desired, LoadBalancerSpec, TargetGroupSpec};
-use crate::observe::Observed;
+use crate::desired::{DefaultAction, Desired, ListenerSpec, LoadBalancerSpec, Protocol, TargetGroupSpec};
+use crate::observe::{Observed, ObservedListener};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
@@ -40,19 +40,17 @@ pub enum AlbStep {
         name: String,
         security_groups: Vec<Ref>,
     },
+    /// A listener as its spec says, its target group by reference.
     CreateListener {
-        key: String,
-        name: String,
+        #[serde(flatten)]
+        spec: ListenerSpec<GroupRef>,
         load_balancer: Ref,
-        port: u16,
-        target_group: Ref,
-        tags: Tags,
     },
-    ModifyListenerDefault {
-        listener: String,
-        port: u16,
-        target_group: Ref,
-        target_group_name: String,
+    /// An existing listener set to its spec: protocol, certificate and default action.
+    ModifyListener {
+        arn: String,
+        #[serde(flatten)]
+        spec: ListenerSpec<GroupRef>,
     },
     CreateRule {
         listener: Ref,
@@ -162,21 +160,31 @@ impl Step for AlbStep {
                 typical: None,
                 wait: None,
             },
-            CreateListener { key, name, port, .. } => Facts {
+            CreateListener { spec, .. } => Facts {
                 change: Change::Create,
-                description: format!("listener {name} (HTTP {port})"),
+                description: match &spec.default_action {
+                    DefaultAction::Forward(_) => format!("listener {} ({})", spec.name, listening(spec)),
+                    DefaultAction::RedirectToHttps { port } => {
+                        format!("listener {} ({}, redirects to HTTPS {port})", spec.name, listening(spec))
+                    }
+                },
                 actions: &["elasticloadbalancing:CreateListener"],
-                produces: vec![Key::created(key)],
-                after: keys([Ready::ListenerDeleted]),
+                produces: std::iter::once(Key::created(&spec.key)).chain(listening_keys(spec)).collect(),
+                after: keys([Ready::ListenerDeleted]).into_iter().chain(redirect_keys(spec)).collect(),
                 typical: None,
                 wait: None,
             },
-            ModifyListenerDefault { port, target_group_name, .. } => Facts {
+            ModifyListener { spec, .. } => Facts {
                 change: Change::Update,
-                description: format!("listener HTTP {port} forwards to {target_group_name}"),
+                description: match &spec.default_action {
+                    DefaultAction::Forward(group) => format!("listener {} forwards to {}", listening(spec), group.name),
+                    DefaultAction::RedirectToHttps { port } => {
+                        format!("listener {} redirects to HTTPS {port}", listening(spec))
+                    }
+                },
                 actions: &["elasticloadbalancing:ModifyListener"],
-                produces: keys([Ready::ForwardingMoved]),
-                after: vec![],
+                produces: keys([Ready::ForwardingMoved]).into_iter().chain(listening_keys(spec)).collect(),
+                after: redirect_keys(spec),
                 typical: None,
                 wait: None,
             },
@@ -313,17 +321,21 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<AlbStep> {
     }
 
     let lb = observed.load_balancer();
-    let listener = lb.and_then(|_| observed.listener(desired.listener.port));
+    // Listeners are keyed by port: the one on a port the config wants is kept (and set to
+    // its spec), any other goes.
+    let wanted_port = |port: u16| lb.is_some() && desired.listeners.iter().any(|l| l.port == port);
 
     // Removals of what this tier owns but no longer wants.
     for observed_listener in &observed.listeners {
-        if Some(observed_listener) != listener {
+        if !wanted_port(observed_listener.port) {
             steps.push(AlbStep::DeleteListener { arn: observed_listener.arn.clone(), port: observed_listener.port });
             continue;
         }
         for rule in &observed_listener.rules {
             // A kept rule whose target group goes is rewritten below, before the group is deleted.
-            if !desired.rules.iter().any(|r| r.priority == rule.priority) {
+            let wanted =
+                desired.rules.iter().any(|r| r.listener == observed_listener.port && r.priority == rule.priority);
+            if !wanted {
                 steps.push(AlbStep::DeleteRule { arn: rule.arn.clone(), priority: rule.priority });
             }
         }
@@ -413,35 +425,29 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<AlbStep> {
         }
     };
 
-    // The listener and its rules.
-    let listener_spec = &desired.listener;
-    let default_group = group_refs[&listener_spec.default_target_group].clone();
-    let listener_ref = match listener {
-        Some(listener) => {
-            if listener.default_target_group.as_ref() != existing_id(&default_group) {
-                steps.push(AlbStep::ModifyListenerDefault {
-                    listener: listener.arn.clone(),
-                    port: listener_spec.port,
-                    target_group: default_group,
-                    target_group_name: listener_spec.default_target_group.clone(),
-                });
+    // The listeners, then their rules.
+    let mut listener_refs: BTreeMap<u16, Ref> = BTreeMap::new();
+    for listener_spec in &desired.listeners {
+        let spec =
+            listener_spec.naming_groups(|name| GroupRef { name: name.clone(), reference: group_refs[name].clone() });
+        let reference = match lb.and_then(|_| observed.listener(spec.port)) {
+            Some(existing) => {
+                if !is_set_to(existing, &spec) {
+                    steps.push(AlbStep::ModifyListener { arn: existing.arn.clone(), spec });
+                }
+                Ref::existing(&existing.arn)
             }
-            Ref::existing(&listener.arn)
-        }
-        None => {
-            steps.push(AlbStep::CreateListener {
-                key: "listener".into(),
-                name: listener_spec.name.clone(),
-                load_balancer: lb_ref.clone(),
-                port: listener_spec.port,
-                target_group: default_group,
-                tags: listener_spec.tags.clone(),
-            });
-            Ref::planned("listener")
-        }
-    };
+            None => {
+                let reference = Ref::planned(&spec.key);
+                steps.push(AlbStep::CreateListener { spec, load_balancer: lb_ref.clone() });
+                reference
+            }
+        };
+        listener_refs.insert(listener_spec.port, reference);
+    }
     for rule in &desired.rules {
         let target_group = group_refs[&rule.target_group].clone();
+        let listener = lb.and_then(|_| observed.listener(rule.listener));
         let existing = listener.and_then(|l| l.rules.iter().find(|r| r.priority == rule.priority));
         match existing {
             Some(existing) => {
@@ -458,7 +464,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<AlbStep> {
                 }
             }
             None => steps.push(AlbStep::CreateRule {
-                listener: listener_ref.clone(),
+                listener: listener_refs[&rule.listener].clone(),
                 priority: rule.priority,
                 path_pattern: rule.path_pattern.clone(),
                 target_group,
@@ -502,6 +508,49 @@ pub fn teardown_plan(observed: &Observed) -> Plan<AlbStep> {
         steps.push(AlbStep::DeleteTargetGroup { arn: group.arn.clone(), name: group.name.clone() });
     }
     plan
+}
+
+/// A target group a step refers to: by reference, and by name for the plan's text.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupRef {
+    pub name: String,
+    pub reference: Ref,
+}
+
+/// `HTTP 80`, `HTTPS 443 with certificate <arn>`: what a listener takes.
+fn listening<G>(spec: &ListenerSpec<G>) -> String {
+    match &spec.protocol {
+        Protocol::Http => format!("HTTP {}", spec.port),
+        Protocol::Https { certificate } => format!("HTTPS {} with certificate {certificate}", spec.port),
+    }
+}
+
+/// What a listener's step makes ready: an HTTPS listener takes requests.
+fn listening_keys(spec: &ListenerSpec<GroupRef>) -> Vec<Key> {
+    match spec.protocol {
+        Protocol::Https { .. } => keys([Ready::HttpsListening]),
+        Protocol::Http => vec![],
+    }
+}
+
+/// What a listener's step waits for: a redirect to HTTPS, for the HTTPS listener.
+fn redirect_keys(spec: &ListenerSpec<GroupRef>) -> Vec<Key> {
+    match spec.default_action {
+        DefaultAction::RedirectToHttps { .. } => keys([Ready::HttpsListening]),
+        DefaultAction::Forward(_) => vec![],
+    }
+}
+
+/// Whether an existing listener already takes what its spec says and does what it says.
+fn is_set_to(existing: &ObservedListener, spec: &ListenerSpec<GroupRef>) -> bool {
+    let action = match (&existing.default_action, &spec.default_action) {
+        (Some(DefaultAction::Forward(arn)), DefaultAction::Forward(group)) => group.reference.is(arn),
+        (Some(DefaultAction::RedirectToHttps { port }), DefaultAction::RedirectToHttps { port: wanted }) => {
+            port == wanted
+        }
+        _ => false,
+    };
+    action && existing.protocol.as_ref() == Some(&spec.protocol)
 }
 
 /// Whether AWS's ids (sorted) are exactly the wanted refs, all of which exist.

@@ -4,7 +4,7 @@ use aws_sdk_elasticloadbalancingv2::types::LoadBalancerStateEnum;
 use three_tier_core::outputs::NetworkRefs;
 use three_tier_core::{Change, Config, Ref, Step};
 
-use crate::desired::{Desired, desired};
+use crate::desired::{DefaultAction, Desired, ListenerSpec, Protocol, desired};
 use crate::observe::{Observed, ObservedListener, ObservedLoadBalancer, ObservedRule, ObservedTargetGroup};
 use crate::plan::{AlbStep, plan, teardown_plan};
 
@@ -59,23 +59,28 @@ fn deployed(desired: &Desired) -> Observed {
                 tags: g.tags.pairs.clone(),
             })
             .collect(),
-        listeners: vec![ObservedListener {
-            arn: arn("listener/app", "http"),
-            load_balancer_arn: arn("loadbalancer/app", &lb.name),
-            port: desired.listener.port,
-            protocol: "HTTP".into(),
-            default_target_group: Some(group_arn(&desired.listener.default_target_group)),
-            rules: desired
-                .rules
-                .iter()
-                .map(|r| ObservedRule {
-                    arn: arn("listener-rule/app", &r.priority.to_string()),
-                    priority: r.priority,
-                    path_patterns: vec![r.path_pattern.clone()],
-                    target_group: Some(group_arn(&r.target_group)),
-                })
-                .collect(),
-        }],
+        listeners: desired
+            .listeners
+            .iter()
+            .map(|listener| ObservedListener {
+                arn: arn("listener/app", &listener.port.to_string()),
+                load_balancer_arn: arn("loadbalancer/app", &lb.name),
+                port: listener.port,
+                protocol: Some(listener.protocol.clone()),
+                default_action: Some(listener.naming_groups(|name| group_arn(name)).default_action),
+                rules: desired
+                    .rules
+                    .iter()
+                    .filter(|r| r.listener == listener.port)
+                    .map(|r| ObservedRule {
+                        arn: arn("listener-rule/app", &r.priority.to_string()),
+                        priority: r.priority,
+                        path_patterns: vec![r.path_pattern.clone()],
+                        target_group: Some(group_arn(&r.target_group)),
+                    })
+                    .collect(),
+            })
+            .collect(),
         foreign_names: vec!["someone-elses-alb".into()],
     }
 }
@@ -136,6 +141,69 @@ fn drift_is_repaired_and_a_dropped_rule_goes_with_its_target_group() {
         position(|s| matches!(s, AlbStep::DeleteRule { .. }))
             < position(|s| matches!(s, AlbStep::DeleteTargetGroup { .. }))
     );
+}
+
+/// The seed's listener moved to HTTPS on 443 with its rules, and HTTP 80 redirecting
+/// there: the listeners issue 20's config will ask for, built by hand.
+fn behind_https(config: &Config) -> Desired {
+    let mut desired = desired(config, &network());
+    let http = desired.listeners[0].clone();
+    let certificate = "arn:aws:acm:ap-northeast-1:1:certificate/abc".to_owned();
+    let https = ListenerSpec {
+        key: "listener/https".into(),
+        name: "three-tier-https-listener".into(),
+        port: 443,
+        protocol: Protocol::Https { certificate },
+        ..http.clone()
+    };
+    for rule in &mut desired.rules {
+        rule.listener = 443;
+    }
+    let redirect = ListenerSpec { default_action: DefaultAction::RedirectToHttps { port: 443 }, ..http };
+    desired.listeners = vec![https, redirect];
+    desired
+}
+
+#[test]
+fn listeners_are_keyed_by_port_each_with_its_protocol_and_default_action() {
+    let https = behind_https(&with_api_rule());
+    let fresh = plan(&https, &Observed::default());
+    let text = fresh.render();
+    assert!(
+        text.contains(
+            "+ listener three-tier-https-listener (HTTPS 443 with certificate arn:aws:acm:ap-northeast-1:1:certificate/abc)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("+ listener three-tier-http-listener (HTTP 80, redirects to HTTPS 443)"), "{text}");
+    let rule_listener = fresh.steps.iter().find_map(|s| match s {
+        AlbStep::CreateRule { listener, .. } => Some(listener.clone()),
+        _ => None,
+    });
+    assert_eq!(rule_listener, Some(Ref::planned("listener/https")), "the rule joins the HTTPS listener");
+
+    // Deployed as the seed has it (HTTP 80 forwarding, the rule on it): port 80 now
+    // redirects, in place; 443 is created, and the rule moves there.
+    let seed = deployed(&desired(&with_api_rule(), &network()));
+    let moved = plan(&https, &seed);
+    let text = moved.render();
+    assert!(text.contains("~ listener HTTP 80 redirects to HTTPS 443"), "{text}");
+    assert!(text.contains("+ listener three-tier-https-listener (HTTPS 443"), "{text}");
+    assert!(text.contains("- listener rule 10") && text.contains("+ rule 10: /api/* → api-target-group"), "{text}");
+    assert!(!text.contains("- listener three-tier"), "a listener on a wanted port is kept: {text}");
+    // Port 80 redirects only once 443 answers.
+    let graph =
+        three_tier_core::Graph::build(moved.steps.iter().map(|s| (three_tier_core::Tier::Alb, s.clone()))).unwrap();
+    let redirect = graph.find(|s| matches!(s, AlbStep::ModifyListener { .. })).unwrap();
+    let created = graph.find(|s| matches!(s, AlbStep::CreateListener { .. })).unwrap();
+    assert!(graph.ancestors(redirect).contains(&created), "the redirect waits for the HTTPS listener");
+
+    // Once deployed, nothing; a certificate changed by hand is set back.
+    let mut observed = deployed(&https);
+    assert_eq!(plan(&https, &observed).steps, vec![], "{}", plan(&https, &observed).render());
+    observed.listeners[0].protocol = Some(Protocol::Https { certificate: "arn:other".into() });
+    let repaired = plan(&https, &observed).render();
+    assert!(repaired.contains("~ listener HTTPS 443 with certificate arn:aws:acm"), "{repaired}");
 }
 
 #[test]

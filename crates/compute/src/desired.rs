@@ -3,6 +3,7 @@
 
 use aws_sdk_ec2::types::VolumeType;
 use serde::Serialize;
+use three_tier_core::config::InstanceType;
 use three_tier_core::naming::{REGION_TAG, Tags};
 use three_tier_core::outputs::{AlbRefs, NetworkRefs};
 use three_tier_core::{Config, Ref, SecurityGroupRole, SubnetRole, Tier};
@@ -79,7 +80,7 @@ pub struct InstanceProfileSpec {
 pub struct InstanceSpec {
     pub name: String,
     pub image: ImageSource,
-    pub instance_type: String,
+    pub instance_type: InstanceType,
     pub subnet: Ref,
     pub security_group: Ref,
     pub root_volume_gib: u32,

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{HttpTokensState, InstanceStateName};
 use serde::Serialize;
+use three_tier_core::config::InstanceType;
 use three_tier_core::naming::{Tags, name_or_id};
 use three_tier_core::{Bound, Change, Conflict, Facts, Key, Plan, Ready, Ref, Step, Tier, Wait, keys};
 
@@ -58,7 +59,7 @@ pub enum ComputeStep {
         key: String,
         name: String,
         image: Image,
-        instance_type: String,
+        instance_type: InstanceType,
         subnet: Ref,
         security_group: Ref,
         /// The config's size, or the AMI's snapshot when that is larger.
@@ -555,7 +556,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
                     format!("is in subnet {}, not {}", instance.subnet_id, spec.subnet),
                 ),
                 (
-                    instance.instance_type != spec.instance_type,
+                    spec.instance_type != instance.instance_type.as_str(),
                     format!("is a {}, not a {}", instance.instance_type, spec.instance_type),
                 ),
                 (instance.public_ip.is_some(), "has a public IP address".to_owned()),

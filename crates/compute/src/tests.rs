@@ -61,7 +61,7 @@ fn deployed(desired: &Desired) -> Observed {
             state: InstanceStateName::Running,
             subnet_id: desired.instance.subnet.to_string(),
             security_groups: vec![desired.instance.security_group.to_string()],
-            instance_type: desired.instance.instance_type.clone(),
+            instance_type: desired.instance.instance_type.to_string(),
             private_ip: "10.0.0.4".into(),
             public_ip: None,
             instance_profile_arn: Some(format!("arn:aws:iam::1:instance-profile/{}", desired.instance_profile.name)),

@@ -2,6 +2,7 @@
 //! network tier.
 
 use serde::Serialize;
+use three_tier_core::config::{DbInstanceClass, StorageType};
 use three_tier_core::naming::Tags;
 use three_tier_core::outputs::NetworkRefs;
 use three_tier_core::{Config, Ref, SecurityGroupRole, SubnetRole, Tier};
@@ -29,8 +30,8 @@ pub struct InstanceSpec {
     pub identifier: String,
     pub engine: String,
     pub engine_version: String,
-    pub instance_class: String,
-    pub storage_type: String,
+    pub instance_class: DbInstanceClass,
+    pub storage_type: StorageType,
     pub allocated_storage_gib: u32,
     pub database_name: String,
     pub master_username: String,
@@ -60,7 +61,7 @@ pub fn desired(config: &Config, network: &NetworkRefs) -> Desired {
             engine: database.engine.clone(),
             engine_version: database.engine_version.clone(),
             instance_class: database.instance_class.clone(),
-            storage_type: database.storage_type.clone(),
+            storage_type: database.storage_type,
             allocated_storage_gib: database.allocated_storage_gib,
             database_name: database.database_name.clone(),
             master_username: database.master_username.clone(),

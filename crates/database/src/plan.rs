@@ -282,11 +282,11 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<DatabaseStep> {
                 (existing.engine != spec.engine, format!("runs {}, not {}", existing.engine, spec.engine)),
                 (!version_matches, format!("runs version {}, not {}", existing.engine_version, spec.engine_version)),
                 (
-                    existing.instance_class != spec.instance_class,
+                    spec.instance_class != existing.instance_class.as_str(),
                     format!("is a {}, not a {}", existing.instance_class, spec.instance_class),
                 ),
                 (
-                    existing.storage_type != spec.storage_type,
+                    spec.storage_type != existing.storage_type.as_str(),
                     format!("has {} storage, not {}", existing.storage_type, spec.storage_type),
                 ),
                 (

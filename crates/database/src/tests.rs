@@ -30,7 +30,7 @@ fn deployed(desired: &Desired) -> Observed {
             status: DbStatus::Available,
             engine: "mysql".into(),
             engine_version: "8.4.7".into(),
-            instance_class: spec.instance_class.clone(),
+            instance_class: spec.instance_class.to_string(),
             storage_type: "gp2".into(),
             allocated_storage_gib: 20,
             max_allocated_storage_gib: None,

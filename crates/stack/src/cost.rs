@@ -75,7 +75,7 @@ impl Running {
                 Tier::Compute => {
                     let alb_refs = alb::refs(config, &Default::default());
                     let desired = Compute::desired(config, &(network_refs.clone(), alb_refs));
-                    running.instances.push(desired.instance.instance_type.clone());
+                    running.instances.push(desired.instance.instance_type.to_string());
                     running.volumes.push(Volume {
                         volume_type: compute::ROOT_VOLUME_TYPE.as_str().to_owned(),
                         gib: desired.instance.root_volume_gib,
@@ -84,9 +84,9 @@ impl Running {
                 Tier::Database => {
                     let desired = Database::desired(config, &network_refs).instance;
                     running.databases.push(DatabaseInstance {
-                        class: desired.instance_class,
+                        class: desired.instance_class.to_string(),
                         engine: desired.engine,
-                        storage_type: desired.storage_type,
+                        storage_type: desired.storage_type.to_string(),
                         gib: desired.allocated_storage_gib,
                     });
                     // The master password, which RDS keeps in Secrets Manager.
@@ -362,10 +362,10 @@ mod tests {
     fn another_region_instance_type_and_storage_cost_their_own_prices() {
         let mut config = Config::default_config();
         config.stack.region = "eu-central-1".into();
-        config.compute.instance_type = "t4g.small".into();
+        config.compute.instance_type = three_tier_core::config::InstanceType::parse("t4g.small").unwrap();
         config.compute.root_volume_gib = 30;
-        config.database.instance_class = "db.t4g.micro".into();
-        config.database.storage_type = "gp3".into();
+        config.database.instance_class = three_tier_core::config::DbInstanceClass::parse("db.t4g.micro").unwrap();
+        config.database.storage_type = three_tier_core::config::StorageType::Gp3;
         config.database.allocated_storage_gib = 50;
         let estimate = estimate(&config.stack.region, &Running::planned(&config, crate::TIERS));
         assert!(estimate.is_complete(), "{}", estimate.render());
@@ -375,7 +375,7 @@ mod tests {
     #[test]
     fn a_price_the_table_lacks_is_named_and_the_total_is_a_lower_bound() {
         let mut config = Config::default_config();
-        config.compute.instance_type = "x2iedn.32xlarge".into();
+        config.compute.instance_type = three_tier_core::config::InstanceType::parse("x2iedn.32xlarge").unwrap();
         let estimate = estimate(&config.stack.region, &Running::planned(&config, crate::TIERS));
         assert!(!estimate.is_complete());
         assert!(estimate.amount().starts_with("at least $"), "{}", estimate.amount());

@@ -70,7 +70,7 @@ enum Offer {
 
 /// The conflict when the app subnet's zone does not offer the config's instance type.
 async fn instance_type_offered(ctx: &AwsContext, config: &Config) -> Result<Option<Offer>> {
-    let wanted = &config.compute.instance_type;
+    let wanted = config.compute.instance_type.as_str();
     let zone = &config.network.subnets.app.availability_zone;
     let offered_in_zone = |instance_type: Option<&str>| {
         let mut request = ctx
@@ -131,7 +131,7 @@ async fn db_class_offered(ctx: &AwsContext, config: &Config) -> Result<Option<Of
     let fits = |version: Option<&str>, storage: Option<&str>| {
         version.is_some_and(version_matches) && storage == Some(database.storage_type.as_str())
     };
-    let options = offered_with(Some(&database.instance_class)).await?;
+    let options = offered_with(Some(database.instance_class.as_str())).await?;
     if options.iter().any(|o| fits(o.engine_version(), o.storage_type())) {
         return Ok(None);
     }
@@ -150,7 +150,7 @@ async fn db_class_offered(ctx: &AwsContext, config: &Config) -> Result<Option<Of
         .collect();
     classes.sort();
     classes.dedup();
-    let instead = match nearest(&database.instance_class, &classes) {
+    let instead = match nearest(database.instance_class.as_str(), &classes) {
         found if found.is_empty() => format!(
             "RDS offers no class for {} {} with {} storage here: choose another version or storage type",
             database.engine, database.engine_version, database.storage_type

@@ -161,7 +161,7 @@ pub(crate) async fn check(
         if quota.kind == Kind::StandardVcpus {
             // Counted in vCPUs, of a standard family only. A type EC2 does not know has
             // no count: the offerings check refuses it.
-            let instance_type = &config.compute.instance_type;
+            let instance_type = &config.compute.instance_type.to_string();
             let vcpus = match vcpus(ctx, std::slice::from_ref(instance_type)).await {
                 Ok(vcpus) => vcpus.get(instance_type).copied().unwrap_or_default(),
                 Err(err) if err.code().is_some_and(|code| code.starts_with("InvalidInstanceType")) => 0,

@@ -118,7 +118,7 @@ pub struct ListenerRuleConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ComputeConfig {
-    pub instance_type: String,
+    pub instance_type: InstanceType,
     pub ami_parameter: String,
     #[serde(default)]
     pub ami_id: Option<String>,
@@ -131,8 +131,8 @@ pub struct DatabaseConfig {
     pub subnet_group_name: String,
     pub engine: String,
     pub engine_version: String,
-    pub instance_class: String,
-    pub storage_type: String,
+    pub instance_class: DbInstanceClass,
+    pub storage_type: StorageType,
     pub allocated_storage_gib: u32,
     pub database_name: String,
     pub master_username: String,
@@ -167,6 +167,132 @@ impl<'de> Deserialize<'de> for Port {
         u16::try_from(value).ok().and_then(Port::new).ok_or_else(|| {
             serde::de::Error::custom(format!("{value} is not a TCP port{FIX_SEPARATOR}use a number from 1 to 65535"))
         })
+    }
+}
+
+/// An EC2 instance type, `family.size` (`t3.micro`): parsed once, at the config.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct InstanceType(String);
+
+/// An RDS DB instance class, `db.family.size` (`db.t3.micro`): parsed once, at the config.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct DbInstanceClass(String);
+
+/// `family.size`, each part non-empty: the family, when `text` is one.
+fn family_of(text: &str) -> Option<&str> {
+    text.split_once('.').filter(|(family, size)| !family.is_empty() && !size.is_empty()).map(|(family, _)| family)
+}
+
+impl InstanceType {
+    pub fn parse(text: &str) -> Option<InstanceType> {
+        family_of(text).map(|_| InstanceType(text.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// `t3` of `t3.micro`.
+    pub fn family(&self) -> &str {
+        family_of(&self.0).expect("parsed as family.size")
+    }
+}
+
+impl DbInstanceClass {
+    pub fn parse(text: &str) -> Option<DbInstanceClass> {
+        text.strip_prefix("db.").and_then(family_of).map(|_| DbInstanceClass(text.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// `t3` of `db.t3.micro`.
+    pub fn family(&self) -> &str {
+        self.0.strip_prefix("db.").and_then(family_of).expect("parsed as db.family.size")
+    }
+}
+
+/// An RDS storage type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StorageType {
+    Gp2,
+    Gp3,
+    Io1,
+    Io2,
+    Standard,
+}
+
+impl StorageType {
+    pub const ALL: [StorageType; 5] =
+        [StorageType::Gp2, StorageType::Gp3, StorageType::Io1, StorageType::Io2, StorageType::Standard];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageType::Gp2 => "gp2",
+            StorageType::Gp3 => "gp3",
+            StorageType::Io1 => "io1",
+            StorageType::Io2 => "io2",
+            StorageType::Standard => "standard",
+        }
+    }
+
+    /// The sizes RDS MySQL takes on it, in GiB.
+    pub fn sizes(self) -> std::ops::RangeInclusive<u32> {
+        match self {
+            StorageType::Gp2 | StorageType::Gp3 => 20..=65_536,
+            StorageType::Io1 | StorageType::Io2 => 100..=65_536,
+            StorageType::Standard => 20..=3_072,
+        }
+    }
+}
+
+macro_rules! text_type {
+    ($type:ty, $parse:expr, $problem:literal, $fix:literal) => {
+        impl std::fmt::Display for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<str> for $type {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $type {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $type {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                $parse(&text).ok_or_else(|| {
+                    serde::de::Error::custom(format!(concat!("\"{}\" ", $problem, "{}", $fix), text, FIX_SEPARATOR))
+                })
+            }
+        }
+    };
+}
+
+text_type!(InstanceType, InstanceType::parse, "is not an EC2 instance type", "use a type such as \"t3.micro\"");
+text_type!(
+    DbInstanceClass,
+    DbInstanceClass::parse,
+    "is not a DB instance class",
+    "use a class such as \"db.t3.micro\""
+);
+text_type!(
+    StorageType,
+    |text: &str| StorageType::ALL.into_iter().find(|t| t.as_str() == text),
+    "is not an RDS storage type",
+    "use \"gp2\" (the seed's) or \"gp3\""
+);
+
+impl Serialize for StorageType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -487,14 +613,7 @@ impl Config {
 
     fn validate_compute_and_database(&self) -> Check {
         let compute = &self.compute;
-        let Some((family, _)) = compute.instance_type.split_once('.').filter(|(f, s)| !f.is_empty() && !s.is_empty())
-        else {
-            return Err(invalid(
-                "compute.instance_type",
-                format!("\"{}\" is not an EC2 instance type", compute.instance_type),
-                "use a type such as \"t3.micro\"",
-            ));
-        };
+        let family = compute.instance_type.family();
         // The default AMI is Amazon Linux 2023 for x86_64: a Graviton (arm64) type cannot
         // boot it, and RunInstances would refuse it only after the network is built.
         if compute.ami_id.is_none() && is_graviton(family) && compute.ami_parameter.contains("x86_64") {
@@ -538,16 +657,8 @@ impl Config {
                 "use \"mysql\": the stack and its checks are built for MySQL",
             ));
         }
-        let class = database.instance_class.strip_prefix("db.").and_then(|rest| rest.split_once('.'));
-        let Some((family, _)) = class.filter(|(family, size)| !family.is_empty() && !size.is_empty()) else {
-            return Err(invalid(
-                "database.instance_class",
-                format!("\"{}\" is not a DB instance class", database.instance_class),
-                "use a class such as \"db.t3.micro\"",
-            ));
-        };
         // The seed's db.t2.micro: previous generation, refused for current MySQL.
-        if ["t2", "m1", "m2", "m3", "m4", "r3", "r4"].contains(&family) {
+        if ["t2", "m1", "m2", "m3", "m4", "r3", "r4"].contains(&database.instance_class.family()) {
             return Err(invalid(
                 "database.instance_class",
                 format!(
@@ -557,19 +668,7 @@ impl Config {
                 "use a current class such as \"db.t3.micro\" (SPEC.md)",
             ));
         }
-        // Each storage type's size bounds for RDS MySQL.
-        let bounds = match database.storage_type.as_str() {
-            "gp2" | "gp3" => 20..=65_536,
-            "io1" | "io2" => 100..=65_536,
-            "standard" => 20..=3_072,
-            _ => {
-                return Err(invalid(
-                    "database.storage_type",
-                    format!("\"{}\" is not an RDS storage type", database.storage_type),
-                    "use \"gp2\" (the seed's) or \"gp3\"",
-                ));
-            }
-        };
+        let bounds = database.storage_type.sizes();
         if !bounds.contains(&database.allocated_storage_gib) {
             return Err(invalid(
                 "database.allocated_storage_gib",
@@ -782,6 +881,32 @@ mod tests {
         let config = Config::parse(Path::new("x.toml"), &text).unwrap();
         let err = config.validate(Path::new("x.toml")).unwrap_err().to_string();
         assert!(err.contains("`alb.rules[1].path_pattern`") && err.contains("routed by an earlier rule"), "{err}");
+    }
+
+    #[test]
+    fn sizes_and_storage_are_parsed_into_types_at_the_config() {
+        let config = Config::default_config();
+        assert_eq!((config.compute.instance_type.family(), config.database.instance_class.family()), ("t3", "t3"));
+        assert_eq!(config.database.storage_type, StorageType::Gp2);
+        for (from, to, key, problem) in [
+            (
+                "instance_type = \"t3.micro\"",
+                "instance_type = \"t3\"",
+                "compute.instance_type",
+                "is not an EC2 instance type",
+            ),
+            (
+                "instance_class = \"db.t3.micro\"",
+                "instance_class = \"t3.micro\"",
+                "database.instance_class",
+                "is not a DB instance class",
+            ),
+            ("storage_type = \"gp2\"", "storage_type = \"gp9\"", "database.storage_type", "is not an RDS storage type"),
+        ] {
+            let err = Config::parse(Path::new("x.toml"), &Config::DEFAULT_TOML.replacen(from, to, 1)).unwrap_err();
+            assert_eq!(err.key, key);
+            assert!(err.problem.ends_with(problem) && err.fix.starts_with("use "), "{err}");
+        }
     }
 
     #[test]

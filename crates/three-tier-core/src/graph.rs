@@ -50,6 +50,9 @@ pub enum Ready {
     InternetGatewayDeleted,
     // Within the ALB tier.
     ForwardingMoved,
+    /// An HTTPS listener takes requests: a redirect to HTTPS waits for it, so none is
+    /// sent to a port that does not answer yet.
+    HttpsListening,
     RuleDeleted,
     ListenerDeleted,
     LoadBalancerDeleting,

@@ -94,19 +94,27 @@ pub fn desired(config: &Config) -> Snapshot {
             }
         })
         .collect();
-    let listener = Listener {
-        port: balancer.listener.port,
-        default_target_group: Some(target_group_key(&balancer.listener.default_target_group)),
-        rules: balancer
-            .rules
-            .iter()
-            .map(|rule| ListenerRule {
-                priority: rule.priority,
-                path_pattern: rule.path_pattern.clone(),
-                target_group: Some(target_group_key(&rule.target_group)),
-            })
-            .collect(),
-    };
+    let listeners = balancer
+        .listeners
+        .iter()
+        .map(|listener| Listener {
+            port: listener.port,
+            default_target_group: match &listener.default_action {
+                alb::DefaultAction::Forward(group) => Some(target_group_key(group)),
+                alb::DefaultAction::RedirectToHttps { .. } => None,
+            },
+            rules: balancer
+                .rules
+                .iter()
+                .filter(|rule| rule.listener == listener.port)
+                .map(|rule| ListenerRule {
+                    priority: rule.priority,
+                    path_pattern: rule.path_pattern.clone(),
+                    target_group: Some(target_group_key(&rule.target_group)),
+                })
+                .collect(),
+        })
+        .collect();
 
     Snapshot {
         internet_gateways: vec![InternetGateway { id: internet_gateway, attached: true }],
@@ -128,7 +136,7 @@ pub fn desired(config: &Config) -> Snapshot {
             name: balancer.load_balancer.name.clone(),
             subnets: balancer.load_balancer.subnets.iter().map(Ref::to_string).collect(),
             security_groups: balancer.load_balancer.security_groups.iter().map(Ref::to_string).collect(),
-            listeners: vec![listener],
+            listeners,
         }),
         target_groups,
         instance: Some(Instance {

@@ -218,7 +218,7 @@ fn load_balancer(observed: &Observations) -> Option<LoadBalancer> {
         .filter(|l| l.load_balancer_arn == balancer.arn)
         .map(|listener| Listener {
             port: listener.port,
-            default_target_group: listener.default_target_group.clone(),
+            default_target_group: listener.default_target_group().map(str::to_owned),
             rules: listener
                 .rules
                 .iter()

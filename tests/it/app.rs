@@ -311,7 +311,9 @@ async fn the_seeds_api_rule_routes_to_a_target_group_of_its_own() {
     ];
     https.rules.iter_mut().for_each(|rule| rule.listener = 443);
     let plan = alb::plan(&https, &alb::observe(&ctx, &config.stack.name).await.unwrap());
-    alb::apply(&ctx, &plan).await.unwrap();
+    let steps = plan.steps.into_iter().map(stack::StackStep::Alb).collect();
+    let plan = three_tier_core::Plan { steps, tier: plan.tier, conflicts: plan.conflicts };
+    stack::StackPlan::new(stack::PlanKind::Deploy, vec![plan]).unwrap().apply(&ctx).await.unwrap();
     let listeners = ctx.elbv2.describe_listeners().load_balancer_arn(&alb_out.load_balancer_arn).send().await.unwrap();
     let on = |port: i32| listeners.listeners().iter().find(|l| l.port() == Some(port)).unwrap();
     let (tls, plain) = (on(443), on(80));
@@ -401,14 +403,14 @@ async fn the_wire_requests_of_alb_and_compute_deploys() {
     // Steps one at a time in plan order: the same requests in the same order every run.
     ctx.schedule = Schedule::Ordered;
     clean(&ctx, &config).await;
-    let network = network::deploy(&ctx, &config).await.unwrap();
+    stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap();
 
     let mark = ctx.calls.mark();
-    let alb_out = alb::deploy(&ctx, &config, &network).await.unwrap();
+    stack::deploy(&ctx, &config, &[Tier::Alb]).await.unwrap();
     insta::assert_yaml_snapshot!("alb_deploy_requests", redact(&ctx.calls.since(mark)));
 
     let mark = ctx.calls.mark();
-    compute::deploy(&ctx, &config, &network, &alb_out).await.unwrap();
+    stack::deploy(&ctx, &config, &[Tier::Compute]).await.unwrap();
     insta::assert_yaml_snapshot!("compute_deploy_requests", redact(&ctx.calls.since(mark)));
 
     clean(&ctx, &config).await;

@@ -6,6 +6,9 @@ use three_tier_core::naming::{STACK_TAG, TIER_TAG};
 use three_tier_core::schedule::Schedule;
 use three_tier_core::{Change, Error, Step, Tier};
 
+use network::NetworkStep;
+use stack::{StackPlan, StackStep};
+
 use crate::support::{assert_declared, drop_subnet_ids, fresh_stack, redact};
 
 fn stack_filter(stack: &str) -> Filter {
@@ -46,6 +49,13 @@ async fn tagged_resources(ec2: &aws_sdk_ec2::Client, stack: &str) -> Vec<(String
     found
 }
 
+/// The first `cut` steps of a one-tier plan, as a run that died there left them.
+fn first(plan: &StackPlan, cut: usize) -> StackPlan {
+    let tier = &plan.tiers[0];
+    let steps = tier.steps[..cut].to_vec();
+    StackPlan::new(plan.kind, vec![three_tier_core::Plan { steps, ..tier.clone() }]).unwrap()
+}
+
 #[tokio::test]
 async fn deploy_builds_the_spec_reruns_without_change_and_teardown_leaves_only_others() {
     let stack = "it-net-spec";
@@ -55,7 +65,7 @@ async fn deploy_builds_the_spec_reruns_without_change_and_teardown_leaves_only_o
     let bystander = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap();
     let bystander_id = bystander.vpc().and_then(|v| v.vpc_id()).unwrap().to_owned();
 
-    let outputs = network::deploy(&ctx, &config).await.unwrap();
+    let outputs = stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap().network.unwrap();
 
     // VPC: 10.0.0.0/16 with DNS support and DNS hostnames.
     let vpcs = ec2.describe_vpcs().vpc_ids(&outputs.vpc_id).send().await.unwrap();
@@ -198,7 +208,7 @@ async fn deploy_builds_the_spec_reruns_without_change_and_teardown_leaves_only_o
 
     // Deploy again: the same outputs, and not one mutating call.
     let mark = ctx.calls.mark();
-    let again = network::deploy(&ctx, &config).await.unwrap();
+    let again = stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap().network.unwrap();
     assert_eq!(again, outputs);
     let calls = ctx.calls.since(mark);
     let mutating: Vec<_> = calls.iter().filter(|c| c.is_mutating()).map(|c| c.operation.clone()).collect();
@@ -206,15 +216,15 @@ async fn deploy_builds_the_spec_reruns_without_change_and_teardown_leaves_only_o
     assert!(calls.len() <= 10, "a no-op deploy is about ten reads, made {}", calls.len());
 
     // Teardown: nothing tagged remains, the bystander VPC does.
-    let plan = network::plan_teardown(&ctx, &config).await.unwrap();
-    network::apply(&ctx, &plan).await.unwrap();
+    let plan = stack::plan_teardown(&ctx, &config, &[Tier::Network], false).await.unwrap();
+    plan.apply(&ctx).await.unwrap();
     assert_eq!(tagged_resources(ec2, stack).await, vec![]);
     let survivors = ec2.describe_vpcs().vpc_ids(&bystander_id).send().await.unwrap();
     assert_eq!(survivors.vpcs().len(), 1, "teardown left the untagged VPC alone");
     ec2.delete_vpc().vpc_id(&bystander_id).send().await.unwrap();
 
     // A second teardown finds nothing to do.
-    assert!(network::plan_teardown(&ctx, &config).await.unwrap().steps.is_empty());
+    assert!(stack::plan_teardown(&ctx, &config, &[Tier::Network], false).await.unwrap().deletes_nothing());
 }
 
 #[tokio::test]
@@ -223,29 +233,29 @@ async fn the_wire_requests_of_a_fresh_deploy() {
     // Steps one at a time in plan order: the same requests in the same order every run.
     ctx.schedule = Schedule::Ordered;
     let mark = ctx.calls.mark();
-    network::deploy(&ctx, &config).await.unwrap();
+    stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap().network.unwrap();
     let calls = redact(&ctx.calls.since(mark));
     insta::assert_yaml_snapshot!("network_deploy_requests", calls);
-    let plan = network::plan_teardown(&ctx, &config).await.unwrap();
-    network::apply(&ctx, &plan).await.unwrap();
+    let plan = stack::plan_teardown(&ctx, &config, &[Tier::Network], false).await.unwrap();
+    plan.apply(&ctx).await.unwrap();
 }
 
 #[tokio::test]
 async fn an_interrupted_deploy_completes_without_duplicates() {
     let stack = "it-net-resume";
     let (config, ctx) = fresh_stack(stack).await;
-    let (_, full) = network::plan_deploy(&ctx, &config).await.unwrap();
+    let full = stack::plan_deploy(&ctx, &config, &[Tier::Network]).await.unwrap();
     // The run dies after the NAT gateway is requested, before the security group rules.
-    let cut = full.steps.iter().position(|s| matches!(s, network::NetworkStep::AuthorizeIngress { .. })).unwrap();
-    let partial = three_tier_core::Plan { steps: full.steps[..cut].to_vec(), ..full.clone() };
-    network::apply(&ctx, &partial).await.unwrap();
+    let steps = &full.tiers[0].steps;
+    let cut = steps.iter().position(|s| matches!(s, StackStep::Network(NetworkStep::AuthorizeIngress { .. }))).unwrap();
+    first(&full, cut).apply(&ctx).await.unwrap();
 
-    let (_, rest) = network::plan_deploy(&ctx, &config).await.unwrap();
+    let rest = stack::plan_deploy(&ctx, &config, &[Tier::Network]).await.unwrap();
     let creates: Vec<String> =
-        rest.steps.iter().filter(|s| s.change() == Change::Create).map(|s| s.describe()).collect();
+        rest.tiers[0].steps.iter().filter(|s| s.change() == Change::Create).map(|s| s.describe()).collect();
     let made_before = ["VPC", "subnet", "security group", "NAT"];
     assert!(creates.iter().all(|c| !made_before.iter().any(|made| c.starts_with(made))), "{creates:?}");
-    network::deploy(&ctx, &config).await.unwrap();
+    stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap().network.unwrap();
 
     let kinds: Vec<String> =
         crate::network::tagged_resources(&ctx.ec2, stack).await.into_iter().map(|(k, _)| k).collect();
@@ -257,14 +267,13 @@ async fn an_interrupted_deploy_completes_without_duplicates() {
     assert_eq!(kinds.iter().filter(|k| *k == "route-table").count(), 3);
 
     // An interrupted teardown finishes on the next run, too.
-    let teardown = network::plan_teardown(&ctx, &config).await.unwrap();
-    let cut = teardown.steps.iter().position(|s| matches!(s, network::NetworkStep::DeleteSubnet { .. })).unwrap();
-    network::apply(&ctx, &three_tier_core::Plan { steps: teardown.steps[..cut].to_vec(), ..teardown.clone() })
-        .await
-        .unwrap();
+    let teardown = stack::plan_teardown(&ctx, &config, &[Tier::Network], false).await.unwrap();
+    let steps = &teardown.tiers[0].steps;
+    let cut = steps.iter().position(|s| matches!(s, StackStep::Network(NetworkStep::DeleteSubnet { .. }))).unwrap();
+    first(&teardown, cut).apply(&ctx).await.unwrap();
     assert!(!tagged_resources(&ctx.ec2, stack).await.is_empty());
-    let rest = network::plan_teardown(&ctx, &config).await.unwrap();
-    network::apply(&ctx, &rest).await.unwrap();
+    let rest = stack::plan_teardown(&ctx, &config, &[Tier::Network], false).await.unwrap();
+    rest.apply(&ctx).await.unwrap();
     assert_eq!(tagged_resources(&ctx.ec2, stack).await, vec![]);
 }
 
@@ -272,7 +281,7 @@ async fn an_interrupted_deploy_completes_without_duplicates() {
 async fn drift_is_repaired_and_the_repair_is_stable() {
     let stack = "it-net-drift";
     let (config, ctx) = fresh_stack(stack).await;
-    let outputs = network::deploy(&ctx, &config).await.unwrap();
+    let outputs = stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap().network.unwrap();
     let ec2 = &ctx.ec2;
     let app_group = outputs.security_group(three_tier_core::SecurityGroupRole::App).to_owned();
     // Someone opens SSH on the app group and turns DNS hostnames off.
@@ -296,8 +305,8 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
         .await
         .unwrap();
 
-    let (_, plan) = network::plan_deploy(&ctx, &config).await.unwrap();
-    let steps: Vec<String> = plan.steps.iter().map(|s| s.describe()).collect();
+    let plan = stack::plan_deploy(&ctx, &config, &[Tier::Network]).await.unwrap();
+    let steps: Vec<String> = plan.tiers[0].steps.iter().map(|s| s.describe()).collect();
     assert_eq!(steps.len(), 2, "{steps:?}");
     // `status` says what drifted, line by line as `plan` shows it.
     let states = stack::status(&ctx, &config).await.unwrap();
@@ -310,7 +319,7 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
         "{lines:?}"
     );
     let mark = ctx.calls.mark();
-    network::deploy(&ctx, &config).await.unwrap();
+    stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap().network.unwrap();
     assert_declared(&ctx.calls.since(mark));
 
     let groups = ec2.describe_security_groups().group_ids(&app_group).send().await.unwrap();
@@ -323,8 +332,8 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
         .await
         .unwrap();
     assert_eq!(hostnames.enable_dns_hostnames().and_then(|a| a.value()), Some(true));
-    let (_, after) = network::plan_deploy(&ctx, &config).await.unwrap();
-    assert!(after.steps.is_empty(), "{}", after.render());
+    let after = stack::plan_deploy(&ctx, &config, &[Tier::Network]).await.unwrap();
+    assert!(after.graph.is_empty(), "{}", after.render());
 
     // Someone points the app subnet's way out at the internet gateway, moves a DB subnet
     // onto the public table and strips a subnet's Name tag: deploy puts each back.
@@ -353,10 +362,10 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
     ec2.replace_route_table_association().association_id(moved).route_table_id(public_table).send().await.unwrap();
     let tag = aws_sdk_ec2::types::Tag::builder().key("Name").build();
     ec2.delete_tags().resources(outputs.subnet(SubnetRole::AlbB)).tags(tag).send().await.unwrap();
-    let (_, plan) = network::plan_deploy(&ctx, &config).await.unwrap();
-    assert_eq!(plan.steps.len(), 3, "{}", plan.render());
+    let plan = stack::plan_deploy(&ctx, &config, &[Tier::Network]).await.unwrap();
+    assert_eq!(plan.graph.nodes.len(), 3, "{}", plan.render());
     let mark = ctx.calls.mark();
-    network::deploy(&ctx, &config).await.unwrap();
+    stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap().network.unwrap();
     assert_declared(&ctx.calls.since(mark));
 
     let tables = ec2.describe_route_tables().route_table_ids(app_table).send().await.unwrap();
@@ -366,8 +375,8 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
     let subnets = ec2.describe_subnets().subnet_ids(outputs.subnet(SubnetRole::AlbB)).send().await.unwrap();
     let name = subnets.subnets()[0].tags().iter().find(|t| t.key() == Some("Name")).and_then(|t| t.value());
     assert_eq!(name, Some(config.network.subnets.get(SubnetRole::AlbB).name.as_str()));
-    let (_, after) = network::plan_deploy(&ctx, &config).await.unwrap();
-    assert!(after.steps.is_empty(), "{}", after.render());
+    let after = stack::plan_deploy(&ctx, &config, &[Tier::Network]).await.unwrap();
+    assert!(after.graph.is_empty(), "{}", after.render());
 
     // An answer without the ids it must hold is an error naming the call and the field,
     // never an empty id a plan would act on.
@@ -375,6 +384,6 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
     let err = stack::plan_deploy(&broken, &config, &[Tier::Network]).await.map(|p| p.render()).unwrap_err();
     assert!(matches!(err, Error::MissingField { operation: "DescribeSubnets", field: "SubnetId" }), "{err}");
 
-    let plan = network::plan_teardown(&ctx, &config).await.unwrap();
-    network::apply(&ctx, &plan).await.unwrap();
+    let plan = stack::plan_teardown(&ctx, &config, &[Tier::Network], false).await.unwrap();
+    plan.apply(&ctx).await.unwrap();
 }

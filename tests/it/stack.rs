@@ -336,9 +336,9 @@ async fn the_wire_requests_of_a_database_deploy() {
     // Steps one at a time in plan order: the same requests in the same order every run.
     ctx.schedule = Schedule::Ordered;
     clean(&ctx, &config).await;
-    let network = network::deploy(&ctx, &config).await.unwrap();
+    stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap();
     let mark = ctx.calls.mark();
-    database::deploy(&ctx, &config, &network).await.unwrap();
+    stack::deploy(&ctx, &config, &[Tier::Database]).await.unwrap();
     insta::assert_yaml_snapshot!("database_deploy_requests", redact(&ctx.calls.since(mark)));
     clean(&ctx, &config).await;
 }

@@ -4,7 +4,7 @@
 
 use aws_sdk_ec2::types::NatGatewayState;
 use three_tier_core::error::Answer;
-use three_tier_core::{AwsContext, AwsResultExt, Config, Result, RouteTableRole, SecurityGroupRole, SubnetRole};
+use three_tier_core::{AwsContext, AwsResultExt, Config, Result, RouteTableRole, SecurityGroupRole, SubnetRole, Tier};
 
 use crate::oracle;
 use crate::support::{PrivateEmulator, RegionClock, clean, config_in, context, emulator, with_faults};
@@ -34,7 +34,7 @@ async fn a_teardown_in_the_wrong_order_fails_on_the_rules_aws_enforces() {
     let config = config_in("it-order2", "me-south-1");
     let ctx = context(&config).await;
     clean(&ctx, &config).await;
-    let network = network::deploy(&ctx, &config).await.unwrap();
+    let network = stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap().network.unwrap();
     let ec2 = &ctx.ec2;
 
     // A subnet with a NAT gateway in it.
@@ -84,9 +84,9 @@ async fn a_teardown_in_the_wrong_order_fails_on_the_rules_aws_enforces() {
     drop(clock);
 
     // The right order still works, riding out that refusal.
-    let plan = network::plan_teardown(&ctx, &config).await.unwrap();
-    network::apply(&ctx, &plan).await.unwrap();
-    assert!(network::plan_teardown(&ctx, &config).await.unwrap().steps.is_empty());
+    let plan = stack::plan_teardown(&ctx, &config, &[Tier::Network], false).await.unwrap();
+    plan.apply(&ctx).await.unwrap();
+    assert!(stack::plan_teardown(&ctx, &config, &[Tier::Network], false).await.unwrap().deletes_nothing());
 }
 
 #[tokio::test]
@@ -97,8 +97,8 @@ async fn a_deleted_load_balancers_interfaces_hold_its_subnets_for_a_while() {
     let config = config_in("it-linger", "eu-south-2");
     let ctx = context(&config).await;
     clean(&ctx, &config).await;
-    let network = network::deploy(&ctx, &config).await.unwrap();
-    let alb_out = alb::deploy(&ctx, &config, &network).await.unwrap();
+    let network = stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap().network.unwrap();
+    let alb_out = stack::deploy(&ctx, &config, &[Tier::Alb]).await.unwrap().alb.unwrap();
 
     let clock = RegionClock::stopped(&config.stack.region);
     ctx.elbv2.delete_load_balancer().load_balancer_arn(&alb_out.load_balancer_arn).send().await.unwrap();
@@ -108,7 +108,7 @@ async fn a_deleted_load_balancers_interfaces_hold_its_subnets_for_a_while() {
     // The network teardown that follows rides it out (DependencyViolation is retried).
     let plan = stack::plan_teardown(&ctx, &config, stack::TIERS, false).await.unwrap();
     stack::teardown(&ctx, &plan).await.unwrap();
-    assert!(network::plan_teardown(&ctx, &config).await.unwrap().steps.is_empty());
+    assert!(stack::plan_teardown(&ctx, &config, &[Tier::Network], false).await.unwrap().deletes_nothing());
 }
 
 #[tokio::test]
@@ -119,7 +119,7 @@ async fn invalid_alb_and_rds_requests_are_refused_with_aws_codes() {
     let config: Config = config_in("it-params", "ap-southeast-3");
     let ctx = context(&config).await;
     clean(&ctx, &config).await;
-    let network = network::deploy(&ctx, &config).await.unwrap();
+    let network = stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap().network.unwrap();
     let (a, b) = (network.subnet(SubnetRole::AlbA), network.subnet(SubnetRole::App));
 
     // An ALB in one zone (alb-subnet and app-subnet are both in the first zone).
@@ -216,8 +216,8 @@ async fn network_instance_and_listener_requests_aws_refuses_are_refused() {
     let config = config_in("it-refusals", "ap-southeast-2");
     let ctx = context(&config).await;
     clean(&ctx, &config).await;
-    let network = network::deploy(&ctx, &config).await.unwrap();
-    let alb_out = alb::deploy(&ctx, &config, &network).await.unwrap();
+    let network = stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap().network.unwrap();
+    let alb_out = stack::deploy(&ctx, &config, &[Tier::Alb]).await.unwrap().alb.unwrap();
     let ec2 = &ctx.ec2;
     let vpc_filter = |name: &str, value: &str| aws_sdk_ec2::types::Filter::builder().name(name).values(value).build();
 
@@ -346,8 +346,8 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
     let config = config_in("it-time", "eu-west-2");
     let ctx = context(&config).await;
     clean(&ctx, &config).await;
-    let network = network::deploy(&ctx, &config).await.unwrap();
-    let alb_out = alb::deploy(&ctx, &config, &network).await.unwrap();
+    let network = stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap().network.unwrap();
+    let alb_out = stack::deploy(&ctx, &config, &[Tier::Alb]).await.unwrap().alb.unwrap();
     let image = ctx.ssm.get_parameter().name(&config.compute.ami_parameter).send().await.unwrap();
     let image = image.parameter().and_then(|p| p.value()).unwrap().to_owned();
     let ec2 = &ctx.ec2;
@@ -588,7 +588,7 @@ async fn throttling_is_ridden_out_and_a_run_that_dies_half_way_completes_when_ru
     let region = config.stack.region.as_str();
     let mark = emulator.request_mark().unwrap();
     let every_third = serde_json::json!({"region": region, "throttle_every": 3});
-    with_faults(&emulator, every_third, network::deploy(&ctx, &config)).await.unwrap();
+    with_faults(&emulator, every_third, stack::deploy(&ctx, &config, &[Tier::Network])).await.unwrap();
     // This test's own requests only: every test shares the emulator's log.
     let own = emulator.requests_since(mark, region).unwrap();
     // Counted by the throttling code: eventual consistency's refusals are EC2 400s too.
@@ -601,7 +601,7 @@ async fn throttling_is_ridden_out_and_a_run_that_dies_half_way_completes_when_ru
     let mark = emulator.request_mark().unwrap();
     let bad_day =
         serde_json::json!({"region": region, "throttle_fraction": 0.1, "server_error_fraction": 0.1, "seed": 7});
-    with_faults(&emulator, bad_day, network::deploy(&ctx, &config)).await.unwrap();
+    with_faults(&emulator, bad_day, stack::deploy(&ctx, &config, &[Tier::Network])).await.unwrap();
     let injected: Vec<String> =
         emulator.requests_since(mark, region).unwrap().into_iter().filter_map(|r| r.injected).collect();
     for code in ["RequestLimitExceeded", "InternalError", "Unavailable"] {
@@ -617,9 +617,9 @@ async fn throttling_is_ridden_out_and_a_run_that_dies_half_way_completes_when_ru
 
     // The tenth change fails for good: the run stops there, and the next one completes.
     let tenth = serde_json::json!({"region": region, "fail_nth_mutating": 10});
-    let failed = with_faults(&emulator, tenth, network::deploy(&ctx, &config)).await;
+    let failed = with_faults(&emulator, tenth, stack::deploy(&ctx, &config, &[Tier::Network])).await;
     assert_eq!(failed.unwrap_err().code(), Some("InjectedFailure"));
-    network::deploy(&ctx, &config).await.unwrap();
+    stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap().network.unwrap();
     let observed = network::observe(&ctx, &config.stack.name).await.unwrap();
     assert_eq!(
         (observed.vpcs.len(), observed.subnets.len(), observed.security_groups.len()),

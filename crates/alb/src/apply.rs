@@ -8,15 +8,10 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use three_tier_core::error::{gone_is_done, required};
 use three_tier_core::naming::Tags;
 use three_tier_core::wait::Outcome;
-use three_tier_core::{AwsContext, AwsResultExt, Created, Plan, Result};
+use three_tier_core::{AwsContext, AwsResultExt, Created, Result};
 
 use crate::desired::{DefaultAction, ListenerSpec, Protocol, TLS_POLICY};
 use crate::plan::{AlbStep, GroupRef};
-
-/// Applies a plan of this tier alone.
-pub async fn apply(ctx: &AwsContext, plan: &Plan<AlbStep>) -> Result<()> {
-    three_tier_core::schedule::apply(ctx, plan, run).await
-}
 
 const LB_FAILURE: &str = "the load balancer's state reason in the EC2 console says why";
 

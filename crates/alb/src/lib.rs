@@ -9,13 +9,12 @@ mod desired;
 mod observe;
 mod plan;
 
-pub use apply::{apply, run};
+pub use apply::run;
 pub use desired::{DefaultAction, Desired, ListenerSpec, Protocol, desired};
 pub use observe::{Observed, observe};
 pub use plan::{AlbStep, plan, teardown_plan};
 
-use three_tier_core::outputs::{AlbOutputs, AlbRefs, NetworkOutputs, NetworkRefs};
-use three_tier_core::tier::deploy_alone;
+use three_tier_core::outputs::{AlbOutputs, AlbRefs, NetworkRefs};
 use three_tier_core::{AwsContext, Config, Created, Plan, Ref, Result, Tier, TierCrate};
 
 /// The ALB tier, as the stack drives it.
@@ -59,11 +58,6 @@ impl TierCrate for Alb {
     async fn run(ctx: &AwsContext, step: &AlbStep, created: &Created) -> Result<three_tier_core::wait::Outcome> {
         run(ctx, step, created).await
     }
-}
-
-/// Deploys the tier alone on the network tier's outputs and returns its own.
-pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs) -> Result<AlbOutputs> {
-    deploy_alone::<Alb>(ctx, config, &network.into()).await
 }
 
 /// What the compute tier refers to: the app target group, existing or planned (the same

@@ -9,14 +9,9 @@ use aws_sdk_elasticloadbalancingv2::types::TargetDescription;
 use three_tier_core::aws::ec2_tag_spec;
 use three_tier_core::error::{Answer, gone_is_done, required};
 use three_tier_core::wait::Outcome;
-use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Plan, Result};
+use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Result};
 
 use crate::plan::ComputeStep;
-
-/// Applies a plan of this tier alone.
-pub async fn apply(ctx: &AwsContext, plan: &Plan<ComputeStep>) -> Result<()> {
-    three_tier_core::schedule::apply(ctx, plan, run).await
-}
 
 const INSTANCE_FAILURE: &str = "`aws ec2 describe-instances` shows its state reason";
 

@@ -10,13 +10,12 @@ mod observe;
 mod plan;
 pub mod user_data;
 
-pub use apply::{apply, run};
+pub use apply::run;
 pub use desired::{Desired, Image, ImageSource, ROOT_VOLUME_TYPE, TRUST_POLICY, desired, iam_names, image_source};
 pub use observe::{Observed, observe, resolve_image};
 pub use plan::{ComputeStep, plan, teardown_plan};
 
-use three_tier_core::outputs::{AlbOutputs, AlbRefs, ComputeOutputs, NetworkOutputs, NetworkRefs};
-use three_tier_core::tier::deploy_alone;
+use three_tier_core::outputs::{AlbRefs, ComputeOutputs, NetworkRefs};
 use three_tier_core::{AwsContext, Config, Created, Plan, Result, Tier, TierCrate};
 
 /// The compute tier, as the stack drives it.
@@ -77,16 +76,6 @@ impl TierCrate for Compute {
     async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Result<three_tier_core::wait::Outcome> {
         run(ctx, step, created).await
     }
-}
-
-/// Deploys the tier alone on the outputs of the network and ALB tiers and returns its own.
-pub async fn deploy(
-    ctx: &AwsContext,
-    config: &Config,
-    network: &NetworkOutputs,
-    alb: &AlbOutputs,
-) -> Result<ComputeOutputs> {
-    deploy_alone::<Compute>(ctx, config, &(network.into(), alb.into())).await
 }
 
 /// The tier's outputs, when the role, profile and a running instance exist. An instance

@@ -3,15 +3,10 @@
 use aws_sdk_rds::types::Tag;
 use three_tier_core::error::{Answer, gone_is_done};
 use three_tier_core::wait::Outcome;
-use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Plan, Result};
+use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Result};
 
 use crate::observe::DbStatus;
 use crate::plan::DatabaseStep;
-
-/// Applies a plan of this tier alone.
-pub async fn apply(ctx: &AwsContext, plan: &Plan<DatabaseStep>) -> Result<()> {
-    three_tier_core::schedule::apply(ctx, plan, run).await
-}
 
 const DB_FAILURE: &str = "the instance's events in the RDS console say why";
 

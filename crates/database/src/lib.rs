@@ -8,13 +8,12 @@ mod desired;
 mod observe;
 mod plan;
 
-pub use apply::{apply, run};
+pub use apply::run;
 pub use desired::{Desired, desired};
 pub use observe::{DbStatus, Observed, observe};
 pub use plan::{DatabaseStep, plan, teardown_plan};
 
-use three_tier_core::outputs::{DatabaseOutputs, NetworkOutputs, NetworkRefs};
-use three_tier_core::tier::deploy_alone;
+use three_tier_core::outputs::{DatabaseOutputs, NetworkRefs};
 use three_tier_core::{AwsContext, Config, Created, Plan, Result, Tier, TierCrate};
 
 /// The database tier, as the stack drives it.
@@ -59,12 +58,6 @@ impl TierCrate for Database {
     async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Result<three_tier_core::wait::Outcome> {
         run(ctx, step, created).await
     }
-}
-
-/// Deploys the tier alone on the network's DB subnets and security group and returns its
-/// outputs.
-pub async fn deploy(ctx: &AwsContext, config: &Config, network: &NetworkOutputs) -> Result<DatabaseOutputs> {
-    deploy_alone::<Database>(ctx, config, &network.into()).await
 }
 
 fn names(config: &Config) -> (String, String) {

@@ -4,15 +4,9 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, DomainType, NatGatewayState, Res
 use three_tier_core::aws::ec2_tag_spec;
 use three_tier_core::error::{Answer, gone_is_done, required};
 use three_tier_core::wait::Outcome;
-use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Plan, Result};
+use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Result};
 
 use crate::plan::{NetworkStep, RouteTarget, VpcAttribute};
-
-/// Applies a plan of this tier alone. Deletes treat "already gone" as done, so a teardown
-/// that was interrupted can simply run again.
-pub async fn apply(ctx: &AwsContext, plan: &Plan<NetworkStep>) -> Result<()> {
-    three_tier_core::schedule::apply(ctx, plan, run).await
-}
 
 const NAT_FAILURE: &str = "`aws ec2 describe-nat-gateways` shows its FailureMessage";
 

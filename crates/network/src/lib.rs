@@ -12,7 +12,7 @@ mod rules;
 
 use std::collections::BTreeMap;
 
-pub use apply::{apply, run};
+pub use apply::run;
 pub use desired::{DefaultRoute, Desired, IngressFrom, desired};
 pub use observe::{Observed, observe};
 pub use plan::{NetworkStep, RouteTarget, VpcAttribute, plan, teardown_plan};
@@ -20,7 +20,6 @@ pub use rules::{IngressRule, Source};
 
 use aws_sdk_ec2::types::NatGatewayState;
 use three_tier_core::outputs::{NetworkOutputs, NetworkRefs};
-use three_tier_core::tier::{deploy_alone, plan_teardown_alone};
 use three_tier_core::{
     AwsContext, Config, Created, Plan, Ref, Result, RouteTableRole, SecurityGroupRole, SubnetRole, Tier, TierCrate,
 };
@@ -69,23 +68,6 @@ impl TierCrate for Network {
     async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Result<three_tier_core::wait::Outcome> {
         run(ctx, step, created).await
     }
-}
-
-/// Deploys the network tier alone and returns its outputs.
-pub async fn deploy(ctx: &AwsContext, config: &Config) -> Result<NetworkOutputs> {
-    deploy_alone::<Network>(ctx, config, &()).await
-}
-
-/// Observes and plans a deploy of the network tier.
-pub async fn plan_deploy(ctx: &AwsContext, config: &Config) -> Result<(Observed, Plan<NetworkStep>)> {
-    let observed = observe(ctx, &config.stack.name).await?;
-    let plan = plan(&desired(config), &observed);
-    Ok((observed, plan))
-}
-
-/// Observes and plans a teardown of the network tier.
-pub async fn plan_teardown(ctx: &AwsContext, config: &Config) -> Result<Plan<NetworkStep>> {
-    plan_teardown_alone::<Network>(ctx, config).await
 }
 
 /// What the other tiers refer to: the ids of what exists, the keys of what a deploy plan

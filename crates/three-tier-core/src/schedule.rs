@@ -9,7 +9,7 @@ use std::task::Poll;
 use crate::aws::AwsContext;
 use crate::error::{Error, Result, StepFailure};
 use crate::graph::{Graph, planned_refs};
-use crate::plan::{Change, Created, Plan, Step, Wait};
+use crate::plan::{Change, Created, Step, Wait};
 use crate::wait::{Outcome, until};
 
 /// How the scheduler picks among the nodes that are ready.
@@ -24,18 +24,6 @@ pub enum Schedule {
     /// One at a time, drawn at random from a seeded sequence. Any order the graph allows
     /// must work: runs with several seeds show that no edge the steps need is missing.
     Shuffled { seed: u64 },
-}
-
-/// Applies one tier's plan with its `run`: refused whole on a conflict, else its steps as
-/// the graph of their needs allows (see [`run`]).
-pub async fn apply<S: Step + Clone>(
-    ctx: &AwsContext,
-    plan: &Plan<S>,
-    run_step: impl AsyncFn(&AwsContext, &S, &Created) -> Result<Outcome>,
-) -> Result<()> {
-    plan.check_conflicts()?;
-    let graph = Graph::build(plan.steps.iter().map(|step| (plan.tier, step.clone())))?;
-    run(ctx, &graph, &Created::default(), run_step).await
 }
 
 /// Runs the steps of `graph` with their tier's `run`, as their needs allow. `created`

@@ -1,13 +1,12 @@
 //! The one shape every tier crate has: effectful `observe` and `run`, pure `desired`,
-//! `plan`, `teardown` and `outputs`. The stack drives the four tiers through it, and a
-//! tier deployed alone runs through [`deploy_alone`].
+//! `plan`, `teardown` and `outputs`. The stack drives the four tiers through it: a tier
+//! deployed or torn down alone goes through the stack's entry points too.
 
 use std::future::Future;
 
 use crate::aws::AwsContext;
-use crate::calls::declared;
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::outputs::{AlbRefs, NetworkRefs};
 use crate::plan::{Created, Plan, Step};
 use crate::roles::Tier;
@@ -70,24 +69,4 @@ pub trait TierCrate {
     /// (within the step's declared wait); `created` holds the ids of what the steps before
     /// it made.
     fn run(ctx: &AwsContext, step: &Self::Step, created: &Created) -> impl Future<Output = Result<Outcome>>;
-}
-
-/// Deploys one tier alone on what it refers to of the tiers below, which stand: observe,
-/// plan, show the plan, apply it, and return the outputs. On a deployed tier it makes
-/// read calls only.
-pub async fn deploy_alone<T: TierCrate>(ctx: &AwsContext, config: &Config, inputs: &T::Inputs) -> Result<T::Outputs> {
-    let mut observed = declared(T::READS, T::observe(ctx, config)).await?;
-    declared(T::READS, T::prepare_deploy(ctx, config, &mut observed)).await?;
-    let plan = T::plan(&T::desired(config, inputs), &observed);
-    ctx.progress.line(plan.render().trim_end());
-    if !plan.steps.is_empty() || !plan.conflicts.is_empty() {
-        crate::schedule::apply(ctx, &plan, T::run).await?;
-        observed = declared(T::READS, T::observe(ctx, config)).await?;
-    }
-    T::outputs(config, &observed).ok_or_else(|| Error::incomplete(T::TIER, &config.stack.name))
-}
-
-/// Observes and plans the teardown of one tier.
-pub async fn plan_teardown_alone<T: TierCrate>(ctx: &AwsContext, config: &Config) -> Result<Plan<T::Step>> {
-    Ok(T::teardown(config, &declared(T::READS, T::observe(ctx, config)).await?))
 }

@@ -34,7 +34,7 @@ use serde::Serialize;
 use three_tier_core::calls::declared;
 use three_tier_core::graph::{Durations, Graph};
 use three_tier_core::lock::{Holder, Lock, StackLock};
-use three_tier_core::outputs::{AlbOutputs, AlbRefs, ComputeOutputs, DatabaseOutputs, NetworkOutputs, NetworkRefs};
+use three_tier_core::outputs::{AlbRefs, NetworkRefs};
 use three_tier_core::progress::human;
 use three_tier_core::tier::TierInputs;
 use three_tier_core::wait;
@@ -55,112 +55,149 @@ pub use verify::{
     Check, NGINX_WELCOME, Outcome, Traffic, VerifyLimits, database_check_script, verify, verify_database,
 };
 
-/// Every tier, in deploy order.
-pub const TIERS: &[Tier] = &[Tier::Network, Tier::Alb, Tier::Compute, Tier::Database];
+/// The one table of the tiers, in deploy order: each tier's variant, field and crate.
+/// The stack's step type, its observations and outputs, the dispatch on a tier and on a
+/// step, and where each tier's observation is kept all come from it (`$d` is `$`, for the
+/// macros it defines).
+macro_rules! stack_tiers {
+    ($d:tt $($variant:ident $field:ident: $tier_crate:ident;)+) => {
+        /// Every tier, in deploy order.
+        pub const TIERS: &[Tier] = &[$(Tier::$variant),+];
 
-/// The outputs of the tiers a command touched or read.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct StackOutputs {
-    pub network: Option<NetworkOutputs>,
-    pub alb: Option<AlbOutputs>,
-    pub compute: Option<ComputeOutputs>,
-    pub database: Option<DatabaseOutputs>,
+        /// The outputs of the tiers a command touched or read.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+        pub struct StackOutputs {
+            $(pub $field: Option<<$tier_crate as TierCrate>::Outputs>,)+
+        }
+
+        impl StackOutputs {
+            /// Whether `tier` stands complete.
+            pub fn has(&self, tier: Tier) -> bool {
+                match tier {
+                    $(Tier::$variant => self.$field.is_some(),)+
+                }
+            }
+        }
+
+        /// A step of any tier: the nodes of the stack's graph.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(untagged)]
+        pub enum StackStep {
+            $($variant(<$tier_crate as TierCrate>::Step),)+
+        }
+
+        /// What exists of the tiers a command needs, each observed once, independent
+        /// reads together.
+        #[derive(Debug, Clone, Default)]
+        pub struct Observations {
+            $(pub $field: Option<<$tier_crate as TierCrate>::Observed>,)+
+        }
+
+        impl Observations {
+            /// These observations, and `other`'s of the tiers these did not read.
+            fn or(self, other: Observations) -> Observations {
+                Observations { $($field: self.$field.or(other.$field),)+ }
+            }
+
+            /// The outputs of the tiers that stand complete.
+            pub fn outputs(&self, config: &Config) -> StackOutputs {
+                StackOutputs {
+                    $($field: self.$field.as_ref().and_then(|o| $tier_crate::outputs(config, o)),)+
+                }
+            }
+
+            /// Observes `tiers`, every independent read at once.
+            pub async fn read(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<Observations> {
+                async fn read<T: TierCrate>(
+                    ctx: &AwsContext,
+                    config: &Config,
+                    tiers: &[Tier],
+                ) -> Result<Option<T::Observed>> {
+                    if !tiers.contains(&T::TIER) {
+                        return Ok(None);
+                    }
+                    Ok(Some(declared(T::READS, T::observe(ctx, config)).await?))
+                }
+                // Boxed, as every read of several tiers: the state of so many SDK calls is
+                // too big for a test thread's stack when kept inline.
+                let reads = all_at_once!(ctx; $(read::<$tier_crate>(ctx, config, tiers)),+);
+                let nested!($($field)+) = Box::pin(reads).await?;
+                Ok(Observations { $($field,)+ })
+            }
+        }
+
+        $(impl InStack for $tier_crate {
+            fn observed(observations: &Observations) -> Option<&Self::Observed> {
+                observations.$field.as_ref()
+            }
+            fn step(step: Self::Step) -> StackStep {
+                StackStep::$variant(step)
+            }
+        })+
+
+        /// The one dispatch on a tier: `$body` with `$t` the crate of `$tier`.
+        macro_rules! with_tier {
+            ($d tier:expr, $d t:ident => $d body:expr) => {
+                match $d tier {
+                    $(Tier::$variant => {
+                        type $d t = $tier_crate;
+                        $d body
+                    })+
+                }
+            };
+        }
+
+        /// The step inside a [`StackStep`], whatever its tier, with its tier's crate.
+        macro_rules! inner {
+            ($d step:expr, $d inner:ident => $d body:expr) => {
+                match $d step {
+                    $(StackStep::$variant($d inner) => $d body,)+
+                }
+            };
+            ($d step:expr, $d inner:ident, $d t:ident => $d body:expr) => {
+                match $d step {
+                    $(StackStep::$variant($d inner) => {
+                        type $d t = $tier_crate;
+                        $d body
+                    })+
+                }
+            };
+        }
+    };
+}
+
+/// `ctx.both(a, ctx.both(b, ...))`: every read at once (one after the other when runs are
+/// ordered); its value is the [`nested!`] tuple of theirs.
+macro_rules! all_at_once {
+    ($ctx:ident; $last:expr) => { $last };
+    ($ctx:ident; $first:expr $(, $rest:expr)+) => { $ctx.both($first, all_at_once!($ctx; $($rest),+)) };
+}
+
+/// The pattern `(a, (b, ...))` of what [`all_at_once!`] gives.
+macro_rules! nested {
+    ($last:ident) => { $last };
+    ($first:ident $($rest:ident)+) => { ($first, nested!($($rest)+)) };
+}
+
+stack_tiers! { $
+    Network network: Network;
+    Alb alb: Alb;
+    Compute compute: Compute;
+    Database database: Database;
 }
 
 impl StackOutputs {
-    /// Whether `tier` stands complete.
-    pub fn has(&self, tier: Tier) -> bool {
-        match tier {
-            Tier::Network => self.network.is_some(),
-            Tier::Alb => self.alb.is_some(),
-            Tier::Compute => self.compute.is_some(),
-            Tier::Database => self.database.is_some(),
-        }
-    }
-
     /// The first of `tiers` that does not stand complete.
     pub fn missing(&self, tiers: &[Tier]) -> Option<Tier> {
         tiers.iter().copied().find(|&tier| !self.has(tier))
     }
 }
 
-/// The one list of the tiers: `$body` with `$t` the crate of `$tier`.
-macro_rules! with_tier {
-    ($tier:expr, $t:ident => $body:expr) => {
-        match $tier {
-            Tier::Network => {
-                type $t = Network;
-                $body
-            }
-            Tier::Alb => {
-                type $t = Alb;
-                $body
-            }
-            Tier::Compute => {
-                type $t = Compute;
-                $body
-            }
-            Tier::Database => {
-                type $t = Database;
-                $body
-            }
-        }
-    };
-}
-
 /// A tier as the stack holds it: where its observation is kept, how its steps join the
-/// stack's graph.
+/// stack's graph (both from the table above).
 trait InStack: TierCrate {
     fn observed(observations: &Observations) -> Option<&Self::Observed>;
     fn step(step: Self::Step) -> StackStep;
-    /// Its inputs, from what the tiers below hold.
-    fn inputs(network: &NetworkRefs, alb: &AlbRefs) -> Self::Inputs;
-}
-
-impl InStack for Network {
-    fn observed(observations: &Observations) -> Option<&Self::Observed> {
-        observations.network.as_ref()
-    }
-    fn inputs(_: &NetworkRefs, _: &AlbRefs) {}
-    fn step(step: Self::Step) -> StackStep {
-        StackStep::Network(step)
-    }
-}
-
-impl InStack for Alb {
-    fn observed(observations: &Observations) -> Option<&Self::Observed> {
-        observations.alb.as_ref()
-    }
-    fn inputs(network: &NetworkRefs, _: &AlbRefs) -> NetworkRefs {
-        network.clone()
-    }
-    fn step(step: Self::Step) -> StackStep {
-        StackStep::Alb(step)
-    }
-}
-
-impl InStack for Compute {
-    fn observed(observations: &Observations) -> Option<&Self::Observed> {
-        observations.compute.as_ref()
-    }
-    fn inputs(network: &NetworkRefs, alb: &AlbRefs) -> (NetworkRefs, AlbRefs) {
-        (network.clone(), alb.clone())
-    }
-    fn step(step: Self::Step) -> StackStep {
-        StackStep::Compute(step)
-    }
-}
-
-impl InStack for Database {
-    fn observed(observations: &Observations) -> Option<&Self::Observed> {
-        observations.database.as_ref()
-    }
-    fn inputs(network: &NetworkRefs, _: &AlbRefs) -> NetworkRefs {
-        network.clone()
-    }
-    fn step(step: Self::Step) -> StackStep {
-        StackStep::Database(step)
-    }
 }
 
 /// The tiers a tier builds on: what its inputs refer to.
@@ -173,28 +210,6 @@ pub fn dependents(tier: Tier) -> Vec<Tier> {
     TIERS.iter().copied().filter(|t| dependencies(*t).contains(&tier)).collect()
 }
 
-/// A step of any tier: the nodes of the stack's graph.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum StackStep {
-    Network(network::NetworkStep),
-    Alb(alb::AlbStep),
-    Compute(compute::ComputeStep),
-    Database(database::DatabaseStep),
-}
-
-/// The step inside a [`StackStep`], whatever its tier.
-macro_rules! inner {
-    ($step:expr, $inner:ident => $body:expr) => {
-        match $step {
-            StackStep::Network($inner) => $body,
-            StackStep::Alb($inner) => $body,
-            StackStep::Compute($inner) => $body,
-            StackStep::Database($inner) => $body,
-        }
-    };
-}
-
 impl Step for StackStep {
     fn facts(&self) -> Facts {
         inner!(self, step => step.facts())
@@ -203,12 +218,7 @@ impl Step for StackStep {
 
 /// Makes one attempt at a step with its tier's code.
 async fn run(ctx: &AwsContext, step: &StackStep, created: &Created) -> Result<wait::Outcome> {
-    match step {
-        StackStep::Network(step) => Network::run(ctx, step, created).await,
-        StackStep::Alb(step) => Alb::run(ctx, step, created).await,
-        StackStep::Compute(step) => Compute::run(ctx, step, created).await,
-        StackStep::Database(step) => Database::run(ctx, step, created).await,
-    }
+    inner!(step, step, T => T::run(ctx, step, created).await)
 }
 
 fn lift<S>(plan: Plan<S>, wrap: fn(S) -> StackStep) -> Plan<StackStep> {
@@ -340,35 +350,7 @@ impl StackPlan {
     }
 }
 
-/// What exists of the tiers a command needs, each observed once, independent reads
-/// together.
-#[derive(Debug, Clone, Default)]
-pub struct Observations {
-    pub network: Option<network::Observed>,
-    pub alb: Option<alb::Observed>,
-    pub compute: Option<compute::Observed>,
-    pub database: Option<database::Observed>,
-}
-
 impl Observations {
-    /// Observes `tiers`, every independent read at once.
-    pub async fn read(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<Observations> {
-        async fn read<T: TierCrate>(ctx: &AwsContext, config: &Config, wanted: bool) -> Result<Option<T::Observed>> {
-            if wanted { Ok(Some(declared(T::READS, T::observe(ctx, config)).await?)) } else { Ok(None) }
-        }
-        let wants = |tier| tiers.contains(&tier);
-        let front =
-            ctx.both(read::<Network>(ctx, config, wants(Tier::Network)), read::<Alb>(ctx, config, wants(Tier::Alb)));
-        let back = ctx.both(
-            read::<Compute>(ctx, config, wants(Tier::Compute)),
-            read::<Database>(ctx, config, wants(Tier::Database)),
-        );
-        // Boxed, as every read of several tiers: the state of so many SDK calls is too
-        // big for a test thread's stack when kept inline.
-        let ((network, alb), (compute, database)) = Box::pin(ctx.both(front, back)).await?;
-        Ok(Observations { network, alb, compute, database })
-    }
-
     /// These observations, and those of the tiers not observed yet, read now.
     pub async fn completed(self, ctx: &AwsContext, config: &Config) -> Result<Observations> {
         let missing: Vec<Tier> =
@@ -379,29 +361,9 @@ impl Observations {
         Ok(self.or(Box::pin(Observations::read(ctx, config, &missing)).await?))
     }
 
-    /// These observations, and `other`'s of the tiers these did not read.
-    fn or(self, other: Observations) -> Observations {
-        Observations {
-            network: self.network.or(other.network),
-            alb: self.alb.or(other.alb),
-            compute: self.compute.or(other.compute),
-            database: self.database.or(other.database),
-        }
-    }
-
     /// The tiers of which something exists.
     pub fn standing(&self, config: &Config) -> Vec<Tier> {
         standing(config, self)
-    }
-
-    /// The outputs of the tiers that stand complete.
-    pub fn outputs(&self, config: &Config) -> StackOutputs {
-        StackOutputs {
-            network: self.network.as_ref().and_then(|o| Network::outputs(config, o)),
-            alb: self.alb.as_ref().and_then(|o| Alb::outputs(config, o)),
-            compute: self.compute.as_ref().and_then(|o| Compute::outputs(config, o)),
-            database: self.database.as_ref().and_then(|o| Database::outputs(config, o)),
-        }
     }
 }
 
@@ -544,7 +506,7 @@ pub fn plan_deploy_from(config: &Config, tiers: &[Tier], observed: &Observations
         observed: &Observations,
         below: (&NetworkRefs, &AlbRefs),
     ) -> Plan<StackStep> {
-        let desired = T::desired(config, &T::inputs(below.0, below.1));
+        let desired = T::desired(config, &T::Inputs::from_below(below.0, below.1));
         lift(T::plan(&desired, &T::observed(observed).cloned().unwrap_or_default()), T::step)
     }
     let plans = TIERS
@@ -596,12 +558,27 @@ pub async fn plan_teardown(ctx: &AwsContext, config: &Config, tiers: &[Tier], ca
     } else {
         Observations::read(ctx, config, &chosen).await?
     };
-    let plans = [Tier::Compute, Tier::Database, Tier::Alb, Tier::Network]
+    let plans = teardown_order()
         .into_iter()
         .filter(|tier| chosen.contains(tier))
         .map(|tier| teardown_of(config, tier, &observed))
         .collect();
     StackPlan::new(PlanKind::Teardown, plans)
+}
+
+/// The order a teardown lists the tiers in: each after every tier built on it, those with
+/// fewer built on them first (a tier built on another has strictly fewer than it).
+fn teardown_order() -> Vec<Tier> {
+    fn built_on(tier: Tier) -> Vec<Tier> {
+        let mut all = dependents(tier);
+        all.extend(dependents(tier).into_iter().flat_map(built_on));
+        all.sort();
+        all.dedup();
+        all
+    }
+    let mut tiers = TIERS.to_vec();
+    tiers.sort_by_key(|&tier| built_on(tier).len());
+    tiers
 }
 
 /// One tier's teardown plan from what was observed.

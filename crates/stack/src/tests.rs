@@ -89,6 +89,16 @@ fn the_prediction_names_the_database_as_the_long_pole() {
 }
 
 #[test]
+fn a_teardown_lists_each_tier_after_the_tiers_built_on_it() {
+    assert_eq!(crate::teardown_order(), [Tier::Compute, Tier::Database, Tier::Alb, Tier::Network]);
+    for (position, &tier) in crate::teardown_order().iter().enumerate() {
+        for dependent in crate::dependents(tier) {
+            assert!(crate::teardown_order()[..position].contains(&dependent), "{dependent} before {tier}");
+        }
+    }
+}
+
+#[test]
 fn a_tier_on_a_missing_tier_is_refused_before_any_plan() {
     let err = plan_deploy_from(&Config::default_config(), &[Tier::Compute], &empty_account()).unwrap_err();
     assert!(

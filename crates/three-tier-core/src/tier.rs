@@ -16,18 +16,27 @@ use crate::wait::Outcome;
 /// tier's dependencies are read off its inputs' type, and stated nowhere else.
 pub trait TierInputs {
     const BUILDS_ON: &'static [Tier];
+    /// These inputs, taken from what the tiers below hold.
+    fn from_below(network: &NetworkRefs, alb: &AlbRefs) -> Self;
 }
 
 impl TierInputs for () {
     const BUILDS_ON: &'static [Tier] = &[];
+    fn from_below(_: &NetworkRefs, _: &AlbRefs) {}
 }
 
 impl TierInputs for NetworkRefs {
     const BUILDS_ON: &'static [Tier] = &[Tier::Network];
+    fn from_below(network: &NetworkRefs, _: &AlbRefs) -> NetworkRefs {
+        network.clone()
+    }
 }
 
 impl TierInputs for (NetworkRefs, AlbRefs) {
     const BUILDS_ON: &'static [Tier] = &[Tier::Network, Tier::Alb];
+    fn from_below(network: &NetworkRefs, alb: &AlbRefs) -> (NetworkRefs, AlbRefs) {
+        (network.clone(), alb.clone())
+    }
 }
 
 pub trait TierCrate {

@@ -59,9 +59,7 @@ impl WaitSettings {
             ..WaitSettings::default()
         }
     }
-}
 
-impl WaitSettings {
     /// The limit a step's wait names.
     pub fn limit(&self, bound: Bound) -> Duration {
         match bound {

@@ -232,6 +232,8 @@ fn names_held_by_others_and_immutable_changes_are_conflicts() {
 fn teardown_removes_rules_listener_balancer_then_groups() {
     let desired = desired(&with_api_rule(), &network());
     let plan = teardown_plan(&deployed(&desired));
+    // Its waits declare their bounds: the graph refuses one that does not.
+    three_tier_core::Graph::build(plan.steps.iter().map(|s| (three_tier_core::Tier::Alb, s.clone()))).unwrap();
     let order: Vec<&str> = plan
         .steps
         .iter()

@@ -162,6 +162,8 @@ fn teardown_deregisters_terminates_then_removes_iam() {
     let observed = deployed(&desired);
     let plan = teardown_plan(&observed);
     insta::assert_snapshot!("compute_teardown_plan_text", plan.render());
+    // Its waits declare their bounds: the graph refuses one that does not.
+    three_tier_core::Graph::build(plan.steps.iter().map(|s| (three_tier_core::Tier::Compute, s.clone()))).unwrap();
     let names: Vec<String> = plan.steps.iter().map(|s| s.describe()).collect();
     let at = |prefix: &str| names.iter().position(|n| n.starts_with(prefix)).unwrap();
     assert!(at("deregister") < at("instance three-tier-app"));

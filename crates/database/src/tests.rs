@@ -145,6 +145,8 @@ fn teardown_deletes_the_instance_then_its_subnet_group() {
     let observed = deployed(&default_desired());
     let plan = teardown_plan(&observed, "three-tier-db", "db-subnet-group", None);
     insta::assert_snapshot!("database_teardown_plan_text", plan.render());
+    // Its waits declare their bounds: the graph refuses one that does not.
+    Graph::build(plan.steps.iter().map(|s| (Tier::Database, s.clone()))).unwrap();
     assert_eq!(
         plan.steps,
         vec![

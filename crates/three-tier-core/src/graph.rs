@@ -114,6 +114,10 @@ pub enum GraphError {
     ManyProducers { step: String, key: String, count: usize },
     #[error("steps wait on each other in a cycle: {}", cycle.join(" → "))]
     Cycle { cycle: Vec<String> },
+    /// A wait bounded only by the propagation limit would give up on a database after two
+    /// minutes: a step that waits says how long it may.
+    #[error("step `{step}` waits for AWS but declares no wait (what, bound, fix) of its own")]
+    WaitUndeclared { step: String },
 }
 
 /// One node: a tier's step, and the nodes it needs.
@@ -143,6 +147,9 @@ impl<S: Step> Graph<S> {
         let steps: Vec<(Tier, S)> = steps.into_iter().collect();
         let mut producers: BTreeMap<Key, Vec<usize>> = BTreeMap::new();
         for (index, (_, step)) in steps.iter().enumerate() {
+            if step.change() == Change::Wait && step.wait().is_none() {
+                return Err(GraphError::WaitUndeclared { step: step.describe() });
+            }
             for key in step.produces() {
                 producers.entry(key).or_default().push(index);
             }
@@ -412,6 +419,8 @@ mod tests {
         #[serde(skip)]
         produces: Vec<Key>,
         typical: Option<&'static str>,
+        /// A wait that leaves out its declaration (a bug the graph refuses).
+        undeclared: bool,
     }
 
     impl Step for TestStep {
@@ -423,13 +432,16 @@ mod tests {
                 produces: self.key.iter().map(|k| Key::created(k)).chain(self.produces.clone()).collect(),
                 after: self.after.clone(),
                 typical: self.typical,
-                wait: None,
+                wait: self
+                    .typical
+                    .filter(|_| !self.undeclared)
+                    .map(|_| crate::plan::Wait::until(self.name, crate::plan::Bound::Propagation)),
             }
         }
     }
 
     fn step(name: &'static str) -> TestStep {
-        TestStep { name, key: None, uses: vec![], after: vec![], produces: vec![], typical: None }
+        TestStep { name, key: None, uses: vec![], after: vec![], produces: vec![], typical: None, undeclared: false }
     }
 
     fn graph(steps: Vec<TestStep>) -> Result<Graph<TestStep>, GraphError> {
@@ -458,6 +470,17 @@ mod tests {
         let subnet = TestStep { uses: vec![Ref::planned("vpc")], ..step("subnet") };
         let err = graph(vec![subnet]).unwrap_err();
         assert_eq!(err, GraphError::NoProducer { step: "subnet (settings)".into(), key: "vpc".into() });
+    }
+
+    #[test]
+    fn a_wait_without_its_declared_bound_is_refused() {
+        let declared = TestStep { typical: Some("db"), ..step("wait for db") };
+        assert!(graph(vec![declared.clone()]).is_ok());
+        let bare = TestStep { undeclared: true, ..declared };
+        assert_eq!(
+            graph(vec![bare]).unwrap_err(),
+            GraphError::WaitUndeclared { step: "wait for db (settings)".into() }
+        );
     }
 
     #[test]

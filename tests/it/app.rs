@@ -50,8 +50,7 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
     assert_eq!(lb.ip_address_type().map(|t| t.as_str()), Some("ipv4"));
     let mut subnets: Vec<&str> = lb.availability_zones().iter().filter_map(|z| z.subnet_id()).collect();
     subnets.sort();
-    let mut alb_subnets =
-        vec![network.subnet(three_tier_core::SubnetRole::AlbA), network.subnet(three_tier_core::SubnetRole::AlbB)];
+    let mut alb_subnets = vec![network.subnet("alb-a"), network.subnet("alb-b")];
     alb_subnets.sort();
     assert_eq!(subnets, alb_subnets);
     assert_eq!(lb.security_groups(), [network.security_group(three_tier_core::SecurityGroupRole::Alb)]);
@@ -72,7 +71,7 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
     let instances = ctx.ec2.describe_instances().instance_ids(&compute_out.instance_id).send().await.unwrap();
     let instance = &instances.reservations()[0].instances()[0];
     assert_eq!(instance.instance_type().map(|t| t.as_str()), Some("t3.micro"));
-    assert_eq!(instance.subnet_id(), Some(network.subnet(three_tier_core::SubnetRole::App)));
+    assert_eq!(instance.subnet_id(), Some(network.subnet("app")));
     let groups: Vec<&str> = instance.network_interfaces()[0].groups().iter().filter_map(|g| g.group_id()).collect();
     assert_eq!(groups, [network.security_group(three_tier_core::SecurityGroupRole::App)]);
     assert_eq!(instance.public_ip_address(), None);
@@ -174,7 +173,7 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
         .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
         .set_tags(Some(first.tags().to_vec()))
         .build();
-    let public_subnet = network.subnet(three_tier_core::SubnetRole::AlbA);
+    let public_subnet = network.subnet("alb-a");
     let relaunched = ctx
         .ec2
         .run_instances()
@@ -248,7 +247,7 @@ async fn each_tier_deploys_and_tears_down_on_its_own() {
     stack::teardown(&ctx, &plan).await.unwrap();
     let left = oracle::holdings(&ctx, &config.stack.name).await;
     assert!(left.of(Tier::Compute).is_empty() && left.of(Tier::Alb).is_empty(), "{left:#?}");
-    assert!(network::outputs(&network::observe(&ctx, &config.stack.name).await.unwrap()).is_some());
+    assert!(network::outputs(&config, &network::observe(&ctx, &config.stack.name).await.unwrap()).is_some());
 
     clean(&ctx, &config).await;
 }

@@ -14,7 +14,7 @@ use aws_sdk_ec2::types::{IpPermission, UserIdGroupPair};
 use aws_sdk_elasticloadbalancingv2::types::{TargetDescription, TargetHealthStateEnum};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use three_tier_core::outputs::AlbOutputs;
-use three_tier_core::roles::{SecurityGroupRole, SubnetRole};
+use three_tier_core::roles::SecurityGroupRole;
 use three_tier_core::{AwsContext, Config};
 
 use crate::support;
@@ -146,7 +146,7 @@ async fn verify_proves_both_goals_from_real_traffic_and_fails_where_a_rule_is_mi
         .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
         .min_count(1)
         .max_count(1)
-        .subnet_id(network.subnet(SubnetRole::App))
+        .subnet_id(network.subnet("app"))
         .security_group_ids(&app_group)
         .user_data(aws_smithy_types::base64::encode(other_port))
         .send()

@@ -1,5 +1,7 @@
 //! The network tier on the emulator, checked line by line against SPEC.md.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_ec2::types::{Filter, VpcAttributeName};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use three_tier_core::naming::{STACK_TAG, TIER_TAG};
@@ -337,10 +339,10 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
 
     // Someone points the app subnet's way out at the internet gateway, moves a DB subnet
     // onto the public table and strips a subnet's Name tag: deploy puts each back.
-    use three_tier_core::{RouteTableRole, SubnetRole};
+    use three_tier_core::RouteTableRole;
     let app_table = &outputs.route_table_ids[&RouteTableRole::App];
     let public_table = &outputs.route_table_ids[&RouteTableRole::Public];
-    let db_subnet = outputs.subnet(SubnetRole::DbA);
+    let db_subnet = outputs.subnet("db-a");
     ec2.replace_route()
         .route_table_id(app_table)
         .destination_cidr_block("0.0.0.0/0")
@@ -361,7 +363,7 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
     let (_, moved) = association(db_subnet).await;
     ec2.replace_route_table_association().association_id(moved).route_table_id(public_table).send().await.unwrap();
     let tag = aws_sdk_ec2::types::Tag::builder().key("Name").build();
-    ec2.delete_tags().resources(outputs.subnet(SubnetRole::AlbB)).tags(tag).send().await.unwrap();
+    ec2.delete_tags().resources(outputs.subnet("alb-b")).tags(tag).send().await.unwrap();
     let plan = stack::plan_deploy(&ctx, &config, &[Tier::Network]).await.unwrap();
     assert_eq!(plan.graph.nodes.len(), 3, "{}", plan.render());
     let mark = ctx.calls.mark();
@@ -372,9 +374,9 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
     let default = tables.route_tables()[0].routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"));
     assert_eq!(default.and_then(|r| r.nat_gateway_id()), Some(outputs.nat_gateway_id.as_str()), "{default:?}");
     assert_eq!(association(db_subnet).await.0, outputs.route_table_ids[&RouteTableRole::Db]);
-    let subnets = ec2.describe_subnets().subnet_ids(outputs.subnet(SubnetRole::AlbB)).send().await.unwrap();
+    let subnets = ec2.describe_subnets().subnet_ids(outputs.subnet("alb-b")).send().await.unwrap();
     let name = subnets.subnets()[0].tags().iter().find(|t| t.key() == Some("Name")).and_then(|t| t.value());
-    assert_eq!(name, Some(config.network.subnets.get(SubnetRole::AlbB).name.as_str()));
+    assert_eq!(name, Some(config.network.subnets.get("alb-b").unwrap().name.as_str()));
     let after = stack::plan_deploy(&ctx, &config, &[Tier::Network]).await.unwrap();
     assert!(after.graph.is_empty(), "{}", after.render());
 
@@ -385,5 +387,109 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
     assert!(matches!(err, Error::MissingField { operation: "DescribeSubnets", field: "SubnetId" }), "{err}");
 
     let plan = stack::plan_teardown(&ctx, &config, &[Tier::Network], false).await.unwrap();
+    plan.apply(&ctx).await.unwrap();
+}
+
+/// The config's subnets as the test's own reads find them: role tag → (CIDR, zone, id).
+async fn subnets_by_role_tag(ec2: &aws_sdk_ec2::Client, stack: &str) -> BTreeMap<String, (String, String, String)> {
+    let subnets = ec2.describe_subnets().filters(stack_filter(stack)).send().await.unwrap();
+    subnets
+        .subnets()
+        .iter()
+        .map(|s| {
+            let role = tag(s.tags(), "three-tier:role").unwrap().to_owned();
+            let found = (s.cidr_block().unwrap(), s.availability_zone().unwrap(), s.subnet_id().unwrap());
+            (role, (found.0.to_owned(), found.1.to_owned(), found.2.to_owned()))
+        })
+        .collect()
+}
+
+/// The ids of the ALB subnets among `subnets`, sorted.
+fn alb_subnets(subnets: &BTreeMap<String, (String, String, String)>) -> Vec<String> {
+    let mut ids: Vec<String> =
+        subnets.iter().filter(|(role, _)| role.starts_with("subnet/alb")).map(|(_, s)| s.2.clone()).collect();
+    ids.sort();
+    ids
+}
+
+/// The subnets the load balancer named `name` spans, sorted.
+async fn load_balancer_subnets(ctx: &three_tier_core::AwsContext, name: &str) -> Vec<String> {
+    let balancers = ctx.elbv2.describe_load_balancers().names(name).send().await.unwrap();
+    let zones = balancers.load_balancers()[0].availability_zones();
+    let mut ids: Vec<String> = zones.iter().filter_map(|z| z.subnet_id().map(str::to_owned)).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn a_subnet_added_to_the_config_joins_its_role_and_one_taken_out_is_deleted() {
+    use three_tier_core::config::SubnetConfig;
+    use three_tier_core::{SubnetKey, SubnetRole};
+
+    let (config, ctx) = fresh_stack("it-subnet-keys").await;
+    let ec2 = &ctx.ec2;
+    let tiers = [Tier::Network, Tier::Alb];
+    stack::deploy(&ctx, &config, &tiers).await.unwrap();
+
+    // A second app subnet in another zone, and a third ALB subnet in a third zone, in
+    // blocks of the VPC no subnet uses.
+    let mut wider = config.clone();
+    let used: Vec<_> = config.network.subnets.iter().map(|(_, s)| s.cidr).collect();
+    let mut free =
+        config.network.vpc_cidr.subnets(26).unwrap().filter(|b| !used.iter().any(|u| u.contains(b) || b.contains(u)));
+    let app_zone = config.network.instance_subnet().1.availability_zone.clone();
+    let other_zone = config.stack.availability_zones.iter().find(|z| **z != app_zone).unwrap().clone();
+    let zones = ec2.describe_availability_zones().send().await.unwrap();
+    let alb_zones: Vec<&str> =
+        config.network.subnets.of(SubnetRole::Alb).map(|(_, s)| s.availability_zone.as_str()).collect();
+    let third_zone = zones.availability_zones().iter().filter_map(|z| z.zone_name()).find(|z| !alb_zones.contains(z));
+    let third_zone = third_zone.expect("the region has a third zone").to_owned();
+    wider.stack.availability_zones.push(third_zone.clone());
+    let added = [("app-b", free.next().unwrap(), other_zone), ("alb-c", free.next().unwrap(), third_zone)];
+    for (key, cidr, zone) in &added {
+        let subnet = SubnetConfig { name: format!("{key}-subnet"), cidr: *cidr, availability_zone: zone.clone() };
+        wider.network.subnets.0.insert(SubnetKey::parse(key).unwrap(), subnet);
+    }
+    wider.validate(std::path::Path::new("test")).unwrap();
+    let mark = ctx.calls.mark();
+    stack::deploy(&ctx, &wider, &tiers).await.unwrap();
+    assert_declared(&ctx.calls.since(mark));
+
+    // Each new subnet exists as config says, carries its key as its role tag and sits on
+    // its role's route table; the ALB spans the three ALB subnets.
+    let subnets = subnets_by_role_tag(ec2, &config.stack.name).await;
+    assert_eq!(subnets.len(), config.network.subnets.0.len() + 2, "{subnets:#?}");
+    for (key, cidr, zone) in &added {
+        let (found_cidr, found_zone, _) = &subnets[&format!("subnet/{key}")];
+        assert_eq!((found_cidr, found_zone), (&cidr.to_string(), zone), "{key}");
+    }
+    let table_of = |subnet_id: &str| {
+        let filter = Filter::builder().name("association.subnet-id").values(subnet_id).build();
+        async move {
+            let tables = ec2.describe_route_tables().filters(filter).send().await.unwrap();
+            tables
+                .route_tables()
+                .iter()
+                .map(|t| tag(t.tags(), "three-tier:role").unwrap_or("main").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(table_of(&subnets["subnet/app-b"].2).await, ["route-table/app"]);
+    assert_eq!(table_of(&subnets["subnet/alb-c"].2).await, ["route-table/public"]);
+    let alb_name = wider.names().account_unique(&wider.alb.name);
+    assert_eq!(load_balancer_subnets(&ctx, &alb_name).await, alb_subnets(&subnets));
+    assert_eq!(alb_subnets(&subnets).len(), 3);
+    let again = stack::plan_deploy(&ctx, &wider, &tiers).await.unwrap();
+    assert!(again.graph.is_empty(), "{}", again.render());
+
+    // Taken out of the config again: the ALB leaves alb-c, and both subnets are deleted.
+    stack::deploy(&ctx, &config, &tiers).await.unwrap();
+    let subnets = subnets_by_role_tag(ec2, &config.stack.name).await;
+    let keys: Vec<&str> = subnets.keys().map(|role| role.trim_start_matches("subnet/")).collect();
+    let configured: Vec<&str> = config.network.subnets.iter().map(|(key, _)| key.as_str()).collect();
+    assert_eq!(keys, configured);
+    assert_eq!(load_balancer_subnets(&ctx, &alb_name).await, alb_subnets(&subnets));
+
+    let plan = stack::plan_teardown(&ctx, &config, &tiers, false).await.unwrap();
     plan.apply(&ctx).await.unwrap();
 }

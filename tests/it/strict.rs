@@ -4,7 +4,7 @@
 
 use aws_sdk_ec2::types::NatGatewayState;
 use three_tier_core::error::Answer;
-use three_tier_core::{AwsContext, AwsResultExt, Config, Result, RouteTableRole, SecurityGroupRole, SubnetRole, Tier};
+use three_tier_core::{AwsContext, AwsResultExt, Config, Result, RouteTableRole, SecurityGroupRole, Tier};
 
 use crate::oracle;
 use crate::support::{PrivateEmulator, RegionClock, clean, config_in, context, emulator, with_faults};
@@ -38,7 +38,7 @@ async fn a_teardown_in_the_wrong_order_fails_on_the_rules_aws_enforces() {
     let ec2 = &ctx.ec2;
 
     // A subnet with a NAT gateway in it.
-    let alb_subnet = network.subnet(SubnetRole::AlbA);
+    let alb_subnet = network.subnet("alb-a");
     assert_eq!(code(ec2.delete_subnet().subnet_id(alb_subnet).send().await.aws("DeleteSubnet")), "DependencyViolation");
     // A security group another group's rule refers to.
     let alb_group = network.security_group(SecurityGroupRole::Alb);
@@ -102,7 +102,7 @@ async fn a_deleted_load_balancers_interfaces_hold_its_subnets_for_a_while() {
 
     let clock = RegionClock::stopped(&config.stack.region);
     ctx.elbv2.delete_load_balancer().load_balancer_arn(&alb_out.load_balancer_arn).send().await.unwrap();
-    let subnet = network.subnet(SubnetRole::AlbB);
+    let subnet = network.subnet("alb-b");
     assert_eq!(code(ctx.ec2.delete_subnet().subnet_id(subnet).send().await.aws("DeleteSubnet")), "DependencyViolation");
     drop(clock);
     // The network teardown that follows rides it out (DependencyViolation is retried).
@@ -120,7 +120,7 @@ async fn invalid_alb_and_rds_requests_are_refused_with_aws_codes() {
     let ctx = context(&config).await;
     clean(&ctx, &config).await;
     let network = stack::deploy(&ctx, &config, &[Tier::Network]).await.unwrap().network.unwrap();
-    let (a, b) = (network.subnet(SubnetRole::AlbA), network.subnet(SubnetRole::App));
+    let (a, b) = (network.subnet("alb-a"), network.subnet("app"));
 
     // An ALB in one zone (alb-subnet and app-subnet are both in the first zone).
     let one_zone = ctx
@@ -140,8 +140,8 @@ async fn invalid_alb_and_rds_requests_are_refused_with_aws_codes() {
         .create_db_subnet_group()
         .db_subnet_group_name("it-strict-one-zone")
         .db_subnet_group_description("one zone")
-        .subnet_ids(network.subnet(SubnetRole::DbA))
-        .subnet_ids(network.subnet(SubnetRole::App))
+        .subnet_ids(network.subnet("db-a"))
+        .subnet_ids(network.subnet("app"))
         .send()
         .await
         .aws("CreateDBSubnetGroup");
@@ -244,7 +244,7 @@ async fn network_instance_and_listener_requests_aws_refuses_are_refused() {
 
     // A subnet that has a route table already; a route to a NAT gateway that does not exist.
     let db_table = &network.route_table_ids[&RouteTableRole::Db];
-    let associate = ec2.associate_route_table().route_table_id(db_table).subnet_id(network.subnet(SubnetRole::AlbA));
+    let associate = ec2.associate_route_table().route_table_id(db_table).subnet_id(network.subnet("alb-a"));
     assert_eq!(code(associate.send().await.aws("AssociateRouteTable")), "Resource.AlreadyAssociated");
     let route = ec2
         .create_route()
@@ -263,7 +263,7 @@ async fn network_instance_and_listener_requests_aws_refuses_are_refused() {
             .instance_type(aws_sdk_ec2::types::InstanceType::from(instance_type))
             .min_count(1)
             .max_count(1)
-            .subnet_id(network.subnet(SubnetRole::App))
+            .subnet_id(network.subnet("app"))
             .security_group_ids(group)
             .send()
     };
@@ -286,8 +286,8 @@ async fn network_instance_and_listener_requests_aws_refuses_are_refused() {
         .elbv2
         .create_load_balancer()
         .name("it-refusals-other-group")
-        .subnets(network.subnet(SubnetRole::AlbA))
-        .subnets(network.subnet(SubnetRole::AlbB))
+        .subnets(network.subnet("alb-a"))
+        .subnets(network.subnet("alb-b"))
         .security_groups(&other_group);
     assert_eq!(code(load_balancer.send().await.aws("CreateLoadBalancer")), "InvalidSecurityGroup");
     let forward = aws_sdk_elasticloadbalancingv2::types::Action::builder()
@@ -305,7 +305,7 @@ async fn network_instance_and_listener_requests_aws_refuses_are_refused() {
 
     // An internet-facing ALB in a VPC with no internet gateway attached.
     let mut unreachable = Vec::new();
-    let zones = [&config.network.subnets.alb_a.availability_zone, &config.network.subnets.alb_b.availability_zone];
+    let zones = config.network.subnets.of(three_tier_core::SubnetRole::Alb).map(|(_, s)| &s.availability_zone);
     for (block, zone) in ["10.9.1.0/24", "10.9.2.0/24"].into_iter().zip(zones) {
         let subnet = ec2.create_subnet().vpc_id(other_vpc).cidr_block(block).availability_zone(zone).send().await;
         unreachable.push(subnet.unwrap().subnet().and_then(|s| s.subnet_id()).unwrap().to_owned());
@@ -358,13 +358,8 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
     // A new NAT gateway is `pending` for a while, then `available`.
     let address = ec2.allocate_address().domain(aws_sdk_ec2::types::DomainType::Vpc).send().await.unwrap();
     let allocation_id = address.allocation_id().unwrap().to_owned();
-    let nat = ec2
-        .create_nat_gateway()
-        .subnet_id(network.subnet(SubnetRole::AlbB))
-        .allocation_id(&allocation_id)
-        .send()
-        .await
-        .unwrap();
+    let nat =
+        ec2.create_nat_gateway().subnet_id(network.subnet("alb-b")).allocation_id(&allocation_id).send().await.unwrap();
     let nat_id = nat.nat_gateway().and_then(|n| n.nat_gateway_id()).unwrap().to_owned();
     // (By its VPC: by its id, a new NAT gateway is unknown for a moment.)
     let nat_in_vpc = || async {
@@ -387,8 +382,8 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
         .elbv2
         .create_load_balancer()
         .name("it-time-lb")
-        .subnets(network.subnet(SubnetRole::AlbA))
-        .subnets(network.subnet(SubnetRole::AlbB))
+        .subnets(network.subnet("alb-a"))
+        .subnets(network.subnet("alb-b"))
         .security_groups(network.security_group(SecurityGroupRole::Alb))
         .send()
         .await
@@ -410,7 +405,7 @@ async fn nat_gateways_load_balancers_instances_and_targets_take_their_time() {
         .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
         .min_count(1)
         .max_count(1)
-        .subnet_id(network.subnet(SubnetRole::App))
+        .subnet_id(network.subnet("app"))
         // The stack's app: the data plane's health checks reach nginx once it has booted.
         .security_group_ids(network.security_group(SecurityGroupRole::App))
         .user_data(aws_smithy_types::base64::encode(compute::user_data::render(&[3030])))

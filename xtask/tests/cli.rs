@@ -32,6 +32,8 @@ const BAD_CONFIGS: &[(&str, &str, &str, &str)] = &[
         "availability_zone = \"us-east-1c\"",
         "network.subnets.alb-b.availability_zone",
     ),
+    ("subnet key without its role", "[network.subnets.app]", "[network.subnets.web]", "network.subnets.web"),
+    ("a single ALB subnet", "[network.subnets.alb-b]", "[network.subnets.app-b]", "network.subnets`"),
     ("port 0", "app = 3030", "app = 0", "ports.app"),
     ("port above 65535", "database = 3306", "database = 70000", "ports.database"),
     (

@@ -148,7 +148,7 @@ pub fn desired(config: &Config, network: &NetworkRefs) -> Desired {
         load_balancer: LoadBalancerSpec {
             tags: tags("load-balancer", &load_balancer_name),
             name: load_balancer_name,
-            subnets: SubnetRole::ALB.iter().map(|&role| network.subnet(role).clone()).collect(),
+            subnets: network.subnets_of(SubnetRole::Alb).into_iter().cloned().collect(),
             security_groups: vec![network.security_group(SecurityGroupRole::Alb).clone()],
         },
         listeners: vec![ListenerSpec {

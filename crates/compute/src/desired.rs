@@ -6,7 +6,7 @@ use serde::Serialize;
 use three_tier_core::config::InstanceType;
 use three_tier_core::naming::{REGION_TAG, Tags};
 use three_tier_core::outputs::{AlbRefs, NetworkRefs};
-use three_tier_core::{Config, Ref, SecurityGroupRole, SubnetRole, Tier};
+use three_tier_core::{Config, Ref, SecurityGroupRole, Tier};
 
 /// The root volume's type: gp3, the current general-purpose SSD (and the cheaper).
 pub const ROOT_VOLUME_TYPE: VolumeType = VolumeType::Gp3;
@@ -160,7 +160,7 @@ pub fn desired(config: &Config, network: &NetworkRefs, alb: &AlbRefs) -> Desired
             name: instance_name,
             image: image_source(config),
             instance_type: compute.instance_type.clone(),
-            subnet: network.subnet(SubnetRole::App).clone(),
+            subnet: network.subnets[config.network.instance_subnet().0].clone(),
             security_group: network.security_group(SecurityGroupRole::App).clone(),
             root_volume_gib: compute.root_volume_gib,
             user_data: crate::user_data::render(&config.target_ports()),

@@ -48,12 +48,17 @@ pub fn desired(config: &Config, network: &NetworkRefs) -> Desired {
     let database = &config.database;
     let subnet_group = names.account_unique(&database.subnet_group_name);
     let identifier = names.db_instance();
+    let subnets: Vec<Ref> = network.subnets_of(SubnetRole::Db).into_iter().cloned().collect();
+    let count = match subnets.len() {
+        2 => "two".to_owned(),
+        n => n.to_string(),
+    };
     Desired {
         subnet_group: SubnetGroupSpec {
             tags: tags("db-subnet-group", &subnet_group),
             name: subnet_group,
-            description: format!("three-tier stack {}: the two DB subnets", names.stack()),
-            subnets: SubnetRole::DB.iter().map(|&role| network.subnet(role).clone()).collect(),
+            description: format!("three-tier stack {}: the {count} DB subnets", names.stack()),
+            subnets,
         },
         instance: InstanceSpec {
             tags: tags("db-instance", &identifier),

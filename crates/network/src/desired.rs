@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use ipnet::Ipv4Net;
 use serde::Serialize;
 use three_tier_core::naming::Tags;
-use three_tier_core::{Config, RouteTableRole, SecurityGroupRole, SubnetRole, Tier};
+use three_tier_core::{Config, RouteTableRole, SecurityGroupRole, SubnetKey, Tier};
 
 /// The whole network tier as SPEC.md's network table describes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Desired {
     pub vpc: VpcSpec,
     pub internet_gateway: Named,
-    pub subnets: BTreeMap<SubnetRole, SubnetSpec>,
+    pub subnets: BTreeMap<SubnetKey, SubnetSpec>,
     pub nat_address: Named,
     pub nat_gateway: NatGatewaySpec,
     pub security_groups: BTreeMap<SecurityGroupRole, SecurityGroupSpec>,
@@ -44,7 +44,7 @@ pub struct SubnetSpec {
 pub struct NatGatewaySpec {
     pub name: String,
     /// A public subnet: the NAT gateway reaches the internet through the internet gateway.
-    pub subnet: SubnetRole,
+    pub subnet: SubnetKey,
     pub tags: Tags,
 }
 
@@ -75,7 +75,7 @@ pub enum IngressFrom {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RouteTableSpec {
     pub name: String,
-    pub subnets: Vec<SubnetRole>,
+    pub subnets: Vec<SubnetKey>,
     /// Where 0.0.0.0/0 goes; `None` keeps the table's traffic inside the VPC.
     pub default_route: Option<DefaultRoute>,
     pub tags: Tags,
@@ -98,17 +98,17 @@ pub fn desired(config: &Config) -> Desired {
     let network = &config.network;
 
     let vpc_name = names.unnamed("vpc");
-    let subnets = SubnetRole::ALL
+    let subnets = network
+        .subnets
         .iter()
-        .map(|&role| {
-            let subnet = network.subnets.get(role);
+        .map(|(key, subnet)| {
             let spec = SubnetSpec {
                 name: subnet.name.clone(),
                 cidr: subnet.cidr,
                 availability_zone: subnet.availability_zone.clone(),
-                tags: tags(&format!("subnet/{role}"), &subnet.name),
+                tags: tags(&format!("subnet/{key}"), &subnet.name),
             };
-            (role, spec)
+            (key.clone(), spec)
         })
         .collect();
 
@@ -141,7 +141,7 @@ pub fn desired(config: &Config) -> Desired {
             let spec = RouteTableSpec {
                 tags: tags(&format!("route-table/{role}"), &name),
                 name,
-                subnets: role.subnets().to_vec(),
+                subnets: network.subnets.of(role.serves()).map(|(key, _)| key.clone()).collect(),
                 default_route,
             };
             (role, spec)
@@ -155,7 +155,7 @@ pub fn desired(config: &Config) -> Desired {
         nat_address: named("nat-address", names.unnamed("nat-eip")),
         nat_gateway: NatGatewaySpec {
             name: network.nat_gateway_name.clone(),
-            subnet: SubnetRole::AlbA,
+            subnet: network.nat_subnet().0.clone(),
             tags: tags("nat-gateway", &network.nat_gateway_name),
         },
         security_groups,

@@ -1,5 +1,5 @@
 //! The network tier: the VPC and everything in it that the other tiers stand on (SPEC.md,
-//! "Network tier"): internet gateway, five subnets, three route tables, the NAT gateway
+//! "Network tier"): internet gateway, the subnets by role, three route tables, the NAT gateway
 //! with its Elastic IP, and the three chained security groups.
 //!
 //! `desired` and `plan` are pure; `observe` and `apply` talk to AWS.
@@ -21,7 +21,7 @@ pub use rules::{IngressRule, Source};
 use aws_sdk_ec2::types::NatGatewayState;
 use three_tier_core::outputs::{NetworkOutputs, NetworkRefs};
 use three_tier_core::{
-    AwsContext, Config, Created, Plan, Ref, Result, RouteTableRole, SecurityGroupRole, SubnetRole, Tier, TierCrate,
+    AwsContext, Config, Created, Plan, Ref, Result, RouteTableRole, SecurityGroupRole, Tier, TierCrate,
 };
 
 /// The network tier, as the stack drives it.
@@ -61,8 +61,8 @@ impl TierCrate for Network {
         teardown_plan(observed)
     }
 
-    fn outputs(_: &Config, observed: &Observed) -> Option<NetworkOutputs> {
-        outputs(observed)
+    fn outputs(config: &Config, observed: &Observed) -> Option<NetworkOutputs> {
+        outputs(config, observed)
     }
 
     async fn run(ctx: &AwsContext, step: &NetworkStep, created: &Created) -> Result<three_tier_core::wait::Outcome> {
@@ -72,13 +72,15 @@ impl TierCrate for Network {
 
 /// What the other tiers refer to: the ids of what exists, the keys of what a deploy plan
 /// creates (the same choice [`plan`] makes, so the refs match its steps).
-pub fn refs(observed: &Observed) -> NetworkRefs {
+pub fn refs(config: &Config, observed: &Observed) -> NetworkRefs {
     let planned_or = |found: Option<&String>, key: String| found.map_or_else(|| Ref::planned(key), Ref::existing);
     NetworkRefs {
         vpc: planned_or(observed.vpc().map(|v| &v.id), "vpc".into()),
-        subnets: SubnetRole::ALL
+        subnets: config
+            .network
+            .subnets
             .iter()
-            .map(|&role| (role, planned_or(observed.subnet(role).map(|s| &s.id), format!("subnet/{role}"))))
+            .map(|(key, _)| (key.clone(), planned_or(observed.subnet(key).map(|s| &s.id), format!("subnet/{key}"))))
             .collect(),
         security_groups: SecurityGroupRole::ALL
             .iter()
@@ -90,9 +92,13 @@ pub fn refs(observed: &Observed) -> NetworkRefs {
 }
 
 /// The tier's outputs, when every resource of it exists and the NAT gateway is available.
-pub fn outputs(observed: &Observed) -> Option<NetworkOutputs> {
-    let subnet_ids: BTreeMap<_, _> =
-        SubnetRole::ALL.iter().map(|&r| Some((r, observed.subnet(r)?.id.clone()))).collect::<Option<_>>()?;
+pub fn outputs(config: &Config, observed: &Observed) -> Option<NetworkOutputs> {
+    let subnet_ids: BTreeMap<_, _> = config
+        .network
+        .subnets
+        .iter()
+        .map(|(key, _)| Some((key.clone(), observed.subnet(key)?.id.clone())))
+        .collect::<Option<_>>()?;
     let route_table_ids: BTreeMap<_, _> =
         RouteTableRole::ALL.iter().map(|&r| Some((r, observed.route_table(r)?.id.clone()))).collect::<Option<_>>()?;
     let security_group_ids: BTreeMap<_, _> = SecurityGroupRole::ALL

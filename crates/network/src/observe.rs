@@ -6,7 +6,7 @@ use aws_sdk_ec2::types::{Filter, IpPermission, NatGatewayState, Tag, VpcAttribut
 use ipnet::Ipv4Net;
 use three_tier_core::error::required;
 use three_tier_core::naming::{ROLE_TAG, STACK_TAG, TIER_TAG, belongs_to};
-use three_tier_core::{AwsContext, AwsResultExt, Result, RouteTableRole, SecurityGroupRole, SubnetRole, Tier};
+use three_tier_core::{AwsContext, AwsResultExt, Result, RouteTableRole, SecurityGroupRole, SubnetKey, Tier};
 
 use crate::rules::{IngressRule, Source};
 
@@ -17,7 +17,7 @@ use crate::rules::{IngressRule, Source};
 pub struct Observed {
     pub vpcs: Vec<ObservedVpc>,
     pub internet_gateways: Vec<ObservedInternetGateway>,
-    pub subnets: Vec<Tagged<SubnetRole, ObservedSubnet>>,
+    pub subnets: Vec<Tagged<SubnetKey, ObservedSubnet>>,
     pub nat_addresses: Vec<ObservedAddress>,
     pub nat_gateways: Vec<ObservedNatGateway>,
     pub security_groups: Vec<Tagged<SecurityGroupRole, ObservedSecurityGroup>>,
@@ -119,8 +119,8 @@ impl Observed {
         self.internet_gateways.first()
     }
 
-    pub fn subnet(&self, role: SubnetRole) -> Option<&ObservedSubnet> {
-        self.subnets.iter().find(|s| s.role == role).map(|s| &s.resource)
+    pub fn subnet(&self, key: &SubnetKey) -> Option<&ObservedSubnet> {
+        self.subnets.iter().find(|s| s.role == *key).map(|s| &s.resource)
     }
 
     pub fn security_group(&self, role: SecurityGroupRole) -> Option<&ObservedSecurityGroup> {
@@ -220,14 +220,14 @@ async fn internet_gateways(ctx: &AwsContext, stack: &str) -> Result<Vec<Observed
     Ok(internet_gateways)
 }
 
-async fn subnets(ctx: &AwsContext, stack: &str) -> Result<Vec<Tagged<SubnetRole, ObservedSubnet>>> {
+async fn subnets(ctx: &AwsContext, stack: &str) -> Result<Vec<Tagged<SubnetKey, ObservedSubnet>>> {
     let answer = ctx.ec2.describe_subnets().set_filters(tagged(stack)).send().await.aws("DescribeSubnets")?;
     let mut subnets: Vec<_> = answer
         .subnets()
         .iter()
         .filter_map(|subnet| {
             let tags = tag_map(subnet.tags());
-            let role = role_of(&tags, "subnet/").and_then(SubnetRole::from_tag)?;
+            let role = role_of(&tags, "subnet/").and_then(SubnetKey::parse)?;
             Some((role, subnet, tags))
         })
         .map(|(role, subnet, tags)| {
@@ -242,7 +242,7 @@ async fn subnets(ctx: &AwsContext, stack: &str) -> Result<Vec<Tagged<SubnetRole,
             Ok(Tagged { role, resource })
         })
         .collect::<Result<_>>()?;
-    subnets.sort_by(|a, b| (a.role, &a.resource.id).cmp(&(b.role, &b.resource.id)));
+    subnets.sort_by(|a, b| (&a.role, &a.resource.id).cmp(&(&b.role, &b.resource.id)));
     Ok(subnets)
 }
 

@@ -8,7 +8,7 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 use three_tier_core::naming::{Tags, name_or_id};
 use three_tier_core::{
-    Bound, Change, Conflict, Facts, Key, Plan, Ready, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetRole, Tier,
+    Bound, Change, Conflict, Facts, Key, Plan, Ready, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetKey, Tier,
     Wait, keys,
 };
 
@@ -548,8 +548,9 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<NetworkStep> {
     let mut planner = Planner { plan: Plan::new(Tier::Network), observed };
     planner.flag_duplicates();
     let vpc = planner.vpc(desired);
-    let subnets: BTreeMap<SubnetRole, Ref> =
-        SubnetRole::ALL.iter().map(|&role| (role, planner.subnet(desired, role, &vpc))).collect();
+    let subnets: BTreeMap<SubnetKey, Ref> =
+        desired.subnets.keys().map(|key| (key.clone(), planner.subnet(desired, key, &vpc))).collect();
+    planner.removed_subnets(desired);
     let groups: BTreeMap<SecurityGroupRole, Ref> =
         SecurityGroupRole::ALL.iter().map(|&role| (role, planner.security_group(desired, role, &vpc))).collect();
     let internet_gateway = planner.internet_gateway(desired, &vpc);
@@ -775,18 +776,18 @@ impl<'a> Planner<'a> {
         gateway_ref
     }
 
-    fn subnet(&mut self, desired: &Desired, role: SubnetRole, vpc: &Ref) -> Ref {
-        let spec = &desired.subnets[&role];
-        let Some(subnet) = self.observed.subnet(role) else {
+    fn subnet(&mut self, desired: &Desired, key: &SubnetKey, vpc: &Ref) -> Ref {
+        let spec = &desired.subnets[key];
+        let Some(subnet) = self.observed.subnet(key) else {
             self.push(NetworkStep::CreateSubnet {
-                key: format!("subnet/{role}"),
+                key: format!("subnet/{key}"),
                 name: spec.name.clone(),
                 cidr: spec.cidr,
                 availability_zone: spec.availability_zone.clone(),
                 vpc: vpc.clone(),
                 tags: spec.tags.clone(),
             });
-            return Ref::planned(format!("subnet/{role}"));
+            return Ref::planned(format!("subnet/{key}"));
         };
         let mismatch = if subnet.cidr != spec.cidr {
             Some(format!("has CIDR {}, but config says {}", subnet.cidr, spec.cidr))
@@ -801,14 +802,30 @@ impl<'a> Planner<'a> {
             self.conflict(
                 format!("subnet {} ({})", spec.name, subnet.id),
                 format!("{problem}; a subnet's CIDR, zone and VPC cannot change"),
-                format!("restore network.subnets.{role} in the config, or run `cargo xtask teardown network` and deploy again"),
+                format!("restore network.subnets.{key} in the config, or run `cargo xtask teardown network` and deploy again"),
             );
         }
         self.retag(&subnet.id, &spec.tags, &subnet.tags);
         Ref::existing(&subnet.id)
     }
 
-    fn nat_gateway(&mut self, desired: &Desired, subnets: &BTreeMap<SubnetRole, Ref>) -> NatGatewayRef {
+    /// A subnet of the stack whose key the config no longer has is deleted, as Terraform
+    /// destroys a resource taken out of its configuration. The tiers above move off it in
+    /// the same run (the ALB's SetSubnets, the DB subnet group's modification), and the
+    /// deletion's DependencyViolation wait lasts until their interfaces have left it.
+    fn removed_subnets(&mut self, desired: &Desired) {
+        for subnet in &self.observed.subnets {
+            if !desired.subnets.contains_key(&subnet.role) {
+                let resource = &subnet.resource;
+                self.push(NetworkStep::DeleteSubnet {
+                    name: name_or_id(&resource.tags, &resource.id),
+                    id: resource.id.clone(),
+                });
+            }
+        }
+    }
+
+    fn nat_gateway(&mut self, desired: &Desired, subnets: &BTreeMap<SubnetKey, Ref>) -> NatGatewayRef {
         // The NAT gateway's own address, if its tags were lost, is re-tagged rather than a
         // second, unused (and billed) one allocated.
         let nat_held = self.observed.nat_gateway().and_then(|n| n.allocation_ids.first());
@@ -929,7 +946,7 @@ impl<'a> Planner<'a> {
         desired: &Desired,
         role: RouteTableRole,
         vpc: &Ref,
-        subnets: &BTreeMap<SubnetRole, Ref>,
+        subnets: &BTreeMap<SubnetKey, Ref>,
     ) -> Option<&'a ObservedRouteTable> {
         let spec = &desired.route_tables[&role];
         let observed = self.observed.route_table(role);
@@ -949,9 +966,9 @@ impl<'a> Planner<'a> {
             }
         };
         let mut wanted_subnet_ids = Vec::new();
-        for subnet_role in &spec.subnets {
-            let subnet = &subnets[subnet_role];
-            let subnet_name = desired.subnets[subnet_role].name.clone();
+        for subnet_key in &spec.subnets {
+            let subnet = &subnets[subnet_key];
+            let subnet_name = desired.subnets[subnet_key].name.clone();
             let current = match subnet {
                 Ref::Existing(subnet_id) => {
                     wanted_subnet_ids.push(subnet_id.clone());
@@ -982,12 +999,8 @@ impl<'a> Planner<'a> {
             // A subnet another of the stack's tables wants is moved there by that table's
             // ReplaceRouteTableAssociation: disassociating it here would pull the
             // association out from under that step.
-            let wanted_elsewhere = |subnet_id: &String| {
-                RouteTableRole::ALL
-                    .iter()
-                    .flat_map(|r| r.subnets())
-                    .any(|s| matches!(&subnets[s], Ref::Existing(id) if id == subnet_id))
-            };
+            let wanted_elsewhere =
+                |subnet_id: &String| subnets.values().any(|s| matches!(s, Ref::Existing(id) if id == subnet_id));
             for association in &observed.associations {
                 let stray = association
                     .subnet_id

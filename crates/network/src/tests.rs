@@ -1,7 +1,7 @@
 //! The pure half of the tier: plans from hand-built observed states.
 
 use aws_sdk_ec2::types::NatGatewayState;
-use three_tier_core::{Change, Config, Graph, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetRole, Tier};
+use three_tier_core::{Change, Config, Graph, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetKey, Tier};
 
 use crate::desired::{DefaultRoute, Desired, IngressFrom, desired};
 use crate::observe::*;
@@ -15,7 +15,7 @@ fn default_desired() -> Desired {
 /// The observed state of a complete, correct deploy of `desired`, with readable ids.
 fn deployed(desired: &Desired) -> Observed {
     let tags = |t: &three_tier_core::naming::Tags| t.pairs.clone();
-    let subnet_id = |role: SubnetRole| format!("subnet-{role}");
+    let subnet_id = |key: &SubnetKey| format!("subnet-{key}");
     let group_id = |role: SecurityGroupRole| format!("sg-{role}");
     let mut route_tables = vec![ObservedRouteTable {
         id: "rtb-main".into(),
@@ -38,7 +38,7 @@ fn deployed(desired: &Desired) -> Observed {
             associations: spec
                 .subnets
                 .iter()
-                .map(|&s| ObservedAssociation { id: format!("rtbassoc-{s}"), subnet_id: Some(subnet_id(s)) })
+                .map(|s| ObservedAssociation { id: format!("rtbassoc-{s}"), subnet_id: Some(subnet_id(s)) })
                 .collect(),
             tags: tags(&spec.tags),
         });
@@ -59,10 +59,10 @@ fn deployed(desired: &Desired) -> Observed {
         subnets: desired
             .subnets
             .iter()
-            .map(|(&role, spec)| Tagged {
-                role,
+            .map(|(key, spec)| Tagged {
+                role: key.clone(),
                 resource: ObservedSubnet {
-                    id: subnet_id(role),
+                    id: subnet_id(key),
                     cidr: spec.cidr,
                     availability_zone: spec.availability_zone.clone(),
                     vpc_id: "vpc-1".into(),
@@ -79,7 +79,7 @@ fn deployed(desired: &Desired) -> Observed {
         nat_gateways: vec![ObservedNatGateway {
             id: "nat-1".into(),
             state: NatGatewayState::Available,
-            subnet_id: subnet_id(SubnetRole::AlbA),
+            subnet_id: subnet_id(&desired.nat_gateway.subnet),
             allocation_ids: vec!["eipalloc-1".into()],
             tags: tags(&desired.nat_gateway.tags),
         }],
@@ -273,7 +273,7 @@ fn drift_is_repaired_in_place() {
 #[test]
 fn changes_aws_cannot_make_in_place_are_refused_with_a_fix() {
     let mut config = Config::default_config();
-    config.network.subnets.app.cidr = "10.0.2.0/26".parse().unwrap();
+    config.network.subnets.get_mut("app").unwrap().cidr = "10.0.2.0/26".parse().unwrap();
     let desired = desired(&config);
     let mut observed = deployed(&default_desired());
     observed.vpcs.push(ObservedVpc { id: "vpc-2".into(), ..observed.vpcs[0].clone() });
@@ -353,4 +353,63 @@ fn a_nat_gateways_untagged_address_is_adopted_not_doubled() {
             .iter()
             .any(|s| matches!(s, NetworkStep::TagResource { resource_id, .. } if resource_id == "eipalloc-1"))
     );
+}
+
+/// The default config with a second app subnet, `app-b`, in the other zone.
+fn with_second_app_subnet() -> Config {
+    let mut config = Config::default_config();
+    let app_b = three_tier_core::config::SubnetConfig {
+        name: "app-subnet2".into(),
+        cidr: "10.0.1.64/26".parse().unwrap(),
+        availability_zone: "ap-northeast-1c".into(),
+    };
+    config.network.subnets.0.insert(SubnetKey::parse("app-b").unwrap(), app_b);
+    config.validate(std::path::Path::new("x.toml")).unwrap();
+    config
+}
+
+#[test]
+fn a_subnet_added_to_the_config_is_created_and_routed_by_its_roles_table() {
+    let config = with_second_app_subnet();
+    let plan = plan(&desired(&config), &deployed(&default_desired()));
+    let steps: Vec<String> = plan.steps.iter().map(Step::describe).collect();
+    let app_table = &desired(&config).route_tables[&RouteTableRole::App].name;
+    assert_eq!(
+        steps,
+        [
+            "subnet app-subnet2 (10.0.1.64/26, ap-northeast-1c)".to_owned(),
+            format!("associate {app_table} with subnet app-subnet2"),
+        ]
+    );
+    assert!(
+        plan.steps.iter().any(|s| matches!(s,
+        NetworkStep::CreateSubnet { key, tags, .. }
+            if key == "subnet/app-b" && tags.pairs.get("three-tier:role").map(String::as_str) == Some("subnet/app-b")))
+    );
+    assert!(plan.steps.iter().any(|s| matches!(s,
+        NetworkStep::AssociateRouteTable { route_table: Ref::Existing(table), subnet: Ref::Planned(key), .. }
+            if table == "rtb-app" && key == "subnet/app-b")));
+}
+
+#[test]
+fn a_subnet_taken_out_of_the_config_is_deleted_after_leaving_its_table() {
+    let observed = deployed(&desired(&with_second_app_subnet()));
+    let plan = plan(&default_desired(), &observed);
+    assert!(plan.conflicts.is_empty(), "{:?}", plan.conflicts);
+    let steps: Vec<String> = plan.steps.iter().map(Step::describe).collect();
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert!(
+        plan.steps.iter().any(|s| matches!(s,
+        NetworkStep::DeleteSubnet { id, .. } if id == "subnet-app-b")),
+        "{steps:?}"
+    );
+    assert!(
+        plan.steps.iter().any(|s| matches!(s,
+        NetworkStep::DisassociateRouteTable { association_id, .. } if association_id == "rtbassoc-app-b")),
+        "{steps:?}"
+    );
+    let graph = Graph::build(plan.steps.iter().map(|s| (Tier::Network, s.clone()))).unwrap();
+    let delete = graph.find(|s| matches!(s, NetworkStep::DeleteSubnet { .. })).unwrap();
+    let leave = graph.find(|s| matches!(s, NetworkStep::DisassociateRouteTable { .. })).unwrap();
+    assert!(graph.ancestors(delete).contains(&leave), "the subnet leaves its table first");
 }

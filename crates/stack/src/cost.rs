@@ -57,7 +57,7 @@ pub struct DatabaseInstance {
 impl Running {
     /// What the config's `tiers` run once deployed: read off the tiers' desired states.
     pub fn planned(config: &Config, tiers: &[Tier]) -> Running {
-        let network_refs = network::refs(&Default::default());
+        let network_refs = network::refs(config, &Default::default());
         let mut running = Running::default();
         for tier in tiers {
             match tier {

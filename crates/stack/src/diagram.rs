@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use network::IngressFrom;
-use three_tier_core::{AwsContext, Config, Result, SecurityGroupRole, SubnetRole};
+use three_tier_core::{AwsContext, Config, Result, SecurityGroupRole, SubnetKey, SubnetRole};
 
 use crate::reach::{Path, Segment};
 use crate::{Observations, StackOutputs, TIERS};
@@ -93,24 +93,24 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
         label: head.into_iter().chain(tail).collect(),
         shape,
     };
-    let subnet_id = |role: SubnetRole| format!("subnet_{}", role.as_str().replace('-', "_"));
+    let subnet_id = |key: &SubnetKey| format!("subnet_{}", key.as_str().replace('-', "_"));
     // A subnet is a box holding its address and what lives in it: the NAT gateway, the
     // instance. The ALB and the database span two zones, so they stand beside the zones.
-    let subnet = |role: SubnetRole, residents: Vec<Node>| {
-        let spec = &network.subnets[&role];
-        let kind = match role {
-            SubnetRole::AlbA | SubnetRole::AlbB => "public subnet",
+    let subnet = |key: &SubnetKey, residents: Vec<Node>| {
+        let spec = &network.subnets[key];
+        let kind = match key.role() {
+            SubnetRole::Alb => "public subnet",
             SubnetRole::App => "private subnet",
-            SubnetRole::DbA | SubnetRole::DbB => "isolated subnet",
+            SubnetRole::Db => "isolated subnet",
         };
         let address = node(
-            &subnet_id(role),
+            &subnet_id(key),
             Shape::Text,
             vec![spec.cidr.to_string()],
-            live(net.map(|n| vec![n.subnet(role).to_owned()])),
+            live(net.map(|n| n.subnet_ids.get(key).cloned().into_iter().collect())),
         );
         Group {
-            id: format!("in_{}", subnet_id(role)),
+            id: format!("in_{}", subnet_id(key)),
             label: vec![format!("{kind} {}", spec.name)],
             nodes: std::iter::once(address).chain(residents).collect(),
             groups: Vec::new(),
@@ -136,20 +136,20 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
         .availability_zones
         .iter()
         .map(|zone| {
-            let roles: Vec<SubnetRole> =
-                SubnetRole::ALL.iter().copied().filter(|&r| network.subnets[&r].availability_zone == *zone).collect();
-            stacked.extend(roles.windows(2).map(|pair| (subnet_id(pair[0]), subnet_id(pair[1]))));
-            let groups = roles
+            let keys: Vec<&SubnetKey> =
+                network.subnets.iter().filter(|(_, s)| s.availability_zone == *zone).map(|(key, _)| key).collect();
+            stacked.extend(keys.windows(2).map(|pair| (subnet_id(pair[0]), subnet_id(pair[1]))));
+            let groups = keys
                 .iter()
-                .map(|&role| {
+                .map(|&key| {
                     let mut residents = Vec::new();
-                    if role == network.nat_gateway.subnet {
+                    if *key == network.nat_gateway.subnet {
                         residents.push(nat.clone());
                     }
-                    if role == SubnetRole::App {
+                    if key == config.network.instance_subnet().0 {
                         residents.push(instance.clone());
                     }
-                    subnet(role, residents)
+                    subnet(key, residents)
                 })
                 .collect();
             Group {
@@ -245,14 +245,13 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
     for (upper, lower) in stacked {
         edges.push(edge(&upper, &lower, None, Line::Layout));
     }
-    let placed = [
-        ("alb", SubnetRole::AlbA),
-        ("alb", SubnetRole::AlbB),
-        ("database", SubnetRole::DbA),
-        ("database", SubnetRole::DbB),
-    ];
-    for (resource, role) in placed {
-        edges.push(edge(resource, &subnet_id(role), None, Line::Placed));
+    let placed = network.subnets.keys().filter_map(|key| match key.role() {
+        SubnetRole::Alb => Some(("alb", key)),
+        SubnetRole::App => None,
+        SubnetRole::Db => Some(("database", key)),
+    });
+    for (resource, key) in placed {
+        edges.push(edge(resource, &subnet_id(key), None, Line::Placed));
     }
 
     let title = match deployed {

@@ -499,7 +499,7 @@ pub fn plan_deploy_from(config: &Config, tiers: &[Tier], observed: &Observations
         }
     }
     // What the tiers refer to of the tiers below: existing ids, or the keys of this run's creates.
-    let network_refs: NetworkRefs = network::refs(&observed.network.clone().unwrap_or_default());
+    let network_refs: NetworkRefs = network::refs(config, &observed.network.clone().unwrap_or_default());
     let alb_refs: AlbRefs = alb::refs(config, &observed.alb.clone().unwrap_or_default());
     fn plan_of<T: InStack>(
         config: &Config,

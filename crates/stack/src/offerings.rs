@@ -71,7 +71,7 @@ enum Offer {
 /// The conflict when the app subnet's zone does not offer the config's instance type.
 async fn instance_type_offered(ctx: &AwsContext, config: &Config) -> Result<Option<Offer>> {
     let wanted = config.compute.instance_type.as_str();
-    let zone = &config.network.subnets.app.availability_zone;
+    let zone = &config.network.instance_subnet().1.availability_zone;
     let offered_in_zone = |instance_type: Option<&str>| {
         let mut request = ctx
             .ec2

@@ -221,8 +221,7 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota, notes: &mut Vec<
             (used, limit.unwrap_or(quota.default))
         }
         Kind::NatGateways => {
-            // The stack's NAT gateway goes in the first ALB subnet's zone.
-            let zone = &config.network.subnets.alb_a.availability_zone;
+            let zone = &config.network.nat_subnet().1.availability_zone;
             let gateways = ec2.describe_nat_gateways().into_paginator().items().send();
             let gateways = gateways.try_collect().await.aws("DescribeNatGateways")?;
             let in_zone = Filter::builder().name("availability-zone").values(zone).build();

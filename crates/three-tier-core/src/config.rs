@@ -11,7 +11,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::naming::{Names, RESERVED_TAG_PREFIX};
-use crate::roles::SubnetRole;
+use crate::roles::{SubnetKey, SubnetRole};
 
 /// The whole configuration of one stack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,25 +54,41 @@ pub struct NetworkConfig {
     pub security_groups: SecurityGroupNames,
 }
 
+/// The stack's subnets by key (`[network.subnets.KEY]`): validated to hold at least one
+/// subnet of each role, two in different zones for the ALB and the DB subnet group, and at
+/// most one of a role in a zone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Subnets {
-    pub alb_a: SubnetConfig,
-    pub alb_b: SubnetConfig,
-    pub app: SubnetConfig,
-    pub db_a: SubnetConfig,
-    pub db_b: SubnetConfig,
-}
+#[serde(transparent)]
+pub struct Subnets(pub BTreeMap<SubnetKey, SubnetConfig>);
 
 impl Subnets {
-    pub fn get(&self, role: SubnetRole) -> &SubnetConfig {
-        match role {
-            SubnetRole::AlbA => &self.alb_a,
-            SubnetRole::AlbB => &self.alb_b,
-            SubnetRole::App => &self.app,
-            SubnetRole::DbA => &self.db_a,
-            SubnetRole::DbB => &self.db_b,
-        }
+    pub fn iter(&self) -> impl Iterator<Item = (&SubnetKey, &SubnetConfig)> {
+        self.0.iter()
+    }
+
+    /// The subnets of one role, in key order.
+    pub fn of(&self, role: SubnetRole) -> impl Iterator<Item = (&SubnetKey, &SubnetConfig)> {
+        self.0.iter().filter(move |(key, _)| key.role() == role)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&SubnetConfig> {
+        self.0.iter().find(|(k, _)| k.as_str() == key).map(|(_, subnet)| subnet)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut SubnetConfig> {
+        self.0.iter_mut().find(|(k, _)| k.as_str() == key).map(|(_, subnet)| subnet)
+    }
+}
+
+impl NetworkConfig {
+    /// The public subnet the NAT gateway lives in: the first ALB subnet by key.
+    pub fn nat_subnet(&self) -> (&SubnetKey, &SubnetConfig) {
+        self.subnets.of(SubnetRole::Alb).next().expect("validated: an ALB subnet exists")
+    }
+
+    /// The private subnet the app instance launches in: the first app subnet by key.
+    pub fn instance_subnet(&self) -> (&SubnetKey, &SubnetConfig) {
+        self.subnets.of(SubnetRole::App).next().expect("validated: an app subnet exists")
     }
 }
 
@@ -297,7 +313,7 @@ impl Serialize for StorageType {
 }
 
 /// Splits the problem from the fix in the messages of this module's deserializers.
-const FIX_SEPARATOR: &str = "; fix: ";
+pub(crate) const FIX_SEPARATOR: &str = "; fix: ";
 
 fn cidr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Ipv4Net, D::Error> {
     let text = String::deserialize(deserializer)?;
@@ -462,9 +478,8 @@ impl Config {
         let region = &self.stack.region;
         check_cidr("network.vpc_cidr", network.vpc_cidr, 16)?;
         let mut seen: Vec<(String, Ipv4Net)> = Vec::new();
-        for &role in SubnetRole::ALL {
-            let subnet = network.subnets.get(role);
-            let base = format!("network.subnets.{role}");
+        for (key, subnet) in network.subnets.iter() {
+            let base = format!("network.subnets.{key}");
             check_cidr(&format!("{base}.cidr"), subnet.cidr, 16)?;
             if !network.vpc_cidr.contains(&subnet.cidr) {
                 return Err(invalid(
@@ -482,7 +497,7 @@ impl Config {
                     "give every subnet its own, non-overlapping block",
                 ));
             }
-            seen.push((format!("network.subnets.{role}.cidr"), subnet.cidr));
+            seen.push((format!("network.subnets.{key}.cidr"), subnet.cidr));
             check_zone(&format!("{base}.availability_zone"), &subnet.availability_zone, region)?;
             if !self.stack.availability_zones.contains(&subnet.availability_zone) {
                 return Err(invalid(
@@ -493,16 +508,28 @@ impl Config {
             }
             check_tag_value(&format!("{base}.name"), &subnet.name)?;
         }
-        for (pair, what) in [
-            ([SubnetRole::AlbA, SubnetRole::AlbB], "an internet-facing ALB"),
-            ([SubnetRole::DbA, SubnetRole::DbB], "a DB subnet group"),
+        for (role, needs, what) in [
+            (SubnetRole::Alb, 2, "an internet-facing ALB needs two, in different zones"),
+            (SubnetRole::App, 1, "the app instance needs one"),
+            (SubnetRole::Db, 2, "a DB subnet group needs two, in different zones"),
         ] {
-            let [first, second] = pair.map(|role| &network.subnets.get(role).availability_zone);
-            if first == second {
+            let mut zones: BTreeMap<&str, &SubnetKey> = BTreeMap::new();
+            for (key, subnet) in network.subnets.of(role) {
+                if let Some(other) = zones.insert(&subnet.availability_zone, key) {
+                    return Err(invalid(
+                        &format!("network.subnets.{key}.availability_zone"),
+                        format!("is {}, the same zone as {other}", subnet.availability_zone),
+                        &format!("put each {role} subnet in a zone of its own: {what}"),
+                    ));
+                }
+            }
+            if zones.len() < needs {
                 return Err(invalid(
-                    &format!("network.subnets.{}.availability_zone", pair[1]),
-                    format!("is {second}, the same zone as {}", pair[0]),
-                    &format!("put the two subnets in different zones: {what} needs two"),
+                    "network.subnets",
+                    format!("has {} {role} subnet(s)", zones.len()),
+                    &format!(
+                        "add [network.subnets.{role}-b] (or another key starting with \"{role}\") in another zone: {what}"
+                    ),
                 ));
             }
         }
@@ -822,15 +849,22 @@ mod tests {
         assert_eq!(config.stack.name, "three-tier");
         assert_eq!(config.stack.region, "ap-northeast-1");
         assert_eq!(config.network.vpc_cidr.to_string(), "10.0.0.0/16");
-        let subnet = |role| {
-            let s = config.network.subnets.get(role);
-            (s.name.as_str(), s.cidr.to_string(), s.availability_zone.as_str())
-        };
-        assert_eq!(subnet(SubnetRole::AlbA), ("alb-subnet", "10.0.0.64/26".into(), "ap-northeast-1a"));
-        assert_eq!(subnet(SubnetRole::AlbB), ("alb-subnet2", "10.0.1.0/26".into(), "ap-northeast-1c"));
-        assert_eq!(subnet(SubnetRole::App), ("app-subnet", "10.0.0.0/26".into(), "ap-northeast-1a"));
-        assert_eq!(subnet(SubnetRole::DbA), ("db-subnet", "10.0.0.128/26".into(), "ap-northeast-1a"));
-        assert_eq!(subnet(SubnetRole::DbB), ("db-subnet2", "10.0.0.192/26".into(), "ap-northeast-1c"));
+        let subnets: Vec<_> = config
+            .network
+            .subnets
+            .iter()
+            .map(|(key, s)| (key.as_str(), s.name.as_str(), s.cidr.to_string(), s.availability_zone.as_str()))
+            .collect();
+        assert_eq!(
+            subnets,
+            [
+                ("alb-a", "alb-subnet", "10.0.0.64/26".into(), "ap-northeast-1a"),
+                ("alb-b", "alb-subnet2", "10.0.1.0/26".into(), "ap-northeast-1c"),
+                ("app", "app-subnet", "10.0.0.0/26".into(), "ap-northeast-1a"),
+                ("db-a", "db-subnet", "10.0.0.128/26".into(), "ap-northeast-1a"),
+                ("db-b", "db-subnet2", "10.0.0.192/26".into(), "ap-northeast-1c"),
+            ]
+        );
         assert_eq!([config.ports.http.get(), config.ports.app.get(), config.ports.database.get()], [80, 3030, 3306]);
         assert_eq!(config.alb.name, "sample-alb");
         assert_eq!(config.alb.target_group_name, "app-target-group");
@@ -868,6 +902,54 @@ mod tests {
         config.validate(Path::new("x.toml")).unwrap();
         assert_eq!(config.alb.rules.len(), 1);
         assert_eq!(config.alb.rules[0].port.get(), 8080);
+    }
+
+    /// A config's subnets, with `extra` TOML appended to the default.
+    fn with_subnets(extra: &str) -> Result<Config, ConfigError> {
+        let path = Path::new("x.toml");
+        let config = Config::parse(path, &format!("{}\n{extra}", Config::DEFAULT_TOML))?;
+        config.validate(path).map(|()| config)
+    }
+
+    fn subnet_toml(key: &str, cidr: &str, zone: &str) -> String {
+        format!("[network.subnets.{key}]\nname = \"{key}\"\ncidr = \"{cidr}\"\navailability_zone = \"{zone}\"\n")
+    }
+
+    #[test]
+    fn subnets_are_keyed_by_role_and_at_most_one_of_a_role_per_zone() {
+        let config = with_subnets(&subnet_toml("app-b", "10.0.1.64/26", "ap-northeast-1c")).unwrap();
+        let apps: Vec<(&str, &str)> = config
+            .network
+            .subnets
+            .of(SubnetRole::App)
+            .map(|(key, s)| (key.as_str(), s.availability_zone.as_str()))
+            .collect();
+        assert_eq!(apps, [("app", "ap-northeast-1a"), ("app-b", "ap-northeast-1c")]);
+        assert_eq!(config.network.instance_subnet().0.as_str(), "app");
+        assert_eq!(config.network.nat_subnet().0.as_str(), "alb-a");
+
+        let err = with_subnets(&subnet_toml("app-b", "10.0.1.64/26", "ap-northeast-1a")).unwrap_err();
+        assert_eq!(err.key, "network.subnets.app-b.availability_zone");
+        assert!(err.problem.contains("same zone as app") && err.fix.contains("a zone of its own"), "{err}");
+
+        for key in ["web", "app_b", "apps", "app-", "alb-A", "db-a-very-long-suffix-x"] {
+            let err = with_subnets(&subnet_toml(key, "10.0.1.64/26", "ap-northeast-1c")).unwrap_err();
+            assert_eq!(err.key, format!("network.subnets.{key}"));
+            assert!(err.problem.starts_with("is not a subnet key") && err.fix.contains("alb, app or db"), "{err}");
+        }
+    }
+
+    #[test]
+    fn every_role_needs_its_subnets() {
+        let mut config = Config::default_config();
+        config.network.subnets.0.retain(|key, _| key.as_str() != "alb-b");
+        let err = config.validate(Path::new("x.toml")).unwrap_err();
+        assert_eq!((err.key.as_str(), err.problem.as_str()), ("network.subnets", "has 1 alb subnet(s)"));
+        assert!(err.fix.contains("[network.subnets.alb-b]") && err.fix.contains("two, in different zones"), "{err}");
+        let mut config = Config::default_config();
+        config.network.subnets.0.retain(|key, _| key.role() != SubnetRole::App);
+        let err = config.validate(Path::new("x.toml")).unwrap_err();
+        assert_eq!(err.problem, "has 0 app subnet(s)");
     }
 
     #[test]

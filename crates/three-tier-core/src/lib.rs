@@ -25,7 +25,7 @@ pub use error::{AwsResultExt, Error, Result};
 pub use graph::{Durations, Graph, Prediction};
 pub use graph::{Key, Ready, keys};
 pub use plan::{Bound, Change, Conflict, Created, Facts, Plan, Ref, Step, Wait};
-pub use roles::{RouteTableRole, SecurityGroupRole, SubnetRole, Tier};
+pub use roles::{RouteTableRole, SecurityGroupRole, SubnetKey, SubnetRole, Tier};
 pub use tier::TierCrate;
 
 /// The core's two sides: the planner (config, names, plans, the graph and its

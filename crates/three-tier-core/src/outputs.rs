@@ -4,15 +4,16 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Config;
 use crate::plan::Ref;
-use crate::roles::{RouteTableRole, SecurityGroupRole, SubnetRole};
+use crate::roles::{RouteTableRole, SecurityGroupRole, SubnetKey, SubnetRole};
 
 /// What the network tier has built, once all of it exists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkOutputs {
     pub vpc_id: String,
     pub internet_gateway_id: String,
-    pub subnet_ids: BTreeMap<SubnetRole, String>,
+    pub subnet_ids: BTreeMap<SubnetKey, String>,
     pub route_table_ids: BTreeMap<RouteTableRole, String>,
     pub nat_gateway_id: String,
     pub eip_allocation_id: String,
@@ -22,8 +23,16 @@ pub struct NetworkOutputs {
 }
 
 impl NetworkOutputs {
-    pub fn subnet(&self, role: SubnetRole) -> &str {
-        &self.subnet_ids[&role]
+    /// The subnet keyed `key` (`alb-a`, `app`, ...); like [`NetworkOutputs::security_group`],
+    /// for a key the stack has.
+    pub fn subnet(&self, key: &str) -> &str {
+        let found = self.subnet_ids.iter().find(|(k, _)| k.as_str() == key);
+        found.map(|(_, id)| id.as_str()).unwrap_or_else(|| panic!("the stack has no subnet keyed {key}"))
+    }
+
+    /// The ids of one role's subnets, in key order.
+    pub fn subnets_of(&self, role: SubnetRole) -> Vec<&str> {
+        self.subnet_ids.iter().filter(|(key, _)| key.role() == role).map(|(_, id)| id.as_str()).collect()
     }
 
     pub fn security_group(&self, role: SecurityGroupRole) -> &str {
@@ -36,13 +45,14 @@ impl NetworkOutputs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NetworkRefs {
     pub vpc: Ref,
-    pub subnets: BTreeMap<SubnetRole, Ref>,
+    pub subnets: BTreeMap<SubnetKey, Ref>,
     pub security_groups: BTreeMap<SecurityGroupRole, Ref>,
 }
 
 impl NetworkRefs {
-    pub fn subnet(&self, role: SubnetRole) -> &Ref {
-        &self.subnets[&role]
+    /// One role's subnets, in key order.
+    pub fn subnets_of(&self, role: SubnetRole) -> Vec<&Ref> {
+        self.subnets.iter().filter(|(key, _)| key.role() == role).map(|(_, subnet)| subnet).collect()
     }
 
     pub fn security_group(&self, role: SecurityGroupRole) -> &Ref {
@@ -51,12 +61,17 @@ impl NetworkRefs {
 }
 
 impl NetworkRefs {
-    /// A deployed network with readable ids (`vpc-1`, `subnet-app`, `sg-db`, ...): what the
-    /// tiers' plans are shown and tested on.
+    /// The default config's network, deployed, with readable ids (`vpc-1`, `subnet-app`,
+    /// `sg-db`, ...): what the tiers' plans are shown and tested on.
     pub fn example() -> NetworkRefs {
         NetworkRefs {
             vpc: Ref::existing("vpc-1"),
-            subnets: SubnetRole::ALL.iter().map(|&role| (role, Ref::existing(format!("subnet-{role}")))).collect(),
+            subnets: Config::default_config()
+                .network
+                .subnets
+                .iter()
+                .map(|(key, _)| (key.clone(), Ref::existing(format!("subnet-{key}"))))
+                .collect(),
             security_groups: SecurityGroupRole::ALL
                 .iter()
                 .map(|&role| (role, Ref::existing(format!("sg-{role}"))))
@@ -69,7 +84,7 @@ impl From<&NetworkOutputs> for NetworkRefs {
     fn from(outputs: &NetworkOutputs) -> NetworkRefs {
         NetworkRefs {
             vpc: Ref::existing(&outputs.vpc_id),
-            subnets: outputs.subnet_ids.iter().map(|(&role, id)| (role, Ref::existing(id))).collect(),
+            subnets: outputs.subnet_ids.iter().map(|(key, id)| (key.clone(), Ref::existing(id))).collect(),
             security_groups: outputs.security_group_ids.iter().map(|(&role, id)| (role, Ref::existing(id))).collect(),
         }
     }

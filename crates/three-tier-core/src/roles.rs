@@ -48,13 +48,12 @@ role_enum!(
 );
 
 role_enum!(
-    /// The five subnets of SPEC.md.
+    /// What a subnet hosts, which decides its route table: the ALB (public), the app
+    /// instances (private, out through the NAT gateway), the database (isolated).
     SubnetRole {
-        AlbA => "alb-a",
-        AlbB => "alb-b",
+        Alb => "alb",
         App => "app",
-        DbA => "db-a",
-        DbB => "db-b",
+        Db => "db",
     }
 );
 
@@ -76,19 +75,66 @@ role_enum!(
     }
 );
 
-impl SubnetRole {
-    /// The subnets an internet-facing ALB spans; the NAT gateway lives in the first.
-    pub const ALB: [SubnetRole; 2] = [SubnetRole::AlbA, SubnetRole::AlbB];
-    /// The subnets of the DB subnet group.
-    pub const DB: [SubnetRole; 2] = [SubnetRole::DbA, SubnetRole::DbB];
+impl RouteTableRole {
+    /// The subnets this table routes: those of one role.
+    pub fn serves(self) -> SubnetRole {
+        match self {
+            RouteTableRole::Public => SubnetRole::Alb,
+            RouteTableRole::App => SubnetRole::App,
+            RouteTableRole::Db => SubnetRole::Db,
+        }
+    }
 }
 
-impl RouteTableRole {
-    pub fn subnets(self) -> &'static [SubnetRole] {
-        match self {
-            RouteTableRole::Public => &SubnetRole::ALB,
-            RouteTableRole::App => &[SubnetRole::App],
-            RouteTableRole::Db => &SubnetRole::DB,
-        }
+/// A subnet's key: its role, alone or followed by `-` and what tells it from the role's
+/// other subnets (`alb-a`, `app`, `db-b`). It is the subnet's `[network.subnets.KEY]` in
+/// config, its role tag (`subnet/KEY`) and its planned reference, so a subnet is found
+/// again after a rename; config allows one subnet per role and zone.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SubnetKey(String);
+
+impl SubnetKey {
+    pub fn parse(text: &str) -> Option<SubnetKey> {
+        let suffix_ok = |suffix: &str| {
+            (1..=16).contains(&suffix.len()) && suffix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        };
+        SubnetRole::ALL
+            .iter()
+            .any(|role| match text.strip_prefix(role.as_str()) {
+                Some("") => true,
+                Some(rest) => rest.strip_prefix('-').is_some_and(suffix_ok),
+                None => false,
+            })
+            .then(|| SubnetKey(text.to_owned()))
+    }
+
+    pub fn role(&self) -> SubnetRole {
+        let prefix = self.0.split('-').next().unwrap_or_default();
+        SubnetRole::from_tag(prefix).expect("a parsed key starts with its role")
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SubnetKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SubnetKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        SubnetKey::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "is not a subnet key: it must be the subnet's role or start with it{}key the subnet \
+                 by its role, alb, app or db, alone or followed by `-` and up to 16 lowercase letters or \
+                 digits, e.g. [network.subnets.app-b]",
+                crate::config::FIX_SEPARATOR
+            ))
+        })
     }
 }

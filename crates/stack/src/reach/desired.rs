@@ -3,21 +3,21 @@
 //! (the names the plan shows); AWS's defaults stand where the stack sets nothing (a new
 //! group's egress to anywhere, the VPC's default network ACL, the main route table).
 
-use three_tier_core::{Config, Ref, SecurityGroupRole, SubnetRole};
+use three_tier_core::{Config, Ref, SecurityGroupRole, SubnetKey};
 
 use super::*;
 use network::{DefaultRoute, IngressFrom};
 
 /// The stack as a deploy of `config` leaves it.
 pub fn desired(config: &Config) -> Snapshot {
-    let network_refs = network::refs(&Default::default());
+    let network_refs = network::refs(config, &Default::default());
     let alb_refs = alb::refs(config, &Default::default());
     let net = network::desired(config);
     let balancer = alb::desired(config, &network_refs);
     let compute = compute::desired(config, &network_refs, &alb_refs);
     let database = database::desired(config, &network_refs);
 
-    let subnet = |role: SubnetRole| network_refs.subnet(role).to_string();
+    let subnet = |key: &SubnetKey| network_refs.subnets[key].to_string();
     let group = |role: SecurityGroupRole| network_refs.security_group(role).to_string();
     let target_group_key = |name: &str| Ref::planned(format!("target-group/{name}")).to_string();
     let internet_gateway = format!("(new {})", net.internet_gateway.name);
@@ -45,7 +45,7 @@ pub fn desired(config: &Config) -> Snapshot {
             id: format!("(new {})", spec.name),
             name: spec.name.clone(),
             main: false,
-            subnets: spec.subnets.iter().map(|&role| subnet(role)).collect(),
+            subnets: spec.subnets.iter().map(subnet).collect(),
             routes,
         });
     }
@@ -121,13 +121,13 @@ pub fn desired(config: &Config) -> Snapshot {
         nat_gateways: vec![NatGateway {
             id: nat_gateway,
             state: "available".into(),
-            subnet: subnet(net.nat_gateway.subnet),
+            subnet: subnet(&net.nat_gateway.subnet),
             public_ip: Some(format!("(new {})", net.nat_address.name)),
         }],
         subnets: net
             .subnets
             .iter()
-            .map(|(&role, spec)| Subnet { id: subnet(role), name: spec.name.clone(), cidr: spec.cidr })
+            .map(|(key, spec)| Subnet { id: subnet(key), name: spec.name.clone(), cidr: spec.cidr })
             .collect(),
         route_tables,
         network_acls: vec![default_acl()],

@@ -68,7 +68,7 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
 
     // The instance: t3.micro in app-subnet with sg001, no public IP, IMDSv2 required,
     // the stack's instance profile, an encrypted root volume carrying the tags.
-    let instances = ctx.ec2.describe_instances().instance_ids(&compute_out.instance_id).send().await.unwrap();
+    let instances = ctx.ec2.describe_instances().instance_ids(&compute_out.first().id).send().await.unwrap();
     let instance = &instances.reservations()[0].instances()[0];
     assert_eq!(instance.instance_type().map(|t| t.as_str()), Some("t3.micro"));
     assert_eq!(instance.subnet_id(), Some(network.subnet("app")));
@@ -94,7 +94,7 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
     let attribute = ctx
         .ec2
         .describe_instance_attribute()
-        .instance_id(&compute_out.instance_id)
+        .instance_id(&compute_out.first().id)
         .attribute(InstanceAttributeName::UserData)
         .send()
         .await
@@ -126,7 +126,7 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
         .filter_map(|d| d.target())
         .map(|t| (t.id().unwrap().to_owned(), t.port().unwrap()))
         .collect();
-    assert_eq!(targets, [(compute_out.instance_id.clone(), 3030)]);
+    assert_eq!(targets, [(compute_out.first().id.clone(), 3030)]);
 
     // Deploy again: the same outputs, not one mutating call.
     let mark = ctx.calls.mark();
@@ -138,7 +138,7 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
 
     // Someone stops the instance and gives its role AdministratorAccess: deploy starts it
     // again and takes the extra policy off.
-    let instance = &compute_out.instance_id;
+    let instance = &compute_out.first().id;
     let role = "it-app-spec-app-role-us-east-2";
     let admin = "arn:aws:iam::aws:policy/AdministratorAccess";
     ctx.ec2.stop_instances().instance_ids(instance).send().await.unwrap();
@@ -378,7 +378,7 @@ async fn eventual_consistency_is_ridden_out() {
         .unwrap();
     let ids: Vec<&str> =
         instances.reservations().iter().flat_map(|r| r.instances()).filter_map(|i| i.instance_id()).collect();
-    let instance_id = outputs.compute.unwrap().instance_id;
+    let instance_id = outputs.compute.unwrap().first().id.clone();
     assert_eq!(ids, [instance_id.as_str()], "exactly one instance");
 
     // An instance EC2 does not know by its id yet is not taken for gone: teardown waits
@@ -413,4 +413,75 @@ async fn the_wire_requests_of_alb_and_compute_deploys() {
     insta::assert_yaml_snapshot!("compute_deploy_requests", redact(&ctx.calls.since(mark)));
 
     clean(&ctx, &config).await;
+}
+
+/// The stack's running instances as the test's own read finds them: role tag → (id, subnet).
+async fn running_instances(ctx: &three_tier_core::AwsContext, stack: &str) -> Vec<(String, String, String)> {
+    let running = Filter::builder().name("instance-state-name").values("pending").values("running").build();
+    let answer = ctx.ec2.describe_instances().filters(stack_filter(stack)).filters(running).send().await.unwrap();
+    let mut found: Vec<(String, String, String)> = answer
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .map(|i| {
+            let role = i.tags().iter().find(|t| t.key() == Some("three-tier:role")).and_then(|t| t.value());
+            (role.unwrap().to_owned(), i.instance_id().unwrap().to_owned(), i.subnet_id().unwrap().to_owned())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The targets of a target group as (id, port), sorted.
+async fn targets(ctx: &three_tier_core::AwsContext, group: &str) -> Vec<(String, i32)> {
+    let health = ctx.elbv2.describe_target_health().target_group_arn(group).send().await.unwrap();
+    let mut found: Vec<(String, i32)> = health
+        .target_health_descriptions()
+        .iter()
+        .filter_map(|d| d.target())
+        .map(|t| (t.id().unwrap().to_owned(), t.port().unwrap()))
+        .collect();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn two_instances_run_one_per_app_subnet_each_registered_and_the_second_goes_when_one_is_asked_for() {
+    let mut config = crate::support::config("it-two-vms");
+    let app_zone = config.instance_subnets()[0].1.availability_zone.clone();
+    let other_zone = config.stack.availability_zones.iter().find(|z| **z != app_zone).unwrap().clone();
+    crate::support::add_subnet(&mut config, "app-b", &other_zone);
+    config.compute.instances = 2;
+    config.validate(std::path::Path::new("test")).unwrap();
+    let ctx = context(&config).await;
+    clean(&ctx, &config).await;
+    let tiers = [Tier::Network, Tier::Alb, Tier::Compute];
+
+    let mark = ctx.calls.mark();
+    let outputs = stack::deploy(&ctx, &config, &tiers).await.unwrap();
+    assert_declared(&ctx.calls.since(mark));
+    let (network, alb) = (outputs.network.unwrap(), outputs.alb.unwrap());
+    let instances = running_instances(&ctx, &config.stack.name).await;
+    let placed: Vec<(&str, &str)> =
+        instances.iter().map(|(role, _, subnet)| (role.as_str(), subnet.as_str())).collect();
+    assert_eq!(placed, [("instance", network.subnet("app")), ("instance-2", network.subnet("app-b"))]);
+    let port = i32::from(config.ports.app.get());
+    let mut expected: Vec<(String, i32)> = instances.iter().map(|(_, id, _)| (id.clone(), port)).collect();
+    expected.sort();
+    assert_eq!(targets(&ctx, &alb.app_target_group_arn).await, expected);
+    let compute = outputs.compute.unwrap();
+    let keys: Vec<&str> = compute.instances.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["instance", "instance-2"]);
+    let again = stack::plan_deploy(&ctx, &config, &tiers).await.unwrap();
+    assert!(again.graph.is_empty(), "{}", again.render());
+
+    // One instance asked for: the second is deregistered and terminated; the first stays.
+    let mut one = config.clone();
+    one.compute.instances = 1;
+    stack::deploy(&ctx, &one, &tiers).await.unwrap();
+    let left = running_instances(&ctx, &config.stack.name).await;
+    assert_eq!(left, instances[..1]);
+    assert_eq!(targets(&ctx, &alb.app_target_group_arn).await, [(instances[0].1.clone(), port)]);
+
+    clean(&ctx, &one).await;
 }

@@ -121,7 +121,7 @@ async fn verify_proves_both_goals_from_real_traffic_and_fails_where_a_rule_is_mi
     );
     // `logs` returns what the sandbox's commands print: the user data's run, and the
     // access log of the nginx the health checks reach.
-    let logs = stack::instance_logs(&ctx, &compute.instance_id, Duration::from_secs(60)).await.unwrap().unwrap();
+    let logs = stack::instance_logs(&ctx, &compute.first().id, Duration::from_secs(60)).await.unwrap().unwrap();
     assert!(logs.output.contains("nginx publishes [3030]"), "{logs:?}");
     assert!(logs.output.contains("nginx-1  | ") && logs.output.contains("ELB-HealthChecker/2.0"), "{logs:?}");
     let (status, page) = get_page(&alb);
@@ -136,7 +136,7 @@ async fn verify_proves_both_goals_from_real_traffic_and_fails_where_a_rule_is_mi
     // A second instance whose compose file publishes another port than the target
     // group's, registered beside the first, as a console user might: it never becomes
     // healthy, and the page is still served by the first.
-    let described = ctx.ec2.describe_instances().instance_ids(&compute.instance_id).send().await.unwrap();
+    let described = ctx.ec2.describe_instances().instance_ids(&compute.first().id).send().await.unwrap();
     let image = described.reservations()[0].instances()[0].image_id().unwrap().to_owned();
     let other_port = compute::user_data::render(&[9090]);
     let launched = ctx
@@ -173,7 +173,7 @@ async fn verify_proves_both_goals_from_real_traffic_and_fails_where_a_rule_is_mi
     let ingress = from_group(config.ports.app.get(), &alb_group);
     ctx.ec2.revoke_security_group_ingress().group_id(&app_group).ip_permissions(ingress).send().await.unwrap();
     let why =
-        wait_for_target(&ctx, &alb.app_target_group_arn, &compute.instance_id, TargetHealthStateEnum::Unhealthy).await;
+        wait_for_target(&ctx, &alb.app_target_group_arn, &compute.first().id, TargetHealthStateEnum::Unhealthy).await;
     assert!(why.contains("Timeout") && why.contains(&app_group), "the hop is named: {why}");
     let (status, page) = get_page(&alb);
     assert_eq!(status, 504, "{page}");
@@ -185,7 +185,7 @@ async fn verify_proves_both_goals_from_real_traffic_and_fails_where_a_rule_is_mi
 
     // deploy repairs the rule; the target passes its checks again and the page is back.
     stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
-    wait_for_target(&ctx, &alb.app_target_group_arn, &compute.instance_id, TargetHealthStateEnum::Healthy).await;
+    wait_for_target(&ctx, &alb.app_target_group_arn, &compute.first().id, TargetHealthStateEnum::Healthy).await;
     assert_eq!(get_page(&alb).0, 200);
 
     // db-sg001 no longer lets the instance in: the container's client cannot connect.
@@ -274,7 +274,7 @@ async fn verify_names_the_hop_a_console_user_closed_and_deploy_reopens_it() {
     support::clean(&ctx, &config).await;
     let outputs = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
     let (network, alb, instance) =
-        (outputs.network.unwrap(), outputs.alb.unwrap(), outputs.compute.unwrap().instance_id);
+        (outputs.network.unwrap(), outputs.alb.unwrap(), outputs.compute.unwrap().first().id.clone());
     let [alb_group, app_group, db_group] = [SecurityGroupRole::Alb, SecurityGroupRole::App, SecurityGroupRole::Db]
         .map(|r| network.security_group(r).to_owned());
     let app_table = &network.route_table_ids[&three_tier_core::RouteTableRole::App];
@@ -417,10 +417,10 @@ async fn a_listener_rules_target_group_is_served_by_the_instance_on_its_own_port
     // The instance is the rule's target group's target, on its port, and healthy: nginx
     // answers there.
     let api_group = &alb.target_group_arns["it-dp-rule-api-target-group"];
-    wait_for_target(&ctx, api_group, &compute.instance_id, TargetHealthStateEnum::Healthy).await;
+    wait_for_target(&ctx, api_group, &compute.first().id, TargetHealthStateEnum::Healthy).await;
     let health = ctx.elbv2.describe_target_health().target_group_arn(api_group).send().await.unwrap();
     let target = health.target_health_descriptions()[0].target().unwrap();
-    assert_eq!((target.id(), target.port()), (Some(compute.instance_id.as_str()), Some(8082)));
+    assert_eq!((target.id(), target.port()), (Some(compute.first().id.as_str()), Some(8082)));
     // /api/ reaches nginx through the rule (nginx has no such page: its own 404), where an
     // empty target group would answer 503 from the ALB.
     let (status, page) = get(&alb, "/api/");

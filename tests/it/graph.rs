@@ -88,8 +88,8 @@ async fn shuffled(seed: u64, config: Config) {
     let health = ctx.elbv2.describe_target_health().target_group_arn(&alb.app_target_group_arn).send().await.unwrap();
     let targets: Vec<(Option<&str>, Option<i32>)> =
         health.target_health_descriptions().iter().filter_map(|d| d.target()).map(|t| (t.id(), t.port())).collect();
-    assert_eq!(targets, [(Some(compute.instance_id.as_str()), Some(i32::from(config.ports.app.get())))]);
-    let instances = ctx.ec2.describe_instances().instance_ids(&compute.instance_id).send().await.unwrap();
+    assert_eq!(targets, [(Some(compute.first().id.as_str()), Some(i32::from(config.ports.app.get())))]);
+    let instances = ctx.ec2.describe_instances().instance_ids(&compute.first().id).send().await.unwrap();
     let instance = &instances.reservations()[0].instances()[0];
     assert_eq!(instance.subnet_id(), Some(network.subnet("app")));
     assert_eq!(instance.instance_type().map(|t| t.as_str()), Some(config.compute.instance_type.as_str()));

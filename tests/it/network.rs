@@ -11,7 +11,7 @@ use three_tier_core::{Change, Error, Step, Tier};
 use network::NetworkStep;
 use stack::{StackPlan, StackStep};
 
-use crate::support::{assert_declared, drop_subnet_ids, fresh_stack, redact};
+use crate::support::{add_subnet, assert_declared, drop_subnet_ids, fresh_stack, redact};
 
 fn stack_filter(stack: &str) -> Filter {
     Filter::builder().name(format!("tag:{STACK_TAG}")).values(stack).build()
@@ -423,8 +423,7 @@ async fn load_balancer_subnets(ctx: &three_tier_core::AwsContext, name: &str) ->
 
 #[tokio::test]
 async fn a_subnet_added_to_the_config_joins_its_role_and_one_taken_out_is_deleted() {
-    use three_tier_core::config::SubnetConfig;
-    use three_tier_core::{SubnetKey, SubnetRole};
+    use three_tier_core::SubnetRole;
 
     let (config, ctx) = fresh_stack("it-subnet-keys").await;
     let ec2 = &ctx.ec2;
@@ -434,22 +433,21 @@ async fn a_subnet_added_to_the_config_joins_its_role_and_one_taken_out_is_delete
     // A second app subnet in another zone, and a third ALB subnet in a third zone, in
     // blocks of the VPC no subnet uses.
     let mut wider = config.clone();
-    let used: Vec<_> = config.network.subnets.iter().map(|(_, s)| s.cidr).collect();
-    let mut free =
-        config.network.vpc_cidr.subnets(26).unwrap().filter(|b| !used.iter().any(|u| u.contains(b) || b.contains(u)));
-    let app_zone = config.network.instance_subnet().1.availability_zone.clone();
-    let other_zone = config.stack.availability_zones.iter().find(|z| **z != app_zone).unwrap().clone();
+    let app_zone = &config.instance_subnets()[0].1.availability_zone;
+    let other_zone = config.stack.availability_zones.iter().find(|z| *z != app_zone).unwrap().clone();
     let zones = ec2.describe_availability_zones().send().await.unwrap();
     let alb_zones: Vec<&str> =
         config.network.subnets.of(SubnetRole::Alb).map(|(_, s)| s.availability_zone.as_str()).collect();
     let third_zone = zones.availability_zones().iter().filter_map(|z| z.zone_name()).find(|z| !alb_zones.contains(z));
     let third_zone = third_zone.expect("the region has a third zone").to_owned();
-    wider.stack.availability_zones.push(third_zone.clone());
-    let added = [("app-b", free.next().unwrap(), other_zone), ("alb-c", free.next().unwrap(), third_zone)];
-    for (key, cidr, zone) in &added {
-        let subnet = SubnetConfig { name: format!("{key}-subnet"), cidr: *cidr, availability_zone: zone.clone() };
-        wider.network.subnets.0.insert(SubnetKey::parse(key).unwrap(), subnet);
-    }
+    add_subnet(&mut wider, "app-b", &other_zone);
+    add_subnet(&mut wider, "alb-c", &third_zone);
+    let added: Vec<_> = ["app-b", "alb-c"]
+        .map(|key| {
+            let subnet = wider.network.subnets.get(key).unwrap();
+            (key, subnet.cidr, subnet.availability_zone.clone())
+        })
+        .into();
     wider.validate(std::path::Path::new("test")).unwrap();
     let mark = ctx.calls.mark();
     stack::deploy(&ctx, &wider, &tiers).await.unwrap();

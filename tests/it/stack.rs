@@ -98,7 +98,7 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     let drawing = stack::diagram(&config, Some(&outputs));
     let mermaid = drawing.mermaid();
     let compute = outputs.compute.clone().unwrap();
-    for fact in [&network.vpc_id, &network.nat_public_ip, &compute.private_ip, &database.endpoint_address] {
+    for fact in [&network.vpc_id, &network.nat_public_ip, &compute.first().private_ip, &database.endpoint_address] {
         assert!(mermaid.contains(fact.as_str()), "{fact} is drawn:\n{mermaid}");
     }
     // Each id and address is drawn where its role is: a swapped id fails.
@@ -107,8 +107,8 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
         (network.internet_gateway_id.clone(), "[internet gateway]".to_owned()),
         (network.nat_gateway_id.clone(), "[nat gateway]".to_owned()),
         (network.nat_public_ip.clone(), "[nat address]".to_owned()),
-        (compute.instance_id.clone(), "[instance]".to_owned()),
-        (compute.private_ip.clone(), "[instance address]".to_owned()),
+        (compute.first().id.clone(), "[instance]".to_owned()),
+        (compute.first().private_ip.clone(), "[instance address]".to_owned()),
     ];
     by_role.extend(network.subnet_ids.iter().map(|(role, id)| (id.clone(), format!("[subnet {role}]"))));
     by_role.extend(network.security_group_ids.iter().map(|(role, id)| (id.clone(), format!("[group {role}]"))));
@@ -125,7 +125,7 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     assert!(svg.contains("<svg") && svg.trim_end().ends_with("</svg>"), "{svg}");
     // Graphviz writes a hyphen as `&#45;`.
     let text = svg.replace("&#45;", "-");
-    assert!(text.contains(&compute.instance_id) && text.contains("alb-sg001"), "{svg}");
+    assert!(text.contains(&compute.first().id) && text.contains("alb-sg001"), "{svg}");
 
     // What it runs, as the region's describe calls show it, is what its config prices.
     let listed = stack::stacks(&ctx).await.unwrap();

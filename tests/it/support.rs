@@ -229,6 +229,23 @@ pub async fn fresh_stack(stack: &str) -> (Config, AwsContext) {
     (config, ctx)
 }
 
+/// Adds a subnet keyed `key` to the config, in `zone` (added to the stack's zones when
+/// not there yet) and the first /26 of the VPC no other subnet overlaps.
+pub fn add_subnet(config: &mut Config, key: &str, zone: &str) {
+    let used: Vec<_> = config.network.subnets.iter().map(|(_, s)| s.cidr).collect();
+    let mut blocks = config.network.vpc_cidr.subnets(26).expect("the VPC is /26 or larger");
+    let cidr = blocks.find(|b| !used.iter().any(|u| u.contains(b) || b.contains(u))).expect("a free block");
+    if !config.stack.availability_zones.iter().any(|z| z == zone) {
+        config.stack.availability_zones.push(zone.to_owned());
+    }
+    let subnet = three_tier_core::config::SubnetConfig {
+        name: format!("{key}-subnet"),
+        cidr,
+        availability_zone: zone.to_owned(),
+    };
+    config.network.subnets.0.insert(three_tier_core::SubnetKey::parse(key).expect("a subnet key"), subnet);
+}
+
 /// Tears down every tier of the config's stack, and gives back a lock left on it.
 pub async fn clean(ctx: &AwsContext, config: &Config) {
     let leftovers = stack::plan_teardown(ctx, config, stack::TIERS, false).await.unwrap();

@@ -24,7 +24,9 @@ pub fn deploy(session: &Session) -> anyhow::Result<()> {
         }
     }
     if let Some(compute) = &outputs.compute {
-        ctx.progress.line(format!("compute: instance {} ({})", compute.instance_id, compute.private_ip));
+        for instance in compute.instances.values() {
+            ctx.progress.line(format!("compute: instance {} ({})", instance.id, instance.private_ip));
+        }
     }
     if let Some(database) = &outputs.database {
         ctx.progress.line(format!("database: {}:{}", database.endpoint_address, database.port));

@@ -60,14 +60,14 @@ pub fn logs(session: &Session) -> anyhow::Result<()> {
     }
 }
 
-/// The stack's instance, which must be deployed.
+/// The stack's first instance, which must be deployed.
 fn instance_id(session: &Session) -> anyhow::Result<String> {
     let ctx = session.connect();
     let outputs = session.runtime.block_on(stack::outputs(&ctx, &session.config))?;
     let compute = outputs
         .compute
         .ok_or_else(|| Error::NotDeployed { tier: Tier::Compute, stack: session.config.stack.name.clone() })?;
-    Ok(compute.instance_id)
+    Ok(compute.first().id.clone())
 }
 
 fn on_path(tool: &str) -> bool {

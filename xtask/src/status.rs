@@ -27,8 +27,10 @@ pub fn outputs(session: &Session, json: bool) -> anyhow::Result<()> {
         rows.push(("target group", alb.app_target_group_arn.clone()));
     }
     if let Some(compute) = &outputs.compute {
-        rows.push(("instance", format!("{} ({})", compute.instance_id, compute.private_ip)));
-        rows.push(("shell", format!("aws ssm start-session --target {}", compute.instance_id)));
+        for instance in compute.instances.values() {
+            rows.push(("instance", format!("{} ({})", instance.id, instance.private_ip)));
+        }
+        rows.push(("shell", format!("aws ssm start-session --target {}", compute.first().id)));
     }
     if let Some(database) = &outputs.database {
         rows.push(("database", format!("{}:{}", database.endpoint_address, database.port)));

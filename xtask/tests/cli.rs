@@ -34,6 +34,8 @@ const BAD_CONFIGS: &[(&str, &str, &str, &str)] = &[
     ),
     ("subnet key without its role", "[network.subnets.app]", "[network.subnets.web]", "network.subnets.web"),
     ("a single ALB subnet", "[network.subnets.alb-b]", "[network.subnets.app-b]", "network.subnets`"),
+    ("two instances with app subnets in one zone", "instances = 1", "instances = 2", "compute.instances"),
+    ("no instance", "instances = 1", "instances = 0", "compute.instances"),
     ("port 0", "app = 3030", "app = 0", "ports.app"),
     ("port above 65535", "database = 3306", "database = 70000", "ports.database"),
     (

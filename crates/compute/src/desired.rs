@@ -17,7 +17,8 @@ pub struct Desired {
     /// Lets the instance read the database's master secret, and no other.
     pub secret_policy: SecretPolicySpec,
     pub instance_profile: InstanceProfileSpec,
-    pub instance: InstanceSpec,
+    /// The app instances, by key in order (`instance`, `instance-2`, ...).
+    pub instances: Vec<InstanceSpec>,
     /// In the app target group, then in each listener rule's.
     pub registrations: Vec<RegistrationSpec>,
 }
@@ -78,6 +79,8 @@ pub struct InstanceProfileSpec {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InstanceSpec {
+    /// Its role tag and planned reference ([`instance_key`]).
+    pub key: String,
     pub name: String,
     pub image: ImageSource,
     pub instance_type: InstanceType,
@@ -135,7 +138,6 @@ pub fn desired(config: &Config, network: &NetworkRefs, alb: &AlbRefs) -> Desired
     };
     let compute = &config.compute;
     let (role_name, profile_name) = iam_names(config);
-    let instance_name = names.unnamed("app");
     let partition = partition(&config.stack.region);
     Desired {
         role: RoleSpec {
@@ -155,16 +157,25 @@ pub fn desired(config: &Config, network: &NetworkRefs, alb: &AlbRefs) -> Desired
             name: profile_name,
             role: role_name,
         },
-        instance: InstanceSpec {
-            tags: tags("instance", &instance_name),
-            name: instance_name,
-            image: image_source(config),
-            instance_type: compute.instance_type.clone(),
-            subnet: network.subnets[config.network.instance_subnet().0].clone(),
-            security_group: network.security_group(SecurityGroupRole::App).clone(),
-            root_volume_gib: compute.root_volume_gib,
-            user_data: crate::user_data::render(&config.target_ports()),
-        },
+        instances: config
+            .instance_subnets()
+            .into_iter()
+            .enumerate()
+            .map(|(index, (subnet, _))| {
+                let (key, name) = (instance_key(index), instance_name(config, index));
+                InstanceSpec {
+                    tags: tags(&key, &name),
+                    key,
+                    name,
+                    image: image_source(config),
+                    instance_type: compute.instance_type.clone(),
+                    subnet: network.subnets[subnet].clone(),
+                    security_group: network.security_group(SecurityGroupRole::App).clone(),
+                    root_volume_gib: compute.root_volume_gib,
+                    user_data: crate::user_data::render(&config.target_ports()),
+                }
+            })
+            .collect(),
         registrations: std::iter::once(RegistrationSpec {
             target_group: alb.app_target_group.clone(),
             group_name: config.app_target_group_name(),
@@ -176,6 +187,23 @@ pub fn desired(config: &Config, network: &NetworkRefs, alb: &AlbRefs) -> Desired
             port: rule.port.get(),
         }))
         .collect(),
+    }
+}
+
+/// The key of the app instance at `index`: `instance` for the first (the seed's one, as
+/// stacks tagged it before there could be more), `instance-N` for the Nth.
+pub fn instance_key(index: usize) -> String {
+    match index {
+        0 => "instance".to_owned(),
+        _ => format!("instance-{}", index + 1),
+    }
+}
+
+/// Its Name tag: `<stack>-app`, then `<stack>-app-N`.
+fn instance_name(config: &Config, index: usize) -> String {
+    match index {
+        0 => config.names().unnamed("app"),
+        _ => config.names().unnamed(&format!("app-{}", index + 1)),
     }
 }
 

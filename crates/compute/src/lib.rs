@@ -1,6 +1,6 @@
-//! The compute tier (SPEC.md, "Compute tier"): one Amazon Linux 2023 instance in the app
-//! subnet running the seed's nginx container, its IAM role and instance profile (Session
-//! Manager instead of SSH), and its registration in the ALB's app target group.
+//! The compute tier (SPEC.md, "Compute tier"): the Amazon Linux 2023 app instances (the
+//! seed's one by default) in the app subnets, each running the seed's nginx container, its IAM role and instance profile (Session
+//! Manager instead of SSH), and their registrations in the ALB's target groups.
 //!
 //! `desired` and `plan` are pure; `observe` and `apply` talk to AWS.
 
@@ -11,11 +11,13 @@ mod plan;
 pub mod user_data;
 
 pub use apply::run;
-pub use desired::{Desired, Image, ImageSource, ROOT_VOLUME_TYPE, TRUST_POLICY, desired, iam_names, image_source};
-pub use observe::{Observed, observe, resolve_image};
+pub use desired::{
+    Desired, Image, ImageSource, ROOT_VOLUME_TYPE, TRUST_POLICY, desired, iam_names, image_source, instance_key,
+};
+pub use observe::{Observed, ObservedInstance, observe, resolve_image};
 pub use plan::{ComputeStep, plan, teardown_plan};
 
-use three_tier_core::outputs::{AlbRefs, ComputeOutputs, NetworkRefs};
+use three_tier_core::outputs::{AlbRefs, ComputeOutputs, InstanceOutputs, NetworkRefs};
 use three_tier_core::{AwsContext, Config, Created, Plan, Result, Tier, TierCrate};
 
 /// The compute tier, as the stack drives it.
@@ -49,9 +51,10 @@ impl TierCrate for Compute {
         observe(ctx, config).await
     }
 
-    /// The AMI a launch would use, read when no instance stands.
+    /// The AMI a launch would use, read when an instance the config asks for is missing.
     async fn prepare_deploy(ctx: &AwsContext, config: &Config, observed: &mut Observed) -> Result<()> {
-        if observed.instances.is_empty() {
+        let missing = |index| observed.keyed(&instance_key(index)).is_empty();
+        if (0..config.compute.instances as usize).any(missing) {
             observed.image = Some(resolve_image(ctx, &image_source(config)).await?);
         }
         Ok(())
@@ -69,8 +72,8 @@ impl TierCrate for Compute {
         teardown_plan(observed)
     }
 
-    fn outputs(_: &Config, observed: &Observed) -> Option<ComputeOutputs> {
-        outputs(observed)
+    fn outputs(config: &Config, observed: &Observed) -> Option<ComputeOutputs> {
+        outputs(config, observed)
     }
 
     async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Result<three_tier_core::wait::Outcome> {
@@ -78,22 +81,34 @@ impl TierCrate for Compute {
     }
 }
 
-/// The tier's outputs, when the role, profile and a running instance exist. An instance
-/// deployed before IAM names carried the region runs with the legacy ones until a deploy
-/// moves it: those are its role and profile until then.
-pub fn outputs(observed: &Observed) -> Option<ComputeOutputs> {
-    let instance = observed.instance().filter(|i| i.state == aws_sdk_ec2::types::InstanceStateName::Running)?;
+/// The tier's outputs, when the role, profile and every instance the config asks for,
+/// running, exist. An instance deployed before IAM names carried the region runs with the
+/// legacy ones until a deploy moves it: those are its role and profile until then.
+pub fn outputs(config: &Config, observed: &Observed) -> Option<ComputeOutputs> {
+    let running = |index: usize| {
+        let key = instance_key(index);
+        let instance = match observed.keyed(&key)[..] {
+            [only] if only.state == aws_sdk_ec2::types::InstanceStateName::Running => only,
+            _ => return None,
+        };
+        Some((key, instance))
+    };
+    let instances: Vec<(String, &ObservedInstance)> =
+        (0..config.compute.instances as usize).map(running).collect::<Option<_>>()?;
+    let (_, first) = instances.first()?;
     let legacy = observed
         .legacy
         .as_ref()
-        .filter(|l| l.profile.as_ref().is_some_and(|p| instance.instance_profile_arn.as_ref() == Some(&p.arn)));
+        .filter(|l| l.profile.as_ref().is_some_and(|p| first.instance_profile_arn.as_ref() == Some(&p.arn)));
     let (role, profile) = match legacy {
         Some(legacy) => (legacy.role.as_ref()?, legacy.profile.as_ref()?),
         None => (observed.role.as_ref()?, observed.instance_profile.as_ref()?),
     };
     Some(ComputeOutputs {
-        instance_id: instance.id.clone(),
-        private_ip: instance.private_ip.clone(),
+        instances: instances
+            .into_iter()
+            .map(|(key, i)| (key, InstanceOutputs { id: i.id.clone(), private_ip: i.private_ip.clone() }))
+            .collect(),
         role_arn: role.arn.clone(),
         instance_profile_arn: profile.arn.clone(),
     })

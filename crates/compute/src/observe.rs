@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ec2::types::{Filter, HttpTokensState, InstanceStateName};
 use three_tier_core::error::{Answer, required};
-use three_tier_core::naming::{REGION_TAG, STACK_TAG, TIER_TAG, belongs_to, ours};
+use three_tier_core::naming::{REGION_TAG, ROLE_TAG, STACK_TAG, TIER_TAG, belongs_to, ours};
 use three_tier_core::{AwsContext, AwsResultExt, Config, Error, Result, Tier};
 
 use crate::desired::{Image, ImageSource, iam_names, legacy_iam_names};
@@ -62,6 +62,9 @@ pub struct ObservedInstanceProfile {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObservedInstance {
+    /// Its key, from its role tag; an instance whose tag was lost is taken for the first
+    /// (`instance`), the one instance stacks had before there could be more.
+    pub key: String,
     pub id: String,
     /// `pending`, `running`, `stopping` or `stopped`.
     pub state: InstanceStateName,
@@ -101,8 +104,9 @@ pub struct ObservedTarget {
 }
 
 impl Observed {
-    pub fn instance(&self) -> Option<&ObservedInstance> {
-        self.instances.first()
+    /// The stack's instances keyed `key`: one, or none, or (by hand) more.
+    pub fn keyed(&self, key: &str) -> Vec<&ObservedInstance> {
+        self.instances.iter().filter(|i| i.key == key).collect()
     }
 
     /// The targets registered in the target group `arn`.
@@ -288,7 +292,17 @@ async fn observe_instances(ctx: &AwsContext, stack: &str) -> Result<Vec<Observed
         .iter()
         .flat_map(|r| r.instances())
         .map(|instance| {
+            let tags: BTreeMap<String, String> = instance
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+                .collect();
             Ok(ObservedInstance {
+                key: tags
+                    .get(ROLE_TAG)
+                    .filter(|role| is_instance_key(role))
+                    .cloned()
+                    .unwrap_or_else(|| "instance".into()),
                 id: required(instance.instance_id(), "DescribeInstances", "InstanceId")?.to_owned(),
                 state: required(instance.state().and_then(|s| s.name()), "DescribeInstances", "State.Name")?.clone(),
                 subnet_id: required(instance.subnet_id(), "DescribeInstances", "SubnetId")?.to_owned(),
@@ -312,15 +326,11 @@ async fn observe_instances(ctx: &AwsContext, stack: &str) -> Result<Vec<Observed
                 http_tokens: instance.metadata_options().and_then(|m| m.http_tokens()).cloned(),
                 user_data: None,
                 root_volume: None,
-                tags: instance
-                    .tags()
-                    .iter()
-                    .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
-                    .collect(),
+                tags,
             })
         })
         .collect::<Result<_>>()?;
-    instances.sort_by(|a, b| a.id.cmp(&b.id));
+    instances.sort_by(|a, b| (&a.key, &a.id).cmp(&(&b.key, &b.id)));
     // Each one's root volume, all in one read, beside the reads of their user data.
     let root_ids: BTreeMap<&str, &str> = answer
         .reservations()
@@ -440,4 +450,12 @@ pub async fn resolve_image(ctx: &AwsContext, source: &ImageSource) -> Result<Ima
         root_device,
         snapshot_gib: u32::try_from(snapshot_gib).unwrap_or(0),
     })
+}
+
+/// `instance` or `instance-N`: a role tag [`crate::instance_key`] gives.
+fn is_instance_key(role: &str) -> bool {
+    role == "instance"
+        || role
+            .strip_prefix("instance-")
+            .is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n >= 2) && !n.starts_with('0'))
 }

@@ -8,8 +8,8 @@ use three_tier_core::config::InstanceType;
 use three_tier_core::naming::{Tags, name_or_id};
 use three_tier_core::{Bound, Change, Conflict, Facts, Key, Plan, Ready, Ref, Step, Tier, Wait, keys};
 
-use crate::desired::{Desired, Image, ImageSource, SecretPolicySpec};
-use crate::observe::{Observed, ObservedInstanceProfile, ObservedRole};
+use crate::desired::{Desired, Image, ImageSource, InstanceSpec, SecretPolicySpec};
+use crate::observe::{Observed, ObservedInstance, ObservedInstanceProfile, ObservedRole, ObservedTarget};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
@@ -425,14 +425,16 @@ fn profile_reaching_ec2(profile: &str) -> Wait {
     )
 }
 
-/// The steps from what exists to what is desired: role, profile, instance, registration.
+/// What resolves a change AWS cannot make to a running instance.
+const RECREATE: &str = "run `cargo xtask teardown compute` and deploy it again";
+
+/// The steps from what exists to what is desired: role, profile, instances, registrations.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
     let mut plan = Plan::new(Tier::Compute);
     let legacy_users: Vec<String> =
         observed.legacy.iter().flat_map(|l| &l.users).map(|(region, id)| format!("{id} in {region}")).collect();
     let steps = &mut plan.steps;
     let conflicts = &mut plan.conflicts;
-    let recreate = "run `cargo xtask teardown compute` and deploy it again";
 
     let role = &desired.role;
     match &observed.role {
@@ -508,128 +510,66 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
         }
     }
 
-    if observed.instances.len() > 1 {
-        let ids: Vec<&str> = observed.instances.iter().map(|i| i.id.as_str()).collect();
-        conflicts.push(Conflict {
-            resource: "app instance".into(),
-            problem: format!("exists {} times ({}), tagged for the same stack", ids.len(), ids.join(", ")),
-            fix: "terminate all but one by hand, or tear the compute tier down and deploy it again".into(),
-        });
+    let mut instances = Vec::new();
+    for spec in &desired.instances {
+        let (instance, needs_wait) = match (observed.keyed(&spec.key).as_slice(), &observed.image) {
+            ([], None) => {
+                conflicts.push(Conflict {
+                    resource: format!("instance {}", spec.name),
+                    problem: "is to be launched, but its AMI was not looked up".into(),
+                    fix: "this is a bug in three-tier; please report it with the output of `cargo xtask plan compute`"
+                        .into(),
+                });
+                (Ref::planned(&spec.key), false)
+            }
+            ([], Some(image)) => {
+                steps.push(ComputeStep::RunInstance {
+                    key: spec.key.clone(),
+                    name: spec.name.clone(),
+                    image: image.clone(),
+                    instance_type: spec.instance_type.clone(),
+                    subnet: spec.subnet.clone(),
+                    security_group: spec.security_group.clone(),
+                    root_volume_gib: spec.root_volume_gib.max(image.snapshot_gib),
+                    instance_profile: profile.name.clone(),
+                    user_data: spec.user_data.clone(),
+                    tags: spec.tags.clone(),
+                });
+                (Ref::planned(&spec.key), true)
+            }
+            ([instance], _) => keep_instance(spec, instance, observed, &profile.name, &legacy_users, steps, conflicts),
+            (several, _) => {
+                let ids: Vec<&str> = several.iter().map(|i| i.id.as_str()).collect();
+                conflicts.push(Conflict {
+                    resource: format!("app instance {}", spec.key),
+                    problem: format!("exists {} times ({}), tagged for the same stack", ids.len(), ids.join(", ")),
+                    fix: "terminate all but one by hand, or tear the compute tier down and deploy it again".into(),
+                });
+                (Ref::existing(several[0].id.clone()), false)
+            }
+        };
+        if needs_wait {
+            steps.push(ComputeStep::WaitInstanceRunning { name: spec.name.clone(), instance: instance.clone() });
+        }
+        instances.push(instance);
     }
-    let spec = &desired.instance;
-    let (instance, needs_wait) = match (observed.instance(), &observed.image) {
-        (None, None) => {
-            conflicts.push(Conflict {
-                resource: format!("instance {}", spec.name),
-                problem: "is to be launched, but its AMI was not looked up".into(),
-                fix: "this is a bug in three-tier; please report it with the output of `cargo xtask plan compute`"
-                    .into(),
-            });
-            (Ref::planned("instance"), false)
-        }
-        (None, Some(image)) => {
-            steps.push(ComputeStep::RunInstance {
-                key: "instance".into(),
-                name: spec.name.clone(),
-                image: image.clone(),
-                instance_type: spec.instance_type.clone(),
-                subnet: spec.subnet.clone(),
-                security_group: spec.security_group.clone(),
-                root_volume_gib: spec.root_volume_gib.max(image.snapshot_gib),
-                instance_profile: profile.name.clone(),
-                user_data: spec.user_data.clone(),
-                tags: spec.tags.clone(),
-            });
-            (Ref::planned("instance"), true)
-        }
-        (Some(instance), _) => {
-            // An instance deployed before IAM names carried the region runs with the
-            // stack's legacy profile: it moves to the regional one.
-            let legacy_profile = observed
-                .legacy
-                .as_ref()
-                .and_then(|l| l.profile.as_ref())
-                .filter(|p| instance.instance_profile_arn.as_ref() == Some(&p.arn));
-            let fixed = [
-                (
-                    !spec.subnet.is(&instance.subnet_id),
-                    format!("is in subnet {}, not {}", instance.subnet_id, spec.subnet),
-                ),
-                (
-                    spec.instance_type != instance.instance_type.as_str(),
-                    format!("is a {}, not a {}", instance.instance_type, spec.instance_type),
-                ),
-                (instance.public_ip.is_some(), "has a public IP address".to_owned()),
-                // Cloud-init runs the user data at first boot only: a compose file that
-                // publishes other ports than the target groups' leaves them unanswered.
-                (
-                    instance.user_data.as_deref().is_some_and(|data| published(data) != published(&spec.user_data)),
-                    format!(
-                        "runs nginx published on {}, not on the target groups' ports {}",
-                        ports_text(&published(instance.user_data.as_deref().unwrap_or_default())),
-                        ports_text(&published(&spec.user_data)),
-                    ),
-                ),
-                (
-                    legacy_profile.is_none()
-                        && observed
-                            .instance_profile
-                            .as_ref()
-                            .is_some_and(|p| instance.instance_profile_arn.as_ref() != Some(&p.arn)),
-                    "does not use the stack's instance profile".to_owned(),
-                ),
-            ];
-            if let Some(legacy) = legacy_profile {
-                steps.push(ComputeStep::MoveInstanceProfile {
-                    id: instance.id.clone(),
-                    name: spec.name.clone(),
-                    from: iam_name(&legacy.arn),
-                    to: profile.name.clone(),
-                    kept: legacy_users.clone(),
-                });
-            }
-            for (differs, problem) in fixed {
-                if differs {
-                    conflicts.push(Conflict {
-                        resource: format!("instance {} ({})", spec.name, instance.id),
-                        problem,
-                        fix: recreate.into(),
-                    });
-                }
-            }
-            if !matches!(instance.security_groups.as_slice(), [only] if spec.security_group.is(only)) {
-                steps.push(ComputeStep::SetInstanceSecurityGroups {
-                    id: instance.id.clone(),
-                    name: spec.name.clone(),
-                    security_groups: vec![spec.security_group.clone()],
-                });
-            }
-            if instance.http_tokens != Some(HttpTokensState::Required) {
-                steps.push(ComputeStep::RequireImdsV2 { id: instance.id.clone(), name: spec.name.clone() });
-            }
-            let retag = |tags| ComputeStep::TagInstance { id: instance.id.clone(), name: spec.name.clone(), tags };
-            steps.extend(spec.tags.retag(&instance.tags, retag));
-            // AWS starts only a stopped instance: one still stopping is waited for first.
-            let stopped = matches!(instance.state, InstanceStateName::Stopped | InstanceStateName::Stopping);
-            if instance.state == InstanceStateName::Stopping {
-                steps.push(ComputeStep::WaitInstanceStopped { id: instance.id.clone(), name: spec.name.clone() });
-            }
-            if stopped {
-                steps.push(ComputeStep::StartInstance { id: instance.id.clone(), name: spec.name.clone() });
-            }
-            (Ref::existing(&instance.id), stopped || instance.state == InstanceStateName::Pending)
-        }
-    };
-    if needs_wait {
-        steps.push(ComputeStep::WaitInstanceRunning { name: spec.name.clone(), instance: instance.clone() });
+    // An instance whose key the config no longer has (fewer instances asked for) is
+    // deregistered below, then terminated.
+    let removed: Vec<&ObservedInstance> =
+        observed.instances.iter().filter(|i| !desired.instances.iter().any(|spec| spec.key == i.key)).collect();
+    for instance in &removed {
+        let name = name_or_id(&instance.tags, &instance.id);
+        steps.push(ComputeStep::TerminateInstance { id: instance.id.clone(), name: name.clone() });
+        steps.push(ComputeStep::WaitInstanceTerminated { id: instance.id.clone(), name });
     }
     retire_legacy(observed, steps);
 
-    // In each target group, exactly the stack's instance on the group's port is
+    // In each target group, exactly the stack's instances on the group's port are
     // registered; anything else is not.
     for registration in &desired.registrations {
-        let wanted =
-            |id: &str, port: u16| matches!(&instance, Ref::Existing(own) if own == id) && port == registration.port;
+        let wanted = |id: &str, port: u16| {
+            port == registration.port && instances.iter().any(|own| matches!(own, Ref::Existing(own) if own == id))
+        };
         // Targets are observed only in a target group that exists.
         let targets = match &registration.target_group {
             Ref::Existing(arn) => observed.targets_of(arn),
@@ -643,16 +583,105 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
                 port: target.port,
             });
         }
-        if !targets.iter().any(|t| wanted(&t.id, t.port)) {
-            steps.push(ComputeStep::RegisterTarget {
-                target_group: registration.target_group.clone(),
-                group_name: registration.group_name.clone(),
-                instance: instance.clone(),
-                port: registration.port,
-            });
+        for instance in &instances {
+            let registered = |t: &&ObservedTarget| matches!(instance, Ref::Existing(id) if *id == t.id);
+            if !targets.iter().filter(registered).any(|t| t.port == registration.port) {
+                steps.push(ComputeStep::RegisterTarget {
+                    target_group: registration.target_group.clone(),
+                    group_name: registration.group_name.clone(),
+                    instance: instance.clone(),
+                    port: registration.port,
+                });
+            }
         }
     }
     plan
+}
+
+/// The steps that bring a kept instance to its spec in place, and the conflicts for what
+/// AWS cannot change in place; with the instance's reference and whether it must be
+/// waited for (it is starting).
+fn keep_instance(
+    spec: &InstanceSpec,
+    instance: &ObservedInstance,
+    observed: &Observed,
+    profile: &str,
+    legacy_users: &[String],
+    steps: &mut Vec<ComputeStep>,
+    conflicts: &mut Vec<Conflict>,
+) -> (Ref, bool) {
+    // An instance deployed before IAM names carried the region runs with the
+    // stack's legacy profile: it moves to the regional one.
+    let legacy_profile = observed
+        .legacy
+        .as_ref()
+        .and_then(|l| l.profile.as_ref())
+        .filter(|p| instance.instance_profile_arn.as_ref() == Some(&p.arn));
+    let fixed = [
+        (!spec.subnet.is(&instance.subnet_id), format!("is in subnet {}, not {}", instance.subnet_id, spec.subnet)),
+        (
+            spec.instance_type != instance.instance_type.as_str(),
+            format!("is a {}, not a {}", instance.instance_type, spec.instance_type),
+        ),
+        (instance.public_ip.is_some(), "has a public IP address".to_owned()),
+        // Cloud-init runs the user data at first boot only: a compose file that
+        // publishes other ports than the target groups' leaves them unanswered.
+        (
+            instance.user_data.as_deref().is_some_and(|data| published(data) != published(&spec.user_data)),
+            format!(
+                "runs nginx published on {}, not on the target groups' ports {}",
+                ports_text(&published(instance.user_data.as_deref().unwrap_or_default())),
+                ports_text(&published(&spec.user_data)),
+            ),
+        ),
+        (
+            legacy_profile.is_none()
+                && observed
+                    .instance_profile
+                    .as_ref()
+                    .is_some_and(|p| instance.instance_profile_arn.as_ref() != Some(&p.arn)),
+            "does not use the stack's instance profile".to_owned(),
+        ),
+    ];
+    if let Some(legacy) = legacy_profile {
+        steps.push(ComputeStep::MoveInstanceProfile {
+            id: instance.id.clone(),
+            name: spec.name.clone(),
+            from: iam_name(&legacy.arn),
+            to: profile.to_owned(),
+            kept: legacy_users.to_vec(),
+        });
+    }
+    for (differs, problem) in fixed {
+        if differs {
+            conflicts.push(Conflict {
+                resource: format!("instance {} ({})", spec.name, instance.id),
+                problem,
+                fix: RECREATE.into(),
+            });
+        }
+    }
+    if !matches!(instance.security_groups.as_slice(), [only] if spec.security_group.is(only)) {
+        steps.push(ComputeStep::SetInstanceSecurityGroups {
+            id: instance.id.clone(),
+            name: spec.name.clone(),
+            security_groups: vec![spec.security_group.clone()],
+        });
+    }
+    if instance.http_tokens != Some(HttpTokensState::Required) {
+        steps.push(ComputeStep::RequireImdsV2 { id: instance.id.clone(), name: spec.name.clone() });
+    }
+    let retag = |tags| ComputeStep::TagInstance { id: instance.id.clone(), name: spec.name.clone(), tags };
+    steps.extend(spec.tags.retag(&instance.tags, retag));
+    // AWS starts only a stopped instance: one still stopping is waited for first.
+    let stopped = matches!(instance.state, InstanceStateName::Stopped | InstanceStateName::Stopping);
+    if instance.state == InstanceStateName::Stopping {
+        steps.push(ComputeStep::WaitInstanceStopped { id: instance.id.clone(), name: spec.name.clone() });
+    }
+    if stopped {
+        steps.push(ComputeStep::StartInstance { id: instance.id.clone(), name: spec.name.clone() });
+    }
+    (Ref::existing(&instance.id), stopped || instance.state == InstanceStateName::Pending)
 }
 
 /// Everything of the tier the stack's tags find: the registration, the instance (waiting

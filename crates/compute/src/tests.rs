@@ -27,7 +27,7 @@ fn inputs() -> (NetworkRefs, AlbRefs) {
 fn fresh(desired: &Desired) -> Observed {
     let image = Image {
         id: "ami-0123".into(),
-        source: desired.instance.image.clone(),
+        source: desired.instances[0].image.clone(),
         root_device: "/dev/xvda".into(),
         snapshot_gib: 8,
     };
@@ -56,24 +56,35 @@ fn deployed(desired: &Desired) -> Observed {
             roles: vec![desired.role.name.clone()],
             tags: desired.instance_profile.tags.pairs.clone(),
         }),
-        instances: vec![ObservedInstance {
-            id: "i-1".into(),
-            state: InstanceStateName::Running,
-            subnet_id: desired.instance.subnet.to_string(),
-            security_groups: vec![desired.instance.security_group.to_string()],
-            instance_type: desired.instance.instance_type.to_string(),
-            private_ip: "10.0.0.4".into(),
-            public_ip: None,
-            instance_profile_arn: Some(format!("arn:aws:iam::1:instance-profile/{}", desired.instance_profile.name)),
-            http_tokens: Some(HttpTokensState::Required),
-            user_data: Some(desired.instance.user_data.clone()),
-            root_volume: None,
-            tags: desired.instance.tags.pairs.clone(),
-        }],
+        instances: desired
+            .instances
+            .iter()
+            .enumerate()
+            .map(|(index, spec)| ObservedInstance {
+                key: spec.key.clone(),
+                id: format!("i-{}", index + 1),
+                state: InstanceStateName::Running,
+                subnet_id: spec.subnet.to_string(),
+                security_groups: vec![spec.security_group.to_string()],
+                instance_type: spec.instance_type.to_string(),
+                private_ip: format!("10.0.0.{}", index + 4),
+                public_ip: None,
+                instance_profile_arn: Some(format!(
+                    "arn:aws:iam::1:instance-profile/{}",
+                    desired.instance_profile.name
+                )),
+                http_tokens: Some(HttpTokensState::Required),
+                user_data: Some(spec.user_data.clone()),
+                root_volume: None,
+                tags: spec.tags.pairs.clone(),
+            })
+            .collect(),
         target_groups: vec![ObservedTargetGroup {
             name: desired.registrations[0].group_name.clone(),
             arn: desired.registrations[0].target_group.to_string(),
-            targets: vec![ObservedTarget { id: "i-1".into(), port: 3030, health: "healthy".into() }],
+            targets: (1..=desired.instances.len())
+                .map(|n| ObservedTarget { id: format!("i-{n}"), port: 3030, health: "healthy".into() })
+                .collect(),
         }],
         foreign_names: vec![],
         legacy: None,
@@ -196,7 +207,7 @@ fn a_launch_uses_the_images_id_and_a_root_volume_that_holds_its_snapshot() {
         _ => None,
     });
     assert_eq!(launch, Some(("ami-0123".to_owned(), 30)));
-    assert!(matches!(&desired.instance.image, ImageSource::SsmParameter(_)));
+    assert!(matches!(&desired.instances[0].image, ImageSource::SsmParameter(_)));
 
     // Without the image looked up, nothing is launched blind.
     let blind = crate::plan::plan(&desired, &Observed::default());
@@ -238,12 +249,13 @@ fn the_compose_file_publishes_nginx_on_the_configured_app_port() {
     config.ports.app = three_tier_core::config::Port::new(8081).unwrap();
     let (network, alb) = inputs();
     let desired = desired(&config, &network, &alb);
-    let compose = user_data::compose_file_in(&desired.instance.user_data).expect("the script writes a compose file");
+    let compose =
+        user_data::compose_file_in(&desired.instances[0].user_data).expect("the script writes a compose file");
     let written: serde_yaml_ng::Value = serde_yaml_ng::from_str(&compose).unwrap();
     let ports = &written["services"]["nginx"]["ports"];
     assert_eq!(ports, &serde_yaml_ng::Value::Sequence(vec!["8081:80".into()]), "{compose}");
     assert_eq!(desired.registrations[0].port, 8081, "the target registers on the same port");
-    assert!(desired.instance.user_data.contains("Environment=HOME=/root"));
+    assert!(desired.instances[0].user_data.contains("Environment=HOME=/root"));
 }
 
 #[test]
@@ -323,8 +335,8 @@ fn an_instance_whose_compose_file_misses_a_target_groups_port_must_be_replaced()
     assert!(plan.conflicts[0].fix.contains("cargo xtask teardown compute"));
     // The same ports, whatever else of the script changed: no conflict.
     let mut observed = deployed(&deployed_desired);
-    let edited = deployed_desired.instance.user_data.replace("set -euxo pipefail", "set -eux");
-    assert_ne!(edited, deployed_desired.instance.user_data);
+    let edited = deployed_desired.instances[0].user_data.replace("set -euxo pipefail", "set -eux");
+    assert_ne!(edited, deployed_desired.instances[0].user_data);
     observed.instances[0].user_data = Some(edited);
     assert!(plan_conflicts(&deployed_desired, &observed).is_empty());
 }
@@ -433,4 +445,77 @@ fn a_legacy_profile_another_region_runs_with_stays() {
     let teardown = teardown_plan(&alone);
     assert!(teardown.steps.contains(&ComputeStep::DeleteInstanceProfile { name: "three-tier-app-profile".into() }));
     assert!(teardown.steps.contains(&ComputeStep::DeleteRole { name: "three-tier-app-role".into() }));
+}
+
+/// The default config with an app subnet in the other zone and `instances` instances.
+fn spread(instances: u32) -> Desired {
+    let text = format!(
+        "{}\n[network.subnets.app-b]\nname = \"app-subnet2\"\ncidr = \"10.0.1.64/26\"\navailability_zone = \"ap-northeast-1c\"\n",
+        Config::DEFAULT_TOML.replace("instances = 1", &format!("instances = {instances}"))
+    );
+    let path = std::path::Path::new("x.toml");
+    let config = Config::parse(path, &text).unwrap();
+    config.validate(path).unwrap();
+    let (_, alb) = inputs();
+    desired(&config, &NetworkRefs::example_for(&config), &alb)
+}
+
+#[test]
+fn instances_are_keyed_and_spread_over_the_app_subnets() {
+    let desired = spread(3);
+    let placed: Vec<(&str, String, String)> =
+        desired.instances.iter().map(|i| (i.key.as_str(), i.name.clone(), i.subnet.to_string())).collect();
+    assert_eq!(
+        placed,
+        [
+            ("instance", "three-tier-app".to_owned(), "subnet-app".to_owned()),
+            ("instance-2", "three-tier-app-2".to_owned(), "subnet-app-b".to_owned()),
+            ("instance-3", "three-tier-app-3".to_owned(), "subnet-app".to_owned()),
+        ]
+    );
+    let plan = plan(&desired, &fresh(&desired));
+    let launched: Vec<(&str, &str)> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            ComputeStep::RunInstance { key, tags, .. } => Some((key.as_str(), tags.pairs["three-tier:role"].as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(launched, [("instance", "instance"), ("instance-2", "instance-2"), ("instance-3", "instance-3")]);
+    let registered: Vec<String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            ComputeStep::RegisterTarget { instance, .. } => Some(instance.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(registered.len(), 3, "each instance in the app target group: {registered:?}");
+}
+
+#[test]
+fn a_second_instance_is_launched_beside_the_first_and_removed_again_alone() {
+    let one = spread(1);
+    let two = spread(2);
+    let mut observed = deployed(&one);
+    observed.image = fresh(&two).image;
+    let grow = plan(&two, &observed);
+    let steps: Vec<String> = grow.steps.iter().map(Step::describe).collect();
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert!(steps[0].starts_with("instance three-tier-app-2 (t3.micro, ami-0123"), "{steps:?}");
+    assert_eq!(steps[1], "wait for instance three-tier-app-2 to run");
+    assert!(steps[2].starts_with("register instance (new instance-2) in target group"), "{steps:?}");
+
+    let shrink = plan(&one, &deployed(&two));
+    let steps: Vec<String> = shrink.steps.iter().map(Step::describe).collect();
+    assert_eq!(
+        steps,
+        [
+            "instance three-tier-app-2 (i-2)".to_owned(),
+            "wait for instance three-tier-app-2 to terminate".to_owned(),
+            format!("deregister i-2:3030 from target group {}", one.registrations[0].group_name),
+        ]
+    );
+    assert!(shrink.conflicts.is_empty(), "{:?}", shrink.conflicts);
 }

@@ -75,11 +75,13 @@ impl Running {
                 Tier::Compute => {
                     let alb_refs = alb::refs(config, &Default::default());
                     let desired = Compute::desired(config, &(network_refs.clone(), alb_refs));
-                    running.instances.push(desired.instance.instance_type.to_string());
-                    running.volumes.push(Volume {
-                        volume_type: compute::ROOT_VOLUME_TYPE.as_str().to_owned(),
-                        gib: desired.instance.root_volume_gib,
-                    });
+                    for instance in &desired.instances {
+                        running.instances.push(instance.instance_type.to_string());
+                        running.volumes.push(Volume {
+                            volume_type: compute::ROOT_VOLUME_TYPE.as_str().to_owned(),
+                            gib: instance.root_volume_gib,
+                        });
+                    }
                 }
                 Tier::Database => {
                     let desired = Database::desired(config, &network_refs).instance;

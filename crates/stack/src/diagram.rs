@@ -122,12 +122,27 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
         vec![format!("NAT gateway {}", network.nat_gateway.name)],
         live(net.map(|n| vec![n.nat_gateway_id.clone(), format!("public IP {}", n.nat_public_ip)])),
     );
-    let instance = node(
-        "instance",
-        Shape::Box,
-        vec![format!("EC2 {}", config.compute.instance_type), "nginx in Docker".to_owned()],
-        live(compute.map(|c| vec![c.instance_id.clone(), format!("private IP {}", c.private_ip)])),
-    );
+    // Each app instance in its subnet; the first is the node the security groups' edges
+    // reach (the others sit behind the same group).
+    let instance_node = |index: usize| match index {
+        0 => "instance".to_owned(),
+        _ => format!("instance_{}", index + 1),
+    };
+    let instances: Vec<(&SubnetKey, Node)> = config
+        .instance_subnets()
+        .into_iter()
+        .enumerate()
+        .map(|(index, (subnet, _))| {
+            let deployed = compute.and_then(|c| c.instances.get(&compute::instance_key(index)));
+            let instance = node(
+                &instance_node(index),
+                Shape::Box,
+                vec![format!("EC2 {}", config.compute.instance_type), "nginx in Docker".to_owned()],
+                live(deployed.map(|i| vec![i.id.clone(), format!("private IP {}", i.private_ip)])),
+            );
+            (subnet, instance)
+        })
+        .collect();
 
     // A column per zone, in the config's order: public, private, isolated subnets, top down.
     let mut stacked = Vec::new();
@@ -146,9 +161,7 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
                     if *key == network.nat_gateway.subnet {
                         residents.push(nat.clone());
                     }
-                    if key == config.network.instance_subnet().0 {
-                        residents.push(instance.clone());
-                    }
+                    residents.extend(instances.iter().filter(|(subnet, _)| *subnet == key).map(|(_, i)| i.clone()));
                     subnet(key, residents)
                 })
                 .collect();
@@ -240,7 +253,9 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
         let label = format!("{}{id}: TCP {}{source}", group.name, ports.join(", "));
         edges.push(edge(from, group_node(role), Some(label), Line::Allowed));
     }
-    edges.push(edge("instance", "nat", Some("egress 0.0.0.0/0".to_owned()), Line::Egress));
+    for index in 0..instances.len() {
+        edges.push(edge(&instance_node(index), "nat", Some("egress 0.0.0.0/0".to_owned()), Line::Egress));
+    }
     edges.push(edge("nat", "igw", None, Line::Egress));
     for (upper, lower) in stacked {
         edges.push(edge(&upper, &lower, None, Line::Layout));

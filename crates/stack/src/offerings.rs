@@ -4,6 +4,8 @@
 //! fail half-way, after the VPC, the NAT gateway and the load balancer exist. Each becomes
 //! a conflict of the plan that names what is offered instead.
 
+use std::collections::BTreeSet;
+
 use aws_sdk_ec2::types::{Filter, LocationType};
 use three_tier_core::{AwsContext, AwsResultExt, Config, Conflict, Plan, Result, Tier};
 
@@ -68,10 +70,19 @@ enum Offer {
     Unknown(String),
 }
 
-/// The conflict when the app subnet's zone does not offer the config's instance type.
+/// The conflict when a zone the instances launch in does not offer the config's type.
 async fn instance_type_offered(ctx: &AwsContext, config: &Config) -> Result<Option<Offer>> {
+    let zones: BTreeSet<&str> = config.instance_subnets().iter().map(|(_, s)| s.availability_zone.as_str()).collect();
+    for zone in zones {
+        if let Some(offer) = instance_type_offered_in(ctx, config, zone).await? {
+            return Ok(Some(offer));
+        }
+    }
+    Ok(None)
+}
+
+async fn instance_type_offered_in(ctx: &AwsContext, config: &Config, zone: &str) -> Result<Option<Offer>> {
     let wanted = config.compute.instance_type.as_str();
-    let zone = &config.network.instance_subnet().1.availability_zone;
     let offered_in_zone = |instance_type: Option<&str>| {
         let mut request = ctx
             .ec2

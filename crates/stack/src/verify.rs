@@ -199,7 +199,7 @@ fn deployed(outputs: StackOutputs, config: &Config, tiers: &[Tier]) -> Result<St
 /// and `unhealthy` while its user data is still starting nginx.
 async fn target_health(ctx: &AwsContext, alb: &AlbOutputs, compute: &ComputeOutputs, limit: Duration) -> Result<Check> {
     let name = "the instance is a healthy target".to_owned();
-    let instance = &compute.instance_id;
+    let instance = &compute.first().id;
     let started = Instant::now();
     let mut waiting: Option<Waiting> = None;
     loop {
@@ -342,7 +342,7 @@ async fn database_check(
     let name = database_check_name(config);
     let comment = "three-tier verify: SHOW DATABASES from the nginx container";
     let script = database_check_script(config, database);
-    let ran = match run_script(ctx, &compute.instance_id, comment, script, limit).await? {
+    let ran = match run_script(ctx, &compute.first().id, comment, script, limit).await? {
         Ok(ran) => ran,
         Err(command_id) => {
             let detail = format!(

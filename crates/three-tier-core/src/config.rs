@@ -85,11 +85,6 @@ impl NetworkConfig {
     pub fn nat_subnet(&self) -> (&SubnetKey, &SubnetConfig) {
         self.subnets.of(SubnetRole::Alb).next().expect("validated: an ALB subnet exists")
     }
-
-    /// The private subnet the app instance launches in: the first app subnet by key.
-    pub fn instance_subnet(&self) -> (&SubnetKey, &SubnetConfig) {
-        self.subnets.of(SubnetRole::App).next().expect("validated: an app subnet exists")
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,7 +134,17 @@ pub struct ComputeConfig {
     #[serde(default)]
     pub ami_id: Option<String>,
     pub root_volume_gib: u32,
+    /// How many app instances run, spread over the app subnets (the seed's one by default).
+    #[serde(default = "one_instance")]
+    pub instances: u32,
 }
+
+fn one_instance() -> u32 {
+    1
+}
+
+/// The most app instances a config may ask for: a bound on a typo's bill.
+pub const MAX_INSTANCES: u32 = 20;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -378,6 +383,13 @@ impl Config {
             };
             ConfigError { file: path.to_owned(), key, problem, fix }
         })
+    }
+
+    /// The subnet of each app instance, in the instances' order: the app subnets by key, in
+    /// turn, so the instances spread evenly over their zones.
+    pub fn instance_subnets(&self) -> Vec<(&SubnetKey, &SubnetConfig)> {
+        let subnets: Vec<_> = self.network.subnets.of(SubnetRole::App).collect();
+        (0..self.compute.instances as usize).map(|index| subnets[index % subnets.len()]).collect()
     }
 
     /// Names derived from the stack name and the seed's names.
@@ -676,6 +688,24 @@ impl Config {
                 "use 8 to 16384 GiB",
             ));
         }
+        if !(1..=MAX_INSTANCES).contains(&compute.instances) {
+            return Err(invalid(
+                "compute.instances",
+                format!("is {}", compute.instances),
+                &format!("run 1 to {MAX_INSTANCES} app instances"),
+            ));
+        }
+        let app_subnets = self.network.subnets.of(SubnetRole::App).count();
+        if compute.instances > 1 && app_subnets < 2 {
+            return Err(invalid(
+                "compute.instances",
+                format!(
+                    "is {}, but the app subnets are in one zone: a zone's failure would take them all",
+                    compute.instances
+                ),
+                "add an app subnet in another zone, e.g. [network.subnets.app-b], or run one instance",
+            ));
+        }
         let database = &self.database;
         if database.engine != "mysql" {
             return Err(invalid(
@@ -925,7 +955,17 @@ mod tests {
             .map(|(key, s)| (key.as_str(), s.availability_zone.as_str()))
             .collect();
         assert_eq!(apps, [("app", "ap-northeast-1a"), ("app-b", "ap-northeast-1c")]);
-        assert_eq!(config.network.instance_subnet().0.as_str(), "app");
+        assert_eq!(config.instance_subnets().iter().map(|(key, _)| key.as_str()).collect::<Vec<_>>(), ["app"]);
+        let mut three = config.clone();
+        three.compute.instances = 3;
+        three.validate(Path::new("x.toml")).unwrap();
+        let spread: Vec<&str> = three.instance_subnets().iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(spread, ["app", "app-b", "app"]);
+        let mut two_in_one_zone = Config::default_config();
+        two_in_one_zone.compute.instances = 2;
+        let err = two_in_one_zone.validate(Path::new("x.toml")).unwrap_err();
+        assert_eq!(err.key, "compute.instances");
+        assert!(err.problem.contains("one zone") && err.fix.contains("[network.subnets.app-b]"), "{err}");
         assert_eq!(config.network.nat_subnet().0.as_str(), "alb-a");
 
         let err = with_subnets(&subnet_toml("app-b", "10.0.1.64/26", "ap-northeast-1a")).unwrap_err();

@@ -64,9 +64,14 @@ impl NetworkRefs {
     /// The default config's network, deployed, with readable ids (`vpc-1`, `subnet-app`,
     /// `sg-db`, ...): what the tiers' plans are shown and tested on.
     pub fn example() -> NetworkRefs {
+        NetworkRefs::example_for(&Config::default_config())
+    }
+
+    /// `config`'s network, deployed, with readable ids (`subnet-app-b`).
+    pub fn example_for(config: &Config) -> NetworkRefs {
         NetworkRefs {
             vpc: Ref::existing("vpc-1"),
-            subnets: Config::default_config()
+            subnets: config
                 .network
                 .subnets
                 .iter()
@@ -108,10 +113,25 @@ pub struct AlbOutputs {
 /// What the compute tier has built.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComputeOutputs {
-    pub instance_id: String,
-    pub private_ip: String,
+    /// The app instances by key (`instance`, `instance-2`, ...), each running.
+    pub instances: BTreeMap<String, InstanceOutputs>,
     pub role_arn: String,
     pub instance_profile_arn: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceOutputs {
+    pub id: String,
+    pub private_ip: String,
+}
+
+impl ComputeOutputs {
+    /// The first instance (`instance`): the one `verify`, `shell` and `logs` work on.
+    pub fn first(&self) -> &InstanceOutputs {
+        self.instances
+            .get("instance")
+            .expect("the outputs hold every instance the config asks for, and it asks for one")
+    }
 }
 
 /// What other tiers refer to of the ALB tier: the target groups the instance registers in.

@@ -74,7 +74,10 @@ pub fn desired(config: &Config) -> Snapshot {
         })
         .collect();
 
-    let instance_id = format!("(new {})", compute.instance.name);
+    // The model holds one instance: the first. The others differ only in their subnet,
+    // which their role's route table and ACLs treat alike.
+    let first = &compute.instances[0];
+    let instance_id = format!("(new {})", first.name);
     let target_groups = balancer
         .target_groups
         .iter()
@@ -141,9 +144,9 @@ pub fn desired(config: &Config) -> Snapshot {
         target_groups,
         instance: Some(Instance {
             id: instance_id,
-            subnet: compute.instance.subnet.to_string(),
-            security_groups: vec![compute.instance.security_group.to_string()],
-            published: compute::user_data::published(&compute.instance.user_data),
+            subnet: first.subnet.to_string(),
+            security_groups: vec![first.security_group.to_string()],
+            published: compute::user_data::published(&first.user_data),
         }),
         database: Some(Database {
             id: database.instance.identifier.clone(),

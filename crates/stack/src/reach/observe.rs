@@ -264,10 +264,11 @@ async fn target_groups(ctx: &AwsContext, observed: &Observations) -> Result<Vec<
     Ok(groups)
 }
 
-/// The stack's instance, with what its user data's compose file publishes (the compute
-/// tier's observation read the user data).
+/// The stack's first instance, with what its user data's compose file publishes (the
+/// compute tier's observation read the user data). The model holds one instance: the
+/// others differ only in their subnet, which their role's route table and ACLs treat alike.
 fn instance(observed: &Observations) -> Option<Instance> {
-    let instance = observed.compute.as_ref()?.instance()?;
+    let instance = observed.compute.as_ref()?.instances.first()?;
     Some(Instance {
         id: instance.id.clone(),
         subnet: instance.subnet_id.clone(),

@@ -675,6 +675,18 @@ def install():
 
     RDSBackend.create_db_instance = create_db_instance
 
+    # --- RDS Multi-AZ (moto 5.2 stores MultiAZ and names no standby): AWS keeps the
+    # standby in another zone of the DB subnet group and names it SecondaryAvailabilityZone.
+    def secondary_availability_zone(db):
+        if not getattr(db, "multi_az", False):
+            return None
+        group = getattr(db, "db_subnet_group", None)
+        zones = sorted({subnet.availability_zone for subnet in getattr(group, "_subnets", None) or []})
+        others = [zone for zone in zones if zone != db.availability_zone]
+        return others[0] if others else None
+
+    DBInstance.secondary_availability_zone = property(secondary_availability_zone)
+
     original_delete_db = RDSBackend.delete_db_instance
 
     def delete_db_instance(self, db_instance_identifier, final_db_snapshot_identifier=None, skip_final_snapshot=False, delete_automated_backups=True):

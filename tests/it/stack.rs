@@ -891,3 +891,54 @@ async fn the_instance_types_vcpus_count_against_the_on_demand_vcpu_quota() {
         plan.render()
     );
 }
+
+#[tokio::test]
+async fn multi_az_is_created_then_turned_off_and_on_in_place_with_the_standby_in_another_zone() {
+    let mut config = crate::support::config("it-multi-az");
+    config.database.multi_az = true;
+    let ctx = context(&config).await;
+    clean(&ctx, &config).await;
+    let tiers = [Tier::Network, Tier::Database];
+
+    // The test's own read: (ARN, MultiAZ, primary zone, standby zone).
+    let described = || async {
+        let answer =
+            ctx.rds.describe_db_instances().db_instance_identifier(config.names().db_instance()).send().await.unwrap();
+        let db = &answer.db_instances()[0];
+        let zone = |z: Option<&str>| z.map(str::to_owned);
+        (
+            db.db_instance_arn().unwrap().to_owned(),
+            db.multi_az(),
+            zone(db.availability_zone()),
+            zone(db.secondary_availability_zone()),
+        )
+    };
+    let outputs = stack::deploy(&ctx, &config, &tiers).await.unwrap();
+    let (arn, multi_az, primary, standby) = described().await;
+    assert_eq!(multi_az, Some(true));
+    let db_zones: Vec<&str> =
+        config.network.subnets.of(three_tier_core::SubnetRole::Db).map(|(_, s)| s.availability_zone.as_str()).collect();
+    let (primary, standby) = (primary.unwrap(), standby.expect("a Multi-AZ instance names its standby's zone"));
+    assert!(primary != standby && db_zones.contains(&primary.as_str()) && db_zones.contains(&standby.as_str()));
+    let database = outputs.database.unwrap();
+    assert_eq!(database.multi_az.and_then(|s| s.zone), Some(standby));
+
+    // Off, then on again: the same instance is modified, never replaced.
+    for on in [false, true] {
+        let mut wanted = config.clone();
+        wanted.database.multi_az = on;
+        let plan = stack::plan_deploy(&ctx, &wanted, &tiers).await.unwrap();
+        assert!(plan.render().contains(if on { "Multi-AZ on" } else { "Multi-AZ off" }), "{}", plan.render());
+        let mark = ctx.calls.mark();
+        stack::deploy(&ctx, &wanted, &tiers).await.unwrap();
+        let calls = ctx.calls.since(mark);
+        assert_declared(&calls);
+        let modify = calls.iter().find(|c| c.operation == "ModifyDBInstance").unwrap();
+        assert_eq!(modify.params.get("MultiAZ").map(String::as_str), Some(if on { "true" } else { "false" }));
+        assert!(!calls.iter().any(|c| c.operation == "CreateDBInstance" || c.operation == "DeleteDBInstance"));
+        let (same_arn, multi_az, _, standby) = described().await;
+        assert_eq!((same_arn.as_str(), multi_az, standby.is_some()), (arn.as_str(), Some(on), on));
+    }
+
+    clean(&ctx, &config).await;
+}

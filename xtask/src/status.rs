@@ -34,6 +34,11 @@ pub fn outputs(session: &Session, json: bool) -> anyhow::Result<()> {
     }
     if let Some(database) = &outputs.database {
         rows.push(("database", format!("{}:{}", database.endpoint_address, database.port)));
+        if let Some(standby) = &database.multi_az {
+            let zone = standby.zone.as_deref().unwrap_or("its zone not named by RDS yet");
+            let primary = database.zone.as_deref().unwrap_or("?");
+            rows.push(("Multi-AZ", format!("primary in {primary}, standby in {zone}")));
+        }
         rows.push(("database secret", database.master_secret_arn.clone()));
     }
     if rows.is_empty() {

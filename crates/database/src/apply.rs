@@ -50,7 +50,7 @@ pub async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Re
                 .port(i32::from(spec.port))
                 .db_subnet_group_name(subnet_group)
                 .vpc_security_group_ids(created.resolve(&spec.security_group)?)
-                .multi_az(false)
+                .multi_az(spec.multi_az)
                 .publicly_accessible(false)
                 .storage_encrypted(true)
                 .deletion_protection(spec.deletion_protection)
@@ -60,12 +60,13 @@ pub async fn run(ctx: &AwsContext, step: &DatabaseStep, created: &Created) -> Re
                 .await
                 .aws("CreateDBInstance")?;
         }
-        DatabaseStep::ModifyDbInstance { identifier, deletion_protection, security_groups } => {
+        DatabaseStep::ModifyDbInstance { identifier, deletion_protection, security_groups, multi_az } => {
             let security_group_ids =
                 security_groups.as_deref().map(|groups| created.resolve_all(groups)).transpose()?;
             rds.modify_db_instance()
                 .db_instance_identifier(identifier)
                 .set_deletion_protection(*deletion_protection)
+                .set_multi_az(*multi_az)
                 .set_vpc_security_group_ids(security_group_ids)
                 .apply_immediately(true)
                 .send()

@@ -39,6 +39,8 @@ pub struct InstanceSpec {
     pub security_group: Ref,
     pub deletion_protection: bool,
     pub final_snapshot: bool,
+    /// A standby in another zone of the subnet group.
+    pub multi_az: bool,
     pub tags: Tags,
 }
 
@@ -73,6 +75,7 @@ pub fn desired(config: &Config, network: &NetworkRefs) -> Desired {
             port: config.ports.database.get(),
             security_group: network.security_group(SecurityGroupRole::Db).clone(),
             deletion_protection: database.deletion_protection,
+            multi_az: database.multi_az,
             final_snapshot: database.final_snapshot,
         },
     }

@@ -13,7 +13,7 @@ pub use desired::{Desired, desired};
 pub use observe::{DbStatus, Observed, observe};
 pub use plan::{DatabaseStep, plan, teardown_plan};
 
-use three_tier_core::outputs::{DatabaseOutputs, NetworkRefs};
+use three_tier_core::outputs::{DatabaseOutputs, NetworkRefs, Standby};
 use three_tier_core::{AwsContext, Config, Created, Plan, Result, Tier, TierCrate};
 
 /// The database tier, as the stack drives it.
@@ -73,6 +73,8 @@ pub fn outputs(observed: &Observed) -> Option<DatabaseOutputs> {
         port,
         instance_arn: instance.arn.clone(),
         master_secret_arn: instance.master_secret_arn.clone()?,
+        zone: instance.zone.clone(),
+        multi_az: instance.multi_az.then(|| Standby { zone: instance.standby_zone.clone() }),
     })
 }
 

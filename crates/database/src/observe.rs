@@ -38,6 +38,9 @@ pub struct ObservedInstance {
     pub allocated_storage_gib: u32,
     pub max_allocated_storage_gib: Option<u32>,
     pub multi_az: bool,
+    /// The primary's zone, and the standby's when Multi-AZ (RDS names it once the standby exists).
+    pub zone: Option<String>,
+    pub standby_zone: Option<String>,
     pub publicly_accessible: bool,
     pub storage_encrypted: bool,
     pub deletion_protection: bool,
@@ -150,6 +153,8 @@ fn observed_instance(db: &aws_sdk_rds::types::DbInstance) -> Result<ObservedInst
         allocated_storage_gib: db.allocated_storage().and_then(|g| u32::try_from(g).ok()).unwrap_or_default(),
         max_allocated_storage_gib: db.max_allocated_storage().and_then(|g| u32::try_from(g).ok()),
         multi_az: db.multi_az().unwrap_or(false),
+        zone: db.availability_zone().map(str::to_owned),
+        standby_zone: db.secondary_availability_zone().map(str::to_owned),
         publicly_accessible: db.publicly_accessible().unwrap_or(false),
         storage_encrypted: db.storage_encrypted().unwrap_or(false),
         deletion_protection: db.deletion_protection().unwrap_or(false),

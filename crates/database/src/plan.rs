@@ -34,6 +34,8 @@ pub enum DatabaseStep {
         identifier: String,
         deletion_protection: Option<bool>,
         security_groups: Option<Vec<Ref>>,
+        /// RDS adds or removes the standby while the instance keeps serving.
+        multi_az: Option<bool>,
     },
     StartDbInstance {
         identifier: String,
@@ -90,13 +92,14 @@ impl Step for DatabaseStep {
             CreateDbInstance { spec, .. } => Facts {
                 change: Change::Create,
                 description: format!(
-                    "RDS instance {} ({} {}, {}, {} {} GiB, single AZ, private, encrypted, database {}, password managed by RDS)",
+                    "RDS instance {} ({} {}, {}, {} {} GiB, {}, private, encrypted, database {}, password managed by RDS)",
                     spec.identifier,
                     spec.engine,
                     spec.engine_version,
                     spec.instance_class,
                     spec.storage_type,
                     spec.allocated_storage_gib,
+                    if spec.multi_az { "Multi-AZ with a standby in another zone" } else { "single AZ" },
                     spec.database_name
                 ),
                 actions: &["rds:CreateDBInstance"],
@@ -105,8 +108,14 @@ impl Step for DatabaseStep {
                 typical: None,
                 wait: None,
             },
-            ModifyDbInstance { identifier, deletion_protection, security_groups } => {
+            ModifyDbInstance { identifier, deletion_protection, security_groups, multi_az } => {
                 let mut changes = Vec::new();
+                if let Some(on) = multi_az {
+                    changes.push(match on {
+                        true => "Multi-AZ on: a standby in another zone, without downtime".to_owned(),
+                        false => "Multi-AZ off: the standby goes, without downtime".to_owned(),
+                    });
+                }
                 if let Some(on) = deletion_protection {
                     changes.push(format!("deletion protection {}", if *on { "on" } else { "off" }));
                 }
@@ -294,7 +303,6 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<DatabaseStep> {
                     format!("has {} GiB, not {}", existing.allocated_storage_gib, spec.allocated_storage_gib),
                 ),
                 (existing.max_allocated_storage_gib.is_some(), "has storage autoscaling on".to_owned()),
-                (existing.multi_az, "is multi-AZ".to_owned()),
                 (existing.publicly_accessible, "is publicly accessible".to_owned()),
                 (!existing.storage_encrypted, "has unencrypted storage".to_owned()),
                 (
@@ -327,18 +335,18 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<DatabaseStep> {
             }
             let groups_differ = !matches!(existing.security_groups.as_slice(), [only] if spec.security_group.is(only));
             let protection_differs = existing.deletion_protection != spec.deletion_protection;
-            if groups_differ || protection_differs {
+            let multi_az_differs = existing.multi_az != spec.multi_az;
+            let modified = groups_differ || protection_differs || multi_az_differs;
+            if modified {
                 steps.push(DatabaseStep::ModifyDbInstance {
                     identifier: spec.identifier.clone(),
                     deletion_protection: protection_differs.then_some(spec.deletion_protection),
                     security_groups: groups_differ.then(|| vec![spec.security_group.clone()]),
+                    multi_az: multi_az_differs.then_some(spec.multi_az),
                 });
             }
             steps.extend(add_tags(&existing.arn, &spec.tags, &existing.tags));
-            if !matches!(existing.status, DbStatus::Available | DbStatus::Stopped)
-                || groups_differ
-                || protection_differs
-            {
+            if !matches!(existing.status, DbStatus::Available | DbStatus::Stopped) || modified {
                 steps.push(DatabaseStep::WaitDbInstanceAvailable { identifier: spec.identifier.clone() });
             }
         }

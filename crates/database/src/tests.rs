@@ -34,7 +34,9 @@ fn deployed(desired: &Desired) -> Observed {
             storage_type: "gp2".into(),
             allocated_storage_gib: 20,
             max_allocated_storage_gib: None,
-            multi_az: false,
+            multi_az: spec.multi_az,
+            zone: Some("ap-northeast-1a".into()),
+            standby_zone: spec.multi_az.then(|| "ap-northeast-1c".into()),
             publicly_accessible: false,
             storage_encrypted: true,
             deletion_protection: false,
@@ -124,7 +126,41 @@ fn drift_and_conflicts() {
         identifier: "three-tier-db".into(),
         deletion_protection: Some(false),
         security_groups: Some(vec![Ref::existing("sg-db")]),
+        multi_az: None,
     }));
+}
+
+fn multi_az_desired() -> Desired {
+    let mut config = Config::default_config();
+    config.database.multi_az = true;
+    desired(&config, &network())
+}
+
+#[test]
+fn multi_az_is_created_and_turned_on_and_off_in_place() {
+    let multi = multi_az_desired();
+    let fresh = plan(&multi, &Observed::default());
+    let create = fresh.steps.iter().map(Step::describe).find(|d| d.starts_with("RDS instance")).unwrap();
+    assert!(create.contains("Multi-AZ with a standby in another zone"), "{create}");
+
+    // Single-AZ running, Multi-AZ asked for: modified in place, waited for, no conflict.
+    for (wanted, running) in [(&multi, &default_desired()), (&default_desired(), &multi)] {
+        let plan = plan(wanted, &deployed(running));
+        assert!(plan.conflicts.is_empty(), "{:?}", plan.conflicts);
+        assert_eq!(
+            plan.steps,
+            [
+                DatabaseStep::ModifyDbInstance {
+                    identifier: "three-tier-db".into(),
+                    deletion_protection: None,
+                    security_groups: None,
+                    multi_az: Some(wanted.instance.multi_az),
+                },
+                DatabaseStep::WaitDbInstanceAvailable { identifier: "three-tier-db".into() },
+            ]
+        );
+    }
+    assert!(plan(&multi, &deployed(&multi)).steps.is_empty());
 }
 
 #[test]

@@ -52,6 +52,8 @@ pub struct DatabaseInstance {
     pub engine: String,
     pub storage_type: String,
     pub gib: u32,
+    /// A standby too: RDS bills a Multi-AZ instance and its storage at twice the rates.
+    pub multi_az: bool,
 }
 
 impl Running {
@@ -90,6 +92,7 @@ impl Running {
                         engine: desired.engine,
                         storage_type: desired.storage_type.to_string(),
                         gib: desired.allocated_storage_gib,
+                        multi_az: desired.multi_az,
                     });
                     // The master password, which RDS keeps in Secrets Manager.
                     running.secrets += 1;
@@ -133,6 +136,7 @@ impl Running {
                 engine: instance.engine.clone(),
                 storage_type: instance.storage_type.clone(),
                 gib: instance.allocated_storage_gib,
+                multi_az: instance.multi_az,
             });
             running.secrets += u32::from(instance.master_secret_arn.is_some());
         }
@@ -269,11 +273,15 @@ pub fn estimate(region: &str, running: &Running) -> Estimate {
     }
     for database in &running.databases {
         let priced = prices.filter(|_| database.engine == "mysql").and_then(|p| p.rds_mysql_hour.get(&database.class));
-        let priced = priced.map(|rate| (format!("${rate}/h, single-AZ"), hourly(*rate)));
+        let (deployment, copies) = if database.multi_az { (", Multi-AZ: × 2", 2.0) } else { (", single-AZ", 1.0) };
+        let priced = priced.map(|rate| (format!("${rate}/h{deployment}"), copies * hourly(*rate)));
         let what = format!("RDS {} {}", database.engine, database.class);
         item(what.clone(), priced, &what);
         let priced = prices.and_then(|p| p.rds_storage_gb_month.get(&database.storage_type));
-        let priced = priced.map(|rate| (format!("${rate}/GiB-month"), f64::from(database.gib) * rate));
+        let priced = priced.map(|rate| {
+            let how = format!("${rate}/GiB-month{}", if database.multi_az { ", Multi-AZ: × 2" } else { "" });
+            (how, copies * f64::from(database.gib) * rate)
+        });
         let what = format!("RDS storage {} {} GiB", database.storage_type, database.gib);
         item(what, priced, &format!("RDS {} storage", database.storage_type));
     }
@@ -372,6 +380,20 @@ mod tests {
         let estimate = estimate(&config.stack.region, &Running::planned(&config, crate::TIERS));
         assert!(estimate.is_complete(), "{}", estimate.render());
         insta::assert_snapshot!("cost_frankfurt_t4g_gp3", estimate.render());
+    }
+
+    #[test]
+    fn multi_az_doubles_the_database_and_its_storage_and_nothing_else() {
+        let single = Config::default_config();
+        let mut multi = single.clone();
+        multi.database.multi_az = true;
+        let [single, multi] = [single, multi].map(|c| estimate(&c.stack.region, &Running::planned(&c, crate::TIERS)));
+        for (one, two) in single.items.iter().zip(&multi.items) {
+            let twice = one.what.starts_with("RDS ");
+            let expected = one.monthly.map(|m| if twice { 2.0 * m } else { m });
+            assert_eq!((two.what.as_str(), two.monthly), (one.what.as_str(), expected));
+            assert_eq!(two.how.contains("Multi-AZ: × 2"), twice, "{}", two.how);
+        }
     }
 
     #[test]

@@ -205,13 +205,21 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
                         names.db_instance()
                     ),
                     format!(
-                        "{}, {} GiB {}",
+                        "{}, {} GiB {}{}",
                         config.database.instance_class,
                         config.database.allocated_storage_gib,
-                        config.database.storage_type
+                        config.database.storage_type,
+                        if config.database.multi_az { ", Multi-AZ" } else { "" }
                     ),
                 ],
-                live(database.map(|d| vec![format!("{}:{}", d.endpoint_address, d.port)])),
+                live(database.map(|d| {
+                    let mut lines = vec![format!("{}:{}", d.endpoint_address, d.port)];
+                    if let Some(standby) = &d.multi_az {
+                        let zone = standby.zone.as_deref().unwrap_or("?");
+                        lines.push(format!("primary {}, standby {zone}", d.zone.as_deref().unwrap_or("?")));
+                    }
+                    lines
+                })),
             ),
         ],
         groups: zones,

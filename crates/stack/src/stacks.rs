@@ -219,6 +219,7 @@ async fn databases(ctx: &AwsContext) -> Result<Vec<Found>> {
                     engine: db.engine().unwrap_or_default().to_owned(),
                     storage_type: db.storage_type().unwrap_or_default().to_owned(),
                     gib: u32::try_from(db.allocated_storage().unwrap_or_default()).unwrap_or_default(),
+                    multi_az: db.multi_az().unwrap_or_default(),
                 }],
                 secrets: u32::from(db.master_user_secret().is_some()),
                 ..Running::default()

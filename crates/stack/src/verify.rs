@@ -384,6 +384,8 @@ mod tests {
             port: 3306,
             instance_arn: "arn:aws:rds:ap-northeast-1:123456789012:db:three-tier-db".into(),
             master_secret_arn: "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:rds!db-1234-AbCdEf".into(),
+            zone: Some("ap-northeast-1a".into()),
+            multi_az: None,
         }
     }
 

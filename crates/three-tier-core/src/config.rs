@@ -159,6 +159,9 @@ pub struct DatabaseConfig {
     pub master_username: String,
     pub deletion_protection: bool,
     pub final_snapshot: bool,
+    /// A synchronous standby in another zone of the DB subnet group, failed over to by RDS.
+    #[serde(default)]
+    pub multi_az: bool,
 }
 
 /// A TCP port, 1-65535.

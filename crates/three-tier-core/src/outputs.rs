@@ -173,4 +173,14 @@ pub struct DatabaseOutputs {
     pub port: u16,
     pub instance_arn: String,
     pub master_secret_arn: String,
+    /// The primary's zone, as RDS names it.
+    pub zone: Option<String>,
+    /// Multi-AZ: the standby's zone (`None` until RDS names it); `None` when single-AZ.
+    pub multi_az: Option<Standby>,
+}
+
+/// A Multi-AZ instance's standby.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standby {
+    pub zone: Option<String>,
 }

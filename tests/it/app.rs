@@ -455,10 +455,10 @@ async fn two_instances_run_one_per_app_subnet_each_registered_and_the_second_goe
     config.validate(std::path::Path::new("test")).unwrap();
     let ctx = context(&config).await;
     clean(&ctx, &config).await;
-    let tiers = [Tier::Network, Tier::Alb, Tier::Compute];
+    let tiers = stack::TIERS;
 
     let mark = ctx.calls.mark();
-    let outputs = stack::deploy(&ctx, &config, &tiers).await.unwrap();
+    let outputs = stack::deploy(&ctx, &config, tiers).await.unwrap();
     assert_declared(&ctx.calls.since(mark));
     let (network, alb) = (outputs.network.unwrap(), outputs.alb.unwrap());
     let instances = running_instances(&ctx, &config.stack.name).await;
@@ -472,13 +472,32 @@ async fn two_instances_run_one_per_app_subnet_each_registered_and_the_second_goe
     let compute = outputs.compute.unwrap();
     let keys: Vec<&str> = compute.instances.keys().map(String::as_str).collect();
     assert_eq!(keys, ["instance", "instance-2"]);
-    let again = stack::plan_deploy(&ctx, &config, &tiers).await.unwrap();
+    let again = stack::plan_deploy(&ctx, &config, tiers).await.unwrap();
     assert!(again.graph.is_empty(), "{}", again.render());
+
+    // verify waits for every instance to be a healthy target, and the seed's goals hold.
+    let checks =
+        stack::verify(&ctx, &config, &crate::support::traffic(), stack::VerifyLimits::default()).await.unwrap();
+    assert!(checks.iter().all(|c| c.outcome == stack::Outcome::Passed), "{checks:#?}");
+    let health =
+        checks.iter().find(|c| c.name == "every instance is a healthy target").unwrap_or_else(|| panic!("{checks:#?}"));
+    assert!(instances.iter().all(|(_, id, _)| health.detail.contains(id.as_str())), "{health:?}");
+
+    // The second instance taken out of the target group by hand: verify names it.
+    let second =
+        aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder().id(&instances[1].1).port(port).build();
+    let group = &alb.app_target_group_arn;
+    ctx.elbv2.deregister_targets().target_group_arn(group).targets(second).send().await.unwrap();
+    let checks =
+        stack::verify(&ctx, &config, &crate::support::traffic(), stack::VerifyLimits::default()).await.unwrap();
+    let health = checks.iter().find(|c| c.name == "every instance is a healthy target").unwrap();
+    assert_eq!(health.outcome, stack::Outcome::Failed, "{health:?}");
+    assert!(health.detail.starts_with(&format!("{} is not registered", instances[1].1)), "{health:?}");
 
     // One instance asked for: the second is deregistered and terminated; the first stays.
     let mut one = config.clone();
     one.compute.instances = 1;
-    stack::deploy(&ctx, &one, &tiers).await.unwrap();
+    stack::deploy(&ctx, &one, tiers).await.unwrap();
     let left = running_instances(&ctx, &config.stack.name).await;
     assert_eq!(left, instances[..1]);
     assert_eq!(targets(&ctx, &alb.app_target_group_arn).await, [(instances[0].1.clone(), port)]);

@@ -128,7 +128,7 @@ async fn check_all(ctx: &AwsContext, config: &Config, traffic: &Traffic, limits:
     };
     let web = "the ALB serves the nginx page";
     if let Some(why) = closed(&[INTERNET_TO_NGINX, INSTANCE_TO_INTERNET]) {
-        checks.push(skipped("the instance is a healthy target", &why));
+        checks.push(skipped(&health_check_name(compute), &why));
         checks.push(skipped(web, &why));
     } else {
         checks.push(target_health(ctx, alb, compute, limits.health).await?);
@@ -195,11 +195,10 @@ fn deployed(outputs: StackOutputs, config: &Config, tiers: &[Tier]) -> Result<St
     }
 }
 
-/// Waits for the instance to be a healthy target: right after a deploy it is `initial`,
-/// and `unhealthy` while its user data is still starting nginx.
+/// Waits for every instance to be a healthy target: right after a deploy each is
+/// `initial`, and `unhealthy` while its user data is still starting nginx.
 async fn target_health(ctx: &AwsContext, alb: &AlbOutputs, compute: &ComputeOutputs, limit: Duration) -> Result<Check> {
-    let name = "the instance is a healthy target".to_owned();
-    let instance = &compute.first().id;
+    let name = health_check_name(compute);
     let started = Instant::now();
     let mut waiting: Option<Waiting> = None;
     loop {
@@ -210,24 +209,37 @@ async fn target_health(ctx: &AwsContext, alb: &AlbOutputs, compute: &ComputeOutp
             .send()
             .await
             .aws("DescribeTargetHealth")?;
-        let health = answer
-            .target_health_descriptions()
-            .iter()
-            .find(|d| d.target().and_then(|t| t.id()) == Some(instance.as_str()))
-            .and_then(|d| d.target_health());
-        let Some(health) = health else {
-            let detail =
-                format!("{instance} is not registered in the app target group: run `cargo xtask deploy compute`");
-            return Ok(Check { name, outcome: Outcome::Failed, detail, path: None });
+        let health_of = |instance: &str| {
+            answer
+                .target_health_descriptions()
+                .iter()
+                .find(|d| d.target().and_then(|t| t.id()) == Some(instance))
+                .and_then(|d| d.target_health())
         };
-        let state = health.state().cloned().unwrap_or(TargetHealthStateEnum::Initial);
-        if state == TargetHealthStateEnum::Healthy {
+        // The first instance (by key) not healthy yet, with its health.
+        let mut lagging = None;
+        for instance in compute.instances.values().map(|i| i.id.as_str()) {
+            let Some(health) = health_of(instance) else {
+                let detail =
+                    format!("{instance} is not registered in the app target group: run `cargo xtask deploy compute`");
+                return Ok(Check { name, outcome: Outcome::Failed, detail, path: None });
+            };
+            let state = health.state().cloned().unwrap_or(TargetHealthStateEnum::Initial);
+            if state != TargetHealthStateEnum::Healthy && lagging.is_none() {
+                lagging = Some((instance, health, state));
+            }
+        }
+        let Some((instance, health, state)) = lagging else {
             if let Some(waiting) = waiting.take() {
                 waiting.done("healthy");
             }
-            let detail = format!("{instance} is healthy in the app target group");
+            let ids: Vec<&str> = compute.instances.values().map(|i| i.id.as_str()).collect();
+            let detail = match ids.as_slice() {
+                [one] => format!("{one} is healthy in the app target group"),
+                all => format!("{} are healthy in the app target group", all.join(", ")),
+            };
             return Ok(Check { name, outcome: Outcome::Passed, detail, path: None });
-        }
+        };
         let reason = health.reason().map(|r| r.as_str().to_owned()).unwrap_or_default();
         if started.elapsed() >= limit {
             if let Some(waiting) = waiting.take() {
@@ -248,6 +260,14 @@ async fn target_health(ctx: &AwsContext, alb: &AlbOutputs, compute: &ComputeOutp
                 .waiting(format!("{instance} becoming a healthy target (now {}, {reason})", state.as_str()), limit)
         });
         tokio::time::sleep(ctx.waits.poll_interval).await;
+    }
+}
+
+/// "the instance is a healthy target", or with more than one, "every instance is".
+fn health_check_name(compute: &ComputeOutputs) -> String {
+    match compute.instances.len() {
+        1 => "the instance is a healthy target".to_owned(),
+        _ => "every instance is a healthy target".to_owned(),
     }
 }
 

@@ -199,6 +199,14 @@ pub fn instance_key(index: usize) -> String {
     }
 }
 
+/// Whether a role tag is a key [`instance_key`] gives: `instance` or `instance-N`, N ≥ 2.
+pub(crate) fn is_instance_key(role: &str) -> bool {
+    role == "instance"
+        || role
+            .strip_prefix("instance-")
+            .is_some_and(|n| !n.starts_with('0') && n.parse::<usize>().is_ok_and(|n| n >= 2))
+}
+
 /// Its Name tag: `<stack>-app`, then `<stack>-app-N`.
 fn instance_name(config: &Config, index: usize) -> String {
     match index {

@@ -1,6 +1,7 @@
 //! The compute tier (SPEC.md, "Compute tier"): the Amazon Linux 2023 app instances (the
-//! seed's one by default) in the app subnets, each running the seed's nginx container, its IAM role and instance profile (Session
-//! Manager instead of SSH), and their registrations in the ALB's target groups.
+//! seed's one by default) in the app subnets, each running the seed's nginx container;
+//! their IAM role and instance profile (Session Manager instead of SSH); and their
+//! registrations in the ALB's target groups.
 //!
 //! `desired` and `plan` are pure; `observe` and `apply` talk to AWS.
 

@@ -9,7 +9,7 @@ use three_tier_core::error::{Answer, required};
 use three_tier_core::naming::{REGION_TAG, ROLE_TAG, STACK_TAG, TIER_TAG, belongs_to, ours};
 use three_tier_core::{AwsContext, AwsResultExt, Config, Error, Result, Tier};
 
-use crate::desired::{Image, ImageSource, iam_names, legacy_iam_names};
+use crate::desired::{Image, ImageSource, iam_names, is_instance_key, legacy_iam_names};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
@@ -450,12 +450,4 @@ pub async fn resolve_image(ctx: &AwsContext, source: &ImageSource) -> Result<Ima
         root_device,
         snapshot_gib: u32::try_from(snapshot_gib).unwrap_or(0),
     })
-}
-
-/// `instance` or `instance-N`: a role tag [`crate::instance_key`] gives.
-fn is_instance_key(role: &str) -> bool {
-    role == "instance"
-        || role
-            .strip_prefix("instance-")
-            .is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n >= 2) && !n.starts_with('0'))
 }

@@ -519,3 +519,12 @@ fn a_second_instance_is_launched_beside_the_first_and_removed_again_alone() {
     );
     assert!(shrink.conflicts.is_empty(), "{:?}", shrink.conflicts);
 }
+
+#[test]
+fn an_instance_is_found_again_by_the_key_its_role_tag_holds() {
+    use crate::desired::{instance_key, is_instance_key};
+    assert!((0..12).map(instance_key).all(|key| is_instance_key(&key)));
+    for other in ["instance-1", "instance-02", "instance-", "app", "instance-x"] {
+        assert!(!is_instance_key(other), "{other}");
+    }
+}

@@ -557,11 +557,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
     // deregistered below, then terminated.
     let removed: Vec<&ObservedInstance> =
         observed.instances.iter().filter(|i| !desired.instances.iter().any(|spec| spec.key == i.key)).collect();
-    for instance in &removed {
-        let name = name_or_id(&instance.tags, &instance.id);
-        steps.push(ComputeStep::TerminateInstance { id: instance.id.clone(), name: name.clone() });
-        steps.push(ComputeStep::WaitInstanceTerminated { id: instance.id.clone(), name });
-    }
+    terminate(removed, steps);
     retire_legacy(observed, steps);
 
     // In each target group, exactly the stack's instances on the group's port are
@@ -700,21 +696,21 @@ pub fn teardown_plan(observed: &Observed) -> Plan<ComputeStep> {
             });
         }
     }
-    for instance in &observed.instances {
-        steps.push(ComputeStep::TerminateInstance {
-            id: instance.id.clone(),
-            name: name_or_id(&instance.tags, &instance.id),
-        });
-    }
-    for instance in &observed.instances {
-        steps.push(ComputeStep::WaitInstanceTerminated {
-            id: instance.id.clone(),
-            name: name_or_id(&instance.tags, &instance.id),
-        });
-    }
+    terminate(observed.instances.iter(), steps);
     remove_iam(observed.instance_profile.as_ref(), observed.role.as_ref(), steps);
     retire_legacy(observed, steps);
     plan
+}
+
+/// Terminates `instances`, each waited for until terminated.
+fn terminate<'a>(instances: impl IntoIterator<Item = &'a ObservedInstance> + Clone, steps: &mut Vec<ComputeStep>) {
+    let named = |instance: &ObservedInstance| (instance.id.clone(), name_or_id(&instance.tags, &instance.id));
+    for (id, name) in instances.clone().into_iter().map(named) {
+        steps.push(ComputeStep::TerminateInstance { id, name });
+    }
+    for (id, name) in instances.into_iter().map(named) {
+        steps.push(ComputeStep::WaitInstanceTerminated { id, name });
+    }
 }
 
 /// Removes an instance profile (emptied first) and a role (its policies first).

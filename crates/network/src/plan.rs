@@ -13,7 +13,7 @@ use three_tier_core::{
 };
 
 use crate::desired::{ANYWHERE, DefaultRoute, Desired, IngressFrom};
-use crate::observe::{Observed, ObservedRouteTable};
+use crate::observe::{Observed, ObservedRouteTable, ObservedSubnet};
 use crate::rules::{IngressRule, Source};
 
 /// One step of a network plan. `key`s name what a create step makes, so later steps can
@@ -632,10 +632,7 @@ pub fn teardown_plan(observed: &Observed) -> Plan<NetworkStep> {
         }
         steps.push(NetworkStep::DeleteRouteTable { name: table_name, id: table.id.clone() });
     }
-    for subnet in &observed.subnets {
-        let subnet = &subnet.resource;
-        steps.push(NetworkStep::DeleteSubnet { name: name_or_id(&subnet.tags, &subnet.id), id: subnet.id.clone() });
-    }
+    steps.extend(observed.subnets.iter().map(|subnet| delete_subnet(&subnet.resource)));
     for gateway in &observed.internet_gateways {
         let name = name_or_id(&gateway.tags, &gateway.id);
         for vpc_id in &gateway.attached_vpcs {
@@ -816,11 +813,7 @@ impl<'a> Planner<'a> {
     fn removed_subnets(&mut self, desired: &Desired) {
         for subnet in &self.observed.subnets {
             if !desired.subnets.contains_key(&subnet.role) {
-                let resource = &subnet.resource;
-                self.push(NetworkStep::DeleteSubnet {
-                    name: name_or_id(&resource.tags, &resource.id),
-                    id: resource.id.clone(),
-                });
+                self.push(delete_subnet(&subnet.resource));
             }
         }
     }
@@ -1050,4 +1043,8 @@ impl<'a> Planner<'a> {
             }
         }
     }
+}
+
+fn delete_subnet(subnet: &ObservedSubnet) -> NetworkStep {
+    NetworkStep::DeleteSubnet { name: name_or_id(&subnet.tags, &subnet.id), id: subnet.id.clone() }
 }

@@ -72,11 +72,11 @@ impl Subnets {
     }
 
     pub fn get(&self, key: &str) -> Option<&SubnetConfig> {
-        self.0.iter().find(|(k, _)| k.as_str() == key).map(|(_, subnet)| subnet)
+        self.0.get(key)
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut SubnetConfig> {
-        self.0.iter_mut().find(|(k, _)| k.as_str() == key).map(|(_, subnet)| subnet)
+        self.0.get_mut(key)
     }
 }
 

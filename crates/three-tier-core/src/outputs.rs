@@ -26,8 +26,7 @@ impl NetworkOutputs {
     /// The subnet keyed `key` (`alb-a`, `app`, ...); like [`NetworkOutputs::security_group`],
     /// for a key the stack has.
     pub fn subnet(&self, key: &str) -> &str {
-        let found = self.subnet_ids.iter().find(|(k, _)| k.as_str() == key);
-        found.map(|(_, id)| id.as_str()).unwrap_or_else(|| panic!("the stack has no subnet keyed {key}"))
+        self.subnet_ids.get(key).unwrap_or_else(|| panic!("the stack has no subnet keyed {key}"))
     }
 
     /// The ids of one role's subnets, in key order.

@@ -119,6 +119,13 @@ impl SubnetKey {
     }
 }
 
+/// Looked up by its text (`subnets.get("app-b")`): its order is its text's.
+impl std::borrow::Borrow<str> for SubnetKey {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for SubnetKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

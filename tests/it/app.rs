@@ -504,3 +504,120 @@ async fn two_instances_run_one_per_app_subnet_each_registered_and_the_second_goe
 
     clean(&ctx, &one).await;
 }
+
+/// The stack's subnets as role tag → (id, zone), read by the test's own call.
+async fn subnet_zones(
+    ctx: &three_tier_core::AwsContext,
+    stack: &str,
+) -> std::collections::BTreeMap<String, (String, String)> {
+    let answer = ctx.ec2.describe_subnets().filters(stack_filter(stack)).send().await.unwrap();
+    answer
+        .subnets()
+        .iter()
+        .map(|s| {
+            let role = s.tags().iter().find(|t| t.key() == Some("three-tier:role")).and_then(|t| t.value());
+            (role.unwrap().to_owned(), (s.subnet_id().unwrap().to_owned(), s.availability_zone().unwrap().to_owned()))
+        })
+        .collect()
+}
+
+/// The NAT gateway a subnet's route table sends 0.0.0.0/0 to.
+async fn default_nat_of(ctx: &three_tier_core::AwsContext, subnet_id: &str) -> Option<String> {
+    let associated = Filter::builder().name("association.subnet-id").values(subnet_id).build();
+    let tables = ctx.ec2.describe_route_tables().filters(associated).send().await.unwrap();
+    let routes = tables.route_tables().iter().flat_map(|t| t.routes());
+    let default = routes.clone().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"));
+    default.and_then(|r| r.nat_gateway_id()).map(str::to_owned)
+}
+
+/// The stack's live NAT gateways as id → subnet id. They are found by the VPC and their
+/// tags checked here: moto ignores tag filters on DescribeNatGateways.
+async fn live_nat_gateways(
+    ctx: &three_tier_core::AwsContext,
+    stack: &str,
+    vpc_id: &str,
+) -> std::collections::BTreeMap<String, String> {
+    let in_vpc = Filter::builder().name("vpc-id").values(vpc_id).build();
+    let answer = ctx.ec2.describe_nat_gateways().filter(in_vpc).send().await.unwrap();
+    answer
+        .nat_gateways()
+        .iter()
+        .filter(|n| n.tags().iter().any(|t| t.key() == Some(STACK_TAG) && t.value() == Some(stack)))
+        .filter(|n| n.state().is_some_and(|s| s.as_str() == "available"))
+        .map(|n| (n.nat_gateway_id().unwrap().to_owned(), n.subnet_id().unwrap().to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_four_availability_options_run_the_app_tier_in_two_zones_and_per_zone_nat_turns_off_in_place() {
+    let mut config = crate::support::config("it-four-ha");
+    let app_zone = config.instance_subnets()[0].1.availability_zone.clone();
+    let other_zone = config.stack.availability_zones.iter().find(|z| **z != app_zone).unwrap().clone();
+    crate::support::add_subnet(&mut config, "app-b", &other_zone);
+    config.compute.instances = 2;
+    config.network.nat_gateways = three_tier_core::NatGateways::PerZone;
+    config.database.multi_az = true;
+    config.validate(std::path::Path::new("test")).unwrap();
+    let ctx = context(&config).await;
+    clean(&ctx, &config).await;
+    let (stack, tiers) = (config.stack.name.as_str(), stack::TIERS);
+
+    let mark = ctx.calls.mark();
+    let outputs = stack::deploy(&ctx, &config, tiers).await.unwrap();
+    assert_declared(&ctx.calls.since(mark));
+    let held = oracle::holdings(&ctx, stack).await;
+    assert_eq!(held.counts(), oracle::whole_stack(&config), "two NAT gateways, two instances: {held:#?}");
+
+    // Two NAT gateways, each in the ALB subnet of one app subnet's zone; each app subnet
+    // routed through the one in its own zone.
+    let subnets = subnet_zones(&ctx, stack).await;
+    let zone_of = |subnet_id: &str| subnets.values().find(|(id, _)| id == subnet_id).unwrap().1.clone();
+    let role_of = |subnet_id: &str| subnets.iter().find(|(_, (id, _))| id == subnet_id).unwrap().0.clone();
+    let vpc_id = &outputs.network.as_ref().unwrap().vpc_id;
+    let nats = live_nat_gateways(&ctx, stack, vpc_id).await;
+    assert_eq!(nats.len(), 2, "{nats:?}");
+    assert!(nats.values().all(|subnet| role_of(subnet).starts_with("subnet/alb")), "{nats:?} {subnets:?}");
+    for app in ["subnet/app", "subnet/app-b"] {
+        let (app_id, app_zone) = &subnets[app];
+        let nat = default_nat_of(&ctx, app_id).await.unwrap_or_else(|| panic!("{app} has no route to a NAT gateway"));
+        assert_eq!(&zone_of(&nats[&nat]), app_zone, "{app} goes out through {nat}, which is in another zone");
+    }
+
+    // Two instances, one in each app subnet's zone.
+    let instances = running_instances(&ctx, stack).await;
+    let zones: std::collections::BTreeSet<String> = instances.iter().map(|(_, _, subnet)| zone_of(subnet)).collect();
+    assert_eq!((instances.len(), zones.len()), (2, 2), "{instances:?}");
+
+    // RDS Multi-AZ: the standby in the subnet group's other zone.
+    let dbs =
+        ctx.rds.describe_db_instances().db_instance_identifier(config.names().db_instance()).send().await.unwrap();
+    let db = &dbs.db_instances()[0];
+    assert_eq!(db.multi_az(), Some(true));
+    let (primary, standby) = (db.availability_zone().unwrap(), db.secondary_availability_zone().unwrap());
+    assert_ne!(primary, standby);
+
+    // Every check of verify passes: each instance a healthy target, the seed's two goals.
+    let checks =
+        stack::verify(&ctx, &config, &crate::support::traffic(), stack::VerifyLimits::default()).await.unwrap();
+    assert!(checks.iter().all(|c| c.outcome == stack::Outcome::Passed), "{checks:#?}");
+    let again = stack::plan_deploy(&ctx, &config, tiers).await.unwrap();
+    assert!(again.graph.is_empty(), "{}", again.render());
+
+    // One NAT gateway asked for again: app-b moves to the first's table, and the second
+    // gateway, its address and its table are gone.
+    let mut one_nat = config.clone();
+    one_nat.network.nat_gateways = three_tier_core::NatGateways::One;
+    let mark = ctx.calls.mark();
+    stack::deploy(&ctx, &one_nat, tiers).await.unwrap();
+    assert_declared(&ctx.calls.since(mark));
+    let held = oracle::holdings(&ctx, stack).await;
+    assert_eq!(held.counts(), oracle::whole_stack(&one_nat), "{held:#?}");
+    let nats = live_nat_gateways(&ctx, stack, vpc_id).await;
+    let [only] = nats.keys().collect::<Vec<_>>()[..] else { panic!("{nats:?}") };
+    for app in ["subnet/app", "subnet/app-b"] {
+        assert_eq!(default_nat_of(&ctx, &subnets[app].0).await.as_ref(), Some(only), "{app}");
+    }
+
+    clean(&ctx, &one_nat).await;
+    assert!(oracle::holdings(&ctx, stack).await.is_empty());
+}

@@ -277,7 +277,7 @@ async fn verify_names_the_hop_a_console_user_closed_and_deploy_reopens_it() {
         (outputs.network.unwrap(), outputs.alb.unwrap(), outputs.compute.unwrap().first().id.clone());
     let [alb_group, app_group, db_group] = [SecurityGroupRole::Alb, SecurityGroupRole::App, SecurityGroupRole::Db]
         .map(|r| network.security_group(r).to_owned());
-    let app_table = &network.route_table_ids[&three_tier_core::RouteTableRole::App];
+    let app_table = network.route_table(three_tier_core::RouteTableRole::App);
 
     let checks = verified(&ctx, &config).await;
     assert!(checks.iter().all(|c| c.outcome == stack::Outcome::Passed), "{checks:#?}");

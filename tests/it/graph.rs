@@ -77,7 +77,7 @@ async fn shuffled(seed: u64, config: Config) {
         assert_eq!(subnets.subnets()[0].cidr_block(), Some(spec.cidr.to_string().as_str()), "{stack} {key}");
         assert_eq!(subnets.subnets()[0].availability_zone(), Some(spec.availability_zone.as_str()));
     }
-    let nat = ctx.ec2.describe_nat_gateways().nat_gateway_ids(&network.nat_gateway_id).send().await.unwrap();
+    let nat = ctx.ec2.describe_nat_gateways().nat_gateway_ids(&network.nat_gateway().id).send().await.unwrap();
     assert_eq!(nat.nat_gateways()[0].state().map(|s| s.as_str()), Some("available"));
     assert_eq!(nat.nat_gateways()[0].subnet_id(), Some(network.subnet("alb-a")));
     let balancers =
@@ -149,9 +149,9 @@ async fn shuffled(seed: u64, config: Config) {
     // The address is released once the gateway that held it is seen deleted, not before
     // (then tried again through AWS's AuthFailure window after the deletion).
     let released = calls.iter().position(|c| c.operation == "ReleaseAddress").unwrap();
-    let nat_seen = calls
-        .iter()
-        .rposition(|c| c.operation == "DescribeNatGateways" && c.params.values().any(|v| *v == network.nat_gateway_id));
+    let nat_seen = calls.iter().rposition(|c| {
+        c.operation == "DescribeNatGateways" && c.params.values().any(|v| *v == network.nat_gateway().id)
+    });
     assert!(
         nat_seen.is_some_and(|seen| seen < released),
         "seed {seed}: the address released while its NAT gateway stood"

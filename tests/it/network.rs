@@ -119,11 +119,11 @@ async fn deploy_builds_the_spec_reruns_without_change_and_teardown_leaves_only_o
     };
 
     // NAT gateway in alb-subnet with the stack's Elastic IP.
-    let nats = ec2.describe_nat_gateways().nat_gateway_ids(&outputs.nat_gateway_id).send().await.unwrap();
+    let nats = ec2.describe_nat_gateways().nat_gateway_ids(&outputs.nat_gateway().id).send().await.unwrap();
     let nat = &nats.nat_gateways()[0];
     assert_eq!(nat.state().map(|s| s.as_str()), Some("available"));
     assert_eq!(nat.subnet_id(), Some(subnet_id("alb-subnet").as_str()));
-    assert_eq!(nat.nat_gateway_addresses()[0].allocation_id(), Some(outputs.eip_allocation_id.as_str()));
+    assert_eq!(nat.nat_gateway_addresses()[0].allocation_id(), Some(outputs.nat_gateway().allocation_id.as_str()));
     assert_eq!(tag(nat.tags(), "Name"), Some("nat-gateway"));
 
     // Route tables: public → IGW for BOTH ALB subnets, app → NAT, db → nowhere.
@@ -145,7 +145,7 @@ async fn deploy_builds_the_spec_reruns_without_change_and_teardown_leaves_only_o
         table("it-net-spec-public-rt"),
         (sorted(vec![subnet_id("alb-subnet"), subnet_id("alb-subnet2")]), Some(outputs.internet_gateway_id.clone()))
     );
-    assert_eq!(table("it-net-spec-app-rt"), (vec![subnet_id("app-subnet")], Some(outputs.nat_gateway_id.clone())));
+    assert_eq!(table("it-net-spec-app-rt"), (vec![subnet_id("app-subnet")], Some(outputs.nat_gateway().id.clone())));
     assert_eq!(table("it-net-spec-db-rt"), (sorted(vec![subnet_id("db-subnet"), subnet_id("db-subnet2")]), None));
 
     // Security groups chained by group reference: internet → alb-sg001 → sg001 → db-sg001.
@@ -340,8 +340,8 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
     // Someone points the app subnet's way out at the internet gateway, moves a DB subnet
     // onto the public table and strips a subnet's Name tag: deploy puts each back.
     use three_tier_core::RouteTableRole;
-    let app_table = &outputs.route_table_ids[&RouteTableRole::App];
-    let public_table = &outputs.route_table_ids[&RouteTableRole::Public];
+    let app_table = outputs.route_table(RouteTableRole::App);
+    let public_table = outputs.route_table(RouteTableRole::Public);
     let db_subnet = outputs.subnet("db-a");
     ec2.replace_route()
         .route_table_id(app_table)
@@ -372,8 +372,8 @@ async fn drift_is_repaired_and_the_repair_is_stable() {
 
     let tables = ec2.describe_route_tables().route_table_ids(app_table).send().await.unwrap();
     let default = tables.route_tables()[0].routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"));
-    assert_eq!(default.and_then(|r| r.nat_gateway_id()), Some(outputs.nat_gateway_id.as_str()), "{default:?}");
-    assert_eq!(association(db_subnet).await.0, outputs.route_table_ids[&RouteTableRole::Db]);
+    assert_eq!(default.and_then(|r| r.nat_gateway_id()), Some(outputs.nat_gateway().id.as_str()), "{default:?}");
+    assert_eq!(association(db_subnet).await.0, outputs.route_table(RouteTableRole::Db));
     let subnets = ec2.describe_subnets().subnet_ids(outputs.subnet("alb-b")).send().await.unwrap();
     let name = subnets.subnets()[0].tags().iter().find(|t| t.key() == Some("Name")).and_then(|t| t.value());
     assert_eq!(name, Some(config.network.subnets.get("alb-b").unwrap().name.as_str()));

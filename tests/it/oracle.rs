@@ -77,24 +77,32 @@ pub const KINDS: &[(&str, Option<Tier>)] = &[
     ("lock parameter", None),
 ];
 
-/// What SPEC.md's whole stack holds for `config`, kind by kind: one VPC, five subnets,
-/// three route tables with their five associations and two default routes, one gateway
-/// of each sort, three groups with one rule per allowed source, the ALB with its listener,
-/// rules and target groups, one instance with its role (two policies) and profile, the
-/// DB subnet group and instance; no lock once a run is over.
+/// What SPEC.md's whole stack holds for `config`, kind by kind: one VPC, its subnets (the
+/// seed's five), the public, db and app route tables with an association per subnet and
+/// a default route each but the db's, one internet gateway, one NAT gateway with its
+/// address (or one per app subnet's zone with `nat_gateways = "per-zone"`, each with an
+/// app table of its own), three groups with one rule per allowed source, the ALB with
+/// its listener, rules and target groups, the instances with their role (two policies)
+/// and profile, the DB subnet group and instance; no lock once a run is over.
 pub fn whole_stack(config: &Config) -> BTreeMap<&'static str, usize> {
     let target_groups: BTreeSet<&str> = config.alb.rules.iter().map(|r| r.target_group_name.as_str()).collect();
     let target_ports: BTreeSet<u16> =
         config.alb.rules.iter().map(|r| r.port.get()).chain([config.ports.app.get()]).collect();
+    let subnets = config.network.subnets.0.len();
+    let app_subnets = config.network.subnets.iter().filter(|(key, _)| key.as_str().starts_with("app")).count();
+    let nat_gateways = match config.network.nat_gateways {
+        three_tier_core::NatGateways::One => 1,
+        three_tier_core::NatGateways::PerZone => app_subnets,
+    };
     BTreeMap::from([
         ("vpc", 1),
-        ("subnet", 5),
-        ("route table", 3),
-        ("route table association", 5),
-        ("route", 2),
+        ("subnet", subnets),
+        ("route table", 2 + nat_gateways),
+        ("route table association", subnets),
+        ("route", 1 + nat_gateways),
         ("internet gateway", 1),
-        ("nat gateway", 1),
-        ("elastic ip", 1),
+        ("nat gateway", nat_gateways),
+        ("elastic ip", nat_gateways),
         ("security group", 3),
         // HTTP from anywhere, each target port from the ALB's group, MySQL from the app's.
         ("security group ingress rule", 2 + target_ports.len()),
@@ -102,7 +110,7 @@ pub fn whole_stack(config: &Config) -> BTreeMap<&'static str, usize> {
         ("listener", 1),
         ("listener rule", config.alb.rules.len()),
         ("target group", 1 + target_groups.len()),
-        ("instance", 1),
+        ("instance", config.compute.instances as usize),
         ("iam role", 1),
         ("instance profile", 1),
         ("role policy", 2),

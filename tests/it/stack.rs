@@ -98,15 +98,17 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     let drawing = stack::diagram(&config, Some(&outputs));
     let mermaid = drawing.mermaid();
     let compute = outputs.compute.clone().unwrap();
-    for fact in [&network.vpc_id, &network.nat_public_ip, &compute.first().private_ip, &database.endpoint_address] {
+    for fact in
+        [&network.vpc_id, &network.nat_gateway().public_ip, &compute.first().private_ip, &database.endpoint_address]
+    {
         assert!(mermaid.contains(fact.as_str()), "{fact} is drawn:\n{mermaid}");
     }
     // Each id and address is drawn where its role is: a swapped id fails.
     let mut by_role = vec![
         (network.vpc_id.clone(), "[vpc]".to_owned()),
         (network.internet_gateway_id.clone(), "[internet gateway]".to_owned()),
-        (network.nat_gateway_id.clone(), "[nat gateway]".to_owned()),
-        (network.nat_public_ip.clone(), "[nat address]".to_owned()),
+        (network.nat_gateway().id.clone(), "[nat gateway]".to_owned()),
+        (network.nat_gateway().public_ip.clone(), "[nat address]".to_owned()),
         (compute.first().id.clone(), "[instance]".to_owned()),
         (compute.first().private_ip.clone(), "[instance address]".to_owned()),
     ];

@@ -48,7 +48,13 @@ async fn a_teardown_in_the_wrong_order_fails_on_the_rules_aws_enforces() {
     );
     // The NAT gateway's address, while the gateway stands.
     assert_eq!(
-        code(ec2.release_address().allocation_id(&network.eip_allocation_id).send().await.aws("ReleaseAddress")),
+        code(
+            ec2.release_address()
+                .allocation_id(&network.nat_gateway().allocation_id)
+                .send()
+                .await
+                .aws("ReleaseAddress")
+        ),
         "InvalidIPAddress.InUse"
     );
     // The internet gateway, while the NAT gateway's public address is mapped.
@@ -68,17 +74,29 @@ async fn a_teardown_in_the_wrong_order_fails_on_the_rules_aws_enforces() {
 
     // The NAT gateway is `deleting` for a while, and its address stays held until it is `deleted`.
     let clock = RegionClock::stopped(&config.stack.region);
-    ec2.delete_nat_gateway().nat_gateway_id(&network.nat_gateway_id).send().await.unwrap();
-    assert_eq!(nat_state(&ctx, &network.nat_gateway_id).await, NatGatewayState::Deleting);
+    ec2.delete_nat_gateway().nat_gateway_id(&network.nat_gateway().id).send().await.unwrap();
+    assert_eq!(nat_state(&ctx, &network.nat_gateway().id).await, NatGatewayState::Deleting);
     assert_eq!(
-        code(ec2.release_address().allocation_id(&network.eip_allocation_id).send().await.aws("ReleaseAddress")),
+        code(
+            ec2.release_address()
+                .allocation_id(&network.nat_gateway().allocation_id)
+                .send()
+                .await
+                .aws("ReleaseAddress")
+        ),
         "InvalidIPAddress.InUse"
     );
     clock.pass("nat_gateway_deleted");
-    assert_eq!(nat_state(&ctx, &network.nat_gateway_id).await, NatGatewayState::Deleted);
+    assert_eq!(nat_state(&ctx, &network.nat_gateway().id).await, NatGatewayState::Deleted);
     // Then, for a while, AWS refuses to release its address as if it were another's.
     assert_eq!(
-        code(ec2.release_address().allocation_id(&network.eip_allocation_id).send().await.aws("ReleaseAddress")),
+        code(
+            ec2.release_address()
+                .allocation_id(&network.nat_gateway().allocation_id)
+                .send()
+                .await
+                .aws("ReleaseAddress")
+        ),
         "AuthFailure"
     );
     drop(clock);
@@ -243,7 +261,7 @@ async fn network_instance_and_listener_requests_aws_refuses_are_refused() {
     ec2.delete_internet_gateway().internet_gateway_id(second).send().await.unwrap();
 
     // A subnet that has a route table already; a route to a NAT gateway that does not exist.
-    let db_table = &network.route_table_ids[&RouteTableRole::Db];
+    let db_table = network.route_table(RouteTableRole::Db);
     let associate = ec2.associate_route_table().route_table_id(db_table).subnet_id(network.subnet("alb-a"));
     assert_eq!(code(associate.send().await.aws("AssociateRouteTable")), "Resource.AlreadyAssociated");
     let route = ec2

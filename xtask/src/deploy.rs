@@ -13,7 +13,9 @@ pub fn deploy(session: &Session) -> anyhow::Result<()> {
     let deployed = session.runtime.block_on(deploy)?;
     let outputs = &deployed.outputs;
     if let Some(network) = &outputs.network {
-        ctx.progress.line(format!("network: VPC {}, NAT gateway {}", network.vpc_id, network.nat_gateway_id));
+        let nats: Vec<&str> = network.nat_gateways.iter().map(|nat| nat.id.as_str()).collect();
+        let noun = if nats.len() == 1 { "NAT gateway" } else { "NAT gateways" };
+        ctx.progress.line(format!("network: VPC {}, {noun} {}", network.vpc_id, nats.join(", ")));
     }
     if let Some(alb) = &outputs.alb {
         ctx.progress.line(format!("alb: {}", alb.url()));

@@ -16,7 +16,10 @@ pub fn outputs(session: &Session, json: bool) -> anyhow::Result<()> {
     let mut rows: Vec<(&str, String)> = Vec::new();
     if let Some(network) = &outputs.network {
         rows.push(("vpc", network.vpc_id.clone()));
-        rows.push(("nat gateway", network.nat_gateway_id.clone()));
+        match network.nat_gateways.as_slice() {
+            [only] => rows.push(("nat gateway", only.id.clone())),
+            per_zone => rows.extend(per_zone.iter().map(|nat| ("nat gateway", format!("{} ({})", nat.id, nat.zone)))),
+        }
     }
     if let Some(alb) = &outputs.alb {
         rows.push(("url", alb.url()));

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use ipnet::Ipv4Net;
 use serde::Serialize;
 use three_tier_core::naming::Tags;
-use three_tier_core::{Config, RouteTableRole, SecurityGroupRole, SubnetKey, Tier};
+use three_tier_core::{Config, RouteTableKey, RouteTableRole, SecurityGroupRole, SubnetKey, Tier};
 
 /// The whole network tier as SPEC.md's network table describes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -13,10 +13,10 @@ pub struct Desired {
     pub vpc: VpcSpec,
     pub internet_gateway: Named,
     pub subnets: BTreeMap<SubnetKey, SubnetSpec>,
-    pub nat_address: Named,
-    pub nat_gateway: NatGatewaySpec,
+    /// One, or with `network.nat_gateways = "per-zone"` one per zone with an app subnet.
+    pub nat_gateways: Vec<NatGatewaySpec>,
     pub security_groups: BTreeMap<SecurityGroupRole, SecurityGroupSpec>,
-    pub route_tables: BTreeMap<RouteTableRole, RouteTableSpec>,
+    pub route_tables: BTreeMap<RouteTableKey, RouteTableSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -42,9 +42,21 @@ pub struct SubnetSpec {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NatGatewaySpec {
+    /// Its role tag and planned reference: `nat-gateway`, or `nat-gateway/ZONE` for a
+    /// zone's own (see [`three_tier_core::NatPlacement::zone`]).
+    pub key: String,
     pub name: String,
     /// A public subnet: the NAT gateway reaches the internet through the internet gateway.
     pub subnet: SubnetKey,
+    pub tags: Tags,
+    /// Its Elastic IP, keyed `nat-address` or `nat-address/ZONE`.
+    pub address: KeyedName,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyedName {
+    pub key: String,
+    pub name: String,
     pub tags: Tags,
 }
 
@@ -81,11 +93,12 @@ pub struct RouteTableSpec {
     pub tags: Tags,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DefaultRoute {
     InternetGateway,
-    NatGateway,
+    /// The NAT gateway of this key.
+    NatGateway(String),
 }
 
 pub const ANYWHERE: &str = "0.0.0.0/0";
@@ -129,35 +142,51 @@ pub fn desired(config: &Config) -> Desired {
         group(SecurityGroupRole::Db, &groups.db, "three-tier database: MySQL from the app instance"),
     ]);
 
-    let route_tables = RouteTableRole::ALL
+    // A zone's own gateway, table and address carry its zone in their key and name.
+    let zoned = |base: &str, separator: char, zone: Option<&str>| match zone {
+        Some(zone) => format!("{base}{separator}{zone}"),
+        None => base.to_owned(),
+    };
+    let placements = network.nat_placements();
+    let nat_gateways: Vec<NatGatewaySpec> = placements
         .iter()
-        .map(|&role| {
-            let name = names.unnamed(&format!("{role}-rt"));
-            let default_route = match role {
-                RouteTableRole::Public => Some(DefaultRoute::InternetGateway),
-                RouteTableRole::App => Some(DefaultRoute::NatGateway),
-                RouteTableRole::Db => None,
-            };
-            let spec = RouteTableSpec {
-                tags: tags(&format!("route-table/{role}"), &name),
+        .map(|placement| {
+            let name = zoned(&network.nat_gateway_name, '-', placement.zone);
+            let key = zoned("nat-gateway", '/', placement.zone);
+            let address_key = zoned("nat-address", '/', placement.zone);
+            let address_name = names.unnamed(&zoned("nat-eip", '-', placement.zone));
+            NatGatewaySpec {
+                tags: tags(&key, &name),
+                key,
                 name,
-                subnets: network.subnets.of(role.serves()).map(|(key, _)| key.clone()).collect(),
-                default_route,
-            };
-            (role, spec)
+                subnet: placement.subnet.clone(),
+                address: KeyedName { tags: tags(&address_key, &address_name), key: address_key, name: address_name },
+            }
         })
         .collect();
+
+    let table = |role: RouteTableRole, zone: Option<&str>, subnets: Vec<SubnetKey>, default_route| {
+        let key = RouteTableKey { role, zone: zone.map(str::to_owned) };
+        let name = names.unnamed(&zoned(&format!("{role}-rt"), '-', zone));
+        let spec = RouteTableSpec { tags: tags(&format!("route-table/{key}"), &name), name, subnets, default_route };
+        (key, spec)
+    };
+    let of_role = |role: RouteTableRole| network.subnets.of(role.serves()).map(|(key, _)| key.clone()).collect();
+    let mut route_tables: BTreeMap<RouteTableKey, RouteTableSpec> = BTreeMap::from([
+        table(RouteTableRole::Public, None, of_role(RouteTableRole::Public), Some(DefaultRoute::InternetGateway)),
+        table(RouteTableRole::Db, None, of_role(RouteTableRole::Db), None),
+    ]);
+    for (placement, nat) in placements.iter().zip(&nat_gateways) {
+        let serves = placement.serves.iter().map(|&key| key.clone()).collect();
+        let route = Some(DefaultRoute::NatGateway(nat.key.clone()));
+        route_tables.extend([table(RouteTableRole::App, placement.zone, serves, route)]);
+    }
 
     Desired {
         vpc: VpcSpec { tags: tags("vpc", &vpc_name), name: vpc_name, cidr: network.vpc_cidr },
         internet_gateway: named("internet-gateway", names.unnamed("igw")),
         subnets,
-        nat_address: named("nat-address", names.unnamed("nat-eip")),
-        nat_gateway: NatGatewaySpec {
-            name: network.nat_gateway_name.clone(),
-            subnet: network.nat_subnet().0.clone(),
-            tags: tags("nat-gateway", &network.nat_gateway_name),
-        },
+        nat_gateways,
         security_groups,
         route_tables,
     }

@@ -1,6 +1,6 @@
 //! The network tier: the VPC and everything in it that the other tiers stand on (SPEC.md,
 //! "Network tier"): internet gateway, the subnets by role, three route tables, the NAT gateway
-//! with its Elastic IP, and the three chained security groups.
+//! with its Elastic IP (or one per zone), and the three chained security groups.
 //!
 //! `desired` and `plan` are pure; `observe` and `apply` talk to AWS.
 
@@ -19,10 +19,8 @@ pub use plan::{NetworkStep, RouteTarget, VpcAttribute, plan, teardown_plan};
 pub use rules::{IngressRule, Source};
 
 use aws_sdk_ec2::types::NatGatewayState;
-use three_tier_core::outputs::{NetworkOutputs, NetworkRefs};
-use three_tier_core::{
-    AwsContext, Config, Created, Plan, Ref, Result, RouteTableRole, SecurityGroupRole, Tier, TierCrate,
-};
+use three_tier_core::outputs::{NatGatewayOutputs, NetworkOutputs, NetworkRefs};
+use three_tier_core::{AwsContext, Config, Created, Plan, Ref, Result, SecurityGroupRole, Tier, TierCrate};
 
 /// The network tier, as the stack drives it.
 pub struct Network;
@@ -99,21 +97,36 @@ pub fn outputs(config: &Config, observed: &Observed) -> Option<NetworkOutputs> {
         .iter()
         .map(|(key, _)| Some((key.clone(), observed.subnet(key)?.id.clone())))
         .collect::<Option<_>>()?;
-    let route_table_ids: BTreeMap<_, _> =
-        RouteTableRole::ALL.iter().map(|&r| Some((r, observed.route_table(r)?.id.clone()))).collect::<Option<_>>()?;
+    let desired = desired(config);
+    let route_table_ids: BTreeMap<_, _> = desired
+        .route_tables
+        .keys()
+        .map(|key| Some((key.clone(), observed.route_table(key)?.id.clone())))
+        .collect::<Option<_>>()?;
     let security_group_ids: BTreeMap<_, _> = SecurityGroupRole::ALL
         .iter()
         .map(|&r| Some((r, observed.security_group(r)?.id.clone())))
         .collect::<Option<_>>()?;
-    let nat = observed.nat_gateway().filter(|n| n.state == NatGatewayState::Available)?;
+    let nat_gateways = desired
+        .nat_gateways
+        .iter()
+        .map(|spec| {
+            let nat = observed.nat_gateway(&spec.key).filter(|n| n.state == NatGatewayState::Available)?;
+            let address = observed.nat_address(&spec.address.key)?;
+            Some(NatGatewayOutputs {
+                id: nat.id.clone(),
+                zone: desired.subnets[&spec.subnet].availability_zone.clone(),
+                allocation_id: address.allocation_id.clone(),
+                public_ip: address.public_ip.clone(),
+            })
+        })
+        .collect::<Option<_>>()?;
     Some(NetworkOutputs {
         vpc_id: observed.vpc()?.id.clone(),
         internet_gateway_id: observed.internet_gateway()?.id.clone(),
         subnet_ids,
         route_table_ids,
-        nat_gateway_id: nat.id.clone(),
-        eip_allocation_id: observed.nat_address()?.allocation_id.clone(),
-        nat_public_ip: observed.nat_address()?.public_ip.clone(),
+        nat_gateways,
         security_group_ids,
     })
 }

@@ -6,7 +6,7 @@ use aws_sdk_ec2::types::{Filter, IpPermission, NatGatewayState, Tag, VpcAttribut
 use ipnet::Ipv4Net;
 use three_tier_core::error::required;
 use three_tier_core::naming::{ROLE_TAG, STACK_TAG, TIER_TAG, belongs_to};
-use three_tier_core::{AwsContext, AwsResultExt, Result, RouteTableRole, SecurityGroupRole, SubnetKey, Tier};
+use three_tier_core::{AwsContext, AwsResultExt, Result, RouteTableKey, SecurityGroupRole, SubnetKey, Tier};
 
 use crate::rules::{IngressRule, Source};
 
@@ -60,6 +60,8 @@ pub struct ObservedSubnet {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObservedAddress {
+    /// Its role tag: `nat-address`, or `nat-address/ZONE` for a zone's gateway.
+    pub role: Option<String>,
     pub allocation_id: String,
     pub public_ip: String,
     pub association_id: Option<String>,
@@ -68,6 +70,8 @@ pub struct ObservedAddress {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObservedNatGateway {
+    /// Its role tag: `nat-gateway`, or `nat-gateway/ZONE` for a zone's own.
+    pub role: Option<String>,
     pub id: String,
     /// `pending`, `available` or `deleting`; `failed` and `deleted` ones are left out.
     /// Pending, available or deleting: the others are gone.
@@ -90,7 +94,7 @@ pub struct ObservedSecurityGroup {
 pub struct ObservedRouteTable {
     pub id: String,
     /// `None` for tables that are not this stack's (the VPC's main table, foreign ones).
-    pub role: Option<RouteTableRole>,
+    pub key: Option<RouteTableKey>,
     pub routes: Vec<ObservedRoute>,
     pub associations: Vec<ObservedAssociation>,
     pub tags: BTreeMap<String, String>,
@@ -127,17 +131,21 @@ impl Observed {
         self.security_groups.iter().find(|g| g.role == role).map(|g| &g.resource)
     }
 
-    pub fn route_table(&self, role: RouteTableRole) -> Option<&ObservedRouteTable> {
-        self.route_tables.iter().find(|t| t.role == Some(role))
+    pub fn route_table(&self, key: &RouteTableKey) -> Option<&ObservedRouteTable> {
+        self.route_tables.iter().find(|t| t.key.as_ref() == Some(key))
     }
 
-    pub fn nat_address(&self) -> Option<&ObservedAddress> {
-        self.nat_addresses.first()
+    pub fn nat_address(&self, key: &str) -> Option<&ObservedAddress> {
+        self.nat_addresses.iter().find(|a| a.role.as_deref() == Some(key))
     }
 
-    /// The NAT gateway that is or will be usable; one being deleted does not count.
-    pub fn nat_gateway(&self) -> Option<&ObservedNatGateway> {
-        self.nat_gateways.iter().find(|n| n.state != NatGatewayState::Deleting)
+    /// The NAT gateway of `key` that is or will be usable; one being deleted does not count.
+    pub fn nat_gateway(&self, key: &str) -> Option<&ObservedNatGateway> {
+        self.live_nat_gateways().find(|n| n.role.as_deref() == Some(key))
+    }
+
+    pub fn live_nat_gateways(&self) -> impl Iterator<Item = &ObservedNatGateway> {
+        self.nat_gateways.iter().filter(|n| n.state != NatGatewayState::Deleting)
     }
 }
 
@@ -252,11 +260,13 @@ async fn addresses(ctx: &AwsContext, stack: &str) -> Result<Vec<ObservedAddress>
         .addresses()
         .iter()
         .map(|address| {
+            let tags = tag_map(address.tags());
             Ok(ObservedAddress {
+                role: role_of(&tags, "").map(str::to_owned),
                 allocation_id: required(address.allocation_id(), "DescribeAddresses", "AllocationId")?.to_owned(),
                 public_ip: required(address.public_ip(), "DescribeAddresses", "PublicIp")?.to_owned(),
                 association_id: address.association_id().map(str::to_owned),
-                tags: tag_map(address.tags()),
+                tags,
             })
         })
         .collect::<Result<_>>()?;
@@ -283,6 +293,7 @@ async fn nat_gateways(ctx: &AwsContext, stack: &str, vpc_ids: &[String]) -> Resu
             continue;
         }
         nat_gateways.push(ObservedNatGateway {
+            role: role_of(&tags, "").map(str::to_owned),
             id: required(nat.nat_gateway_id(), "DescribeNatGateways", "NatGatewayId")?.to_owned(),
             state,
             subnet_id: required(nat.subnet_id(), "DescribeNatGateways", "SubnetId")?.to_owned(),
@@ -313,7 +324,7 @@ async fn route_tables(ctx: &AwsContext, stack: &str, vpc_ids: &[String]) -> Resu
         let ours = belongs_to(&tags, stack, None);
         route_tables.push(ObservedRouteTable {
             id: required(table.route_table_id(), "DescribeRouteTables", "RouteTableId")?.to_owned(),
-            role: role_of(&tags, "route-table/").filter(|_| ours).and_then(RouteTableRole::from_tag),
+            key: role_of(&tags, "route-table/").filter(|_| ours).and_then(RouteTableKey::parse),
             routes: table
                 .routes()
                 .iter()

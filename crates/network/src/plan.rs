@@ -8,12 +8,12 @@ use ipnet::Ipv4Net;
 use serde::Serialize;
 use three_tier_core::naming::{Tags, name_or_id};
 use three_tier_core::{
-    Bound, Change, Conflict, Facts, Key, Plan, Ready, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetKey, Tier,
+    Bound, Change, Conflict, Facts, Key, Plan, Ready, Ref, RouteTableKey, SecurityGroupRole, Step, SubnetKey, Tier,
     Wait, keys,
 };
 
-use crate::desired::{ANYWHERE, DefaultRoute, Desired, IngressFrom};
-use crate::observe::{Observed, ObservedRouteTable, ObservedSubnet};
+use crate::desired::{ANYWHERE, DefaultRoute, Desired, IngressFrom, NatGatewaySpec};
+use crate::observe::{Observed, ObservedAddress, ObservedNatGateway, ObservedRouteTable, ObservedSubnet};
 use crate::rules::{IngressRule, Source};
 
 /// One step of a network plan. `key`s name what a create step makes, so later steps can
@@ -347,7 +347,9 @@ impl Step for NetworkStep {
                 description: format!("move subnet {subnet_name} to route table {table_name}"),
                 actions: &["ec2:ReplaceRouteTableAssociation"],
                 produces: keys([Ready::SubnetsRouted]),
-                after: vec![],
+                // A subnet moved to a new app table keeps its way out: it moves once that
+                // table's default route to its NAT gateway exists.
+                after: keys([Ready::NatRouted]),
                 typical: None,
                 wait: None,
             },
@@ -374,7 +376,8 @@ impl Step for NetworkStep {
                 description: format!("NAT gateway {name} ({id})"),
                 actions: &["ec2:DeleteNatGateway"],
                 produces: keys([Ready::NatGatewayDeleting]),
-                after: vec![],
+                // In a deploy that removes it, once its subnets are routed elsewhere.
+                after: keys([Ready::SubnetsRouted]),
                 typical: None,
                 wait: None,
             },
@@ -431,7 +434,7 @@ impl Step for NetworkStep {
                 description: format!("route table {name} ({id})"),
                 actions: &["ec2:DeleteRouteTable"],
                 produces: keys([Ready::RouteTableDeleted]),
-                after: keys([Ready::RouteTableDisassociated]),
+                after: keys([Ready::RouteTableDisassociated, Ready::SubnetsRouted]),
                 typical: None,
                 wait: None,
             },
@@ -545,7 +548,8 @@ impl RouteTarget {
 /// gateway's minutes in `pending` pass while the rest is built, and only the app subnet's
 /// default route waits for it.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan<NetworkStep> {
-    let mut planner = Planner { plan: Plan::new(Tier::Network), observed };
+    let mut planner =
+        Planner { plan: Plan::new(Tier::Network), observed, kept_nat_gateways: vec![], kept_addresses: vec![] };
     planner.flag_duplicates();
     let vpc = planner.vpc(desired);
     let subnets: BTreeMap<SubnetKey, Ref> =
@@ -554,32 +558,43 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<NetworkStep> {
     let groups: BTreeMap<SecurityGroupRole, Ref> =
         SecurityGroupRole::ALL.iter().map(|&role| (role, planner.security_group(desired, role, &vpc))).collect();
     let internet_gateway = planner.internet_gateway(desired, &vpc);
-    let nat_gateway = planner.nat_gateway(desired, &subnets);
+    let nat_gateways: BTreeMap<&str, NatGatewayRef> = desired
+        .nat_gateways
+        .iter()
+        .map(|spec| (spec.key.as_str(), planner.nat_gateway(desired, spec, &subnets)))
+        .collect();
     for &role in SecurityGroupRole::ALL {
         planner.ingress(desired, role, &groups);
     }
     let mut after_nat = Vec::new();
-    for &role in RouteTableRole::ALL {
-        let table = planner.route_table(desired, role, &vpc, &subnets);
-        let target = match desired.route_tables[&role].default_route {
+    for (key, spec) in &desired.route_tables {
+        let table = planner.route_table(desired, key, &vpc, &subnets);
+        let target = match &spec.default_route {
             Some(DefaultRoute::InternetGateway) => Some(RouteTarget::InternetGateway(internet_gateway.clone())),
-            Some(DefaultRoute::NatGateway) => Some(RouteTarget::NatGateway(nat_gateway.reference.clone())),
+            Some(DefaultRoute::NatGateway(nat)) => {
+                Some(RouteTarget::NatGateway(nat_gateways[nat.as_str()].reference.clone()))
+            }
             None => None,
         };
-        let route_steps = planner.default_route(desired, role, &table, target);
-        if desired.route_tables[&role].default_route == Some(DefaultRoute::NatGateway) {
+        let route_steps = planner.default_route(desired, key, &table, target);
+        if matches!(spec.default_route, Some(DefaultRoute::NatGateway(_))) {
             after_nat.extend(route_steps);
         } else {
             planner.plan.steps.extend(route_steps);
         }
     }
-    if nat_gateway.needs_wait {
-        planner.plan.steps.push(NetworkStep::WaitNatGatewayAvailable {
-            name: desired.nat_gateway.name.clone(),
-            nat_gateway: nat_gateway.reference,
-        });
+    planner.removed_route_tables(desired, &subnets);
+    for spec in &desired.nat_gateways {
+        let nat = &nat_gateways[spec.key.as_str()];
+        if nat.needs_wait {
+            planner.plan.steps.push(NetworkStep::WaitNatGatewayAvailable {
+                name: spec.name.clone(),
+                nat_gateway: nat.reference.clone(),
+            });
+        }
     }
     planner.plan.steps.extend(after_nat);
+    planner.removed_nat_gateways();
     planner.plan
 }
 
@@ -598,14 +613,7 @@ pub fn teardown_plan(observed: &Observed) -> Plan<NetworkStep> {
     for nat in &observed.nat_gateways {
         steps.push(NetworkStep::WaitNatGatewayDeleted { name: name_or_id(&nat.tags, &nat.id), id: nat.id.clone() });
     }
-    for address in &observed.nat_addresses {
-        let holder = observed.nat_gateways.iter().find(|n| n.allocation_ids.contains(&address.allocation_id));
-        steps.push(NetworkStep::ReleaseAddress {
-            name: name_or_id(&address.tags, &address.allocation_id),
-            allocation_id: address.allocation_id.clone(),
-            nat_gateway: holder.map(|n| format!("{} ({})", name_or_id(&n.tags, &n.id), n.id)),
-        });
-    }
+    steps.extend(observed.nat_addresses.iter().map(|address| release_address(observed, address)));
     for group in &observed.security_groups {
         let group = &group.resource;
         for rule in group.ingress.iter().filter(|rule| matches!(rule.source, Source::Group(_))) {
@@ -622,15 +630,8 @@ pub fn teardown_plan(observed: &Observed) -> Plan<NetworkStep> {
             id: group.resource.id.clone(),
         });
     }
-    for table in observed.route_tables.iter().filter(|t| t.role.is_some()) {
-        let table_name = name_or_id(&table.tags, &table.id);
-        for association in table.associations.iter().filter(|a| a.subnet_id.is_some()) {
-            steps.push(NetworkStep::DisassociateRouteTable {
-                association_id: association.id.clone(),
-                table_name: table_name.clone(),
-            });
-        }
-        steps.push(NetworkStep::DeleteRouteTable { name: table_name, id: table.id.clone() });
+    for table in observed.route_tables.iter().filter(|t| t.key.is_some()) {
+        steps.extend(delete_route_table(table, |_| true));
     }
     steps.extend(observed.subnets.iter().map(|subnet| delete_subnet(&subnet.resource)));
     for gateway in &observed.internet_gateways {
@@ -653,6 +654,9 @@ pub fn teardown_plan(observed: &Observed) -> Plan<NetworkStep> {
 struct Planner<'a> {
     plan: Plan<NetworkStep>,
     observed: &'a Observed,
+    /// The ids of the NAT gateways and addresses a spec took: the others are removed.
+    kept_nat_gateways: Vec<String>,
+    kept_addresses: Vec<String>,
 }
 
 struct NatGatewayRef {
@@ -683,15 +687,12 @@ impl<'a> Planner<'a> {
         observed.internet_gateways.iter().for_each(|g| count("internet gateway".into(), &g.id));
         observed.subnets.iter().for_each(|s| count(format!("subnet {}", s.role), &s.resource.id));
         observed.security_groups.iter().for_each(|g| count(format!("security group {}", g.role), &g.resource.id));
-        observed.nat_addresses.iter().for_each(|a| count("NAT Elastic IP".into(), &a.allocation_id));
-        observed
-            .nat_gateways
-            .iter()
-            .filter(|n| n.state != NatGatewayState::Deleting)
-            .for_each(|n| count("NAT gateway".into(), &n.id));
+        let role = |role: &Option<String>| role.as_deref().unwrap_or("untagged").to_owned();
+        observed.nat_addresses.iter().for_each(|a| count(format!("Elastic IP {}", role(&a.role)), &a.allocation_id));
+        observed.live_nat_gateways().for_each(|n| count(format!("NAT gateway {}", role(&n.role)), &n.id));
         for table in &observed.route_tables {
-            if let Some(role) = table.role {
-                count(format!("route table {role}"), &table.id);
+            if let Some(key) = &table.key {
+                count(format!("route table {key}"), &table.id);
             }
         }
         for (what, ids) in counts.into_iter().filter(|(_, ids)| ids.len() > 1) {
@@ -818,31 +819,45 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn nat_gateway(&mut self, desired: &Desired, subnets: &BTreeMap<SubnetKey, Ref>) -> NatGatewayRef {
+    fn nat_gateway(
+        &mut self,
+        desired: &Desired,
+        spec: &NatGatewaySpec,
+        subnets: &BTreeMap<SubnetKey, Ref>,
+    ) -> NatGatewayRef {
         // The NAT gateway's own address, if its tags were lost, is re-tagged rather than a
         // second, unused (and billed) one allocated.
-        let nat_held = self.observed.nat_gateway().and_then(|n| n.allocation_ids.first());
-        let address = match (self.observed.nat_address(), nat_held) {
+        let subnet = &subnets[&spec.subnet];
+        // One whose role tag was lost, in the spec's subnet, is taken for it (and re-tagged).
+        let observed = self.observed.nat_gateway(&spec.key).or_else(|| {
+            let Ref::Existing(subnet_id) = subnet else { return None };
+            self.observed.live_nat_gateways().find(|n| n.role.is_none() && n.subnet_id == *subnet_id)
+        });
+        let nat_held = observed.and_then(|n| n.allocation_ids.first());
+        let address = match (self.observed.nat_address(&spec.address.key), nat_held) {
             (Some(address), _) => {
-                self.retag(&address.allocation_id, &desired.nat_address.tags, &address.tags);
+                self.retag(&address.allocation_id, &spec.address.tags, &address.tags);
                 Ref::existing(&address.allocation_id)
             }
             (None, Some(allocation_id)) => {
-                self.retag(allocation_id, &desired.nat_address.tags, &BTreeMap::new());
+                let tags = self.observed.nat_addresses.iter().find(|a| a.allocation_id == *allocation_id);
+                self.retag(allocation_id, &spec.address.tags, &tags.map(|a| a.tags.clone()).unwrap_or_default());
                 Ref::existing(allocation_id)
             }
             (None, None) => {
                 self.push(NetworkStep::AllocateAddress {
-                    key: "nat-address".into(),
-                    name: desired.nat_address.name.clone(),
-                    tags: desired.nat_address.tags.clone(),
+                    key: spec.address.key.clone(),
+                    name: spec.address.name.clone(),
+                    tags: spec.address.tags.clone(),
                 });
-                Ref::planned("nat-address")
+                Ref::planned(&spec.address.key)
             }
         };
-        let spec = &desired.nat_gateway;
-        let subnet = &subnets[&spec.subnet];
-        if let Some(nat) = self.observed.nat_gateway() {
+        if let Ref::Existing(id) = &address {
+            self.kept_addresses.push(id.clone());
+        }
+        if let Some(nat) = observed {
+            self.kept_nat_gateways.push(nat.id.clone());
             if !matches!(subnet, Ref::Existing(id) if *id == nat.subnet_id) {
                 self.conflict(
                     format!("NAT gateway {} ({})", spec.name, nat.id),
@@ -865,13 +880,35 @@ impl<'a> Planner<'a> {
             self.push(NetworkStep::WaitNatGatewayDeleted { name: spec.name.clone(), id: holder.id.clone() });
         }
         self.push(NetworkStep::CreateNatGateway {
-            key: "nat-gateway".into(),
+            key: spec.key.clone(),
             name: spec.name.clone(),
             subnet: subnet.clone(),
             allocation: address,
             tags: spec.tags.clone(),
         });
-        NatGatewayRef { reference: Ref::planned("nat-gateway"), needs_wait: true }
+        NatGatewayRef { reference: Ref::planned(&spec.key), needs_wait: true }
+    }
+
+    /// The stack's NAT gateways and addresses no spec kept (`"per-zone"` turned back to
+    /// `"one"`, an app subnet taken out): deleted once the subnets they served are routed
+    /// elsewhere, each address released once its gateway is gone.
+    fn removed_nat_gateways(&mut self) {
+        let removed: Vec<&ObservedNatGateway> =
+            self.observed.live_nat_gateways().filter(|n| !self.kept_nat_gateways.contains(&n.id)).collect();
+        for nat in &removed {
+            self.push(NetworkStep::DeleteNatGateway { name: name_or_id(&nat.tags, &nat.id), id: nat.id.clone() });
+        }
+        for nat in &removed {
+            self.push(NetworkStep::WaitNatGatewayDeleted { name: name_or_id(&nat.tags, &nat.id), id: nat.id.clone() });
+        }
+        let released: Vec<_> = self
+            .observed
+            .nat_addresses
+            .iter()
+            .filter(|a| !self.kept_addresses.contains(&a.allocation_id))
+            .map(|address| release_address(self.observed, address))
+            .collect();
+        self.plan.steps.extend(released);
     }
 
     fn security_group(&mut self, desired: &Desired, role: SecurityGroupRole, vpc: &Ref) -> Ref {
@@ -937,12 +974,12 @@ impl<'a> Planner<'a> {
     fn route_table(
         &mut self,
         desired: &Desired,
-        role: RouteTableRole,
+        key: &RouteTableKey,
         vpc: &Ref,
         subnets: &BTreeMap<SubnetKey, Ref>,
     ) -> Option<&'a ObservedRouteTable> {
-        let spec = &desired.route_tables[&role];
-        let observed = self.observed.route_table(role);
+        let spec = &desired.route_tables[key];
+        let observed = self.observed.route_table(key);
         let table = match observed {
             Some(table) => {
                 self.retag(&table.id, &spec.tags, &table.tags);
@@ -950,12 +987,12 @@ impl<'a> Planner<'a> {
             }
             None => {
                 self.push(NetworkStep::CreateRouteTable {
-                    key: format!("route-table/{role}"),
+                    key: format!("route-table/{key}"),
                     name: spec.name.clone(),
                     vpc: vpc.clone(),
                     tags: spec.tags.clone(),
                 });
-                Ref::planned(format!("route-table/{role}"))
+                Ref::planned(format!("route-table/{key}"))
             }
         };
         let mut wanted_subnet_ids = Vec::new();
@@ -989,16 +1026,11 @@ impl<'a> Planner<'a> {
             }
         }
         if let Some(observed) = observed {
-            // A subnet another of the stack's tables wants is moved there by that table's
-            // ReplaceRouteTableAssociation: disassociating it here would pull the
-            // association out from under that step.
-            let wanted_elsewhere =
-                |subnet_id: &String| subnets.values().any(|s| matches!(s, Ref::Existing(id) if id == subnet_id));
             for association in &observed.associations {
                 let stray = association
                     .subnet_id
                     .as_ref()
-                    .is_some_and(|id| !wanted_subnet_ids.contains(id) && !wanted_elsewhere(id));
+                    .is_some_and(|id| !wanted_subnet_ids.contains(id) && !wanted_elsewhere(subnets, id));
                 if stray {
                     self.push(NetworkStep::DisassociateRouteTable {
                         association_id: association.id.clone(),
@@ -1010,18 +1042,30 @@ impl<'a> Planner<'a> {
         observed
     }
 
+    /// A table of the stack whose key the config no longer has (a zone's app table once
+    /// `"per-zone"` is off) is deleted once its subnets are routed by the tables that want
+    /// them now.
+    fn removed_route_tables(&mut self, desired: &Desired, subnets: &BTreeMap<SubnetKey, Ref>) {
+        for table in &self.observed.route_tables {
+            if table.key.as_ref().is_some_and(|key| !desired.route_tables.contains_key(key)) {
+                let steps = delete_route_table(table, |id| !wanted_elsewhere(subnets, id));
+                self.plan.steps.extend(steps);
+            }
+        }
+    }
+
     fn default_route(
         &self,
         desired: &Desired,
-        role: RouteTableRole,
+        key: &RouteTableKey,
         observed: &Option<&ObservedRouteTable>,
         target: Option<RouteTarget>,
     ) -> Vec<NetworkStep> {
-        let spec = &desired.route_tables[&role];
+        let spec = &desired.route_tables[key];
         let table_name = spec.name.clone();
         let table = match observed {
             Some(table) => Ref::existing(&table.id),
-            None => Ref::planned(format!("route-table/{role}")),
+            None => Ref::planned(format!("route-table/{key}")),
         };
         // The default route present, with the table that holds it.
         let present = observed.and_then(|t| Some((t, t.routes.iter().find(|r| r.destination == ANYWHERE)?)));
@@ -1042,6 +1086,39 @@ impl<'a> Planner<'a> {
                 vec![NetworkStep::DeleteRoute { route_table: holder.id.clone(), table_name, destination }]
             }
         }
+    }
+}
+
+/// A subnet another of the stack's tables wants is moved there by that table's
+/// ReplaceRouteTableAssociation: disassociating it from the table it leaves would pull the
+/// association out from under that step.
+fn wanted_elsewhere(subnets: &BTreeMap<SubnetKey, Ref>, subnet_id: &str) -> bool {
+    subnets.values().any(|s| matches!(s, Ref::Existing(id) if id == subnet_id))
+}
+
+/// Deletes a table, disassociated first from the subnets `disassociate` accepts.
+fn delete_route_table(table: &ObservedRouteTable, disassociate: impl Fn(&str) -> bool) -> Vec<NetworkStep> {
+    let table_name = name_or_id(&table.tags, &table.id);
+    let mut steps: Vec<NetworkStep> = table
+        .associations
+        .iter()
+        .filter(|a| a.subnet_id.as_deref().is_some_and(&disassociate))
+        .map(|association| NetworkStep::DisassociateRouteTable {
+            association_id: association.id.clone(),
+            table_name: table_name.clone(),
+        })
+        .collect();
+    steps.push(NetworkStep::DeleteRouteTable { name: table_name, id: table.id.clone() });
+    steps
+}
+
+/// Releases an address, naming the gateway that holds it (if one does) for the wait.
+fn release_address(observed: &Observed, address: &ObservedAddress) -> NetworkStep {
+    let holder = observed.nat_gateways.iter().find(|n| n.allocation_ids.contains(&address.allocation_id));
+    NetworkStep::ReleaseAddress {
+        name: name_or_id(&address.tags, &address.allocation_id),
+        allocation_id: address.allocation_id.clone(),
+        nat_gateway: holder.map(|n| format!("{} ({})", name_or_id(&n.tags, &n.id), n.id)),
     }
 }
 

@@ -1,7 +1,9 @@
 //! The pure half of the tier: plans from hand-built observed states.
 
 use aws_sdk_ec2::types::NatGatewayState;
-use three_tier_core::{Change, Config, Graph, Ref, RouteTableRole, SecurityGroupRole, Step, SubnetKey, Tier};
+use three_tier_core::{
+    Change, Config, Graph, NatGateways, Ref, RouteTableKey, RouteTableRole, SecurityGroupRole, Step, SubnetKey, Tier,
+};
 
 use crate::desired::{DefaultRoute, Desired, IngressFrom, desired};
 use crate::observe::*;
@@ -19,21 +21,21 @@ fn deployed(desired: &Desired) -> Observed {
     let group_id = |role: SecurityGroupRole| format!("sg-{role}");
     let mut route_tables = vec![ObservedRouteTable {
         id: "rtb-main".into(),
-        role: None,
+        key: None,
         routes: vec![local_route()],
         associations: vec![ObservedAssociation { id: "rtbassoc-main".into(), subnet_id: None }],
         tags: Default::default(),
     }];
-    for (&role, spec) in &desired.route_tables {
+    for (key, spec) in &desired.route_tables {
         let mut routes = vec![local_route()];
-        match spec.default_route {
+        match &spec.default_route {
             Some(DefaultRoute::InternetGateway) => routes.push(default_route(Some("igw-1"), None)),
-            Some(DefaultRoute::NatGateway) => routes.push(default_route(None, Some("nat-1"))),
+            Some(DefaultRoute::NatGateway(nat)) => routes.push(default_route(None, Some(&nat_id(nat)))),
             None => {}
         }
         route_tables.push(ObservedRouteTable {
-            id: format!("rtb-{role}"),
-            role: Some(role),
+            id: format!("rtb-{key}"),
+            key: Some(key.clone()),
             routes,
             associations: spec
                 .subnets
@@ -70,19 +72,29 @@ fn deployed(desired: &Desired) -> Observed {
                 },
             })
             .collect(),
-        nat_addresses: vec![ObservedAddress {
-            allocation_id: "eipalloc-1".into(),
-            public_ip: "203.0.113.10".into(),
-            association_id: Some("eipassoc-1".into()),
-            tags: tags(&desired.nat_address.tags),
-        }],
-        nat_gateways: vec![ObservedNatGateway {
-            id: "nat-1".into(),
-            state: NatGatewayState::Available,
-            subnet_id: subnet_id(&desired.nat_gateway.subnet),
-            allocation_ids: vec!["eipalloc-1".into()],
-            tags: tags(&desired.nat_gateway.tags),
-        }],
+        nat_addresses: desired
+            .nat_gateways
+            .iter()
+            .map(|nat| ObservedAddress {
+                role: Some(nat.address.key.clone()),
+                allocation_id: address_id(&nat.key),
+                public_ip: "203.0.113.10".into(),
+                association_id: Some("eipassoc-1".into()),
+                tags: tags(&nat.address.tags),
+            })
+            .collect(),
+        nat_gateways: desired
+            .nat_gateways
+            .iter()
+            .map(|nat| ObservedNatGateway {
+                role: Some(nat.key.clone()),
+                id: nat_id(&nat.key),
+                state: NatGatewayState::Available,
+                subnet_id: subnet_id(&nat.subnet),
+                allocation_ids: vec![address_id(&nat.key)],
+                tags: tags(&nat.tags),
+            })
+            .collect(),
         security_groups: desired
             .security_groups
             .iter()
@@ -108,6 +120,15 @@ fn deployed(desired: &Desired) -> Observed {
             .collect(),
         route_tables,
     }
+}
+
+/// `nat-1` for the first NAT gateway, `nat-ZONE` for a zone's own.
+fn nat_id(key: &str) -> String {
+    key.strip_prefix("nat-gateway/").map_or("nat-1".into(), |zone| format!("nat-{zone}"))
+}
+
+fn address_id(nat_key: &str) -> String {
+    nat_id(nat_key).replace("nat-", "eipalloc-")
 }
 
 fn local_route() -> ObservedRoute {
@@ -252,12 +273,15 @@ fn drift_is_repaired_in_place() {
     let app_group =
         &mut observed.security_groups.iter_mut().find(|g| g.role == SecurityGroupRole::App).unwrap().resource;
     app_group.ingress = vec![IngressRule::tcp(22, Source::Cidr("0.0.0.0/0".into()))];
-    let app_table = observed.route_tables.iter_mut().find(|t| t.role == Some(RouteTableRole::App)).unwrap();
+    let app_table =
+        observed.route_tables.iter_mut().find(|t| t.key == Some(RouteTableKey::of(RouteTableRole::App))).unwrap();
     app_table.routes[1] = default_route(Some("igw-1"), None);
-    let db_table = observed.route_tables.iter_mut().find(|t| t.role == Some(RouteTableRole::Db)).unwrap();
+    let db_table =
+        observed.route_tables.iter_mut().find(|t| t.key == Some(RouteTableKey::of(RouteTableRole::Db))).unwrap();
     db_table.routes.push(default_route(Some("igw-1"), None));
     // alb-subnet2 fell back to the main table.
-    let public = observed.route_tables.iter_mut().find(|t| t.role == Some(RouteTableRole::Public)).unwrap();
+    let public =
+        observed.route_tables.iter_mut().find(|t| t.key == Some(RouteTableKey::of(RouteTableRole::Public))).unwrap();
     public.associations.retain(|a| a.subnet_id.as_deref() != Some("subnet-alb-b"));
     observed.route_tables[0]
         .associations
@@ -324,9 +348,10 @@ fn a_subnet_on_another_of_the_stacks_tables_is_moved_in_one_step() {
     let desired = default_desired();
     let mut observed = deployed(&desired);
     // app-subnet sits on the public table instead of the app table.
-    let app = observed.route_tables.iter_mut().find(|t| t.role == Some(RouteTableRole::App)).unwrap();
+    let app = observed.route_tables.iter_mut().find(|t| t.key == Some(RouteTableKey::of(RouteTableRole::App))).unwrap();
     app.associations.clear();
-    let public = observed.route_tables.iter_mut().find(|t| t.role == Some(RouteTableRole::Public)).unwrap();
+    let public =
+        observed.route_tables.iter_mut().find(|t| t.key == Some(RouteTableKey::of(RouteTableRole::Public))).unwrap();
     public.associations.push(ObservedAssociation { id: "rtbassoc-wrong".into(), subnet_id: Some("subnet-app".into()) });
     let plan = plan(&desired, &observed);
     let touching: Vec<&NetworkStep> = plan
@@ -373,7 +398,7 @@ fn a_subnet_added_to_the_config_is_created_and_routed_by_its_roles_table() {
     let config = with_second_app_subnet();
     let plan = plan(&desired(&config), &deployed(&default_desired()));
     let steps: Vec<String> = plan.steps.iter().map(Step::describe).collect();
-    let app_table = &desired(&config).route_tables[&RouteTableRole::App].name;
+    let app_table = &desired(&config).route_tables[&RouteTableKey::of(RouteTableRole::App)].name;
     assert_eq!(
         steps,
         [
@@ -412,4 +437,146 @@ fn a_subnet_taken_out_of_the_config_is_deleted_after_leaving_its_table() {
     let delete = graph.find(|s| matches!(s, NetworkStep::DeleteSubnet { .. })).unwrap();
     let leave = graph.find(|s| matches!(s, NetworkStep::DisassociateRouteTable { .. })).unwrap();
     assert!(graph.ancestors(delete).contains(&leave), "the subnet leaves its table first");
+}
+
+fn with_per_zone_nat_gateways() -> Config {
+    let mut config = with_second_app_subnet();
+    config.network.nat_gateways = NatGateways::PerZone;
+    config.validate(std::path::Path::new("x.toml")).unwrap();
+    config
+}
+
+#[test]
+fn per_zone_nat_gateways_route_each_zones_app_subnet_through_its_own() {
+    let desired = desired(&with_per_zone_nat_gateways());
+    let plan = plan(&desired, &Observed::default());
+    assert!(plan.conflicts.is_empty(), "{:?}", plan.conflicts);
+    let nats: Vec<(&str, &Ref, &Ref)> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            NetworkStep::CreateNatGateway { key, subnet, allocation, .. } => Some((key.as_str(), subnet, allocation)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        nats,
+        [
+            ("nat-gateway", &Ref::planned("subnet/alb-a"), &Ref::planned("nat-address")),
+            (
+                "nat-gateway/ap-northeast-1c",
+                &Ref::planned("subnet/alb-b"),
+                &Ref::planned("nat-address/ap-northeast-1c")
+            ),
+        ]
+    );
+    let waits = plan.steps.iter().filter(|s| matches!(s, NetworkStep::WaitNatGatewayAvailable { .. })).count();
+    assert_eq!(waits, 2);
+    // Each app subnet is associated with its zone's table, whose default route is its
+    // zone's gateway.
+    let associated = |subnet: &str| {
+        plan.steps.iter().find_map(|s| match s {
+            NetworkStep::AssociateRouteTable { route_table, subnet: Ref::Planned(key), .. } if key == subnet => {
+                Some(route_table.clone())
+            }
+            _ => None,
+        })
+    };
+    let routed_to = |table: &Ref| {
+        plan.steps.iter().find_map(|s| match s {
+            NetworkStep::CreateRoute { route_table, target: RouteTarget::NatGateway(nat), .. }
+                if route_table == table =>
+            {
+                Some(nat.clone())
+            }
+            _ => None,
+        })
+    };
+    let app = associated("subnet/app").unwrap();
+    let app_b = associated("subnet/app-b").unwrap();
+    assert_eq!(app, Ref::planned("route-table/app"));
+    assert_eq!(app_b, Ref::planned("route-table/app/ap-northeast-1c"));
+    assert_eq!(routed_to(&app), Some(Ref::planned("nat-gateway")));
+    assert_eq!(routed_to(&app_b), Some(Ref::planned("nat-gateway/ap-northeast-1c")));
+    let table = &desired.route_tables[&RouteTableKey::parse("app/ap-northeast-1c").unwrap()];
+    assert_eq!(table.name, "three-tier-app-rt-ap-northeast-1c");
+    assert_eq!(table.tags.pairs["three-tier:role"], "route-table/app/ap-northeast-1c");
+    let zone_nat = &desired.nat_gateways[1];
+    assert_eq!(
+        (zone_nat.name.as_str(), zone_nat.address.name.as_str()),
+        ("nat-gateway-ap-northeast-1c", "three-tier-nat-eip-ap-northeast-1c")
+    );
+    // Deployed, it plans nothing.
+    let again = crate::plan::plan(&desired, &deployed(&desired));
+    assert!(again.steps.is_empty() && again.conflicts.is_empty(), "{:?}", again.steps);
+}
+
+#[test]
+fn turning_per_zone_on_adds_the_second_zones_gateway_and_moves_its_subnet() {
+    let observed = deployed(&desired(&with_second_app_subnet()));
+    let plan = plan(&desired(&with_per_zone_nat_gateways()), &observed);
+    assert!(plan.conflicts.is_empty(), "{:?}", plan.conflicts);
+    let steps: Vec<String> = plan.steps.iter().map(Step::describe).collect();
+    assert_eq!(
+        steps,
+        [
+            "Elastic IP three-tier-nat-eip-ap-northeast-1c",
+            "NAT gateway nat-gateway-ap-northeast-1c in subnet subnet-alb-b",
+            "route table three-tier-app-rt-ap-northeast-1c",
+            "move subnet app-subnet2 to route table three-tier-app-rt-ap-northeast-1c",
+            "wait for NAT gateway nat-gateway-ap-northeast-1c to be available",
+            "route 0.0.0.0/0 → NAT gateway (new nat-gateway/ap-northeast-1c) in three-tier-app-rt-ap-northeast-1c",
+        ],
+    );
+    // The subnet keeps its way out: it moves once its new table routes through the new
+    // gateway.
+    let graph = Graph::build(plan.steps.iter().map(|s| (Tier::Network, s.clone()))).unwrap();
+    let moved = graph.find(|s| matches!(s, NetworkStep::ReplaceRouteTableAssociation { .. })).unwrap();
+    let routed = graph.find(|s| matches!(s, NetworkStep::CreateRoute { .. })).unwrap();
+    assert!(graph.ancestors(moved).contains(&routed));
+}
+
+#[test]
+fn turning_per_zone_off_moves_the_subnet_back_then_deletes_the_zones_gateway_and_table() {
+    let observed = deployed(&desired(&with_per_zone_nat_gateways()));
+    let plan = plan(&desired(&with_second_app_subnet()), &observed);
+    assert!(plan.conflicts.is_empty(), "{:?}", plan.conflicts);
+    let steps: Vec<String> = plan.steps.iter().map(Step::describe).collect();
+    assert_eq!(
+        steps,
+        [
+            "move subnet app-subnet2 to route table three-tier-app-rt",
+            "route table three-tier-app-rt-ap-northeast-1c (rtb-app/ap-northeast-1c)",
+            "NAT gateway nat-gateway-ap-northeast-1c (nat-ap-northeast-1c)",
+            "wait for NAT gateway nat-gateway-ap-northeast-1c to be deleted",
+            "Elastic IP three-tier-nat-eip-ap-northeast-1c (eipalloc-ap-northeast-1c)",
+        ],
+    );
+    let graph = Graph::build(plan.steps.iter().map(|s| (Tier::Network, s.clone()))).unwrap();
+    let moved = graph.find(|s| matches!(s, NetworkStep::ReplaceRouteTableAssociation { .. })).unwrap();
+    for removal in [
+        graph.find(|s| matches!(s, NetworkStep::DeleteRouteTable { .. })).unwrap(),
+        graph.find(|s| matches!(s, NetworkStep::DeleteNatGateway { .. })).unwrap(),
+    ] {
+        assert!(graph.ancestors(removal).contains(&moved), "the subnet is routed by its new table first");
+    }
+    let release = graph.find(|s| matches!(s, NetworkStep::ReleaseAddress { .. })).unwrap();
+    let gone = graph.find(|s| matches!(s, NetworkStep::WaitNatGatewayDeleted { .. })).unwrap();
+    assert!(graph.ancestors(release).contains(&gone));
+    // Teardown finds both gateways and both addresses.
+    let teardown = teardown_plan(&observed);
+    let deleted = teardown.steps.iter().filter(|s| matches!(s, NetworkStep::DeleteNatGateway { .. })).count();
+    let released = teardown.steps.iter().filter(|s| matches!(s, NetworkStep::ReleaseAddress { .. })).count();
+    assert_eq!((deleted, released), (2, 2));
+}
+
+#[test]
+fn a_nat_gateway_that_lost_its_role_tag_is_kept_and_retagged() {
+    let desired = default_desired();
+    let mut observed = deployed(&desired);
+    observed.nat_gateways[0].role = None;
+    observed.nat_gateways[0].tags.remove("three-tier:role");
+    let plan = plan(&desired, &observed);
+    let steps: Vec<String> = plan.steps.iter().map(Step::describe).collect();
+    assert_eq!(steps, ["tag nat-gateway: three-tier:role"]);
 }

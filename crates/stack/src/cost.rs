@@ -63,10 +63,11 @@ impl Running {
         let mut running = Running::default();
         for tier in tiers {
             match tier {
-                // The network's desired state holds one NAT gateway and its Elastic IP.
+                // Each NAT gateway of the network's desired state, with its Elastic IP.
                 Tier::Network => {
-                    running.nat_gateways += 1;
-                    running.public_ipv4 += 1;
+                    let gateways = count(network::desired(config).nat_gateways.len());
+                    running.nat_gateways += gateways;
+                    running.public_ipv4 += gateways;
                 }
                 Tier::Alb => {
                     let desired = Alb::desired(config, &network_refs);
@@ -247,8 +248,10 @@ pub fn estimate(region: &str, running: &Running) -> Estimate {
         item(format!("NAT gateway × {}", running.nat_gateways), priced, "NAT gateways");
     }
     if running.public_ipv4 > 0 {
+        let nat_addresses =
+            if running.nat_gateways > 1 { "the NAT gateways' Elastic IPs" } else { "the NAT's Elastic IP" };
         let priced = prices.map(|p| {
-            let how = format!("${}/h each: the NAT's Elastic IP, one per zone of the ALB", p.public_ipv4_hour);
+            let how = format!("${}/h each: {nat_addresses}, one per zone of the ALB", p.public_ipv4_hour);
             (how, f64::from(running.public_ipv4) * hourly(p.public_ipv4_hour))
         });
         item(format!("public IPv4 × {}", running.public_ipv4), priced, "public IPv4 addresses");

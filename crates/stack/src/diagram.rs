@@ -116,12 +116,35 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
             groups: Vec::new(),
         }
     };
-    let nat = node(
-        "nat",
-        Shape::Box,
-        vec![format!("NAT gateway {}", network.nat_gateway.name)],
-        live(net.map(|n| vec![n.nat_gateway_id.clone(), format!("public IP {}", n.nat_public_ip)])),
-    );
+    // Each NAT gateway in its public subnet: `nat`, then `nat_2`, ... with one per zone.
+    let nat_node = |index: usize| match index {
+        0 => "nat".to_owned(),
+        _ => format!("nat_{}", index + 1),
+    };
+    let nats: Vec<(&SubnetKey, Node)> = network
+        .nat_gateways
+        .iter()
+        .enumerate()
+        .map(|(index, spec)| {
+            let deployed = net.and_then(|n| n.nat_gateways.get(index));
+            let nat = node(
+                &nat_node(index),
+                Shape::Box,
+                vec![format!("NAT gateway {}", spec.name)],
+                live(deployed.map(|n| vec![n.id.clone(), format!("public IP {}", n.public_ip)])),
+            );
+            (&spec.subnet, nat)
+        })
+        .collect();
+    // The NAT gateway an app subnet's table sends 0.0.0.0/0 to.
+    let nat_of = |app: &SubnetKey| {
+        let table = network.route_tables.values().find(|t| t.subnets.contains(app));
+        let key = match table.and_then(|t| t.default_route.as_ref()) {
+            Some(network::DefaultRoute::NatGateway(key)) => key,
+            _ => return None,
+        };
+        network.nat_gateways.iter().position(|n| n.key == *key).map(nat_node)
+    };
     // Each app instance in its subnet; the first is the node the security groups' edges
     // reach (the others sit behind the same group).
     let instance_node = |index: usize| match index {
@@ -157,10 +180,8 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
             let groups = keys
                 .iter()
                 .map(|&key| {
-                    let mut residents = Vec::new();
-                    if *key == network.nat_gateway.subnet {
-                        residents.push(nat.clone());
-                    }
+                    let mut residents: Vec<Node> =
+                        nats.iter().filter(|(subnet, _)| *subnet == key).map(|(_, n)| n.clone()).collect();
                     residents.extend(instances.iter().filter(|(subnet, _)| *subnet == key).map(|(_, i)| i.clone()));
                     subnet(key, residents)
                 })
@@ -261,10 +282,14 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
         let label = format!("{}{id}: TCP {}{source}", group.name, ports.join(", "));
         edges.push(edge(from, group_node(role), Some(label), Line::Allowed));
     }
-    for index in 0..instances.len() {
-        edges.push(edge(&instance_node(index), "nat", Some("egress 0.0.0.0/0".to_owned()), Line::Egress));
+    for (index, (subnet, _)) in instances.iter().enumerate() {
+        if let Some(nat) = nat_of(subnet) {
+            edges.push(edge(&instance_node(index), &nat, Some("egress 0.0.0.0/0".to_owned()), Line::Egress));
+        }
     }
-    edges.push(edge("nat", "igw", None, Line::Egress));
+    for index in 0..nats.len() {
+        edges.push(edge(&nat_node(index), "igw", None, Line::Egress));
+    }
     for (upper, lower) in stacked {
         edges.push(edge(&upper, &lower, None, Line::Layout));
     }
@@ -399,14 +424,20 @@ pub async fn deployed(ctx: &AwsContext, config: &Config) -> Result<Diagram> {
 impl Diagram {
     /// Marks the stretch where each closed path first stops, labelled with that hop.
     pub fn mark_closed(&mut self, paths: &[Path]) {
+        // The paths are the first instance's: its way out is through its subnet's gateway.
+        let instance_nat = self
+            .edges
+            .iter()
+            .find(|e| e.from == "instance" && e.line == Line::Egress)
+            .map_or_else(|| "nat".to_owned(), |e| e.to.clone());
         for path in paths {
             let Some(hop) = path.first_closed() else { continue };
             let (from, to) = match hop.segment {
                 Segment::InternetToAlb => ("igw", "alb"),
                 Segment::AlbToInstance => ("alb", "instance"),
                 Segment::InstanceToDatabase => ("instance", "database"),
-                Segment::InstanceToNat => ("instance", "nat"),
-                Segment::NatToInternet => ("nat", "igw"),
+                Segment::InstanceToNat => ("instance", instance_nat.as_str()),
+                Segment::NatToInternet => (instance_nat.as_str(), "igw"),
             };
             if let Some(edge) = self.edges.iter_mut().find(|e| e.from == from && e.to == to) {
                 edge.line = Line::Closed;

@@ -3,6 +3,8 @@
 //! resources were made. Each limit the plan would cross becomes a conflict of the plan,
 //! so `plan` shows it and `deploy` refuses before any change.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_ec2::types::{Filter, NatGatewayState};
 use aws_sdk_iam::types::SummaryKeyType;
 use three_tier_core::error::Answer;
@@ -172,6 +174,19 @@ pub(crate) async fn check(
                 continue;
             }
         }
+        if quota.kind == Kind::NatGateways {
+            // Counted per zone: each new gateway against the gateways of its own zone.
+            for (zone, wanted) in new_nat_gateway_zones(config, plans) {
+                let used = nat_gateways_in(ctx, &zone).await?;
+                let limit = applied(ctx, quota, notes).await.unwrap_or(quota.default);
+                if let Some(conflict) = crossed(quota, &zone, used, limit, wanted)
+                    && let Some(plan) = plans.iter_mut().find(|plan| plan.tier == quota.tier)
+                {
+                    plan.conflicts.push(conflict);
+                }
+            }
+            continue;
+        }
         let (used, limit) = usage(ctx, config, quota, notes).await?;
         if let Some(conflict) = crossed(quota, &config.stack.region, used, limit, wanted)
             && let Some(plan) = plans.iter_mut().find(|plan| plan.tier == quota.tier)
@@ -180,6 +195,37 @@ pub(crate) async fn check(
         }
     }
     Ok(())
+}
+
+/// The zones the plans' new NAT gateways go in, with how many in each.
+fn new_nat_gateway_zones(config: &Config, plans: &[Plan<StackStep>]) -> BTreeMap<String, usize> {
+    let desired = network::desired(config);
+    let mut zones = BTreeMap::new();
+    for step in plans.iter().flat_map(|plan| &plan.steps) {
+        if let StackStep::Network(network::NetworkStep::CreateNatGateway { key, .. }) = step
+            && let Some(spec) = desired.nat_gateways.iter().find(|n| n.key == *key)
+        {
+            *zones.entry(desired.subnets[&spec.subnet].availability_zone.clone()).or_default() += 1;
+        }
+    }
+    zones
+}
+
+/// The account's NAT gateways in `zone`. AWS counts a gateway until it is deleted: one
+/// `deleting` (a teardown just run) still holds its place.
+async fn nat_gateways_in(ctx: &AwsContext, zone: &str) -> Result<usize> {
+    let ec2 = &ctx.ec2;
+    let gateways = ec2.describe_nat_gateways().into_paginator().items().send();
+    let gateways = gateways.try_collect().await.aws("DescribeNatGateways")?;
+    let in_zone = Filter::builder().name("availability-zone").values(zone).build();
+    let zone_subnets = ec2.describe_subnets().filters(in_zone).into_paginator().items().send();
+    let zone_subnets = zone_subnets.try_collect().await.aws("DescribeSubnets")?;
+    let in_zone: Vec<&str> = zone_subnets.iter().filter_map(|s| s.subnet_id()).collect();
+    let live = gateways.iter().filter(|n| {
+        matches!(n.state(), Some(NatGatewayState::Pending | NatGatewayState::Available | NatGatewayState::Deleting))
+            && n.subnet_id().is_some_and(|s| in_zone.contains(&s))
+    });
+    Ok(live.count())
 }
 
 /// The conflict when `wanted` more would take `used` past `limit`.
@@ -222,21 +268,7 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota, notes: &mut Vec<
         }
         Kind::NatGateways => {
             let zone = &config.network.nat_subnet().1.availability_zone;
-            let gateways = ec2.describe_nat_gateways().into_paginator().items().send();
-            let gateways = gateways.try_collect().await.aws("DescribeNatGateways")?;
-            let in_zone = Filter::builder().name("availability-zone").values(zone).build();
-            let zone_subnets = ec2.describe_subnets().filters(in_zone).into_paginator().items().send();
-            let zone_subnets = zone_subnets.try_collect().await.aws("DescribeSubnets")?;
-            let in_zone: Vec<&str> = zone_subnets.iter().filter_map(|s| s.subnet_id()).collect();
-            // AWS counts a gateway until it is deleted: one `deleting` (a teardown just
-            // run) still holds its place.
-            let live = gateways.iter().filter(|n| {
-                matches!(
-                    n.state(),
-                    Some(NatGatewayState::Pending | NatGatewayState::Available | NatGatewayState::Deleting)
-                ) && n.subnet_id().is_some_and(|s| in_zone.contains(&s))
-            });
-            (live.count(), applied(ctx, quota, notes).await.unwrap_or(quota.default))
+            (nat_gateways_in(ctx, zone).await?, applied(ctx, quota, notes).await.unwrap_or(quota.default))
         }
         Kind::LoadBalancers => {
             let limits = async { ctx.elbv2.describe_account_limits().send().await.aws("DescribeAccountLimits") };

@@ -170,3 +170,30 @@ fn each_tier_builds_on_what_its_inputs_refer_to() {
     assert_eq!(dependents(Tier::Alb), [Tier::Compute]);
     assert!(dependents(Tier::Compute).is_empty() && dependents(Tier::Database).is_empty());
 }
+
+/// The default config with the four availability options: a second app subnet in the
+/// other zone, two instances, a NAT gateway per zone and RDS Multi-AZ.
+fn four_options() -> Config {
+    let text = Config::DEFAULT_TOML
+        .replace("instances = 1", "instances = 2")
+        .replace("nat_gateways = \"one\"", "nat_gateways = \"per-zone\"")
+        .replace("multi_az = false", "multi_az = true");
+    let app_b = "[network.subnets.app-b]\nname = \"app-subnet2\"\ncidr = \"10.0.1.64/26\"\navailability_zone = \"ap-northeast-1c\"\n";
+    let path = std::path::Path::new("four-options.toml");
+    let config = Config::parse(path, &format!("{text}\n{app_b}")).unwrap();
+    config.validate(path).unwrap();
+    config
+}
+
+#[test]
+fn the_four_availability_options_plan_and_cost_two_zones_of_everything() {
+    let config = four_options();
+    let plan = plan_deploy_from(&config, crate::TIERS, &empty_account()).unwrap();
+    assert!(plan.conflicts().next().is_none());
+    insta::assert_snapshot!("stack_four_options_plan_text", plan.render());
+    let running = crate::cost::Running::planned(&config, crate::TIERS);
+    assert_eq!((running.nat_gateways, running.instances.len()), (2, 2), "{running:?}");
+    let estimate = crate::cost::estimate(&config.stack.region, &running);
+    assert!(estimate.is_complete(), "{}", estimate.render());
+    insta::assert_snapshot!("cost_four_options", estimate.render());
+}

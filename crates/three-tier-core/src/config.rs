@@ -50,6 +50,10 @@ pub struct NetworkConfig {
     #[serde(deserialize_with = "cidr")]
     pub vpc_cidr: Ipv4Net,
     pub nat_gateway_name: String,
+    /// One NAT gateway for every app subnet (the seed's), or one in each zone with an app
+    /// subnet, so a zone's failure leaves the others' way out.
+    #[serde(default)]
+    pub nat_gateways: NatGateways,
     pub subnets: Subnets,
     pub security_groups: SecurityGroupNames,
 }
@@ -80,10 +84,53 @@ impl Subnets {
     }
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NatGateways {
+    #[default]
+    One,
+    PerZone,
+}
+
+/// A NAT gateway the config asks for: the public subnet it lives in, and the app subnets
+/// whose route table sends 0.0.0.0/0 to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatPlacement<'a> {
+    /// `None` for the gateway in the first ALB subnet (the only one with `"one"`), whose
+    /// tags, Elastic IP and app route table keep the seed's names; else its zone, which
+    /// suffixes theirs.
+    pub zone: Option<&'a str>,
+    pub subnet: &'a SubnetKey,
+    pub serves: Vec<&'a SubnetKey>,
+}
+
 impl NetworkConfig {
     /// The public subnet the NAT gateway lives in: the first ALB subnet by key.
     pub fn nat_subnet(&self) -> (&SubnetKey, &SubnetConfig) {
         self.subnets.of(SubnetRole::Alb).next().expect("validated: an ALB subnet exists")
+    }
+
+    /// The NAT gateways: one in the first ALB subnet for every app subnet, or with
+    /// `"per-zone"` one for each app subnet, in the ALB subnet of its zone.
+    pub fn nat_placements(&self) -> Vec<NatPlacement<'_>> {
+        let (first, _) = self.nat_subnet();
+        let apps = self.subnets.of(SubnetRole::App);
+        match self.nat_gateways {
+            NatGateways::One => {
+                vec![NatPlacement { zone: None, subnet: first, serves: apps.map(|(k, _)| k).collect() }]
+            }
+            NatGateways::PerZone => apps
+                .map(|(key, app)| {
+                    let zone = app.availability_zone.as_str();
+                    let (public, _) = self
+                        .subnets
+                        .of(SubnetRole::Alb)
+                        .find(|(_, s)| s.availability_zone == zone)
+                        .expect("validated: each app subnet's zone has an ALB subnet");
+                    NatPlacement { zone: (public != first).then_some(zone), subnet: public, serves: vec![key] }
+                })
+                .collect(),
+        }
     }
 }
 
@@ -549,6 +596,25 @@ impl Config {
             }
         }
         check_tag_value("network.nat_gateway_name", &network.nat_gateway_name)?;
+        if network.nat_gateways == NatGateways::PerZone {
+            for (key, app) in network.subnets.of(SubnetRole::App) {
+                let zone = &app.availability_zone;
+                if !network.subnets.of(SubnetRole::Alb).any(|(_, s)| s.availability_zone == *zone) {
+                    return Err(invalid(
+                        "network.nat_gateways",
+                        format!(
+                            "is \"per-zone\", but app subnet {key} is in {zone}, where no ALB subnet is for \
+                             its NAT gateway to live in"
+                        ),
+                        &format!(
+                            "add an ALB subnet in {zone} (e.g. [network.subnets.alb-{}]), move {key} to a \
+                             zone with one, or set nat_gateways = \"one\"",
+                            zone.rsplit('-').next().unwrap_or("b")
+                        ),
+                    ));
+                }
+            }
+        }
         let groups = &network.security_groups;
         let mut names = BTreeSet::new();
         for (key, name) in [("alb", &groups.alb), ("app", &groups.app), ("db", &groups.db)] {
@@ -980,6 +1046,39 @@ mod tests {
             assert_eq!(err.key, format!("network.subnets.{key}"));
             assert!(err.problem.starts_with("is not a subnet key") && err.fix.contains("alb, app or db"), "{err}");
         }
+    }
+
+    #[test]
+    fn per_zone_nat_gateways_live_in_each_app_zones_alb_subnet() {
+        let two_zones = with_subnets(&subnet_toml("app-b", "10.0.1.64/26", "ap-northeast-1c")).unwrap();
+        let placed = |config: &Config| -> Vec<(Option<String>, String, Vec<String>)> {
+            let placements = config.network.nat_placements();
+            let text = |keys: Vec<&SubnetKey>| keys.iter().map(|k| k.to_string()).collect();
+            placements.into_iter().map(|p| (p.zone.map(str::to_owned), p.subnet.to_string(), text(p.serves))).collect()
+        };
+        assert_eq!(placed(&two_zones), [(None, "alb-a".into(), vec!["app".into(), "app-b".into()])]);
+        let mut per_zone = two_zones.clone();
+        per_zone.network.nat_gateways = NatGateways::PerZone;
+        per_zone.validate(Path::new("x.toml")).unwrap();
+        assert_eq!(
+            placed(&per_zone),
+            [
+                (None, "alb-a".into(), vec!["app".into()]),
+                (Some("ap-northeast-1c".into()), "alb-b".into(), vec!["app-b".into()]),
+            ]
+        );
+        // An app subnet in a zone without an ALB subnet has nowhere for its gateway.
+        let mut stranded = per_zone.clone();
+        stranded.stack.availability_zones.push("ap-northeast-1d".into());
+        stranded.network.subnets.get_mut("app-b").unwrap().availability_zone = "ap-northeast-1d".into();
+        let err = stranded.validate(Path::new("x.toml")).unwrap_err();
+        assert_eq!(err.key, "network.nat_gateways");
+        assert!(err.problem.contains("app-b is in ap-northeast-1d") && err.fix.contains("alb-1d"), "{err}");
+        let text = Config::DEFAULT_TOML.replace("nat_gateways = \"one\"", "nat_gateways = \"per-zone\"");
+        let parsed = Config::parse(Path::new("x.toml"), &text).unwrap();
+        assert_eq!(parsed.network.nat_gateways, NatGateways::PerZone);
+        let err = Config::parse(Path::new("x.toml"), &text.replace("per-zone", "two")).unwrap_err();
+        assert_eq!(err.key, "network.nat_gateways");
     }
 
     #[test]

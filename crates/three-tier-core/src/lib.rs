@@ -20,12 +20,12 @@ pub mod tier;
 pub mod wait;
 
 pub use aws::{AwsContext, Target};
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, NatGateways, NatPlacement};
 pub use error::{AwsResultExt, Error, Result};
 pub use graph::{Durations, Graph, Prediction};
 pub use graph::{Key, Ready, keys};
 pub use plan::{Bound, Change, Conflict, Created, Facts, Plan, Ref, Step, Wait};
-pub use roles::{RouteTableRole, SecurityGroupRole, SubnetKey, SubnetRole, Tier};
+pub use roles::{RouteTableKey, RouteTableRole, SecurityGroupRole, SubnetKey, SubnetRole, Tier};
 pub use tier::TierCrate;
 
 /// The core's two sides: the planner (config, names, plans, the graph and its

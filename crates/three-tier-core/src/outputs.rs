@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::plan::Ref;
-use crate::roles::{RouteTableRole, SecurityGroupRole, SubnetKey, SubnetRole};
+use crate::roles::{RouteTableKey, RouteTableRole, SecurityGroupRole, SubnetKey, SubnetRole};
 
 /// What the network tier has built, once all of it exists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,12 +14,20 @@ pub struct NetworkOutputs {
     pub vpc_id: String,
     pub internet_gateway_id: String,
     pub subnet_ids: BTreeMap<SubnetKey, String>,
-    pub route_table_ids: BTreeMap<RouteTableRole, String>,
-    pub nat_gateway_id: String,
-    pub eip_allocation_id: String,
-    /// The Elastic IP the private subnet's traffic leaves by.
-    pub nat_public_ip: String,
+    pub route_table_ids: BTreeMap<RouteTableKey, String>,
+    /// The one in the first ALB subnet first; more than one with `network.nat_gateways =
+    /// "per-zone"`.
+    pub nat_gateways: Vec<NatGatewayOutputs>,
     pub security_group_ids: BTreeMap<SecurityGroupRole, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatGatewayOutputs {
+    pub id: String,
+    pub zone: String,
+    pub allocation_id: String,
+    /// The Elastic IP the app subnets it serves go out by.
+    pub public_ip: String,
 }
 
 impl NetworkOutputs {
@@ -36,6 +44,17 @@ impl NetworkOutputs {
 
     pub fn security_group(&self, role: SecurityGroupRole) -> &str {
         &self.security_group_ids[&role]
+    }
+
+    /// The first NAT gateway: the only one unless `network.nat_gateways` is per-zone.
+    pub fn nat_gateway(&self) -> &NatGatewayOutputs {
+        self.nat_gateways.first().expect("a deployed network has a NAT gateway")
+    }
+
+    /// The table of `role` that is not a zone's own: the public, the db, and the app table
+    /// of the NAT gateway in the first ALB subnet.
+    pub fn route_table(&self, role: RouteTableRole) -> &str {
+        &self.route_table_ids[&RouteTableKey::of(role)]
     }
 }
 

@@ -145,3 +145,51 @@ impl<'de> Deserialize<'de> for SubnetKey {
         })
     }
 }
+
+/// A route table's key: its role, and for a zone's own app table (`network.nat_gateways =
+/// "per-zone"`) the zone (`app/ap-northeast-1c`). It is the table's role tag
+/// (`route-table/KEY`); the tables of one NAT gateway, the public and the db table have
+/// no zone, so a stack's tables keep their tags when it turns per-zone NAT on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RouteTableKey {
+    pub role: RouteTableRole,
+    pub zone: Option<String>,
+}
+
+impl RouteTableKey {
+    pub fn of(role: RouteTableRole) -> RouteTableKey {
+        RouteTableKey { role, zone: None }
+    }
+
+    pub fn parse(text: &str) -> Option<RouteTableKey> {
+        let (role, zone) = match text.split_once('/') {
+            Some((role, zone)) if !zone.is_empty() => (role, Some(zone.to_owned())),
+            Some(_) => return None,
+            None => (text, None),
+        };
+        Some(RouteTableKey { role: RouteTableRole::from_tag(role)?, zone })
+    }
+}
+
+impl fmt::Display for RouteTableKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.zone {
+            Some(zone) => write!(f, "{}/{zone}", self.role),
+            None => write!(f, "{}", self.role),
+        }
+    }
+}
+
+impl Serialize for RouteTableKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RouteTableKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        RouteTableKey::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("\"{text}\" is not a route table key")))
+    }
+}

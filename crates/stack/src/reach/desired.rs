@@ -21,7 +21,10 @@ pub fn desired(config: &Config) -> Snapshot {
     let group = |role: SecurityGroupRole| network_refs.security_group(role).to_string();
     let target_group_key = |name: &str| Ref::planned(format!("target-group/{name}")).to_string();
     let internet_gateway = format!("(new {})", net.internet_gateway.name);
-    let nat_gateway = format!("(new {})", net.nat_gateway.name);
+    let nat_gateway_id = |key: &str| {
+        let spec = net.nat_gateways.iter().find(|n| n.key == key).expect("a table's NAT gateway is desired");
+        format!("(new {})", spec.name)
+    };
     let local = Route { destination: net.vpc.cidr, target: RouteTarget::Local, active: true };
 
     let mut route_tables = vec![RouteTable {
@@ -33,11 +36,11 @@ pub fn desired(config: &Config) -> Snapshot {
     }];
     for spec in net.route_tables.values() {
         let mut routes = vec![local.clone()];
-        routes.extend(spec.default_route.map(|route| Route {
+        routes.extend(spec.default_route.as_ref().map(|route| Route {
             destination: INTERNET,
             target: match route {
                 DefaultRoute::InternetGateway => RouteTarget::InternetGateway(internet_gateway.clone()),
-                DefaultRoute::NatGateway => RouteTarget::NatGateway(nat_gateway.clone()),
+                DefaultRoute::NatGateway(key) => RouteTarget::NatGateway(nat_gateway_id(key)),
             },
             active: true,
         }));
@@ -121,12 +124,16 @@ pub fn desired(config: &Config) -> Snapshot {
 
     Snapshot {
         internet_gateways: vec![InternetGateway { id: internet_gateway, attached: true }],
-        nat_gateways: vec![NatGateway {
-            id: nat_gateway,
-            state: "available".into(),
-            subnet: subnet(&net.nat_gateway.subnet),
-            public_ip: Some(format!("(new {})", net.nat_address.name)),
-        }],
+        nat_gateways: net
+            .nat_gateways
+            .iter()
+            .map(|spec| NatGateway {
+                id: nat_gateway_id(&spec.key),
+                state: "available".into(),
+                subnet: subnet(&spec.subnet),
+                public_ip: Some(format!("(new {})", spec.address.name)),
+            })
+            .collect(),
         subnets: net
             .subnets
             .iter()

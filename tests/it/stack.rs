@@ -698,7 +698,7 @@ async fn quotas_count_a_deleting_nat_gateway_and_not_a_network_load_balancer() {
     let conflicts: Vec<String> = plan.conflicts().map(|c| format!("{}: {}", c.resource, c.problem)).collect();
     assert!(
         conflicts.contains(&format!(
-            "quota \"NAT gateways per Availability Zone\" in {region}: has 5 of 5 in use, and the stack needs 1 more"
+            "quota \"NAT gateways per Availability Zone\" in {region}a: has 5 of 5 in use, and the stack needs 1 more"
         )),
         "the deleting one counts: {conflicts:#?}"
     );

@@ -603,6 +603,22 @@ async fn the_four_availability_options_run_the_app_tier_in_two_zones_and_per_zon
     let again = stack::plan_deploy(&ctx, &config, tiers).await.unwrap();
     assert!(again.graph.is_empty(), "{}", again.render());
 
+    // An instance terminated by hand: the other still serves, and the next deploy
+    // launches one in its place, in its zone.
+    let (lost_key, lost_id, lost_subnet) = instances[1].clone();
+    ctx.ec2.terminate_instances().instance_ids(&lost_id).send().await.unwrap();
+    let alb = outputs.alb.as_ref().unwrap();
+    for _ in 0..5 {
+        let (status, page) = crate::dataplane::try_get(alb, "/").unwrap();
+        assert!(status == 200 && page.contains("Welcome to nginx!"), "{page}");
+    }
+    stack::deploy(&ctx, &config, tiers).await.unwrap();
+    let relaunched = running_instances(&ctx, stack).await;
+    let (key, id, subnet) = &relaunched[1];
+    assert_eq!((key, subnet), (&lost_key, &lost_subnet));
+    assert_ne!(id, &lost_id);
+    assert_eq!(relaunched[0], instances[0]);
+
     // One NAT gateway asked for again: app-b moves to the first's table, and the second
     // gateway, its address and its table are gone.
     let mut one_nat = config.clone();

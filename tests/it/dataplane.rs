@@ -8,6 +8,8 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::{IpPermission, UserIdGroupPair};
@@ -38,15 +40,21 @@ fn get_page(alb: &AlbOutputs) -> (u16, String) {
 
 /// GET `path` of the stack's URL, as [`get_page`] does.
 fn get(alb: &AlbOutputs, path: &str) -> (u16, String) {
+    try_get(alb, path).unwrap()
+}
+
+/// GET `path` of the stack's URL; an error where nothing answers.
+pub(crate) fn try_get(alb: &AlbOutputs, path: &str) -> std::io::Result<(u16, String)> {
     let endpoint = support::emulator().endpoint();
-    let address = emulator::resolve(&endpoint, &alb.dns_name, alb.listener_port).expect("the ALB's name resolves");
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", alb.dns_name).unwrap();
+    let address = emulator::resolve(&endpoint, &alb.dns_name, alb.listener_port)
+        .ok_or_else(|| std::io::Error::other("the ALB's name does not resolve"))?;
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", alb.dns_name)?;
     let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    stream.read_to_string(&mut response)?;
     let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, response)
+    Ok((status, response))
 }
 
 /// The data plane's servers of `region`.
@@ -374,31 +382,95 @@ async fn verify_names_the_hop_a_console_user_closed_and_deploy_reopens_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_listener_rules_target_group_is_served_by_the_instance_on_its_own_port() {
-    let config = config_in("it-dp-rule", "eu-west-3", |text| {
+    // A region of its own: the test slows its clock.
+    let region = "ap-southeast-5";
+    let mut config = config_in("it-dp-rule", region, |text| {
         text.replace(
             "# [[alb.rules]]\n# priority = 10\n# path_pattern = \"/api/*\"\n# target_group_name = \"api-target-group\"\n# port = 8080",
             "[[alb.rules]]\npriority = 10\npath_pattern = \"/api/*\"\ntarget_group_name = \"api-target-group\"\nport = 8082",
         )
     });
     assert_eq!(config.alb.rules.len(), 1);
+    support::add_subnet(&mut config, "app-b", &format!("{region}b"));
+    config.compute.instances = 2;
+    config.validate(Path::new("test")).unwrap();
     let ctx = support::context(&config).await;
     support::clean(&ctx, &config).await;
 
-    // Deployed first without the rule: the running instance publishes 3030 alone, and
-    // cloud-init will not run a new user data on it. Adding the rule is refused before
-    // any change, naming the instance and what replaces it.
+    // Deployed first without the rule, with two instances in two zones: each publishes
+    // 3030 alone, and cloud-init will not run a new user data on them.
     let without_rule = Config { alb: Config::default_config().alb, ..config.clone() };
-    stack::deploy(&ctx, &without_rule, stack::TIERS).await.unwrap();
-    let mark = ctx.calls.mark();
-    let err = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap_err();
-    let three_tier_core::Error::Conflict { problem, fix, .. } = &err else { panic!("{err:?}") };
-    assert_eq!(problem, "runs nginx published on 3030, not on the target groups' ports 3030, 8082");
-    assert!(fix.contains("cargo xtask teardown compute"), "{fix}");
-    assert!(!ctx.calls.since(mark).iter().any(|c| c.is_mutating()), "refused before any change");
-    let plan = stack::plan_teardown(&ctx, &config, &[three_tier_core::Tier::Compute], false).await.unwrap();
-    stack::teardown(&ctx, &plan).await.unwrap();
+    let before = stack::deploy(&ctx, &without_rule, stack::TIERS).await.unwrap();
+    let old: Vec<String> = before.compute.unwrap().instances.values().map(|i| i.id.clone()).collect();
+    let before_alb = before.alb.unwrap();
+    let first = verified(&ctx, &without_rule).await;
+    assert!(first.iter().all(|c| c.outcome == stack::Outcome::Passed), "{first:#?}");
 
-    let outputs = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    // Adding the rule replaces them one at a time, each new one serving before its old
+    // one is drained: a user reloading the page all along is always served.
+    // AWS time at a fifth of the tests' usual pace: a new instance boots for seconds, long
+    // enough for a request to find it if the old one were drained too soon.
+    let slow = support::RegionClock::at_rate(region, 0.2);
+    let watching = Arc::new(AtomicBool::new(true));
+    let watcher = {
+        let (alb, watching) = (before_alb.clone(), watching.clone());
+        std::thread::spawn(move || {
+            let mut answers = Vec::new();
+            while watching.load(Ordering::Relaxed) {
+                answers.push(try_get(&alb, "/").map_or_else(|err| format!("no answer: {err}"), |(s, _)| s.to_string()));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            answers
+        })
+    };
+    // And the app target group, read all along: it never holds fewer healthy targets than
+    // the two instances asked for (a new one is healthy before an old one leaves).
+    let health = {
+        let (ctx, group, watching) = (ctx.clone(), before_alb.app_target_group_arn.clone(), watching.clone());
+        tokio::spawn(async move {
+            let mut healthy_counts = Vec::new();
+            while watching.load(Ordering::Relaxed) {
+                let health = ctx.elbv2.describe_target_health().target_group_arn(&group).send().await.unwrap();
+                let healthy = health
+                    .target_health_descriptions()
+                    .iter()
+                    .filter(|d| d.target_health().and_then(|h| h.state()) == Some(&TargetHealthStateEnum::Healthy));
+                healthy_counts.push(healthy.count());
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            healthy_counts
+        })
+    };
+    let outputs = stack::deploy(&ctx, &config, stack::TIERS).await;
+    watching.store(false, Ordering::Relaxed);
+    drop(slow);
+    let answers = watcher.join().unwrap();
+    let healthy_counts = health.await.unwrap();
+    let outputs = outputs.unwrap();
+    let failed: Vec<&String> = answers.iter().filter(|a| *a != "200").collect();
+    assert!(
+        answers.len() > 20 && failed.is_empty(),
+        "{} of {} requests failed: {failed:?}",
+        failed.len(),
+        answers.len()
+    );
+    let fewest = healthy_counts.iter().min().copied();
+    assert!(healthy_counts.len() > 20 && fewest == Some(2), "healthy targets over the roll: {healthy_counts:?}");
+    assert!(healthy_counts.contains(&3), "a new instance served beside the two: {healthy_counts:?}");
+    // Two new instances, the old ones terminated.
+    let new: Vec<String> = outputs.compute.as_ref().unwrap().instances.values().map(|i| i.id.clone()).collect();
+    assert_eq!(new.len(), 2);
+    assert!(new.iter().all(|id| !old.contains(id)), "{old:?} → {new:?}");
+    let described = ctx.ec2.describe_instances().set_instance_ids(Some(old.clone())).send().await.unwrap();
+    let states: Vec<&str> = described
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.state().and_then(|s| s.name()).map(|n| n.as_str()))
+        .collect();
+    assert_eq!(states, ["terminated", "terminated"]);
+    let again = stack::plan_deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    assert!(again.graph.is_empty(), "{}", again.render());
     let (network, alb, compute) = (outputs.network.unwrap(), outputs.alb.unwrap(), outputs.compute.unwrap());
     let [alb_group, app_group] =
         [SecurityGroupRole::Alb, SecurityGroupRole::App].map(|r| network.security_group(r).to_owned());
@@ -419,8 +491,10 @@ async fn a_listener_rules_target_group_is_served_by_the_instance_on_its_own_port
     let api_group = &alb.target_group_arns["it-dp-rule-api-target-group"];
     wait_for_target(&ctx, api_group, &compute.first().id, TargetHealthStateEnum::Healthy).await;
     let health = ctx.elbv2.describe_target_health().target_group_arn(api_group).send().await.unwrap();
-    let target = health.target_health_descriptions()[0].target().unwrap();
-    assert_eq!((target.id(), target.port()), (Some(compute.first().id.as_str()), Some(8082)));
+    let targets = health.target_health_descriptions().iter().filter_map(|d| d.target());
+    let target = targets.clone().find(|t| t.id() == Some(compute.first().id.as_str())).unwrap();
+    assert_eq!(target.port(), Some(8082));
+    assert_eq!(targets.count(), 2, "both new instances serve the rule's group");
     // /api/ reaches nginx through the rule (nginx has no such page: its own 404), where an
     // empty target group would answer 503 from the ALB.
     let (status, page) = get(&alb, "/api/");

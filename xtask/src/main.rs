@@ -53,9 +53,9 @@ enum Command {
     /// groups) as Mermaid text, and as an SVG when Graphviz is installed.
     Diagram(DiagramArgs),
     /// Open a shell on the instance through Session Manager (no SSH).
-    Shell(StackArgs),
+    Shell(InstanceArgs),
     /// Print the instance's user data output and the nginx container's logs.
-    Logs(StackArgs),
+    Logs(InstanceArgs),
     /// Run the local AWS emulator (moto).
     Emulator {
         #[command(subcommand)]
@@ -85,6 +85,16 @@ struct StackArgs {
     /// that run has died, or two runs change the stack at once.
     #[arg(long)]
     force_unlock: bool,
+}
+
+#[derive(Debug, Args)]
+struct InstanceArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Which instance: its key (`instance`, `instance-2`, ... as `outputs` lists them) or
+    /// its id; the first by default.
+    #[arg(long)]
+    instance: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -261,8 +271,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify(args) => verify::verify(&session::Session::open(&args)?),
         Command::Reach(args) => reach::reach(&session::Session::open(&args.stack)?, args.plan, args.json),
         Command::Diagram(args) => diagram::diagram(&session::Session::open(&args.stack)?, args.plan, args.svg),
-        Command::Shell(args) => shell::shell(&sh, &session::Session::open(&args)?),
-        Command::Logs(args) => shell::logs(&session::Session::open(&args)?),
+        Command::Shell(args) => shell::shell(&sh, &session::Session::open(&args.stack)?, args.instance.as_deref()),
+        Command::Logs(args) => shell::logs(&session::Session::open(&args.stack)?, args.instance.as_deref()),
         Command::Emulator { action } => emulator::run(action),
         Command::Ci => ci::run(&sh),
         Command::Bench => bench::run(),

@@ -14,8 +14,8 @@ const INSTALL: &str = "install the AWS CLI v2 (https://docs.aws.amazon.com/cli/l
                        and the Session Manager plugin \
                        (https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html)";
 
-pub fn shell(sh: &Shell, session: &Session) -> anyhow::Result<()> {
-    let instance = instance_id(session)?;
+pub fn shell(sh: &Shell, session: &Session, chosen: Option<&str>) -> anyhow::Result<()> {
+    let instance = instance_id(session, chosen)?;
     let region = session.config.stack.region.clone();
     let missing: Vec<&str> = ["aws", "session-manager-plugin"].into_iter().filter(|tool| !on_path(tool)).collect();
     if let Target::Emulator { .. } = session.target {
@@ -32,8 +32,8 @@ pub fn shell(sh: &Shell, session: &Session) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn logs(session: &Session) -> anyhow::Result<()> {
-    let instance = instance_id(session)?;
+pub fn logs(session: &Session, chosen: Option<&str>) -> anyhow::Result<()> {
+    let instance = instance_id(session, chosen)?;
     // The emulator's data plane runs the script in the sandbox that stands for the instance.
     if let stack::Traffic::None { why } = session.traffic() {
         println!(
@@ -60,14 +60,26 @@ pub fn logs(session: &Session) -> anyhow::Result<()> {
     }
 }
 
-/// The stack's first instance, which must be deployed.
-fn instance_id(session: &Session) -> anyhow::Result<String> {
+/// The stack's instance `chosen` (by key or id), or its first; the tier must be deployed.
+fn instance_id(session: &Session, chosen: Option<&str>) -> anyhow::Result<String> {
     let ctx = session.connect();
     let outputs = session.runtime.block_on(stack::outputs(&ctx, &session.config))?;
     let compute = outputs
         .compute
         .ok_or_else(|| Error::NotDeployed { tier: Tier::Compute, stack: session.config.stack.name.clone() })?;
-    Ok(compute.first().id.clone())
+    let Some(chosen) = chosen else { return Ok(compute.first().id.clone()) };
+    let found = compute.instances.iter().find(|(key, instance)| *key == chosen || instance.id == chosen);
+    match found {
+        Some((_, instance)) => Ok(instance.id.clone()),
+        None => {
+            let have: Vec<String> = compute.instances.iter().map(|(key, i)| format!("{key} ({})", i.id)).collect();
+            anyhow::bail!(
+                "--instance {chosen}: stack {} has no instance of that key or id\n  fix: name one of {}",
+                session.config.stack.name,
+                have.join(", ")
+            )
+        }
+    }
 }
 
 fn on_path(tool: &str) -> bool {

@@ -170,6 +170,21 @@ fn an_endpoint_override_is_an_emulator_whose_data_plane_verify_and_logs_use() {
         stdout.contains("aws ssm start-session --target i-") && stdout.contains("--region ap-northeast-1"),
         "{stdout}"
     );
+    // Another instance is chosen by its key or id; one the stack lacks is refused, naming
+    // those it has.
+    let first = stdout.split("--target ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap().to_owned();
+    for chosen in ["instance", first.as_str()] {
+        let (code, chosen_out, stderr) = run(&["shell", "--instance", chosen]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(chosen_out.contains(&format!("--target {first} ")), "{chosen_out}");
+    }
+    let (code, _, stderr) = run(&["logs", "--instance", "instance-9"]);
+    assert_ne!(code, Some(0));
+    assert!(
+        stderr.contains("--instance instance-9: stack cli-endpoint has no instance of that key or id")
+            && stderr.contains(&format!("fix: name one of instance ({first})")),
+        "{stderr}"
+    );
     // The logs: the same script as on AWS, run in the data plane's sandbox.
     let (code, stdout, stderr) = run(&["logs"]);
     assert_eq!(code, Some(0), "{stderr}");

@@ -11,6 +11,7 @@ use three_tier_core::error::{Answer, gone_is_done, required};
 use three_tier_core::wait::Outcome;
 use three_tier_core::{AwsContext, AwsResultExt, Created, Error, Result};
 
+use crate::desired::RETIRING_TAG;
 use crate::plan::ComputeStep;
 
 const INSTANCE_FAILURE: &str = "`aws ec2 describe-instances` shows its state reason";
@@ -232,13 +233,34 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
                 .aws("RegisterTargets");
             return Outcome::unless_refused(result.map(drop), |err| err.is(Answer::UnknownTarget));
         }
-        ComputeStep::DeregisterTarget { target_group_arn, instance_id, port, .. } => {
+        ComputeStep::DeregisterTarget { target_group_arn, instance_id, port, .. }
+        | ComputeStep::DrainTarget { target_group_arn, instance_id, port, .. } => {
             let target = TargetDescription::builder().id(instance_id).port(i32::from(*port)).build();
             let result = ctx.elbv2.deregister_targets().target_group_arn(target_group_arn).targets(target).send().await;
             match result.aws("DeregisterTargets") {
                 Err(err) if err.is(Answer::UnknownTarget) => {}
                 other => gone_is_done(other)?,
             }
+        }
+        ComputeStep::RetireInstance { id, reasons, .. } => {
+            // A tag value holds 256 characters at most: the reasons, cut to fit.
+            let why: String = reasons.join("; ").chars().take(256).collect();
+            let tag = aws_sdk_ec2::types::Tag::builder().key(RETIRING_TAG).value(why).build();
+            ec2.create_tags().resources(id).tags(tag).send().await.aws("CreateTags")?;
+        }
+        ComputeStep::WaitTargetHealthy { target_group, instance, port, .. } => {
+            let state = target_state(ctx, &created.resolve(target_group)?, &created.resolve(instance)?, *port).await?;
+            return Ok(match state.as_deref() {
+                Some("healthy") => Outcome::Done(()),
+                Some(other) => Outcome::NotYet(other.to_owned()),
+                None => Outcome::NotYet("not registered yet".into()),
+            });
+        }
+        ComputeStep::WaitTargetDrained { target_group_arn, instance_id, port, .. } => {
+            return Ok(match target_state(ctx, target_group_arn, instance_id, *port).await?.as_deref() {
+                None | Some("unused") => Outcome::Done(()),
+                Some(other) => Outcome::NotYet(other.to_owned()),
+            });
         }
         ComputeStep::TerminateInstance { id, .. } => {
             // "Not found" is "not yet" here (see the step's wait): the id came from a describe.
@@ -265,6 +287,24 @@ pub async fn run(ctx: &AwsContext, step: &ComputeStep, created: &Created) -> Res
 fn iam_tags<'t>(tags: impl Iterator<Item = (&'t String, &'t String)>) -> Vec<aws_sdk_iam::types::Tag> {
     tags.map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().expect("key and value are set"))
         .collect()
+}
+
+/// A target's state in a group (`initial`, `healthy`, `draining`, `unused`, ...); `None`
+/// when the group does not list it, or ELB does not know the instance (any more).
+async fn target_state(ctx: &AwsContext, group: &str, instance: &str, port: u16) -> Result<Option<String>> {
+    let target = TargetDescription::builder().id(instance).port(i32::from(port)).build();
+    let answer = ctx.elbv2.describe_target_health().target_group_arn(group).targets(target).send().await;
+    match answer.aws("DescribeTargetHealth") {
+        Ok(answer) => Ok(answer
+            .target_health_descriptions()
+            .iter()
+            .find(|d| d.target().and_then(|t| t.id()) == Some(instance))
+            .and_then(|d| d.target_health())
+            .and_then(|h| h.state())
+            .map(|s| s.as_str().to_owned())),
+        Err(err) if err.is(Answer::UnknownTarget) => Ok(None),
+        Err(err) => Err(err),
+    }
 }
 
 /// An instance's state; `None` when EC2 does not know it (yet, or any more).

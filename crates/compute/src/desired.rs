@@ -199,6 +199,10 @@ pub fn instance_key(index: usize) -> String {
     }
 }
 
+/// The tag that marks an instance for replacement, its value why: the new instance takes
+/// its key, and it is drained and terminated once that one is a healthy target.
+pub const RETIRING_TAG: &str = "three-tier:retiring";
+
 /// Whether a role tag is a key [`instance_key`] gives: `instance` or `instance-N`, N ≥ 2.
 pub(crate) fn is_instance_key(role: &str) -> bool {
     role == "instance"

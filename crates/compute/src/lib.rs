@@ -13,10 +13,11 @@ pub mod user_data;
 
 pub use apply::run;
 pub use desired::{
-    Desired, Image, ImageSource, ROOT_VOLUME_TYPE, TRUST_POLICY, desired, iam_names, image_source, instance_key,
+    Desired, Image, ImageSource, InstanceSpec, RETIRING_TAG, ROOT_VOLUME_TYPE, TRUST_POLICY, desired, iam_names,
+    image_source, instance_key,
 };
 pub use observe::{Observed, ObservedInstance, observe, resolve_image};
-pub use plan::{ComputeStep, plan, teardown_plan};
+pub use plan::{ComputeStep, plan, replacement_reasons, teardown_plan};
 
 use three_tier_core::outputs::{AlbRefs, ComputeOutputs, InstanceOutputs, NetworkRefs};
 use three_tier_core::{AwsContext, Config, Created, Plan, Result, Tier, TierCrate};
@@ -52,11 +53,16 @@ impl TierCrate for Compute {
         observe(ctx, config).await
     }
 
-    /// The AMI a launch would use, read when an instance the config asks for is missing.
-    async fn prepare_deploy(ctx: &AwsContext, config: &Config, observed: &mut Observed) -> Result<()> {
-        let missing = |index| observed.keyed(&instance_key(index)).is_empty();
-        if (0..config.compute.instances as usize).any(missing) {
-            observed.image = Some(resolve_image(ctx, &image_source(config)).await?);
+    /// The AMI a launch would use, read when an instance the config asks for is missing or
+    /// is to be replaced.
+    async fn prepare_deploy(ctx: &AwsContext, desired: &Desired, observed: &mut Observed) -> Result<()> {
+        let launches = |spec: &InstanceSpec| match observed.keyed(&spec.key)[..] {
+            [] => true,
+            [instance] => !replacement_reasons(spec, instance, observed).is_empty(),
+            _ => false,
+        };
+        if let Some(spec) = desired.instances.iter().find(|spec| launches(spec)) {
+            observed.image = Some(resolve_image(ctx, &spec.image).await?);
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use three_tier_core::error::{Answer, required};
 use three_tier_core::naming::{REGION_TAG, ROLE_TAG, STACK_TAG, TIER_TAG, belongs_to, ours};
 use three_tier_core::{AwsContext, AwsResultExt, Config, Error, Result, Tier};
 
-use crate::desired::{Image, ImageSource, iam_names, is_instance_key, legacy_iam_names};
+use crate::desired::{Image, ImageSource, RETIRING_TAG, iam_names, is_instance_key, legacy_iam_names};
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
@@ -65,7 +65,12 @@ pub struct ObservedInstance {
     /// Its key, from its role tag; an instance whose tag was lost is taken for the first
     /// (`instance`), the one instance stacks had before there could be more.
     pub key: String,
+    /// Marked for replacement (its `three-tier:retiring` tag): a new instance takes its
+    /// key, and it drains and goes once that one is a healthy target.
+    pub retiring: bool,
     pub id: String,
+    /// The AMI it was launched from.
+    pub image_id: Option<String>,
     /// `pending`, `running`, `stopping` or `stopped`.
     pub state: InstanceStateName,
     pub subnet_id: String,
@@ -104,9 +109,15 @@ pub struct ObservedTarget {
 }
 
 impl Observed {
-    /// The stack's instances keyed `key`: one, or none, or (by hand) more.
+    /// The stack's instances keyed `key`, but one being replaced: one, or none, or (by
+    /// hand) more.
     pub fn keyed(&self, key: &str) -> Vec<&ObservedInstance> {
-        self.instances.iter().filter(|i| i.key == key).collect()
+        self.instances.iter().filter(|i| i.key == key && !i.retiring).collect()
+    }
+
+    /// The instances keyed `key` that a replacement is to drain and terminate.
+    pub fn retiring(&self, key: &str) -> Vec<&ObservedInstance> {
+        self.instances.iter().filter(|i| i.key == key && i.retiring).collect()
     }
 
     /// The targets registered in the target group `arn`.
@@ -303,7 +314,9 @@ async fn observe_instances(ctx: &AwsContext, stack: &str) -> Result<Vec<Observed
                     .filter(|role| is_instance_key(role))
                     .cloned()
                     .unwrap_or_else(|| "instance".into()),
+                retiring: tags.contains_key(RETIRING_TAG),
                 id: required(instance.instance_id(), "DescribeInstances", "InstanceId")?.to_owned(),
+                image_id: instance.image_id().map(str::to_owned),
                 state: required(instance.state().and_then(|s| s.name()), "DescribeInstances", "State.Name")?.clone(),
                 subnet_id: required(instance.subnet_id(), "DescribeInstances", "SubnetId")?.to_owned(),
                 // The primary interface's groups are the instance's groups. (moto 5.2 leaves the

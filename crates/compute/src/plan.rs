@@ -103,6 +103,42 @@ pub enum ComputeStep {
         name: String,
         instance: Ref,
     },
+    /// Marks an instance for replacement (its `three-tier:retiring` tag), so the new one
+    /// launched under its key is the key's; it drains and goes once that one is a healthy
+    /// target. One replacement starts once the one before it is healthy.
+    RetireInstance {
+        id: String,
+        name: String,
+        key: String,
+        reasons: Vec<String>,
+        after_healthy: Option<String>,
+    },
+    /// Waits until the instance keyed `key` is a healthy target of a group: what a
+    /// replacement's old instance waits for before it is drained.
+    WaitTargetHealthy {
+        target_group: Ref,
+        group_name: String,
+        instance: Ref,
+        key: String,
+        name: String,
+        port: u16,
+    },
+    /// Deregisters a replaced instance once its replacement (keyed `replaced_by`) is a
+    /// healthy target.
+    DrainTarget {
+        target_group_arn: String,
+        group_name: String,
+        instance_id: String,
+        port: u16,
+        replaced_by: String,
+    },
+    /// Waits until a deregistered target has drained its connections.
+    WaitTargetDrained {
+        target_group_arn: String,
+        group_name: String,
+        instance_id: String,
+        port: u16,
+    },
     RegisterTarget {
         target_group: Ref,
         group_name: String,
@@ -253,11 +289,13 @@ impl Step for ComputeStep {
                     produces: vec![Key::created(key)],
                     // The user data downloads through the NAT gateway: it and the app
                     // subnet's route to it must be in place.
+                    // A replacement launches once the instance it replaces is marked.
                     after: keys([
                         Ready::ProfileHoldsRole,
                         Ready::NatGatewayAvailable,
                         Ready::NatRouted,
                         Ready::SubnetsRouted,
+                        Ready::Retired(key.clone()),
                     ]),
                     typical: None,
                     wait: Some(profile_reaching_ec2(instance_profile)),
@@ -332,21 +370,69 @@ impl Step for ComputeStep {
                 typical: None,
                 wait: None,
             },
-            WaitInstanceRunning { name, .. } => Facts {
+            WaitInstanceRunning { name, instance } => Facts {
                 change: Change::Wait,
                 description: format!("wait for instance {name} to run"),
                 actions: &["ec2:DescribeInstances"],
-                produces: keys([Ready::InstanceRunning]),
+                produces: keys([Ready::InstanceRunning(instance.to_string())]),
                 after: keys([Ready::InstanceStarted]),
                 typical: Some("instance_running"),
                 wait: Some(Wait::until(format!("instance {name} starting"), Bound::Instance)),
+            },
+            RetireInstance { id, name, key, reasons, after_healthy } => Facts {
+                change: Change::Update,
+                description: format!(
+                    "replace instance {name} ({id}): it {}; a new one starts, and once it is a healthy target this \
+                     one drains and terminates, so the page is served throughout",
+                    reasons.join(", ")
+                ),
+                actions: &["ec2:CreateTags"],
+                produces: keys([Ready::Retired(key.clone())]),
+                after: after_healthy.iter().map(|previous| Ready::TargetHealthy(previous.clone()).into()).collect(),
+                typical: None,
+                wait: None,
+            },
+            WaitTargetHealthy { group_name, instance, name, key, .. } => Facts {
+                change: Change::Wait,
+                description: format!("wait for instance {name} ({instance}) to be a healthy target of {group_name}"),
+                actions: &["elasticloadbalancing:DescribeTargetHealth"],
+                produces: keys([Ready::TargetHealthy(key.clone())]),
+                after: keys([Ready::TargetRegistered(instance.to_string())]),
+                typical: Some("target_in_service"),
+                wait: Some(Wait::until(
+                    format!("instance {name} becoming a healthy target of {group_name}"),
+                    Bound::Instance,
+                )),
+            },
+            DrainTarget { instance_id, port, group_name, replaced_by, .. } => Facts {
+                change: Change::Update,
+                description: format!(
+                    "deregister {instance_id}:{port} from target group {group_name}, its replacement {replaced_by} healthy"
+                ),
+                actions: &["elasticloadbalancing:DeregisterTargets"],
+                produces: keys([Ready::Draining(instance_id.clone())]),
+                after: keys([Ready::TargetHealthy(replaced_by.clone())]),
+                typical: None,
+                wait: None,
+            },
+            WaitTargetDrained { instance_id, group_name, .. } => Facts {
+                change: Change::Wait,
+                description: format!("wait for {instance_id} to drain from target group {group_name}"),
+                actions: &["elasticloadbalancing:DescribeTargetHealth"],
+                produces: keys([Ready::TargetsDeregistered]),
+                after: keys([Ready::Draining(instance_id.clone())]),
+                typical: Some("target_drained"),
+                wait: Some(Wait::until(
+                    format!("{instance_id} draining from target group {group_name}"),
+                    Bound::LoadBalancer,
+                )),
             },
             RegisterTarget { port, instance, group_name, .. } => Facts {
                 change: Change::Update,
                 description: format!("register instance {instance} in target group {group_name} on port {port}"),
                 actions: &["elasticloadbalancing:RegisterTargets"],
-                produces: vec![],
-                after: keys([Ready::InstanceRunning]),
+                produces: keys([Ready::TargetRegistered(instance.to_string())]),
+                after: keys([Ready::InstanceRunning(instance.to_string())]),
                 typical: None,
                 // A new instance can be unknown to ELB for a few seconds (InvalidTarget).
                 wait: Some(Wait::while_refused(
@@ -511,7 +597,12 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
     }
 
     let mut instances = Vec::new();
+    // The key of the last instance replaced: the next replacement starts once its new
+    // instance is a healthy target, so at most one instance at a time is out of service.
+    let mut replacing: Option<String> = None;
+    let mut draining: Vec<String> = Vec::new();
     for spec in &desired.instances {
+        let mut retiring = observed.retiring(&spec.key);
         let (instance, needs_wait) = match (observed.keyed(&spec.key).as_slice(), &observed.image) {
             ([], None) => {
                 conflicts.push(Conflict {
@@ -523,18 +614,19 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
                 (Ref::planned(&spec.key), false)
             }
             ([], Some(image)) => {
-                steps.push(ComputeStep::RunInstance {
-                    key: spec.key.clone(),
+                steps.push(launch(spec, image, &profile.name));
+                (Ref::planned(&spec.key), true)
+            }
+            ([instance], Some(image)) if !replacement_reasons(spec, instance, observed).is_empty() => {
+                steps.push(ComputeStep::RetireInstance {
+                    id: instance.id.clone(),
                     name: spec.name.clone(),
-                    image: image.clone(),
-                    instance_type: spec.instance_type.clone(),
-                    subnet: spec.subnet.clone(),
-                    security_group: spec.security_group.clone(),
-                    root_volume_gib: spec.root_volume_gib.max(image.snapshot_gib),
-                    instance_profile: profile.name.clone(),
-                    user_data: spec.user_data.clone(),
-                    tags: spec.tags.clone(),
+                    key: spec.key.clone(),
+                    reasons: replacement_reasons(spec, instance, observed),
+                    after_healthy: replacing.clone(),
                 });
+                steps.push(launch(spec, image, &profile.name));
+                retiring.push(instance);
                 (Ref::planned(&spec.key), true)
             }
             ([instance], _) => keep_instance(spec, instance, observed, &profile.name, &legacy_users, steps, conflicts),
@@ -551,6 +643,11 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
         if needs_wait {
             steps.push(ComputeStep::WaitInstanceRunning { name: spec.name.clone(), instance: instance.clone() });
         }
+        if !retiring.is_empty() {
+            replace(spec, &instance, &retiring, desired, observed, steps);
+            replacing = Some(spec.key.clone());
+            draining.extend(retiring.iter().map(|old| old.id.clone()));
+        }
         instances.push(instance);
     }
     // An instance whose key the config no longer has (fewer instances asked for) is
@@ -563,8 +660,11 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
     // In each target group, exactly the stack's instances on the group's port are
     // registered; anything else is not.
     for registration in &desired.registrations {
+        // A replaced instance stays registered until its replacement is healthy (see
+        // [`replace`]).
         let wanted = |id: &str, port: u16| {
-            port == registration.port && instances.iter().any(|own| matches!(own, Ref::Existing(own) if own == id))
+            (port == registration.port && instances.iter().any(|own| matches!(own, Ref::Existing(own) if own == id)))
+                || draining.iter().any(|d| d == id)
         };
         // Targets are observed only in a target group that exists.
         let targets = match &registration.target_group {
@@ -613,32 +713,6 @@ fn keep_instance(
         .as_ref()
         .and_then(|l| l.profile.as_ref())
         .filter(|p| instance.instance_profile_arn.as_ref() == Some(&p.arn));
-    let fixed = [
-        (!spec.subnet.is(&instance.subnet_id), format!("is in subnet {}, not {}", instance.subnet_id, spec.subnet)),
-        (
-            spec.instance_type != instance.instance_type.as_str(),
-            format!("is a {}, not a {}", instance.instance_type, spec.instance_type),
-        ),
-        (instance.public_ip.is_some(), "has a public IP address".to_owned()),
-        // Cloud-init runs the user data at first boot only: a compose file that
-        // publishes other ports than the target groups' leaves them unanswered.
-        (
-            instance.user_data.as_deref().is_some_and(|data| published(data) != published(&spec.user_data)),
-            format!(
-                "runs nginx published on {}, not on the target groups' ports {}",
-                ports_text(&published(instance.user_data.as_deref().unwrap_or_default())),
-                ports_text(&published(&spec.user_data)),
-            ),
-        ),
-        (
-            legacy_profile.is_none()
-                && observed
-                    .instance_profile
-                    .as_ref()
-                    .is_some_and(|p| instance.instance_profile_arn.as_ref() != Some(&p.arn)),
-            "does not use the stack's instance profile".to_owned(),
-        ),
-    ];
     if let Some(legacy) = legacy_profile {
         steps.push(ComputeStep::MoveInstanceProfile {
             id: instance.id.clone(),
@@ -648,14 +722,13 @@ fn keep_instance(
             kept: legacy_users.to_vec(),
         });
     }
-    for (differs, problem) in fixed {
-        if differs {
-            conflicts.push(Conflict {
-                resource: format!("instance {} ({})", spec.name, instance.id),
-                problem,
-                fix: RECREATE.into(),
-            });
-        }
+    for problem in replacement_reasons(spec, instance, observed) {
+        // Replaced when the AMI to launch is known (see [`plan`]); a bug otherwise.
+        conflicts.push(Conflict {
+            resource: format!("instance {} ({})", spec.name, instance.id),
+            problem,
+            fix: RECREATE.into(),
+        });
     }
     if !matches!(instance.security_groups.as_slice(), [only] if spec.security_group.is(only)) {
         steps.push(ComputeStep::SetInstanceSecurityGroups {
@@ -678,6 +751,121 @@ fn keep_instance(
         steps.push(ComputeStep::StartInstance { id: instance.id.clone(), name: spec.name.clone() });
     }
     (Ref::existing(&instance.id), stopped || instance.state == InstanceStateName::Pending)
+}
+
+/// Why an instance cannot be brought to its spec in place, so a new one replaces it: what
+/// EC2 fixes at launch (subnet, type, public address, AMI when the config names one), the
+/// user data cloud-init ran at first boot, the instance profile. Empty when it can stay.
+pub fn replacement_reasons(spec: &InstanceSpec, instance: &ObservedInstance, observed: &Observed) -> Vec<String> {
+    let legacy_profile = observed
+        .legacy
+        .as_ref()
+        .and_then(|l| l.profile.as_ref())
+        .is_some_and(|p| instance.instance_profile_arn.as_ref() == Some(&p.arn));
+    let pinned = match &spec.image {
+        ImageSource::Id(id) => instance.image_id.as_ref().filter(|used| *used != id).map(|used| (used, id)),
+        ImageSource::SsmParameter(_) => None,
+    };
+    let user_data = instance.user_data.as_deref().filter(|data| *data != spec.user_data);
+    let reasons = [
+        (!spec.subnet.is(&instance.subnet_id), format!("is in subnet {}, not {}", instance.subnet_id, spec.subnet)),
+        (
+            spec.instance_type != instance.instance_type.as_str(),
+            format!("is a {}, not a {}", instance.instance_type, spec.instance_type),
+        ),
+        (instance.public_ip.is_some(), "has a public IP address".to_owned()),
+        (pinned.is_some(), pinned.map(|(used, id)| format!("runs AMI {used}, not {id}")).unwrap_or_default()),
+        // Cloud-init runs the user data at first boot only.
+        (
+            user_data.is_some(),
+            match user_data.map(published) {
+                Some(ports) if ports != published(&spec.user_data) => format!(
+                    "runs nginx published on {}, not on the target groups' ports {}",
+                    ports_text(&ports),
+                    ports_text(&published(&spec.user_data)),
+                ),
+                _ => "was launched with other user data than the config gives".to_owned(),
+            },
+        ),
+        (
+            !legacy_profile
+                && observed
+                    .instance_profile
+                    .as_ref()
+                    .is_some_and(|p| instance.instance_profile_arn.as_ref() != Some(&p.arn)),
+            "does not use the stack's instance profile".to_owned(),
+        ),
+    ];
+    reasons.into_iter().filter(|(differs, _)| *differs).map(|(_, reason)| reason).collect()
+}
+
+/// RunInstances for `spec`, from `image`, with the stack's instance profile.
+fn launch(spec: &InstanceSpec, image: &Image, profile: &str) -> ComputeStep {
+    ComputeStep::RunInstance {
+        key: spec.key.clone(),
+        name: spec.name.clone(),
+        image: image.clone(),
+        instance_type: spec.instance_type.clone(),
+        subnet: spec.subnet.clone(),
+        security_group: spec.security_group.clone(),
+        root_volume_gib: spec.root_volume_gib.max(image.snapshot_gib),
+        instance_profile: profile.to_owned(),
+        user_data: spec.user_data.clone(),
+        tags: spec.tags.clone(),
+    }
+}
+
+/// The rest of a replacement: the instance keyed `spec.key` (`current`, new or kept) is
+/// waited for until it is a healthy target of each group it is registered in (unless it
+/// already is); then each `retiring` instance of the key is deregistered, drained and
+/// terminated, so the page is served throughout.
+fn replace(
+    spec: &InstanceSpec,
+    current: &Ref,
+    retiring: &[&ObservedInstance],
+    desired: &Desired,
+    observed: &Observed,
+    steps: &mut Vec<ComputeStep>,
+) {
+    for registration in &desired.registrations {
+        let healthy = match (&registration.target_group, current) {
+            (Ref::Existing(arn), Ref::Existing(id)) => observed
+                .targets_of(arn)
+                .iter()
+                .any(|t| t.id == *id && t.port == registration.port && t.health == "healthy"),
+            _ => false,
+        };
+        if !healthy {
+            steps.push(ComputeStep::WaitTargetHealthy {
+                target_group: registration.target_group.clone(),
+                group_name: registration.group_name.clone(),
+                instance: current.clone(),
+                key: spec.key.clone(),
+                name: spec.name.clone(),
+                port: registration.port,
+            });
+        }
+    }
+    for old in retiring {
+        for group in &observed.target_groups {
+            for target in group.targets.iter().filter(|t| t.id == old.id) {
+                steps.push(ComputeStep::DrainTarget {
+                    target_group_arn: group.arn.clone(),
+                    group_name: group.name.clone(),
+                    instance_id: old.id.clone(),
+                    port: target.port,
+                    replaced_by: spec.key.clone(),
+                });
+                steps.push(ComputeStep::WaitTargetDrained {
+                    target_group_arn: group.arn.clone(),
+                    group_name: group.name.clone(),
+                    instance_id: old.id.clone(),
+                    port: target.port,
+                });
+            }
+        }
+    }
+    terminate(retiring.iter().copied(), steps);
 }
 
 /// Everything of the tier the stack's tags find: the registration, the instance (waiting

@@ -481,8 +481,13 @@ async fn plan_and_observe(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> 
 /// needs beyond it (the AMI a launch of a named compute tier would use).
 async fn observe_for_deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<Observations> {
     let mut observed = Observations::read(ctx, config, &with_dependencies(tiers)).await?;
-    if let Some(compute) = observed.compute.as_mut().filter(|_| tiers.contains(&Tier::Compute)) {
-        declared(Compute::READS, Compute::prepare_deploy(ctx, config, compute)).await?;
+    if tiers.contains(&Tier::Compute) {
+        let network_refs = network::refs(config, &observed.network.clone().unwrap_or_default());
+        let alb_refs = alb::refs(config, &observed.alb.clone().unwrap_or_default());
+        let desired = Compute::desired(config, &(network_refs, alb_refs));
+        if let Some(compute) = observed.compute.as_mut() {
+            declared(Compute::READS, Compute::prepare_deploy(ctx, &desired, compute)).await?;
+        }
     }
     Ok(observed)
 }

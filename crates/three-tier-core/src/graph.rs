@@ -63,9 +63,18 @@ pub enum Ready {
     ProfileHoldsRole,
     InstanceStopped,
     InstanceStarted,
-    InstanceRunning,
+    /// The instance so referred to (its id, or `(new KEY)`) runs.
+    InstanceRunning(String),
     InstanceTerminating,
     ProfileMoved,
+    /// The instance so referred to (its id, or `(new KEY)`) is registered in a target group.
+    TargetRegistered(String),
+    /// The instance keyed so is marked for replacement: its new one may launch.
+    Retired(String),
+    /// The instance keyed so (the new one of a replacement) is a healthy target.
+    TargetHealthy(String),
+    /// The instance of this id is deregistered and draining.
+    Draining(String),
     /// The named instance profile holds no role.
     ProfileEmptied(String),
     /// The named role is in no instance profile.

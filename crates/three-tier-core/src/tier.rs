@@ -57,11 +57,12 @@ pub trait TierCrate {
 
     /// Reads what exists of the tier, found by the stack's tags and names.
     fn observe(ctx: &AwsContext, config: &Config) -> impl Future<Output = Result<Self::Observed>>;
-    /// Reads what only a deploy's plan needs beyond what exists, so the plan holds every
-    /// decision (the compute tier: the AMI a launch would use). Nothing by default.
+    /// Reads what only a deploy's plan of `desired` needs beyond what exists, so the plan
+    /// holds every decision (the compute tier: the AMI a launch would use). Nothing by
+    /// default.
     fn prepare_deploy(
         _ctx: &AwsContext,
-        _config: &Config,
+        _desired: &Self::Desired,
         _observed: &mut Self::Observed,
     ) -> impl Future<Output = Result<()>> {
         async { Ok(()) }

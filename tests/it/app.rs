@@ -153,20 +153,31 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
     let attached: Vec<&str> = attached.attached_policies().iter().filter_map(|p| p.policy_arn()).collect();
     assert_eq!(attached, ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]);
 
-    // Another instance type is a change the tool does not make to a running instance:
-    // refused before any change, naming the instance and the fix.
+    // Another instance type is a change EC2 does not make to a running instance: a new
+    // one replaces it, and the old one goes once the new one is a healthy target.
     let mut bigger = config.clone();
     bigger.compute.instance_type = three_tier_core::config::InstanceType::parse("t3.small").unwrap();
     let mark = ctx.calls.mark();
-    let err = stack::deploy(&ctx, &bigger, stack::TIERS).await.unwrap_err();
-    let Error::Conflict { resource, problem, fix } = &err else { panic!("{err}") };
-    assert!(resource.contains(instance.as_str()) && problem.contains("is a t3.micro, not a t3.small"), "{err}");
-    assert!(fix.contains("cargo xtask teardown compute"), "{err}");
-    assert!(ctx.calls.since(mark).iter().all(|c| !c.is_mutating()), "no change");
+    let replaced = stack::deploy(&ctx, &bigger, stack::TIERS).await.unwrap();
+    assert_declared(&ctx.calls.since(mark));
+    let new = replaced.compute.unwrap().first().id.clone();
+    assert_ne!(&new, instance);
+    let described = ctx.ec2.describe_instances().instance_ids(&new).send().await.unwrap();
+    let replacement = &described.reservations()[0].instances()[0];
+    assert_eq!(replacement.instance_type().map(|t| t.as_str()), Some("t3.small"));
+    assert_eq!(replacement.subnet_id(), Some(network.subnet("app")));
+    let described = ctx.ec2.describe_instances().instance_ids(instance).send().await.unwrap();
+    let state = described.reservations()[0].instances()[0].state().and_then(|s| s.name()).cloned();
+    assert_eq!(state, Some(aws_sdk_ec2::types::InstanceStateName::Terminated));
+    let health = elb.describe_target_health().target_group_arn(&alb_out.app_target_group_arn).send().await.unwrap();
+    let targets: Vec<&str> =
+        health.target_health_descriptions().iter().filter_map(|d| d.target().and_then(|t| t.id())).collect();
+    assert_eq!(targets, [new.as_str()], "the new one alone is registered");
+    let instance = &new;
 
     // An instance cannot move to another subnet. Someone relaunched it by hand (the
     // console's "launch more like this" copies its tags) into alb-subnet1 and terminated
-    // the first: refused before any change, as the instance type was.
+    // the first: deploy replaces it by one in the app subnet, with the stack's profile.
     let described = ctx.ec2.describe_instances().instance_ids(instance).send().await.unwrap();
     let first = &described.reservations()[0].instances()[0];
     let tags = aws_sdk_ec2::types::TagSpecification::builder()
@@ -178,7 +189,7 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
         .ec2
         .run_instances()
         .image_id(first.image_id().unwrap())
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Small)
         .min_count(1)
         .max_count(1)
         .subnet_id(public_subnet)
@@ -189,13 +200,19 @@ async fn alb_and_compute_build_the_spec_rerun_without_change_and_tear_down_to_no
         .unwrap();
     let relaunched = relaunched.instances()[0].instance_id().unwrap().to_owned();
     ctx.ec2.terminate_instances().instance_ids(instance).send().await.unwrap();
-    let mark = ctx.calls.mark();
-    let err = stack::deploy(&ctx, &config, stack::TIERS).await.unwrap_err();
-    let Error::Conflict { resource, problem, fix } = &err else { panic!("{err}") };
-    assert!(resource.contains(&relaunched), "{err}");
-    assert!(problem.contains(&format!("is in subnet {public_subnet}")), "{err}");
-    assert!(fix.contains("cargo xtask teardown compute"), "{err}");
-    assert!(ctx.calls.since(mark).iter().all(|c| !c.is_mutating()), "no change");
+    let plan = stack::plan_deploy(&ctx, &bigger, stack::TIERS).await.unwrap();
+    let text = plan.render();
+    assert!(
+        text.contains(&format!("replace instance it-app-spec-app ({relaunched}): it is in subnet {public_subnet}")),
+        "{text}"
+    );
+    let moved = stack::deploy(&ctx, &bigger, stack::TIERS).await.unwrap();
+    let moved = moved.compute.unwrap().first().id.clone();
+    let described = ctx.ec2.describe_instances().instance_ids(&moved).send().await.unwrap();
+    assert_eq!(described.reservations()[0].instances()[0].subnet_id(), Some(network.subnet("app")));
+    let described = ctx.ec2.describe_instances().instance_ids(&relaunched).send().await.unwrap();
+    let state = described.reservations()[0].instances()[0].state().and_then(|s| s.name()).cloned();
+    assert_eq!(state, Some(aws_sdk_ec2::types::InstanceStateName::Terminated));
 
     // Teardown of the whole stack leaves nothing.
     let plan = stack::plan_teardown(&ctx, &config, stack::TIERS, false).await.unwrap();
@@ -482,6 +499,14 @@ async fn two_instances_run_one_per_app_subnet_each_registered_and_the_second_goe
     let health =
         checks.iter().find(|c| c.name == "every instance is a healthy target").unwrap_or_else(|| panic!("{checks:#?}"));
     assert!(instances.iter().all(|(_, id, _)| health.detail.contains(id.as_str())), "{health:?}");
+    // The second goal from each instance, each in its own zone.
+    let database = checks
+        .iter()
+        .find(|c| c.name == "every nginx container lists the `sample` database")
+        .unwrap_or_else(|| panic!("{checks:#?}"));
+    for (_, id, _) in &instances {
+        assert!(database.detail.contains(&format!("{id}: SHOW DATABASES lists sample")), "{database:?}");
+    }
 
     // The second instance taken out of the target group by hand: verify names it.
     let second =

@@ -140,7 +140,7 @@ async fn check_all(ctx: &AwsContext, config: &Config, traffic: &Traffic, limits:
         }
     }
     if let Some(why) = closed(&[NGINX_TO_MYSQL, INSTANCE_TO_INTERNET]) {
-        checks.push(skipped(&database_check_name(config), &why));
+        checks.push(skipped(&database_check_name(config, compute), &why));
     } else {
         checks.push(database_check(ctx, config, compute, database, traffic, limits.command).await?);
     }
@@ -168,8 +168,10 @@ fn skipped(name: &str, why: &str) -> Check {
     Check { name: name.into(), outcome: Outcome::Skipped, detail: why.into(), path: None }
 }
 
-fn database_check_name(config: &Config) -> String {
-    format!("the nginx container lists the `{}` database", config.database.database_name)
+/// "the nginx container lists ...", or with more than one instance, "every nginx container".
+fn database_check_name(config: &Config, compute: &ComputeOutputs) -> String {
+    let which = if compute.instances.len() == 1 { "the nginx container" } else { "every nginx container" };
+    format!("{which} lists the `{}` database", config.database.database_name)
 }
 
 /// The second goal alone: the nginx container lists the database. The instance's SSM
@@ -351,6 +353,8 @@ docker exec -e MYSQL_PWD "$container" sh -c 'exec "$(command -v mariadb || comma
     )
 }
 
+/// The second goal on every instance, at once: each instance's nginx container lists the
+/// database (from each zone the instances run in).
 async fn database_check(
     ctx: &AwsContext,
     config: &Config,
@@ -359,22 +363,52 @@ async fn database_check(
     traffic: &Traffic,
     limit: Duration,
 ) -> Result<Check> {
-    let name = database_check_name(config);
-    let comment = "three-tier verify: SHOW DATABASES from the nginx container";
+    let name = database_check_name(config, compute);
     let script = database_check_script(config, database);
-    let ran = match run_script(ctx, &compute.first().id, comment, script, limit).await? {
+    let runs = compute
+        .instances
+        .values()
+        .map(|instance| Box::pin(database_check_on(ctx, config, &instance.id, script.clone(), traffic, limit)) as _)
+        .collect();
+    let outcomes: Vec<(Outcome, String)> = ctx.all(runs).await?;
+    let (outcome, detail) = match outcomes.as_slice() {
+        [(outcome, detail)] => (*outcome, detail.clone()),
+        several => {
+            let worst = [Outcome::Failed, Outcome::NeedsRealAws, Outcome::Passed]
+                .into_iter()
+                .find(|worst| several.iter().any(|(outcome, _)| outcome == worst))
+                .unwrap_or(Outcome::Passed);
+            let ids = compute.instances.values().map(|i| i.id.as_str());
+            let lines: Vec<String> = ids.zip(several).map(|(id, (_, detail))| format!("{id}: {detail}")).collect();
+            (worst, lines.join("; "))
+        }
+    };
+    Ok(Check { name, outcome, detail, path: None })
+}
+
+/// The database check on one instance: its outcome and what it found.
+async fn database_check_on(
+    ctx: &AwsContext,
+    config: &Config,
+    instance: &str,
+    script: String,
+    traffic: &Traffic,
+    limit: Duration,
+) -> Result<(Outcome, String)> {
+    let comment = "three-tier verify: SHOW DATABASES from the nginx container";
+    let ran = match run_script(ctx, instance, comment, script, limit).await? {
         Ok(ran) => ran,
         Err(command_id) => {
             let detail = format!(
                 "command {command_id} did not finish within {}s; is the SSM agent online? (`aws ssm describe-instance-information`)",
                 limit.as_secs()
             );
-            return Ok(Check { name, outcome: Outcome::Failed, detail, path: None });
+            return Ok((Outcome::Failed, detail));
         }
     };
     let Ran { command_id, status, output, errors } = ran;
     let listed = output.lines().any(|line| line.trim() == config.database.database_name);
-    let (outcome, detail) = match (status.as_str(), listed, traffic) {
+    Ok(match (status.as_str(), listed, traffic) {
         ("Success", true, _) => {
             let databases: Vec<&str> =
                 output.lines().map(str::trim).filter(|l| !l.is_empty() && *l != "Database").collect();
@@ -390,8 +424,7 @@ async fn database_check(
             ),
         ),
         _ => (Outcome::Failed, format!("command {command_id} ended {status}; output: {output} {errors}")),
-    };
-    Ok(Check { name, outcome, detail, path: None })
+    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use aws_sdk_ec2::config::{Credentials, Region};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 
 use std::future::Future;
+use std::pin::Pin;
 
 use crate::calls::CallLog;
 pub use crate::error::MAX_ATTEMPTS;
@@ -75,6 +76,22 @@ impl AwsContext {
         } else {
             tokio::try_join!(first, second)
         }
+    }
+
+    /// Independent reads at once, as [`AwsContext::both`] does two: their answers in order.
+    pub fn all<'a, T: Send + 'a>(
+        &'a self,
+        mut reads: Vec<Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>>,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<T>>> + Send + 'a>> {
+        Box::pin(async move {
+            if reads.is_empty() {
+                return Ok(Vec::new());
+            }
+            let first = reads.remove(0);
+            let (head, mut rest) = self.both(first, self.all(reads)).await?;
+            rest.insert(0, head);
+            Ok(rest)
+        })
     }
 
     pub async fn connect(target: &Target, region: &str, waits: WaitSettings, progress: Progress) -> AwsContext {

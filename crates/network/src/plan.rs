@@ -59,6 +59,9 @@ pub enum NetworkStep {
         subnet: Ref,
         allocation: Ref,
         tags: Tags,
+        /// A gateway being deleted that still holds the address: waited for first.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        holder: Option<String>,
     },
     WaitNatGatewayAvailable {
         name: String,
@@ -252,12 +255,18 @@ impl Step for NetworkStep {
                 typical: None,
                 wait: None,
             },
-            CreateNatGateway { key, name, subnet, .. } => Facts {
+            CreateNatGateway { key, name, subnet, holder, .. } => Facts {
                 change: Change::Create,
                 description: format!("NAT gateway {name} in subnet {subnet}"),
                 actions: &["ec2:CreateNatGateway"],
                 produces: vec![Key::created(key)],
-                after: keys([Ready::InternetGatewayAttached, Ready::NatGatewayDeleted]),
+                // Only the gateway holding its address, not every deletion of the run: a
+                // run that also removes a zone's gateway deletes it once the zone's subnet
+                // is routed through a gateway this one may be.
+                after: keys([Ready::InternetGatewayAttached])
+                    .into_iter()
+                    .chain(holder.iter().map(|id| Ready::NatGatewayGone(id.clone()).into()))
+                    .collect(),
                 typical: None,
                 wait: None,
             },
@@ -385,7 +394,7 @@ impl Step for NetworkStep {
                 change: Change::Wait,
                 description: format!("wait for NAT gateway {name} to be deleted"),
                 actions: &["ec2:DescribeNatGateways"],
-                produces: keys([Ready::NatGatewayDeleted]),
+                produces: keys([Ready::NatGatewayDeleted, Ready::NatGatewayGone(id.clone())]),
                 after: keys([Ready::NatGatewayDeleting]),
                 typical: Some("nat_gateway_deleted"),
                 wait: Some(Wait::until(format!("NAT gateway {name} ({id}) being deleted"), Bound::NatGateway)),
@@ -885,6 +894,7 @@ impl<'a> Planner<'a> {
             subnet: subnet.clone(),
             allocation: address,
             tags: spec.tags.clone(),
+            holder: holder.map(|h| h.id.clone()),
         });
         NatGatewayRef { reference: Ref::planned(&spec.key), needs_wait: true }
     }

@@ -580,3 +580,18 @@ fn a_nat_gateway_that_lost_its_role_tag_is_kept_and_retagged() {
     let steps: Vec<String> = plan.steps.iter().map(Step::describe).collect();
     assert_eq!(steps, ["tag nat-gateway: three-tier:role"]);
 }
+
+#[test]
+fn turning_per_zone_off_while_the_first_gateway_is_missing_plans_without_a_cycle() {
+    // The first zone's gateway was deleted by hand: the run creates it again, moves app-b
+    // to its table, and deletes the zone's gateway once app-b is routed.
+    let mut observed = deployed(&desired(&with_per_zone_nat_gateways()));
+    observed.nat_gateways.retain(|n| n.role.as_deref() != Some("nat-gateway"));
+    let plan = plan(&desired(&with_second_app_subnet()), &observed);
+    assert!(plan.conflicts.is_empty(), "{:?}", plan.conflicts);
+    let graph = Graph::build(plan.steps.iter().map(|s| (Tier::Network, s.clone()))).unwrap();
+    let create = graph.find(|s| matches!(s, NetworkStep::CreateNatGateway { .. })).unwrap();
+    let delete = graph.find(|s| matches!(s, NetworkStep::DeleteNatGateway { .. })).unwrap();
+    let moved = graph.find(|s| matches!(s, NetworkStep::ReplaceRouteTableAssociation { .. })).unwrap();
+    assert!(graph.ancestors(delete).contains(&moved) && graph.ancestors(moved).contains(&create));
+}

@@ -31,6 +31,8 @@ pub enum Ready {
     /// Subnets are in their route tables.
     SubnetsRouted,
     NatGatewayDeleted,
+    /// The NAT gateway of this id is deleted.
+    NatGatewayGone(String),
     AddressReleased,
     InstanceTerminated,
     TargetsDeregistered,

@@ -28,6 +28,19 @@ fn config(stack: &str, region: &str, other_addresses: bool) -> Config {
     config
 }
 
+/// The default config in `region` with issue 19's four availability options: a second app
+/// subnet in the other zone, two instances, a NAT gateway per zone, RDS Multi-AZ.
+fn four_options(stack: &str, region: &str) -> Config {
+    let mut config = config(stack, region, false);
+    let other_zone = config.network.subnets.get("alb-b").unwrap().availability_zone.clone();
+    crate::support::add_subnet(&mut config, "app-b", &other_zone);
+    config.compute.instances = 2;
+    config.network.nat_gateways = three_tier_core::NatGateways::PerZone;
+    config.database.multi_az = true;
+    config.validate(Path::new("test")).expect("test config is valid");
+    config
+}
+
 #[tokio::test]
 async fn any_order_the_graph_allows_deploys_the_spec_and_tears_down_to_nothing() {
     // The readiness edges these orders check, each because the strict emulator refuses
@@ -40,7 +53,9 @@ async fn any_order_the_graph_allows_deploys_the_spec_and_tears_down_to_nothing()
     // fails without that edge). On teardown: a subnet, group or VPC deleted while something
     // uses it; the NAT gateway's address released while the gateway holds it; the gateway
     // detached while addresses are mapped.
-    // Boxed: seven whole-stack runs side by side would not fit on a test thread's stack.
+    // The last runs with the four availability options: two of each gateway, table and
+    // instance, RDS Multi-AZ. Boxed: eight whole-stack runs side by side would not fit on
+    // a test thread's stack.
     tokio::join!(
         Box::pin(shuffled(11, config("it-any-a", "ap-northeast-3", false))),
         Box::pin(shuffled(23, config("it-any-b", "eu-central-2", true))),
@@ -49,6 +64,7 @@ async fn any_order_the_graph_allows_deploys_the_spec_and_tears_down_to_nothing()
         Box::pin(shuffled(5, config("it-any-e", "eu-central-2", false))),
         Box::pin(shuffled(3, config("it-any-f", "eu-south-1", false))),
         Box::pin(shuffled(1, config("it-any-g", "ap-northeast-3", false))),
+        Box::pin(shuffled(17, four_options("it-any-h", "eu-central-2"))),
     );
 }
 
@@ -86,9 +102,14 @@ async fn shuffled(seed: u64, config: Config) {
     assert_eq!(balancer.state().and_then(|s| s.code()).map(|c| c.as_str()), Some("active"));
     assert_eq!(balancer.security_groups(), [network.security_group(SecurityGroupRole::Alb)]);
     let health = ctx.elbv2.describe_target_health().target_group_arn(&alb.app_target_group_arn).send().await.unwrap();
-    let targets: Vec<(Option<&str>, Option<i32>)> =
+    let mut targets: Vec<(Option<&str>, Option<i32>)> =
         health.target_health_descriptions().iter().filter_map(|d| d.target()).map(|t| (t.id(), t.port())).collect();
-    assert_eq!(targets, [(Some(compute.first().id.as_str()), Some(i32::from(config.ports.app.get())))]);
+    targets.sort();
+    let app_port = Some(i32::from(config.ports.app.get()));
+    let mut expected: Vec<(Option<&str>, Option<i32>)> =
+        compute.instances.values().map(|i| (Some(i.id.as_str()), app_port)).collect();
+    expected.sort();
+    assert_eq!(targets, expected, "seed {seed}: every instance on the app port");
     let instances = ctx.ec2.describe_instances().instance_ids(&compute.first().id).send().await.unwrap();
     let instance = &instances.reservations()[0].instances()[0];
     assert_eq!(instance.subnet_id(), Some(network.subnet("app")));
@@ -109,11 +130,14 @@ async fn shuffled(seed: u64, config: Config) {
     loop {
         let health =
             ctx.elbv2.describe_target_health().target_group_arn(&alb.app_target_group_arn).send().await.unwrap();
-        let state = health.target_health_descriptions().first().and_then(|d| d.target_health()).cloned();
-        if state.as_ref().and_then(|h| h.state()).is_some_and(|s| s.as_str() == "healthy") {
+        let states: Vec<_> = health.target_health_descriptions().iter().map(|d| d.target_health().cloned()).collect();
+        let healthy = |h: &Option<aws_sdk_elasticloadbalancingv2::types::TargetHealth>| {
+            h.as_ref().and_then(|h| h.state()).is_some_and(|s| s.as_str() == "healthy")
+        };
+        if !states.is_empty() && states.iter().all(healthy) {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "seed {seed}: the target never became healthy: {state:?}");
+        assert!(started.elapsed() < Duration::from_secs(60), "seed {seed}: a target never became healthy: {states:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -148,14 +172,19 @@ async fn shuffled(seed: u64, config: Config) {
     assert_eq!(tries("DeleteVpc", "VpcId", &network.vpc_id), 1, "seed {seed}: the VPC");
     // The address is released once the gateway that held it is seen deleted, not before
     // (then tried again through AWS's AuthFailure window after the deletion).
-    let released = calls.iter().position(|c| c.operation == "ReleaseAddress").unwrap();
-    let nat_seen = calls.iter().rposition(|c| {
-        c.operation == "DescribeNatGateways" && c.params.values().any(|v| *v == network.nat_gateway().id)
-    });
-    assert!(
-        nat_seen.is_some_and(|seen| seen < released),
-        "seed {seed}: the address released while its NAT gateway stood"
-    );
+    for nat in &network.nat_gateways {
+        let released = calls
+            .iter()
+            .position(|c| c.operation == "ReleaseAddress" && c.params.get("AllocationId") == Some(&nat.allocation_id));
+        let nat_seen =
+            calls.iter().rposition(|c| c.operation == "DescribeNatGateways" && c.params.values().any(|v| *v == nat.id));
+        assert!(
+            nat_seen.zip(released).is_some_and(|(seen, released)| seen < released),
+            "seed {seed}: the address {} released while its NAT gateway {} stood",
+            nat.allocation_id,
+            nat.id
+        );
+    }
     let left = oracle::holdings(&ctx, &stack).await;
     assert!(left.is_empty(), "seed {seed}: {left:#?}");
     let err =

@@ -15,8 +15,8 @@ pub struct NetworkOutputs {
     pub internet_gateway_id: String,
     pub subnet_ids: BTreeMap<SubnetKey, String>,
     pub route_table_ids: BTreeMap<RouteTableKey, String>,
-    /// The one in the first ALB subnet first; more than one with `network.nat_gateways =
-    /// "per-zone"`.
+    /// One, or with `network.nat_gateways = "per-zone"` one per app subnet's zone, in the
+    /// app subnets' key order.
     pub nat_gateways: Vec<NatGatewayOutputs>,
     pub security_group_ids: BTreeMap<SecurityGroupRole, String>,
 }

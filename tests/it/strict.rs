@@ -47,14 +47,9 @@ async fn a_teardown_in_the_wrong_order_fails_on_the_rules_aws_enforces() {
         "DependencyViolation"
     );
     // The NAT gateway's address, while the gateway stands.
+    let nat = network.nat_gateway();
     assert_eq!(
-        code(
-            ec2.release_address()
-                .allocation_id(&network.nat_gateway().allocation_id)
-                .send()
-                .await
-                .aws("ReleaseAddress")
-        ),
+        code(ec2.release_address().allocation_id(&nat.allocation_id).send().await.aws("ReleaseAddress")),
         "InvalidIPAddress.InUse"
     );
     // The internet gateway, while the NAT gateway's public address is mapped.
@@ -74,29 +69,17 @@ async fn a_teardown_in_the_wrong_order_fails_on_the_rules_aws_enforces() {
 
     // The NAT gateway is `deleting` for a while, and its address stays held until it is `deleted`.
     let clock = RegionClock::stopped(&config.stack.region);
-    ec2.delete_nat_gateway().nat_gateway_id(&network.nat_gateway().id).send().await.unwrap();
-    assert_eq!(nat_state(&ctx, &network.nat_gateway().id).await, NatGatewayState::Deleting);
+    ec2.delete_nat_gateway().nat_gateway_id(&nat.id).send().await.unwrap();
+    assert_eq!(nat_state(&ctx, &nat.id).await, NatGatewayState::Deleting);
     assert_eq!(
-        code(
-            ec2.release_address()
-                .allocation_id(&network.nat_gateway().allocation_id)
-                .send()
-                .await
-                .aws("ReleaseAddress")
-        ),
+        code(ec2.release_address().allocation_id(&nat.allocation_id).send().await.aws("ReleaseAddress")),
         "InvalidIPAddress.InUse"
     );
     clock.pass("nat_gateway_deleted");
-    assert_eq!(nat_state(&ctx, &network.nat_gateway().id).await, NatGatewayState::Deleted);
+    assert_eq!(nat_state(&ctx, &nat.id).await, NatGatewayState::Deleted);
     // Then, for a while, AWS refuses to release its address as if it were another's.
     assert_eq!(
-        code(
-            ec2.release_address()
-                .allocation_id(&network.nat_gateway().allocation_id)
-                .send()
-                .await
-                .aws("ReleaseAddress")
-        ),
+        code(ec2.release_address().allocation_id(&nat.allocation_id).send().await.aws("ReleaseAddress")),
         "AuthFailure"
     );
     drop(clock);

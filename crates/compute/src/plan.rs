@@ -603,7 +603,12 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
     let mut draining: Vec<String> = Vec::new();
     for spec in &desired.instances {
         let mut retiring = observed.retiring(&spec.key);
-        let (instance, needs_wait) = match (observed.keyed(&spec.key).as_slice(), &observed.image) {
+        let current = observed.keyed(&spec.key);
+        let reasons = match current.as_slice() {
+            [instance] => replacement_reasons(spec, instance, observed),
+            _ => Vec::new(),
+        };
+        let (instance, needs_wait) = match (current.as_slice(), &observed.image) {
             ([], None) => {
                 conflicts.push(Conflict {
                     resource: format!("instance {}", spec.name),
@@ -617,12 +622,12 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<ComputeStep> {
                 steps.push(launch(spec, image, &profile.name));
                 (Ref::planned(&spec.key), true)
             }
-            ([instance], Some(image)) if !replacement_reasons(spec, instance, observed).is_empty() => {
+            ([instance], Some(image)) if !reasons.is_empty() => {
                 steps.push(ComputeStep::RetireInstance {
                     id: instance.id.clone(),
                     name: spec.name.clone(),
                     key: spec.key.clone(),
-                    reasons: replacement_reasons(spec, instance, observed),
+                    reasons,
                     after_healthy: replacing.clone(),
                 });
                 steps.push(launch(spec, image, &profile.name));

@@ -614,14 +614,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan<NetworkStep> {
 pub fn teardown_plan(observed: &Observed) -> Plan<NetworkStep> {
     let mut plan = Plan::new(Tier::Network);
     let steps = &mut plan.steps;
-    for nat in &observed.nat_gateways {
-        if nat.state != NatGatewayState::Deleting {
-            steps.push(NetworkStep::DeleteNatGateway { name: name_or_id(&nat.tags, &nat.id), id: nat.id.clone() });
-        }
-    }
-    for nat in &observed.nat_gateways {
-        steps.push(NetworkStep::WaitNatGatewayDeleted { name: name_or_id(&nat.tags, &nat.id), id: nat.id.clone() });
-    }
+    steps.extend(delete_nat_gateways(&observed.nat_gateways));
     steps.extend(observed.nat_addresses.iter().map(|address| release_address(observed, address)));
     for group in &observed.security_groups {
         let group = &group.resource;
@@ -905,12 +898,7 @@ impl<'a> Planner<'a> {
     fn removed_nat_gateways(&mut self) {
         let removed: Vec<&ObservedNatGateway> =
             self.observed.live_nat_gateways().filter(|n| !self.kept_nat_gateways.contains(&n.id)).collect();
-        for nat in &removed {
-            self.push(NetworkStep::DeleteNatGateway { name: name_or_id(&nat.tags, &nat.id), id: nat.id.clone() });
-        }
-        for nat in &removed {
-            self.push(NetworkStep::WaitNatGatewayDeleted { name: name_or_id(&nat.tags, &nat.id), id: nat.id.clone() });
-        }
+        self.plan.steps.extend(delete_nat_gateways(removed));
         let released: Vec<_> = self
             .observed
             .nat_addresses
@@ -1119,6 +1107,20 @@ fn delete_route_table(table: &ObservedRouteTable, disassociate: impl Fn(&str) ->
         })
         .collect();
     steps.push(NetworkStep::DeleteRouteTable { name: table_name, id: table.id.clone() });
+    steps
+}
+
+/// Deletes `nats` (those not `deleting` already), then waits for each to be deleted.
+fn delete_nat_gateways<'a>(nats: impl IntoIterator<Item = &'a ObservedNatGateway> + Clone) -> Vec<NetworkStep> {
+    let name = |nat: &ObservedNatGateway| name_or_id(&nat.tags, &nat.id);
+    let mut steps: Vec<NetworkStep> = nats
+        .clone()
+        .into_iter()
+        .filter(|nat| nat.state != NatGatewayState::Deleting)
+        .map(|nat| NetworkStep::DeleteNatGateway { name: name(nat), id: nat.id.clone() })
+        .collect();
+    steps
+        .extend(nats.into_iter().map(|nat| NetworkStep::WaitNatGatewayDeleted { name: name(nat), id: nat.id.clone() }));
     steps
 }
 

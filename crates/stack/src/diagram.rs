@@ -117,10 +117,7 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
         }
     };
     // Each NAT gateway in its public subnet: `nat`, then `nat_2`, ... with one per zone.
-    let nat_node = |index: usize| match index {
-        0 => "nat".to_owned(),
-        _ => format!("nat_{}", index + 1),
-    };
+    let nat_node = |index: usize| numbered("nat", index);
     let nats: Vec<(&SubnetKey, Node)> = network
         .nat_gateways
         .iter()
@@ -147,10 +144,7 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
     };
     // Each app instance in its subnet; the first is the node the security groups' edges
     // reach (the others sit behind the same group).
-    let instance_node = |index: usize| match index {
-        0 => "instance".to_owned(),
-        _ => format!("instance_{}", index + 1),
-    };
+    let instance_node = |index: usize| numbered("instance", index);
     let instances: Vec<(&SubnetKey, Node)> = config
         .instance_subnets()
         .into_iter()
@@ -419,6 +413,14 @@ pub async fn deployed(ctx: &AwsContext, config: &Config) -> Result<Diagram> {
         drawing.mark_closed(&paths);
     }
     Ok(drawing)
+}
+
+/// The node of the `index`th of a kind: `base` for the first, then `base_2`, ...
+fn numbered(base: &str, index: usize) -> String {
+    match index {
+        0 => base.to_owned(),
+        _ => format!("{base}_{}", index + 1),
+    }
 }
 
 impl Diagram {

@@ -174,24 +174,19 @@ pub(crate) async fn check(
                 continue;
             }
         }
-        if quota.kind == Kind::NatGateways {
-            // Counted per zone: each new gateway against the gateways of its own zone.
-            for (zone, wanted) in new_nat_gateway_zones(config, plans) {
-                let used = nat_gateways_in(ctx, &zone).await?;
-                let limit = applied(ctx, quota, notes).await.unwrap_or(quota.default);
-                if let Some(conflict) = crossed(quota, &zone, used, limit, wanted)
-                    && let Some(plan) = plans.iter_mut().find(|plan| plan.tier == quota.tier)
-                {
-                    plan.conflicts.push(conflict);
-                }
+        // Where it is counted: the region (or the account), or for NAT gateways the zone
+        // of each new one, against that zone's.
+        let scopes = match quota.kind {
+            Kind::NatGateways => new_nat_gateway_zones(config, plans).into_iter().collect(),
+            _ => vec![(config.stack.region.clone(), wanted)],
+        };
+        for (scope, wanted) in scopes {
+            let (used, limit) = usage(ctx, quota, &scope, notes).await?;
+            if let Some(conflict) = crossed(quota, &scope, used, limit, wanted)
+                && let Some(plan) = plans.iter_mut().find(|plan| plan.tier == quota.tier)
+            {
+                plan.conflicts.push(conflict);
             }
-            continue;
-        }
-        let (used, limit) = usage(ctx, config, quota, notes).await?;
-        if let Some(conflict) = crossed(quota, &config.stack.region, used, limit, wanted)
-            && let Some(plan) = plans.iter_mut().find(|plan| plan.tier == quota.tier)
-        {
-            plan.conflicts.push(conflict);
         }
     }
     Ok(())
@@ -228,11 +223,11 @@ async fn nat_gateways_in(ctx: &AwsContext, zone: &str) -> Result<usize> {
     Ok(live.count())
 }
 
-/// The conflict when `wanted` more would take `used` past `limit`.
-fn crossed(quota: Quota, region: &str, used: usize, limit: usize, wanted: usize) -> Option<Conflict> {
+/// The conflict when `wanted` more would take `used` past `limit` in `scope`.
+fn crossed(quota: Quota, scope: &str, used: usize, limit: usize, wanted: usize) -> Option<Conflict> {
     (used + wanted > limit).then(|| Conflict {
         resource: if quota.regional {
-            format!("quota \"{}\" in {region}", quota.name)
+            format!("quota \"{}\" in {scope}", quota.name)
         } else {
             format!("quota \"{}\" of the account", quota.name)
         },
@@ -245,9 +240,10 @@ fn crossed(quota: Quota, region: &str, used: usize, limit: usize, wanted: usize)
     })
 }
 
-/// How many of the quota's resources the account uses (in the region, or account-wide
-/// for IAM), and its limit: from the account where an API reports it, else AWS's default.
-async fn usage(ctx: &AwsContext, config: &Config, quota: Quota, notes: &mut Vec<String>) -> Result<(usize, usize)> {
+/// How many of the quota's resources the account uses (in the region, account-wide for
+/// IAM, in the zone `scope` names for NAT gateways), and its limit: from the account where
+/// an API reports it, else AWS's default.
+async fn usage(ctx: &AwsContext, quota: Quota, scope: &str, notes: &mut Vec<String>) -> Result<(usize, usize)> {
     let ec2 = &ctx.ec2;
     Ok(match quota.kind {
         Kind::Vpcs => {
@@ -267,8 +263,7 @@ async fn usage(ctx: &AwsContext, config: &Config, quota: Quota, notes: &mut Vec<
             (used, limit.unwrap_or(quota.default))
         }
         Kind::NatGateways => {
-            let zone = &config.network.nat_subnet().1.availability_zone;
-            (nat_gateways_in(ctx, zone).await?, applied(ctx, quota, notes).await.unwrap_or(quota.default))
+            (nat_gateways_in(ctx, scope).await?, applied(ctx, quota, notes).await.unwrap_or(quota.default))
         }
         Kind::LoadBalancers => {
             let limits = async { ctx.elbv2.describe_account_limits().send().await.aws("DescribeAccountLimits") };

@@ -307,7 +307,7 @@ fn without_an_account_plan_shows_the_plan_for_an_account_without_the_stack() {
         assert!(stderr.contains(tier), "{tier}: {stderr}");
     }
     assert!(stderr.contains("instance three-tier-app (t3.micro, (looked up at deploy)"), "{stderr}");
-    assert!(stderr.contains("deploy: about 6m01s; long pole: VPC three-tier-vpc"), "{stderr}");
+    assert!(stderr.contains("deploy: about 6m05s; long pole: VPC three-tier-vpc"), "{stderr}");
     assert!(stderr.contains("paths the config builds: internet → ALB → nginx open, nginx → MySQL open"), "{stderr}");
     assert!(stderr.contains("cost: about $") && stderr.contains("a month while it runs"), "{stderr}");
 

@@ -323,20 +323,25 @@ fn sorted(items: impl Iterator<Item = String>) -> Vec<String> {
     items
 }
 
-/// The tags of these resources, by ARN; DescribeTags takes twenty ARNs a call.
+/// The tags of these resources, by ARN; DescribeTags takes twenty ARNs a call, and the
+/// calls go at once.
 async fn tags_of(ctx: &AwsContext, arns: &[String]) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
-    let mut tags = BTreeMap::new();
-    for chunk in arns.chunks(20) {
-        let answer =
-            ctx.elbv2.describe_tags().set_resource_arns(Some(chunk.to_vec())).send().await.aws("DescribeTags")?;
-        for description in answer.tag_descriptions() {
-            let pairs = description
-                .tags()
-                .iter()
-                .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
-                .collect();
-            tags.insert(required(description.resource_arn(), "DescribeTags", "ResourceArn")?.to_owned(), pairs);
-        }
-    }
-    Ok(tags)
+    let chunk_tags = |chunk: &[String]| {
+        let chunk = chunk.to_vec();
+        Box::pin(async move {
+            let answer = ctx.elbv2.describe_tags().set_resource_arns(Some(chunk)).send().await.aws("DescribeTags")?;
+            let mut tags = Vec::new();
+            for description in answer.tag_descriptions() {
+                let pairs = description
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned())))
+                    .collect();
+                tags.push((required(description.resource_arn(), "DescribeTags", "ResourceArn")?.to_owned(), pairs));
+            }
+            Ok(tags)
+        }) as _
+    };
+    let answers = ctx.all(arns.chunks(20).map(chunk_tags).collect()).await?;
+    Ok(answers.into_iter().flatten().collect())
 }

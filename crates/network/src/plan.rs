@@ -285,7 +285,9 @@ impl Step for NetworkStep {
                 actions: &["ec2:CreateSecurityGroup"],
                 produces: vec![Key::created(key)],
                 after: vec![],
-                typical: None,
+                // EC2 knows a new group by its id only after a moment (until then
+                // `InvalidGroup.NotFound`): what uses it waits that long.
+                typical: Some("new_resource_visible"),
                 wait: None,
             },
             AuthorizeIngress { group_name, rule, .. } => Facts {
@@ -312,7 +314,8 @@ impl Step for NetworkStep {
                 actions: &["ec2:CreateRouteTable"],
                 produces: vec![Key::created(key)],
                 after: vec![],
-                typical: None,
+                // Known by its id after a moment, as a new security group.
+                typical: Some("new_resource_visible"),
                 wait: None,
             },
             CreateRoute { table_name, destination, target, .. } => Facts {

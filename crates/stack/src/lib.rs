@@ -28,6 +28,7 @@ mod stacks;
 mod status;
 mod verify;
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -242,6 +243,25 @@ pub struct StackPlan {
     pub graph: Graph<StackStep>,
 }
 
+/// What a check before the first change found (quotas, offerings): conflicts for the
+/// tiers' plans, and notes on what it could not read.
+#[derive(Debug, Default)]
+pub(crate) struct Findings {
+    pub conflicts: Vec<(Tier, Conflict)>,
+    pub notes: Vec<String>,
+}
+
+impl FromIterator<Findings> for Findings {
+    fn from_iter<I: IntoIterator<Item = Findings>>(all: I) -> Findings {
+        let mut merged = Findings::default();
+        for found in all {
+            merged.conflicts.extend(found.conflicts);
+            merged.notes.extend(found.notes);
+        }
+        merged
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanKind {
@@ -333,12 +353,31 @@ impl StackPlan {
     /// Runs every step as the graph allows, then says how long it took against the
     /// prediction for where it ran.
     pub async fn apply(&self, ctx: &AwsContext) -> Result<()> {
+        self.apply_telling(ctx, |_| {}).await
+    }
+
+    /// As [`StackPlan::apply`], telling `tier_done` of each tier whose last step is done,
+    /// as it is.
+    async fn apply_telling(&self, ctx: &AwsContext, mut tier_done: impl FnMut(Tier)) -> Result<()> {
         self.check_conflicts()?;
         if self.graph.is_empty() {
             return Ok(());
         }
+        let mut steps_left: BTreeMap<Tier, usize> = BTreeMap::new();
+        for node in &self.graph.nodes {
+            *steps_left.entry(node.tier).or_default() += 1;
+        }
         let started = Instant::now();
-        three_tier_core::schedule::run(ctx, &self.graph, &Created::default(), run).await?;
+        three_tier_core::schedule::run(ctx, &self.graph, &Created::default(), run, |index| {
+            let tier = self.graph.nodes[index].tier;
+            if let Some(left) = steps_left.get_mut(&tier) {
+                *left -= 1;
+                if *left == 0 {
+                    tier_done(tier);
+                }
+            }
+        })
+        .await?;
         let predicted = self.predict(&ctx.durations).duration();
         ctx.progress.line(format!(
             "{}: done in {}, predicted {}",
@@ -446,12 +485,32 @@ async fn apply_deploy(
     observed: Observations,
 ) -> Result<Deployed> {
     ctx.progress.line(plan.render().trim_end());
-    Box::pin(plan.apply(ctx)).await?;
     let observed = if plan.graph.is_empty() {
         observed
     } else {
-        // What the steps made, read back; the tiers built on stand as they were.
-        Observations::read(ctx, config, tiers).await?.or(observed)
+        // What the steps made, read back tier by tier as each one's last step is done:
+        // the others may run for minutes yet. The tiers built on stand as they were.
+        let unchanged = tiers.iter().copied().filter(|&tier| plan.graph.nodes.iter().all(|node| node.tier != tier));
+        let (tier_done, done) = tokio::sync::watch::channel(unchanged.collect::<Vec<Tier>>());
+        let read_back = TIERS
+            .iter()
+            .copied()
+            .filter(|tier| tiers.contains(tier))
+            .map(|tier| {
+                let mut done = done.clone();
+                Box::pin(async move {
+                    // The run ended without it: not read.
+                    if done.wait_for(|done| done.contains(&tier)).await.is_err() {
+                        return Ok(None);
+                    }
+                    Observations::read(ctx, config, &[tier]).await.map(Some)
+                }) as _
+            })
+            .collect();
+        let applied = plan.apply_telling(ctx, move |tier| tier_done.send_modify(|done| done.push(tier)));
+        let (applied, read) = ctx.each(applied, ctx.all(read_back)).await;
+        applied?;
+        read?.into_iter().flatten().fold(observed, |all, tier: Observations| tier.or(all))
     };
     let outputs = observed.outputs(config);
     match outputs.missing(tiers) {
@@ -470,10 +529,21 @@ pub async fn plan_deploy(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> R
 async fn plan_and_observe(ctx: &AwsContext, config: &Config, tiers: &[Tier]) -> Result<(StackPlan, Observations)> {
     let observed = observe_for_deploy(ctx, config, tiers).await?;
     let mut plan = plan_deploy_from(config, tiers, &observed)?;
-    // Before any change: room in the account's quotas for what the plan creates, and
-    // AWS offering what it creates where it goes.
-    declared(quotas::READS, quotas::check(ctx, config, &mut plan.tiers, &mut plan.notes)).await?;
-    declared(offerings::READS, offerings::check(ctx, config, &mut plan.tiers, &mut plan.notes)).await?;
+    // Before any change, both at once: room in the account's quotas for what the plan
+    // creates, and AWS offering what it creates where it goes.
+    let (room, offered) = ctx
+        .both(
+            declared(quotas::READS, quotas::check(ctx, config, &plan.tiers)),
+            declared(offerings::READS, offerings::check(ctx, config, &plan.tiers)),
+        )
+        .await?;
+    let found: Findings = [room, offered].into_iter().collect();
+    for (tier, conflict) in found.conflicts {
+        if let Some(tier_plan) = plan.tiers.iter_mut().find(|p| p.tier == tier) {
+            tier_plan.conflicts.push(conflict);
+        }
+    }
+    plan.notes.extend(found.notes);
     Ok((plan, observed))
 }
 

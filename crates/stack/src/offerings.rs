@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use aws_sdk_ec2::types::{Filter, LocationType};
 use three_tier_core::{AwsContext, AwsResultExt, Config, Conflict, Plan, Result, Tier};
 
-use crate::StackStep;
+use crate::{Findings, StackStep};
 
 /// How many offered alternatives a refusal names.
 const ALTERNATIVES: usize = 6;
@@ -17,17 +17,12 @@ const ALTERNATIVES: usize = 6;
 /// The calls `check` makes, as IAM names them.
 pub const READS: &[&str] = &["ec2:DescribeInstanceTypeOfferings", "rds:DescribeOrderableDBInstanceOptions"];
 
-/// Adds a conflict to the compute plan when it launches an instance of a type the app
-/// subnet's zone does not offer, and to the database plan when it creates a DB instance
+/// A conflict for the compute plan when it launches an instance of a type the app
+/// subnet's zone does not offer, and for the database plan when it creates a DB instance
 /// of a class RDS does not offer for the engine, version and storage type. An endpoint
 /// that lists no offering at all (an emulator without the call) cannot tell: a note says
 /// the check was not made, and AWS decides at the create.
-pub(crate) async fn check(
-    ctx: &AwsContext,
-    config: &Config,
-    plans: &mut [Plan<StackStep>],
-    notes: &mut Vec<String>,
-) -> Result<()> {
+pub(crate) async fn check(ctx: &AwsContext, config: &Config, plans: &[Plan<StackStep>]) -> Result<Findings> {
     let launches = plans
         .iter()
         .flat_map(|p| &p.steps)
@@ -49,18 +44,15 @@ pub(crate) async fn check(
         }
     };
     let (instance, db) = ctx.both(instance, db).await?;
-    for (tier, found) in [(Tier::Compute, instance), (Tier::Database, db)] {
-        match found {
-            Some(Offer::NotOffered(conflict)) => {
-                if let Some(plan) = plans.iter_mut().find(|p| p.tier == tier) {
-                    plan.conflicts.push(conflict);
-                }
-            }
-            Some(Offer::Unknown(note)) => notes.push(note),
+    let mut found = Findings::default();
+    for (tier, offer) in [(Tier::Compute, instance), (Tier::Database, db)] {
+        match offer {
+            Some(Offer::NotOffered(conflict)) => found.conflicts.push((tier, conflict)),
+            Some(Offer::Unknown(note)) => found.notes.push(note),
             None => {}
         }
     }
-    Ok(())
+    Ok(found)
 }
 
 /// What a check found when the config's choice is not among the offers.
@@ -73,12 +65,8 @@ enum Offer {
 /// The conflict when a zone the instances launch in does not offer the config's type.
 async fn instance_type_offered(ctx: &AwsContext, config: &Config) -> Result<Option<Offer>> {
     let zones: BTreeSet<&str> = config.instance_subnets().iter().map(|(_, s)| s.availability_zone.as_str()).collect();
-    for zone in zones {
-        if let Some(offer) = instance_type_offered_in(ctx, config, zone).await? {
-            return Ok(Some(offer));
-        }
-    }
-    Ok(None)
+    let checks = zones.into_iter().map(|zone| Box::pin(instance_type_offered_in(ctx, config, zone)) as _).collect();
+    Ok(ctx.all(checks).await?.into_iter().flatten().next())
 }
 
 async fn instance_type_offered_in(ctx: &AwsContext, config: &Config, zone: &str) -> Result<Option<Offer>> {

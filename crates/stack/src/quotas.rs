@@ -10,7 +10,7 @@ use aws_sdk_iam::types::SummaryKeyType;
 use three_tier_core::error::Answer;
 use three_tier_core::{AwsContext, AwsResultExt, Config, Conflict, Plan, Result, Tier};
 
-use crate::StackStep;
+use crate::{Findings, StackStep};
 
 /// One quota the stack needs room in: its name in Service Quotas, where it counts, AWS's
 /// default, and which tier's plan creates what it counts.
@@ -135,14 +135,10 @@ pub const READS: &[&str] = &[
     "servicequotas:GetServiceQuota",
 ];
 
-/// Adds a conflict to the tier's plan for each quota that its creates would cross, and a
-/// note for each limit that could not be read (AWS's default then stands).
-pub(crate) async fn check(
-    ctx: &AwsContext,
-    config: &Config,
-    plans: &mut [Plan<StackStep>],
-    notes: &mut Vec<String>,
-) -> Result<()> {
+/// A conflict for the tier's plan for each quota that its creates would cross, and a note
+/// for each limit that could not be read (AWS's default then stands). Every quota is read
+/// at once.
+pub(crate) async fn check(ctx: &AwsContext, config: &Config, plans: &[Plan<StackStep>]) -> Result<Findings> {
     let creates = |wanted: &dyn Fn(&StackStep) -> bool| {
         plans.iter().flat_map(|plan| &plan.steps).filter(|step| wanted(step)).count()
     };
@@ -159,37 +155,48 @@ pub(crate) async fn check(
         (INSTANCE_PROFILES, creates(&|s| matches!(s, StackStep::Compute(ComputeStep::CreateInstanceProfile { .. })))),
         (STANDARD_VCPUS, creates(&|s| matches!(s, StackStep::Compute(ComputeStep::RunInstance { .. })))),
     ];
-    for (quota, mut wanted) in needs.into_iter().filter(|(_, wanted)| *wanted > 0) {
-        if quota.kind == Kind::StandardVcpus {
-            // Counted in vCPUs, of a standard family only. A type EC2 does not know has
-            // no count: the offerings check refuses it.
-            let instance_type = &config.compute.instance_type.to_string();
-            let vcpus = match vcpus(ctx, std::slice::from_ref(instance_type)).await {
-                Ok(vcpus) => vcpus.get(instance_type).copied().unwrap_or_default(),
-                Err(err) if err.code().is_some_and(|code| code.starts_with("InvalidInstanceType")) => 0,
-                Err(err) => return Err(err),
-            };
-            wanted *= if is_standard(instance_type) { vcpus } else { 0 };
-            if wanted == 0 {
-                continue;
-            }
-        }
-        // Where it is counted: the region (or the account), or for NAT gateways the zone
-        // of each new one, against that zone's.
-        let scopes = match quota.kind {
-            Kind::NatGateways => new_nat_gateway_zones(config, plans).into_iter().collect(),
-            _ => vec![(config.stack.region.clone(), wanted)],
+    let checks = needs
+        .into_iter()
+        .filter(|(_, wanted)| *wanted > 0)
+        .map(|(quota, wanted)| Box::pin(check_one(ctx, config, plans, quota, wanted)) as _)
+        .collect();
+    Ok(ctx.all(checks).await?.into_iter().collect())
+}
+
+/// Whether `wanted` more of what `quota` counts fit, in each scope it is counted in.
+async fn check_one(
+    ctx: &AwsContext,
+    config: &Config,
+    plans: &[Plan<StackStep>],
+    quota: Quota,
+    mut wanted: usize,
+) -> Result<Findings> {
+    let mut found = Findings::default();
+    if quota.kind == Kind::StandardVcpus {
+        // Counted in vCPUs, of a standard family only. A type EC2 does not know has no
+        // count: the offerings check refuses it.
+        let instance_type = &config.compute.instance_type.to_string();
+        let vcpus = match vcpus(ctx, std::slice::from_ref(instance_type)).await {
+            Ok(vcpus) => vcpus.get(instance_type).copied().unwrap_or_default(),
+            Err(err) if err.code().is_some_and(|code| code.starts_with("InvalidInstanceType")) => 0,
+            Err(err) => return Err(err),
         };
-        for (scope, wanted) in scopes {
-            let (used, limit) = usage(ctx, quota, &scope, notes).await?;
-            if let Some(conflict) = crossed(quota, &scope, used, limit, wanted)
-                && let Some(plan) = plans.iter_mut().find(|plan| plan.tier == quota.tier)
-            {
-                plan.conflicts.push(conflict);
-            }
+        wanted *= if is_standard(instance_type) { vcpus } else { 0 };
+        if wanted == 0 {
+            return Ok(found);
         }
     }
-    Ok(())
+    // Where it is counted: the region (or the account), or for NAT gateways the zone of
+    // each new one, against that zone's.
+    let scopes = match quota.kind {
+        Kind::NatGateways => new_nat_gateway_zones(config, plans).into_iter().collect(),
+        _ => vec![(config.stack.region.clone(), wanted)],
+    };
+    for (scope, wanted) in scopes {
+        let (used, limit) = usage(ctx, quota, &scope, &mut found.notes).await?;
+        found.conflicts.extend(crossed(quota, &scope, used, limit, wanted).map(|conflict| (quota.tier, conflict)));
+    }
+    Ok(found)
 }
 
 /// The zones the plans' new NAT gateways go in, with how many in each.
@@ -210,11 +217,16 @@ fn new_nat_gateway_zones(config: &Config, plans: &[Plan<StackStep>]) -> BTreeMap
 /// `deleting` (a teardown just run) still holds its place.
 async fn nat_gateways_in(ctx: &AwsContext, zone: &str) -> Result<usize> {
     let ec2 = &ctx.ec2;
-    let gateways = ec2.describe_nat_gateways().into_paginator().items().send();
-    let gateways = gateways.try_collect().await.aws("DescribeNatGateways")?;
-    let in_zone = Filter::builder().name("availability-zone").values(zone).build();
-    let zone_subnets = ec2.describe_subnets().filters(in_zone).into_paginator().items().send();
-    let zone_subnets = zone_subnets.try_collect().await.aws("DescribeSubnets")?;
+    let gateways = async {
+        let pages = ec2.describe_nat_gateways().into_paginator().items().send();
+        pages.try_collect().await.aws("DescribeNatGateways")
+    };
+    let zone_subnets = async {
+        let in_zone = Filter::builder().name("availability-zone").values(zone).build();
+        let pages = ec2.describe_subnets().filters(in_zone).into_paginator().items().send();
+        pages.try_collect().await.aws("DescribeSubnets")
+    };
+    let (gateways, zone_subnets) = ctx.both(gateways, zone_subnets).await?;
     let in_zone: Vec<&str> = zone_subnets.iter().filter_map(|s| s.subnet_id()).collect();
     let live = gateways.iter().filter(|n| {
         matches!(n.state(), Some(NatGatewayState::Pending | NatGatewayState::Available | NatGatewayState::Deleting))
@@ -242,72 +254,47 @@ fn crossed(quota: Quota, scope: &str, used: usize, limit: usize, wanted: usize) 
 
 /// How many of the quota's resources the account uses (in the region, account-wide for
 /// IAM, in the zone `scope` names for NAT gateways), and its limit: from the account where
-/// an API reports it, else AWS's default.
+/// an API reports it, else AWS's default. The count and the limit are read at once.
 async fn usage(ctx: &AwsContext, quota: Quota, scope: &str, notes: &mut Vec<String>) -> Result<(usize, usize)> {
+    let ((used, reported_with_count), reported) =
+        ctx.both(count(ctx, quota, scope), async { Ok(limit(ctx, quota).await) }).await?;
+    let reported = reported.unwrap_or_else(|note| {
+        notes.push(note);
+        None
+    });
+    Ok((used, reported_with_count.or(reported).unwrap_or(quota.default)))
+}
+
+/// How many of the quota's resources the account uses in `scope`, and the limit too where
+/// the same answer reports it (IAM's account summary).
+async fn count(ctx: &AwsContext, quota: Quota, scope: &str) -> Result<(usize, Option<usize>)> {
     let ec2 = &ctx.ec2;
-    Ok(match quota.kind {
+    let used = match quota.kind {
         Kind::Vpcs => {
-            let pages = ec2.describe_vpcs().into_paginator().items().send();
-            let used = pages.try_collect().await.aws("DescribeVpcs")?.len();
-            (used, applied(ctx, quota, notes).await.unwrap_or(quota.default))
+            ec2.describe_vpcs().into_paginator().items().send().try_collect().await.aws("DescribeVpcs")?.len()
         }
         Kind::InternetGateways => {
             // Detached ones count too.
             let pages = ec2.describe_internet_gateways().into_paginator().items().send();
-            let used = pages.try_collect().await.aws("DescribeInternetGateways")?.len();
-            (used, applied(ctx, quota, notes).await.unwrap_or(quota.default))
+            pages.try_collect().await.aws("DescribeInternetGateways")?.len()
         }
-        Kind::Addresses => {
-            let used = ec2.describe_addresses().send().await.aws("DescribeAddresses")?.addresses().len();
-            let limit = unless_unreadable(elastic_ip_limit(ctx).await, quota, notes).flatten();
-            (used, limit.unwrap_or(quota.default))
-        }
-        Kind::NatGateways => {
-            (nat_gateways_in(ctx, scope).await?, applied(ctx, quota, notes).await.unwrap_or(quota.default))
-        }
+        Kind::Addresses => ec2.describe_addresses().send().await.aws("DescribeAddresses")?.addresses().len(),
+        Kind::NatGateways => nat_gateways_in(ctx, scope).await?,
         Kind::LoadBalancers => {
-            let limits = async { ctx.elbv2.describe_account_limits().send().await.aws("DescribeAccountLimits") };
-            let balancers = async {
-                let pages = ctx.elbv2.describe_load_balancers().into_paginator().items().send();
-                pages.try_collect().await.aws("DescribeLoadBalancers")
-            };
-            let (balancers, limits) = ctx.both(balancers, async { Ok(limits.await) }).await?;
-            let limit = unless_unreadable(limits, quota, notes).and_then(|limits| {
-                let balancers = limits.limits().iter().find(|l| l.name() == Some("application-load-balancers"))?;
-                balancers.max()?.parse().ok()
-            });
+            let pages = ctx.elbv2.describe_load_balancers().into_paginator().items().send();
+            let balancers = pages.try_collect().await.aws("DescribeLoadBalancers")?;
             // Network and gateway load balancers have quotas of their own.
-            let applications = balancers
+            balancers
                 .iter()
                 .filter(|b| {
                     b.r#type() == Some(&aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Application)
                 })
-                .count();
-            (applications, limit.unwrap_or(quota.default))
+                .count()
         }
         Kind::DbInstances => {
             // RDS answers 100 a page.
             let pages = ctx.rds.describe_db_instances().into_paginator().items().send();
-            let used = pages.try_collect().await.aws("DescribeDBInstances")?.len();
-            let quotas = ctx.rds.describe_account_attributes().send().await.aws("DescribeAccountAttributes");
-            let limit = unless_unreadable(quotas, quota, notes).and_then(|answer| {
-                let instances =
-                    answer.account_quotas().iter().find(|q| q.account_quota_name() == Some("DBInstances"))?;
-                usize::try_from(instances.max()?).ok()
-            });
-            (used, limit.unwrap_or(quota.default))
-        }
-        Kind::Roles | Kind::InstanceProfiles => {
-            // IAM reports both the count and the limit, account-wide.
-            let summary = ctx.iam.get_account_summary().send().await.aws("GetAccountSummary")?;
-            let map = summary.summary_map().cloned().unwrap_or_default();
-            let value = |key: SummaryKeyType| map.get(&key).and_then(|v| usize::try_from(*v).ok());
-            let (used, limit) = if quota.kind == Kind::Roles {
-                (SummaryKeyType::Roles, SummaryKeyType::RolesQuota)
-            } else {
-                (SummaryKeyType::InstanceProfiles, SummaryKeyType::InstanceProfilesQuota)
-            };
-            (value(used).unwrap_or_default(), value(limit).unwrap_or(quota.default))
+            pages.try_collect().await.aws("DescribeDBInstances")?.len()
         }
         Kind::StandardVcpus => {
             let running = Filter::builder().name("instance-state-name").values("pending").values("running").build();
@@ -323,10 +310,43 @@ async fn usage(ctx: &AwsContext, quota: Quota, scope: &str, notes: &mut Vec<Stri
             distinct.sort();
             distinct.dedup();
             let per_type = vcpus(ctx, &distinct).await?;
-            let used = types.iter().map(|t| per_type.get(t).copied().unwrap_or_default()).sum();
-            (used, applied(ctx, quota, notes).await.unwrap_or(quota.default))
+            types.iter().map(|t| per_type.get(t).copied().unwrap_or_default()).sum()
         }
-    })
+        Kind::Roles | Kind::InstanceProfiles => {
+            let summary = ctx.iam.get_account_summary().send().await.aws("GetAccountSummary")?;
+            let map = summary.summary_map().cloned().unwrap_or_default();
+            let value = |key: SummaryKeyType| map.get(&key).and_then(|v| usize::try_from(*v).ok());
+            let (used, limit) = if quota.kind == Kind::Roles {
+                (SummaryKeyType::Roles, SummaryKeyType::RolesQuota)
+            } else {
+                (SummaryKeyType::InstanceProfiles, SummaryKeyType::InstanceProfilesQuota)
+            };
+            return Ok((value(used).unwrap_or_default(), value(limit)));
+        }
+    };
+    Ok((used, None))
+}
+
+/// The quota's limit as the account reports it: `Ok(None)` where nothing reports it,
+/// `Err` with a note where it could not be read.
+async fn limit(ctx: &AwsContext, quota: Quota) -> std::result::Result<Option<usize>, String> {
+    match quota.kind {
+        Kind::Addresses => Ok(unless_unreadable(elastic_ip_limit(ctx).await, quota)?),
+        Kind::LoadBalancers => {
+            let limits = ctx.elbv2.describe_account_limits().send().await.aws("DescribeAccountLimits");
+            Ok(unless_unreadable(limits, quota)?.limits().iter().find_map(|limit| {
+                (limit.name() == Some("application-load-balancers")).then(|| limit.max()?.parse().ok())?
+            }))
+        }
+        Kind::DbInstances => {
+            let quotas = ctx.rds.describe_account_attributes().send().await.aws("DescribeAccountAttributes");
+            Ok(unless_unreadable(quotas, quota)?.account_quotas().iter().find_map(|q| {
+                (q.account_quota_name() == Some("DBInstances")).then(|| usize::try_from(q.max()?).ok())?
+            }))
+        }
+        // Service Quotas' value, where it has the quota (IAM's limits come with its counts).
+        _ => applied(ctx, quota).await,
+    }
 }
 
 /// Whether an instance type is of a family the standard On-Demand vCPU quota counts (A,
@@ -355,31 +375,27 @@ async fn vcpus(ctx: &AwsContext, types: &[String]) -> Result<std::collections::B
 
 /// The quota's value applied to the account, as Service Quotas reports it: a raised
 /// quota is seen.
-async fn applied(ctx: &AwsContext, quota: Quota, notes: &mut Vec<String>) -> Option<usize> {
-    let (service, code) = quota.codes?;
+async fn applied(ctx: &AwsContext, quota: Quota) -> std::result::Result<Option<usize>, String> {
+    let Some((service, code)) = quota.codes else { return Ok(None) };
     let answer =
         ctx.quotas.get_service_quota().service_code(service).quota_code(code).send().await.aws("GetServiceQuota");
-    let value = unless_unreadable(answer, quota, notes)?.quota()?.value()?;
+    let value = unless_unreadable(answer, quota)?.quota().and_then(|q| q.value());
     // Quotas are whole numbers that Service Quotas reports as doubles.
-    Some(value.max(0.0).round() as usize)
+    Ok(value.map(|value| value.max(0.0).round() as usize))
 }
 
-/// An account's limit that could not be read: none, and AWS's default stands, with a
-/// note saying so. Whatever the reason (an identity without that one permission, an
+/// An account's limit that could not be read: the note that says so, and that AWS's
+/// default stands. Whatever the reason (an identity without that one permission, an
 /// endpoint that lacks the call, a 5xx after the SDK's retries), a limit is an estimate
 /// AWS enforces anyway: it never stops the stack.
-fn unless_unreadable<T>(answer: Result<T>, quota: Quota, notes: &mut Vec<String>) -> Option<T> {
-    match answer {
-        Ok(answer) => Some(answer),
-        Err(err) => {
-            let why = if err.is(Answer::AccessDenied) { "access denied".to_owned() } else { first_line(&err) };
-            notes.push(format!(
-                "quota \"{}\": the account's limit could not be read ({why}); AWS's default of {} is assumed",
-                quota.name, quota.default
-            ));
-            None
-        }
-    }
+fn unless_unreadable<T>(answer: Result<T>, quota: Quota) -> std::result::Result<T, String> {
+    answer.map_err(|err| {
+        let why = if err.is(Answer::AccessDenied) { "access denied".to_owned() } else { first_line(&err) };
+        format!(
+            "quota \"{}\": the account's limit could not be read ({why}); AWS's default of {} is assumed",
+            quota.name, quota.default
+        )
+    })
 }
 
 fn first_line(err: &three_tier_core::Error) -> String {

@@ -78,6 +78,14 @@ impl AwsContext {
         }
     }
 
+    /// Two futures at once (one after the other when the schedule is ordered), each run to
+    /// its end whatever the other's outcome: unlike [`AwsContext::both`], a failure of
+    /// one never drops the other half-way.
+    pub async fn each<A: Future, B: Future>(&self, first: A, second: B) -> (A::Output, B::Output) {
+        let (first, second) = (Box::pin(first), Box::pin(second));
+        if self.schedule == Schedule::Ordered { (first.await, second.await) } else { tokio::join!(first, second) }
+    }
+
     /// Independent reads at once, as [`AwsContext::both`] does two: their answers in order.
     pub fn all<'a, T: Send + 'a>(
         &'a self,

@@ -29,11 +29,13 @@ pub enum Schedule {
 /// Runs the steps of `graph` with their tier's `run`, as their needs allow. `created`
 /// carries the ids of what steps make to the steps that refer to them. A step's run makes
 /// one attempt; while it answers "not yet" it is asked again, within its wait's bound.
+/// `done_now` hears of each node done, as it is.
 pub async fn run<S: Step>(
     ctx: &AwsContext,
     graph: &Graph<S>,
     created: &Created,
     run: impl AsyncFn(&AwsContext, &S, &Created) -> Result<Outcome>,
+    mut done_now: impl FnMut(usize),
 ) -> Result<()> {
     let dependents = graph.dependents();
     let mut waiting: Vec<usize> = graph.nodes.iter().map(|node| node.needs.len()).collect();
@@ -106,6 +108,7 @@ pub async fn run<S: Step>(
         match result {
             Ok(()) => {
                 done += 1;
+                done_now(index);
                 for &dependent in &dependents[index] {
                     waiting[dependent] -= 1;
                     if waiting[dependent] == 0 {
@@ -214,25 +217,31 @@ mod tests {
         let log = Mutex::new(Vec::new());
         let ctx = context(schedule).await;
         let created = Created::default();
-        let result = run(&ctx, &graph, &created, async |_, step: &Sleep, created: &Created| {
-            if let Some(reference) = &step.uses {
-                created.resolve(reference)?;
-            }
-            log.lock().unwrap().push(format!("start {}", step.name));
-            tokio::time::sleep(Duration::from_millis(step.millis)).await;
-            log.lock().unwrap().push(format!("end {}", step.name));
-            if step.fails {
-                return Err(Error::Conflict {
-                    resource: step.name.into(),
-                    problem: "failed".into(),
-                    fix: "none".into(),
-                });
-            }
-            if let Some(key) = step.key {
-                created.insert(key, format!("id-{key}"));
-            }
-            Ok(Outcome::Done(()))
-        })
+        let result = run(
+            &ctx,
+            &graph,
+            &created,
+            async |_, step: &Sleep, created: &Created| {
+                if let Some(reference) = &step.uses {
+                    created.resolve(reference)?;
+                }
+                log.lock().unwrap().push(format!("start {}", step.name));
+                tokio::time::sleep(Duration::from_millis(step.millis)).await;
+                log.lock().unwrap().push(format!("end {}", step.name));
+                if step.fails {
+                    return Err(Error::Conflict {
+                        resource: step.name.into(),
+                        problem: "failed".into(),
+                        fix: "none".into(),
+                    });
+                }
+                if let Some(key) = step.key {
+                    created.insert(key, format!("id-{key}"));
+                }
+                Ok(Outcome::Done(()))
+            },
+            |_| {},
+        )
         .await;
         (result, log.into_inner().unwrap())
     }
@@ -245,6 +254,39 @@ mod tests {
         assert_eq!(&log[..2], ["start a", "start b"], "{log:?}");
         let position = |entry: &str| log.iter().position(|e| e == entry).unwrap();
         assert!(position("end a") < position("start after-a"), "{log:?}");
+    }
+
+    #[tokio::test]
+    async fn done_now_hears_of_each_step_done_as_it_is_and_not_of_a_failed_one() {
+        let bad = Sleep { fails: true, ..sleep("bad", 5) };
+        let graph = Graph::build([
+            (Tier::Network, sleep("slow", 40)),
+            (Tier::Network, sleep("quick", 1)),
+            (Tier::Network, bad),
+        ])
+        .unwrap();
+        let ctx = context(Schedule::Concurrent).await;
+        let mut finished = Vec::new();
+        let result = run(
+            &ctx,
+            &graph,
+            &Created::default(),
+            async |_, step: &Sleep, _: &Created| {
+                tokio::time::sleep(Duration::from_millis(step.millis)).await;
+                match step.fails {
+                    true => Err(Error::Conflict {
+                        resource: step.name.into(),
+                        problem: "failed".into(),
+                        fix: "none".into(),
+                    }),
+                    false => Ok(Outcome::Done(())),
+                }
+            },
+            |index| finished.push(graph.nodes[index].step.name),
+        )
+        .await;
+        assert!(matches!(result, Err(Error::Steps { .. })), "{result:?}");
+        assert_eq!(finished, ["quick", "slow"]);
     }
 
     #[tokio::test]
@@ -272,17 +314,23 @@ mod tests {
         let graph = Graph::build([change, wait, after].map(|s| (Tier::Network, s))).unwrap();
         let ctx = context(Schedule::Concurrent).await;
         let log = Mutex::new(Vec::new());
-        let result = run(&ctx, &graph, &Created::default(), async |ctx, step: &Sleep, created: &Created| {
-            log.lock().unwrap().push(format!("start {}", step.name));
-            // Ctrl-C while the change is in flight and the wait waits.
-            if step.name == "change" {
-                ctx.interrupt.raise();
-            }
-            tokio::time::sleep(Duration::from_millis(step.millis)).await;
-            log.lock().unwrap().push(format!("end {}", step.name));
-            created.insert(step.name, format!("id-{}", step.name));
-            Ok(Outcome::Done(()))
-        })
+        let result = run(
+            &ctx,
+            &graph,
+            &Created::default(),
+            async |ctx, step: &Sleep, created: &Created| {
+                log.lock().unwrap().push(format!("start {}", step.name));
+                // Ctrl-C while the change is in flight and the wait waits.
+                if step.name == "change" {
+                    ctx.interrupt.raise();
+                }
+                tokio::time::sleep(Duration::from_millis(step.millis)).await;
+                log.lock().unwrap().push(format!("end {}", step.name));
+                created.insert(step.name, format!("id-{}", step.name));
+                Ok(Outcome::Done(()))
+            },
+            |_| {},
+        )
         .await;
         let log = log.into_inner().unwrap();
         assert_eq!(log, ["start change", "start wait", "end change"], "the wait is dropped, nothing new starts");
@@ -334,7 +382,8 @@ mod tests {
         graph: &Graph<Sleep>,
         run_step: &impl AsyncFn(&AwsContext, &Sleep, &Created) -> Result<Outcome>,
     ) -> Result<()> {
-        run(ctx, graph, &Created::default(), async |ctx, step, created| run_step(ctx, step, created).await).await
+        run(ctx, graph, &Created::default(), async |ctx, step, created| run_step(ctx, step, created).await, |_| {})
+            .await
     }
 
     #[tokio::test]
@@ -343,10 +392,16 @@ mod tests {
         let ctx = context(Schedule::Concurrent).await;
         ctx.interrupt.raise();
         let started = Mutex::new(Vec::new());
-        let result = run(&ctx, &graph, &Created::default(), async |_, step: &Sleep, _: &Created| {
-            started.lock().unwrap().push(step.name);
-            Ok(Outcome::Done(()))
-        })
+        let result = run(
+            &ctx,
+            &graph,
+            &Created::default(),
+            async |_, step: &Sleep, _: &Created| {
+                started.lock().unwrap().push(step.name);
+                Ok(Outcome::Done(()))
+            },
+            |_| {},
+        )
         .await;
         assert!(started.into_inner().unwrap().is_empty());
         assert!(matches!(result, Err(Error::Interrupted { done: 0, total: 2 })), "{result:?}");

@@ -485,6 +485,8 @@ async fn apply_deploy(
     observed: Observations,
 ) -> Result<Deployed> {
     ctx.progress.line(plan.render().trim_end());
+    // A conflict refuses the run, even one with nothing else to do.
+    plan.check_conflicts()?;
     let observed = if plan.graph.is_empty() {
         observed
     } else {

@@ -115,16 +115,19 @@ def age(stamped):
 def timed_attribute(cls, attribute, young):
     """Makes `cls.attribute` show an earlier value while the stored one is young.
 
-    `young` maps a stored value to (the value shown meanwhile, the duration's name): a NAT
-    gateway stored `available` shows `pending` for the first 105 seconds (scaled).
+    `young` maps a stored value to (the value shown meanwhile, the duration's name, or a
+    function of the object giving its names): a NAT gateway stored `available` shows
+    `pending` for the first 105 seconds (scaled).
     """
     store = "_three_tier_" + attribute
 
     def get(self):
         value, since = getattr(self, store, (None, None))
         shown = young.get(value)
-        if shown and since is not None and age(since) < scaled(shown[1]):
-            return shown[0]
+        if shown and since is not None:
+            names = shown[1](self) if callable(shown[1]) else [shown[1]]
+            if age(since) < sum(scaled(name) for name in names):
+                return shown[0]
         return value
 
     def set(self, value):
@@ -205,7 +208,12 @@ def install():
         self.state = "active"
 
     FakeLoadBalancer.__init__ = lb_init
-    timed_attribute(DBInstance, "status", {"available": ("creating", "db_instance_available")})
+    # A Multi-AZ instance is created, then given its standby before it is available.
+    def db_creation(db):
+        standby = getattr(db, "_three_tier_created_multi_az", False)
+        return ["db_instance_available"] + (["db_standby_added"] if standby else [])
+
+    timed_attribute(DBInstance, "status", {"available": ("creating", db_creation)})
 
     from moto.ec2.models.instances import InstanceState
 
@@ -679,7 +687,11 @@ def install():
             storage = db_kwargs.get("allocated_storage")
             if storage is not None and int(storage) < 20:
                 raise RDSClientError("InvalidParameterValue", "Invalid storage size for engine name mysql and storage type gp2: " + str(storage))
-        return original_create_db(self, db_kwargs)
+        created = original_create_db(self, db_kwargs)
+        # Created Multi-AZ: `creating` until its standby is added too (Multi-AZ turned on
+        # later does not make it `creating` again).
+        created._three_tier_created_multi_az = bool(getattr(created, "multi_az", False))
+        return created
 
     RDSBackend.create_db_instance = create_db_instance
 

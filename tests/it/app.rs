@@ -575,14 +575,7 @@ async fn live_nat_gateways(
 
 #[tokio::test]
 async fn the_four_availability_options_run_the_app_tier_in_two_zones_and_per_zone_nat_turns_off_in_place() {
-    let mut config = crate::support::config("it-four-ha");
-    let app_zone = config.instance_subnets()[0].1.availability_zone.clone();
-    let other_zone = config.stack.availability_zones.iter().find(|z| **z != app_zone).unwrap().clone();
-    crate::support::add_subnet(&mut config, "app-b", &other_zone);
-    config.compute.instances = 2;
-    config.network.nat_gateways = three_tier_core::NatGateways::PerZone;
-    config.database.multi_az = true;
-    config.validate(std::path::Path::new("test")).unwrap();
+    let config = crate::support::four_options("it-four-ha", "ap-northeast-1");
     let ctx = context(&config).await;
     clean(&ctx, &config).await;
     let (stack, tiers) = (config.stack.name.as_str(), stack::TIERS);

@@ -4,7 +4,7 @@
 //! and nothing of anyone else's touched. Runs go through the entry points the CLI uses,
 //! lock included, and what AWS holds is judged by the tests' own describes
 //! (`crate::oracle`), not by the product's observe code. Each sweep runs its region's AWS
-//! time fast.
+//! time fast, on the seed's stack and on one with the four availability options.
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use three_tier_core::lock::{Holder, Lock};
 use three_tier_core::{AwsContext, Config};
 
 use crate::oracle;
-use crate::support::{RegionClock, clean, config_in, context, emulator, with_faults};
+use crate::support::{RegionClock, clean, config_in, context, emulator, four_options, with_faults};
 
 /// How much faster than the emulator's usual pace AWS time runs in a sweep's region.
 const FAST: f64 = 20.0;
@@ -89,30 +89,36 @@ async fn assert_gone(ctx: &AwsContext, config: &Config, n: usize) {
 
 #[tokio::test]
 async fn a_deploy_that_dies_at_any_change_completes_when_run_again() {
-    let config = config_in("it-crash-deploy", "il-central-1");
+    // The seed's stack, then one with the four availability options: more changes, and
+    // the per-zone NAT gateways' and the instances' own edges.
+    deploy_sweep(&config_in("it-crash-deploy", "il-central-1")).await;
+    deploy_sweep(&four_options("it-crash-dep4", "il-central-1")).await;
+}
+
+async fn deploy_sweep(config: &Config) {
     let region = config.stack.region.clone();
-    let ctx = sweep_context(&config).await;
+    let ctx = sweep_context(config).await;
     let holder = Holder::this_process("deploy");
-    let deploy = |force_unlock| stack::deploy_locked(&ctx, &config, stack::TIERS, &holder, force_unlock);
+    let deploy = |force_unlock| stack::deploy_locked(&ctx, config, stack::TIERS, &holder, force_unlock);
     let _fast = RegionClock::at_rate(&region, FAST);
-    clean(&ctx, &config).await;
+    clean(&ctx, config).await;
     let mark = emulator().request_mark().unwrap();
     deploy(false).await.unwrap();
     let changes = changes_since(mark, &region).len();
     assert!(changes > 30, "a whole deploy makes some 40 changes ({changes})");
-    assert_whole(&ctx, &config, 0).await;
-    clean(&ctx, &config).await;
+    assert_whole(&ctx, config, 0).await;
+    clean(&ctx, config).await;
 
     let mut skipped = Vec::new();
     for n in 1..=changes {
-        let died = dies_at(&config, n, deploy(false)).await;
+        let died = dies_at(config, n, deploy(false)).await;
         if died.is_none() {
             skipped.push(n);
         }
-        let left = assert_lock_after_dying(&ctx, &config, n, died.as_deref()).await;
+        let left = assert_lock_after_dying(&ctx, config, n, died.as_deref()).await;
         deploy(left).await.unwrap_or_else(|err| panic!("after change {n} failed: {err}"));
-        assert_whole(&ctx, &config, n).await;
-        clean(&ctx, &config).await;
+        assert_whole(&ctx, config, n).await;
+        clean(&ctx, config).await;
     }
     // A run can make a few changes fewer than the first, which retried calls AWS was not
     // ready for: only its last few N may go unreached.
@@ -121,41 +127,47 @@ async fn a_deploy_that_dies_at_any_change_completes_when_run_again() {
 
 #[tokio::test]
 async fn a_teardown_that_dies_at_any_change_completes_when_run_again_and_touches_nothing_else() {
-    let config = config_in("it-crash-down", "ap-southeast-4");
-    let region = config.stack.region.clone();
-    let ctx = sweep_context(&config).await;
-    let holder = Holder::this_process("teardown");
-    let teardown = |force_unlock| stack::teardown_locked(&ctx, &config, stack::TIERS, false, &holder, force_unlock);
-    let _fast = RegionClock::at_rate(&region, FAST);
-    clean(&ctx, &config).await;
+    let region = "ap-southeast-4";
+    let other = config_in("it-crash-other", region);
+    let ctx = sweep_context(&other).await;
+    let _fast = RegionClock::at_rate(region, FAST);
     // Another stack, whole, in the same region and account: its IAM role and RDS instance
     // included.
-    let other = config_in("it-crash-other", &region);
     clean(&ctx, &other).await;
     stack::deploy(&ctx, &other, stack::TIERS).await.unwrap();
     let others = oracle::holdings(&ctx, &other.stack.name).await;
     assert_eq!(others.counts(), oracle::whole_stack(&other), "{others:#?}");
 
-    stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
+    // The seed's stack, then one with the four availability options.
+    teardown_sweep(&ctx, &config_in("it-crash-down", region)).await;
+    teardown_sweep(&ctx, &four_options("it-crash-down4", region)).await;
+
+    assert_eq!(oracle::holdings(&ctx, &other.stack.name).await, others, "the other stack stands as it stood");
+    clean(&ctx, &other).await;
+}
+
+async fn teardown_sweep(ctx: &AwsContext, config: &Config) {
+    let region = config.stack.region.clone();
+    let holder = Holder::this_process("teardown");
+    let teardown = |force_unlock| stack::teardown_locked(ctx, config, stack::TIERS, false, &holder, force_unlock);
+    clean(ctx, config).await;
+    stack::deploy(ctx, config, stack::TIERS).await.unwrap();
     let mark = emulator().request_mark().unwrap();
     teardown(false).await.unwrap();
     let changes = changes_since(mark, &region).len();
     assert!(changes > 25, "a whole teardown makes some 30 changes ({changes})");
-    assert_gone(&ctx, &config, 0).await;
+    assert_gone(ctx, config, 0).await;
 
     let mut skipped = Vec::new();
     for n in 1..=changes {
-        stack::deploy(&ctx, &config, stack::TIERS).await.unwrap();
-        let died = dies_at(&config, n, teardown(false)).await;
+        stack::deploy(ctx, config, stack::TIERS).await.unwrap();
+        let died = dies_at(config, n, teardown(false)).await;
         if died.is_none() {
             skipped.push(n);
         }
-        let left = assert_lock_after_dying(&ctx, &config, n, died.as_deref()).await;
+        let left = assert_lock_after_dying(ctx, config, n, died.as_deref()).await;
         teardown(left).await.unwrap_or_else(|err| panic!("after change {n} failed: {err}"));
-        assert_gone(&ctx, &config, n).await;
+        assert_gone(ctx, config, n).await;
     }
     assert_reached_all_but_the_last_three(&skipped, changes);
-
-    assert_eq!(oracle::holdings(&ctx, &other.stack.name).await, others, "the other stack stands as it stood");
-    clean(&ctx, &other).await;
 }

@@ -28,19 +28,6 @@ fn config(stack: &str, region: &str, other_addresses: bool) -> Config {
     config
 }
 
-/// The default config in `region` with issue 19's four availability options: a second app
-/// subnet in the other zone, two instances, a NAT gateway per zone, RDS Multi-AZ.
-fn four_options(stack: &str, region: &str) -> Config {
-    let mut config = config(stack, region, false);
-    let other_zone = config.network.subnets.get("alb-b").unwrap().availability_zone.clone();
-    crate::support::add_subnet(&mut config, "app-b", &other_zone);
-    config.compute.instances = 2;
-    config.network.nat_gateways = three_tier_core::NatGateways::PerZone;
-    config.database.multi_az = true;
-    config.validate(Path::new("test")).expect("test config is valid");
-    config
-}
-
 #[tokio::test]
 async fn any_order_the_graph_allows_deploys_the_spec_and_tears_down_to_nothing() {
     // The readiness edges these orders check, each because the strict emulator refuses
@@ -64,7 +51,7 @@ async fn any_order_the_graph_allows_deploys_the_spec_and_tears_down_to_nothing()
         Box::pin(shuffled(5, config("it-any-e", "eu-central-2", false))),
         Box::pin(shuffled(3, config("it-any-f", "eu-south-1", false))),
         Box::pin(shuffled(1, config("it-any-g", "ap-northeast-3", false))),
-        Box::pin(shuffled(17, four_options("it-any-h", "eu-central-2"))),
+        Box::pin(shuffled(17, crate::support::four_options("it-any-h", "eu-central-2"))),
     );
 }
 

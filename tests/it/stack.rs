@@ -94,7 +94,7 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     let document = percent_decode(policy.policy_document());
     assert!(document.contains(&format!("\"{}\"", database.instance_arn)), "{document}");
 
-    // The diagram draws what stands, with its ids and addresses, and Graphviz renders it.
+    // The diagram draws what stands, with its ids and addresses, as Mermaid and SVG.
     let drawing = stack::diagram(&config, Some(&outputs));
     let mermaid = drawing.mermaid();
     let compute = outputs.compute.clone().unwrap();
@@ -121,13 +121,11 @@ async fn the_whole_stack_deploys_verifies_reruns_without_change_and_tears_down_t
     insta::with_settings!({ filters => filters.iter().map(|(f, r)| (f.as_str(), r.as_str())).collect::<Vec<_>>() }, {
         insta::assert_snapshot!("stack_diagram_mermaid", mermaid);
     });
-    let svg = drawing.svg().unwrap_or_else(|err| {
-        panic!("Graphviz's dot draws the SVG ({err}): `cargo xtask ci` installs it, or `apt-get install graphviz`")
-    });
+    let svg = drawing.svg();
     assert!(svg.contains("<svg") && svg.trim_end().ends_with("</svg>"), "{svg}");
-    // Graphviz writes a hyphen as `&#45;`.
-    let text = svg.replace("&#45;", "-");
-    assert!(text.contains(&compute.first().id) && text.contains("alb-sg001"), "{svg}");
+    assert!(svg.contains(&compute.first().id) && svg.contains("alb-sg001"), "{svg}");
+    // With the real ids, as long as they come, no line runs through a label.
+    assert_eq!(drawing.clutter(), Vec::<String>::new(), "{svg}");
 
     // What it runs, as the region's describe calls show it, is what its config prices.
     let listed = stack::stacks(&ctx).await.unwrap();

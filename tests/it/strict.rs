@@ -184,13 +184,27 @@ async fn invalid_alb_and_rds_requests_are_refused_with_aws_codes() {
     // An RDS instance is `creating` for a while; deleting it needs SkipFinalSnapshot or a snapshot name.
     let clock = RegionClock::stopped(&config.stack.region);
     db("it-strict-db").manage_master_user_password(true).send().await.unwrap();
-    let status = || async {
-        let answer = ctx.rds.describe_db_instances().db_instance_identifier("it-strict-db").send().await.unwrap();
+    // A Multi-AZ one is `creating` until its standby is added too.
+    db("it-strict-multi-az").manage_master_user_password(true).multi_az(true).send().await.unwrap();
+    let rds = &ctx.rds;
+    let status_of = |id: &'static str| async move {
+        let answer = rds.describe_db_instances().db_instance_identifier(id).send().await.unwrap();
         answer.db_instances()[0].db_instance_status().unwrap_or_default().to_owned()
     };
+    let status = || status_of("it-strict-db");
     assert_eq!(status().await, "creating");
     clock.pass("db_instance_available");
     assert_eq!(status().await, "available");
+    assert_eq!(status_of("it-strict-multi-az").await, "creating");
+    clock.pass("db_standby_added");
+    assert_eq!(status_of("it-strict-multi-az").await, "available");
+    ctx.rds
+        .delete_db_instance()
+        .db_instance_identifier("it-strict-multi-az")
+        .skip_final_snapshot(true)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         code(ctx.rds.delete_db_instance().db_instance_identifier("it-strict-db").send().await.aws("DeleteDBInstance")),
         "InvalidParameterCombination"

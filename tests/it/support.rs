@@ -48,6 +48,20 @@ pub fn config_in(stack: &str, region: &str) -> Config {
     config
 }
 
+/// As [`config_in`], with issue 19's four availability options: a second app subnet in
+/// the other zone, two instances, a NAT gateway per zone, RDS Multi-AZ.
+pub fn four_options(stack: &str, region: &str) -> Config {
+    let mut config = config_in(stack, region);
+    let app_zone = config.instance_subnets()[0].1.availability_zone.clone();
+    let other_zone = config.stack.availability_zones.iter().find(|z| **z != app_zone).expect("two zones").clone();
+    add_subnet(&mut config, "app-b", &other_zone);
+    config.compute.instances = 2;
+    config.network.nat_gateways = three_tier_core::NatGateways::PerZone;
+    config.database.multi_az = true;
+    config.validate(Path::new("test")).expect("test config is valid");
+    config
+}
+
 pub async fn context(config: &Config) -> AwsContext {
     context_with(config, Vec::new()).await
 }

@@ -12,9 +12,9 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     cmd!(sh, "cargo clippy --workspace --all-targets --locked -- -D warnings")
         .run()
         .context("clippy found problems: the output above names them")?;
-    // The user-data test checks the rendered script with shellcheck; the diagram test
-    // draws an SVG with Graphviz; the emulator's data plane runs nginx and MariaDB.
-    ensure_debian_packages(sh, &[("shellcheck", "shellcheck"), ("dot", "graphviz")])?;
+    // The user-data test checks the rendered script with shellcheck; the emulator's data
+    // plane runs nginx and MariaDB.
+    ensure_debian_packages(sh, &[("shellcheck", "shellcheck")])?;
     ensure_debian_packages(sh, &emulator::DATA_PLANE_PACKAGES)?;
     let emulator = Emulator::default();
     let already_running = emulator.status().is_some();

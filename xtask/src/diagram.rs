@@ -1,5 +1,4 @@
-//! `cargo xtask diagram`: the stack's picture as Mermaid text on stdout, and as an SVG when
-//! Graphviz's `dot` is installed.
+//! `cargo xtask diagram`: the stack's picture as Mermaid text on stdout, and as an SVG.
 
 use std::path::PathBuf;
 
@@ -18,16 +17,7 @@ pub fn diagram(session: &Session, plan: bool, svg: Option<PathBuf>) -> anyhow::R
     };
     print!("{}", drawing.mermaid());
     let path = svg.unwrap_or_else(|| PathBuf::from(format!("{}.svg", config.stack.name)));
-    match drawing.svg() {
-        Ok(svg) => {
-            std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
-            eprintln!("wrote {} (Graphviz)", path.display());
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => eprintln!(
-            "no SVG: Graphviz's `dot` is not installed (Debian/Ubuntu: `apt-get install graphviz`, macOS: \
-             `brew install graphviz`); the Mermaid text above renders on GitHub and in mermaid.live"
-        ),
-        Err(err) => return Err(err).context("drawing the SVG with Graphviz's `dot`"),
-    }
+    std::fs::write(&path, drawing.svg()).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("wrote {}", path.display());
     Ok(())
 }

@@ -50,7 +50,7 @@ enum Command {
     /// nginx → MySQL, instance → internet. Exits 1 when one is closed.
     Reach(ReachArgs),
     /// Draw the stack (VPC, zones, subnets, gateways, ALB, instance, database, security
-    /// groups) as Mermaid text, and as an SVG when Graphviz is installed.
+    /// groups) as Mermaid text, and as an SVG.
     Diagram(DiagramArgs),
     /// Open a shell on the instance through Session Manager (no SSH).
     Shell(InstanceArgs),

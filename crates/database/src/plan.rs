@@ -105,7 +105,8 @@ impl Step for DatabaseStep {
                 actions: &["rds:CreateDBInstance"],
                 produces: keys([Ready::DbInstanceCreated]),
                 after: keys([Ready::DbSubnetGroupInPlace]),
-                typical: None,
+                // A Multi-AZ instance is available once RDS has added its standby too.
+                typical: spec.multi_az.then_some("db_standby_added"),
                 wait: None,
             },
             ModifyDbInstance { identifier, deletion_protection, security_groups, multi_az } => {
@@ -128,7 +129,7 @@ impl Step for DatabaseStep {
                     actions: &["rds:ModifyDBInstance"],
                     produces: keys([Ready::DbInstanceModified]),
                     after: keys([Ready::DbInstanceStarted]),
-                    typical: None,
+                    typical: (*multi_az == Some(true)).then_some("db_standby_added"),
                     wait: None,
                 }
             }

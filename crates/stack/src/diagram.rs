@@ -1,11 +1,11 @@
 //! `cargo xtask diagram`: the stack as the seed's architecture picture, with the real ids
 //! and addresses of what is deployed, or only the config's names and addresses for a
 //! stack still to be built. One drawing, two renderings: Mermaid text (for Markdown, e.g.
-//! a pull request) and Graphviz DOT (for an SVG).
+//! a pull request) and SVG, laid out as the seed's picture (see `svg`).
+
+mod svg;
 
 use std::fmt::Write;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 
 use network::IngressFrom;
 use three_tier_core::{AwsContext, Config, Result, SecurityGroupRole, SubnetKey, SubnetRole};
@@ -22,13 +22,23 @@ pub struct Diagram {
     pub edges: Vec<Edge>,
 }
 
-/// A box around resources: the region, the VPC, an availability zone.
+/// A box around resources: the region, the VPC, an availability zone, a subnet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Group {
     pub id: String,
+    pub kind: GroupKind,
     pub label: Vec<String>,
     pub nodes: Vec<Node>,
     pub groups: Vec<Group>,
+}
+
+/// What a group is: the SVG places each kind where the seed's picture has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKind {
+    Region,
+    Vpc,
+    Zone,
+    Subnet(SubnetRole),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +121,7 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
         );
         Group {
             id: format!("in_{}", subnet_id(key)),
+            kind: GroupKind::Subnet(key.role()),
             label: vec![format!("{kind} {}", spec.name)],
             nodes: std::iter::once(address).chain(residents).collect(),
             groups: Vec::new(),
@@ -182,6 +193,7 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
                 .collect();
             Group {
                 id: format!("zone_{}", zone.replace('-', "_")),
+                kind: GroupKind::Zone,
                 label: vec![zone.clone()],
                 nodes: Vec::new(),
                 groups,
@@ -191,6 +203,7 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
 
     let vpc = Group {
         id: "vpc".to_owned(),
+        kind: GroupKind::Vpc,
         label: [
             vec![format!("VPC {}", network.vpc.name), network.vpc.cidr.to_string()],
             live(net.map(|n| vec![n.vpc_id.clone()])),
@@ -241,6 +254,7 @@ pub fn diagram(config: &Config, deployed: Option<&StackOutputs>) -> Diagram {
     };
     let top = Group {
         id: "region".to_owned(),
+        kind: GroupKind::Region,
         label: vec![format!("{} (stack {})", config.stack.region, names.stack())],
         nodes: vec![node("internet", Shape::Circle, vec!["internet".to_owned()], Vec::new())],
         groups: vec![vpc],
@@ -350,58 +364,6 @@ impl Diagram {
         }
         out
     }
-
-    /// Graphviz DOT text: `dot -Tsvg` draws it.
-    pub fn dot(&self) -> String {
-        fn quoted(lines: &[String]) -> String {
-            let escaped: Vec<String> = lines.iter().map(|l| l.replace('\\', "\\\\").replace('"', "\\\"")).collect();
-            format!("\"{}\"", escaped.join("\\n"))
-        }
-        fn draw(out: &mut String, group: &Group, depth: usize) {
-            let pad = "  ".repeat(depth);
-            let _ = writeln!(out, "{pad}subgraph cluster_{} {{", group.id);
-            let _ = writeln!(out, "{pad}  label={};", quoted(&group.label));
-            for node in &group.nodes {
-                let shape = match node.shape {
-                    Shape::Box => "box",
-                    Shape::Circle => "circle",
-                    Shape::Cylinder => "cylinder",
-                    Shape::Text => "plaintext",
-                };
-                let _ = writeln!(out, "{pad}  {} [label={}, shape={shape}];", node.id, quoted(&node.label));
-            }
-            for inner in &group.groups {
-                draw(out, inner, depth + 1);
-            }
-            let _ = writeln!(out, "{pad}}}");
-        }
-        let mut out = format!(
-            "digraph three_tier {{\n  label={};\n  labelloc=t;\n  fontname=\"Helvetica\";\n  \
-             node [fontname=\"Helvetica\", fontsize=11, style=rounded];\n  \
-             edge [fontname=\"Helvetica\", fontsize=10];\n",
-            quoted(std::slice::from_ref(&self.title))
-        );
-        draw(&mut out, &self.top, 1);
-        for edge in &self.edges {
-            let mut attributes = Vec::new();
-            if let Some(text) = &edge.label {
-                attributes.push(format!("label={}", quoted(std::slice::from_ref(text))));
-            }
-            match edge.line {
-                Line::Allowed => {}
-                Line::Egress => attributes.push("style=dashed".to_owned()),
-                // A placement does not rank: the zones' columns do.
-                Line::Placed => {
-                    attributes.extend(["style=dotted", "arrowhead=none", "constraint=false"].map(String::from))
-                }
-                Line::Layout => attributes.push("style=invis".to_owned()),
-                Line::Closed => attributes.extend(["color=red", "fontcolor=red", "arrowhead=tee"].map(String::from)),
-            }
-            let _ = writeln!(out, "  {} -> {} [{}];", edge.from, edge.to, attributes.join(", "));
-        }
-        out.push_str("}\n");
-        out
-    }
 }
 
 /// The deployed stack drawn (see [`diagram`]), each closed path marked where it stops:
@@ -449,26 +411,6 @@ impl Diagram {
     }
 }
 
-impl Diagram {
-    /// The drawing as SVG, by Graphviz's `dot` (an `io::ErrorKind::NotFound` error when it
-    /// is not installed).
-    pub fn svg(&self) -> std::io::Result<String> {
-        let mut child = Command::new("dot")
-            .arg("-Tsvg")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child.stdin.take().expect("stdin is piped").write_all(self.dot().as_bytes())?;
-        let output = child.wait_with_output()?;
-        if !output.status.success() {
-            let message = String::from_utf8_lossy(&output.stderr);
-            return Err(std::io::Error::other(format!("dot exited with {}: {}", output.status, message.trim())));
-        }
-        String::from_utf8(output.stdout).map_err(std::io::Error::other)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,7 +420,45 @@ mod tests {
         let config = Config::default_config();
         let drawing = diagram(&config, None);
         insta::assert_snapshot!("diagram_plan_mermaid", drawing.mermaid());
-        insta::assert_snapshot!("diagram_plan_dot", drawing.dot());
+        insta::assert_snapshot!("diagram_plan_svg", drawing.svg());
+    }
+
+    #[test]
+    fn the_svg_reads_as_the_seeds_picture_with_no_label_under_a_line() {
+        let four_options = crate::tests::four_options();
+        let mut long_names = four_options.clone();
+        long_names.stack.name = "a-rather-long-stack-name-for-its-tags".to_owned();
+        for config in [Config::default_config(), four_options, long_names] {
+            let drawing = diagram(&config, None);
+            assert_eq!(drawing.clutter(), Vec::<String>::new(), "{}", drawing.svg());
+            let layout = drawing.layout();
+            let frame = |id: &str| layout.frames.iter().find(|f| f.id == id).map(|f| f.rect).unwrap();
+            // The zones left to right in the config's order.
+            let zones: Vec<f64> = config
+                .stack
+                .availability_zones
+                .iter()
+                .map(|zone| frame(&format!("zone_{}", zone.replace('-', "_"))).x)
+                .collect();
+            assert!(zones.windows(2).all(|pair| pair[0] < pair[1]), "{zones:?}");
+            // The subnets as rows: public above private above isolated, each row level.
+            let rows = |role: SubnetRole| -> Vec<svg::Rect> {
+                let subnets = layout.frames.iter().filter(|f| f.kind == svg::FrameKind::Group(GroupKind::Subnet(role)));
+                subnets.map(|f| f.rect).collect()
+            };
+            let (public, private, isolated) = (rows(SubnetRole::Alb), rows(SubnetRole::App), rows(SubnetRole::Db));
+            for row in [&public, &private, &isolated] {
+                assert!(row.iter().all(|r| r.y == row[0].y), "{row:?}");
+            }
+            assert!(public[0].y + public[0].h < private[0].y && private[0].y + private[0].h < isolated[0].y);
+            // The ALB across the public row, RDS across the isolated one.
+            for (band, row) in [(frame("alb"), &public), (frame("database"), &isolated)] {
+                for subnet in row {
+                    assert!(band.y > subnet.y && band.y + band.h < subnet.y + subnet.h, "{band:?} in {subnet:?}");
+                    assert!(band.x < subnet.x + subnet.w && subnet.x < band.x + band.w, "{band:?} across {subnet:?}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -500,7 +480,9 @@ mod tests {
         let mermaid = drawing.mermaid();
         assert!(mermaid.contains("  alb --x|\"✗ closed at sg001\"| instance\n"), "{mermaid}");
         assert!(mermaid.contains("linkStyle ") && mermaid.contains("stroke:#d00"), "{mermaid}");
-        assert!(drawing.dot().contains("alb -> instance [label=\"✗ closed at sg001\", color=red"), "{}", drawing.dot());
+        let svg = drawing.svg();
+        assert!(svg.contains("marker-end=\"url(#tee)\"") && svg.contains(">✗ closed at sg001</text>"), "{svg}");
+        assert_eq!(drawing.clutter(), Vec::<String>::new());
         // Open paths mark nothing.
         let mut open = diagram(&config, None);
         open.mark_closed(&crate::reach::paths(&crate::reach::desired::desired(&config)));

@@ -172,7 +172,7 @@ fn each_tier_builds_on_what_its_inputs_refer_to() {
 
 /// The default config with the four availability options: a second app subnet in the
 /// other zone, two instances, a NAT gateway per zone and RDS Multi-AZ.
-fn four_options() -> Config {
+pub(crate) fn four_options() -> Config {
     let text = Config::DEFAULT_TOML
         .replace("instances = 1", "instances = 2")
         .replace("nat_gateways = \"one\"", "nat_gateways = \"per-zone\"")

@@ -210,7 +210,8 @@ def install():
     FakeLoadBalancer.__init__ = lb_init
     # A Multi-AZ instance is created, then given its standby before it is available.
     def db_creation(db):
-        standby = getattr(db, "_three_tier_created_multi_az", False)
+        created = getattr(db, "_three_tier_created_multi_az", None)
+        standby = created is not None and created is getattr(db, "_three_tier_status", (None, None))[1]
         return ["db_instance_available"] + (["db_standby_added"] if standby else [])
 
     timed_attribute(DBInstance, "status", {"available": ("creating", db_creation)})
@@ -688,9 +689,11 @@ def install():
             if storage is not None and int(storage) < 20:
                 raise RDSClientError("InvalidParameterValue", "Invalid storage size for engine name mysql and storage type gp2: " + str(storage))
         created = original_create_db(self, db_kwargs)
-        # Created Multi-AZ: `creating` until its standby is added too (Multi-AZ turned on
-        # later does not make it `creating` again).
-        created._three_tier_created_multi_az = bool(getattr(created, "multi_az", False))
+        # Created Multi-AZ: `creating` until its standby is added too. Kept as the stamp of
+        # the creation's status, so neither Multi-AZ turned on later nor a start (a status
+        # stamped anew) waits for a standby.
+        if getattr(created, "multi_az", False):
+            created._three_tier_created_multi_az = getattr(created, "_three_tier_status", (None, None))[1]
         return created
 
     RDSBackend.create_db_instance = create_db_instance

@@ -433,8 +433,11 @@ async fn a_lock_written_through_a_long_run_is_not_taken_over_and_one_left_unwrit
     held.unwrap();
     let err = refused.unwrap_err();
     assert!(matches!(&err, Error::Locked { holder, .. } if holder.contains(&first.who)), "{err}");
+    // Written at least once per staleness period (1.5 s) through the 4 s, or the second
+    // run would have taken it over: the acquire and two refreshes at the least. (Every
+    // 300 ms when the emulator answers at once; a loaded CI machine answered 7 times.)
     let writes = ctx.calls.calls().iter().filter(|c| c.operation == "PutParameter").count();
-    assert!(writes >= 8, "written every 300 ms through 4 s: {writes} writes");
+    assert!(writes >= 3, "written through 4 s: {writes} writes");
     // Written again and again, its version moved on: release still finds it its own.
     lock.release(&ctx).await.unwrap();
     assert!(ctx.ssm.get_parameter().name(parameter_name(stack)).send().await.is_err(), "released");

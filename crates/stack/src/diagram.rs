@@ -428,7 +428,16 @@ mod tests {
         let four_options = crate::tests::four_options();
         let mut long_names = four_options.clone();
         long_names.stack.name = "a-rather-long-stack-name-for-its-tags".to_owned();
-        for config in [Config::default_config(), four_options, long_names] {
+        // The app subnet alone in a third zone: the ALB's and RDS's lines still reach it.
+        let third_zone =
+            Config::DEFAULT_TOML.replace("\"ap-northeast-1c\"]", "\"ap-northeast-1c\", \"ap-northeast-1d\"]").replace(
+                "cidr = \"10.0.0.0/26\"\navailability_zone = \"ap-northeast-1a\"",
+                "cidr = \"10.0.0.0/26\"\navailability_zone = \"ap-northeast-1d\"",
+            );
+        let third_zone = Config::parse(std::path::Path::new("test"), &third_zone).unwrap();
+        third_zone.validate(std::path::Path::new("test")).unwrap();
+        assert_eq!(third_zone.instance_subnets()[0].1.availability_zone, "ap-northeast-1d");
+        for config in [Config::default_config(), four_options, long_names, third_zone] {
             let drawing = diagram(&config, None);
             assert_eq!(drawing.clutter(), Vec::<String>::new(), "{}", drawing.svg());
             let layout = drawing.layout();
@@ -451,6 +460,16 @@ mod tests {
                 assert!(row.iter().all(|r| r.y == row[0].y), "{row:?}");
             }
             assert!(public[0].y + public[0].h < private[0].y && private[0].y + private[0].h < isolated[0].y);
+            // Every line that leaves or reaches the ALB or RDS touches its box.
+            for drawn in &layout.lines {
+                for band in [frame("alb"), frame("database")] {
+                    for (x, y) in [drawn.points[0], drawn.points[drawn.points.len() - 1]] {
+                        let on_edge = (y == band.y || y == band.y + band.h) && x >= band.x && x <= band.x + band.w;
+                        let near = (y - band.y).abs() < 1.0 || (y - band.y - band.h).abs() < 1.0;
+                        assert!(!near || on_edge, "a line ends at ({x},{y}) beside {band:?}");
+                    }
+                }
+            }
             // The ALB across the public row, RDS across the isolated one.
             for (band, row) in [(frame("alb"), &public), (frame("database"), &isolated)] {
                 for subnet in row {

@@ -485,7 +485,8 @@ async fn apply_deploy(
     observed: Observations,
 ) -> Result<Deployed> {
     ctx.progress.line(plan.render().trim_end());
-    // A conflict refuses the run, even one with nothing else to do.
+    // A conflict refuses the run, even one with nothing else to do (apply checks again,
+    // for its other callers).
     plan.check_conflicts()?;
     let observed = if plan.graph.is_empty() {
         observed
@@ -509,7 +510,15 @@ async fn apply_deploy(
                 }) as _
             })
             .collect();
-        let applied = plan.apply_telling(ctx, move |tier| tier_done.send_modify(|done| done.push(tier)));
+        let plan = &plan;
+        let applied = async move {
+            let applied = plan.apply_telling(ctx, |tier| tier_done.send_modify(|done| done.push(tier))).await;
+            if applied.is_err() {
+                // Failed or stopped: no read starts now, and the error comes back at once.
+                tier_done.send_replace(Vec::new());
+            }
+            applied
+        };
         let (applied, read) = ctx.each(applied, ctx.all(read_back)).await;
         applied?;
         read?.into_iter().flatten().fold(observed, |all, tier: Observations| tier.or(all))

@@ -110,8 +110,24 @@ pub(super) enum FrameKind {
 pub(super) struct Text {
     pub rect: Rect,
     pub lines: Vec<String>,
-    pub centered: bool,
+    pub align: Align,
     pub red: bool,
+}
+
+/// Which edge of its box a text keeps to: a label right of a line starts at the box's
+/// left, one left of a line ends at the box's right, so a font wider than measured grows
+/// away from the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Align {
+    Left,
+    Center,
+    Right,
+}
+
+/// Where an edge's label goes: beside a vertical line at x, on one side.
+enum Beside {
+    Left(f64),
+    Right(f64),
 }
 
 #[derive(Debug)]
@@ -182,7 +198,7 @@ impl Diagram {
         let vpc_node = |id: &str| vpc.nodes.iter().find(|n| n.id == id);
         let subnets = || zones.iter().flat_map(|z| &z.groups);
         let edge_label = |from: &str, to: &str| {
-            self.edges.iter().find(|e| e.from == from && e.to.starts_with(to)).and_then(|e| e.label.clone())
+            self.edges.iter().find(|e| e.from == from && e.to == to).and_then(|e| e.label.clone())
         };
 
         // The room a subnet's words, resources and the labels beside it need.
@@ -268,7 +284,7 @@ impl Diagram {
         let group = |out: &mut Layout, group: &Group, lines: Vec<String>, rect: Rect| {
             out.frames.push(Frame { rect, kind: FrameKind::Group(group.kind), id: group.id.clone() });
             let at = Rect { x: rect.x + PAD, y: rect.y + PAD, w: text_width(&lines), h: text_height(&lines) };
-            out.texts.push(Text { rect: at, lines, centered: false, red: false });
+            out.texts.push(Text { rect: at, lines, align: Align::Left, red: false });
         };
         group(&mut out, region, region.label.clone(), region_rect);
         group(&mut out, vpc, vpc.label.clone(), vpc_rect);
@@ -283,7 +299,7 @@ impl Diagram {
                 w: text_width(&node.label),
                 h: text_height(&node.label),
             };
-            out.texts.push(Text { rect: text, lines: node.label.clone(), centered: true, red: false });
+            out.texts.push(Text { rect: text, lines: node.label.clone(), align: Align::Center, red: false });
             placed.push((node.id.clone(), rect, column));
         };
         if let Some(internet_node) = region.nodes.iter().find(|n| n.shape == Shape::Circle) {
@@ -295,7 +311,6 @@ impl Diagram {
 
         // The zones, each a column of its subnets; what lives in a subnet stands under its
         // words, at the left, clear of the lanes.
-        let mut spans: Vec<(SubnetRole, Rect)> = Vec::new();
         for (column, zone) in zones.iter().enumerate() {
             let zone_rect = Rect { x: zone_x(column), y: zones_y, w: zone_w, h: zones_h };
             group(&mut out, zone, zone.label.clone(), zone_rect);
@@ -309,16 +324,15 @@ impl Diagram {
                     node(&mut out, resident, Rect { x: rect.x + PAD, y, w, h }, column);
                     y += h + PAD;
                 }
-                spans.push((role, rect));
             }
         }
-        // The ALB across the public subnets, RDS across the isolated ones, at their rows'
-        // bottoms, their words at the left.
+        // The ALB across the public row, RDS across the isolated one, at the rows' bottoms
+        // and across every zone (so each zone's lines meet them), their words at the left.
         for (id, role) in [("alb", SubnetRole::Alb), ("database", SubnetRole::Db)] {
-            let row: Vec<&Rect> = spans.iter().filter(|(r, _)| *r == role).map(|(_, rect)| rect).collect();
-            let (Some(band), Some(first), Some(last)) = (vpc_node(id), row.first(), row.last()) else { continue };
+            let Some(band) = vpc_node(id) else { continue };
             let h = node_size(band).1;
-            let rect = Rect { x: first.x + PAD, y: first.bottom() - PAD - h, w: last.right() - PAD - first.x - PAD, h };
+            let (left, right) = (zone_x(0) + 2.0 * PAD, zone_x(zones.len().max(1) - 1) + subnet_w);
+            let rect = Rect { x: left, y: row_y(role) + row_h(role) - PAD - h, w: right - left, h };
             out.frames.push(Frame { rect, kind: FrameKind::Node(band.shape), id: band.id.clone() });
             let text = Rect {
                 x: rect.x + PAD,
@@ -326,7 +340,7 @@ impl Diagram {
                 w: text_width(&band.label),
                 h: text_height(&band.label),
             };
-            out.texts.push(Text { rect: text, lines: band.label.clone(), centered: false, red: false });
+            out.texts.push(Text { rect: text, lines: band.label.clone(), align: Align::Left, red: false });
             placed.push((band.id.clone(), rect, 0));
         }
 
@@ -344,32 +358,35 @@ impl Diagram {
             };
             let red = edge.line == Line::Closed;
             let label = edge.label.as_deref().map(edge_lines);
-            let labelled = |out: &mut Layout, x_right: Option<f64>, x_left: Option<f64>, y_mid: f64| {
+            let labelled = |out: &mut Layout, beside: Beside, y_mid: f64| {
                 let Some(lines) = label.clone() else { return };
                 let (w, h) = (text_width(&lines), text_height(&lines));
-                let x = x_right.map(|right| right - 6.0 - w).or(x_left.map(|left| left + 6.0)).unwrap_or(0.0);
-                out.texts.push(Text { rect: Rect { x, y: y_mid - h / 2.0, w, h }, lines, centered: false, red });
+                let (x, align) = match beside {
+                    Beside::Left(line) => (line - 6.0 - w, Align::Right),
+                    Beside::Right(line) => (line + 6.0, Align::Left),
+                };
+                out.texts.push(Text { rect: Rect { x, y: y_mid - h / 2.0, w, h }, lines, align, red });
             };
             let points = match (edge.from.as_str(), edge.to.as_str()) {
                 ("internet", _) => vec![(from.cx(), from.bottom()), (to.cx(), to.y)],
                 ("igw", "alb") => {
-                    labelled(&mut out, None, Some(gap_x), (from.bottom() + vpc_y) / 2.0);
+                    labelled(&mut out, Beside::Right(gap_x), (from.bottom() + vpc_y) / 2.0);
                     vec![(gap_x, from.bottom()), (gap_x, to.y)]
                 }
                 ("alb", _) => {
                     let x = lane(to_column, LANE_A);
-                    labelled(&mut out, Some(x), None, row_y(SubnetRole::Alb) + public_h + ROW_GAP / 2.0);
+                    labelled(&mut out, Beside::Left(x), row_y(SubnetRole::Alb) + public_h + ROW_GAP / 2.0);
                     vec![(x, from.bottom()), (x, to.cy()), (to.right(), to.cy())]
                 }
                 (_, "database") => {
                     let x = lane(from_column, LANE_A);
-                    labelled(&mut out, Some(x), None, row_y(SubnetRole::App) + private_h + ROW_GAP / 2.0);
+                    labelled(&mut out, Beside::Left(x), row_y(SubnetRole::App) + private_h + ROW_GAP / 2.0);
                     vec![(from.right(), from.cy() + 4.0), (x, from.cy() + 4.0), (x, to.y)]
                 }
                 (_, "igw") => {
                     let x = lane(from_column, LANE_B);
                     // Labelled (only when closed) in the zone's top row, beside its name.
-                    labelled(&mut out, Some(x), None, zones_y + PAD + LINE / 2.0);
+                    labelled(&mut out, Beside::Left(x), zones_y + PAD + LINE / 2.0);
                     let start = [(from.right(), from.cy() - 4.0), (x, from.cy() - 4.0)];
                     // Into the gateway from below when the lane runs under it, else from
                     // the side.
@@ -386,7 +403,7 @@ impl Diagram {
                     if !egress_labelled.contains(&edge.to) {
                         egress_labelled.push(edge.to.clone());
                         let strip = to.bottom() + (PAD + STRIP) / 2.0;
-                        labelled(&mut out, Some(lane(to_column, LANE_B)), None, strip);
+                        labelled(&mut out, Beside::Left(lane(to_column, LANE_B)), strip);
                     }
                     vec![
                         (from.right(), from.cy() - 4.0),
@@ -395,6 +412,7 @@ impl Diagram {
                         (to.right(), to.cy() + 4.0),
                     ]
                 }
+                // Any other edge (none today): straight.
                 _ => vec![(from.cx(), from.bottom()), (to.cx(), to.y)],
             };
             out.lines.push(Drawn { points, line: edge.line });
@@ -467,9 +485,10 @@ fn render(title: &str, layout: &Layout) -> String {
         let _ = writeln!(svg, "  <polyline points=\"{}\" fill=\"none\" {style}/>", points.join(" "));
     }
     for text in &layout.texts {
-        let (x, anchor) = match text.centered {
-            true => (text.rect.cx(), " text-anchor=\"middle\""),
-            false => (text.rect.x, ""),
+        let (x, anchor) = match text.align {
+            Align::Left => (text.rect.x, ""),
+            Align::Center => (text.rect.cx(), " text-anchor=\"middle\""),
+            Align::Right => (text.rect.right(), " text-anchor=\"end\""),
         };
         let fill = if text.red { " fill=\"#d00\"" } else { "" };
         for (index, line) in text.lines.iter().enumerate() {
@@ -484,8 +503,8 @@ fn render(title: &str, layout: &Layout) -> String {
 
 impl Diagram {
     /// What would make the picture hard to read, one line each: a line drawn through a
-    /// label, or two labels on each other. Empty for every drawing the tool makes (the
-    /// tests hold it so, for any config).
+    /// label, or two labels on each other, as far as the measured text widths tell. The
+    /// tests hold it empty for several configs and for a deployed stack's ids.
     pub fn clutter(&self) -> Vec<String> {
         let layout = self.layout();
         let edges = layout.lines.iter().flat_map(Drawn::segments);

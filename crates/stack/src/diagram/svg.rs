@@ -142,6 +142,20 @@ impl Drawn {
     }
 }
 
+impl Text {
+    /// `lines` measured, their box's left (or centre, or right, as `align` says) at `x`
+    /// and top at `y`.
+    fn at(lines: Vec<String>, x: f64, y: f64, align: Align, red: bool) -> Text {
+        let (w, h) = (text_width(&lines), text_height(&lines));
+        let left = match align {
+            Align::Left => x,
+            Align::Center => x - w / 2.0,
+            Align::Right => x - w,
+        };
+        Text { rect: Rect { x: left, y, w, h }, lines, align, red }
+    }
+}
+
 fn text_width(lines: &[String]) -> f64 {
     lines.iter().map(|line| line.chars().count()).max().unwrap_or(0) as f64 * CHAR
 }
@@ -189,11 +203,8 @@ impl Diagram {
     pub(super) fn layout(&self) -> Layout {
         let mut out = Layout::default();
         let region = &self.top;
-        let vpc = region.groups.iter().find(|g| g.kind == GroupKind::Vpc);
-        let empty =
-            Group { id: String::new(), kind: GroupKind::Vpc, label: Vec::new(), nodes: Vec::new(), groups: Vec::new() };
         // Every drawing this tool makes has its VPC; without one, an empty picture.
-        let vpc = vpc.unwrap_or(&empty);
+        let Some(vpc) = region.groups.iter().find(|g| g.kind == GroupKind::Vpc) else { return out };
         let zones: Vec<&Group> = vpc.groups.iter().filter(|g| g.kind == GroupKind::Zone).collect();
         let vpc_node = |id: &str| vpc.nodes.iter().find(|n| n.id == id);
         let subnets = || zones.iter().flat_map(|z| &z.groups);
@@ -283,8 +294,7 @@ impl Diagram {
         // A group's box, its words at the top left.
         let group = |out: &mut Layout, group: &Group, lines: Vec<String>, rect: Rect| {
             out.frames.push(Frame { rect, kind: FrameKind::Group(group.kind), id: group.id.clone() });
-            let at = Rect { x: rect.x + PAD, y: rect.y + PAD, w: text_width(&lines), h: text_height(&lines) };
-            out.texts.push(Text { rect: at, lines, align: Align::Left, red: false });
+            out.texts.push(Text::at(lines, rect.x + PAD, rect.y + PAD, Align::Left, false));
         };
         group(&mut out, region, region.label.clone(), region_rect);
         group(&mut out, vpc, vpc.label.clone(), vpc_rect);
@@ -293,13 +303,8 @@ impl Diagram {
         let mut placed: Vec<(String, Rect, usize)> = Vec::new();
         let mut node = |out: &mut Layout, node: &Node, rect: Rect, column: usize| {
             out.frames.push(Frame { rect, kind: FrameKind::Node(node.shape), id: node.id.clone() });
-            let text = Rect {
-                x: rect.cx() - text_width(&node.label) / 2.0,
-                y: rect.cy() - text_height(&node.label) / 2.0,
-                w: text_width(&node.label),
-                h: text_height(&node.label),
-            };
-            out.texts.push(Text { rect: text, lines: node.label.clone(), align: Align::Center, red: false });
+            let top = rect.cy() - text_height(&node.label) / 2.0;
+            out.texts.push(Text::at(node.label.clone(), rect.cx(), top, Align::Center, false));
             placed.push((node.id.clone(), rect, column));
         };
         if let Some(internet_node) = region.nodes.iter().find(|n| n.shape == Shape::Circle) {
@@ -334,13 +339,8 @@ impl Diagram {
             let (left, right) = (zone_x(0) + 2.0 * PAD, zone_x(zones.len().max(1) - 1) + subnet_w);
             let rect = Rect { x: left, y: row_y(role) + row_h(role) - PAD - h, w: right - left, h };
             out.frames.push(Frame { rect, kind: FrameKind::Node(band.shape), id: band.id.clone() });
-            let text = Rect {
-                x: rect.x + PAD,
-                y: rect.cy() - text_height(&band.label) / 2.0,
-                w: text_width(&band.label),
-                h: text_height(&band.label),
-            };
-            out.texts.push(Text { rect: text, lines: band.label.clone(), align: Align::Left, red: false });
+            let top = rect.cy() - text_height(&band.label) / 2.0;
+            out.texts.push(Text::at(band.label.clone(), rect.x + PAD, top, Align::Left, false));
             placed.push((band.id.clone(), rect, 0));
         }
 
@@ -360,12 +360,12 @@ impl Diagram {
             let label = edge.label.as_deref().map(edge_lines);
             let labelled = |out: &mut Layout, beside: Beside, y_mid: f64| {
                 let Some(lines) = label.clone() else { return };
-                let (w, h) = (text_width(&lines), text_height(&lines));
+                let top = y_mid - text_height(&lines) / 2.0;
                 let (x, align) = match beside {
-                    Beside::Left(line) => (line - 6.0 - w, Align::Right),
+                    Beside::Left(line) => (line - 6.0, Align::Right),
                     Beside::Right(line) => (line + 6.0, Align::Left),
                 };
-                out.texts.push(Text { rect: Rect { x, y: y_mid - h / 2.0, w, h }, lines, align, red });
+                out.texts.push(Text::at(lines, x, top, align, red));
             };
             let points = match (edge.from.as_str(), edge.to.as_str()) {
                 ("internet", _) => vec![(from.cx(), from.bottom()), (to.cx(), to.y)],
